@@ -1,0 +1,160 @@
+//! Server configuration: compiled defaults, then an optional TOML file, then
+//! `AGENTRY_*` environment variables, then command-line flags (the last wins).
+//!
+//! The flags and variables are declared in [`crate::cli`]; this module merges
+//! them with the file and the defaults into one [`ServerConfig`].
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7171";
+pub const DEFAULT_DATA_DIR: &str = "./agentry-data";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Everything `agentry serve` needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind; port 0 picks a free port.
+    pub listen: String,
+    /// Holds the SQLite file and the signing keys.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH`; other schemes arrive with other backends.
+    pub database_url: String,
+    /// Requests with larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Build absolute URLs from `X-Forwarded-Host` / `X-Forwarded-Proto`.
+    pub trust_proxy: bool,
+}
+
+impl ServerConfig {
+    /// A configuration with every default, rooted at `data_dir`.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            listen: DEFAULT_LISTEN.to_owned(),
+            database_url: default_database_url(&data_dir),
+            data_dir,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            trust_proxy: false,
+        }
+    }
+}
+
+/// The database URL used when none is configured.
+pub fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("agentry.db").display())
+}
+
+/// The keys a configuration file may hold; every one is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub trust_proxy: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the configuration file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+/// Values given on the command line or in the environment (already merged by clap).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub trust_proxy: Option<bool>,
+}
+
+/// Merges flags and environment over the file over the defaults.
+pub fn resolve(file: FileConfig, over: Overrides) -> ServerConfig {
+    let data_dir = over
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let database_url = over
+        .database_url
+        .or(file.database_url)
+        .unwrap_or_else(|| default_database_url(&data_dir));
+    ServerConfig {
+        listen: over
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+        database_url,
+        data_dir,
+        max_body_bytes: over
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES),
+        trust_proxy: over.trust_proxy.or(file.trust_proxy).unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_configured() {
+        let c = resolve(FileConfig::default(), Overrides::default());
+        assert_eq!(c.listen, "127.0.0.1:7171");
+        assert_eq!(c.data_dir, PathBuf::from("./agentry-data"));
+        assert_eq!(c.database_url, "sqlite://./agentry-data/agentry.db");
+        assert_eq!(c.max_body_bytes, 1024 * 1024);
+        assert!(!c.trust_proxy);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file = FileConfig::parse(
+            "listen = \"0.0.0.0:8080\"\ndata_dir = \"/srv/agentry\"\nmax_body_bytes = 10\n",
+        )
+        .unwrap();
+        let over = Overrides {
+            listen: Some("127.0.0.1:9".into()),
+            ..Overrides::default()
+        };
+        let c = resolve(file, over);
+        assert_eq!(c.listen, "127.0.0.1:9");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/agentry"));
+        assert_eq!(c.database_url, "sqlite:///srv/agentry/agentry.db");
+        assert_eq!(c.max_body_bytes, 10);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected() {
+        assert!(FileConfig::parse("lisen = \"x\"").is_err());
+    }
+}
