@@ -1,0 +1,61 @@
+//! Access tokens: the signing keys in the data folder, minting tokens for
+//! `agentry token`, and verifying the bearer tokens of incoming requests into a
+//! [`Principal`] that the HTTP layer hands to every handler.
+
+mod keys;
+
+pub use keys::{KeyRing, KeyError, TokenRequest};
+
+/// The audience Microsoft Graph tokens carry; Agentry accepts both spellings.
+pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+
+/// Whether the caller acts for a signed-in user or as an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerKind {
+    /// A user's token: permissions in `scp`, directory roles in `wids`.
+    Delegated,
+    /// An application's own token: permissions in `roles`.
+    Application,
+}
+
+/// Who is calling, as the verified token says. Permission checks read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant_id: String,
+    pub kind: CallerKind,
+    /// `oid`: the user's object id, or the application's service principal.
+    pub object_id: Option<String>,
+    /// `appid` (or `azp`): the calling application's client id.
+    pub app_id: Option<String>,
+    /// Delegated permissions (`scp`).
+    pub scopes: Vec<String>,
+    /// Application permissions (`roles`).
+    pub roles: Vec<String>,
+    /// Directory role template ids (`wids`).
+    pub wids: Vec<String>,
+}
+
+impl Principal {
+    /// The id recorded as `createdBy`: the user, else the application.
+    pub fn actor_id(&self) -> Option<&str> {
+        self.object_id.as_deref().or(self.app_id.as_deref())
+    }
+}
+
+/// Why a request's token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token signature or algorithm is not acceptable")]
+    InvalidSignature,
+    #[error("the token has expired or is not yet valid")]
+    Expired,
+    #[error("the token is for another audience")]
+    InvalidAudience,
+    #[error("the token carries neither scp nor roles")]
+    NoPermissionClaims,
+}
