@@ -1,0 +1,118 @@
+//! The Agent Registry's resources and the rules of each write: what a body may
+//! hold, what the server fills in, how a partial update merges, which
+//! collections are reserved. Pure functions over JSON documents; no I/O.
+
+pub mod schema;
+mod write;
+
+pub use write::{
+    EntityWrite, ManifestChange, WriteContext, apply_patch, ensure_required, new_document,
+    parse_entity_reference, parse_write, unquote_key,
+};
+
+/// Why the domain refused a write. Every variant is the client's doing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("the request body must be a JSON object")]
+    NotAnObject,
+    #[error("property '{property}' does not exist on type '{type_name}'")]
+    UnknownProperty {
+        property: String,
+        type_name: &'static str,
+    },
+    #[error("property '{property}' must be {expected}")]
+    WrongType {
+        property: String,
+        expected: &'static str,
+    },
+    #[error("property '{property}' is required")]
+    MissingRequired { property: &'static str },
+    #[error("property '{property}' cannot be null")]
+    NullNotAllowed { property: String },
+    #[error("'@odata.type' is '{given}' but the resource is '{expected}'")]
+    TypeMismatch {
+        given: String,
+        expected: &'static str,
+    },
+    #[error("the id must be a non-empty string of at most 1024 characters")]
+    InvalidId,
+    #[error("'{url}' is not a URL of an {expected} entity")]
+    InvalidReference { url: String, expected: &'static str },
+    #[error("navigation property '{property}' cannot be written in this request")]
+    NavigationNotWritable { property: String },
+    #[error("a request cannot both nest agentCardManifest and bind it with @odata.bind")]
+    BindAndNested,
+    #[error("the name '{0}' is reserved for a built-in collection")]
+    ReservedCollectionName(String),
+    #[error("the built-in collection '{0}' cannot be changed or deleted")]
+    ReservedCollectionImmutable(&'static str),
+}
+
+/// The collections every tenant has from the start.
+#[derive(Debug, Clone, Copy)]
+pub struct ReservedCollection {
+    pub id: &'static str,
+    pub display_name: &'static str,
+    pub description: &'static str,
+}
+
+pub const RESERVED_COLLECTIONS: [ReservedCollection; 2] = [
+    ReservedCollection {
+        id: "00000000-0000-0000-0000-000000000001",
+        display_name: "Global",
+        description: "Agents discoverable by every agent in the tenant.",
+    },
+    ReservedCollection {
+        id: "00000000-0000-0000-0000-000000000002",
+        display_name: "Quarantined",
+        description: "Agents that are blocked or awaiting review.",
+    },
+];
+
+/// The reserved collection with this id, if it is one.
+pub fn reserved_collection(id: &str) -> Option<&'static ReservedCollection> {
+    RESERVED_COLLECTIONS.iter().find(|c| c.id == id)
+}
+
+/// Refuses a change to a reserved collection (403).
+pub fn ensure_collection_mutable(id: &str) -> Result<(), DomainError> {
+    match reserved_collection(id) {
+        Some(c) => Err(DomainError::ReservedCollectionImmutable(c.display_name)),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a collection name that a reserved collection holds, ignoring case (409).
+pub fn ensure_collection_name_free(props: &serde_json::Map<String, serde_json::Value>) -> Result<(), DomainError> {
+    let Some(name) = props.get("displayName").and_then(|v| v.as_str()) else {
+        return Ok(());
+    };
+    let trimmed = name.trim();
+    if RESERVED_COLLECTIONS
+        .iter()
+        .any(|c| c.display_name.eq_ignore_ascii_case(trimmed))
+    {
+        return Err(DomainError::ReservedCollectionName(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// A fresh server-assigned id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The full document of a reserved collection as first stored for a tenant.
+pub fn reserved_collection_document(
+    c: &ReservedCollection,
+    now: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut props = serde_json::Map::new();
+    props.insert("displayName".into(), c.display_name.into());
+    props.insert("description".into(), c.description.into());
+    let ctx = WriteContext {
+        now: now.to_owned(),
+        actor: None,
+    };
+    new_document(&schema::AGENT_COLLECTION, c.id, &props, &ctx)
+}
