@@ -1,0 +1,144 @@
+//! Storage: one trait, one implementation per backend. SQL lives only in the
+//! backend modules. Documents cross this boundary as JSON text (what is
+//! stored is what is served) and writes as validated domain values.
+
+pub mod sqlite;
+
+use crate::domain::{DomainError, EntityWrite, WriteContext};
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+/// Which kind of entity an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityKind {
+    Instance,
+    Manifest,
+    Collection,
+}
+
+/// Why a storage call failed, in the terms the HTTP layer must tell apart.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind:?} '{id}' does not exist")]
+    NotFound { kind: EntityKind, id: String },
+    #[error("{kind:?} '{id}' already exists")]
+    AlreadyExists { kind: EntityKind, id: String },
+    #[error("manifest '{id}' is still linked from {instances} agent instance(s)")]
+    ManifestInUse { id: String, instances: u64 },
+    #[error("instance '{instance}' is already a member of collection '{collection}'")]
+    AlreadyMember { collection: String, instance: String },
+    #[error("instance '{instance}' is not a member of collection '{collection}'")]
+    NotMember { collection: String, instance: String },
+    /// A domain rule refused the write once the stored state was known.
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    /// The database cannot be reached or is shutting down; retrying may work.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the text is for logs, never for clients.
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+/// A stored entity: its document as JSON text, plus bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub id: String,
+    /// The full representation, every property present.
+    pub doc: String,
+    /// Bumped on every change; the basis for ETags.
+    pub version: i64,
+}
+
+impl Stored {
+    pub fn parse(&self) -> Map<String, Value> {
+        match serde_json::from_str(&self.doc) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+}
+
+/// A page request: rows ordered by id, strictly after `after`, `skip` more
+/// skipped, at most `limit` returned (the store fetches one more to tell
+/// whether another page exists).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub after: Option<String>,
+    pub skip: usize,
+    pub limit: usize,
+}
+
+/// One page of results; `more` says whether rows follow the last one.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub items: Vec<Stored>,
+    pub more: bool,
+}
+
+/// Which rows a list covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation<'a> {
+    /// Every entity of the kind in the tenant.
+    All,
+    /// The members of a collection.
+    MembersOf(&'a str),
+    /// The collections an instance belongs to.
+    CollectionsOf(&'a str),
+}
+
+/// The Agent Registry's storage. Every call is scoped to one tenant.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Agent instances
+    async fn create_instance(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError>;
+    async fn get_instance(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError>;
+    async fn update_instance(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError>;
+    async fn delete_instance(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
+    /// The manifest linked from an instance; `NotFound` for a missing instance.
+    async fn get_instance_manifest(&self, tenant: &str, instance_id: &str) -> Result<Option<Stored>, StoreError>;
+
+    // Agent card manifests
+    async fn create_manifest(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError>;
+    async fn get_manifest(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError>;
+    async fn update_manifest(&self, tenant: &str, id: &str, props: Map<String, Value>, ctx: &WriteContext) -> Result<Stored, StoreError>;
+    async fn delete_manifest(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
+
+    // Agent collections
+    async fn create_collection(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError>;
+    async fn get_collection(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError>;
+    async fn update_collection(&self, tenant: &str, id: &str, props: Map<String, Value>, ctx: &WriteContext) -> Result<Stored, StoreError>;
+    async fn delete_collection(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
+    async fn add_member(&self, tenant: &str, collection_id: &str, instance_id: &str) -> Result<(), StoreError>;
+    async fn remove_member(&self, tenant: &str, collection_id: &str, instance_id: &str) -> Result<(), StoreError>;
+    async fn is_member(&self, tenant: &str, collection_id: &str, instance_id: &str) -> Result<bool, StoreError>;
+
+    // Lists
+    async fn list_instances(&self, tenant: &str, relation: Relation<'_>, query: &ListQuery) -> Result<Page, StoreError>;
+    async fn count_instances(&self, tenant: &str, relation: Relation<'_>) -> Result<u64, StoreError>;
+    async fn list_manifests(&self, tenant: &str, query: &ListQuery) -> Result<Page, StoreError>;
+    async fn count_manifests(&self, tenant: &str) -> Result<u64, StoreError>;
+    async fn list_collections(&self, tenant: &str, relation: Relation<'_>, query: &ListQuery) -> Result<Page, StoreError>;
+    async fn count_collections(&self, tenant: &str, relation: Relation<'_>) -> Result<u64, StoreError>;
+
+    /// Whether the database answers (for readiness probes).
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Finishes queued writes and closes the database cleanly.
+    async fn close(&self);
+}
+
+/// Opens the backend a database URL names.
+pub fn open(database_url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or_default();
+        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path))?));
+    }
+    if database_url.starts_with("sqlite:") {
+        let path = database_url.trim_start_matches("sqlite:");
+        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path))?));
+    }
+    Err(StoreError::Internal(format!(
+        "unsupported database URL scheme in '{}'; use sqlite://PATH",
+        database_url.split("://").next().unwrap_or(database_url)
+    )))
+}

@@ -1,0 +1,761 @@
+//! The embedded SQLite backend (the default).
+//!
+//! - Writes go through one writer thread that commits queued jobs together
+//!   ([`writer`]); `synchronous=FULL`, so an acknowledged write is on disk.
+//! - Reads run on the calling task with a pooled read-only connection: WAL
+//!   lets them proceed beside the writer, and a point read costs microseconds,
+//!   less than a hop to another thread would.
+
+mod writer;
+
+use super::{EntityKind, ListQuery, Page, Relation, Store, StoreError, Stored};
+use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
+use crate::domain::{
+    EntityWrite, ManifestChange, RESERVED_COLLECTIONS, WriteContext, apply_patch, ensure_required,
+    new_document, new_id, reserved_collection_document,
+};
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use writer::Writer;
+
+/// Schema changes, applied in order; `PRAGMA user_version` counts those done.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_registry.sql")];
+/// Idle read connections kept for reuse.
+const MAX_IDLE_READERS: usize = 32;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+    /// Tenants whose reserved collections are known to be stored.
+    seeded: RwLock<HashSet<String>>,
+}
+
+pub(super) fn sql_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DatabaseBusy | C::DatabaseLocked | C::CannotOpen | C::DiskFull) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(sql_error)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;
+             PRAGMA foreign_keys = ON;",
+        )
+        .map_err(sql_error)?;
+        migrate(&conn)?;
+        let writer = Writer::start(conn)
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
+        Ok(Self {
+            path: path.to_owned(),
+            writer,
+            readers: Mutex::new(Vec::new()),
+            seeded: RwLock::new(HashSet::new()),
+        })
+    }
+
+    fn open_reader(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql_error)?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")
+            .map_err(sql_error)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    /// Runs a read on a pooled connection, on the calling thread.
+    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let pooled = self.readers.lock().expect("reader pool poisoned").pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.open_reader()?,
+        };
+        let result = f(&conn);
+        let mut pool = self.readers.lock().expect("reader pool poisoned");
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+        result
+    }
+
+    /// Stores the tenant's Global and Quarantined collections if missing.
+    async fn ensure_reserved(&self, tenant: &str) -> Result<(), StoreError> {
+        if self.seeded.read().expect("seed set poisoned").contains(tenant) {
+            return Ok(());
+        }
+        let t = tenant.to_owned();
+        self.writer
+            .write(move |conn| {
+                let now = crate::clock::entity_timestamp(time::OffsetDateTime::now_utc());
+                for c in &RESERVED_COLLECTIONS {
+                    let exists = get_row(conn, Table::Collections, &t, c.id)?.is_some();
+                    if !exists {
+                        let doc = reserved_collection_document(c, &now);
+                        insert_entity(conn, Table::Collections, &t, &doc, None)?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        self.seeded
+            .write()
+            .expect("seed set poisoned")
+            .insert(tenant.to_owned());
+        Ok(())
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let done: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .map_err(sql_error)? as usize;
+    if done > MIGRATIONS.len() {
+        return Err(StoreError::Internal(format!(
+            "the database schema (version {done}) is newer than this build knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        let batch = format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1);
+        if let Err(e) = conn.execute_batch(&batch) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(sql_error(e));
+        }
+    }
+    Ok(())
+}
+
+/// The three entity tables share one shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Instances,
+    Manifests,
+    Collections,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Instances => "agent_instances",
+            Table::Manifests => "agent_card_manifests",
+            Table::Collections => "agent_collections",
+        }
+    }
+
+    fn kind(self) -> EntityKind {
+        match self {
+            Table::Instances => EntityKind::Instance,
+            Table::Manifests => EntityKind::Manifest,
+            Table::Collections => EntityKind::Collection,
+        }
+    }
+}
+
+/// A row loaded for a read-modify-write.
+struct Row {
+    doc: Map<String, Value>,
+    version: i64,
+    manifest_id: Option<String>,
+}
+
+fn get_row(conn: &Connection, table: Table, tenant: &str, id: &str) -> Result<Option<Row>, StoreError> {
+    let link = if table == Table::Instances { "manifest_id" } else { "NULL" };
+    let sql = format!(
+        "SELECT doc, version, {link} FROM {} WHERE tenant_id = ?1 AND id = ?2",
+        table.name()
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    let row = stmt
+        .query_row(params![tenant, id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<String>>(2)?))
+        })
+        .optional()
+        .map_err(sql_error)?;
+    Ok(row.map(|(doc, version, manifest_id)| Row {
+        doc: match serde_json::from_str(&doc) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        },
+        version,
+        manifest_id,
+    }))
+}
+
+fn get_stored(conn: &Connection, table: Table, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+    let sql = format!(
+        "SELECT doc, version FROM {} WHERE tenant_id = ?1 AND id = ?2",
+        table.name()
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    stmt.query_row(params![tenant, id], |r| {
+        Ok(Stored {
+            id: id.to_owned(),
+            doc: r.get(0)?,
+            version: r.get(1)?,
+        })
+    })
+    .optional()
+    .map_err(sql_error)
+}
+
+fn exists(conn: &Connection, table: Table, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    let sql = format!("SELECT 1 FROM {} WHERE tenant_id = ?1 AND id = ?2", table.name());
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    stmt.exists(params![tenant, id]).map_err(sql_error)
+}
+
+fn text<'a>(doc: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    doc.get(key).and_then(Value::as_str)
+}
+
+fn insert_entity(
+    conn: &Connection,
+    table: Table,
+    tenant: &str,
+    doc: &Map<String, Value>,
+    manifest_id: Option<&str>,
+) -> Result<Stored, StoreError> {
+    let id = text(doc, "id").unwrap_or_default().to_owned();
+    let body = Value::Object(doc.clone()).to_string();
+    let (cols, vals) = if table == Table::Instances {
+        (", manifest_id", ", ?10")
+    } else {
+        ("", "")
+    };
+    let sql = format!(
+        "INSERT INTO {} (tenant_id, id, display_name, managed_by, originating_store, created_at, modified_at, version, doc{cols})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9{vals})",
+        table.name()
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    let common = params![
+        tenant,
+        id,
+        text(doc, "displayName"),
+        text(doc, "managedBy"),
+        text(doc, "originatingStore"),
+        text(doc, "createdDateTime").unwrap_or_default(),
+        text(doc, "lastModifiedDateTime").unwrap_or_default(),
+        1i64,
+        body,
+    ];
+    let result = if table == Table::Instances {
+        let mut all: Vec<&dyn rusqlite::ToSql> = common.to_vec();
+        all.push(&manifest_id);
+        stmt.execute(all.as_slice())
+    } else {
+        stmt.execute(common)
+    };
+    match result {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::AlreadyExists { kind: table.kind(), id });
+        }
+        Err(e) => return Err(sql_error(e)),
+    }
+    write_side_tables(conn, table, tenant, &id, doc)?;
+    Ok(Stored { id, doc: body, version: 1 })
+}
+
+fn update_entity(
+    conn: &Connection,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    row: &Row,
+) -> Result<Stored, StoreError> {
+    let body = Value::Object(row.doc.clone()).to_string();
+    let version = row.version + 1;
+    let link = if table == Table::Instances { ", manifest_id = ?8" } else { "" };
+    let sql = format!(
+        "UPDATE {} SET display_name = ?3, managed_by = ?4, originating_store = ?5, modified_at = ?6, version = ?7, doc = ?9{link}
+         WHERE tenant_id = ?1 AND id = ?2",
+        table.name()
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    stmt.execute(params![
+        tenant,
+        id,
+        text(&row.doc, "displayName"),
+        text(&row.doc, "managedBy"),
+        text(&row.doc, "originatingStore"),
+        text(&row.doc, "lastModifiedDateTime").unwrap_or_default(),
+        version,
+        row.manifest_id,
+        body,
+    ])
+    .map_err(sql_error)?;
+    write_side_tables(conn, table, tenant, id, &row.doc)?;
+    Ok(Stored { id: id.to_owned(), doc: body, version })
+}
+
+/// Keeps the index tables for multi-valued properties in step with the document.
+fn write_side_tables(conn: &Connection, table: Table, tenant: &str, id: &str, doc: &Map<String, Value>) -> Result<(), StoreError> {
+    match table {
+        Table::Instances => {
+            conn.prepare_cached("DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2")
+                .and_then(|mut s| s.execute(params![tenant, id]))
+                .map_err(sql_error)?;
+            let mut insert = conn
+                .prepare_cached("INSERT OR IGNORE INTO agent_instance_owners (tenant_id, owner_id, instance_id) VALUES (?1, ?2, ?3)")
+                .map_err(sql_error)?;
+            for owner in doc.get("ownerIds").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(owner) = owner.as_str() {
+                    insert.execute(params![tenant, owner, id]).map_err(sql_error)?;
+                }
+            }
+        }
+        Table::Manifests => {
+            conn.prepare_cached("DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2")
+                .and_then(|mut s| s.execute(params![tenant, id]))
+                .map_err(sql_error)?;
+            let mut insert = conn
+                .prepare_cached("INSERT OR IGNORE INTO agent_card_manifest_skill_tags (tenant_id, tag, manifest_id) VALUES (?1, ?2, ?3)")
+                .map_err(sql_error)?;
+            let skills = doc.get("skills").and_then(Value::as_array).into_iter().flatten();
+            for tag in skills.filter_map(|s| s.get("tags")?.as_array()).flatten() {
+                if let Some(tag) = tag.as_str() {
+                    insert.execute(params![tenant, tag, id]).map_err(sql_error)?;
+                }
+            }
+        }
+        Table::Collections => {}
+    }
+    Ok(())
+}
+
+fn delete_side_rows(conn: &Connection, sql: &str, tenant: &str, id: &str) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(params![tenant, id]))
+        .map_err(sql_error)
+}
+
+fn not_found(kind: EntityKind, id: &str) -> StoreError {
+    StoreError::NotFound { kind, id: id.to_owned() }
+}
+
+/// Creates a manifest from a nested or direct create body.
+fn create_manifest_row(
+    conn: &Connection,
+    tenant: &str,
+    id: &str,
+    write: &EntityWrite,
+    ctx: &WriteContext,
+) -> Result<Stored, StoreError> {
+    ensure_required(&AGENT_CARD_MANIFEST, &write.props)?;
+    let doc = new_document(&AGENT_CARD_MANIFEST, id, &write.props, ctx);
+    insert_entity(conn, Table::Manifests, tenant, &doc, None)
+}
+
+/// Carries out an instance write's `agentCardManifest` part; returns the new link.
+fn apply_manifest_change(
+    conn: &Connection,
+    tenant: &str,
+    current: Option<String>,
+    change: ManifestChange,
+    ctx: &WriteContext,
+) -> Result<Option<String>, StoreError> {
+    match change {
+        ManifestChange::Unlink => Ok(None),
+        ManifestChange::Bind(id) => {
+            if !exists(conn, Table::Manifests, tenant, &id)? {
+                return Err(not_found(EntityKind::Manifest, &id));
+            }
+            Ok(Some(id))
+        }
+        ManifestChange::Upsert(nested) => {
+            if let Some(id) = current {
+                if let Some(mut row) = get_row(conn, Table::Manifests, tenant, &id)? {
+                    apply_patch(&mut row.doc, &nested.props, ctx);
+                    update_entity(conn, Table::Manifests, tenant, &id, &row)?;
+                    return Ok(Some(id));
+                }
+            }
+            let id = nested.id.clone().unwrap_or_else(new_id);
+            create_manifest_row(conn, tenant, &id, &nested, ctx)?;
+            Ok(Some(id))
+        }
+    }
+}
+
+/// Builds the page query for one relation; keyset on the ordering id.
+fn list_sql(base: &str, key: &str, after: bool) -> String {
+    let after = if after { format!(" AND {key} > ?3") } else { String::new() };
+    format!("{base}{after} ORDER BY {key} LIMIT ?4 OFFSET ?5")
+}
+
+fn run_list(conn: &Connection, sql: &str, tenant: &str, scope: Option<&str>, q: &ListQuery) -> Result<Page, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+    let limit = q.limit.saturating_add(1) as i64;
+    let mut rows = stmt
+        .query(params![tenant, scope, q.after, limit, q.skip as i64])
+        .map_err(sql_error)?;
+    let mut items = Vec::new();
+    while let Some(r) = rows.next().map_err(sql_error)? {
+        items.push(Stored {
+            id: r.get(0).map_err(sql_error)?,
+            doc: r.get(1).map_err(sql_error)?,
+            version: r.get(2).map_err(sql_error)?,
+        });
+    }
+    let more = items.len() > q.limit;
+    items.truncate(q.limit);
+    Ok(Page { items, more })
+}
+
+fn count(conn: &Connection, sql: &str, tenant: &str, scope: Option<&str>) -> Result<u64, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+    let n: i64 = stmt
+        .query_row(params![tenant, scope], |r| r.get(0))
+        .map_err(sql_error)?;
+    Ok(n as u64)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_instance(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        self.writer
+            .write(move |conn| {
+                if exists(conn, Table::Instances, &tenant, &id)? {
+                    return Err(StoreError::AlreadyExists { kind: EntityKind::Instance, id });
+                }
+                let link = match write.manifest {
+                    Some(change) => apply_manifest_change(conn, &tenant, None, change, &ctx)?,
+                    None => None,
+                };
+                let doc = new_document(&AGENT_INSTANCE, &id, &write.props, &ctx);
+                insert_entity(conn, Table::Instances, &tenant, &doc, link.as_deref())
+            })
+            .await
+    }
+
+    async fn get_instance(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        self.read(|conn| get_stored(conn, Table::Instances, tenant, id))
+    }
+
+    async fn update_instance(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        self.writer
+            .write(move |conn| {
+                let mut row = get_row(conn, Table::Instances, &tenant, &id)?
+                    .ok_or_else(|| not_found(EntityKind::Instance, &id))?;
+                if let Some(change) = write.manifest {
+                    row.manifest_id = apply_manifest_change(conn, &tenant, row.manifest_id.take(), change, &ctx)?;
+                }
+                apply_patch(&mut row.doc, &write.props, &ctx);
+                update_entity(conn, Table::Instances, &tenant, &id, &row)
+            })
+            .await
+    }
+
+    async fn delete_instance(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.writer
+            .write(move |conn| {
+                let n = delete_side_rows(conn, "DELETE FROM agent_instances WHERE tenant_id = ?1 AND id = ?2", &tenant, &id)?;
+                if n == 0 {
+                    return Err(not_found(EntityKind::Instance, &id));
+                }
+                delete_side_rows(conn, "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2", &tenant, &id)?;
+                delete_side_rows(conn, "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND instance_id = ?2", &tenant, &id)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_instance_manifest(&self, tenant: &str, instance_id: &str) -> Result<Option<Stored>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT manifest_id FROM agent_instances WHERE tenant_id = ?1 AND id = ?2")
+                .map_err(sql_error)?;
+            let link: Option<Option<String>> = stmt
+                .query_row(params![tenant, instance_id], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?;
+            match link {
+                None => Err(not_found(EntityKind::Instance, instance_id)),
+                Some(None) => Ok(None),
+                Some(Some(mid)) => get_stored(conn, Table::Manifests, tenant, &mid),
+            }
+        })
+    }
+
+    async fn create_manifest(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        self.writer
+            .write(move |conn| create_manifest_row(conn, &tenant, &id, &write, &ctx))
+            .await
+    }
+
+    async fn get_manifest(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        self.read(|conn| get_stored(conn, Table::Manifests, tenant, id))
+    }
+
+    async fn update_manifest(&self, tenant: &str, id: &str, props: Map<String, Value>, ctx: &WriteContext) -> Result<Stored, StoreError> {
+        self.update_plain(Table::Manifests, tenant, id, props, ctx).await
+    }
+
+    async fn delete_manifest(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.writer
+            .write(move |conn| {
+                let linked = count(
+                    conn,
+                    "SELECT count(*) FROM agent_instances WHERE tenant_id = ?1 AND manifest_id = ?2",
+                    &tenant,
+                    Some(&id),
+                )?;
+                if !exists(conn, Table::Manifests, &tenant, &id)? {
+                    return Err(not_found(EntityKind::Manifest, &id));
+                }
+                if linked > 0 {
+                    return Err(StoreError::ManifestInUse { id, instances: linked });
+                }
+                delete_side_rows(conn, "DELETE FROM agent_card_manifests WHERE tenant_id = ?1 AND id = ?2", &tenant, &id)?;
+                delete_side_rows(conn, "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2", &tenant, &id)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn create_collection(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError> {
+        self.ensure_reserved(tenant).await?;
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        self.writer
+            .write(move |conn| {
+                let doc = new_document(&AGENT_COLLECTION, &id, &write.props, &ctx);
+                insert_entity(conn, Table::Collections, &tenant, &doc, None)
+            })
+            .await
+    }
+
+    async fn get_collection(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        self.ensure_reserved(tenant).await?;
+        self.read(|conn| get_stored(conn, Table::Collections, tenant, id))
+    }
+
+    async fn update_collection(&self, tenant: &str, id: &str, props: Map<String, Value>, ctx: &WriteContext) -> Result<Stored, StoreError> {
+        self.update_plain(Table::Collections, tenant, id, props, ctx).await
+    }
+
+    async fn delete_collection(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.writer
+            .write(move |conn| {
+                let n = delete_side_rows(conn, "DELETE FROM agent_collections WHERE tenant_id = ?1 AND id = ?2", &tenant, &id)?;
+                if n == 0 {
+                    return Err(not_found(EntityKind::Collection, &id));
+                }
+                delete_side_rows(conn, "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2", &tenant, &id)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn add_member(&self, tenant: &str, collection_id: &str, instance_id: &str) -> Result<(), StoreError> {
+        self.ensure_reserved(tenant).await?;
+        let (tenant, cid, iid) = (tenant.to_owned(), collection_id.to_owned(), instance_id.to_owned());
+        self.writer
+            .write(move |conn| {
+                if !exists(conn, Table::Collections, &tenant, &cid)? {
+                    return Err(not_found(EntityKind::Collection, &cid));
+                }
+                if !exists(conn, Table::Instances, &tenant, &iid)? {
+                    return Err(not_found(EntityKind::Instance, &iid));
+                }
+                let mut stmt = conn
+                    .prepare_cached("INSERT INTO agent_collection_members (tenant_id, collection_id, instance_id) VALUES (?1, ?2, ?3)")
+                    .map_err(sql_error)?;
+                match stmt.execute(params![tenant, cid, iid]) {
+                    Ok(_) => Ok(()),
+                    Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyMember { collection: cid, instance: iid }),
+                    Err(e) => Err(sql_error(e)),
+                }
+            })
+            .await
+    }
+
+    async fn remove_member(&self, tenant: &str, collection_id: &str, instance_id: &str) -> Result<(), StoreError> {
+        self.ensure_reserved(tenant).await?;
+        let (tenant, cid, iid) = (tenant.to_owned(), collection_id.to_owned(), instance_id.to_owned());
+        self.writer
+            .write(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached("DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2 AND instance_id = ?3")
+                    .map_err(sql_error)?;
+                if stmt.execute(params![tenant, cid, iid]).map_err(sql_error)? > 0 {
+                    return Ok(());
+                }
+                if !exists(conn, Table::Collections, &tenant, &cid)? {
+                    return Err(not_found(EntityKind::Collection, &cid));
+                }
+                Err(StoreError::NotMember { collection: cid, instance: iid })
+            })
+            .await
+    }
+
+    async fn is_member(&self, tenant: &str, collection_id: &str, instance_id: &str) -> Result<bool, StoreError> {
+        self.ensure_reserved(tenant).await?;
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT 1 FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2 AND instance_id = ?3")
+                .map_err(sql_error)?;
+            stmt.exists(params![tenant, collection_id, instance_id]).map_err(sql_error)
+        })
+    }
+
+    async fn list_instances(&self, tenant: &str, relation: Relation<'_>, q: &ListQuery) -> Result<Page, StoreError> {
+        if let Relation::MembersOf(_) = relation {
+            self.ensure_reserved(tenant).await?;
+        }
+        self.read(|conn| match relation {
+            Relation::All | Relation::CollectionsOf(_) => {
+                let sql = list_sql(
+                    "SELECT id, doc, version FROM agent_instances WHERE tenant_id = ?1 AND ?2 IS NULL",
+                    "id",
+                    q.after.is_some(),
+                );
+                run_list(conn, &sql, tenant, None, q)
+            }
+            Relation::MembersOf(cid) => {
+                if !exists(conn, Table::Collections, tenant, cid)? {
+                    return Err(not_found(EntityKind::Collection, cid));
+                }
+                let sql = list_sql(
+                    "SELECT i.id, i.doc, i.version FROM agent_collection_members m
+                     JOIN agent_instances i ON i.tenant_id = m.tenant_id AND i.id = m.instance_id
+                     WHERE m.tenant_id = ?1 AND m.collection_id = ?2",
+                    "m.instance_id",
+                    q.after.is_some(),
+                );
+                run_list(conn, &sql, tenant, Some(cid), q)
+            }
+        })
+    }
+
+    async fn count_instances(&self, tenant: &str, relation: Relation<'_>) -> Result<u64, StoreError> {
+        if let Relation::MembersOf(_) = relation {
+            self.ensure_reserved(tenant).await?;
+        }
+        self.read(|conn| match relation {
+            Relation::All | Relation::CollectionsOf(_) => {
+                count(conn, "SELECT count(*) FROM agent_instances WHERE tenant_id = ?1 AND ?2 IS NULL", tenant, None)
+            }
+            Relation::MembersOf(cid) => {
+                if !exists(conn, Table::Collections, tenant, cid)? {
+                    return Err(not_found(EntityKind::Collection, cid));
+                }
+                count(conn, "SELECT count(*) FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2", tenant, Some(cid))
+            }
+        })
+    }
+
+    async fn list_manifests(&self, tenant: &str, q: &ListQuery) -> Result<Page, StoreError> {
+        self.read(|conn| {
+            let sql = list_sql(
+                "SELECT id, doc, version FROM agent_card_manifests WHERE tenant_id = ?1 AND ?2 IS NULL",
+                "id",
+                q.after.is_some(),
+            );
+            run_list(conn, &sql, tenant, None, q)
+        })
+    }
+
+    async fn count_manifests(&self, tenant: &str) -> Result<u64, StoreError> {
+        self.read(|conn| count(conn, "SELECT count(*) FROM agent_card_manifests WHERE tenant_id = ?1 AND ?2 IS NULL", tenant, None))
+    }
+
+    async fn list_collections(&self, tenant: &str, relation: Relation<'_>, q: &ListQuery) -> Result<Page, StoreError> {
+        self.ensure_reserved(tenant).await?;
+        self.read(|conn| match relation {
+            Relation::All | Relation::MembersOf(_) => {
+                let sql = list_sql(
+                    "SELECT id, doc, version FROM agent_collections WHERE tenant_id = ?1 AND ?2 IS NULL",
+                    "id",
+                    q.after.is_some(),
+                );
+                run_list(conn, &sql, tenant, None, q)
+            }
+            Relation::CollectionsOf(iid) => {
+                if !exists(conn, Table::Instances, tenant, iid)? {
+                    return Err(not_found(EntityKind::Instance, iid));
+                }
+                let sql = list_sql(
+                    "SELECT c.id, c.doc, c.version FROM agent_collection_members m
+                     JOIN agent_collections c ON c.tenant_id = m.tenant_id AND c.id = m.collection_id
+                     WHERE m.tenant_id = ?1 AND m.instance_id = ?2",
+                    "m.collection_id",
+                    q.after.is_some(),
+                );
+                run_list(conn, &sql, tenant, Some(iid), q)
+            }
+        })
+    }
+
+    async fn count_collections(&self, tenant: &str, relation: Relation<'_>) -> Result<u64, StoreError> {
+        self.ensure_reserved(tenant).await?;
+        self.read(|conn| match relation {
+            Relation::All | Relation::MembersOf(_) => {
+                count(conn, "SELECT count(*) FROM agent_collections WHERE tenant_id = ?1 AND ?2 IS NULL", tenant, None)
+            }
+            Relation::CollectionsOf(iid) => {
+                if !exists(conn, Table::Instances, tenant, iid)? {
+                    return Err(not_found(EntityKind::Instance, iid));
+                }
+                count(conn, "SELECT count(*) FROM agent_collection_members WHERE tenant_id = ?1 AND instance_id = ?2", tenant, Some(iid))
+            }
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(sql_error))
+    }
+
+    async fn close(&self) {
+        self.writer.shutdown().await;
+        self.readers.lock().expect("reader pool poisoned").clear();
+    }
+}
+
+impl SqliteStore {
+    /// PATCH of an entity without links: merge inside the write transaction.
+    async fn update_plain(&self, table: Table, tenant: &str, id: &str, props: Map<String, Value>, ctx: &WriteContext) -> Result<Stored, StoreError> {
+        if table == Table::Collections {
+            self.ensure_reserved(tenant).await?;
+        }
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        self.writer
+            .write(move |conn| {
+                let mut row = get_row(conn, table, &tenant, &id)?.ok_or_else(|| not_found(table.kind(), &id))?;
+                apply_patch(&mut row.doc, &props, &ctx);
+                update_entity(conn, table, &tenant, &id, &row)
+            })
+            .await
+    }
+}

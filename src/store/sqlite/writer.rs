@@ -1,0 +1,140 @@
+//! The single writer: one thread owns the write connection, takes queued
+//! jobs and commits them together (group commit). Each job runs inside its own
+//! savepoint, so a failing job is rolled back alone; every job of a batch is
+//! answered only after the batch's COMMIT has reached the disk.
+
+use super::sql_error;
+use crate::store::StoreError;
+use rusqlite::Connection;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use tokio::sync::oneshot;
+
+/// At most this many jobs share one transaction.
+const MAX_BATCH: usize = 128;
+
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+
+enum Msg {
+    Job(Job),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A handle to the writer thread.
+pub(super) struct Writer {
+    tx: Sender<Msg>,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Connection) -> std::io::Result<Self> {
+        let (tx, rx) = channel();
+        std::thread::Builder::new()
+            .name("agentry-sqlite-writer".into())
+            .spawn(move || run(conn, rx))?;
+        Ok(Self { tx })
+    }
+
+    /// Runs `f` in the next batch and returns its result once committed.
+    pub(super) async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = catch_unwind(AssertUnwindSafe(|| f(conn)))
+                .unwrap_or_else(|_| Err(StoreError::Internal("a write job panicked".into())));
+            let ok = result.is_ok();
+            let done: Completion = Box::new(move |commit| {
+                let _ = reply.send(commit.and(result));
+            });
+            (ok, done)
+        });
+        self.tx
+            .send(Msg::Job(job))
+            .map_err(|_| StoreError::Unavailable("the database is closed".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the database writer stopped".into()))?
+    }
+
+    /// Lets queued jobs finish, then stops the thread and checkpoints the WAL.
+    pub(super) async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn run(conn: Connection, rx: Receiver<Msg>) {
+    let mut stop = None;
+    while stop.is_none() {
+        let Ok(first) = rx.recv() else { break };
+        let mut jobs = Vec::new();
+        match first {
+            Msg::Job(j) => jobs.push(j),
+            Msg::Shutdown(s) => stop = Some(s),
+        }
+        while stop.is_none() && jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Msg::Job(j)) => jobs.push(j),
+                Ok(Msg::Shutdown(s)) => stop = Some(s),
+                Err(_) => break,
+            }
+        }
+        if !jobs.is_empty() {
+            commit_batch(&conn, jobs);
+        }
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+        tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
+    }
+    drop(conn);
+    if let Some(s) = stop {
+        let _ = s.send(());
+    }
+}
+
+fn commit_batch(conn: &Connection, jobs: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Dropping the jobs unanswered tells each caller the store is unavailable.
+        tracing::error!(error = %e, jobs = jobs.len(), "cannot begin a write transaction");
+        return;
+    }
+    let mut completions = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            // The job is dropped unanswered: its caller hears "unavailable".
+            tracing::error!(error = %e, "cannot open a savepoint");
+            continue;
+        }
+        let (ok, done) = job(conn);
+        let end = if ok {
+            conn.execute_batch("RELEASE job")
+        } else {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+        };
+        completions.push((end.err().map(sql_error), done));
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(sql_error);
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for (step_error, done) in completions {
+        let outcome = match (&commit, step_error) {
+            (Err(e), _) => Err(clone_error(e)),
+            (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => Ok(()),
+        };
+        done(outcome);
+    }
+}
+
+fn clone_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        other => StoreError::Internal(other.to_string()),
+    }
+}
