@@ -1,0 +1,192 @@
+//! The `agentry` command line: `serve` and `token`.
+
+use crate::app::{Application, shutdown_signal};
+use crate::auth::{CallerKind, KeyRing, TokenRequest};
+use crate::config::{self, FileConfig, Overrides};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// The tenant used when a token names none.
+pub const DEFAULT_TENANT: &str = "c0ffee00-0000-4000-8000-000000000001";
+/// The signed-in user of default delegated tokens.
+pub const DEFAULT_USER: &str = "c0ffee00-0000-4000-8000-0000000000a1";
+/// Agent Registry Administrator (directory role template id).
+pub const AGENT_REGISTRY_ADMINISTRATOR: &str = "6b942400-691f-4bf0-9d12-d8a254a2baf5";
+
+/// Delegated permissions of default user tokens: everything Agentry serves.
+const DEFAULT_SCOPES: &[&str] = &[
+    "AgentInstance.ReadWrite.All",
+    "AgentCardManifest.ReadWrite.All",
+    "AgentCollection.ReadWrite.All",
+    "AgentCollection.ReadWrite.Global",
+    "AgentCollection.ReadWrite.Quarantined",
+];
+/// Application permissions of default app tokens.
+const DEFAULT_ROLES: &[&str] = &[
+    "AgentInstance.ReadWrite.All",
+    "AgentCardManifest.ReadWrite.All",
+    "AgentCollection.ReadWrite.All",
+];
+
+#[derive(Debug, Parser)]
+#[command(name = "agentry", version, about = "A self-hostable Microsoft Graph beta Agent Registry")]
+pub struct Cli {
+    /// A TOML configuration file (keys: listen, data_dir, database_url, max_body_bytes, trust_proxy).
+    #[arg(long, global = true, env = "AGENTRY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Folder holding the SQLite database and the signing keys [default: ./agentry-data].
+    #[arg(long, global = true, env = "AGENTRY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Print a signed access token for this server.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7171].
+    #[arg(long, env = "AGENTRY_LISTEN")]
+    listen: Option<String>,
+    /// Database URL [default: sqlite://<data-dir>/agentry.db].
+    #[arg(long, env = "AGENTRY_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Largest accepted request body, in bytes [default: 1048576].
+    #[arg(long, env = "AGENTRY_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Build absolute URLs from X-Forwarded-Host and X-Forwarded-Proto.
+    #[arg(long, env = "AGENTRY_TRUST_PROXY")]
+    trust_proxy: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("caller").args(["user", "app"]))]
+struct TokenArgs {
+    /// A delegated token for this user object id (the default, with a built-in user).
+    #[arg(long)]
+    user: Option<String>,
+    /// An application token for this application (client) id.
+    #[arg(long)]
+    app: Option<String>,
+    /// Delegated permissions (space or comma separated) [default: every Agent Registry permission].
+    #[arg(long)]
+    scopes: Option<String>,
+    /// Application permissions (space or comma separated) [default: every Agent Registry permission].
+    #[arg(long)]
+    roles: Option<String>,
+    /// Directory role template ids (space or comma separated) [default: Agent Registry Administrator].
+    #[arg(long)]
+    wids: Option<String>,
+    /// Tenant id (`tid`).
+    #[arg(long, default_value = DEFAULT_TENANT)]
+    tenant: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    expires_in: i64,
+}
+
+fn list(value: Option<&str>, default: &[&str]) -> Vec<String> {
+    match value {
+        Some(v) => v.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        None => default.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let file = match &cli.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    match cli.command {
+        Command::Serve(args) => {
+            let over = Overrides {
+                listen: args.listen,
+                data_dir: cli.data_dir,
+                database_url: args.database_url,
+                max_body_bytes: args.max_body_bytes,
+                trust_proxy: args.trust_proxy,
+            };
+            serve(config::resolve(file, over))
+        }
+        Command::Token(args) => {
+            let data_dir = cli
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
+            let keys = KeyRing::load_or_create(&data_dir)?;
+            let (kind, subject) = match (args.user, args.app) {
+                (_, Some(app)) => (CallerKind::Application, app),
+                (Some(user), None) => (CallerKind::Delegated, user),
+                (None, None) => (CallerKind::Delegated, DEFAULT_USER.to_owned()),
+            };
+            anyhow::ensure!(args.expires_in > 0, "--expires-in must be positive");
+            let request = TokenRequest {
+                tenant_id: args.tenant,
+                kind,
+                subject,
+                scopes: list(args.scopes.as_deref(), DEFAULT_SCOPES),
+                roles: list(args.roles.as_deref(), DEFAULT_ROLES),
+                wids: list(args.wids.as_deref(), &[AGENT_REGISTRY_ADMINISTRATOR]),
+                issued_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+                expires_in: args.expires_in,
+            };
+            println!("{}", keys.mint(&request)?);
+            Ok(())
+        }
+    }
+}
+
+fn serve(config: config::ServerConfig) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let app = Application::build(&config).await?;
+        let addr = app.local_addr();
+        let data_dir = config.data_dir.display();
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Agentry is serving Microsoft Graph beta at http://{addr}/beta")?;
+        writeln!(out, "  database:    {}", config.database_url)?;
+        writeln!(out, "  get a token: agentry token --data-dir {data_dir}")?;
+        writeln!(out, "  try:         curl -H \"Authorization: Bearer $(agentry token --data-dir {data_dir})\" http://{addr}/beta/agentRegistry/agentInstances")?;
+        out.flush()?;
+        drop(out);
+        app.run_until(shutdown_signal()).await?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn lists_split_on_spaces_and_commas_and_default_when_absent() {
+        assert_eq!(list(Some("a b,c"), &[]), ["a", "b", "c"]);
+        assert_eq!(list(None, &["x"]), ["x"]);
+    }
+}

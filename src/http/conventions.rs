@@ -1,0 +1,181 @@
+//! What every response gets, whatever the route: a `request-id`, the echoed
+//! `client-request-id`, authentication of `/beta` requests, errors rendered
+//! as the Graph envelope, and one log line.
+
+use super::AppState;
+use super::error::{ApiError, ErrorReport};
+use crate::clock::error_timestamp;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::time::Instant;
+
+/// Facts about the request that handlers and the envelope need.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub client_request_id: Option<String>,
+    /// `scheme://host[:port]`, from which absolute URLs are built.
+    pub origin: String,
+}
+
+impl RequestMeta {
+    /// The Graph root of absolute URLs: `http://host:port/beta`.
+    pub fn service_root(&self) -> String {
+        format!("{}/beta", self.origin)
+    }
+}
+
+const MAX_CLIENT_REQUEST_ID: usize = 200;
+
+pub async fn graph_conventions(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let meta = RequestMeta {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        client_request_id: req
+            .headers()
+            .get("client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID)
+            .map(str::to_owned),
+        origin: origin(req.headers(), app.trust_proxy()),
+    };
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    req.extensions_mut().insert(meta.clone());
+
+    let needs_token = path == "/beta" || path.starts_with("/beta/");
+    let mut response = match needs_token.then(|| authenticate(&app, req.headers())) {
+        Some(Err(e)) => ApiError::Auth(e).into_response(),
+        Some(Ok(principal)) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        None => next.run(req).await,
+    };
+
+    if let Some(report) = response.extensions_mut().remove::<ErrorReport>() {
+        if let Some(detail) = &report.detail {
+            tracing::error!(request_id = %meta.request_id, %detail, status = report.status.as_u16(), "request failed");
+        }
+        response = render_error(&report, &meta, response.headers());
+    }
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&meta.request_id) {
+        headers.insert("request-id", v.clone());
+        let echo = meta
+            .client_request_id
+            .as_deref()
+            .and_then(|c| HeaderValue::from_str(c).ok())
+            .unwrap_or(v);
+        headers.insert("client-request-id", echo);
+    }
+    tracing::info!(
+        request_id = %meta.request_id,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<crate::auth::Principal, crate::auth::AuthError> {
+    use crate::auth::AuthError;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(AuthError::Missing);
+    };
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?.trim();
+    let token = match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ if value.is_empty() || value.eq_ignore_ascii_case("bearer") => "",
+        _ => return Err(AuthError::Malformed),
+    };
+    app.keys().verify(token)
+}
+
+fn origin(headers: &HeaderMap, trust_proxy: bool) -> String {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let forwarded = |name| {
+        trust_proxy
+            .then(|| get(name))
+            .flatten()
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let proto = forwarded("x-forwarded-proto").unwrap_or("http");
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| get("host"))
+        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c)))
+        .unwrap_or("localhost");
+    let proto = if proto.eq_ignore_ascii_case("https") { "https" } else { "http" };
+    format!("{proto}://{host}")
+}
+
+/// Writes the Graph error envelope, keeping headers the error set.
+fn render_error(report: &ErrorReport, meta: &RequestMeta, kept: &HeaderMap) -> Response {
+    let mut inner = serde_json::Map::new();
+    if let Some(code) = report.inner_code {
+        inner.insert("code".into(), code.into());
+    }
+    inner.insert("date".into(), error_timestamp(time::OffsetDateTime::now_utc()).into());
+    inner.insert("request-id".into(), meta.request_id.clone().into());
+    inner.insert(
+        "client-request-id".into(),
+        meta.client_request_id.clone().unwrap_or_else(|| meta.request_id.clone()).into(),
+    );
+    let body = serde_json::json!({
+        "error": {
+            "code": report.code,
+            "message": report.message,
+            "innerError": inner,
+        }
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = report.status;
+    let headers = response.headers_mut();
+    for name in [header::ALLOW] {
+        if let Some(v) = kept.get(&name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    match report.status.as_u16() {
+        401 => {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"\", error=\"invalid_token\""),
+            );
+        }
+        503 => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        _ => {}
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn the_origin_comes_from_host_unless_a_trusted_proxy_says_otherwise() {
+        let h = headers(&[("host", "127.0.0.1:7171"), ("x-forwarded-host", "graph.example"), ("x-forwarded-proto", "https")]);
+        assert_eq!(origin(&h, false), "http://127.0.0.1:7171");
+        assert_eq!(origin(&h, true), "https://graph.example");
+        assert_eq!(origin(&headers(&[("host", "evil\"host")]), false), "http://localhost");
+    }
+}

@@ -1,0 +1,335 @@
+//! The one place where every layer's error becomes an HTTP status, a Graph
+//! error code and a message. Handlers return [`ApiError`]; the envelope
+//! middleware ([`super::conventions`]) writes the body, because only it knows
+//! the request ids the envelope carries.
+
+use crate::auth::AuthError;
+use crate::domain::DomainError;
+use crate::odata::ODataError;
+use crate::store::{EntityKind, StoreError};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    OData(#[from] ODataError),
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("malformed JSON body")]
+    MalformedJson,
+    #[error("a JSON body is required")]
+    MissingBody,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("body over {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("unknown segment {0}")]
+    UnknownSegment(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("invalid key in path")]
+    InvalidKey,
+    #[error("instance {0} has no manifest")]
+    ManifestNotLinked(String),
+    #[error("instance {instance} is not in collection {collection}")]
+    NotInCollection { instance: String, collection: String },
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// What the client is told, before the request ids are added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorReport {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// A more specific code, written as `innerError.code`.
+    pub inner_code: Option<&'static str>,
+    /// For logs only: never sent to the client.
+    pub detail: Option<String>,
+}
+
+fn report(status: StatusCode, code: &'static str, message: impl Into<String>) -> ErrorReport {
+    ErrorReport {
+        status,
+        code,
+        message: message.into(),
+        inner_code: None,
+        detail: None,
+    }
+}
+
+fn entity_label(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Instance => "agent instance",
+        EntityKind::Manifest => "agent card manifest",
+        EntityKind::Collection => "agent collection",
+    }
+}
+
+impl ApiError {
+    /// Maps every variant to the response a Graph client expects.
+    pub fn report(&self) -> ErrorReport {
+        use StatusCode as S;
+        match self {
+            ApiError::Auth(e) => {
+                let message = match e {
+                    AuthError::Missing => "Access token is empty.",
+                    AuthError::Malformed => "CompactToken parsing failed with error code: 80049217",
+                    AuthError::InvalidSignature => "Access token validation failure.",
+                    AuthError::Expired => "Access token has expired or is not yet valid.",
+                    AuthError::InvalidAudience => "Access token validation failure. Invalid audience.",
+                    AuthError::NoPermissionClaims => {
+                        return report(
+                            S::FORBIDDEN,
+                            "AccessDenied",
+                            "Either scp or roles claim need to be present in the token.",
+                        );
+                    }
+                };
+                report(S::UNAUTHORIZED, "InvalidAuthenticationToken", message)
+            }
+            ApiError::OData(e) => report(S::BAD_REQUEST, "BadRequest", e.to_string()),
+            ApiError::Domain(e) => domain_report(e),
+            ApiError::Store(e) => store_report(e),
+            ApiError::MalformedJson => report(
+                S::BAD_REQUEST,
+                "BadRequest",
+                "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+            ),
+            ApiError::MissingBody => report(
+                S::BAD_REQUEST,
+                "BadRequest",
+                "A JSON request body is required for this request.",
+            ),
+            ApiError::UnsupportedMediaType => report(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "The request body must be sent with Content-Type: application/json.",
+            ),
+            ApiError::PayloadTooLarge { limit } => report(
+                S::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!("The request body is larger than the limit of {limit} bytes."),
+            ),
+            ApiError::UnknownSegment(seg) => report(
+                S::BAD_REQUEST,
+                "BadRequest",
+                format!("Resource not found for the segment '{seg}'."),
+            ),
+            ApiError::MethodNotAllowed => report(
+                S::METHOD_NOT_ALLOWED,
+                "Request_BadRequest",
+                "Specified HTTP method is not allowed for the request target.",
+            ),
+            ApiError::InvalidKey => report(
+                S::BAD_REQUEST,
+                "BadRequest",
+                "The key in the request URL is not valid.",
+            ),
+            ApiError::ManifestNotLinked(id) => report(
+                S::NOT_FOUND,
+                "AgentCardNotFound",
+                format!("The agent instance '{id}' has no agent card manifest."),
+            ),
+            ApiError::NotInCollection { instance, collection } => report(
+                S::NOT_FOUND,
+                "Request_ResourceNotFound",
+                format!("The agent instance '{instance}' is not a member of the agent collection '{collection}'."),
+            ),
+            ApiError::Internal(detail) => internal(detail.clone()),
+        }
+    }
+}
+
+fn internal(detail: String) -> ErrorReport {
+    ErrorReport {
+        detail: Some(detail),
+        ..report(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "The server met an unexpected error. Retry later; if it persists, report the request-id.",
+        )
+    }
+}
+
+fn domain_report(e: &DomainError) -> ErrorReport {
+    use StatusCode as S;
+    match e {
+        DomainError::ReservedCollectionName(_) => report(S::CONFLICT, "Conflict", e.to_string()),
+        DomainError::ReservedCollectionImmutable(name) => ErrorReport {
+            inner_code: Some("collectionImmutable"),
+            ..report(
+                S::FORBIDDEN,
+                "Forbidden",
+                format!("collectionImmutable: the built-in collection '{name}' cannot be changed or deleted."),
+            )
+        },
+        DomainError::NotAnObject
+        | DomainError::UnknownProperty { .. }
+        | DomainError::WrongType { .. }
+        | DomainError::MissingRequired { .. }
+        | DomainError::NullNotAllowed { .. }
+        | DomainError::TypeMismatch { .. }
+        | DomainError::InvalidId
+        | DomainError::InvalidReference { .. }
+        | DomainError::NavigationNotWritable { .. }
+        | DomainError::BindAndNested => {
+            report(S::BAD_REQUEST, "ValidationError", sentence(e.to_string()))
+        }
+    }
+}
+
+fn store_report(e: &StoreError) -> ErrorReport {
+    use StatusCode as S;
+    match e {
+        StoreError::NotFound { kind, id } => {
+            let code = match kind {
+                EntityKind::Instance => "AgentNotFound",
+                EntityKind::Manifest => "AgentCardNotFound",
+                EntityKind::Collection => "AgentCollectionNotFound",
+            };
+            report(S::NOT_FOUND, code, format!("The {} '{id}' does not exist.", entity_label(*kind)))
+        }
+        StoreError::AlreadyExists { kind, id } => {
+            let code = match kind {
+                EntityKind::Instance => "AgentAlreadyExists",
+                EntityKind::Manifest => "AgentCardAlreadyExists",
+                EntityKind::Collection => "AgentCollectionAlreadyExists",
+            };
+            report(S::CONFLICT, code, format!("An {} with id '{id}' already exists.", entity_label(*kind)))
+        }
+        StoreError::ManifestInUse { id, instances } => report(
+            S::CONFLICT,
+            "Conflict",
+            format!("The agent card manifest '{id}' is still linked from {instances} agent instance(s); unlink it first."),
+        ),
+        StoreError::AlreadyMember { .. } => report(
+            S::BAD_REQUEST,
+            "BadRequest",
+            "One or more added object references already exist for the following modified properties: 'members'.",
+        ),
+        StoreError::NotMember { instance, collection } => ApiError::NotInCollection {
+            instance: instance.clone(),
+            collection: collection.clone(),
+        }
+        .report(),
+        StoreError::Rejected(d) => domain_report(d),
+        StoreError::Unavailable(detail) => ErrorReport {
+            detail: Some(detail.clone()),
+            ..report(
+                S::SERVICE_UNAVAILABLE,
+                "serviceNotAvailable",
+                "The service is temporarily unavailable. Retry after the delay in the Retry-After header.",
+            )
+        },
+        StoreError::Internal(detail) => internal(detail.clone()),
+    }
+}
+
+/// Domain messages are fragments; the envelope wants sentences.
+fn sentence(mut s: String) -> String {
+    if let Some(first) = s.get(0..1) {
+        let upper = first.to_ascii_uppercase();
+        s.replace_range(0..1, &upper);
+    }
+    if !s.ends_with('.') {
+        s.push('.');
+    }
+    s
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let report = self.report();
+        let mut response = report.status.into_response();
+        response.extensions_mut().insert(report);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_its_status_and_graph_code() {
+        let d = |e: DomainError| ApiError::Domain(e);
+        let s = |e: StoreError| ApiError::Store(e);
+        let table: Vec<(ApiError, u16, &str)> = vec![
+            (ApiError::Auth(AuthError::Missing), 401, "InvalidAuthenticationToken"),
+            (ApiError::Auth(AuthError::Malformed), 401, "InvalidAuthenticationToken"),
+            (ApiError::Auth(AuthError::InvalidSignature), 401, "InvalidAuthenticationToken"),
+            (ApiError::Auth(AuthError::Expired), 401, "InvalidAuthenticationToken"),
+            (ApiError::Auth(AuthError::InvalidAudience), 401, "InvalidAuthenticationToken"),
+            (ApiError::Auth(AuthError::NoPermissionClaims), 403, "AccessDenied"),
+            (ApiError::OData(ODataError::UnknownOption("$x".into())), 400, "BadRequest"),
+            (ApiError::OData(ODataError::InvalidSkipToken), 400, "BadRequest"),
+            (d(DomainError::NotAnObject), 400, "ValidationError"),
+            (d(DomainError::UnknownProperty { property: "x".into(), type_name: "t" }), 400, "ValidationError"),
+            (d(DomainError::WrongType { property: "x".into(), expected: "a string" }), 400, "ValidationError"),
+            (d(DomainError::MissingRequired { property: "displayName" }), 400, "ValidationError"),
+            (d(DomainError::NullNotAllowed { property: "x".into() }), 400, "ValidationError"),
+            (d(DomainError::TypeMismatch { given: "x".into(), expected: "y" }), 400, "ValidationError"),
+            (d(DomainError::InvalidId), 400, "ValidationError"),
+            (d(DomainError::InvalidReference { url: "u".into(), expected: "agentCardManifests" }), 400, "ValidationError"),
+            (d(DomainError::NavigationNotWritable { property: "collections".into() }), 400, "ValidationError"),
+            (d(DomainError::BindAndNested), 400, "ValidationError"),
+            (d(DomainError::ReservedCollectionName("Global".into())), 409, "Conflict"),
+            (d(DomainError::ReservedCollectionImmutable("Global")), 403, "Forbidden"),
+            (s(StoreError::NotFound { kind: EntityKind::Instance, id: "i".into() }), 404, "AgentNotFound"),
+            (s(StoreError::NotFound { kind: EntityKind::Manifest, id: "m".into() }), 404, "AgentCardNotFound"),
+            (s(StoreError::NotFound { kind: EntityKind::Collection, id: "c".into() }), 404, "AgentCollectionNotFound"),
+            (s(StoreError::AlreadyExists { kind: EntityKind::Instance, id: "i".into() }), 409, "AgentAlreadyExists"),
+            (s(StoreError::AlreadyExists { kind: EntityKind::Manifest, id: "m".into() }), 409, "AgentCardAlreadyExists"),
+            (s(StoreError::AlreadyExists { kind: EntityKind::Collection, id: "c".into() }), 409, "AgentCollectionAlreadyExists"),
+            (s(StoreError::ManifestInUse { id: "m".into(), instances: 2 }), 409, "Conflict"),
+            (s(StoreError::AlreadyMember { collection: "c".into(), instance: "i".into() }), 400, "BadRequest"),
+            (s(StoreError::NotMember { collection: "c".into(), instance: "i".into() }), 404, "Request_ResourceNotFound"),
+            (s(StoreError::Rejected(DomainError::MissingRequired { property: "displayName" })), 400, "ValidationError"),
+            (s(StoreError::Unavailable("db down".into())), 503, "serviceNotAvailable"),
+            (s(StoreError::Internal("disk I/O error".into())), 500, "InternalServerError"),
+            (ApiError::MalformedJson, 400, "BadRequest"),
+            (ApiError::MissingBody, 400, "BadRequest"),
+            (ApiError::UnsupportedMediaType, 415, "UnsupportedMediaType"),
+            (ApiError::PayloadTooLarge { limit: 10 }, 413, "RequestEntityTooLarge"),
+            (ApiError::UnknownSegment("x".into()), 400, "BadRequest"),
+            (ApiError::MethodNotAllowed, 405, "Request_BadRequest"),
+            (ApiError::InvalidKey, 400, "BadRequest"),
+            (ApiError::ManifestNotLinked("i".into()), 404, "AgentCardNotFound"),
+            (ApiError::NotInCollection { instance: "i".into(), collection: "c".into() }, 404, "Request_ResourceNotFound"),
+            (ApiError::Internal("boom".into()), 500, "InternalServerError"),
+        ];
+        for (error, status, code) in table {
+            let r = error.report();
+            assert_eq!((r.status.as_u16(), r.code), (status, code), "{error:?}");
+            assert!(!r.message.is_empty(), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn internal_details_stay_out_of_the_message() {
+        for error in [
+            ApiError::Internal("secret path /var/db".into()),
+            ApiError::Store(StoreError::Internal("secret path /var/db".into())),
+            ApiError::Store(StoreError::Unavailable("secret path /var/db".into())),
+        ] {
+            let r = error.report();
+            assert!(!r.message.contains("secret"), "{error:?}");
+            assert_eq!(r.detail.as_deref(), Some("secret path /var/db"));
+        }
+    }
+
+    #[test]
+    fn a_reserved_collection_refusal_carries_the_documented_word() {
+        let r = ApiError::Domain(DomainError::ReservedCollectionImmutable("Global")).report();
+        assert!(r.message.starts_with("collectionImmutable"));
+        assert_eq!(r.inner_code, Some("collectionImmutable"));
+    }
+}

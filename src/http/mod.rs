@@ -1,0 +1,215 @@
+//! The HTTP layer: routes, extractors, Graph response and error conventions.
+//!
+//! - [`conventions`]: request ids, authentication, the error envelope.
+//! - [`extract`]: extractors whose rejections are Graph errors.
+//! - [`registry`]: the `/beta/agentRegistry` handlers.
+//! - [`respond`]: entity and collection bodies, context URLs, next links.
+//! - [`error`]: every error mapped to a status and a Graph code, once.
+
+pub mod conventions;
+pub mod error;
+pub mod extract;
+mod registry;
+pub mod respond;
+
+use crate::auth::KeyRing;
+use crate::clock::SharedClock;
+use crate::odata::PagingKeys;
+use crate::store::Store;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::Uri;
+use axum::response::IntoResponse;
+use error::ApiError;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    paging: PagingKeys,
+    clock: SharedClock,
+    max_body_bytes: usize,
+    trust_proxy: bool,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub max_body_bytes: usize,
+    pub trust_proxy: bool,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, clock: SharedClock, settings: HttpSettings) -> Self {
+        let paging = PagingKeys::new(keys.derived_secret("agentry.skiptoken.v1"));
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                keys,
+                paging,
+                clock,
+                max_body_bytes: settings.max_body_bytes,
+                trust_proxy: settings.trust_proxy,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    pub fn paging(&self) -> &PagingKeys {
+        &self.inner.paging
+    }
+
+    pub fn now(&self) -> String {
+        crate::clock::entity_timestamp(self.inner.clock.now())
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.inner.max_body_bytes
+    }
+
+    pub fn trust_proxy(&self) -> bool {
+        self.inner.trust_proxy
+    }
+}
+
+/// The complete service: OData key rewriting, panic catching, Graph
+/// conventions around the router.
+pub fn service(state: AppState) -> Router {
+    let routes = Router::new()
+        .nest("/beta/agentRegistry", registry::routes())
+        .route("/beta/agentRegistry", registry::singleton())
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
+    let inner = routes.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+        ApiError::Internal("a handler panicked".into()).into_response()
+    }));
+    let rewritten = Router::new().fallback_service(
+        inner.map_request(|mut req: Request<Body>| {
+            if let Some(uri) = rewrite_key_segments(req.uri()) {
+                *req.uri_mut() = uri;
+            }
+            req
+        }),
+    );
+    rewritten
+        .layer(axum::middleware::from_fn_with_state(state, conventions::graph_conventions))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Words the URL grammar knows; a segment after one of the set-like words is a key.
+const KNOWN_SEGMENTS: &[&str] = &[
+    "beta", "agentRegistry", "agentInstances", "agentCardManifests", "agentCollections",
+    "agentCardManifest", "collections", "members", "$ref", "$count",
+];
+const KEYED_SEGMENTS: &[&str] = &[
+    "agentInstances", "agentCardManifests", "agentCollections", "collections", "members",
+];
+
+async fn unknown_path(uri: Uri) -> ApiError {
+    let segments: Vec<String> = uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let mut previous: Option<&str> = None;
+    for seg in &segments {
+        let is_key = previous.is_some_and(|p| KEYED_SEGMENTS.contains(&p));
+        if !is_key && !KNOWN_SEGMENTS.contains(&seg.as_str()) {
+            return ApiError::UnknownSegment(seg.clone());
+        }
+        previous = Some(seg);
+    }
+    ApiError::UnknownSegment(segments.last().cloned().unwrap_or_default())
+}
+
+/// Rewrites OData key segments, `agentInstances('a b')`, into path form,
+/// `agentInstances/a%20b`, so one set of routes serves both spellings.
+fn rewrite_key_segments(uri: &Uri) -> Option<Uri> {
+    let path = uri.path();
+    if !path.contains('(') && !path.contains("%28") {
+        return None;
+    }
+    let mut changed = false;
+    let mut out = String::with_capacity(path.len() + 8);
+    for (i, raw) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+        let rewritten = decoded.find("('").and_then(|open| {
+            let name = &decoded[..open];
+            let key = crate::domain::unquote_key(decoded[open + 1..].strip_suffix(')')?)?;
+            let valid_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric());
+            valid_name.then(|| {
+                let encoded = percent_encoding::utf8_percent_encode(&key, KEY_ENCODE);
+                format!("{name}/{encoded}")
+            })
+        });
+        match rewritten {
+            Some(r) => {
+                changed = true;
+                out.push_str(&r);
+            }
+            None => out.push_str(raw),
+        }
+    }
+    if !changed {
+        return None;
+    }
+    if let Some(q) = uri.query() {
+        out.push('?');
+        out.push_str(q);
+    }
+    out.parse().ok()
+}
+
+/// Everything but unreserved characters is escaped in a rewritten key.
+const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(s: &str) -> Option<String> {
+        rewrite_key_segments(&s.parse().unwrap()).map(|u| u.to_string())
+    }
+
+    #[test]
+    fn odata_key_segments_become_path_segments() {
+        let table = [
+            ("/beta/agentRegistry/agentInstances('a')", Some("/beta/agentRegistry/agentInstances/a")),
+            ("/beta/agentRegistry/agentInstances('Agent%3A%2001')/collections?$top=1", Some("/beta/agentRegistry/agentInstances/Agent%3A%2001/collections?$top=1")),
+            ("/beta/agentRegistry/agentInstances('it''s')", Some("/beta/agentRegistry/agentInstances/it%27s")),
+            ("/beta/agentRegistry/agentInstances%28%27x%27%29", Some("/beta/agentRegistry/agentInstances/x")),
+            ("/beta/agentRegistry/agentInstances/plain", None),
+            ("/beta/agentRegistry/agentInstances('broken", None),
+        ];
+        for (input, expected) in table {
+            assert_eq!(rewrite(input).as_deref(), expected, "{input}");
+        }
+    }
+}

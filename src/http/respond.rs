@@ -1,0 +1,154 @@
+//! Building Graph responses: `@odata.context`, entity and collection bodies,
+//! `@odata.nextLink`, and the OData media type.
+
+use super::conventions::RequestMeta;
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::{Map, Value};
+
+/// The media type Graph answers JSON with.
+pub const ODATA_JSON: &str =
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+/// A JSON response with the OData headers.
+pub fn json(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
+    h.insert("odata-version", HeaderValue::from_static("4.0"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A plain-text count, as `/$count` answers.
+pub fn count(n: u64) -> Response {
+    let mut response = Response::new(Body::from(n.to_string()));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain;charset=utf-8"));
+    response
+}
+
+pub fn no_content() -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// `{root}/$metadata#agentRegistry/{set}{projection}`
+pub fn context_url(meta: &RequestMeta, set: &str, projection: &str) -> String {
+    format!("{}/$metadata#agentRegistry/{set}{projection}", meta.service_root())
+}
+
+/// An entity body: the stored document with `@odata.context` put first.
+/// The document is spliced as text, not parsed and written again.
+pub fn entity_body(context: &str, doc: &str) -> String {
+    let rest = doc.trim_start().strip_prefix('{').unwrap_or("}").trim_start();
+    let context = Value::String(context.to_owned()).to_string();
+    let mut out = String::with_capacity(doc.len() + context.len() + 24);
+    out.push_str("{\"@odata.context\":");
+    out.push_str(&context);
+    if !rest.starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A collection body; `items` are JSON texts of entities.
+pub fn collection_body(context: &str, count: Option<u64>, next_link: Option<&str>, items: &[String]) -> String {
+    let mut out = String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 256);
+    out.push_str("{\"@odata.context\":");
+    out.push_str(&Value::String(context.to_owned()).to_string());
+    if let Some(n) = count {
+        out.push_str(",\"@odata.count\":");
+        out.push_str(&n.to_string());
+    }
+    if let Some(link) = next_link {
+        out.push_str(",\"@odata.nextLink\":");
+        out.push_str(&Value::String(link.to_owned()).to_string());
+    }
+    out.push_str(",\"value\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push_str("]}");
+    out
+}
+
+/// The next page's absolute URL: the request's own options, minus `$skip`
+/// and any old `$skiptoken`, plus the new token.
+pub fn next_link(meta: &RequestMeta, path: &str, raw_query: Option<&str>, token: &str) -> String {
+    let kept: Vec<&str> = raw_query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy().to_ascii_lowercase();
+            let name = name.trim_start_matches('$');
+            name != "skiptoken" && name != "skip"
+        })
+        .collect();
+    let mut url = format!("{}{path}?", meta.origin);
+    for pair in kept {
+        url.push_str(pair);
+        url.push('&');
+    }
+    url.push_str("$skiptoken=");
+    url.push_str(token);
+    url
+}
+
+/// Keeps the selected properties of a document (all of them for `*` or no `$select`).
+pub fn project(doc: Map<String, Value>, select: Option<&[String]>) -> Map<String, Value> {
+    match select {
+        Some(names) if !names.iter().any(|n| n == "*") => doc
+            .into_iter()
+            .filter(|(k, _)| names.iter().any(|n| n == k))
+            .collect(),
+        _ => doc,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> RequestMeta {
+        RequestMeta { request_id: "r".into(), client_request_id: None, origin: "http://h:1".into() }
+    }
+
+    #[test]
+    fn an_entity_body_puts_the_context_first_without_reparsing() {
+        assert_eq!(entity_body("ctx", r#"{"id":"a","x":1}"#), r#"{"@odata.context":"ctx","id":"a","x":1}"#);
+        assert_eq!(entity_body("ctx", "{}"), r#"{"@odata.context":"ctx"}"#);
+        let parsed: Value = serde_json::from_str(&entity_body("c\"q", r#"{"id":"a"}"#)).unwrap();
+        assert_eq!(parsed["@odata.context"], "c\"q");
+    }
+
+    #[test]
+    fn a_collection_body_orders_annotations_before_the_value() {
+        let body = collection_body("ctx", Some(2), Some("next"), &[r#"{"id":"a"}"#.into(), r#"{"id":"b"}"#.into()]);
+        assert_eq!(body, r#"{"@odata.context":"ctx","@odata.count":2,"@odata.nextLink":"next","value":[{"id":"a"},{"id":"b"}]}"#);
+    }
+
+    #[test]
+    fn the_next_link_keeps_the_options_and_replaces_paging_ones() {
+        let link = next_link(&meta(), "/beta/agentRegistry/agentInstances", Some("$top=2&%24skip=4&$select=id&$skiptoken=old"), "new");
+        assert_eq!(link, "http://h:1/beta/agentRegistry/agentInstances?$top=2&$select=id&$skiptoken=new");
+    }
+
+    #[test]
+    fn projection_keeps_only_selected_properties_in_document_order() {
+        let doc: Map<String, Value> = serde_json::from_str(r#"{"id":"a","displayName":"d","url":null}"#).unwrap();
+        let p = project(doc.clone(), Some(&["url".into(), "id".into()]));
+        assert_eq!(p.keys().collect::<Vec<_>>(), ["id", "url"]);
+        assert_eq!(project(doc.clone(), Some(&["*".into()])), doc);
+    }
+}
