@@ -38,23 +38,37 @@ impl Application {
         Self::build_with_clock(config, Arc::new(SystemClock)).await
     }
 
-    pub async fn build_with_clock(config: &ServerConfig, clock: SharedClock) -> Result<Self, StartError> {
+    pub async fn build_with_clock(
+        config: &ServerConfig,
+        clock: SharedClock,
+    ) -> Result<Self, StartError> {
         let keys = Arc::new(KeyRing::load_or_create(&config.data_dir)?);
         let store = store::open(&config.database_url)?;
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .map_err(|source| StartError::Listen { addr: config.listen.clone(), source })?;
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen.clone(),
+                    source,
+                })?;
         let settings = HttpSettings {
             max_body_bytes: config.max_body_bytes,
             trust_proxy: config.trust_proxy,
         };
         let state = AppState::new(store.clone(), keys.clone(), clock, settings);
-        Ok(Self { listener, state, store, keys })
+        Ok(Self {
+            listener,
+            state,
+            store,
+            keys,
+        })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn keys(&self) -> Arc<KeyRing> {
@@ -63,7 +77,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves, lets in-flight requests finish, then
     /// closes the database cleanly.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let service = crate::http::service(self.state);
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)

@@ -31,7 +31,11 @@ const DEFAULT_ROLES: &[&str] = &[
 ];
 
 #[derive(Debug, Parser)]
-#[command(name = "agentry", version, about = "A self-hostable Microsoft Graph beta Agent Registry")]
+#[command(
+    name = "agentry",
+    version,
+    about = "A self-hostable Microsoft Graph beta Agent Registry"
+)]
 pub struct Cli {
     /// A TOML configuration file (keys: listen, data_dir, database_url, max_body_bytes, trust_proxy).
     #[arg(long, global = true, env = "AGENTRY_CONFIG")]
@@ -95,7 +99,11 @@ struct TokenArgs {
 
 fn list(value: Option<&str>, default: &[&str]) -> Vec<String> {
     match value {
-        Some(v) => v.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        Some(v) => v
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         None => default.iter().map(|s| (*s).to_owned()).collect(),
     }
 }
@@ -161,12 +169,16 @@ fn serve(config: config::ServerConfig) -> anyhow::Result<()> {
         let app = Application::build(&config).await?;
         let addr = app.local_addr();
         let data_dir = config.data_dir.display();
+        // The banner is a courtesy: a closed stdout must not stop the server.
+        let banner = format!(
+            "Agentry is serving Microsoft Graph beta at http://{addr}/beta\n  \
+             database:    {}\n  \
+             get a token: agentry token --data-dir {data_dir}\n  \
+             try:         curl -H \"Authorization: Bearer $(agentry token --data-dir {data_dir})\" http://{addr}/beta/agentRegistry/agentInstances\n",
+            config.database_url
+        );
         let mut out = std::io::stdout().lock();
-        writeln!(out, "Agentry is serving Microsoft Graph beta at http://{addr}/beta")?;
-        writeln!(out, "  database:    {}", config.database_url)?;
-        writeln!(out, "  get a token: agentry token --data-dir {data_dir}")?;
-        writeln!(out, "  try:         curl -H \"Authorization: Bearer $(agentry token --data-dir {data_dir})\" http://{addr}/beta/agentRegistry/agentInstances")?;
-        out.flush()?;
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
         drop(out);
         app.run_until(shutdown_signal()).await?;
         tracing::info!("stopped cleanly");

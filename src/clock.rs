@@ -32,9 +32,8 @@ impl Clock for FixedClock {
 
 pub type SharedClock = Arc<dyn Clock>;
 
-const ENTITY_TIME: &[FormatItem<'static>] = format_description!(
-    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z"
-);
+const ENTITY_TIME: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z");
 const ERROR_TIME: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
 

@@ -40,7 +40,9 @@ pub struct KeyRing {
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRing").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("KeyRing")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -156,7 +158,11 @@ impl KeyRing {
     /// Signs an access token with the claims Entra puts in Graph tokens.
     pub fn mint(&self, req: &TokenRequest) -> Result<String, KeyError> {
         let delegated = req.kind == CallerKind::Delegated;
-        let app_id = if delegated { CLI_CLIENT_ID } else { req.subject.as_str() };
+        let app_id = if delegated {
+            CLI_CLIENT_ID
+        } else {
+            req.subject.as_str()
+        };
         let claims = Claims {
             aud: Some(serde_json::Value::String(GRAPH_AUDIENCE.to_owned())),
             iss: Some(format!("https://sts.windows.net/{}/", req.tenant_id)),
@@ -201,8 +207,8 @@ impl KeyRing {
         validation.validate_nbf = true;
         validation.set_audience(&[GRAPH_AUDIENCE, GRAPH_APP_ID]);
         validation.set_required_spec_claims(&["exp", "aud"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
-            |e| {
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind as K;
                 match e.kind() {
                     K::ExpiredSignature | K::ImmatureSignature => AuthError::Expired,
@@ -212,14 +218,16 @@ impl KeyRing {
                     }
                     _ => AuthError::Malformed,
                 }
-            },
-        )?;
+            })?;
         principal_from(data.claims)
     }
 }
 
 fn principal_from(c: Claims) -> Result<Principal, AuthError> {
-    let tenant_id = c.tid.filter(|t| !t.is_empty()).ok_or(AuthError::Malformed)?;
+    let tenant_id = c
+        .tid
+        .filter(|t| !t.is_empty())
+        .ok_or(AuthError::Malformed)?;
     let split = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
     let kind = match (&c.scp, &c.roles) {
         (Some(_), _) => CallerKind::Delegated,
@@ -290,7 +298,9 @@ mod tests {
     fn a_minted_application_token_carries_roles_and_the_app_id() {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyRing::load_or_create(dir.path()).unwrap();
-        let p = keys.verify(&keys.mint(&request(CallerKind::Application)).unwrap()).unwrap();
+        let p = keys
+            .verify(&keys.mint(&request(CallerKind::Application)).unwrap())
+            .unwrap();
         assert_eq!(p.kind, CallerKind::Application);
         assert_eq!(p.app_id.as_deref(), Some("subject-1"));
         assert_eq!(p.roles, ["AgentInstance.ReadWrite.All"]);
@@ -317,17 +327,28 @@ mod tests {
         let keys = KeyRing::load_or_create(dir.path()).unwrap();
         let mut old = request(CallerKind::Delegated);
         old.issued_at -= 7200;
-        assert_eq!(keys.verify(&keys.mint(&old).unwrap()), Err(AuthError::Expired));
+        assert_eq!(
+            keys.verify(&keys.mint(&old).unwrap()),
+            Err(AuthError::Expired)
+        );
 
         let token = keys.mint(&request(CallerKind::Delegated)).unwrap();
         let mut parts: Vec<&str> = token.split('.').collect();
-        let forged = URL_SAFE_NO_PAD.encode(br#"{"aud":"https://graph.microsoft.com","tid":"other","scp":"x","exp":99999999999}"#);
+        let forged = URL_SAFE_NO_PAD.encode(
+            br#"{"aud":"https://graph.microsoft.com","tid":"other","scp":"x","exp":99999999999}"#,
+        );
         parts[1] = &forged;
-        assert_eq!(keys.verify(&parts.join(".")), Err(AuthError::InvalidSignature));
+        assert_eq!(
+            keys.verify(&parts.join(".")),
+            Err(AuthError::InvalidSignature)
+        );
 
         assert_eq!(keys.verify(""), Err(AuthError::Missing));
         assert_eq!(keys.verify("not-a-jwt"), Err(AuthError::Malformed));
-        assert_eq!(keys.verify(&"a".repeat(MAX_TOKEN_BYTES + 1)), Err(AuthError::Malformed));
+        assert_eq!(
+            keys.verify(&"a".repeat(MAX_TOKEN_BYTES + 1)),
+            Err(AuthError::Malformed)
+        );
     }
 
     #[test]
@@ -335,9 +356,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyRing::load_or_create(dir.path()).unwrap();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        let body = URL_SAFE_NO_PAD.encode(br#"{"aud":"https://graph.microsoft.com","tid":"t","scp":"x","exp":99999999999}"#);
+        let body = URL_SAFE_NO_PAD.encode(
+            br#"{"aud":"https://graph.microsoft.com","tid":"t","scp":"x","exp":99999999999}"#,
+        );
         let verdict = keys.verify(&format!("{header}.{body}."));
-        assert!(matches!(verdict, Err(AuthError::Malformed | AuthError::InvalidSignature)));
+        assert!(matches!(
+            verdict,
+            Err(AuthError::Malformed | AuthError::InvalidSignature)
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 mod keys;
 
-pub use keys::{KeyRing, KeyError, TokenRequest};
+pub use keys::{KeyError, KeyRing, TokenRequest};
 
 /// The audience Microsoft Graph tokens carry; Agentry accepts both spellings.
 pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";

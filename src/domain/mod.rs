@@ -83,7 +83,9 @@ pub fn ensure_collection_mutable(id: &str) -> Result<(), DomainError> {
 }
 
 /// Refuses a collection name that a reserved collection holds, ignoring case (409).
-pub fn ensure_collection_name_free(props: &serde_json::Map<String, serde_json::Value>) -> Result<(), DomainError> {
+pub fn ensure_collection_name_free(
+    props: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), DomainError> {
     let Some(name) = props.get("displayName").and_then(|v| v.as_str()) else {
         return Ok(());
     };

@@ -189,7 +189,10 @@ pub static AGENT_INSTANCE: EntityType = EntityType {
         ro("lastModifiedDateTime", Kind::DateTimeOffset),
         rw("url", Kind::String),
         rw("preferredTransport", Kind::String),
-        rw("additionalInterfaces", Kind::ComplexCollection(&AGENT_INTERFACE)),
+        rw(
+            "additionalInterfaces",
+            Kind::ComplexCollection(&AGENT_INTERFACE),
+        ),
         rw("signatures", Kind::ComplexCollection(&AGENT_CARD_SIGNATURE)),
     ],
     navigations: &[

@@ -47,7 +47,11 @@ enum Mode {
 ///
 /// Unknown properties and wrong types are refused; server-owned properties
 /// and instance annotations are dropped; `@odata.type` must name `ty`.
-pub fn parse_write(ty: &'static EntityType, body: Value, creating: bool) -> Result<EntityWrite, DomainError> {
+pub fn parse_write(
+    ty: &'static EntityType,
+    body: Value,
+    creating: bool,
+) -> Result<EntityWrite, DomainError> {
     let Value::Object(body) = body else {
         return Err(DomainError::NotAnObject);
     };
@@ -222,7 +226,11 @@ fn check_value(path: &str, kind: Kind, value: Value) -> Result<Value, DomainErro
     }
 }
 
-fn check_complex(path: &str, t: &'static ComplexType, obj: Map<String, Value>) -> Result<Value, DomainError> {
+fn check_complex(
+    path: &str,
+    t: &'static ComplexType,
+    obj: Map<String, Value>,
+) -> Result<Value, DomainError> {
     let mut out = Map::new();
     for (key, value) in obj {
         if key.contains('@') {
@@ -246,7 +254,12 @@ fn check_complex(path: &str, t: &'static ComplexType, obj: Map<String, Value>) -
 
 /// The complete stored document of a new entity: every property in schema
 /// order, unset ones `null` (or `[]` for collections), server fields stamped.
-pub fn new_document(ty: &EntityType, id: &str, props: &Map<String, Value>, ctx: &WriteContext) -> Map<String, Value> {
+pub fn new_document(
+    ty: &EntityType,
+    id: &str,
+    props: &Map<String, Value>,
+    ctx: &WriteContext,
+) -> Map<String, Value> {
     let mut doc = Map::new();
     for p in ty.properties {
         let value = match p.name {
@@ -290,7 +303,10 @@ pub fn parse_entity_reference(url: &str, entity_set: &'static str) -> Result<Str
         expected: entity_set,
     };
     let mut path = url.trim();
-    if let Some(rest) = path.strip_prefix("https://").or_else(|| path.strip_prefix("http://")) {
+    if let Some(rest) = path
+        .strip_prefix("https://")
+        .or_else(|| path.strip_prefix("http://"))
+    {
         path = rest.find('/').map_or("", |i| &rest[i..]);
     }
     let path = path.split(['?', '#']).next().unwrap_or_default();
@@ -328,10 +344,8 @@ pub fn unquote_key(s: &str) -> Option<String> {
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '\'' {
-            if chars.next() != Some('\'') {
-                return None;
-            }
+        if c == '\'' && chars.next() != Some('\'') {
+            return None;
         }
         out.push(c);
     }
@@ -354,18 +368,43 @@ mod tests {
     #[test]
     fn a_create_needs_display_name_and_owner_ids() {
         let err = parse_write(&AGENT_INSTANCE, json!({"displayName": "a"}), true).unwrap_err();
-        assert_eq!(err, DomainError::MissingRequired { property: "ownerIds" });
+        assert_eq!(
+            err,
+            DomainError::MissingRequired {
+                property: "ownerIds"
+            }
+        );
         let err = parse_write(&AGENT_INSTANCE, json!({"ownerIds": []}), true).unwrap_err();
-        assert_eq!(err, DomainError::MissingRequired { property: "displayName" });
-        assert!(parse_write(&AGENT_INSTANCE, json!({"displayName": "a", "ownerIds": []}), true).is_ok());
+        assert_eq!(
+            err,
+            DomainError::MissingRequired {
+                property: "displayName"
+            }
+        );
+        assert!(
+            parse_write(
+                &AGENT_INSTANCE,
+                json!({"displayName": "a", "ownerIds": []}),
+                true
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn an_update_needs_nothing_but_refuses_null_for_required_properties() {
         let w = parse_write(&AGENT_INSTANCE, json!({"url": "https://x"}), false).unwrap();
-        assert_eq!(w.props, json!({"url": "https://x"}).as_object().unwrap().clone());
+        assert_eq!(
+            w.props,
+            json!({"url": "https://x"}).as_object().unwrap().clone()
+        );
         let err = parse_write(&AGENT_INSTANCE, json!({"displayName": null}), false).unwrap_err();
-        assert_eq!(err, DomainError::NullNotAllowed { property: "displayName".into() });
+        assert_eq!(
+            err,
+            DomainError::NullNotAllowed {
+                property: "displayName".into()
+            }
+        );
     }
 
     #[test]
@@ -375,14 +414,29 @@ mod tests {
             (json!({"displayName": 5}), "displayName"),
             (json!({"ownerIds": "x"}), "ownerIds"),
             (json!({"ownerIds": ["x", 1]}), "ownerIds"),
-            (json!({"additionalInterfaces": [{"url": "u", "speed": 1}]}), "additionalInterfaces[0]/speed"),
-            (json!({"additionalInterfaces": ["u"]}), "additionalInterfaces[0]"),
-            (json!({"agentCardManifest": {"provider": {"name": "x"}}}), "agentCardManifest/provider/name"),
-            (json!({"agentCardManifest": {"skills": [{"tags": [true]}]}}), "agentCardManifest/skills[0]/tags"),
+            (
+                json!({"additionalInterfaces": [{"url": "u", "speed": 1}]}),
+                "additionalInterfaces[0]/speed",
+            ),
+            (
+                json!({"additionalInterfaces": ["u"]}),
+                "additionalInterfaces[0]",
+            ),
+            (
+                json!({"agentCardManifest": {"provider": {"name": "x"}}}),
+                "agentCardManifest/provider/name",
+            ),
+            (
+                json!({"agentCardManifest": {"skills": [{"tags": [true]}]}}),
+                "agentCardManifest/skills[0]/tags",
+            ),
         ];
         for (body, path) in table {
             match parse_write(&AGENT_INSTANCE, body.clone(), false) {
-                Err(DomainError::UnknownProperty { property, .. } | DomainError::WrongType { property, .. }) => {
+                Err(
+                    DomainError::UnknownProperty { property, .. }
+                    | DomainError::WrongType { property, .. },
+                ) => {
                     assert_eq!(property, path, "body {body}")
                 }
                 other => panic!("body {body} gave {other:?}"),
@@ -404,27 +458,47 @@ mod tests {
             true,
         )
         .unwrap();
-        assert_eq!(w.props.keys().collect::<Vec<_>>(), ["displayName", "ownerIds"]);
+        assert_eq!(
+            w.props.keys().collect::<Vec<_>>(),
+            ["displayName", "ownerIds"]
+        );
     }
 
     #[test]
     fn a_foreign_odata_type_is_refused() {
-        let err = parse_write(&AGENT_INSTANCE, json!({"@odata.type": "#microsoft.graph.user"}), false).unwrap_err();
+        let err = parse_write(
+            &AGENT_INSTANCE,
+            json!({"@odata.type": "#microsoft.graph.user"}),
+            false,
+        )
+        .unwrap_err();
         assert!(matches!(err, DomainError::TypeMismatch { .. }));
     }
 
     #[test]
     fn open_types_are_kept_exactly() {
         let schemes = json!({"entra": {"@odata.type": "#microsoft.graph.oAuth2SecurityScheme", "type": "oauth2", "flows": {"x": {"scopes": {"a": "b"}}}}});
-        let w = parse_write(&AGENT_CARD_MANIFEST, json!({"securitySchemes": schemes.clone(), "security": [{"entra": []}]}), false).unwrap();
+        let w = parse_write(
+            &AGENT_CARD_MANIFEST,
+            json!({"securitySchemes": schemes.clone(), "security": [{"entra": []}]}),
+            false,
+        )
+        .unwrap();
         assert_eq!(w.props["securitySchemes"], schemes);
         assert_eq!(w.props["security"], json!([{"entra": []}]));
     }
 
     #[test]
     fn a_nested_manifest_and_a_bind_are_understood_but_not_together() {
-        let w = parse_write(&AGENT_INSTANCE, json!({"agentCardManifest": {"displayName": "card"}}), false).unwrap();
-        assert!(matches!(w.manifest, Some(ManifestChange::Upsert(ref m)) if m.props["displayName"] == "card"));
+        let w = parse_write(
+            &AGENT_INSTANCE,
+            json!({"agentCardManifest": {"displayName": "card"}}),
+            false,
+        )
+        .unwrap();
+        assert!(
+            matches!(w.manifest, Some(ManifestChange::Upsert(ref m)) if m.props["displayName"] == "card")
+        );
 
         let w = parse_write(
             &AGENT_INSTANCE,
@@ -432,7 +506,10 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(w.manifest, Some(ManifestChange::Bind("employee-assistant".into())));
+        assert_eq!(
+            w.manifest,
+            Some(ManifestChange::Bind("employee-assistant".into()))
+        );
 
         let err = parse_write(
             &AGENT_INSTANCE,
@@ -448,7 +525,10 @@ mod tests {
 
     #[test]
     fn other_navigation_properties_cannot_be_written() {
-        for body in [json!({"collections": []}), json!({"collections@odata.bind": []})] {
+        for body in [
+            json!({"collections": []}),
+            json!({"collections@odata.bind": []}),
+        ] {
             let err = parse_write(&AGENT_INSTANCE, body, false).unwrap_err();
             assert!(matches!(err, DomainError::NavigationNotWritable { .. }));
         }
@@ -459,23 +539,47 @@ mod tests {
     #[test]
     fn references_are_read_in_every_documented_form() {
         let table = [
-            ("https://graph.microsoft.com/beta/agentRegistry/agentCardManifests('employee-assistant')", "employee-assistant"),
-            ("https://canary.graph.microsoft.com/beta/agentRegistry/agentCardManifests/abc", "abc"),
+            (
+                "https://graph.microsoft.com/beta/agentRegistry/agentCardManifests('employee-assistant')",
+                "employee-assistant",
+            ),
+            (
+                "https://canary.graph.microsoft.com/beta/agentRegistry/agentCardManifests/abc",
+                "abc",
+            ),
             ("/agentRegistry/agentCardManifests('it''s')", "it's"),
             ("agentCardManifests('Card%3A%2001')", "Card: 01"),
             ("agentRegistry/agentCardManifests/Card%20One", "Card One"),
         ];
         for (url, key) in table {
-            assert_eq!(parse_entity_reference(url, "agentCardManifests").as_deref(), Ok(key), "{url}");
+            assert_eq!(
+                parse_entity_reference(url, "agentCardManifests").as_deref(),
+                Ok(key),
+                "{url}"
+            );
         }
-        for bad in ["", "https://graph.microsoft.com/beta/users/abc", "agentCardManifests('x", "agentCardManifests()", "agentCardManifests('a'b')"] {
-            assert!(parse_entity_reference(bad, "agentCardManifests").is_err(), "{bad}");
+        for bad in [
+            "",
+            "https://graph.microsoft.com/beta/users/abc",
+            "agentCardManifests('x",
+            "agentCardManifests()",
+            "agentCardManifests('a'b')",
+        ] {
+            assert!(
+                parse_entity_reference(bad, "agentCardManifests").is_err(),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn a_new_document_lists_every_property_in_schema_order() {
-        let w = parse_write(&AGENT_INSTANCE, json!({"displayName": "a", "ownerIds": ["o"]}), true).unwrap();
+        let w = parse_write(
+            &AGENT_INSTANCE,
+            json!({"displayName": "a", "ownerIds": ["o"]}),
+            true,
+        )
+        .unwrap();
         let doc = new_document(&AGENT_INSTANCE, "id-1", &w.props, &ctx());
         let keys: Vec<&str> = doc.keys().map(String::as_str).collect();
         let expected: Vec<&str> = AGENT_INSTANCE.properties.iter().map(|p| p.name).collect();
@@ -487,9 +591,17 @@ mod tests {
 
     #[test]
     fn a_patch_replaces_given_properties_and_moves_the_modified_time() {
-        let w = parse_write(&AGENT_INSTANCE, json!({"displayName": "a", "ownerIds": ["o", "p"]}), true).unwrap();
+        let w = parse_write(
+            &AGENT_INSTANCE,
+            json!({"displayName": "a", "ownerIds": ["o", "p"]}),
+            true,
+        )
+        .unwrap();
         let mut doc = new_document(&AGENT_INSTANCE, "id-1", &w.props, &ctx());
-        let later = WriteContext { now: "2026-01-01T00:00:00.0000000Z".into(), actor: Some("other".into()) };
+        let later = WriteContext {
+            now: "2026-01-01T00:00:00.0000000Z".into(),
+            actor: Some("other".into()),
+        };
         let patch = parse_write(&AGENT_INSTANCE, json!({"ownerIds": ["q"]}), false).unwrap();
         apply_patch(&mut doc, &patch.props, &later);
         assert_eq!(doc["ownerIds"], json!(["q"]));

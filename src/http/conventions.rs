@@ -30,7 +30,11 @@ impl RequestMeta {
 
 const MAX_CLIENT_REQUEST_ID: usize = 200;
 
-pub async fn graph_conventions(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn graph_conventions(
+    State(app): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let meta = RequestMeta {
         request_id: uuid::Uuid::new_v4().to_string(),
@@ -83,7 +87,10 @@ pub async fn graph_conventions(State(app): State<AppState>, mut req: Request, ne
     response
 }
 
-fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<crate::auth::Principal, crate::auth::AuthError> {
+fn authenticate(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<crate::auth::Principal, crate::auth::AuthError> {
     use crate::auth::AuthError;
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(AuthError::Missing);
@@ -98,7 +105,12 @@ fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<crate::auth::Prin
 }
 
 fn origin(headers: &HeaderMap, trust_proxy: bool) -> String {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let forwarded = |name| {
         trust_proxy
             .then(|| get(name))
@@ -110,9 +122,16 @@ fn origin(headers: &HeaderMap, trust_proxy: bool) -> String {
     let proto = forwarded("x-forwarded-proto").unwrap_or("http");
     let host = forwarded("x-forwarded-host")
         .or_else(|| get("host"))
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c)))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c))
+        })
         .unwrap_or("localhost");
-    let proto = if proto.eq_ignore_ascii_case("https") { "https" } else { "http" };
+    let proto = if proto.eq_ignore_ascii_case("https") {
+        "https"
+    } else {
+        "http"
+    };
     format!("{proto}://{host}")
 }
 
@@ -122,11 +141,17 @@ fn render_error(report: &ErrorReport, meta: &RequestMeta, kept: &HeaderMap) -> R
     if let Some(code) = report.inner_code {
         inner.insert("code".into(), code.into());
     }
-    inner.insert("date".into(), error_timestamp(time::OffsetDateTime::now_utc()).into());
+    inner.insert(
+        "date".into(),
+        error_timestamp(time::OffsetDateTime::now_utc()).into(),
+    );
     inner.insert("request-id".into(), meta.request_id.clone().into());
     inner.insert(
         "client-request-id".into(),
-        meta.client_request_id.clone().unwrap_or_else(|| meta.request_id.clone()).into(),
+        meta.client_request_id
+            .clone()
+            .unwrap_or_else(|| meta.request_id.clone())
+            .into(),
     );
     let body = serde_json::json!({
         "error": {
@@ -143,7 +168,10 @@ fn render_error(report: &ErrorReport, meta: &RequestMeta, kept: &HeaderMap) -> R
             headers.insert(name, v.clone());
         }
     }
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     match report.status.as_u16() {
         401 => {
             headers.insert(
@@ -173,9 +201,16 @@ mod tests {
 
     #[test]
     fn the_origin_comes_from_host_unless_a_trusted_proxy_says_otherwise() {
-        let h = headers(&[("host", "127.0.0.1:7171"), ("x-forwarded-host", "graph.example"), ("x-forwarded-proto", "https")]);
+        let h = headers(&[
+            ("host", "127.0.0.1:7171"),
+            ("x-forwarded-host", "graph.example"),
+            ("x-forwarded-proto", "https"),
+        ]);
         assert_eq!(origin(&h, false), "http://127.0.0.1:7171");
         assert_eq!(origin(&h, true), "https://graph.example");
-        assert_eq!(origin(&headers(&[("host", "evil\"host")]), false), "http://localhost");
+        assert_eq!(
+            origin(&headers(&[("host", "evil\"host")]), false),
+            "http://localhost"
+        );
     }
 }

@@ -38,7 +38,10 @@ pub enum ApiError {
     #[error("instance {0} has no manifest")]
     ManifestNotLinked(String),
     #[error("instance {instance} is not in collection {collection}")]
-    NotInCollection { instance: String, collection: String },
+    NotInCollection {
+        instance: String,
+        collection: String,
+    },
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -84,7 +87,9 @@ impl ApiError {
                     AuthError::Malformed => "CompactToken parsing failed with error code: 80049217",
                     AuthError::InvalidSignature => "Access token validation failure.",
                     AuthError::Expired => "Access token has expired or is not yet valid.",
-                    AuthError::InvalidAudience => "Access token validation failure. Invalid audience.",
+                    AuthError::InvalidAudience => {
+                        "Access token validation failure. Invalid audience."
+                    }
                     AuthError::NoPermissionClaims => {
                         return report(
                             S::FORBIDDEN,
@@ -138,10 +143,15 @@ impl ApiError {
                 "AgentCardNotFound",
                 format!("The agent instance '{id}' has no agent card manifest."),
             ),
-            ApiError::NotInCollection { instance, collection } => report(
+            ApiError::NotInCollection {
+                instance,
+                collection,
+            } => report(
                 S::NOT_FOUND,
                 "Request_ResourceNotFound",
-                format!("The agent instance '{instance}' is not a member of the agent collection '{collection}'."),
+                format!(
+                    "The agent instance '{instance}' is not a member of the agent collection '{collection}'."
+                ),
             ),
             ApiError::Internal(detail) => internal(detail.clone()),
         }
@@ -168,7 +178,9 @@ fn domain_report(e: &DomainError) -> ErrorReport {
             ..report(
                 S::FORBIDDEN,
                 "Forbidden",
-                format!("collectionImmutable: the built-in collection '{name}' cannot be changed or deleted."),
+                format!(
+                    "collectionImmutable: the built-in collection '{name}' cannot be changed or deleted."
+                ),
             )
         },
         DomainError::NotAnObject
@@ -195,7 +207,11 @@ fn store_report(e: &StoreError) -> ErrorReport {
                 EntityKind::Manifest => "AgentCardNotFound",
                 EntityKind::Collection => "AgentCollectionNotFound",
             };
-            report(S::NOT_FOUND, code, format!("The {} '{id}' does not exist.", entity_label(*kind)))
+            report(
+                S::NOT_FOUND,
+                code,
+                format!("The {} '{id}' does not exist.", entity_label(*kind)),
+            )
         }
         StoreError::AlreadyExists { kind, id } => {
             let code = match kind {
@@ -203,19 +219,28 @@ fn store_report(e: &StoreError) -> ErrorReport {
                 EntityKind::Manifest => "AgentCardAlreadyExists",
                 EntityKind::Collection => "AgentCollectionAlreadyExists",
             };
-            report(S::CONFLICT, code, format!("An {} with id '{id}' already exists.", entity_label(*kind)))
+            report(
+                S::CONFLICT,
+                code,
+                format!("An {} with id '{id}' already exists.", entity_label(*kind)),
+            )
         }
         StoreError::ManifestInUse { id, instances } => report(
             S::CONFLICT,
             "Conflict",
-            format!("The agent card manifest '{id}' is still linked from {instances} agent instance(s); unlink it first."),
+            format!(
+                "The agent card manifest '{id}' is still linked from {instances} agent instance(s); unlink it first."
+            ),
         ),
         StoreError::AlreadyMember { .. } => report(
             S::BAD_REQUEST,
             "BadRequest",
             "One or more added object references already exist for the following modified properties: 'members'.",
         ),
-        StoreError::NotMember { instance, collection } => ApiError::NotInCollection {
+        StoreError::NotMember {
+            instance,
+            collection,
+        } => ApiError::NotInCollection {
             instance: instance.clone(),
             collection: collection.clone(),
         }
@@ -263,48 +288,230 @@ mod tests {
         let d = |e: DomainError| ApiError::Domain(e);
         let s = |e: StoreError| ApiError::Store(e);
         let table: Vec<(ApiError, u16, &str)> = vec![
-            (ApiError::Auth(AuthError::Missing), 401, "InvalidAuthenticationToken"),
-            (ApiError::Auth(AuthError::Malformed), 401, "InvalidAuthenticationToken"),
-            (ApiError::Auth(AuthError::InvalidSignature), 401, "InvalidAuthenticationToken"),
-            (ApiError::Auth(AuthError::Expired), 401, "InvalidAuthenticationToken"),
-            (ApiError::Auth(AuthError::InvalidAudience), 401, "InvalidAuthenticationToken"),
-            (ApiError::Auth(AuthError::NoPermissionClaims), 403, "AccessDenied"),
-            (ApiError::OData(ODataError::UnknownOption("$x".into())), 400, "BadRequest"),
-            (ApiError::OData(ODataError::InvalidSkipToken), 400, "BadRequest"),
+            (
+                ApiError::Auth(AuthError::Missing),
+                401,
+                "InvalidAuthenticationToken",
+            ),
+            (
+                ApiError::Auth(AuthError::Malformed),
+                401,
+                "InvalidAuthenticationToken",
+            ),
+            (
+                ApiError::Auth(AuthError::InvalidSignature),
+                401,
+                "InvalidAuthenticationToken",
+            ),
+            (
+                ApiError::Auth(AuthError::Expired),
+                401,
+                "InvalidAuthenticationToken",
+            ),
+            (
+                ApiError::Auth(AuthError::InvalidAudience),
+                401,
+                "InvalidAuthenticationToken",
+            ),
+            (
+                ApiError::Auth(AuthError::NoPermissionClaims),
+                403,
+                "AccessDenied",
+            ),
+            (
+                ApiError::OData(ODataError::UnknownOption("$x".into())),
+                400,
+                "BadRequest",
+            ),
+            (
+                ApiError::OData(ODataError::InvalidSkipToken),
+                400,
+                "BadRequest",
+            ),
             (d(DomainError::NotAnObject), 400, "ValidationError"),
-            (d(DomainError::UnknownProperty { property: "x".into(), type_name: "t" }), 400, "ValidationError"),
-            (d(DomainError::WrongType { property: "x".into(), expected: "a string" }), 400, "ValidationError"),
-            (d(DomainError::MissingRequired { property: "displayName" }), 400, "ValidationError"),
-            (d(DomainError::NullNotAllowed { property: "x".into() }), 400, "ValidationError"),
-            (d(DomainError::TypeMismatch { given: "x".into(), expected: "y" }), 400, "ValidationError"),
+            (
+                d(DomainError::UnknownProperty {
+                    property: "x".into(),
+                    type_name: "t",
+                }),
+                400,
+                "ValidationError",
+            ),
+            (
+                d(DomainError::WrongType {
+                    property: "x".into(),
+                    expected: "a string",
+                }),
+                400,
+                "ValidationError",
+            ),
+            (
+                d(DomainError::MissingRequired {
+                    property: "displayName",
+                }),
+                400,
+                "ValidationError",
+            ),
+            (
+                d(DomainError::NullNotAllowed {
+                    property: "x".into(),
+                }),
+                400,
+                "ValidationError",
+            ),
+            (
+                d(DomainError::TypeMismatch {
+                    given: "x".into(),
+                    expected: "y",
+                }),
+                400,
+                "ValidationError",
+            ),
             (d(DomainError::InvalidId), 400, "ValidationError"),
-            (d(DomainError::InvalidReference { url: "u".into(), expected: "agentCardManifests" }), 400, "ValidationError"),
-            (d(DomainError::NavigationNotWritable { property: "collections".into() }), 400, "ValidationError"),
+            (
+                d(DomainError::InvalidReference {
+                    url: "u".into(),
+                    expected: "agentCardManifests",
+                }),
+                400,
+                "ValidationError",
+            ),
+            (
+                d(DomainError::NavigationNotWritable {
+                    property: "collections".into(),
+                }),
+                400,
+                "ValidationError",
+            ),
             (d(DomainError::BindAndNested), 400, "ValidationError"),
-            (d(DomainError::ReservedCollectionName("Global".into())), 409, "Conflict"),
-            (d(DomainError::ReservedCollectionImmutable("Global")), 403, "Forbidden"),
-            (s(StoreError::NotFound { kind: EntityKind::Instance, id: "i".into() }), 404, "AgentNotFound"),
-            (s(StoreError::NotFound { kind: EntityKind::Manifest, id: "m".into() }), 404, "AgentCardNotFound"),
-            (s(StoreError::NotFound { kind: EntityKind::Collection, id: "c".into() }), 404, "AgentCollectionNotFound"),
-            (s(StoreError::AlreadyExists { kind: EntityKind::Instance, id: "i".into() }), 409, "AgentAlreadyExists"),
-            (s(StoreError::AlreadyExists { kind: EntityKind::Manifest, id: "m".into() }), 409, "AgentCardAlreadyExists"),
-            (s(StoreError::AlreadyExists { kind: EntityKind::Collection, id: "c".into() }), 409, "AgentCollectionAlreadyExists"),
-            (s(StoreError::ManifestInUse { id: "m".into(), instances: 2 }), 409, "Conflict"),
-            (s(StoreError::AlreadyMember { collection: "c".into(), instance: "i".into() }), 400, "BadRequest"),
-            (s(StoreError::NotMember { collection: "c".into(), instance: "i".into() }), 404, "Request_ResourceNotFound"),
-            (s(StoreError::Rejected(DomainError::MissingRequired { property: "displayName" })), 400, "ValidationError"),
-            (s(StoreError::Unavailable("db down".into())), 503, "serviceNotAvailable"),
-            (s(StoreError::Internal("disk I/O error".into())), 500, "InternalServerError"),
+            (
+                d(DomainError::ReservedCollectionName("Global".into())),
+                409,
+                "Conflict",
+            ),
+            (
+                d(DomainError::ReservedCollectionImmutable("Global")),
+                403,
+                "Forbidden",
+            ),
+            (
+                s(StoreError::NotFound {
+                    kind: EntityKind::Instance,
+                    id: "i".into(),
+                }),
+                404,
+                "AgentNotFound",
+            ),
+            (
+                s(StoreError::NotFound {
+                    kind: EntityKind::Manifest,
+                    id: "m".into(),
+                }),
+                404,
+                "AgentCardNotFound",
+            ),
+            (
+                s(StoreError::NotFound {
+                    kind: EntityKind::Collection,
+                    id: "c".into(),
+                }),
+                404,
+                "AgentCollectionNotFound",
+            ),
+            (
+                s(StoreError::AlreadyExists {
+                    kind: EntityKind::Instance,
+                    id: "i".into(),
+                }),
+                409,
+                "AgentAlreadyExists",
+            ),
+            (
+                s(StoreError::AlreadyExists {
+                    kind: EntityKind::Manifest,
+                    id: "m".into(),
+                }),
+                409,
+                "AgentCardAlreadyExists",
+            ),
+            (
+                s(StoreError::AlreadyExists {
+                    kind: EntityKind::Collection,
+                    id: "c".into(),
+                }),
+                409,
+                "AgentCollectionAlreadyExists",
+            ),
+            (
+                s(StoreError::ManifestInUse {
+                    id: "m".into(),
+                    instances: 2,
+                }),
+                409,
+                "Conflict",
+            ),
+            (
+                s(StoreError::AlreadyMember {
+                    collection: "c".into(),
+                    instance: "i".into(),
+                }),
+                400,
+                "BadRequest",
+            ),
+            (
+                s(StoreError::NotMember {
+                    collection: "c".into(),
+                    instance: "i".into(),
+                }),
+                404,
+                "Request_ResourceNotFound",
+            ),
+            (
+                s(StoreError::Rejected(DomainError::MissingRequired {
+                    property: "displayName",
+                })),
+                400,
+                "ValidationError",
+            ),
+            (
+                s(StoreError::Unavailable("db down".into())),
+                503,
+                "serviceNotAvailable",
+            ),
+            (
+                s(StoreError::Internal("disk I/O error".into())),
+                500,
+                "InternalServerError",
+            ),
             (ApiError::MalformedJson, 400, "BadRequest"),
             (ApiError::MissingBody, 400, "BadRequest"),
             (ApiError::UnsupportedMediaType, 415, "UnsupportedMediaType"),
-            (ApiError::PayloadTooLarge { limit: 10 }, 413, "RequestEntityTooLarge"),
+            (
+                ApiError::PayloadTooLarge { limit: 10 },
+                413,
+                "RequestEntityTooLarge",
+            ),
             (ApiError::UnknownSegment("x".into()), 400, "BadRequest"),
             (ApiError::MethodNotAllowed, 405, "Request_BadRequest"),
             (ApiError::InvalidKey, 400, "BadRequest"),
-            (ApiError::ManifestNotLinked("i".into()), 404, "AgentCardNotFound"),
-            (ApiError::NotInCollection { instance: "i".into(), collection: "c".into() }, 404, "Request_ResourceNotFound"),
-            (ApiError::Internal("boom".into()), 500, "InternalServerError"),
+            (
+                ApiError::ManifestNotLinked("i".into()),
+                404,
+                "AgentCardNotFound",
+            ),
+            (
+                ApiError::NotInCollection {
+                    instance: "i".into(),
+                    collection: "c".into(),
+                },
+                404,
+                "Request_ResourceNotFound",
+            ),
+            (
+                ApiError::Internal("boom".into()),
+                500,
+                "InternalServerError",
+            ),
         ];
         for (error, status, code) in table {
             let r = error.report();

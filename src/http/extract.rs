@@ -5,7 +5,7 @@ use super::conventions::RequestMeta;
 use super::error::ApiError;
 use crate::auth::Principal;
 use crate::odata::QueryOptions;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Path, Request};
 use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -53,11 +53,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ODataQuery {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let raw = parts.uri.query().map(str::to_owned);
+        // The path as the client wrote it (before nesting and key rewriting),
+        // so next links repeat it.
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or(&parts.uri, |o| &o.0);
+        let raw = uri.query().map(str::to_owned);
         Ok(ODataQuery {
             options: QueryOptions::parse(raw.as_deref())?,
             raw,
-            path: parts.uri.path().to_owned(),
+            path: uri.path().to_owned(),
         })
     }
 }
@@ -119,7 +125,11 @@ impl FromRequest<AppState> for JsonBody {
             .map_err(|e| {
                 let too_large = std::error::Error::source(&e)
                     .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-                if too_large { ApiError::PayloadTooLarge { limit } } else { ApiError::MalformedJson }
+                if too_large {
+                    ApiError::PayloadTooLarge { limit }
+                } else {
+                    ApiError::MalformedJson
+                }
             })?;
         match content_type {
             None if bytes.iter().all(u8::is_ascii_whitespace) => return Err(ApiError::MissingBody),
@@ -139,7 +149,10 @@ impl FromRequest<AppState> for JsonBody {
 fn is_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     essence.eq_ignore_ascii_case("application/json")
-        || (essence.len() > 5 && essence[..essence.len() - 5].to_ascii_lowercase().starts_with("application/")
+        || (essence.len() > 5
+            && essence[..essence.len() - 5]
+                .to_ascii_lowercase()
+                .starts_with("application/")
             && essence.to_ascii_lowercase().ends_with("+json"))
 }
 
@@ -149,10 +162,21 @@ mod tests {
 
     #[test]
     fn json_media_types_are_recognised() {
-        for ok in ["application/json", "Application/JSON; charset=utf-8", "application/json;odata.metadata=minimal", "application/merge-patch+json"] {
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/json;odata.metadata=minimal",
+            "application/merge-patch+json",
+        ] {
             assert!(is_json(ok), "{ok}");
         }
-        for bad in ["text/plain", "application/xml", "multipart/form-data", "", "+json"] {
+        for bad in [
+            "text/plain",
+            "application/xml",
+            "multipart/form-data",
+            "",
+            "+json",
+        ] {
             assert!(!is_json(bad), "{bad}");
         }
     }

@@ -48,7 +48,12 @@ pub struct HttpSettings {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, clock: SharedClock, settings: HttpSettings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        clock: SharedClock,
+        settings: HttpSettings,
+    ) -> Self {
         let paging = PagingKeys::new(keys.derived_secret("agentry.skiptoken.v1"));
         Self {
             inner: Arc::new(Inner {
@@ -99,16 +104,16 @@ pub fn service(state: AppState) -> Router {
     let inner = routes.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
         ApiError::Internal("a handler panicked".into()).into_response()
     }));
-    let rewritten = Router::new().fallback_service(
-        inner.map_request(|mut req: Request<Body>| {
-            if let Some(uri) = rewrite_key_segments(req.uri()) {
-                *req.uri_mut() = uri;
-            }
-            req
-        }),
-    );
-    rewritten
-        .layer(axum::middleware::from_fn_with_state(state, conventions::graph_conventions))
+    let rewritten = Router::new().fallback_service(inner.map_request(|mut req: Request<Body>| {
+        if let Some(uri) = rewrite_key_segments(req.uri()) {
+            *req.uri_mut() = uri;
+        }
+        req
+    }));
+    rewritten.layer(axum::middleware::from_fn_with_state(
+        state,
+        conventions::graph_conventions,
+    ))
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -117,11 +122,23 @@ async fn method_not_allowed() -> ApiError {
 
 /// Words the URL grammar knows; a segment after one of the set-like words is a key.
 const KNOWN_SEGMENTS: &[&str] = &[
-    "beta", "agentRegistry", "agentInstances", "agentCardManifests", "agentCollections",
-    "agentCardManifest", "collections", "members", "$ref", "$count",
+    "beta",
+    "agentRegistry",
+    "agentInstances",
+    "agentCardManifests",
+    "agentCollections",
+    "agentCardManifest",
+    "collections",
+    "members",
+    "$ref",
+    "$count",
 ];
 const KEYED_SEGMENTS: &[&str] = &[
-    "agentInstances", "agentCardManifests", "agentCollections", "collections", "members",
+    "agentInstances",
+    "agentCardManifests",
+    "agentCollections",
+    "collections",
+    "members",
 ];
 
 async fn unknown_path(uri: Uri) -> ApiError {
@@ -129,7 +146,11 @@ async fn unknown_path(uri: Uri) -> ApiError {
         .path()
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let mut previous: Option<&str> = None;
     for seg in &segments {
@@ -201,10 +222,22 @@ mod tests {
     #[test]
     fn odata_key_segments_become_path_segments() {
         let table = [
-            ("/beta/agentRegistry/agentInstances('a')", Some("/beta/agentRegistry/agentInstances/a")),
-            ("/beta/agentRegistry/agentInstances('Agent%3A%2001')/collections?$top=1", Some("/beta/agentRegistry/agentInstances/Agent%3A%2001/collections?$top=1")),
-            ("/beta/agentRegistry/agentInstances('it''s')", Some("/beta/agentRegistry/agentInstances/it%27s")),
-            ("/beta/agentRegistry/agentInstances%28%27x%27%29", Some("/beta/agentRegistry/agentInstances/x")),
+            (
+                "/beta/agentRegistry/agentInstances('a')",
+                Some("/beta/agentRegistry/agentInstances/a"),
+            ),
+            (
+                "/beta/agentRegistry/agentInstances('Agent%3A%2001')/collections?$top=1",
+                Some("/beta/agentRegistry/agentInstances/Agent%3A%2001/collections?$top=1"),
+            ),
+            (
+                "/beta/agentRegistry/agentInstances('it''s')",
+                Some("/beta/agentRegistry/agentInstances/it%27s"),
+            ),
+            (
+                "/beta/agentRegistry/agentInstances%28%27x%27%29",
+                Some("/beta/agentRegistry/agentInstances/x"),
+            ),
             ("/beta/agentRegistry/agentInstances/plain", None),
             ("/beta/agentRegistry/agentInstances('broken", None),
         ];

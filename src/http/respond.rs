@@ -8,8 +8,7 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 /// The media type Graph answers JSON with.
-pub const ODATA_JSON: &str =
-    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+pub const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 /// A JSON response with the OData headers.
 pub fn json(status: StatusCode, body: String) -> Response {
@@ -25,9 +24,10 @@ pub fn json(status: StatusCode, body: String) -> Response {
 /// A plain-text count, as `/$count` answers.
 pub fn count(n: u64) -> Response {
     let mut response = Response::new(Body::from(n.to_string()));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain;charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain;charset=utf-8"),
+    );
     response
 }
 
@@ -39,13 +39,20 @@ pub fn no_content() -> Response {
 
 /// `{root}/$metadata#agentRegistry/{set}{projection}`
 pub fn context_url(meta: &RequestMeta, set: &str, projection: &str) -> String {
-    format!("{}/$metadata#agentRegistry/{set}{projection}", meta.service_root())
+    format!(
+        "{}/$metadata#agentRegistry/{set}{projection}",
+        meta.service_root()
+    )
 }
 
 /// An entity body: the stored document with `@odata.context` put first.
 /// The document is spliced as text, not parsed and written again.
 pub fn entity_body(context: &str, doc: &str) -> String {
-    let rest = doc.trim_start().strip_prefix('{').unwrap_or("}").trim_start();
+    let rest = doc
+        .trim_start()
+        .strip_prefix('{')
+        .unwrap_or("}")
+        .trim_start();
     let context = Value::String(context.to_owned()).to_string();
     let mut out = String::with_capacity(doc.len() + context.len() + 24);
     out.push_str("{\"@odata.context\":");
@@ -58,7 +65,12 @@ pub fn entity_body(context: &str, doc: &str) -> String {
 }
 
 /// A collection body; `items` are JSON texts of entities.
-pub fn collection_body(context: &str, count: Option<u64>, next_link: Option<&str>, items: &[String]) -> String {
+pub fn collection_body(
+    context: &str,
+    count: Option<u64>,
+    next_link: Option<&str>,
+    items: &[String],
+) -> String {
     let mut out = String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 256);
     out.push_str("{\"@odata.context\":");
     out.push_str(&Value::String(context.to_owned()).to_string());
@@ -90,7 +102,9 @@ pub fn next_link(meta: &RequestMeta, path: &str, raw_query: Option<&str>, token:
         .filter(|pair| !pair.is_empty())
         .filter(|pair| {
             let name = pair.split('=').next().unwrap_or_default();
-            let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy().to_ascii_lowercase();
+            let name = percent_encoding::percent_decode_str(name)
+                .decode_utf8_lossy()
+                .to_ascii_lowercase();
             let name = name.trim_start_matches('$');
             name != "skiptoken" && name != "skip"
         })
@@ -121,12 +135,19 @@ mod tests {
     use super::*;
 
     fn meta() -> RequestMeta {
-        RequestMeta { request_id: "r".into(), client_request_id: None, origin: "http://h:1".into() }
+        RequestMeta {
+            request_id: "r".into(),
+            client_request_id: None,
+            origin: "http://h:1".into(),
+        }
     }
 
     #[test]
     fn an_entity_body_puts_the_context_first_without_reparsing() {
-        assert_eq!(entity_body("ctx", r#"{"id":"a","x":1}"#), r#"{"@odata.context":"ctx","id":"a","x":1}"#);
+        assert_eq!(
+            entity_body("ctx", r#"{"id":"a","x":1}"#),
+            r#"{"@odata.context":"ctx","id":"a","x":1}"#
+        );
         assert_eq!(entity_body("ctx", "{}"), r#"{"@odata.context":"ctx"}"#);
         let parsed: Value = serde_json::from_str(&entity_body("c\"q", r#"{"id":"a"}"#)).unwrap();
         assert_eq!(parsed["@odata.context"], "c\"q");
@@ -134,19 +155,36 @@ mod tests {
 
     #[test]
     fn a_collection_body_orders_annotations_before_the_value() {
-        let body = collection_body("ctx", Some(2), Some("next"), &[r#"{"id":"a"}"#.into(), r#"{"id":"b"}"#.into()]);
-        assert_eq!(body, r#"{"@odata.context":"ctx","@odata.count":2,"@odata.nextLink":"next","value":[{"id":"a"},{"id":"b"}]}"#);
+        let body = collection_body(
+            "ctx",
+            Some(2),
+            Some("next"),
+            &[r#"{"id":"a"}"#.into(), r#"{"id":"b"}"#.into()],
+        );
+        assert_eq!(
+            body,
+            r#"{"@odata.context":"ctx","@odata.count":2,"@odata.nextLink":"next","value":[{"id":"a"},{"id":"b"}]}"#
+        );
     }
 
     #[test]
     fn the_next_link_keeps_the_options_and_replaces_paging_ones() {
-        let link = next_link(&meta(), "/beta/agentRegistry/agentInstances", Some("$top=2&%24skip=4&$select=id&$skiptoken=old"), "new");
-        assert_eq!(link, "http://h:1/beta/agentRegistry/agentInstances?$top=2&$select=id&$skiptoken=new");
+        let link = next_link(
+            &meta(),
+            "/beta/agentRegistry/agentInstances",
+            Some("$top=2&%24skip=4&$select=id&$skiptoken=old"),
+            "new",
+        );
+        assert_eq!(
+            link,
+            "http://h:1/beta/agentRegistry/agentInstances?$top=2&$select=id&$skiptoken=new"
+        );
     }
 
     #[test]
     fn projection_keeps_only_selected_properties_in_document_order() {
-        let doc: Map<String, Value> = serde_json::from_str(r#"{"id":"a","displayName":"d","url":null}"#).unwrap();
+        let doc: Map<String, Value> =
+            serde_json::from_str(r#"{"id":"a","displayName":"d","url":null}"#).unwrap();
         let p = project(doc.clone(), Some(&["url".into(), "id".into()]));
         assert_eq!(p.keys().collect::<Vec<_>>(), ["id", "url"]);
         assert_eq!(project(doc.clone(), Some(&["*".into()])), doc);

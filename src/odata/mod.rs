@@ -70,8 +70,16 @@ pub struct QueryOptions {
 
 /// The options this server knows, by canonical name.
 const OPTIONS: &[&str] = &[
-    "$select", "$expand", "$top", "$skip", "$skiptoken", "$count", "$filter", "$orderby",
-    "$search", "$format",
+    "$select",
+    "$expand",
+    "$top",
+    "$skip",
+    "$skiptoken",
+    "$count",
+    "$filter",
+    "$orderby",
+    "$search",
+    "$format",
 ];
 
 impl QueryOptions {
@@ -86,7 +94,11 @@ impl QueryOptions {
             let name = decode_component(name);
             let value = decode_component(value);
             let lower = name.to_ascii_lowercase();
-            let canonical = if lower.starts_with('$') { lower.clone() } else { format!("${lower}") };
+            let canonical = if lower.starts_with('$') {
+                lower.clone()
+            } else {
+                format!("${lower}")
+            };
             let Some(&option) = OPTIONS.iter().find(|o| **o == canonical) else {
                 if lower.starts_with('$') {
                     return Err(ODataError::UnknownOption(name));
@@ -142,7 +154,11 @@ impl QueryOptions {
 
     /// Checks `$select` and `$expand` against `ty`; `expandable` lists the
     /// navigation properties this endpoint can expand.
-    pub fn check_shape(&self, ty: &'static EntityType, expandable: &[&str]) -> Result<(), ODataError> {
+    pub fn check_shape(
+        &self,
+        ty: &'static EntityType,
+        expandable: &[&str],
+    ) -> Result<(), ODataError> {
         check_select(ty, self.select.as_deref())?;
         for e in &self.expand {
             let Some(nav) = ty.navigation(&e.navigation) else {
@@ -231,16 +247,22 @@ fn decode_component(s: &str) -> String {
 }
 
 fn parse_count(option: &'static str, value: &str) -> Result<usize, ODataError> {
-    value.trim().parse::<usize>().map_err(|_| ODataError::InvalidValue {
-        option,
-        value: value.to_owned(),
-        reason: "expected a non-negative integer",
-    })
+    value
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| ODataError::InvalidValue {
+            option,
+            value: value.to_owned(),
+            reason: "expected a non-negative integer",
+        })
 }
 
 fn is_identifier(s: &str) -> bool {
     s == "*"
-        || (s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        || (s
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
@@ -312,11 +334,21 @@ fn parse_expand(value: &str) -> Result<Vec<Expand>, ODataError> {
             return Err(invalid("expected a navigation property name"));
         }
         let mut select = None;
-        for option in nested.into_iter().flat_map(|n| n.split(';')).map(str::trim).filter(|o| !o.is_empty()) {
+        for option in nested
+            .into_iter()
+            .flat_map(|n| n.split(';'))
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+        {
             let (k, v) = option
                 .split_once('=')
                 .ok_or_else(|| invalid("expected name=value inside parentheses"))?;
-            match k.trim().trim_start_matches('$').to_ascii_lowercase().as_str() {
+            match k
+                .trim()
+                .trim_start_matches('$')
+                .to_ascii_lowercase()
+                .as_str()
+            {
                 "select" => select = Some(parse_select(v)?),
                 _ => return Err(invalid("only $select may be nested in $expand")),
             }
@@ -351,7 +383,11 @@ mod tests {
         ];
         for raw in table {
             let q = parse(raw).unwrap();
-            assert_eq!(q.select, Some(vec!["id".to_owned(), "displayName".to_owned()]), "{raw}");
+            assert_eq!(
+                q.select,
+                Some(vec!["id".to_owned(), "displayName".to_owned()]),
+                "{raw}"
+            );
             assert_eq!(q.top, Some(5), "{raw}");
         }
     }
@@ -362,11 +398,20 @@ mod tests {
         assert_eq!(
             q.expand,
             vec![
-                Expand { navigation: "agentCardManifest".into(), select: Some(vec!["id".into(), "skills".into()]) },
-                Expand { navigation: "collections".into(), select: None },
+                Expand {
+                    navigation: "agentCardManifest".into(),
+                    select: Some(vec!["id".into(), "skills".into()])
+                },
+                Expand {
+                    navigation: "collections".into(),
+                    select: None
+                },
             ]
         );
-        assert_eq!(q.context_projection(), "(agentCardManifest(id,skills),collections())");
+        assert_eq!(
+            q.context_projection(),
+            "(agentCardManifest(id,skills),collections())"
+        );
     }
 
     #[test]
@@ -374,15 +419,39 @@ mod tests {
         let table = [
             ("$foo=1", ODataError::UnknownOption("$foo".into())),
             ("$top=1&top=2", ODataError::DuplicateOption("$top".into())),
-            ("$top=-1", ODataError::InvalidValue { option: "$top", value: "-1".into(), reason: "expected a non-negative integer" }),
+            (
+                "$top=-1",
+                ODataError::InvalidValue {
+                    option: "$top",
+                    value: "-1".into(),
+                    reason: "expected a non-negative integer",
+                },
+            ),
             ("$top=1000", ODataError::TopOutOfRange("1000".into())),
-            ("$count=yes", ODataError::InvalidValue { option: "$count", value: "yes".into(), reason: "expected true or false" }),
+            (
+                "$count=yes",
+                ODataError::InvalidValue {
+                    option: "$count",
+                    value: "yes".into(),
+                    reason: "expected true or false",
+                },
+            ),
         ];
         for (raw, expected) in table {
             assert_eq!(parse(raw), Err(expected), "{raw}");
         }
-        for raw in ["$select=id,,x", "$select=a b", "$expand=agentCardManifest(", "$expand=a($top=1)", "$expand=a,a", "$format=xml"] {
-            assert!(matches!(parse(raw), Err(ODataError::InvalidValue { .. })), "{raw}");
+        for raw in [
+            "$select=id,,x",
+            "$select=a b",
+            "$expand=agentCardManifest(",
+            "$expand=a($top=1)",
+            "$expand=a,a",
+            "$format=xml",
+        ] {
+            assert!(
+                matches!(parse(raw), Err(ODataError::InvalidValue { .. })),
+                "{raw}"
+            );
         }
     }
 
@@ -396,19 +465,31 @@ mod tests {
         let q = parse("$select=id,colour").unwrap();
         assert_eq!(
             q.check_shape(&AGENT_INSTANCE, &["agentCardManifest"]),
-            Err(ODataError::UnknownProperty { property: "colour".into(), type_name: "microsoft.graph.agentInstance" })
+            Err(ODataError::UnknownProperty {
+                property: "colour".into(),
+                type_name: "microsoft.graph.agentInstance"
+            })
         );
         let q = parse("$expand=agentCardManifest($select=nope)").unwrap();
-        assert!(matches!(q.check_shape(&AGENT_INSTANCE, &["agentCardManifest"]), Err(ODataError::UnknownProperty { .. })));
+        assert!(matches!(
+            q.check_shape(&AGENT_INSTANCE, &["agentCardManifest"]),
+            Err(ODataError::UnknownProperty { .. })
+        ));
         let q = parse("$expand=owners").unwrap();
-        assert!(matches!(q.check_shape(&AGENT_COLLECTION, &["members"]), Err(ODataError::UnknownNavigation { .. })));
+        assert!(matches!(
+            q.check_shape(&AGENT_COLLECTION, &["members"]),
+            Err(ODataError::UnknownNavigation { .. })
+        ));
         let q = parse("$expand=members($select=id,displayName)").unwrap();
         assert_eq!(q.check_shape(&AGENT_COLLECTION, &["members"]), Ok(()));
     }
 
     #[test]
     fn list_options_are_refused_on_a_single_entity() {
-        assert_eq!(parse("$top=1").unwrap().for_single_entity(), Err(ODataError::NotApplicable("$top")));
+        assert_eq!(
+            parse("$top=1").unwrap().for_single_entity(),
+            Err(ODataError::NotApplicable("$top"))
+        );
         assert_eq!(parse("$select=id").unwrap().for_single_entity(), Ok(()));
     }
 }

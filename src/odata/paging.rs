@@ -51,14 +51,22 @@ impl PagingKeys {
     pub fn seal(&self, token: &SkipToken) -> String {
         let payload = serde_json::to_vec(token).expect("a skip token always serialises");
         let tag = self.mac(&payload).finalize().into_bytes();
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(&tag[..16]))
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(&tag[..16])
+        )
     }
 
     /// Opens a token, refusing one that was altered or issued for another scope.
     pub fn open(&self, raw: &str, scope: &str) -> Result<SkipToken, ODataError> {
         let (payload, tag) = raw.split_once('.').ok_or(ODataError::InvalidSkipToken)?;
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| ODataError::InvalidSkipToken)?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| ODataError::InvalidSkipToken)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| ODataError::InvalidSkipToken)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| ODataError::InvalidSkipToken)?;
         // Check the length first: a truncated comparison accepts a short tag.
         if tag.len() != 16 {
             return Err(ODataError::InvalidSkipToken);
@@ -66,7 +74,8 @@ impl PagingKeys {
         self.mac(&payload)
             .verify_truncated_left(&tag)
             .map_err(|_| ODataError::InvalidSkipToken)?;
-        let token: SkipToken = serde_json::from_slice(&payload).map_err(|_| ODataError::InvalidSkipToken)?;
+        let token: SkipToken =
+            serde_json::from_slice(&payload).map_err(|_| ODataError::InvalidSkipToken)?;
         if token.scope != scope {
             return Err(ODataError::InvalidSkipToken);
         }
@@ -81,20 +90,38 @@ mod tests {
     #[test]
     fn a_sealed_token_opens_only_in_its_own_scope() {
         let keys = PagingKeys::new([7; 32]);
-        let t = SkipToken { scope: "t1:/agentInstances".into(), after: "id 5".into() };
+        let t = SkipToken {
+            scope: "t1:/agentInstances".into(),
+            after: "id 5".into(),
+        };
         let raw = keys.seal(&t);
         assert_eq!(keys.open(&raw, "t1:/agentInstances"), Ok(t));
-        assert_eq!(keys.open(&raw, "t2:/agentInstances"), Err(ODataError::InvalidSkipToken));
+        assert_eq!(
+            keys.open(&raw, "t2:/agentInstances"),
+            Err(ODataError::InvalidSkipToken)
+        );
     }
 
     #[test]
     fn altered_or_foreign_tokens_are_refused() {
         let keys = PagingKeys::new([7; 32]);
-        let raw = keys.seal(&SkipToken { scope: "s".into(), after: "a".into() });
+        let raw = keys.seal(&SkipToken {
+            scope: "s".into(),
+            after: "a".into(),
+        });
         let (payload, tag) = raw.split_once('.').unwrap();
         let forged = URL_SAFE_NO_PAD.encode(br#"{"s":"s","k":"z"}"#);
-        for bad in [format!("{forged}.{tag}"), format!("{payload}.AAAA"), "garbage".into(), String::new()] {
-            assert_eq!(keys.open(&bad, "s"), Err(ODataError::InvalidSkipToken), "{bad}");
+        for bad in [
+            format!("{forged}.{tag}"),
+            format!("{payload}.AAAA"),
+            "garbage".into(),
+            String::new(),
+        ] {
+            assert_eq!(
+                keys.open(&bad, "s"),
+                Err(ODataError::InvalidSkipToken),
+                "{bad}"
+            );
         }
         let other = PagingKeys::new([8; 32]);
         assert_eq!(other.open(&raw, "s"), Err(ODataError::InvalidSkipToken));

@@ -26,9 +26,15 @@ pub enum StoreError {
     #[error("manifest '{id}' is still linked from {instances} agent instance(s)")]
     ManifestInUse { id: String, instances: u64 },
     #[error("instance '{instance}' is already a member of collection '{collection}'")]
-    AlreadyMember { collection: String, instance: String },
+    AlreadyMember {
+        collection: String,
+        instance: String,
+    },
     #[error("instance '{instance}' is not a member of collection '{collection}'")]
-    NotMember { collection: String, instance: String },
+    NotMember {
+        collection: String,
+        instance: String,
+    },
     /// A domain rule refused the write once the stored state was known.
     #[error(transparent)]
     Rejected(#[from] DomainError),
@@ -91,35 +97,108 @@ pub enum Relation<'a> {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // Agent instances
-    async fn create_instance(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError>;
+    async fn create_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError>;
     async fn get_instance(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError>;
-    async fn update_instance(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError>;
+    async fn update_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError>;
     async fn delete_instance(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
     /// The manifest linked from an instance; `NotFound` for a missing instance.
-    async fn get_instance_manifest(&self, tenant: &str, instance_id: &str) -> Result<Option<Stored>, StoreError>;
+    async fn get_instance_manifest(
+        &self,
+        tenant: &str,
+        instance_id: &str,
+    ) -> Result<Option<Stored>, StoreError>;
 
     // Agent card manifests
-    async fn create_manifest(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError>;
+    async fn create_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError>;
     async fn get_manifest(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError>;
-    async fn update_manifest(&self, tenant: &str, id: &str, props: Map<String, Value>, ctx: &WriteContext) -> Result<Stored, StoreError>;
+    async fn update_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError>;
     async fn delete_manifest(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
 
     // Agent collections
-    async fn create_collection(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError>;
+    async fn create_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError>;
     async fn get_collection(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError>;
-    async fn update_collection(&self, tenant: &str, id: &str, props: Map<String, Value>, ctx: &WriteContext) -> Result<Stored, StoreError>;
+    async fn update_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError>;
     async fn delete_collection(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
-    async fn add_member(&self, tenant: &str, collection_id: &str, instance_id: &str) -> Result<(), StoreError>;
-    async fn remove_member(&self, tenant: &str, collection_id: &str, instance_id: &str) -> Result<(), StoreError>;
-    async fn is_member(&self, tenant: &str, collection_id: &str, instance_id: &str) -> Result<bool, StoreError>;
+    async fn add_member(
+        &self,
+        tenant: &str,
+        collection_id: &str,
+        instance_id: &str,
+    ) -> Result<(), StoreError>;
+    async fn remove_member(
+        &self,
+        tenant: &str,
+        collection_id: &str,
+        instance_id: &str,
+    ) -> Result<(), StoreError>;
+    async fn is_member(
+        &self,
+        tenant: &str,
+        collection_id: &str,
+        instance_id: &str,
+    ) -> Result<bool, StoreError>;
 
     // Lists
-    async fn list_instances(&self, tenant: &str, relation: Relation<'_>, query: &ListQuery) -> Result<Page, StoreError>;
-    async fn count_instances(&self, tenant: &str, relation: Relation<'_>) -> Result<u64, StoreError>;
+    async fn list_instances(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+        query: &ListQuery,
+    ) -> Result<Page, StoreError>;
+    async fn count_instances(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+    ) -> Result<u64, StoreError>;
     async fn list_manifests(&self, tenant: &str, query: &ListQuery) -> Result<Page, StoreError>;
     async fn count_manifests(&self, tenant: &str) -> Result<u64, StoreError>;
-    async fn list_collections(&self, tenant: &str, relation: Relation<'_>, query: &ListQuery) -> Result<Page, StoreError>;
-    async fn count_collections(&self, tenant: &str, relation: Relation<'_>) -> Result<u64, StoreError>;
+    async fn list_collections(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+        query: &ListQuery,
+    ) -> Result<Page, StoreError>;
+    async fn count_collections(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+    ) -> Result<u64, StoreError>;
 
     /// Whether the database answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError>;
@@ -131,11 +210,15 @@ pub trait Store: Send + Sync + 'static {
 pub fn open(database_url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if let Some(path) = database_url.strip_prefix("sqlite://") {
         let path = path.split('?').next().unwrap_or_default();
-        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path))?));
+        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(
+            std::path::Path::new(path),
+        )?));
     }
     if database_url.starts_with("sqlite:") {
         let path = database_url.trim_start_matches("sqlite:");
-        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path))?));
+        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(
+            std::path::Path::new(path),
+        )?));
     }
     Err(StoreError::Internal(format!(
         "unsupported database URL scheme in '{}'; use sqlite://PATH",

@@ -89,7 +89,10 @@ impl SqliteStore {
     }
 
     /// Runs a read on a pooled connection, on the calling thread.
-    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
+    fn read<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let pooled = self.readers.lock().expect("reader pool poisoned").pop();
         let conn = match pooled {
             Some(c) => c,
@@ -105,7 +108,12 @@ impl SqliteStore {
 
     /// Stores the tenant's Global and Quarantined collections if missing.
     async fn ensure_reserved(&self, tenant: &str) -> Result<(), StoreError> {
-        if self.seeded.read().expect("seed set poisoned").contains(tenant) {
+        if self
+            .seeded
+            .read()
+            .expect("seed set poisoned")
+            .contains(tenant)
+        {
             return Ok(());
         }
         let t = tenant.to_owned();
@@ -141,7 +149,10 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
-        let batch = format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1);
+        let batch = format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        );
         if let Err(e) = conn.execute_batch(&batch) {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(sql_error(e));
@@ -183,8 +194,17 @@ struct Row {
     manifest_id: Option<String>,
 }
 
-fn get_row(conn: &Connection, table: Table, tenant: &str, id: &str) -> Result<Option<Row>, StoreError> {
-    let link = if table == Table::Instances { "manifest_id" } else { "NULL" };
+fn get_row(
+    conn: &Connection,
+    table: Table,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<Row>, StoreError> {
+    let link = if table == Table::Instances {
+        "manifest_id"
+    } else {
+        "NULL"
+    };
     let sql = format!(
         "SELECT doc, version, {link} FROM {} WHERE tenant_id = ?1 AND id = ?2",
         table.name()
@@ -192,7 +212,11 @@ fn get_row(conn: &Connection, table: Table, tenant: &str, id: &str) -> Result<Op
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
     let row = stmt
         .query_row(params![tenant, id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<String>>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
         })
         .optional()
         .map_err(sql_error)?;
@@ -206,7 +230,12 @@ fn get_row(conn: &Connection, table: Table, tenant: &str, id: &str) -> Result<Op
     }))
 }
 
-fn get_stored(conn: &Connection, table: Table, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+fn get_stored(
+    conn: &Connection,
+    table: Table,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<Stored>, StoreError> {
     let sql = format!(
         "SELECT doc, version FROM {} WHERE tenant_id = ?1 AND id = ?2",
         table.name()
@@ -224,7 +253,10 @@ fn get_stored(conn: &Connection, table: Table, tenant: &str, id: &str) -> Result
 }
 
 fn exists(conn: &Connection, table: Table, tenant: &str, id: &str) -> Result<bool, StoreError> {
-    let sql = format!("SELECT 1 FROM {} WHERE tenant_id = ?1 AND id = ?2", table.name());
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE tenant_id = ?1 AND id = ?2",
+        table.name()
+    );
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
     stmt.exists(params![tenant, id]).map_err(sql_error)
 }
@@ -274,12 +306,19 @@ fn insert_entity(
     match result {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
-            return Err(StoreError::AlreadyExists { kind: table.kind(), id });
+            return Err(StoreError::AlreadyExists {
+                kind: table.kind(),
+                id,
+            });
         }
         Err(e) => return Err(sql_error(e)),
     }
     write_side_tables(conn, table, tenant, &id, doc)?;
-    Ok(Stored { id, doc: body, version: 1 })
+    Ok(Stored {
+        id,
+        doc: body,
+        version: 1,
+    })
 }
 
 fn update_entity(
@@ -291,7 +330,11 @@ fn update_entity(
 ) -> Result<Stored, StoreError> {
     let body = Value::Object(row.doc.clone()).to_string();
     let version = row.version + 1;
-    let link = if table == Table::Instances { ", manifest_id = ?8" } else { "" };
+    let link = if table == Table::Instances {
+        ", manifest_id = ?8"
+    } else {
+        ""
+    };
     let sql = format!(
         "UPDATE {} SET display_name = ?3, managed_by = ?4, originating_store = ?5, modified_at = ?6, version = ?7, doc = ?9{link}
          WHERE tenant_id = ?1 AND id = ?2",
@@ -311,22 +354,41 @@ fn update_entity(
     ])
     .map_err(sql_error)?;
     write_side_tables(conn, table, tenant, id, &row.doc)?;
-    Ok(Stored { id: id.to_owned(), doc: body, version })
+    Ok(Stored {
+        id: id.to_owned(),
+        doc: body,
+        version,
+    })
 }
 
 /// Keeps the index tables for multi-valued properties in step with the document.
-fn write_side_tables(conn: &Connection, table: Table, tenant: &str, id: &str, doc: &Map<String, Value>) -> Result<(), StoreError> {
+fn write_side_tables(
+    conn: &Connection,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    doc: &Map<String, Value>,
+) -> Result<(), StoreError> {
     match table {
         Table::Instances => {
-            conn.prepare_cached("DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2")
-                .and_then(|mut s| s.execute(params![tenant, id]))
-                .map_err(sql_error)?;
+            conn.prepare_cached(
+                "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2",
+            )
+            .and_then(|mut s| s.execute(params![tenant, id]))
+            .map_err(sql_error)?;
             let mut insert = conn
                 .prepare_cached("INSERT OR IGNORE INTO agent_instance_owners (tenant_id, owner_id, instance_id) VALUES (?1, ?2, ?3)")
                 .map_err(sql_error)?;
-            for owner in doc.get("ownerIds").and_then(Value::as_array).into_iter().flatten() {
+            for owner in doc
+                .get("ownerIds")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(owner) = owner.as_str() {
-                    insert.execute(params![tenant, owner, id]).map_err(sql_error)?;
+                    insert
+                        .execute(params![tenant, owner, id])
+                        .map_err(sql_error)?;
                 }
             }
         }
@@ -337,10 +399,16 @@ fn write_side_tables(conn: &Connection, table: Table, tenant: &str, id: &str, do
             let mut insert = conn
                 .prepare_cached("INSERT OR IGNORE INTO agent_card_manifest_skill_tags (tenant_id, tag, manifest_id) VALUES (?1, ?2, ?3)")
                 .map_err(sql_error)?;
-            let skills = doc.get("skills").and_then(Value::as_array).into_iter().flatten();
+            let skills = doc
+                .get("skills")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten();
             for tag in skills.filter_map(|s| s.get("tags")?.as_array()).flatten() {
                 if let Some(tag) = tag.as_str() {
-                    insert.execute(params![tenant, tag, id]).map_err(sql_error)?;
+                    insert
+                        .execute(params![tenant, tag, id])
+                        .map_err(sql_error)?;
                 }
             }
         }
@@ -349,14 +417,22 @@ fn write_side_tables(conn: &Connection, table: Table, tenant: &str, id: &str, do
     Ok(())
 }
 
-fn delete_side_rows(conn: &Connection, sql: &str, tenant: &str, id: &str) -> Result<usize, StoreError> {
+fn delete_side_rows(
+    conn: &Connection,
+    sql: &str,
+    tenant: &str,
+    id: &str,
+) -> Result<usize, StoreError> {
     conn.prepare_cached(sql)
         .and_then(|mut s| s.execute(params![tenant, id]))
         .map_err(sql_error)
 }
 
 fn not_found(kind: EntityKind, id: &str) -> StoreError {
-    StoreError::NotFound { kind, id: id.to_owned() }
+    StoreError::NotFound {
+        kind,
+        id: id.to_owned(),
+    }
 }
 
 /// Creates a manifest from a nested or direct create body.
@@ -389,12 +465,12 @@ fn apply_manifest_change(
             Ok(Some(id))
         }
         ManifestChange::Upsert(nested) => {
-            if let Some(id) = current {
-                if let Some(mut row) = get_row(conn, Table::Manifests, tenant, &id)? {
-                    apply_patch(&mut row.doc, &nested.props, ctx);
-                    update_entity(conn, Table::Manifests, tenant, &id, &row)?;
-                    return Ok(Some(id));
-                }
+            if let Some(id) = current
+                && let Some(mut row) = get_row(conn, Table::Manifests, tenant, &id)?
+            {
+                apply_patch(&mut row.doc, &nested.props, ctx);
+                update_entity(conn, Table::Manifests, tenant, &id, &row)?;
+                return Ok(Some(id));
             }
             let id = nested.id.clone().unwrap_or_else(new_id);
             create_manifest_row(conn, tenant, &id, &nested, ctx)?;
@@ -405,11 +481,21 @@ fn apply_manifest_change(
 
 /// Builds the page query for one relation; keyset on the ordering id.
 fn list_sql(base: &str, key: &str, after: bool) -> String {
-    let after = if after { format!(" AND {key} > ?3") } else { String::new() };
+    let after = if after {
+        format!(" AND {key} > ?3")
+    } else {
+        String::new()
+    };
     format!("{base}{after} ORDER BY {key} LIMIT ?4 OFFSET ?5")
 }
 
-fn run_list(conn: &Connection, sql: &str, tenant: &str, scope: Option<&str>, q: &ListQuery) -> Result<Page, StoreError> {
+fn run_list(
+    conn: &Connection,
+    sql: &str,
+    tenant: &str,
+    scope: Option<&str>,
+    q: &ListQuery,
+) -> Result<Page, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
     let limit = q.limit.saturating_add(1) as i64;
     let mut rows = stmt
@@ -428,7 +514,12 @@ fn run_list(conn: &Connection, sql: &str, tenant: &str, scope: Option<&str>, q: 
     Ok(Page { items, more })
 }
 
-fn count(conn: &Connection, sql: &str, tenant: &str, scope: Option<&str>) -> Result<u64, StoreError> {
+fn count(
+    conn: &Connection,
+    sql: &str,
+    tenant: &str,
+    scope: Option<&str>,
+) -> Result<u64, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
     let n: i64 = stmt
         .query_row(params![tenant, scope], |r| r.get(0))
@@ -438,12 +529,21 @@ fn count(conn: &Connection, sql: &str, tenant: &str, scope: Option<&str>) -> Res
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_instance(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError> {
+    async fn create_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
         let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
             .write(move |conn| {
                 if exists(conn, Table::Instances, &tenant, &id)? {
-                    return Err(StoreError::AlreadyExists { kind: EntityKind::Instance, id });
+                    return Err(StoreError::AlreadyExists {
+                        kind: EntityKind::Instance,
+                        id,
+                    });
                 }
                 let link = match write.manifest {
                     Some(change) => apply_manifest_change(conn, &tenant, None, change, &ctx)?,
@@ -459,14 +559,21 @@ impl Store for SqliteStore {
         self.read(|conn| get_stored(conn, Table::Instances, tenant, id))
     }
 
-    async fn update_instance(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError> {
+    async fn update_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
         let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
             .write(move |conn| {
                 let mut row = get_row(conn, Table::Instances, &tenant, &id)?
                     .ok_or_else(|| not_found(EntityKind::Instance, &id))?;
                 if let Some(change) = write.manifest {
-                    row.manifest_id = apply_manifest_change(conn, &tenant, row.manifest_id.take(), change, &ctx)?;
+                    row.manifest_id =
+                        apply_manifest_change(conn, &tenant, row.manifest_id.take(), change, &ctx)?;
                 }
                 apply_patch(&mut row.doc, &write.props, &ctx);
                 update_entity(conn, Table::Instances, &tenant, &id, &row)
@@ -489,10 +596,16 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn get_instance_manifest(&self, tenant: &str, instance_id: &str) -> Result<Option<Stored>, StoreError> {
+    async fn get_instance_manifest(
+        &self,
+        tenant: &str,
+        instance_id: &str,
+    ) -> Result<Option<Stored>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT manifest_id FROM agent_instances WHERE tenant_id = ?1 AND id = ?2")
+                .prepare_cached(
+                    "SELECT manifest_id FROM agent_instances WHERE tenant_id = ?1 AND id = ?2",
+                )
                 .map_err(sql_error)?;
             let link: Option<Option<String>> = stmt
                 .query_row(params![tenant, instance_id], |r| r.get(0))
@@ -506,7 +619,13 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn create_manifest(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError> {
+    async fn create_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
         let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
             .write(move |conn| create_manifest_row(conn, &tenant, &id, &write, &ctx))
@@ -517,8 +636,15 @@ impl Store for SqliteStore {
         self.read(|conn| get_stored(conn, Table::Manifests, tenant, id))
     }
 
-    async fn update_manifest(&self, tenant: &str, id: &str, props: Map<String, Value>, ctx: &WriteContext) -> Result<Stored, StoreError> {
-        self.update_plain(Table::Manifests, tenant, id, props, ctx).await
+    async fn update_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        self.update_plain(Table::Manifests, tenant, id, props, ctx)
+            .await
     }
 
     async fn delete_manifest(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
@@ -544,7 +670,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_collection(&self, tenant: &str, id: &str, write: EntityWrite, ctx: &WriteContext) -> Result<Stored, StoreError> {
+    async fn create_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
         self.ensure_reserved(tenant).await?;
         let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
@@ -560,8 +692,15 @@ impl Store for SqliteStore {
         self.read(|conn| get_stored(conn, Table::Collections, tenant, id))
     }
 
-    async fn update_collection(&self, tenant: &str, id: &str, props: Map<String, Value>, ctx: &WriteContext) -> Result<Stored, StoreError> {
-        self.update_plain(Table::Collections, tenant, id, props, ctx).await
+    async fn update_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        self.update_plain(Table::Collections, tenant, id, props, ctx)
+            .await
     }
 
     async fn delete_collection(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
@@ -578,9 +717,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn add_member(&self, tenant: &str, collection_id: &str, instance_id: &str) -> Result<(), StoreError> {
+    async fn add_member(
+        &self,
+        tenant: &str,
+        collection_id: &str,
+        instance_id: &str,
+    ) -> Result<(), StoreError> {
         self.ensure_reserved(tenant).await?;
-        let (tenant, cid, iid) = (tenant.to_owned(), collection_id.to_owned(), instance_id.to_owned());
+        let (tenant, cid, iid) = (
+            tenant.to_owned(),
+            collection_id.to_owned(),
+            instance_id.to_owned(),
+        );
         self.writer
             .write(move |conn| {
                 if !exists(conn, Table::Collections, &tenant, &cid)? {
@@ -601,9 +749,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn remove_member(&self, tenant: &str, collection_id: &str, instance_id: &str) -> Result<(), StoreError> {
+    async fn remove_member(
+        &self,
+        tenant: &str,
+        collection_id: &str,
+        instance_id: &str,
+    ) -> Result<(), StoreError> {
         self.ensure_reserved(tenant).await?;
-        let (tenant, cid, iid) = (tenant.to_owned(), collection_id.to_owned(), instance_id.to_owned());
+        let (tenant, cid, iid) = (
+            tenant.to_owned(),
+            collection_id.to_owned(),
+            instance_id.to_owned(),
+        );
         self.writer
             .write(move |conn| {
                 let mut stmt = conn
@@ -620,7 +777,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn is_member(&self, tenant: &str, collection_id: &str, instance_id: &str) -> Result<bool, StoreError> {
+    async fn is_member(
+        &self,
+        tenant: &str,
+        collection_id: &str,
+        instance_id: &str,
+    ) -> Result<bool, StoreError> {
         self.ensure_reserved(tenant).await?;
         self.read(|conn| {
             let mut stmt = conn
@@ -630,7 +792,12 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn list_instances(&self, tenant: &str, relation: Relation<'_>, q: &ListQuery) -> Result<Page, StoreError> {
+    async fn list_instances(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+        q: &ListQuery,
+    ) -> Result<Page, StoreError> {
         if let Relation::MembersOf(_) = relation {
             self.ensure_reserved(tenant).await?;
         }
@@ -659,7 +826,11 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn count_instances(&self, tenant: &str, relation: Relation<'_>) -> Result<u64, StoreError> {
+    async fn count_instances(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+    ) -> Result<u64, StoreError> {
         if let Relation::MembersOf(_) = relation {
             self.ensure_reserved(tenant).await?;
         }
@@ -688,10 +859,22 @@ impl Store for SqliteStore {
     }
 
     async fn count_manifests(&self, tenant: &str) -> Result<u64, StoreError> {
-        self.read(|conn| count(conn, "SELECT count(*) FROM agent_card_manifests WHERE tenant_id = ?1 AND ?2 IS NULL", tenant, None))
+        self.read(|conn| {
+            count(
+                conn,
+                "SELECT count(*) FROM agent_card_manifests WHERE tenant_id = ?1 AND ?2 IS NULL",
+                tenant,
+                None,
+            )
+        })
     }
 
-    async fn list_collections(&self, tenant: &str, relation: Relation<'_>, q: &ListQuery) -> Result<Page, StoreError> {
+    async fn list_collections(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+        q: &ListQuery,
+    ) -> Result<Page, StoreError> {
         self.ensure_reserved(tenant).await?;
         self.read(|conn| match relation {
             Relation::All | Relation::MembersOf(_) => {
@@ -718,7 +901,11 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn count_collections(&self, tenant: &str, relation: Relation<'_>) -> Result<u64, StoreError> {
+    async fn count_collections(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+    ) -> Result<u64, StoreError> {
         self.ensure_reserved(tenant).await?;
         self.read(|conn| match relation {
             Relation::All | Relation::MembersOf(_) => {
@@ -734,7 +921,10 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(sql_error))
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(sql_error)
+        })
     }
 
     async fn close(&self) {
@@ -745,14 +935,22 @@ impl Store for SqliteStore {
 
 impl SqliteStore {
     /// PATCH of an entity without links: merge inside the write transaction.
-    async fn update_plain(&self, table: Table, tenant: &str, id: &str, props: Map<String, Value>, ctx: &WriteContext) -> Result<Stored, StoreError> {
+    async fn update_plain(
+        &self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
         if table == Table::Collections {
             self.ensure_reserved(tenant).await?;
         }
         let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
             .write(move |conn| {
-                let mut row = get_row(conn, table, &tenant, &id)?.ok_or_else(|| not_found(table.kind(), &id))?;
+                let mut row = get_row(conn, table, &tenant, &id)?
+                    .ok_or_else(|| not_found(table.kind(), &id))?;
                 apply_patch(&mut row.doc, &props, &ctx);
                 update_entity(conn, table, &tenant, &id, &row)
             })

@@ -1,0 +1,317 @@
+//! Graph conventions on every response: request ids, the error envelope for
+//! every kind of bad input, tokens, context URLs.
+
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_echoes_the_client_request_id() {
+    let s = TestServer::start().await;
+    let r = s
+        .req(Method::GET, "/agentRegistry/agentInstances")
+        .header("client-request-id", "my-correlation-id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["client-request-id"], "my-correlation-id");
+    let rid = r.headers()["request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&rid).is_ok());
+    assert_eq!(r.headers()["odata-version"], "4.0");
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json;odata.metadata=minimal")
+    );
+
+    let r = s
+        .req(Method::GET, "/agentRegistry/agentInstances/none")
+        .header("client-request-id", "abc")
+        .send()
+        .await
+        .unwrap();
+    let e = assert_graph_error(r, 404, "AgentNotFound").await;
+    assert_eq!(e["error"]["innerError"]["client-request-id"], "abc");
+
+    let r = s.get("/agentRegistry/agentInstances").await;
+    assert_eq!(
+        r.headers()["client-request-id"],
+        r.headers()["request-id"],
+        "without one, the request id stands in"
+    );
+}
+
+#[tokio::test]
+async fn the_singleton_answers_with_its_context() {
+    let s = TestServer::start().await;
+    let body = s.get_json("/agentRegistry").await;
+    assert_eq!(
+        body,
+        json!({"@odata.context": s.url("/$metadata#agentRegistry/$entity")})
+    );
+    assert_eq!(
+        s.patch("/agentRegistry", json!({})).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_graph_error(
+        s.patch("/agentRegistry", json!({"x": 1})).await,
+        400,
+        "ValidationError",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_bodies_get_graph_errors() {
+    let s = TestServer::start().await;
+    let url = s.url("/agentRegistry/agentInstances");
+    let send = |body: &'static str, content_type: Option<&'static str>| {
+        let mut b = s.client.post(&url).bearer_auth(s.token()).body(body);
+        if let Some(ct) = content_type {
+            b = b.header("content-type", ct);
+        }
+        b.send()
+    };
+    assert_graph_error(
+        send("{\"displayName\":", Some("application/json"))
+            .await
+            .unwrap(),
+        400,
+        "BadRequest",
+    )
+    .await;
+    assert_graph_error(
+        send("not json", Some("application/json")).await.unwrap(),
+        400,
+        "BadRequest",
+    )
+    .await;
+    assert_graph_error(
+        send("", Some("application/json")).await.unwrap(),
+        400,
+        "BadRequest",
+    )
+    .await;
+    assert_graph_error(send("", None).await.unwrap(), 400, "BadRequest").await;
+    assert_graph_error(
+        send("{}", Some("text/plain")).await.unwrap(),
+        415,
+        "UnsupportedMediaType",
+    )
+    .await;
+    assert_graph_error(send("{}", None).await.unwrap(), 415, "UnsupportedMediaType").await;
+    assert_graph_error(
+        send("\"a string\"", Some("application/json"))
+            .await
+            .unwrap(),
+        400,
+        "ValidationError",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_a_413_whether_declared_or_streamed() {
+    let s = TestServer::start().await;
+    let big = format!(
+        "{{\"displayName\":\"{}\",\"ownerIds\":[]}}",
+        "x".repeat(1024 * 1024 + 10)
+    );
+    let r = s
+        .req(Method::POST, "/agentRegistry/agentInstances")
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_graph_error(r, 413, "RequestEntityTooLarge").await;
+
+    // Chunked, without Content-Length: the limit applies while reading.
+    let raw = raw_chunked_post(&s, "/beta/agentRegistry/agentInstances", big.as_bytes()).await;
+    assert!(
+        raw.starts_with("HTTP/1.1 413"),
+        "{}",
+        &raw[..raw.len().min(200)]
+    );
+    assert!(raw.contains("\"RequestEntityTooLarge\""), "{raw}");
+}
+
+async fn raw_chunked_post(s: &TestServer, path: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.origin.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        s.token()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(64 * 1024) {
+        if tcp
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .is_err()
+            || tcp.write_all(chunk).await.is_err()
+            || tcp.write_all(b"\r\n").await.is_err()
+        {
+            break; // the server may answer and close before reading everything
+        }
+    }
+    let _ = tcp.write_all(b"0\r\n\r\n").await;
+    let mut out = Vec::new();
+    let _ = tcp.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn unknown_paths_methods_and_query_options_get_graph_errors() {
+    let s = TestServer::start().await;
+    let e = assert_graph_error(s.get("/agentRegistry/agentThings").await, 400, "BadRequest").await;
+    assert_eq!(
+        e["error"]["message"],
+        "Resource not found for the segment 'agentThings'."
+    );
+    assert_graph_error(
+        s.get("/agentRegistry/agentInstances/x/owners").await,
+        400,
+        "BadRequest",
+    )
+    .await;
+    assert_graph_error(s.get("/somewhere").await, 400, "BadRequest").await;
+    assert_graph_error(
+        s.req(Method::PUT, "/agentRegistry/agentInstances/x")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+        405,
+        "Request_BadRequest",
+    )
+    .await;
+    assert_graph_error(
+        s.req(Method::DELETE, "/agentRegistry/agentInstances")
+            .send()
+            .await
+            .unwrap(),
+        405,
+        "Request_BadRequest",
+    )
+    .await;
+    for q in [
+        "$foo=1",
+        "$top=abc",
+        "$top=5000",
+        "$count=maybe",
+        "$skiptoken=forged",
+        "$select=id,,",
+        "$top=1&$top=2",
+    ] {
+        let r = s.get(&format!("/agentRegistry/agentInstances?{q}")).await;
+        assert_graph_error(r, 400, "BadRequest").await;
+    }
+    let r = s.get("/agentRegistry/agentInstances/x?$top=1").await;
+    assert_graph_error(r, 400, "BadRequest").await;
+    assert_eq!(
+        s.get("/agentRegistry/agentInstances?custom=1")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn query_option_names_may_be_percent_encoded_or_lack_the_dollar() {
+    let s = TestServer::start().await;
+    s.create_instance(instance_body("i", "I")).await;
+    for q in ["%24select=id", "$select=id", "select=id"] {
+        let body = s
+            .get_json(&format!("/agentRegistry/agentInstances/i?{q}"))
+            .await;
+        assert_eq!(body.as_object().unwrap().len(), 2, "{q}: {body}");
+        assert_eq!(body["id"], "i");
+    }
+}
+
+#[tokio::test]
+async fn missing_and_bad_tokens_are_401_with_www_authenticate() {
+    let s = TestServer::start().await;
+    let url = s.url("/agentRegistry/agentInstances");
+    let other = TestServer::start().await;
+    let expired = s.keys.mint(&token_request(TENANT_A, 60, -7200)).unwrap();
+    let future = s.keys.mint(&token_request(TENANT_A, 3600, 3600)).unwrap();
+    let cases: Vec<(Option<String>, &str)> = vec![
+        (None, "Access token is empty."),
+        (Some("Bearer".into()), "Access token is empty."),
+        (
+            Some("Bearer not.a.jwt".into()),
+            "CompactToken parsing failed with error code: 80049217",
+        ),
+        (
+            Some("Basic dXNlcjpwYXNz".into()),
+            "CompactToken parsing failed with error code: 80049217",
+        ),
+        (
+            Some(format!("Bearer {}", other.token())),
+            "Access token validation failure.",
+        ),
+        (
+            Some(format!("Bearer {expired}")),
+            "Access token has expired or is not yet valid.",
+        ),
+        (
+            Some(format!("Bearer {future}")),
+            "Access token has expired or is not yet valid.",
+        ),
+    ];
+    for (auth, message) in cases {
+        let mut req = s.client.get(&url);
+        if let Some(a) = &auth {
+            req = req.header("authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        assert!(r.headers().contains_key("www-authenticate"), "{auth:?}");
+        let e = assert_graph_error(r, 401, "InvalidAuthenticationToken").await;
+        assert_eq!(e["error"]["message"], message, "{auth:?}");
+    }
+    other.stop().await;
+}
+
+#[tokio::test]
+async fn absolute_urls_use_the_request_host_and_ignore_forwarded_headers_by_default() {
+    let s = TestServer::start().await;
+    let r = s
+        .req(Method::GET, "/agentRegistry/agentInstances")
+        .header("x-forwarded-host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["@odata.context"]
+            .as_str()
+            .unwrap()
+            .starts_with(&s.origin),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_honoured_when_the_proxy_is_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = agentry::config::ServerConfig::with_data_dir(dir.path());
+    config.trust_proxy = true;
+    let s = TestServer::start_with(config).await;
+    let r = s
+        .req(Method::GET, "/agentRegistry/agentInstances")
+        .header("x-forwarded-host", "graph.example.org")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["@odata.context"],
+        "https://graph.example.org/beta/$metadata#agentRegistry/agentInstances"
+    );
+}

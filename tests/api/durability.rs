@@ -1,0 +1,103 @@
+//! Data outlives the process: a graceful restart, and a kill -9 right after
+//! the write was acknowledged.
+
+use crate::support::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+#[tokio::test]
+async fn data_survives_a_graceful_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_in(dir.path()).await;
+    let mut body = instance_body("persisted", "Before restart");
+    body["agentCardManifest"] = json!({"id": "card", "displayName": "Card"});
+    s.create_instance(body).await;
+    let token = s.token();
+    s.stop().await;
+
+    let again = TestServer::start_in(dir.path()).await;
+    let got = again
+        .get_json("/agentRegistry/agentInstances/persisted?$expand=agentCardManifest")
+        .await;
+    assert_eq!(got["displayName"], "Before restart");
+    assert_eq!(got["agentCardManifest"]["id"], "card");
+    // The signing key persisted too: an earlier token still works.
+    let r = again
+        .client
+        .get(again.url("/agentRegistry/agentInstances"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+struct Process(Child, String);
+
+impl Process {
+    fn start(dir: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the agentry binary starts");
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        // Keep draining stdout so the server never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let origin = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("the start line names the URL")
+            .trim_end_matches("/beta")
+            .to_owned();
+        Process(child, origin)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_acknowledged_write_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = agentry::auth::KeyRing::load_or_create(dir.path()).unwrap();
+    let token = keys.mint(&token_request(TENANT_A, 3600, 0)).unwrap();
+    let client = reqwest::Client::new();
+
+    let mut first = Process::start(dir.path());
+    for i in 0..20 {
+        let r = client
+            .post(format!("{}/beta/agentRegistry/agentInstances", first.1))
+            .bearer_auth(&token)
+            .json(&instance_body(&format!("w{i:02}"), "durable"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    first.0.kill().unwrap(); // SIGKILL: no shutdown, no checkpoint
+    first.0.wait().unwrap();
+
+    let second = Process::start(dir.path());
+    let r = client
+        .get(format!(
+            "{}/beta/agentRegistry/agentInstances/$count",
+            second.1
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "20");
+}

@@ -1,0 +1,12 @@
+//! HTTP tests against a real server on a loopback port, plus the storage
+//! conformance suite. One test binary keeps linking fast.
+
+mod collections;
+mod conventions;
+mod durability;
+mod instances;
+mod manifests;
+mod paging;
+mod store;
+mod support;
+mod tenancy;

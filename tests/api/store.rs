@@ -1,0 +1,403 @@
+//! The storage conformance suite: the same stories against every backend.
+//! SQLite runs always; other backends join the `backends()` list.
+
+use agentry::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
+use agentry::domain::{EntityWrite, ManifestChange, WriteContext, parse_write};
+use agentry::store::{EntityKind, ListQuery, Relation, Store, StoreError};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+struct Backend {
+    name: &'static str,
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("conformance.db").display());
+    vec![Backend {
+        name: "sqlite",
+        store: agentry::store::open(&url).unwrap(),
+        _dir: dir,
+    }]
+}
+
+fn ctx(now: &str) -> WriteContext {
+    WriteContext {
+        now: now.into(),
+        actor: Some("actor".into()),
+    }
+}
+
+fn create(body: Value) -> EntityWrite {
+    parse_write(&AGENT_INSTANCE, body, true).unwrap()
+}
+
+fn update(body: Value) -> EntityWrite {
+    parse_write(&AGENT_INSTANCE, body, false).unwrap()
+}
+
+fn doc(s: &agentry::store::Stored) -> Value {
+    serde_json::from_str(&s.doc).unwrap()
+}
+
+#[tokio::test]
+async fn an_instance_is_created_read_updated_and_deleted_with_versions() {
+    for b in backends() {
+        let st = &b.store;
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        let created = st
+            .create_instance(
+                "t",
+                "i",
+                create(json!({"displayName": "a", "ownerIds": ["o"]})),
+                &c,
+            )
+            .await
+            .unwrap();
+        assert_eq!(created.version, 1, "{}", b.name);
+        assert_eq!(
+            st.get_instance("t", "i").await.unwrap(),
+            Some(created.clone()),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            st.get_instance("other-tenant", "i").await.unwrap(),
+            None,
+            "{}",
+            b.name
+        );
+
+        let later = ctx("2025-01-02T00:00:00.0000000Z");
+        let updated = st
+            .update_instance("t", "i", update(json!({"url": "https://x"})), &later)
+            .await
+            .unwrap();
+        assert_eq!(updated.version, 2, "{}", b.name);
+        let d = doc(&updated);
+        assert_eq!(
+            (d["url"].as_str(), d["displayName"].as_str()),
+            (Some("https://x"), Some("a")),
+            "{}",
+            b.name
+        );
+        assert_eq!(d["lastModifiedDateTime"], "2025-01-02T00:00:00.0000000Z");
+
+        let again = st
+            .create_instance(
+                "t",
+                "i",
+                create(json!({"displayName": "b", "ownerIds": []})),
+                &c,
+            )
+            .await;
+        assert!(
+            matches!(
+                again,
+                Err(StoreError::AlreadyExists {
+                    kind: EntityKind::Instance,
+                    ..
+                })
+            ),
+            "{}",
+            b.name
+        );
+        st.delete_instance("t", "i").await.unwrap();
+        assert!(
+            matches!(
+                st.delete_instance("t", "i").await,
+                Err(StoreError::NotFound { .. })
+            ),
+            "{}",
+            b.name
+        );
+        st.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_nested_manifest_is_created_then_updated_and_a_failed_write_leaves_nothing() {
+    for b in backends() {
+        let st = &b.store;
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        st.create_instance(
+            "t",
+            "i",
+            create(json!({"displayName": "a", "ownerIds": []})),
+            &c,
+        )
+        .await
+        .unwrap();
+        st.update_instance(
+            "t",
+            "i",
+            update(json!({"agentCardManifest": {"id": "m", "displayName": "card"}})),
+            &c,
+        )
+        .await
+        .unwrap();
+        st.update_instance(
+            "t",
+            "i",
+            update(json!({"agentCardManifest": {"version": "2"}})),
+            &c,
+        )
+        .await
+        .unwrap();
+        let m = st.get_instance_manifest("t", "i").await.unwrap().unwrap();
+        assert_eq!(
+            (doc(&m)["displayName"].as_str(), doc(&m)["version"].as_str()),
+            (Some("card"), Some("2")),
+            "{}",
+            b.name
+        );
+        assert_eq!(m.version, 2);
+
+        // The instance update and the manifest creation are one transaction.
+        let bad = EntityWrite {
+            id: None,
+            props: update(json!({"displayName": "renamed"})).props,
+            manifest: Some(ManifestChange::Bind("missing".into())),
+        };
+        assert!(matches!(
+            st.update_instance("t", "i", bad, &c).await,
+            Err(StoreError::NotFound {
+                kind: EntityKind::Manifest,
+                ..
+            })
+        ));
+        assert_eq!(
+            doc(&st.get_instance("t", "i").await.unwrap().unwrap())["displayName"],
+            "a",
+            "{}",
+            b.name
+        );
+
+        let in_use = st.delete_manifest("t", "m").await;
+        assert!(
+            matches!(in_use, Err(StoreError::ManifestInUse { instances: 1, .. })),
+            "{}",
+            b.name
+        );
+        st.close().await;
+    }
+}
+
+#[tokio::test]
+async fn memberships_follow_their_instances_and_collections() {
+    for b in backends() {
+        let st = &b.store;
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        for id in ["i1", "i2"] {
+            st.create_instance(
+                "t",
+                id,
+                create(json!({"displayName": id, "ownerIds": []})),
+                &c,
+            )
+            .await
+            .unwrap();
+        }
+        let coll = parse_write(
+            &AGENT_COLLECTION,
+            json!({"displayName": "Team", "ownerIds": []}),
+            true,
+        )
+        .unwrap();
+        st.create_collection("t", "c", coll, &c).await.unwrap();
+        st.add_member("t", "c", "i1").await.unwrap();
+        st.add_member("t", "c", "i2").await.unwrap();
+        assert!(matches!(
+            st.add_member("t", "c", "i2").await,
+            Err(StoreError::AlreadyMember { .. })
+        ));
+        assert!(matches!(
+            st.add_member("t", "c", "nope").await,
+            Err(StoreError::NotFound {
+                kind: EntityKind::Instance,
+                ..
+            })
+        ));
+        assert_eq!(
+            st.count_instances("t", Relation::MembersOf("c"))
+                .await
+                .unwrap(),
+            2,
+            "{}",
+            b.name
+        );
+
+        st.delete_instance("t", "i1").await.unwrap();
+        let page = st
+            .list_instances(
+                "t",
+                Relation::MembersOf("c"),
+                &ListQuery {
+                    after: None,
+                    skip: 0,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            page.items.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["i2"],
+            "{}",
+            b.name
+        );
+
+        st.delete_collection("t", "c").await.unwrap();
+        assert_eq!(
+            st.count_collections("t", Relation::CollectionsOf("i2"))
+                .await
+                .unwrap(),
+            0,
+            "{}",
+            b.name
+        );
+        // The reserved collections are there from the first touch.
+        assert_eq!(
+            st.count_collections("t", Relation::All).await.unwrap(),
+            2,
+            "{}",
+            b.name
+        );
+        st.close().await;
+    }
+}
+
+#[tokio::test]
+async fn keyset_pages_start_strictly_after_the_cursor() {
+    for b in backends() {
+        let st = &b.store;
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        for id in ["a", "b", "c", "d", "e"] {
+            let w = parse_write(&AGENT_CARD_MANIFEST, json!({"displayName": id}), true).unwrap();
+            st.create_manifest("t", id, w, &c).await.unwrap();
+        }
+        let first = st
+            .list_manifests(
+                "t",
+                &ListQuery {
+                    after: None,
+                    skip: 0,
+                    limit: 2,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((first.items.len(), first.more), (2, true));
+        let next = st
+            .list_manifests(
+                "t",
+                &ListQuery {
+                    after: Some("b".into()),
+                    skip: 0,
+                    limit: 2,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            next.items.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["c", "d"],
+            "{}",
+            b.name
+        );
+        let last = st
+            .list_manifests(
+                "t",
+                &ListQuery {
+                    after: Some("d".into()),
+                    skip: 0,
+                    limit: 2,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((last.items.len(), last.more), (1, false), "{}", b.name);
+        st.close().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_patches_of_different_properties_all_survive() {
+    for b in backends() {
+        let st = b.store.clone();
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        st.create_instance(
+            "t",
+            "hot",
+            create(json!({"displayName": "a", "ownerIds": []})),
+            &c,
+        )
+        .await
+        .unwrap();
+        let fields = [
+            "url",
+            "managedBy",
+            "originatingStore",
+            "sourceAgentId",
+            "agentIdentityId",
+            "agentIdentityBlueprintId",
+            "agentUserId",
+            "preferredTransport",
+        ];
+        let mut tasks = Vec::new();
+        for round in 0..5 {
+            for f in fields {
+                let st = st.clone();
+                let c = c.clone();
+                tasks.push(tokio::spawn(async move {
+                    let w =
+                        parse_write(&AGENT_INSTANCE, json!({ f: format!("{f}-{round}") }), false)
+                            .unwrap();
+                    st.update_instance("t", "hot", w, &c).await.unwrap();
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let last = st.get_instance("t", "hot").await.unwrap().unwrap();
+        assert_eq!(
+            last.version,
+            1 + 5 * fields.len() as i64,
+            "{}: every write counted",
+            b.name
+        );
+        let d = doc(&last);
+        for f in fields {
+            assert!(
+                d[f].as_str().is_some_and(|v| v.starts_with(f)),
+                "{}: {f} lost: {d}",
+                b.name
+            );
+        }
+        st.close().await;
+    }
+}
+
+#[tokio::test]
+async fn writes_after_close_are_refused_as_unavailable() {
+    for b in backends() {
+        b.store.close().await;
+        let r = b
+            .store
+            .create_instance(
+                "t",
+                "late",
+                create(json!({"displayName": "x", "ownerIds": []})),
+                &ctx("2025-01-01T00:00:00.0000000Z"),
+            )
+            .await;
+        assert!(
+            matches!(r, Err(StoreError::Unavailable(_))),
+            "{}: {r:?}",
+            b.name
+        );
+    }
+}

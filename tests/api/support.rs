@@ -1,0 +1,224 @@
+//! A real server on a loopback port, a client, tokens, and assertions on
+//! Graph's error envelope.
+
+use agentry::app::Application;
+use agentry::auth::{CallerKind, KeyRing, TokenRequest};
+use agentry::config::ServerConfig;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const TENANT_A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+pub const TENANT_B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+pub const USER: &str = "11111111-0000-4000-8000-000000000001";
+pub const GLOBAL: &str = "00000000-0000-0000-0000-000000000001";
+pub const QUARANTINED: &str = "00000000-0000-0000-0000-000000000002";
+
+pub struct TestServer {
+    pub origin: String,
+    pub keys: Arc<KeyRing>,
+    pub client: reqwest::Client,
+    _temp: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// A server on a fresh data folder.
+    pub async fn start() -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_owned();
+        let mut server = Self::start_with(ServerConfig::with_data_dir(&dir)).await;
+        server._temp = Some(temp);
+        server
+    }
+
+    /// A server on an existing data folder (which outlives it).
+    pub async fn start_in(dir: &Path) -> Self {
+        Self::start_with(ServerConfig::with_data_dir(dir)).await
+    }
+
+    pub async fn start_with(mut config: ServerConfig) -> Self {
+        config.listen = "127.0.0.1:0".into();
+        let app = Application::build(&config).await.expect("server starts");
+        let origin = format!("http://{}", app.local_addr());
+        let keys = app.keys();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            origin,
+            keys,
+            client: reqwest::Client::new(),
+            _temp: None,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops gracefully and waits until the database is closed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/beta{path}", self.origin)
+    }
+
+    pub fn token_for(&self, tenant: &str) -> String {
+        self.keys
+            .mint(&token_request(tenant, 3600, 0))
+            .expect("mint")
+    }
+
+    pub fn token(&self) -> String {
+        self.token_for(TENANT_A)
+    }
+
+    /// A request in tenant A with a valid token.
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.req_as(TENANT_A, method, path)
+    }
+
+    pub fn req_as(&self, tenant: &str, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(self.token_for(tenant))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.req(Method::GET, path).send().await.expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        r.json().await.expect("json")
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.req(Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Response {
+        self.req(Method::PATCH, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.req(Method::DELETE, path)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates an instance and asserts 201.
+    pub async fn create_instance(&self, body: Value) -> Value {
+        let r = self.post("/agentRegistry/agentInstances", body).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json().await.expect("json")
+    }
+
+    pub async fn create_collection(&self, name: &str) -> String {
+        let r = self
+            .post(
+                "/agentRegistry/agentCollections",
+                serde_json::json!({"displayName": name, "ownerIds": [USER]}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let body: Value = r.json().await.expect("json");
+        body["id"].as_str().expect("id").to_owned()
+    }
+}
+
+pub fn token_request(tenant: &str, expires_in: i64, shift: i64) -> TokenRequest {
+    TokenRequest {
+        tenant_id: tenant.into(),
+        kind: CallerKind::Delegated,
+        subject: USER.into(),
+        scopes: vec!["AgentInstance.ReadWrite.All".into()],
+        roles: vec![],
+        wids: vec!["6b942400-691f-4bf0-9d12-d8a254a2baf5".into()],
+        issued_at: time::OffsetDateTime::now_utc().unix_timestamp() + shift,
+        expires_in,
+    }
+}
+
+/// Percent-encodes a key for a path segment.
+pub fn key(id: &str) -> String {
+    let mut out = String::new();
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn instance_body(id: &str, name: &str) -> Value {
+    serde_json::json!({"id": id, "displayName": name, "ownerIds": [USER]})
+}
+
+/// Asserts the Graph error envelope and returns it.
+pub async fn assert_graph_error(r: Response, status: u16, code: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status, "status");
+    let request_id = r
+        .headers()
+        .get("request-id")
+        .expect("request-id header")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .expect("content type")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: Value = r.json().await.expect("a JSON error body");
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "{body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    let inner = &error["innerError"];
+    assert_eq!(inner["request-id"], request_id.as_str(), "{body}");
+    assert!(inner["client-request-id"].is_string(), "{body}");
+    let date = inner["date"].as_str().expect("date");
+    assert_eq!(date.len(), 19, "yyyy-MM-ddTHH:mm:ss: {date}");
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        1,
+        "only 'error' at the top: {body}"
+    );
+    body
+}
