@@ -101,3 +101,46 @@ async fn an_acknowledged_write_survives_kill_9() {
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "20");
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = agentry::auth::KeyRing::load_or_create(dir.path()).unwrap();
+    let token = keys.mint(&token_request(TENANT_A, 3600, 0)).unwrap();
+    let client = reqwest::Client::new();
+
+    let mut server = Process::start(dir.path());
+    let r = client
+        .post(format!("{}/beta/agentRegistry/agentInstances", server.1))
+        .bearer_auth(&token)
+        .json(&instance_body("kept", "before SIGTERM"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let term = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "a graceful stop exits 0: {status}");
+    // A clean close checkpoints the WAL into the database file.
+    let wal = dir.path().join("agentry.db-wal");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+        "the WAL was checkpointed"
+    );
+
+    let again = Process::start(dir.path());
+    let r = client
+        .get(format!(
+            "{}/beta/agentRegistry/agentInstances/kept",
+            again.1
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

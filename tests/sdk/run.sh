@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs python_smoke.py with Microsoft's msgraph-beta-sdk against a fresh Agentry.
+# Needs python3 and the package registry; the SDK is large (several hundred MB installed).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$here/../.."
+work="$(mktemp -d)"
+trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+venv="${AGENTRY_SDK_VENV:-$root/target/sdk-venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check msgraph-beta-sdk
+
+cargo build --quiet --manifest-path "$root/Cargo.toml"
+bin="$root/target/debug/agentry"
+"$bin" serve --listen 127.0.0.1:0 --data-dir "$work" > "$work/out" 2>/dev/null &
+pid=$!
+for _ in $(seq 50); do grep -q http "$work/out" 2>/dev/null && break; sleep 0.1; done
+base="$(grep -o 'http://[^ ]*/beta' "$work/out" | head -1)"
+"$venv/bin/python" "$here/python_smoke.py" "$base" "$("$bin" token --data-dir "$work")"
