@@ -100,6 +100,9 @@ impl ApiError {
                 };
                 report(S::UNAUTHORIZED, "InvalidAuthenticationToken", message)
             }
+            ApiError::OData(e @ ODataError::SearchNeedsConsistencyLevel) => {
+                report(S::BAD_REQUEST, "Request_UnsupportedQuery", e.to_string())
+            }
             ApiError::OData(e) => report(S::BAD_REQUEST, "BadRequest", e.to_string()),
             ApiError::Domain(e) => domain_report(e),
             ApiError::Store(e) => store_report(e),
@@ -327,6 +330,49 @@ mod tests {
                 ApiError::OData(ODataError::InvalidSkipToken),
                 400,
                 "BadRequest",
+            ),
+            (
+                ApiError::OData(ODataError::FilterSyntax {
+                    position: 3,
+                    message: "m".into(),
+                }),
+                400,
+                "BadRequest",
+            ),
+            (
+                ApiError::OData(ODataError::FilterTooComplex("deep")),
+                400,
+                "BadRequest",
+            ),
+            (
+                ApiError::OData(ODataError::UnsupportedFunction("f".into())),
+                400,
+                "BadRequest",
+            ),
+            (
+                ApiError::OData(ODataError::TypeMismatch("t".into())),
+                400,
+                "BadRequest",
+            ),
+            (
+                ApiError::OData(ODataError::NotFilterable("p".into())),
+                400,
+                "BadRequest",
+            ),
+            (
+                ApiError::OData(ODataError::NotSortable("p".into())),
+                400,
+                "BadRequest",
+            ),
+            (
+                ApiError::OData(ODataError::SearchSyntax("s".into())),
+                400,
+                "BadRequest",
+            ),
+            (
+                ApiError::OData(ODataError::SearchNeedsConsistencyLevel),
+                400,
+                "Request_UnsupportedQuery",
             ),
             (d(DomainError::NotAnObject), 400, "ValidationError"),
             (

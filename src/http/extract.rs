@@ -47,6 +47,8 @@ pub struct ODataQuery {
     pub options: QueryOptions,
     pub raw: Option<String>,
     pub path: String,
+    /// `ConsistencyLevel: eventual` was sent (Graph requires it for `$search`).
+    pub eventual: bool,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ODataQuery {
@@ -64,6 +66,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ODataQuery {
             options: QueryOptions::parse(raw.as_deref())?,
             raw,
             path: uri.path().to_owned(),
+            eventual: parts
+                .headers
+                .get("consistencylevel")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("eventual")),
         })
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::{
     parse_write,
 };
 use crate::odata::{DEFAULT_TOP, QueryOptions, SkipToken};
-use crate::store::{ListQuery, Page, Relation, Stored};
+use crate::store::{Criteria, ListQuery, Page, Relation, Stored};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -176,11 +176,7 @@ async fn shape(
 }
 
 fn expand_page() -> ListQuery {
-    ListQuery {
-        after: None,
-        skip: 0,
-        limit: MAX_EXPANDED,
-    }
+    ListQuery::first(MAX_EXPANDED)
 }
 
 fn projected_array(page: Page, select: Option<&[String]>) -> Value {
@@ -223,12 +219,16 @@ impl ListRequest<'_> {
     fn page_query(&self) -> Result<ListQuery> {
         let q = &self.query.options;
         q.check_shape(self.ty, expandable(self.ty))?;
-        q.refuse_unimplemented()?;
+        if q.search.is_some() && !self.query.eventual {
+            return Err(crate::odata::ODataError::SearchNeedsConsistencyLevel.into());
+        }
         let after = match &q.skiptoken {
-            Some(raw) => Some(self.app.paging().open(raw, &self.scope())?.after),
+            Some(raw) => Some(self.app.paging().open(raw, &self.scope())?.cursor),
             None => None,
         };
         Ok(ListQuery {
+            criteria: self.criteria(),
+            order: q.orderby.clone(),
             after,
             skip: if q.skiptoken.is_some() {
                 0
@@ -239,17 +239,28 @@ impl ListRequest<'_> {
         })
     }
 
+    fn criteria(&self) -> Criteria {
+        Criteria {
+            filter: self.query.options.filter.clone(),
+            search: self.query.options.search.clone(),
+        }
+    }
+
+    /// Binds a paging token to the tenant, the list and the query.
     fn scope(&self) -> String {
-        format!("{}:{}", self.caller.tenant_id, self.query.path)
+        format!(
+            "{}:{}:{}",
+            self.caller.tenant_id, self.query.path, self.query.options.criteria_text
+        )
     }
 
     async fn respond(&self, page: Page, count: Option<u64>) -> Result {
         let q = &self.query.options;
-        let next = match (page.more, page.items.last()) {
-            (true, Some(last)) => {
+        let next = match (page.more, page.last) {
+            (true, Some(cursor)) => {
                 let token = self.app.paging().seal(&SkipToken {
                     scope: self.scope(),
-                    after: last.id.clone(),
+                    cursor,
                 });
                 Some(respond::next_link(
                     self.meta,
@@ -376,7 +387,7 @@ async fn list_instances(
     let count = match q.options.count {
         true => Some(
             app.store()
-                .count_instances(&p.tenant_id, Relation::All)
+                .count_instances(&p.tenant_id, Relation::All, &list.criteria())
                 .await?,
         ),
         false => None,
@@ -387,7 +398,7 @@ async fn list_instances(
 async fn count_instances(State(app): State<AppState>, Caller(p): Caller) -> Result {
     Ok(respond::count(
         app.store()
-            .count_instances(&p.tenant_id, Relation::All)
+            .count_instances(&p.tenant_id, Relation::All, &Criteria::default())
             .await?,
     ))
 }
@@ -578,7 +589,7 @@ async fn list_instance_collections(
     let count = match q.options.count {
         true => Some(
             app.store()
-                .count_collections(&p.tenant_id, relation)
+                .count_collections(&p.tenant_id, relation, &list.criteria())
                 .await?,
         ),
         false => None,
@@ -593,7 +604,11 @@ async fn count_instance_collections(
 ) -> Result {
     Ok(respond::count(
         app.store()
-            .count_collections(&p.tenant_id, Relation::CollectionsOf(&id))
+            .count_collections(
+                &p.tenant_id,
+                Relation::CollectionsOf(&id),
+                &Criteria::default(),
+            )
             .await?,
     ))
 }
@@ -658,7 +673,11 @@ async fn list_manifests(
         .list_manifests(&p.tenant_id, &page_query)
         .await?;
     let count = match q.options.count {
-        true => Some(app.store().count_manifests(&p.tenant_id).await?),
+        true => Some(
+            app.store()
+                .count_manifests(&p.tenant_id, &list.criteria())
+                .await?,
+        ),
         false => None,
     };
     list.respond(page, count).await
@@ -666,7 +685,9 @@ async fn list_manifests(
 
 async fn count_manifests(State(app): State<AppState>, Caller(p): Caller) -> Result {
     Ok(respond::count(
-        app.store().count_manifests(&p.tenant_id).await?,
+        app.store()
+            .count_manifests(&p.tenant_id, &Criteria::default())
+            .await?,
     ))
 }
 
@@ -760,7 +781,7 @@ async fn list_collections(
     let count = match q.options.count {
         true => Some(
             app.store()
-                .count_collections(&p.tenant_id, Relation::All)
+                .count_collections(&p.tenant_id, Relation::All, &list.criteria())
                 .await?,
         ),
         false => None,
@@ -771,7 +792,7 @@ async fn list_collections(
 async fn count_collections(State(app): State<AppState>, Caller(p): Caller) -> Result {
     Ok(respond::count(
         app.store()
-            .count_collections(&p.tenant_id, Relation::All)
+            .count_collections(&p.tenant_id, Relation::All, &Criteria::default())
             .await?,
     ))
 }
@@ -868,7 +889,11 @@ async fn members_page(
         .list_instances(&p.tenant_id, relation, &page_query)
         .await?;
     let count = match q.options.count {
-        true => Some(app.store().count_instances(&p.tenant_id, relation).await?),
+        true => Some(
+            app.store()
+                .count_instances(&p.tenant_id, relation, &list.criteria())
+                .await?,
+        ),
         false => None,
     };
     list.respond(page, count).await
@@ -891,7 +916,11 @@ async fn count_members(
 ) -> Result {
     Ok(respond::count(
         app.store()
-            .count_instances(&p.tenant_id, Relation::MembersOf(&cid))
+            .count_instances(
+                &p.tenant_id,
+                Relation::MembersOf(&cid),
+                &Criteria::default(),
+            )
             .await?,
     ))
 }

@@ -2,11 +2,14 @@
 //! checked against the entity's schema. No SQL and no HTTP here; the HTTP
 //! layer hands in the query string, storage receives the tree.
 
+pub mod filter;
 mod paging;
 
-pub use paging::{PagingKeys, SkipToken};
+pub use filter::Expr;
+pub use paging::{Cursor, PagingKeys, SkipToken};
 
 use crate::domain::schema::EntityType;
+use filter::{Path, Ty};
 
 /// The largest page a client may ask for with `$top`; more is a 400.
 pub const MAX_TOP: usize = 999;
@@ -44,6 +47,28 @@ pub enum ODataError {
     TopOutOfRange(String),
     #[error("The $skiptoken is not valid for this request.")]
     InvalidSkipToken,
+    #[error("Syntax error at position {position} in $filter: {message}.")]
+    FilterSyntax { position: usize, message: String },
+    #[error("The $filter is too complex: {0}.")]
+    FilterTooComplex(&'static str),
+    #[error(
+        "The function '{0}' is not supported in $filter; use startswith, endswith or contains."
+    )]
+    UnsupportedFunction(String),
+    #[error("Type mismatch in $filter: {0}.")]
+    TypeMismatch(String),
+    #[error("The property '{0}' cannot be used in $filter.")]
+    NotFilterable(String),
+    #[error(
+        "The property '{0}' cannot be used in $orderby; use a property with a single primitive value."
+    )]
+    NotSortable(String),
+    #[error("Invalid $search: {0}.")]
+    SearchSyntax(String),
+    #[error(
+        "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'"
+    )]
+    SearchNeedsConsistencyLevel,
 }
 
 /// One `$expand` item, with its nested `$select`.
@@ -55,7 +80,7 @@ pub struct Expand {
 
 /// The system query options of one request, parsed but not yet checked
 /// against a type.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryOptions {
     pub select: Option<Vec<String>>,
     pub expand: Vec<Expand>,
@@ -63,10 +88,39 @@ pub struct QueryOptions {
     pub skip: Option<usize>,
     pub skiptoken: Option<String>,
     pub count: bool,
-    pub filter: Option<String>,
-    pub orderby: Option<String>,
-    pub search: Option<String>,
+    pub filter: Option<Expr>,
+    pub orderby: Vec<OrderKey>,
+    pub search: Option<Search>,
+    /// The raw `$filter`, `$orderby` and `$search` texts, which bind paging tokens.
+    pub criteria_text: String,
 }
+
+/// One `$orderby` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderKey {
+    pub path: Path,
+    pub descending: bool,
+}
+
+/// A parsed `$search`: quoted terms joined by one operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    pub terms: Vec<SearchTerm>,
+    /// `OR` between the terms; otherwise `AND`.
+    pub any: bool,
+}
+
+/// `"term"` (every searchable property) or `"displayName:term"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchTerm {
+    pub property: Option<String>,
+    pub text: String,
+}
+
+/// The properties `$search` looks in, where the type has them.
+pub const SEARCHABLE: &[&str] = &["displayName", "description"];
+/// The most `$orderby` keys accepted.
+pub const MAX_ORDER_KEYS: usize = 8;
 
 /// The options this server knows, by canonical name.
 const OPTIONS: &[&str] = &[
@@ -134,9 +188,18 @@ impl QueryOptions {
                         }
                     }
                 }
-                "$filter" => q.filter = Some(value),
-                "$orderby" => q.orderby = Some(value),
-                "$search" => q.search = Some(value),
+                "$filter" => {
+                    q.filter = Some(filter::parse(&value)?);
+                    q.criteria_text.push_str(&format!("f:{value};"));
+                }
+                "$orderby" => {
+                    q.orderby = parse_orderby(&value)?;
+                    q.criteria_text.push_str(&format!("o:{value};"));
+                }
+                "$search" => {
+                    q.search = Some(parse_search(&value)?);
+                    q.criteria_text.push_str(&format!("s:{value};"));
+                }
                 "$format" => {
                     if !matches!(value.as_str(), "json" | "application/json") {
                         return Err(ODataError::InvalidValue {
@@ -172,6 +235,30 @@ impl QueryOptions {
             }
             check_select(nav.target, e.select.as_deref())?;
         }
+        if let Some(f) = &self.filter {
+            filter::check(ty, f)?;
+        }
+        for key in &self.orderby {
+            match filter::resolve(ty, &Vec::new(), &key.path) {
+                Ok(Ty::String | Ty::Boolean | Ty::DateTime) => {}
+                Ok(_) | Err(ODataError::NotFilterable(_)) => {
+                    return Err(ODataError::NotSortable(key.path.text()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(search) = &self.search {
+            for term in &search.terms {
+                if let Some(p) = &term.property
+                    && !(SEARCHABLE.contains(&p.as_str()) && ty.property(p).is_some())
+                {
+                    return Err(ODataError::SearchSyntax(format!(
+                        "'{p}' is not searchable on {}; search displayName or description",
+                        ty.qualified
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -183,27 +270,13 @@ impl QueryOptions {
             ("$skiptoken", self.skiptoken.is_some()),
             ("$count", self.count),
             ("$filter", self.filter.is_some()),
-            ("$orderby", self.orderby.is_some()),
+            ("$orderby", !self.orderby.is_empty()),
             ("$search", self.search.is_some()),
         ];
         match list_only.iter().find(|(_, present)| *present) {
             Some((name, _)) => Err(ODataError::NotApplicable(name)),
             None => Ok(()),
         }
-    }
-
-    /// Refuses the list options whose implementation has not landed yet.
-    pub fn refuse_unimplemented(&self) -> Result<(), ODataError> {
-        if self.filter.is_some() {
-            return Err(ODataError::NotImplemented("$filter"));
-        }
-        if self.orderby.is_some() {
-            return Err(ODataError::NotImplemented("$orderby"));
-        }
-        if self.search.is_some() {
-            return Err(ODataError::NotImplemented("$search"));
-        }
-        Ok(())
     }
 
     /// Whether the response must be reshaped (otherwise stored documents are
@@ -224,6 +297,100 @@ impl QueryOptions {
         }
         format!("({})", parts.join(","))
     }
+}
+
+fn parse_orderby(value: &str) -> Result<Vec<OrderKey>, ODataError> {
+    let invalid = |reason: &str| ODataError::InvalidValue {
+        option: "$orderby",
+        value: value.to_owned(),
+        reason: if reason.is_empty() {
+            "expected property paths with optional asc or desc"
+        } else {
+            "too many keys (at most 8)"
+        },
+    };
+    let mut keys: Vec<OrderKey> = Vec::new();
+    for item in value.split(',') {
+        let mut words = item.split_whitespace();
+        let path = words.next().ok_or_else(|| invalid(""))?;
+        let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(_) => return Err(invalid("")),
+        };
+        if words.next().is_some() {
+            return Err(invalid(""));
+        }
+        let segments: Vec<String> = path.split('/').map(str::to_owned).collect();
+        if segments.iter().any(|s| !is_identifier(s) || s == "*") {
+            return Err(invalid(""));
+        }
+        if keys.iter().any(|k| k.path.segments == segments) {
+            return Err(invalid(""));
+        }
+        keys.push(OrderKey {
+            path: Path {
+                segments,
+                position: 0,
+            },
+            descending,
+        });
+        if keys.len() > MAX_ORDER_KEYS {
+            return Err(invalid("many"));
+        }
+    }
+    Ok(keys)
+}
+
+fn parse_search(value: &str) -> Result<Search, ODataError> {
+    let bad = |m: &str| ODataError::SearchSyntax(m.to_owned());
+    let mut terms = Vec::new();
+    let mut op: Option<bool> = None;
+    let mut rest = value.trim();
+    loop {
+        let inner = rest
+            .strip_prefix('"')
+            .ok_or_else(|| bad("each term must be in double quotes, as in \"agent\""))?;
+        let close = inner
+            .find('"')
+            .ok_or_else(|| bad("a quoted term is not closed"))?;
+        let raw = &inner[..close];
+        let (property, text) = match raw.split_once(':') {
+            Some((p, t)) if is_identifier(p.trim()) => (Some(p.trim().to_owned()), t.trim()),
+            _ => (None, raw.trim()),
+        };
+        if text.is_empty() {
+            return Err(bad("a term is empty"));
+        }
+        terms.push(SearchTerm {
+            property,
+            text: text.to_owned(),
+        });
+        if terms.len() > 16 {
+            return Err(bad("at most 16 terms are accepted"));
+        }
+        rest = inner[close + 1..].trim_start();
+        if rest.is_empty() {
+            break;
+        }
+        let (word, after) = rest
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| bad("expected AND or OR between terms"))?;
+        let any = match word {
+            "AND" | "and" => false,
+            "OR" | "or" => true,
+            _ => return Err(bad("expected AND or OR between terms")),
+        };
+        if op.is_some_and(|o| o != any) {
+            return Err(bad("AND and OR cannot be mixed"));
+        }
+        op = Some(any);
+        rest = after.trim_start();
+    }
+    Ok(Search {
+        terms,
+        any: op.unwrap_or(false),
+    })
 }
 
 fn check_select(ty: &'static EntityType, select: Option<&[String]>) -> Result<(), ODataError> {
@@ -482,6 +649,72 @@ mod tests {
         ));
         let q = parse("$expand=members($select=id,displayName)").unwrap();
         assert_eq!(q.check_shape(&AGENT_COLLECTION, &["members"]), Ok(()));
+    }
+
+    #[test]
+    fn orderby_and_search_parse_and_are_checked() {
+        let q = parse("$orderby=displayName desc,provider/organization").unwrap();
+        assert_eq!(q.orderby.len(), 2);
+        assert!(q.orderby[0].descending && !q.orderby[1].descending);
+        assert_eq!(q.orderby[1].path.segments, ["provider", "organization"]);
+        assert!(
+            q.check_shape(&crate::domain::schema::AGENT_CARD_MANIFEST, &[])
+                .is_ok()
+        );
+        assert_eq!(
+            parse("$orderby=ownerIds")
+                .unwrap()
+                .check_shape(&AGENT_INSTANCE, &[]),
+            Err(ODataError::NotSortable("ownerIds".into()))
+        );
+        for bad in [
+            "$orderby=a sideways",
+            "$orderby=a,a",
+            "$orderby=",
+            "$orderby=a b c",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(ODataError::InvalidValue { .. })),
+                "{bad}"
+            );
+        }
+        let q = parse("$search=\"displayName:agent\" OR \"card\"").unwrap();
+        let s = q.search.unwrap();
+        assert!(s.any);
+        assert_eq!(
+            s.terms[0],
+            SearchTerm {
+                property: Some("displayName".into()),
+                text: "agent".into()
+            }
+        );
+        assert_eq!(
+            s.terms[1],
+            SearchTerm {
+                property: None,
+                text: "card".into()
+            }
+        );
+        for bad in [
+            "$search=agent",
+            "$search=\"a",
+            "$search=\"a\" \"b\"",
+            "$search=\"a\" AND \"b\" OR \"c\"",
+            "$search=\"\"",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(ODataError::SearchSyntax(_))),
+                "{bad}"
+            );
+        }
+        let q = parse("$search=\"description:x\"").unwrap();
+        assert!(
+            matches!(
+                q.check_shape(&AGENT_INSTANCE, &[]),
+                Err(ODataError::SearchSyntax(_))
+            ),
+            "instances have no description"
+        );
     }
 
     #[test]

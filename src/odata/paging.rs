@@ -14,15 +14,25 @@ use super::ODataError;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The cursor a `$skiptoken` stands for.
+/// A position in an ordered list: the sort values and the id of the last
+/// row served. The next page starts strictly after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(rename = "v", default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<serde_json::Value>,
+    #[serde(rename = "i")]
+    pub id: String,
+}
+
+/// What a `$skiptoken` stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkipToken {
-    /// Tenant and list the token was issued for.
+    /// Tenant, list and query the token was issued for.
     #[serde(rename = "s")]
     pub scope: String,
-    /// The last key served.
-    #[serde(rename = "k")]
-    pub after: String,
+    /// Where the next page starts.
+    #[serde(rename = "c")]
+    pub cursor: Cursor,
 }
 
 /// Seals and opens skip tokens with a server secret.
@@ -92,7 +102,10 @@ mod tests {
         let keys = PagingKeys::new([7; 32]);
         let t = SkipToken {
             scope: "t1:/agentInstances".into(),
-            after: "id 5".into(),
+            cursor: Cursor {
+                values: vec![serde_json::json!("b"), serde_json::Value::Null],
+                id: "id 5".into(),
+            },
         };
         let raw = keys.seal(&t);
         assert_eq!(keys.open(&raw, "t1:/agentInstances"), Ok(t));
@@ -107,10 +120,13 @@ mod tests {
         let keys = PagingKeys::new([7; 32]);
         let raw = keys.seal(&SkipToken {
             scope: "s".into(),
-            after: "a".into(),
+            cursor: Cursor {
+                values: vec![],
+                id: "a".into(),
+            },
         });
         let (payload, tag) = raw.split_once('.').unwrap();
-        let forged = URL_SAFE_NO_PAD.encode(br#"{"s":"s","k":"z"}"#);
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"s":"s","c":{"i":"z"}}"#);
         for bad in [
             format!("{forged}.{tag}"),
             format!("{payload}.AAAA"),

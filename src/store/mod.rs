@@ -5,6 +5,7 @@
 pub mod sqlite;
 
 use crate::domain::{DomainError, EntityWrite, WriteContext};
+use crate::odata::{Cursor, Expr, OrderKey, Search};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
@@ -65,21 +66,42 @@ impl Stored {
     }
 }
 
-/// A page request: rows ordered by id, strictly after `after`, `skip` more
-/// skipped, at most `limit` returned (the store fetches one more to tell
-/// whether another page exists).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Which rows a list or a count covers: the OData `$filter` and `$search`,
+/// already checked against the entity's type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Criteria {
+    pub filter: Option<Expr>,
+    pub search: Option<Search>,
+}
+
+/// A page request: rows matching `criteria`, ordered by `order` then id,
+/// strictly after `after`, `skip` more skipped, at most `limit` returned.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListQuery {
-    pub after: Option<String>,
+    pub criteria: Criteria,
+    pub order: Vec<OrderKey>,
+    pub after: Option<Cursor>,
     pub skip: usize,
     pub limit: usize,
 }
 
-/// One page of results; `more` says whether rows follow the last one.
+impl ListQuery {
+    /// The first `limit` rows in id order.
+    pub fn first(limit: usize) -> Self {
+        Self {
+            limit,
+            ..Self::default()
+        }
+    }
+}
+
+/// One page of results; `more` says whether rows follow the last one, and
+/// `last` is where the next page starts.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
     pub items: Vec<Stored>,
     pub more: bool,
+    pub last: Option<Cursor>,
 }
 
 /// Which rows a list covers.
@@ -185,9 +207,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         tenant: &str,
         relation: Relation<'_>,
+        criteria: &Criteria,
     ) -> Result<u64, StoreError>;
     async fn list_manifests(&self, tenant: &str, query: &ListQuery) -> Result<Page, StoreError>;
-    async fn count_manifests(&self, tenant: &str) -> Result<u64, StoreError>;
+    async fn count_manifests(&self, tenant: &str, criteria: &Criteria) -> Result<u64, StoreError>;
     async fn list_collections(
         &self,
         tenant: &str,
@@ -198,6 +221,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         tenant: &str,
         relation: Relation<'_>,
+        criteria: &Criteria,
     ) -> Result<u64, StoreError>;
 
     /// Whether the database answers (for readiness probes).

@@ -3,7 +3,8 @@
 
 use agentry::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
 use agentry::domain::{EntityWrite, ManifestChange, WriteContext, parse_write};
-use agentry::store::{EntityKind, ListQuery, Relation, Store, StoreError};
+use agentry::odata::Cursor;
+use agentry::store::{Criteria, EntityKind, ListQuery, Relation, Store, StoreError};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -221,7 +222,7 @@ async fn memberships_follow_their_instances_and_collections() {
             })
         ));
         assert_eq!(
-            st.count_instances("t", Relation::MembersOf("c"))
+            st.count_instances("t", Relation::MembersOf("c"), &Criteria::default())
                 .await
                 .unwrap(),
             2,
@@ -231,15 +232,7 @@ async fn memberships_follow_their_instances_and_collections() {
 
         st.delete_instance("t", "i1").await.unwrap();
         let page = st
-            .list_instances(
-                "t",
-                Relation::MembersOf("c"),
-                &ListQuery {
-                    after: None,
-                    skip: 0,
-                    limit: 10,
-                },
-            )
+            .list_instances("t", Relation::MembersOf("c"), &ListQuery::first(10))
             .await
             .unwrap();
         assert_eq!(
@@ -251,7 +244,7 @@ async fn memberships_follow_their_instances_and_collections() {
 
         st.delete_collection("t", "c").await.unwrap();
         assert_eq!(
-            st.count_collections("t", Relation::CollectionsOf("i2"))
+            st.count_collections("t", Relation::CollectionsOf("i2"), &Criteria::default())
                 .await
                 .unwrap(),
             0,
@@ -260,7 +253,9 @@ async fn memberships_follow_their_instances_and_collections() {
         );
         // The reserved collections are there from the first touch.
         assert_eq!(
-            st.count_collections("t", Relation::All).await.unwrap(),
+            st.count_collections("t", Relation::All, &Criteria::default())
+                .await
+                .unwrap(),
             2,
             "{}",
             b.name
@@ -278,25 +273,17 @@ async fn keyset_pages_start_strictly_after_the_cursor() {
             let w = parse_write(&AGENT_CARD_MANIFEST, json!({"displayName": id}), true).unwrap();
             st.create_manifest("t", id, w, &c).await.unwrap();
         }
-        let first = st
-            .list_manifests(
-                "t",
-                &ListQuery {
-                    after: None,
-                    skip: 0,
-                    limit: 2,
-                },
-            )
-            .await
-            .unwrap();
+        let first = st.list_manifests("t", &ListQuery::first(2)).await.unwrap();
         assert_eq!((first.items.len(), first.more), (2, true));
         let next = st
             .list_manifests(
                 "t",
                 &ListQuery {
-                    after: Some("b".into()),
-                    skip: 0,
-                    limit: 2,
+                    after: Some(Cursor {
+                        values: vec![],
+                        id: "b".into(),
+                    }),
+                    ..ListQuery::first(2)
                 },
             )
             .await
@@ -311,9 +298,11 @@ async fn keyset_pages_start_strictly_after_the_cursor() {
             .list_manifests(
                 "t",
                 &ListQuery {
-                    after: Some("d".into()),
-                    skip: 0,
-                    limit: 2,
+                    after: Some(Cursor {
+                        values: vec![],
+                        id: "d".into(),
+                    }),
+                    ..ListQuery::first(2)
                 },
             )
             .await

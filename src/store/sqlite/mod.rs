@@ -6,10 +6,11 @@
 //!   lets them proceed beside the writer, and a point read costs microseconds,
 //!   less than a hop to another thread would.
 
+mod query;
 mod writer;
 
-use super::{EntityKind, ListQuery, Page, Relation, Store, StoreError, Stored};
-use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
+use super::{Criteria, EntityKind, ListQuery, Page, Relation, Store, StoreError, Stored};
+use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
 use crate::domain::{
     EntityWrite, ManifestChange, RESERVED_COLLECTIONS, WriteContext, apply_patch, ensure_required,
     new_document, new_id, reserved_collection_document,
@@ -66,6 +67,10 @@ impl SqliteStore {
         )
         .map_err(sql_error)?;
         migrate(&conn)?;
+        // Keep ANALYZE cheap on large tables, and gather statistics once for
+        // tables that have none.
+        conn.execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+            .map_err(sql_error)?;
         let writer = Writer::start(conn)
             .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
         Ok(Self {
@@ -138,7 +143,7 @@ impl SqliteStore {
     }
 }
 
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
+pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let done: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         .map_err(sql_error)? as usize;
@@ -479,52 +484,91 @@ fn apply_manifest_change(
     }
 }
 
-/// Builds the page query for one relation; keyset on the ordering id.
-fn list_sql(base: &str, key: &str, after: bool) -> String {
-    let after = if after {
-        format!(" AND {key} > ?3")
-    } else {
-        String::new()
-    };
-    format!("{base}{after} ORDER BY {key} LIMIT ?4 OFFSET ?5")
+fn count_rows(conn: &Connection, sql: &str, tenant: &str, scope: &str) -> Result<u64, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+    let n: i64 = stmt
+        .query_row(params![tenant, scope], |r| r.get(0))
+        .map_err(sql_error)?;
+    Ok(n as u64)
 }
 
+/// Runs a compiled page query and reads the next page's cursor off the last row.
 fn run_list(
     conn: &Connection,
-    sql: &str,
-    tenant: &str,
-    scope: Option<&str>,
+    compiled: &query::Compiled,
     q: &ListQuery,
 ) -> Result<Page, StoreError> {
-    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
-    let limit = q.limit.saturating_add(1) as i64;
+    let mut stmt = conn.prepare_cached(&compiled.sql).map_err(sql_error)?;
+    let sort_columns = q.order.len();
     let mut rows = stmt
-        .query(params![tenant, scope, q.after, limit, q.skip as i64])
+        .query(rusqlite::params_from_iter(compiled.params.iter()))
         .map_err(sql_error)?;
     let mut items = Vec::new();
+    let mut cursors = Vec::new();
     while let Some(r) = rows.next().map_err(sql_error)? {
+        let id: String = r.get(0).map_err(sql_error)?;
+        let mut values = Vec::with_capacity(sort_columns);
+        for c in 0..sort_columns {
+            values.push(query::to_json(r.get(3 + c).map_err(sql_error)?));
+        }
+        cursors.push(crate::odata::Cursor {
+            values,
+            id: id.clone(),
+        });
         items.push(Stored {
-            id: r.get(0).map_err(sql_error)?,
+            id,
             doc: r.get(1).map_err(sql_error)?,
             version: r.get(2).map_err(sql_error)?,
         });
     }
     let more = items.len() > q.limit;
     items.truncate(q.limit);
-    Ok(Page { items, more })
+    cursors.truncate(q.limit);
+    Ok(Page {
+        items,
+        more,
+        last: cursors.pop(),
+    })
 }
 
-fn count(
-    conn: &Connection,
-    sql: &str,
-    tenant: &str,
-    scope: Option<&str>,
-) -> Result<u64, StoreError> {
-    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+fn run_count(conn: &Connection, compiled: &query::Compiled) -> Result<u64, StoreError> {
+    let mut stmt = conn.prepare_cached(&compiled.sql).map_err(sql_error)?;
     let n: i64 = stmt
-        .query_row(params![tenant, scope], |r| r.get(0))
+        .query_row(rusqlite::params_from_iter(compiled.params.iter()), |r| {
+            r.get(0)
+        })
         .map_err(sql_error)?;
     Ok(n as u64)
+}
+
+/// The source and type a relation lists, after checking its anchor exists.
+fn relation_source<'a>(
+    conn: &Connection,
+    tenant: &str,
+    listing: Table,
+    relation: Relation<'a>,
+) -> Result<(query::Source<'a>, &'static EntityType), StoreError> {
+    let ty: &'static EntityType = match listing {
+        Table::Instances => &AGENT_INSTANCE,
+        Table::Manifests => &AGENT_CARD_MANIFEST,
+        Table::Collections => &AGENT_COLLECTION,
+    };
+    let source = match relation {
+        Relation::MembersOf(cid) if listing == Table::Instances => {
+            if !exists(conn, Table::Collections, tenant, cid)? {
+                return Err(not_found(EntityKind::Collection, cid));
+            }
+            query::Source::MembersOf(cid)
+        }
+        Relation::CollectionsOf(iid) if listing == Table::Collections => {
+            if !exists(conn, Table::Instances, tenant, iid)? {
+                return Err(not_found(EntityKind::Instance, iid));
+            }
+            query::Source::CollectionsOf(iid)
+        }
+        _ => query::Source::Table(listing.name()),
+    };
+    Ok((source, ty))
 }
 
 #[async_trait]
@@ -651,11 +695,11 @@ impl Store for SqliteStore {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.writer
             .write(move |conn| {
-                let linked = count(
+                let linked = count_rows(
                     conn,
                     "SELECT count(*) FROM agent_instances WHERE tenant_id = ?1 AND manifest_id = ?2",
                     &tenant,
-                    Some(&id),
+                    &id,
                 )?;
                 if !exists(conn, Table::Manifests, &tenant, &id)? {
                     return Err(not_found(EntityKind::Manifest, &id));
@@ -798,75 +842,26 @@ impl Store for SqliteStore {
         relation: Relation<'_>,
         q: &ListQuery,
     ) -> Result<Page, StoreError> {
-        if let Relation::MembersOf(_) = relation {
-            self.ensure_reserved(tenant).await?;
-        }
-        self.read(|conn| match relation {
-            Relation::All | Relation::CollectionsOf(_) => {
-                let sql = list_sql(
-                    "SELECT id, doc, version FROM agent_instances WHERE tenant_id = ?1 AND ?2 IS NULL",
-                    "id",
-                    q.after.is_some(),
-                );
-                run_list(conn, &sql, tenant, None, q)
-            }
-            Relation::MembersOf(cid) => {
-                if !exists(conn, Table::Collections, tenant, cid)? {
-                    return Err(not_found(EntityKind::Collection, cid));
-                }
-                let sql = list_sql(
-                    "SELECT i.id, i.doc, i.version FROM agent_collection_members m
-                     JOIN agent_instances i ON i.tenant_id = m.tenant_id AND i.id = m.instance_id
-                     WHERE m.tenant_id = ?1 AND m.collection_id = ?2",
-                    "m.instance_id",
-                    q.after.is_some(),
-                );
-                run_list(conn, &sql, tenant, Some(cid), q)
-            }
-        })
+        self.list(tenant, Table::Instances, relation, q).await
     }
 
     async fn count_instances(
         &self,
         tenant: &str,
         relation: Relation<'_>,
+        criteria: &Criteria,
     ) -> Result<u64, StoreError> {
-        if let Relation::MembersOf(_) = relation {
-            self.ensure_reserved(tenant).await?;
-        }
-        self.read(|conn| match relation {
-            Relation::All | Relation::CollectionsOf(_) => {
-                count(conn, "SELECT count(*) FROM agent_instances WHERE tenant_id = ?1 AND ?2 IS NULL", tenant, None)
-            }
-            Relation::MembersOf(cid) => {
-                if !exists(conn, Table::Collections, tenant, cid)? {
-                    return Err(not_found(EntityKind::Collection, cid));
-                }
-                count(conn, "SELECT count(*) FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2", tenant, Some(cid))
-            }
-        })
+        self.count(tenant, Table::Instances, relation, criteria)
+            .await
     }
 
     async fn list_manifests(&self, tenant: &str, q: &ListQuery) -> Result<Page, StoreError> {
-        self.read(|conn| {
-            let sql = list_sql(
-                "SELECT id, doc, version FROM agent_card_manifests WHERE tenant_id = ?1 AND ?2 IS NULL",
-                "id",
-                q.after.is_some(),
-            );
-            run_list(conn, &sql, tenant, None, q)
-        })
+        self.list(tenant, Table::Manifests, Relation::All, q).await
     }
 
-    async fn count_manifests(&self, tenant: &str) -> Result<u64, StoreError> {
-        self.read(|conn| {
-            count(
-                conn,
-                "SELECT count(*) FROM agent_card_manifests WHERE tenant_id = ?1 AND ?2 IS NULL",
-                tenant,
-                None,
-            )
-        })
+    async fn count_manifests(&self, tenant: &str, criteria: &Criteria) -> Result<u64, StoreError> {
+        self.count(tenant, Table::Manifests, Relation::All, criteria)
+            .await
     }
 
     async fn list_collections(
@@ -875,49 +870,17 @@ impl Store for SqliteStore {
         relation: Relation<'_>,
         q: &ListQuery,
     ) -> Result<Page, StoreError> {
-        self.ensure_reserved(tenant).await?;
-        self.read(|conn| match relation {
-            Relation::All | Relation::MembersOf(_) => {
-                let sql = list_sql(
-                    "SELECT id, doc, version FROM agent_collections WHERE tenant_id = ?1 AND ?2 IS NULL",
-                    "id",
-                    q.after.is_some(),
-                );
-                run_list(conn, &sql, tenant, None, q)
-            }
-            Relation::CollectionsOf(iid) => {
-                if !exists(conn, Table::Instances, tenant, iid)? {
-                    return Err(not_found(EntityKind::Instance, iid));
-                }
-                let sql = list_sql(
-                    "SELECT c.id, c.doc, c.version FROM agent_collection_members m
-                     JOIN agent_collections c ON c.tenant_id = m.tenant_id AND c.id = m.collection_id
-                     WHERE m.tenant_id = ?1 AND m.instance_id = ?2",
-                    "m.collection_id",
-                    q.after.is_some(),
-                );
-                run_list(conn, &sql, tenant, Some(iid), q)
-            }
-        })
+        self.list(tenant, Table::Collections, relation, q).await
     }
 
     async fn count_collections(
         &self,
         tenant: &str,
         relation: Relation<'_>,
+        criteria: &Criteria,
     ) -> Result<u64, StoreError> {
-        self.ensure_reserved(tenant).await?;
-        self.read(|conn| match relation {
-            Relation::All | Relation::MembersOf(_) => {
-                count(conn, "SELECT count(*) FROM agent_collections WHERE tenant_id = ?1 AND ?2 IS NULL", tenant, None)
-            }
-            Relation::CollectionsOf(iid) => {
-                if !exists(conn, Table::Instances, tenant, iid)? {
-                    return Err(not_found(EntityKind::Instance, iid));
-                }
-                count(conn, "SELECT count(*) FROM agent_collection_members WHERE tenant_id = ?1 AND instance_id = ?2", tenant, Some(iid))
-            }
-        })
+        self.count(tenant, Table::Collections, relation, criteria)
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -934,6 +897,38 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
+    async fn list(
+        &self,
+        tenant: &str,
+        listing: Table,
+        relation: Relation<'_>,
+        q: &ListQuery,
+    ) -> Result<Page, StoreError> {
+        if listing == Table::Collections || matches!(relation, Relation::MembersOf(_)) {
+            self.ensure_reserved(tenant).await?;
+        }
+        self.read(|conn| {
+            let (source, ty) = relation_source(conn, tenant, listing, relation)?;
+            run_list(conn, &query::list(tenant, ty, source, q), q)
+        })
+    }
+
+    async fn count(
+        &self,
+        tenant: &str,
+        listing: Table,
+        relation: Relation<'_>,
+        criteria: &Criteria,
+    ) -> Result<u64, StoreError> {
+        if listing == Table::Collections || matches!(relation, Relation::MembersOf(_)) {
+            self.ensure_reserved(tenant).await?;
+        }
+        self.read(|conn| {
+            let (source, ty) = relation_source(conn, tenant, listing, relation)?;
+            run_count(conn, &query::count(tenant, ty, source, criteria))
+        })
+    }
+
     /// PATCH of an entity without links: merge inside the write transaction.
     async fn update_plain(
         &self,

@@ -12,6 +12,8 @@ use tokio::sync::oneshot;
 
 /// At most this many jobs share one transaction.
 const MAX_BATCH: usize = 128;
+/// Statistics for the query planner are refreshed after this many writes.
+const OPTIMIZE_EVERY: usize = 2_000;
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
@@ -70,6 +72,7 @@ impl Writer {
 
 fn run(conn: Connection, rx: Receiver<Msg>) {
     let mut stop = None;
+    let mut since_optimize = 0;
     while stop.is_none() {
         let Ok(first) = rx.recv() else { break };
         let mut jobs = Vec::new();
@@ -85,10 +88,19 @@ fn run(conn: Connection, rx: Receiver<Msg>) {
             }
         }
         if !jobs.is_empty() {
+            since_optimize += jobs.len();
             commit_batch(&conn, jobs);
         }
+        if since_optimize >= OPTIMIZE_EVERY {
+            since_optimize = 0;
+            // Lets the planner pick indexes by their real selectivity; cheap
+            // with analysis_limit, and a no-op when little has changed.
+            if let Err(e) = conn.execute_batch("PRAGMA optimize;") {
+                tracing::warn!(error = %e, "PRAGMA optimize failed");
+            }
+        }
     }
-    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+    if let Err(e) = conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
     }
     drop(conn);

@@ -17,6 +17,8 @@ CREATE TABLE agent_instances (
     PRIMARY KEY (tenant_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX agent_instances_by_display_name ON agent_instances (tenant_id, display_name, id);
+-- startswith() and $search compare names without case.
+CREATE INDEX agent_instances_by_display_name_nocase ON agent_instances (tenant_id, display_name COLLATE NOCASE);
 CREATE INDEX agent_instances_by_managed_by ON agent_instances (tenant_id, managed_by, id);
 CREATE INDEX agent_instances_by_originating_store ON agent_instances (tenant_id, originating_store, id);
 CREATE INDEX agent_instances_by_manifest ON agent_instances (tenant_id, manifest_id);
@@ -42,6 +44,8 @@ CREATE TABLE agent_card_manifests (
     PRIMARY KEY (tenant_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX agent_card_manifests_by_display_name ON agent_card_manifests (tenant_id, display_name, id);
+CREATE INDEX agent_card_manifests_by_display_name_nocase ON agent_card_manifests (tenant_id, display_name COLLATE NOCASE);
+CREATE INDEX agent_card_manifests_by_managed_by ON agent_card_manifests (tenant_id, managed_by, id);
 
 CREATE TABLE agent_card_manifest_skill_tags (
     tenant_id   TEXT NOT NULL,
@@ -64,6 +68,7 @@ CREATE TABLE agent_collections (
     PRIMARY KEY (tenant_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX agent_collections_by_display_name ON agent_collections (tenant_id, display_name, id);
+CREATE INDEX agent_collections_by_managed_by ON agent_collections (tenant_id, managed_by, id);
 
 CREATE TABLE agent_collection_members (
     tenant_id     TEXT NOT NULL,

@@ -1,0 +1,743 @@
+//! OData syntax trees translated into SQLite SQL.
+//!
+//! Properties with their own column (`id`, `displayName`, `managedBy`,
+//! `originatingStore`, the timestamps) are read from it, so their filters and
+//! sorts use the indexes; any other path reads the JSON document with
+//! `json_extract`. `ownerIds/any(o: o eq …)` on instances and
+//! `skills/any(s: s/tags/any(t: t eq …))` on manifests (also through
+//! `agentCardManifest/`) use the side tables. Other lambdas range over
+//! `json_each`. Comparisons are written so that they are never SQL NULL:
+//! OData's two-valued logic survives `not`.
+
+use crate::domain::schema::{AGENT_CARD_MANIFEST, EntityType};
+use crate::odata::filter::{CmpOp, Func, Literal, Operand, Path, Quantifier};
+use crate::odata::{Cursor, Expr, SEARCHABLE, Search};
+use crate::store::{Criteria, ListQuery};
+use rusqlite::types::Value as SqlValue;
+
+/// What a list reads from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// Every row of an entity table.
+    Table(&'static str),
+    /// The instances that are members of a collection.
+    MembersOf(&'a str),
+    /// The collections an instance belongs to.
+    CollectionsOf(&'a str),
+}
+
+/// A statement and its parameters, in order.
+#[derive(Debug)]
+pub(super) struct Compiled {
+    pub sql: String,
+    pub params: Vec<SqlValue>,
+}
+
+struct Builder<'a> {
+    tenant: &'a str,
+    params: Vec<SqlValue>,
+    aliases: usize,
+    /// Lambda variables in scope: name and the `json_each` alias holding it.
+    vars: Vec<(String, String)>,
+}
+
+fn column(property: &str) -> Option<&'static str> {
+    Some(match property {
+        "id" => "id",
+        "displayName" => "display_name",
+        "managedBy" => "managed_by",
+        "originatingStore" => "originating_store",
+        "createdDateTime" => "created_at",
+        "lastModifiedDateTime" => "modified_at",
+        _ => return None,
+    })
+}
+
+fn json_path(segments: &[String]) -> String {
+    let mut p = String::from("$");
+    for s in segments {
+        p.push_str(".\"");
+        p.push_str(&s.replace('"', ""));
+        p.push('"');
+    }
+    p.replace('\'', "''")
+}
+
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl<'a> Builder<'a> {
+    fn new(tenant: &'a str) -> Self {
+        Self {
+            tenant,
+            params: Vec::new(),
+            aliases: 0,
+            vars: Vec::new(),
+        }
+    }
+
+    fn alias(&mut self, prefix: &str) -> String {
+        self.aliases += 1;
+        format!("{prefix}{}", self.aliases)
+    }
+
+    fn param(&mut self, v: SqlValue) -> &'static str {
+        self.params.push(v);
+        "?"
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(v, _)| v == name)
+            .map(|(_, a)| a.clone())
+    }
+
+    /// The SQL value of a property path read from row `base` of type `ty`.
+    fn value(&mut self, base: &str, ty: &'static EntityType, segments: &[String]) -> String {
+        let Some(first) = segments.first() else {
+            return "NULL".into();
+        };
+        if let Some(alias) = self.var(first) {
+            return if segments.len() == 1 {
+                format!("{alias}.value")
+            } else {
+                format!(
+                    "json_extract({alias}.value, '{}')",
+                    json_path(&segments[1..])
+                )
+            };
+        }
+        if ty.navigation(first).is_some() {
+            let m = self.alias("m");
+            let inner = self.value(&m, &AGENT_CARD_MANIFEST, &segments[1..]);
+            return format!(
+                "(SELECT {inner} FROM agent_card_manifests {m} WHERE {m}.tenant_id = {base}.tenant_id AND {m}.id = {base}.manifest_id)"
+            );
+        }
+        if segments.len() == 1
+            && let Some(col) = column(first)
+        {
+            return format!("{base}.{col}");
+        }
+        format!("json_extract({base}.doc, '{}')", json_path(segments))
+    }
+
+    fn literal(&mut self, l: &Literal) -> String {
+        match l {
+            Literal::Null => "NULL".into(),
+            Literal::Bool(b) => self.param(SqlValue::Integer(i64::from(*b))).into(),
+            Literal::Number(n) => self.param(SqlValue::Real(*n)).into(),
+            Literal::String(s) | Literal::DateTime(s) | Literal::Guid(s) => {
+                self.param(SqlValue::Text(s.clone())).into()
+            }
+        }
+    }
+
+    fn operand(&mut self, base: &str, ty: &'static EntityType, o: &Operand) -> String {
+        match o {
+            Operand::Property(p) => self.value(base, ty, &p.segments),
+            Operand::Literal(l) => self.literal(l),
+        }
+    }
+
+    /// An operand as SQL text with no parameter: literals quoted in place.
+    fn inline(&mut self, base: &str, ty: &'static EntityType, o: &Operand) -> String {
+        match o {
+            Operand::Property(p) => self.value(base, ty, &p.segments),
+            Operand::Literal(Literal::String(s) | Literal::DateTime(s) | Literal::Guid(s)) => {
+                format!("'{}'", s.replace('\'', "''"))
+            }
+            Operand::Literal(Literal::Bool(b)) => i64::from(*b).to_string(),
+            Operand::Literal(Literal::Number(n)) => format!("{n:?}"),
+            Operand::Literal(Literal::Null) => "NULL".into(),
+        }
+    }
+
+    fn predicate(&mut self, base: &str, ty: &'static EntityType, e: &Expr) -> String {
+        match e {
+            Expr::And(a, b) => {
+                let (a, b) = (self.predicate(base, ty, a), self.predicate(base, ty, b));
+                format!("({a} AND {b})")
+            }
+            Expr::Or(a, b) => {
+                let (a, b) = (self.predicate(base, ty, a), self.predicate(base, ty, b));
+                format!("({a} OR {b})")
+            }
+            Expr::Not(a) => format!("(NOT {})", self.predicate(base, ty, a)),
+            Expr::Compare(op, a, b) => self.compare(base, ty, *op, a, b),
+            Expr::In(a, values) => {
+                if let Operand::Literal(l) = a {
+                    // Known on both sides: decide here.
+                    return if values.contains(l) {
+                        "1".into()
+                    } else {
+                        "0".into()
+                    };
+                }
+                let x = self.operand(base, ty, a);
+                let non_null: Vec<&Literal> =
+                    values.iter().filter(|v| **v != Literal::Null).collect();
+                let mut parts = Vec::new();
+                if !non_null.is_empty() {
+                    let list: Vec<String> = non_null.into_iter().map(|v| self.literal(v)).collect();
+                    parts.push(format!(
+                        "({x} IS NOT NULL AND {x} IN ({}))",
+                        list.join(", ")
+                    ));
+                }
+                if values.contains(&Literal::Null) {
+                    parts.push(format!("({x} IS NULL)"));
+                }
+                if parts.is_empty() {
+                    "0".into()
+                } else {
+                    format!("({})", parts.join(" OR "))
+                }
+            }
+            Expr::Call(func, a, b) => self.call(base, ty, *func, a, b),
+            Expr::Lambda {
+                quantifier,
+                collection,
+                variable,
+                body,
+            } => self.lambda(base, ty, *quantifier, collection, variable, body.as_deref()),
+            Expr::Truthy(o) => match o {
+                Operand::Literal(Literal::Bool(true)) => "1".into(),
+                Operand::Literal(_) => "0".into(),
+                Operand::Property(_) => format!("({} IS 1)", self.operand(base, ty, o)),
+            },
+        }
+    }
+
+    fn compare(
+        &mut self,
+        base: &str,
+        ty: &'static EntityType,
+        op: CmpOp,
+        a: &Operand,
+        b: &Operand,
+    ) -> String {
+        let is_null = |o: &Operand| matches!(o, Operand::Literal(Literal::Null));
+        let is_literal = |o: &Operand| matches!(o, Operand::Literal(_));
+        let (na, nb) = (is_null(a), is_null(b));
+        let x = self.operand(base, ty, a);
+        let y = self.operand(base, ty, b);
+        match op {
+            // Against a literal, plain `=` (which indexes serve) guarded so
+            // that a missing value gives false, never NULL.
+            CmpOp::Eq if is_literal(b) && !nb => format!("({x} IS NOT NULL AND {x} = {y})"),
+            CmpOp::Ne if is_literal(b) && !nb => format!("({x} IS NULL OR {x} <> {y})"),
+            CmpOp::Eq => format!("({x} IS {y})"),
+            CmpOp::Ne => format!("({x} IS NOT {y})"),
+            _ if na || nb => "0".into(),
+            _ => {
+                let sym = match op {
+                    CmpOp::Gt => ">",
+                    CmpOp::Ge => ">=",
+                    CmpOp::Lt => "<",
+                    _ => "<=",
+                };
+                let mut guards = Vec::new();
+                if !is_literal(a) {
+                    guards.push(format!("{x} IS NOT NULL"));
+                }
+                if !is_literal(b) {
+                    guards.push(format!("{y} IS NOT NULL"));
+                }
+                guards.push(format!("{x} {sym} {y}"));
+                format!("({})", guards.join(" AND "))
+            }
+        }
+    }
+
+    fn call(
+        &mut self,
+        base: &str,
+        ty: &'static EntityType,
+        func: Func,
+        a: &Operand,
+        b: &Operand,
+    ) -> String {
+        let is_null = |o: &Operand| matches!(o, Operand::Literal(Literal::Null));
+        if is_null(a) || is_null(b) {
+            return "0".into();
+        }
+        if let (
+            Operand::Property(p),
+            Operand::Literal(Literal::String(text) | Literal::Guid(text)),
+        ) = (a, b)
+        {
+            let x = self.value(base, ty, &p.segments);
+            let esc = like_escape(text);
+            let pattern = match func {
+                Func::StartsWith => format!("{esc}%"),
+                Func::EndsWith => format!("%{esc}"),
+                Func::Contains => format!("%{esc}%"),
+            };
+            let like = self.param(SqlValue::Text(pattern));
+            let mut sql = format!("({x} IS NOT NULL AND {x} LIKE {like} ESCAPE '\\'");
+            // A prefix on an indexed column also becomes a range, which the
+            // case-insensitive index answers.
+            if func == Func::StartsWith
+                && p.segments.len() == 1
+                && column(&p.segments[0]).is_some()
+                && !text.is_empty()
+            {
+                let lo = self.param(SqlValue::Text(text.clone()));
+                let hi = self.param(SqlValue::Text(format!("{text}\u{10FFFF}")));
+                sql.push_str(&format!(
+                    " AND {x} COLLATE NOCASE >= {lo} AND {x} COLLATE NOCASE < {hi}"
+                ));
+            }
+            sql.push(')');
+            return sql;
+        }
+        // Each operand appears more than once below: literals are inlined, not bound.
+        let x = self.inline(base, ty, a);
+        let y = self.inline(base, ty, b);
+        let test = match func {
+            Func::StartsWith => format!("substr(lower({x}), 1, length({y})) = lower({y})"),
+            Func::EndsWith => {
+                format!("(length({y}) = 0 OR substr(lower({x}), -length({y})) = lower({y}))")
+            }
+            Func::Contains => format!("instr(lower({x}), lower({y})) > 0"),
+        };
+        format!("({x} IS NOT NULL AND {y} IS NOT NULL AND {test})")
+    }
+
+    /// `var eq 'literal'` (either side) or `var in (...)`: the literals compared with the variable.
+    fn equality_literals<'e>(body: &'e Expr, var: &str) -> Option<Vec<&'e str>> {
+        let is_var = |o: &Operand| matches!(o, Operand::Property(p) if p.segments.len() == 1 && p.segments[0] == var);
+        let text = |l: &'e Literal| match l {
+            Literal::String(s) | Literal::Guid(s) => Some(s.as_str()),
+            _ => None,
+        };
+        match body {
+            Expr::Compare(CmpOp::Eq, a, Operand::Literal(l)) if is_var(a) => Some(vec![text(l)?]),
+            Expr::Compare(CmpOp::Eq, Operand::Literal(l), b) if is_var(b) => Some(vec![text(l)?]),
+            Expr::In(a, values) if is_var(a) && !values.is_empty() => {
+                values.iter().map(text).collect()
+            }
+            _ => None,
+        }
+    }
+
+    fn in_list(&mut self, values: &[&str]) -> String {
+        let list: Vec<&str> = values
+            .iter()
+            .map(|v| self.param(SqlValue::Text((*v).to_owned())))
+            .collect();
+        list.join(", ")
+    }
+
+    /// The side tables answer the common discovery filters:
+    /// `ownerIds/any(o: o eq …)` and `skills/any(s: s/tags/any(t: t eq …))`.
+    fn side_table(
+        &mut self,
+        base: &str,
+        ty: &'static EntityType,
+        segs: &[String],
+        variable: &str,
+        body: &Expr,
+    ) -> Option<String> {
+        if ty.entity_set == "agentInstances" && segs.len() == 1 && segs[0] == "ownerIds" {
+            let values = Self::equality_literals(body, variable)?;
+            let t = self.param(SqlValue::Text(self.tenant.to_owned()));
+            let list = self.in_list(&values);
+            return Some(format!(
+                "({base}.id IN (SELECT instance_id FROM agent_instance_owners WHERE tenant_id = {t} AND owner_id IN ({list})))"
+            ));
+        }
+        let link = match (ty.entity_set, segs) {
+            ("agentCardManifests", [s]) if s == "skills" => "id",
+            ("agentInstances", [n, s]) if n == "agentCardManifest" && s == "skills" => {
+                "manifest_id"
+            }
+            _ => return None,
+        };
+        let Expr::Lambda {
+            quantifier: Quantifier::Any,
+            collection: inner,
+            variable: tv,
+            body: Some(tb),
+        } = body
+        else {
+            return None;
+        };
+        if inner.segments.len() != 2 || inner.segments[0] != variable || inner.segments[1] != "tags"
+        {
+            return None;
+        }
+        let values = Self::equality_literals(tb, tv)?;
+        let t = self.param(SqlValue::Text(self.tenant.to_owned()));
+        let list = self.in_list(&values);
+        Some(format!(
+            "({base}.{link} IN (SELECT manifest_id FROM agent_card_manifest_skill_tags WHERE tenant_id = {t} AND tag IN ({list})))"
+        ))
+    }
+
+    fn lambda(
+        &mut self,
+        base: &str,
+        ty: &'static EntityType,
+        quantifier: Quantifier,
+        collection: &Path,
+        variable: &str,
+        body: Option<&Expr>,
+    ) -> String {
+        let segs = &collection.segments;
+        let is_var = self.var(&segs[0]).is_some();
+        if quantifier == Quantifier::Any
+            && !is_var
+            && let Some(body) = body
+            && let Some(sql) = self.side_table(base, ty, segs, variable, body)
+        {
+            return sql;
+        }
+        // Through the manifest navigation: range inside the linked manifest.
+        if !is_var && ty.navigation(&segs[0]).is_some() {
+            let m = self.alias("m");
+            let rest = Path {
+                segments: segs[1..].to_vec(),
+                position: collection.position,
+            };
+            let inner = self.lambda(&m, &AGENT_CARD_MANIFEST, quantifier, &rest, variable, body);
+            return format!(
+                "EXISTS (SELECT 1 FROM agent_card_manifests {m} WHERE {m}.tenant_id = {base}.tenant_id AND {m}.id = {base}.manifest_id AND {inner})"
+            );
+        }
+        let source = match self.var(&segs[0]) {
+            Some(alias) => format!("json_each({alias}.value, '{}')", json_path(&segs[1..])),
+            None => format!("json_each({base}.doc, '{}')", json_path(segs)),
+        };
+        let j = self.alias("j");
+        let Some(body) = body else {
+            return format!("EXISTS (SELECT 1 FROM {source} AS {j})");
+        };
+        self.vars.push((variable.to_owned(), j.clone()));
+        let test = self.predicate(base, ty, body);
+        self.vars.pop();
+        match quantifier {
+            Quantifier::Any => format!("EXISTS (SELECT 1 FROM {source} AS {j} WHERE {test})"),
+            Quantifier::All => {
+                format!("(NOT EXISTS (SELECT 1 FROM {source} AS {j} WHERE NOT {test}))")
+            }
+        }
+    }
+
+    fn search(&mut self, base: &str, ty: &'static EntityType, s: &Search) -> String {
+        let mut terms = Vec::new();
+        for term in &s.terms {
+            let props: Vec<&str> = match &term.property {
+                Some(p) => vec![p.as_str()],
+                None => SEARCHABLE
+                    .iter()
+                    .copied()
+                    .filter(|p| ty.property(p).is_some())
+                    .collect(),
+            };
+            let esc = like_escape(&term.text);
+            let mut alternatives = Vec::new();
+            for p in props {
+                let x = self.value(base, ty, &[p.to_owned()]);
+                let start = self.param(SqlValue::Text(format!("{esc}%")));
+                let word = self.param(SqlValue::Text(format!("% {esc}%")));
+                alternatives.push(format!(
+                    "{x} LIKE {start} ESCAPE '\\' OR {x} LIKE {word} ESCAPE '\\'"
+                ));
+            }
+            if alternatives.is_empty() {
+                terms.push("0".to_owned());
+            } else {
+                terms.push(format!("({})", alternatives.join(" OR ")));
+            }
+        }
+        format!("({})", terms.join(if s.any { " OR " } else { " AND " }))
+    }
+
+    /// `FROM` and the tenant/relation part of `WHERE`.
+    fn source(&mut self, source: Source<'_>) -> (String, String) {
+        let t = self.param(SqlValue::Text(self.tenant.to_owned()));
+        match source {
+            Source::Table(table) => (format!("{table} e"), format!("e.tenant_id = {t}")),
+            Source::MembersOf(cid) => {
+                let c = self.param(SqlValue::Text(cid.to_owned()));
+                (
+                    "agent_collection_members r JOIN agent_instances e ON e.tenant_id = r.tenant_id AND e.id = r.instance_id".into(),
+                    format!("r.tenant_id = {t} AND r.collection_id = {c}"),
+                )
+            }
+            Source::CollectionsOf(iid) => {
+                let i = self.param(SqlValue::Text(iid.to_owned()));
+                (
+                    "agent_collection_members r JOIN agent_collections e ON e.tenant_id = r.tenant_id AND e.id = r.collection_id".into(),
+                    format!("r.tenant_id = {t} AND r.instance_id = {i}"),
+                )
+            }
+        }
+    }
+
+    fn criteria(&mut self, ty: &'static EntityType, c: &Criteria, clauses: &mut Vec<String>) {
+        if let Some(f) = &c.filter {
+            let p = self.predicate("e", ty, f);
+            clauses.push(p);
+        }
+        if let Some(s) = &c.search {
+            let p = self.search("e", ty, s);
+            clauses.push(p);
+        }
+    }
+
+    /// Rows strictly after `cursor` in the order of `keys` then id.
+    fn after(&mut self, keys: &[(String, bool)], values: &[serde_json::Value], id: &str) -> String {
+        let Some(((x, descending), rest)) = keys.split_first() else {
+            let p = self.param(SqlValue::Text(id.to_owned()));
+            return format!("e.id > {p}");
+        };
+        let v = values.first().cloned().unwrap_or(serde_json::Value::Null);
+        let values = values.get(1..).unwrap_or_default();
+        if v.is_null() {
+            let tail = self.after(rest, values, id);
+            return if *descending {
+                format!("({x} IS NULL AND {tail})")
+            } else {
+                format!("(({x} IS NULL AND {tail}) OR {x} IS NOT NULL)")
+            };
+        }
+        let first = self.param(to_sql(&v));
+        let equal = self.param(to_sql(&v));
+        let tail = self.after(rest, values, id);
+        if *descending {
+            format!("({x} < {first} OR {x} IS NULL OR ({x} = {equal} AND {tail}))")
+        } else {
+            format!("({x} > {first} OR ({x} = {equal} AND {tail}))")
+        }
+    }
+}
+
+pub(super) fn to_sql(v: &serde_json::Value) -> SqlValue {
+    match v {
+        serde_json::Value::Null => SqlValue::Null,
+        serde_json::Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        serde_json::Value::Number(n) => n.as_i64().map_or_else(
+            || SqlValue::Real(n.as_f64().unwrap_or(0.0)),
+            SqlValue::Integer,
+        ),
+        serde_json::Value::String(s) => SqlValue::Text(s.clone()),
+        other => SqlValue::Text(other.to_string()),
+    }
+}
+
+pub(super) fn to_json(v: SqlValue) -> serde_json::Value {
+    match v {
+        SqlValue::Null => serde_json::Value::Null,
+        SqlValue::Integer(i) => i.into(),
+        SqlValue::Real(f) => {
+            serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into)
+        }
+        SqlValue::Text(s) => s.into(),
+        SqlValue::Blob(_) => serde_json::Value::Null,
+    }
+}
+
+/// The page query: `SELECT id, doc, version, <sort values…>`.
+pub(super) fn list(
+    tenant: &str,
+    ty: &'static EntityType,
+    source: Source<'_>,
+    q: &ListQuery,
+) -> Compiled {
+    let mut b = Builder::new(tenant);
+    let (from, scope) = b.source(source);
+    let mut clauses = vec![scope];
+    b.criteria(ty, &q.criteria, &mut clauses);
+    let keys: Vec<(String, bool)> = q
+        .order
+        .iter()
+        .map(|k| (b.value("e", ty, &k.path.segments), k.descending))
+        .collect();
+    if let Some(Cursor { values, id }) = &q.after {
+        let after = b.after(&keys, values, id);
+        clauses.push(after);
+    }
+    let mut select = String::from("e.id, e.doc, e.version");
+    let mut order = Vec::new();
+    for (x, descending) in &keys {
+        select.push_str(", ");
+        select.push_str(x);
+        order.push(format!("{x}{}", if *descending { " DESC" } else { "" }));
+    }
+    order.push("e.id".into());
+    b.params.push(SqlValue::Integer(
+        q.limit.saturating_add(1).min(i64::MAX as usize) as i64,
+    ));
+    b.params
+        .push(SqlValue::Integer(q.skip.min(i64::MAX as usize) as i64));
+    Compiled {
+        sql: format!(
+            "SELECT {select} FROM {from} WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
+            clauses.join(" AND "),
+            order.join(", ")
+        ),
+        params: b.params,
+    }
+}
+
+/// The count query for the same rows.
+pub(super) fn count(
+    tenant: &str,
+    ty: &'static EntityType,
+    source: Source<'_>,
+    c: &Criteria,
+) -> Compiled {
+    let mut b = Builder::new(tenant);
+    let (from, scope) = b.source(source);
+    let mut clauses = vec![scope];
+    b.criteria(ty, c, &mut clauses);
+    Compiled {
+        sql: format!(
+            "SELECT count(*) FROM {from} WHERE {}",
+            clauses.join(" AND ")
+        ),
+        params: b.params,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_INSTANCE};
+    use crate::odata::QueryOptions;
+
+    /// A database with enough rows for the planner's statistics to matter.
+    fn analysed() -> (tempfile::TempDir, rusqlite::Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("plans.db")).unwrap();
+        super::super::migrate(&conn).unwrap();
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+             INSERT INTO agent_instances SELECT 't', printf('i%06d', i), printf('Agent %d', i), printf('app%d', i % 50),
+                 printf('store%d', i % 20), printf('m%d', i % 2000), 'x', 'x', 1, '{}' FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO agent_card_manifests SELECT 't', printf('m%d', i), printf('Card %d', i), NULL, NULL, 'x', 'x', 1, '{}' FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO agent_card_manifest_skill_tags SELECT 't', printf('tag%d', i % 100), printf('m%d', i) FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+             INSERT INTO agent_instance_owners SELECT 't', printf('o%d', i % 500), printf('i%06d', i) FROM n;
+             ANALYZE;",
+        )
+        .unwrap();
+        (dir, conn)
+    }
+
+    fn plan(
+        conn: &rusqlite::Connection,
+        ty: &'static EntityType,
+        table: &'static str,
+        query: &str,
+    ) -> String {
+        let q = QueryOptions::parse(Some(query)).unwrap();
+        q.check_shape(ty, &[]).unwrap();
+        let lq = ListQuery {
+            criteria: Criteria {
+                filter: q.filter.clone(),
+                search: q.search.clone(),
+            },
+            order: q.orderby.clone(),
+            limit: 100,
+            ..ListQuery::default()
+        };
+        let c = list("t", ty, Source::Table(table), &lq);
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", c.sql))
+            .unwrap();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(c.params.iter()), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The query plans of the discovery filters, as `EXPLAIN QUERY PLAN` shows them.
+    #[test]
+    fn discovery_filters_are_answered_from_indexes() {
+        let (_dir, conn) = analysed();
+        let table = [
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=id eq 'i000042'",
+                "USING PRIMARY KEY (tenant_id=? AND id=?)",
+            ),
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=displayName eq 'Agent 42'",
+                "USING INDEX agent_instances_by_display_name (tenant_id=? AND display_name=?)",
+            ),
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=startswith(displayName, 'Agent 1999')",
+                "USING INDEX agent_instances_by_display_name_nocase (tenant_id=? AND display_name>? AND display_name<?)",
+            ),
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=managedBy eq 'app7'",
+                "USING INDEX agent_instances_by_managed_by (tenant_id=? AND managed_by=?)",
+            ),
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=originatingStore eq 'store3'",
+                "USING INDEX agent_instances_by_originating_store (tenant_id=? AND originating_store=?)",
+            ),
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=ownerIds/any(o: o eq 'o1')",
+                "SEARCH agent_instance_owners USING PRIMARY KEY (tenant_id=? AND owner_id=?)",
+            ),
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=agentCardManifest/skills/any(s: s/tags/any(t: t eq 'tag1'))",
+                "USING INDEX agent_instances_by_manifest (tenant_id=? AND manifest_id=?)",
+            ),
+            (
+                &AGENT_CARD_MANIFEST,
+                "agent_card_manifests",
+                "$filter=skills/any(s: s/tags/any(t: t eq 'tag1'))",
+                "SEARCH agent_card_manifest_skill_tags USING PRIMARY KEY (tenant_id=? AND tag=?)",
+            ),
+        ];
+        for (ty, name, query, expected) in table {
+            let p = plan(&conn, ty, name, query);
+            assert!(p.contains(expected), "{query}:\n{p}");
+            assert!(!p.contains("SCAN"), "{query} scans:\n{p}");
+        }
+        // The owner filter drives lookups by primary key from the side table.
+        let p = plan(
+            &conn,
+            &AGENT_INSTANCE,
+            "agent_instances",
+            "$filter=ownerIds/any(o: o eq 'o1')",
+        );
+        assert!(
+            p.contains("SEARCH e USING PRIMARY KEY (tenant_id=? AND id=?)"),
+            "{p}"
+        );
+    }
+}
