@@ -6,6 +6,7 @@ mod conventions;
 mod durability;
 mod instances;
 mod manifests;
+mod odata;
 mod paging;
 mod store;
 mod support;

@@ -740,4 +740,137 @@ mod tests {
             "{p}"
         );
     }
+
+    fn filter_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let text_property = prop::sample::select(vec![
+            "id",
+            "displayName",
+            "managedBy",
+            "url",
+            "agentCardManifest/displayName",
+            "agentCardManifest/provider/organization",
+        ]);
+        let text = prop::sample::select(vec![
+            "'a'",
+            "'it''s'",
+            "''",
+            "'Agent 1'",
+            "null",
+            "8d4c5a5c-7c6e-4b1d-8e3b-3f2c1a9d1234",
+        ]);
+        let op = prop::sample::select(vec!["eq", "ne", "gt", "ge", "lt", "le"]);
+        let text_comparison = (text_property.clone(), op.clone(), text.clone())
+            .prop_map(|(p, o, l)| format!("{p} {o} {l}"));
+        let dates = (
+            prop::sample::select(vec!["createdDateTime", "lastModifiedDateTime"]),
+            op,
+            prop::sample::select(vec!["2025-01-01T00:00:00Z", "2025-06-01", "null"]),
+        )
+            .prop_map(|(p, o, l)| format!("{p} {o} {l}"));
+        let booleans = prop::sample::select(vec![
+            "agentCardManifest/capabilities/streaming",
+            "agentCardManifest/capabilities/streaming eq true",
+            "agentCardManifest/supportsAuthenticatedExtendedCard ne false",
+            "true",
+            "false",
+        ])
+        .prop_map(str::to_owned);
+        let membership = (
+            text_property.clone(),
+            prop::sample::select(vec!["('a', 'b')", "('a', null)", "(null)"]),
+        )
+            .prop_map(|(p, l)| format!("{p} in {l}"));
+        let call = (
+            prop::sample::select(vec!["startswith", "endswith", "contains"]),
+            text_property.clone(),
+            text,
+        )
+            .prop_map(|(f, p, l)| format!("{f}({p}, {l})"));
+        let lambda = prop::sample::select(vec![
+            "ownerIds/any(x: x eq 'a')",
+            "ownerIds/all(x: startswith(x, 'o'))",
+            "ownerIds/any()",
+            "additionalInterfaces/any(x: x/transport eq 'GRPC')",
+            "additionalInterfaces/all(x: x/url ne null)",
+            "agentCardManifest/skills/any(x: x/tags/any(t: t eq 'security'))",
+            "agentCardManifest/skills/all(x: x/tags/any(t: t in ('a', 'b')))",
+            "agentCardManifest/skills/any(x: x/id eq 'a' and x/tags/all(t: t ne 'b'))",
+        ])
+        .prop_map(str::to_owned);
+        let invalid = prop_oneof![
+            (
+                prop::sample::select(vec![
+                    "colour",
+                    "ownerIds",
+                    "additionalInterfaces",
+                    "securitySchemes/x"
+                ]),
+                prop::sample::select(vec!["eq", "has", "xx", "in"]),
+                prop::sample::select(vec!["42", "'a'", "true", "(1"])
+            )
+                .prop_map(|(p, o, l)| format!("{p} {o} {l}")),
+            "[a-zA-Z0-9 '()/,:.-]{0,40}",
+        ];
+        let leaf = prop_oneof![3 => text_comparison, 2 => dates, 2 => booleans, 2 => membership, 2 => call, 3 => lambda, 2 => invalid];
+        leaf.prop_recursive(4, 24, 2, |inner| {
+            prop_oneof![
+                4 => (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} and {b}")),
+                4 => (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) or ({b})")),
+                4 => inner.clone().prop_map(|a| format!("not ({a})")),
+                1 => inner.prop_map(|a| format!("({a}")),
+            ]
+        })
+    }
+
+    /// Any filter either parses, checks and runs, or is refused with a clean error.
+    #[test]
+    fn any_generated_filter_runs_or_is_refused_cleanly() {
+        use proptest::test_runner::{Config, TestRunner};
+        let (_dir, conn) = analysed();
+        let ran = std::cell::Cell::new(0);
+        let mut runner = TestRunner::new(Config {
+            cases: 400,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let outcome = runner.run(&filter_strategy(), |text| {
+            let Ok(expr) = crate::odata::filter::parse(&text) else {
+                return Ok(());
+            };
+            if crate::odata::filter::check(&AGENT_INSTANCE, &expr).is_err() {
+                return Ok(());
+            }
+            let lq = ListQuery {
+                criteria: Criteria {
+                    filter: Some(expr),
+                    search: None,
+                },
+                limit: 10,
+                ..ListQuery::default()
+            };
+            let c = list("t", &AGENT_INSTANCE, Source::Table("agent_instances"), &lq);
+            let mut stmt = conn.prepare(&c.sql).map_err(|e| {
+                proptest::test_runner::TestCaseError::fail(format!("{text}: {e}\n{}", c.sql))
+            })?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(c.params.iter()), |r| {
+                r.get::<_, String>(0)
+            });
+            let rows = rows
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{text}: {e}")))?;
+            for r in rows {
+                r.map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{text}: {e}")))?;
+            }
+            ran.set(ran.get() + 1);
+            Ok(())
+        });
+        if let Err(e) = outcome {
+            panic!("{e}");
+        }
+        assert!(
+            ran.get() >= 100,
+            "only {} of 400 generated filters were valid: the generator needs tuning",
+            ran.get()
+        );
+    }
 }
