@@ -206,7 +206,7 @@ async fn filters_return_exactly_what_a_reference_evaluation_selects() {
             text(v, &["managedBy"]).is_some_and(|m| m > "app-1")
         }),
         ("not (managedBy gt 'app-1')", |v| {
-            !text(v, &["managedBy"]).is_some_and(|m| m > "app-1")
+            text(v, &["managedBy"]).is_none_or(|m| m <= "app-1")
         }),
         (
             "originatingStore in ('Copilot Studio', 'Microsoft Security Copilot')",
