@@ -332,6 +332,31 @@ fn single(q: &ODataQuery, ty: &'static EntityType) -> Result<()> {
     Ok(())
 }
 
+/// The rows a `/$count` segment counts: `$filter` and `$search` apply, other options do not.
+fn count_criteria(q: &ODataQuery, ty: &'static EntityType) -> Result<Criteria> {
+    let o = &q.options;
+    let refused = [
+        ("$top", o.top.is_some()),
+        ("$skip", o.skip.is_some()),
+        ("$skiptoken", o.skiptoken.is_some()),
+        ("$count", o.count),
+        ("$orderby", !o.orderby.is_empty()),
+        ("$select", o.select.is_some()),
+        ("$expand", !o.expand.is_empty()),
+    ];
+    if let Some((name, _)) = refused.iter().find(|(_, present)| *present) {
+        return Err(crate::odata::ODataError::NotApplicable(name).into());
+    }
+    o.check_shape(ty, &[])?;
+    if o.search.is_some() && !q.eventual {
+        return Err(crate::odata::ODataError::SearchNeedsConsistencyLevel.into());
+    }
+    Ok(Criteria {
+        filter: o.filter.clone(),
+        search: o.search.clone(),
+    })
+}
+
 // ---------------------------------------------------------------- singleton
 
 async fn get_registry(Meta(meta): Meta, q: ODataQuery) -> Result {
@@ -395,10 +420,11 @@ async fn list_instances(
     list.respond(page, count).await
 }
 
-async fn count_instances(State(app): State<AppState>, Caller(p): Caller) -> Result {
+async fn count_instances(State(app): State<AppState>, Caller(p): Caller, q: ODataQuery) -> Result {
+    let criteria = count_criteria(&q, &AGENT_INSTANCE)?;
     Ok(respond::count(
         app.store()
-            .count_instances(&p.tenant_id, Relation::All, &Criteria::default())
+            .count_instances(&p.tenant_id, Relation::All, &criteria)
             .await?,
     ))
 }
@@ -601,14 +627,12 @@ async fn count_instance_collections(
     State(app): State<AppState>,
     Caller(p): Caller,
     Keys(id): Keys<String>,
+    q: ODataQuery,
 ) -> Result {
+    let criteria = count_criteria(&q, &AGENT_COLLECTION)?;
     Ok(respond::count(
         app.store()
-            .count_collections(
-                &p.tenant_id,
-                Relation::CollectionsOf(&id),
-                &Criteria::default(),
-            )
+            .count_collections(&p.tenant_id, Relation::CollectionsOf(&id), &criteria)
             .await?,
     ))
 }
@@ -683,11 +707,10 @@ async fn list_manifests(
     list.respond(page, count).await
 }
 
-async fn count_manifests(State(app): State<AppState>, Caller(p): Caller) -> Result {
+async fn count_manifests(State(app): State<AppState>, Caller(p): Caller, q: ODataQuery) -> Result {
+    let criteria = count_criteria(&q, &AGENT_CARD_MANIFEST)?;
     Ok(respond::count(
-        app.store()
-            .count_manifests(&p.tenant_id, &Criteria::default())
-            .await?,
+        app.store().count_manifests(&p.tenant_id, &criteria).await?,
     ))
 }
 
@@ -789,10 +812,15 @@ async fn list_collections(
     list.respond(page, count).await
 }
 
-async fn count_collections(State(app): State<AppState>, Caller(p): Caller) -> Result {
+async fn count_collections(
+    State(app): State<AppState>,
+    Caller(p): Caller,
+    q: ODataQuery,
+) -> Result {
+    let criteria = count_criteria(&q, &AGENT_COLLECTION)?;
     Ok(respond::count(
         app.store()
-            .count_collections(&p.tenant_id, Relation::All, &Criteria::default())
+            .count_collections(&p.tenant_id, Relation::All, &criteria)
             .await?,
     ))
 }
@@ -913,14 +941,12 @@ async fn count_members(
     State(app): State<AppState>,
     Caller(p): Caller,
     Keys(cid): Keys<String>,
+    q: ODataQuery,
 ) -> Result {
+    let criteria = count_criteria(&q, &AGENT_INSTANCE)?;
     Ok(respond::count(
         app.store()
-            .count_instances(
-                &p.tenant_id,
-                Relation::MembersOf(&cid),
-                &Criteria::default(),
-            )
+            .count_instances(&p.tenant_id, Relation::MembersOf(&cid), &criteria)
             .await?,
     ))
 }

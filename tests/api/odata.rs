@@ -309,6 +309,31 @@ async fn filters_return_exactly_what_a_reference_evaluation_selects() {
             "$count with $filter={filter}"
         );
     }
+    // The /$count segment honours $filter.
+    let url = reqwest::Url::parse_with_params(
+        &s.url("/agentRegistry/agentInstances/$count"),
+        &[("$filter", "ownerIds/any(o: o eq 'o3')")],
+    )
+    .unwrap();
+    let n = s
+        .client
+        .get(url)
+        .bearer_auth(s.token())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        n,
+        data.iter()
+            .filter(|v| strs(v, "ownerIds").contains(&"o3"))
+            .count()
+            .to_string()
+    );
+    let r = s.get("/agentRegistry/agentInstances/$count?$top=1").await;
+    assert_graph_error(r, 400, "BadRequest").await;
     // Equality on a name that exists, with a quote to escape.
     let name = data[7]["displayName"].as_str().unwrap();
     let filter = format!("displayName eq '{name}' or displayName eq 'it''s'");
