@@ -54,6 +54,7 @@ impl Application {
         let settings = HttpSettings {
             max_body_bytes: config.max_body_bytes,
             trust_proxy: config.trust_proxy,
+            copilot: config.copilot,
         };
         let state = AppState::new(store.clone(), keys.clone(), clock, settings);
         Ok(Self {

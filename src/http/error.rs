@@ -43,6 +43,8 @@ pub enum ApiError {
         instance: String,
         collection: String,
     },
+    #[error("method not allowed on a Copilot path")]
+    CopilotMethodNotAllowed,
     #[error("an application token called a delegated-only API")]
     DelegatedOnly,
     #[error("control API refused: {0:?}")]
@@ -172,6 +174,11 @@ impl ApiError {
                 format!(
                     "The agent instance '{instance}' is not a member of the agent collection '{collection}'."
                 ),
+            ),
+            ApiError::CopilotMethodNotAllowed => report(
+                S::METHOD_NOT_ALLOWED,
+                "methodNotAllowed",
+                "The HTTP method is not allowed for this resource.",
             ),
             ApiError::DelegatedOnly => report(
                 S::FORBIDDEN,
@@ -594,6 +601,7 @@ mod tests {
                 "InternalServerError",
             ),
             (ApiError::DelegatedOnly, 403, "forbidden"),
+            (ApiError::CopilotMethodNotAllowed, 405, "methodNotAllowed"),
             (
                 ApiError::ControlDenied(ControlRefusal::DelegatedToken),
                 403,

@@ -75,12 +75,12 @@ impl TenantSetting {
         }
     }
 
-    /// The `@odata.context` path after `$metadata#`.
+    /// The path in the `@odata.context` URL, after `$metadata#`.
     pub fn context_path(self) -> &'static str {
         match self {
-            TenantSetting::LimitedMode => "copilot/admin/settings/limitedMode/$entity",
+            TenantSetting::LimitedMode => "copilot/admin/settings/limitedMode",
             TenantSetting::EnhancedPersonalization => {
-                "copilot/settings/people/enhancedPersonalization/$entity"
+                "copilot/settings/people/enhancedPersonalization"
             }
         }
     }
