@@ -16,6 +16,8 @@ pub enum StartError {
     Keys(#[from] KeyError),
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Seed(#[from] crate::seed::SeedError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -44,6 +46,23 @@ impl Application {
     ) -> Result<Self, StartError> {
         let keys = Arc::new(KeyRing::load_or_create(&config.data_dir)?);
         let store = store::open(&config.database_url)?;
+        if let Some(path) = &config.seed {
+            let now = crate::clock::entity_timestamp(clock.now());
+            let report = crate::seed::load(store.as_ref(), path, config.copilot, now).await;
+            let report = match report {
+                Ok(r) => r,
+                Err(e) => {
+                    store.close().await;
+                    return Err(e.into());
+                }
+            };
+            tracing::info!(
+                seed = %path.display(),
+                created = report.created,
+                kept = report.kept,
+                "seed file loaded"
+            );
+        }
         let listener =
             TcpListener::bind(&config.listen)
                 .await
@@ -54,6 +73,7 @@ impl Application {
         let settings = HttpSettings {
             max_body_bytes: config.max_body_bytes,
             trust_proxy: config.trust_proxy,
+            copilot: config.copilot,
         };
         let state = AppState::new(store.clone(), keys.clone(), clock, settings);
         Ok(Self {

@@ -37,7 +37,7 @@ const DEFAULT_ROLES: &[&str] = &[
     about = "A self-hostable Microsoft Graph beta Agent Registry"
 )]
 pub struct Cli {
-    /// A TOML configuration file (keys: listen, data_dir, database_url, max_body_bytes, trust_proxy).
+    /// A TOML configuration file (keys: listen, data_dir, database_url, max_body_bytes, trust_proxy, seed, [copilot]).
     #[arg(long, global = true, env = "AGENTRY_CONFIG")]
     config: Option<PathBuf>,
     /// Folder holding the SQLite database and the signing keys [default: ./agentry-data].
@@ -69,6 +69,15 @@ struct ServeArgs {
     /// Build absolute URLs from X-Forwarded-Host and X-Forwarded-Proto.
     #[arg(long, env = "AGENTRY_TRUST_PROXY")]
     trust_proxy: Option<bool>,
+    /// A JSON file of policies and registry objects to load at start (see docs/seed.md).
+    #[arg(long, env = "AGENTRY_SEED")]
+    seed: Option<PathBuf>,
+    /// Group-level Copilot policies a tenant may hold before policySettings calls fail with 502 [default: 20].
+    #[arg(long, env = "AGENTRY_COPILOT_MAX_GROUP_POLICIES")]
+    copilot_max_group_policies: Option<usize>,
+    /// Refuse Copilot setting values outside each setting's allowed set [default: false].
+    #[arg(long, env = "AGENTRY_COPILOT_STRICT_VALUES")]
+    copilot_strict_values: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +131,9 @@ pub fn run() -> anyhow::Result<()> {
                 database_url: args.database_url,
                 max_body_bytes: args.max_body_bytes,
                 trust_proxy: args.trust_proxy,
+                seed: args.seed,
+                copilot_max_group_policies: args.copilot_max_group_policies,
+                copilot_strict_values: args.copilot_strict_values,
             };
             serve(config::resolve(file, over))
         }

@@ -4,6 +4,7 @@
 //! The flags and variables are declared in [`crate::cli`]; this module merges
 //! them with the file and the defaults into one [`ServerConfig`].
 
+use crate::domain::copilot::{CopilotRules, DEFAULT_MAX_GROUP_POLICIES};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Build absolute URLs from `X-Forwarded-Host` / `X-Forwarded-Proto`.
     pub trust_proxy: bool,
+    /// The Copilot settings rules (group-policy limit, strict values).
+    pub copilot: CopilotRules,
+    /// A JSON file of objects to load at start (see `docs/seed.md`).
+    pub seed: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -36,6 +41,8 @@ impl ServerConfig {
             data_dir,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             trust_proxy: false,
+            copilot: CopilotRules::default(),
+            seed: None,
         }
     }
 }
@@ -54,6 +61,17 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub trust_proxy: Option<bool>,
+    pub seed: Option<PathBuf>,
+    #[serde(default)]
+    pub copilot: FileCopilot,
+}
+
+/// The `[copilot]` table of a configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCopilot {
+    pub max_group_policies: Option<usize>,
+    pub strict_values: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +113,9 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub trust_proxy: Option<bool>,
+    pub seed: Option<PathBuf>,
+    pub copilot_max_group_policies: Option<usize>,
+    pub copilot_strict_values: Option<bool>,
 }
 
 /// Merges flags and environment over the file over the defaults.
@@ -119,6 +140,17 @@ pub fn resolve(file: FileConfig, over: Overrides) -> ServerConfig {
             .or(file.max_body_bytes)
             .unwrap_or(DEFAULT_MAX_BODY_BYTES),
         trust_proxy: over.trust_proxy.or(file.trust_proxy).unwrap_or(false),
+        copilot: CopilotRules {
+            max_group_policies: over
+                .copilot_max_group_policies
+                .or(file.copilot.max_group_policies)
+                .unwrap_or(DEFAULT_MAX_GROUP_POLICIES),
+            strict_values: over
+                .copilot_strict_values
+                .or(file.copilot.strict_values)
+                .unwrap_or(false),
+        },
+        seed: over.seed.or(file.seed),
     }
 }
 
@@ -134,6 +166,26 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://./agentry-data/agentry.db");
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert!(!c.trust_proxy);
+        assert_eq!(c.copilot.max_group_policies, 20);
+        assert!(!c.copilot.strict_values);
+        assert_eq!(c.seed, None);
+    }
+
+    #[test]
+    fn the_copilot_table_and_seed_come_from_the_file_unless_overridden() {
+        let file = FileConfig::parse(
+            "seed = \"seed.json\"\n[copilot]\nmax_group_policies = 3\nstrict_values = true\n",
+        )
+        .unwrap();
+        let over = Overrides {
+            copilot_max_group_policies: Some(7),
+            ..Overrides::default()
+        };
+        let c = resolve(file, over);
+        assert_eq!(c.copilot.max_group_policies, 7);
+        assert!(c.copilot.strict_values);
+        assert_eq!(c.seed, Some(PathBuf::from("seed.json")));
+        assert!(FileConfig::parse("[copilot]\nmax_groups = 1").is_err());
     }
 
     #[test]

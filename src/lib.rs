@@ -1,4 +1,5 @@
-//! Agentry: a self-hostable server for the Microsoft Graph beta Agent Registry API.
+//! Agentry: a self-hostable server for the Microsoft Graph beta Agent Registry
+//! and Copilot admin settings APIs.
 //!
 //! A request travels through the layers in this order:
 //!
@@ -8,7 +9,8 @@
 //! - [`domain`]: resources, validation and the rules of each write.
 //! - [`store`]: one storage trait and one implementation per backend; SQL lives only there.
 //!
-//! [`app`] wires them together; [`cli`] and [`config`] are the binary's edge.
+//! [`app`] wires them together; [`seed`] loads a seed file through the domain
+//! and the store at start; [`cli`] and [`config`] are the binary's edge.
 
 #![forbid(unsafe_code)]
 
@@ -20,4 +22,5 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod odata;
+pub mod seed;
 pub mod store;

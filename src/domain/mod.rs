@@ -1,7 +1,9 @@
 //! The Agent Registry's resources and the rules of each write: what a body may
 //! hold, what the server fills in, how a partial update merges, which
-//! collections are reserved. Pure functions over JSON documents; no I/O.
+//! collections are reserved. The Copilot admin settings model lives in
+//! [`copilot`]. Pure functions over JSON documents; no I/O.
 
+pub mod copilot;
 pub mod schema;
 mod write;
 
@@ -46,6 +48,9 @@ pub enum DomainError {
     ReservedCollectionName(String),
     #[error("the built-in collection '{0}' cannot be changed or deleted")]
     ReservedCollectionImmutable(&'static str),
+    /// A Copilot settings rule refused the request.
+    #[error(transparent)]
+    Copilot(#[from] copilot::CopilotError),
 }
 
 /// The collections every tenant has from the start.

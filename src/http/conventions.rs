@@ -1,6 +1,6 @@
 //! What every response gets, whatever the route: a `request-id`, the echoed
-//! `client-request-id`, authentication of `/beta` requests, errors rendered
-//! as the Graph envelope, and one log line.
+//! `client-request-id`, authentication of `/beta`, `/v1.0` and `/_agentry`
+//! requests, errors rendered as the Graph envelope, and one log line.
 
 use super::AppState;
 use super::error::{ApiError, ErrorReport};
@@ -50,7 +50,9 @@ pub async fn graph_conventions(
     let path = req.uri().path().to_owned();
     req.extensions_mut().insert(meta.clone());
 
-    let needs_token = path == "/beta" || path.starts_with("/beta/");
+    let needs_token = ["/beta", "/v1.0", "/_agentry"]
+        .iter()
+        .any(|root| path == *root || path.starts_with(&format!("{root}/")));
     let mut response = match needs_token.then(|| authenticate(&app, req.headers())) {
         Some(Err(e)) => ApiError::Auth(e).into_response(),
         Some(Ok(principal)) => {

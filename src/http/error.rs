@@ -5,6 +5,7 @@
 
 use crate::auth::AuthError;
 use crate::domain::DomainError;
+use crate::domain::copilot::CopilotError;
 use crate::odata::ODataError;
 use crate::store::{EntityKind, StoreError};
 use axum::http::StatusCode;
@@ -42,8 +43,29 @@ pub enum ApiError {
         instance: String,
         collection: String,
     },
+    #[error("method not allowed on a Copilot path")]
+    CopilotMethodNotAllowed,
+    #[error("an application token called a delegated-only API")]
+    DelegatedOnly,
+    #[error("control API refused: {0:?}")]
+    ControlDenied(ControlRefusal),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// Why the control API (`/_agentry`) refused a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlRefusal {
+    /// A user's token: the control API takes application tokens only.
+    DelegatedToken,
+    /// An application token without the `Agentry.Admin` role.
+    MissingAdminRole,
+}
+
+impl From<CopilotError> for ApiError {
+    fn from(e: CopilotError) -> Self {
+        ApiError::Domain(DomainError::Copilot(e))
+    }
 }
 
 /// What the client is told, before the request ids are added.
@@ -156,6 +178,28 @@ impl ApiError {
                     "The agent instance '{instance}' is not a member of the agent collection '{collection}'."
                 ),
             ),
+            ApiError::CopilotMethodNotAllowed => report(
+                S::METHOD_NOT_ALLOWED,
+                "methodNotAllowed",
+                "The HTTP method is not allowed for this resource.",
+            ),
+            ApiError::DelegatedOnly => report(
+                S::FORBIDDEN,
+                "forbidden",
+                "Application permissions are not supported for this API. Call it with a delegated (user) token.",
+            ),
+            ApiError::ControlDenied(why) => report(
+                S::FORBIDDEN,
+                "Authorization_RequestDenied",
+                match why {
+                    ControlRefusal::DelegatedToken => {
+                        "Insufficient privileges to complete the operation. The Agentry control API needs an application token with the role 'Agentry.Admin'; this token is a delegated (user) token."
+                    }
+                    ControlRefusal::MissingAdminRole => {
+                        "Insufficient privileges to complete the operation. The Agentry control API needs the application role 'Agentry.Admin', which this token does not carry."
+                    }
+                },
+            ),
             ApiError::Internal(detail) => internal(detail.clone()),
         }
     }
@@ -198,6 +242,50 @@ fn domain_report(e: &DomainError) -> ErrorReport {
         | DomainError::BindAndNested => {
             report(S::BAD_REQUEST, "ValidationError", sentence(e.to_string()))
         }
+        DomainError::Copilot(c) => copilot_report(c),
+    }
+}
+
+/// Copilot errors use camelCase status names as the code and put the
+/// specific reason in `innerError.code`, as the Copilot API does.
+fn copilot_report(e: &CopilotError) -> ErrorReport {
+    use StatusCode as S;
+    let (status, code, inner) = match e {
+        CopilotError::UnsupportedSetting(_) => (S::NOT_FOUND, "notFound", "unsupportedSetting"),
+        CopilotError::TooManyGroupPolicies { .. } => {
+            (S::BAD_GATEWAY, "badGateway", "tooManyGroupPolicies")
+        }
+        CopilotError::GroupScopedSetting(_) => (
+            S::UNPROCESSABLE_ENTITY,
+            "unprocessableEntity",
+            "groupScopedSettingNotSupported",
+        ),
+        CopilotError::UserScopedPolicy(_) => (
+            S::UNPROCESSABLE_ENTITY,
+            "unprocessableEntity",
+            "userScopedPolicyNotSupported",
+        ),
+        CopilotError::ServiceMismatch { .. } => (
+            S::UNPROCESSABLE_ENTITY,
+            "unprocessableEntity",
+            "policyServiceMismatch",
+        ),
+        CopilotError::PolicyNotFound(_) => (S::NOT_FOUND, "notFound", "policyNotFound"),
+        CopilotError::PolicyAlreadyExists(_) => (S::CONFLICT, "conflict", "policyAlreadyExists"),
+        CopilotError::InvalidValue { .. } => (S::BAD_REQUEST, "badRequest", "invalidSettingValue"),
+        CopilotError::NotAnObject => (S::BAD_REQUEST, "badRequest", "invalidRequestBody"),
+        CopilotError::MissingProperty(_) => {
+            (S::BAD_REQUEST, "badRequest", "missingRequiredProperty")
+        }
+        CopilotError::WrongType { .. } => (S::BAD_REQUEST, "badRequest", "invalidPropertyValue"),
+        CopilotError::ReadOnlyProperty(_) => (S::BAD_REQUEST, "badRequest", "readOnlyProperty"),
+        CopilotError::UnknownProperty { .. } => (S::BAD_REQUEST, "badRequest", "unknownProperty"),
+        CopilotError::TypeMismatch { .. } => (S::BAD_REQUEST, "badRequest", "typeMismatch"),
+        CopilotError::InvalidPolicy(_) => (S::BAD_REQUEST, "badRequest", "invalidPolicy"),
+    };
+    ErrorReport {
+        inner_code: Some(inner),
+        ..report(status, code, e.to_string())
     }
 }
 
@@ -558,12 +646,178 @@ mod tests {
                 500,
                 "InternalServerError",
             ),
+            (ApiError::DelegatedOnly, 403, "forbidden"),
+            (ApiError::CopilotMethodNotAllowed, 405, "methodNotAllowed"),
+            (
+                ApiError::ControlDenied(ControlRefusal::DelegatedToken),
+                403,
+                "Authorization_RequestDenied",
+            ),
+            (
+                ApiError::ControlDenied(ControlRefusal::MissingAdminRole),
+                403,
+                "Authorization_RequestDenied",
+            ),
         ];
         for (error, status, code) in table {
             let r = error.report();
             assert_eq!((r.status.as_u16(), r.code), (status, code), "{error:?}");
             assert!(!r.message.is_empty(), "{error:?}");
         }
+    }
+
+    #[test]
+    fn every_copilot_error_maps_to_its_status_code_and_inner_code() {
+        use crate::domain::copilot::PolicyService;
+        let c = |e: CopilotError| ApiError::from(e);
+        let table: Vec<(ApiError, u16, &str, &str)> = vec![
+            (
+                c(CopilotError::UnsupportedSetting("x".into())),
+                404,
+                "notFound",
+                "unsupportedSetting",
+            ),
+            (
+                c(CopilotError::TooManyGroupPolicies { count: 3, limit: 2 }),
+                502,
+                "badGateway",
+                "tooManyGroupPolicies",
+            ),
+            (
+                c(CopilotError::GroupScopedSetting("x".into())),
+                422,
+                "unprocessableEntity",
+                "groupScopedSettingNotSupported",
+            ),
+            (
+                c(CopilotError::UserScopedPolicy("p".into())),
+                422,
+                "unprocessableEntity",
+                "userScopedPolicyNotSupported",
+            ),
+            (
+                c(CopilotError::ServiceMismatch {
+                    setting_id: "x",
+                    owner: PolicyService::CloudPolicyService,
+                    policy_id: "p".into(),
+                    policy_service: PolicyService::Intune,
+                }),
+                422,
+                "unprocessableEntity",
+                "policyServiceMismatch",
+            ),
+            (
+                c(CopilotError::PolicyNotFound("p".into())),
+                404,
+                "notFound",
+                "policyNotFound",
+            ),
+            (
+                c(CopilotError::PolicyAlreadyExists("p".into())),
+                409,
+                "conflict",
+                "policyAlreadyExists",
+            ),
+            (
+                c(CopilotError::InvalidValue {
+                    setting_id: "x",
+                    value: "9".into(),
+                    allowed: &["0", "1"],
+                }),
+                400,
+                "badRequest",
+                "invalidSettingValue",
+            ),
+            (
+                c(CopilotError::NotAnObject),
+                400,
+                "badRequest",
+                "invalidRequestBody",
+            ),
+            (
+                c(CopilotError::MissingProperty("value")),
+                400,
+                "badRequest",
+                "missingRequiredProperty",
+            ),
+            (
+                c(CopilotError::WrongType {
+                    property: "value".into(),
+                    expected: "a string",
+                }),
+                400,
+                "badRequest",
+                "invalidPropertyValue",
+            ),
+            (
+                c(CopilotError::ReadOnlyProperty("id".into())),
+                400,
+                "badRequest",
+                "readOnlyProperty",
+            ),
+            (
+                c(CopilotError::UnknownProperty {
+                    property: "x".into(),
+                    type_name: "t",
+                }),
+                400,
+                "badRequest",
+                "unknownProperty",
+            ),
+            (
+                c(CopilotError::TypeMismatch {
+                    given: "x".into(),
+                    expected: "t",
+                }),
+                400,
+                "badRequest",
+                "typeMismatch",
+            ),
+            (
+                c(CopilotError::InvalidPolicy("Bad.".into())),
+                400,
+                "badRequest",
+                "invalidPolicy",
+            ),
+            (
+                ApiError::Store(StoreError::Rejected(DomainError::Copilot(
+                    CopilotError::PolicyNotFound("p".into()),
+                ))),
+                404,
+                "notFound",
+                "policyNotFound",
+            ),
+        ];
+        for (error, status, code, inner) in table {
+            let r = error.report();
+            assert_eq!(
+                (r.status.as_u16(), r.code, r.inner_code),
+                (status, code, Some(inner)),
+                "{error:?}"
+            );
+            assert!(r.message.ends_with('.'), "{error:?}");
+            assert!(r.detail.is_none(), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn copilot_messages_follow_the_documented_wording() {
+        let r = ApiError::from(CopilotError::UnsupportedSetting(
+            "microsoft.copilot.pinning".into(),
+        ))
+        .report();
+        assert_eq!(
+            r.message,
+            "The setting 'microsoft.copilot.pinning' is not supported. Only supported Copilot settings can be accessed through this endpoint."
+        );
+        let r = ApiError::from(CopilotError::GroupScopedSetting(
+            "microsoft.copilot.copilotchatpinning".into(),
+        ))
+        .report();
+        assert_eq!(
+            r.message,
+            "The setting 'microsoft.copilot.copilotchatpinning' is scoped to a group-level policy, which is not supported by this endpoint. Only tenant-level policy settings are supported."
+        );
     }
 
     #[test]

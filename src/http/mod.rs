@@ -3,10 +3,14 @@
 //! - [`conventions`]: request ids, authentication, the error envelope.
 //! - [`extract`]: extractors whose rejections are Graph errors.
 //! - [`registry`]: the `/beta/agentRegistry` handlers.
+//! - [`copilot`]: the `/beta/copilot` handlers (Copilot admin settings).
+//! - [`control`]: the `/_agentry` control API (not Graph; plain JSON).
 //! - [`respond`]: entity and collection bodies, context URLs, next links.
 //! - [`error`]: every error mapped to a status and a Graph code, once.
 
+mod control;
 pub mod conventions;
+mod copilot;
 pub mod error;
 pub mod extract;
 mod registry;
@@ -14,6 +18,7 @@ pub mod respond;
 
 use crate::auth::KeyRing;
 use crate::clock::SharedClock;
+use crate::domain::copilot::CopilotRules;
 use crate::odata::PagingKeys;
 use crate::store::Store;
 use axum::Router;
@@ -38,6 +43,7 @@ struct Inner {
     clock: SharedClock,
     max_body_bytes: usize,
     trust_proxy: bool,
+    copilot: CopilotRules,
 }
 
 /// Settings of the HTTP layer.
@@ -45,6 +51,7 @@ struct Inner {
 pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub trust_proxy: bool,
+    pub copilot: CopilotRules,
 }
 
 impl AppState {
@@ -63,6 +70,7 @@ impl AppState {
                 clock,
                 max_body_bytes: settings.max_body_bytes,
                 trust_proxy: settings.trust_proxy,
+                copilot: settings.copilot,
             }),
         }
     }
@@ -90,6 +98,10 @@ impl AppState {
     pub fn trust_proxy(&self) -> bool {
         self.inner.trust_proxy
     }
+
+    pub fn copilot_rules(&self) -> CopilotRules {
+        self.inner.copilot
+    }
 }
 
 /// The complete service: OData key rewriting, panic catching, Graph
@@ -98,6 +110,13 @@ pub fn service(state: AppState) -> Router {
     let routes = Router::new()
         .nest("/beta/agentRegistry", registry::routes())
         .route("/beta/agentRegistry", registry::singleton())
+        .nest("/beta/copilot", copilot::routes())
+        .route("/beta/copilot", copilot::container())
+        .route(
+            "/v1.0/copilot/admin/settings/limitedMode",
+            copilot::limited_mode(),
+        )
+        .nest("/_agentry/copilot", control::routes())
         .fallback(unknown_path)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
@@ -132,13 +151,26 @@ const KNOWN_SEGMENTS: &[&str] = &[
     "members",
     "$ref",
     "$count",
+    "copilot",
+    "admin",
+    "settings",
+    "policySettings",
+    "limitedMode",
+    "people",
+    "enhancedPersonalization",
+    "_agentry",
+    "policies",
 ];
+/// What `/v1.0` serves: only Copilot limited mode.
+const KNOWN_SEGMENTS_V1: &[&str] = &["v1.0", "copilot", "admin", "settings", "limitedMode"];
 const KEYED_SEGMENTS: &[&str] = &[
     "agentInstances",
     "agentCardManifests",
     "agentCollections",
     "collections",
     "members",
+    "policySettings",
+    "policies",
 ];
 
 async fn unknown_path(uri: Uri) -> ApiError {
@@ -152,10 +184,15 @@ async fn unknown_path(uri: Uri) -> ApiError {
                 .into_owned()
         })
         .collect();
+    let known = if segments.first().is_some_and(|s| s == "v1.0") {
+        KNOWN_SEGMENTS_V1
+    } else {
+        KNOWN_SEGMENTS
+    };
     let mut previous: Option<&str> = None;
     for seg in &segments {
         let is_key = previous.is_some_and(|p| KEYED_SEGMENTS.contains(&p));
-        if !is_key && !KNOWN_SEGMENTS.contains(&seg.as_str()) {
+        if !is_key && !known.contains(&seg.as_str()) {
             return ApiError::UnknownSegment(seg.clone());
         }
         previous = Some(seg);

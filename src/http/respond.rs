@@ -21,6 +21,17 @@ pub fn json(status: StatusCode, body: String) -> Response {
     response
 }
 
+/// A plain JSON response (the control API: not OData).
+pub fn plain_json(status: StatusCode, body: &Value) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// A plain-text count, as `/$count` answers.
 pub fn count(n: u64) -> Response {
     let mut response = Response::new(Body::from(n.to_string()));

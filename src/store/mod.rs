@@ -4,6 +4,9 @@
 
 pub mod sqlite;
 
+use crate::domain::copilot::{
+    CopilotError, CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
+};
 use crate::domain::{DomainError, EntityWrite, WriteContext};
 use crate::odata::{Cursor, Expr, OrderKey, Search};
 use async_trait::async_trait;
@@ -45,6 +48,12 @@ pub enum StoreError {
     /// Anything else; the text is for logs, never for clients.
     #[error("storage failure: {0}")]
     Internal(String),
+}
+
+impl From<CopilotError> for StoreError {
+    fn from(e: CopilotError) -> Self {
+        StoreError::Rejected(DomainError::Copilot(e))
+    }
 }
 
 /// A stored entity: its document as JSON text, plus bookkeeping.
@@ -115,7 +124,8 @@ pub enum Relation<'a> {
     CollectionsOf(&'a str),
 }
 
-/// The Agent Registry's storage. Every call is scoped to one tenant.
+/// The storage of the Agent Registry and the Copilot settings. Every call is
+/// scoped to one tenant.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // Agent instances
@@ -223,6 +233,48 @@ pub trait Store: Send + Sync + 'static {
         relation: Relation<'_>,
         criteria: &Criteria,
     ) -> Result<u64, StoreError>;
+
+    // Copilot policies. Refusals come back as `Rejected(Copilot(..))`.
+    /// Every policy of the tenant, ordered by priority, creation time, id.
+    async fn list_policies(&self, tenant: &str) -> Result<Vec<Policy>, StoreError>;
+    async fn get_policy(&self, tenant: &str, id: &str) -> Result<Option<Policy>, StoreError>;
+    /// Stores a validated policy; `PolicyAlreadyExists` when the id is taken.
+    async fn create_policy(&self, tenant: &str, policy: Policy) -> Result<Policy, StoreError>;
+    /// Applies a patch and validates the result inside the write transaction.
+    async fn update_policy(
+        &self,
+        tenant: &str,
+        id: &str,
+        patch: PolicyPatch,
+        rules: CopilotRules,
+        ctx: &WriteContext,
+    ) -> Result<Policy, StoreError>;
+    async fn delete_policy(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
+    /// Resolves the policy that holds a setting and writes the value into it,
+    /// atomically: concurrent writes of one setting end with one of the
+    /// values and nothing else changed.
+    async fn write_policy_setting(
+        &self,
+        tenant: &str,
+        write: SettingWrite,
+        rules: CopilotRules,
+        ctx: &WriteContext,
+    ) -> Result<SettingView, StoreError>;
+    /// A per-tenant settings object; `None` if the tenant never wrote it.
+    async fn get_tenant_setting(
+        &self,
+        tenant: &str,
+        kind: TenantSetting,
+    ) -> Result<Option<Map<String, Value>>, StoreError>;
+    /// Merges validated changes into a per-tenant settings object (starting
+    /// from its defaults) and returns the result.
+    async fn patch_tenant_setting(
+        &self,
+        tenant: &str,
+        kind: TenantSetting,
+        patch: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Map<String, Value>, StoreError>;
 
     /// Whether the database answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -3,6 +3,7 @@
 
 mod collections;
 mod conventions;
+mod copilot;
 mod durability;
 mod instances;
 mod manifests;

@@ -390,3 +390,80 @@ async fn writes_after_close_are_refused_as_unavailable() {
         );
     }
 }
+
+#[tokio::test]
+async fn copilot_policies_are_kept_per_tenant_and_a_setting_write_changes_one_policy() {
+    use agentry::domain::copilot::{
+        CopilotError, CopilotRules, TenantSetting, parse_new_policy, parse_policy_patch,
+        parse_setting_patch,
+    };
+    let pin = "microsoft.copilot.copilotchatpinning";
+    for b in backends() {
+        let st = &b.store;
+        let c = ctx("2026-01-01T00:00:00.0000000Z");
+        let rules = CopilotRules::default();
+        let policy = |id: &str, priority: u32| {
+            parse_new_policy(
+                json!({"id": id, "displayName": id, "service": "cloudPolicyService",
+                       "scope": "tenant", "priority": priority, "settings": {pin: "1"}}),
+                false,
+                &c,
+            )
+            .unwrap()
+        };
+        st.create_policy("t", policy("b", 2)).await.unwrap();
+        st.create_policy("t", policy("a", 1)).await.unwrap();
+        let again = st.create_policy("t", policy("a", 1)).await.unwrap_err();
+        assert!(matches!(
+            again,
+            StoreError::Rejected(agentry::domain::DomainError::Copilot(
+                CopilotError::PolicyAlreadyExists(_)
+            ))
+        ));
+        assert!(
+            st.list_policies("u").await.unwrap().is_empty(),
+            "{}",
+            b.name
+        );
+        let ids: Vec<String> = st
+            .list_policies("t")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(ids, ["a", "b"], "resolution order");
+
+        let write = parse_setting_patch(pin, json!({"value": "0"}), &rules).unwrap();
+        let view = st
+            .write_policy_setting("t", write, rules, &c)
+            .await
+            .unwrap();
+        assert_eq!(view.policy_id.as_deref(), Some("a"));
+        assert_eq!(
+            st.get_policy("t", "a").await.unwrap().unwrap().settings[pin],
+            "0"
+        );
+        assert_eq!(
+            st.get_policy("t", "b").await.unwrap().unwrap().settings[pin],
+            "1"
+        );
+
+        let patch = parse_policy_patch("b", json!({"priority": 0})).unwrap();
+        let updated = st.update_policy("t", "b", patch, rules, &c).await.unwrap();
+        assert_eq!(updated.priority, 0);
+        st.delete_policy("t", "a").await.unwrap();
+        assert!(st.delete_policy("t", "a").await.is_err());
+        assert_eq!(st.list_policies("t").await.unwrap().len(), 1);
+
+        let kind = TenantSetting::LimitedMode;
+        assert_eq!(st.get_tenant_setting("t", kind).await.unwrap(), None);
+        let patch = kind.parse_patch(json!({"groupId": "g"})).unwrap();
+        let doc = st.patch_tenant_setting("t", kind, patch, &c).await.unwrap();
+        assert_eq!(
+            Value::Object(doc),
+            json!({"isEnabledForGroup": false, "groupId": "g"})
+        );
+        assert_eq!(st.get_tenant_setting("u", kind).await.unwrap(), None);
+    }
+}

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 pub const TENANT_A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
 pub const TENANT_B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 pub const USER: &str = "11111111-0000-4000-8000-000000000001";
+pub const APP: &str = "22222222-0000-4000-8000-000000000002";
 pub const GLOBAL: &str = "00000000-0000-0000-0000-000000000001";
 pub const QUARANTINED: &str = "00000000-0000-0000-0000-000000000002";
 
@@ -32,6 +33,16 @@ impl TestServer {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = temp.path().to_owned();
         let mut server = Self::start_with(ServerConfig::with_data_dir(&dir)).await;
+        server._temp = Some(temp);
+        server
+    }
+
+    /// A server on a fresh data folder, with configuration changes.
+    pub async fn start_configured(change: impl FnOnce(&mut ServerConfig)) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut config = ServerConfig::with_data_dir(temp.path());
+        change(&mut config);
+        let mut server = Self::start_with(config).await;
         server._temp = Some(temp);
         server
     }
@@ -82,6 +93,17 @@ impl TestServer {
         self.keys
             .mint(&token_request(tenant, 3600, 0))
             .expect("mint")
+    }
+
+    /// An application (app-only) token with these application roles.
+    pub fn app_token_for(&self, tenant: &str, roles: &[&str]) -> String {
+        let mut request = token_request(tenant, 3600, 0);
+        request.kind = CallerKind::Application;
+        request.subject = APP.into();
+        request.scopes = vec![];
+        request.wids = vec![];
+        request.roles = roles.iter().map(|r| (*r).to_owned()).collect();
+        self.keys.mint(&request).expect("mint")
     }
 
     pub fn token(&self) -> String {

@@ -6,10 +6,14 @@
 //!   lets them proceed beside the writer, and a point read costs microseconds,
 //!   less than a hop to another thread would.
 
+mod policies;
 mod query;
 mod writer;
 
 use super::{Criteria, EntityKind, ListQuery, Page, Relation, Store, StoreError, Stored};
+use crate::domain::copilot::{
+    CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
+};
 use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
 use crate::domain::{
     EntityWrite, ManifestChange, RESERVED_COLLECTIONS, WriteContext, apply_patch, ensure_required,
@@ -24,7 +28,10 @@ use std::sync::{Mutex, RwLock};
 use writer::Writer;
 
 /// Schema changes, applied in order; `PRAGMA user_version` counts those done.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_registry.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_registry.sql"),
+    include_str!("migrations/0002_copilot_policies.sql"),
+];
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 32;
 
@@ -46,7 +53,7 @@ pub(super) fn sql_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
+pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
 }
 
@@ -880,6 +887,79 @@ impl Store for SqliteStore {
         criteria: &Criteria,
     ) -> Result<u64, StoreError> {
         self.count(tenant, Table::Collections, relation, criteria)
+            .await
+    }
+
+    async fn list_policies(&self, tenant: &str) -> Result<Vec<Policy>, StoreError> {
+        self.read(|conn| policies::list(conn, tenant))
+    }
+
+    async fn get_policy(&self, tenant: &str, id: &str) -> Result<Option<Policy>, StoreError> {
+        self.read(|conn| policies::get(conn, tenant, id))
+    }
+
+    async fn create_policy(&self, tenant: &str, policy: Policy) -> Result<Policy, StoreError> {
+        let tenant = tenant.to_owned();
+        self.writer
+            .write(move |conn| {
+                policies::insert(conn, &tenant, &policy)?;
+                Ok(policy)
+            })
+            .await
+    }
+
+    async fn update_policy(
+        &self,
+        tenant: &str,
+        id: &str,
+        patch: PolicyPatch,
+        rules: CopilotRules,
+        ctx: &WriteContext,
+    ) -> Result<Policy, StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        self.writer
+            .write(move |conn| policies::update(conn, &tenant, &id, &patch, &rules, &ctx))
+            .await
+    }
+
+    async fn delete_policy(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.writer
+            .write(move |conn| policies::delete(conn, &tenant, &id))
+            .await
+    }
+
+    async fn write_policy_setting(
+        &self,
+        tenant: &str,
+        write: SettingWrite,
+        rules: CopilotRules,
+        ctx: &WriteContext,
+    ) -> Result<SettingView, StoreError> {
+        let (tenant, ctx) = (tenant.to_owned(), ctx.clone());
+        self.writer
+            .write(move |conn| policies::write_setting(conn, &tenant, &write, &rules, &ctx))
+            .await
+    }
+
+    async fn get_tenant_setting(
+        &self,
+        tenant: &str,
+        kind: TenantSetting,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        self.read(|conn| policies::get_tenant_setting(conn, tenant, kind))
+    }
+
+    async fn patch_tenant_setting(
+        &self,
+        tenant: &str,
+        kind: TenantSetting,
+        patch: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Map<String, Value>, StoreError> {
+        let (tenant, ctx) = (tenant.to_owned(), ctx.clone());
+        self.writer
+            .write(move |conn| policies::patch_tenant_setting(conn, &tenant, kind, &patch, &ctx))
             .await
     }
 
