@@ -1,6 +1,7 @@
 //! The `agentry` command line: `serve` and `token`.
 
 use crate::app::{Application, shutdown_signal};
+use crate::auth::permissions;
 use crate::auth::{CallerKind, KeyRing, TokenRequest};
 use crate::config::{self, FileConfig, Overrides};
 use anyhow::Context;
@@ -12,24 +13,6 @@ use std::path::PathBuf;
 pub const DEFAULT_TENANT: &str = "c0ffee00-0000-4000-8000-000000000001";
 /// The signed-in user of default delegated tokens.
 pub const DEFAULT_USER: &str = "c0ffee00-0000-4000-8000-0000000000a1";
-/// Agent Registry Administrator (directory role template id).
-pub const AGENT_REGISTRY_ADMINISTRATOR: &str = "6b942400-691f-4bf0-9d12-d8a254a2baf5";
-
-/// Delegated permissions of default user tokens: everything Agentry serves.
-const DEFAULT_SCOPES: &[&str] = &[
-    "AgentInstance.ReadWrite.All",
-    "AgentCardManifest.ReadWrite.All",
-    "AgentCollection.ReadWrite.All",
-    "AgentCollection.ReadWrite.Global",
-    "AgentCollection.ReadWrite.Quarantined",
-];
-/// Application permissions of default app tokens.
-const DEFAULT_ROLES: &[&str] = &[
-    "AgentInstance.ReadWrite.All",
-    "AgentCardManifest.ReadWrite.All",
-    "AgentCollection.ReadWrite.All",
-];
-
 #[derive(Debug, Parser)]
 #[command(
     name = "agentry",
@@ -89,13 +72,13 @@ struct TokenArgs {
     /// An application token for this application (client) id.
     #[arg(long)]
     app: Option<String>,
-    /// Delegated permissions (space or comma separated) [default: every Agent Registry permission].
+    /// Delegated permissions (space or comma separated) [default: every permission Agentry checks].
     #[arg(long)]
     scopes: Option<String>,
-    /// Application permissions (space or comma separated) [default: every Agent Registry permission].
+    /// Application permissions (space or comma separated) [default: every one but *.ManagedBy and Agentry.Admin].
     #[arg(long)]
     roles: Option<String>,
-    /// Directory role template ids (space or comma separated) [default: Agent Registry Administrator].
+    /// Directory role template ids (space or comma separated) [default: Agent Registry Administrator and Global Administrator].
     #[arg(long)]
     wids: Option<String>,
     /// Tenant id (`tid`).
@@ -153,9 +136,15 @@ pub fn run() -> anyhow::Result<()> {
                 tenant_id: args.tenant,
                 kind,
                 subject,
-                scopes: list(args.scopes.as_deref(), DEFAULT_SCOPES),
-                roles: list(args.roles.as_deref(), DEFAULT_ROLES),
-                wids: list(args.wids.as_deref(), &[AGENT_REGISTRY_ADMINISTRATOR]),
+                scopes: list(args.scopes.as_deref(), &permissions::all_delegated_scopes()),
+                roles: list(args.roles.as_deref(), &permissions::all_application_roles()),
+                wids: list(
+                    args.wids.as_deref(),
+                    &[
+                        permissions::AGENT_REGISTRY_ADMINISTRATOR,
+                        permissions::GLOBAL_ADMINISTRATOR,
+                    ],
+                ),
                 issued_at: time::OffsetDateTime::now_utc().unix_timestamp(),
                 expires_in: args.expires_in,
             };

@@ -3,6 +3,7 @@
 //! [`Principal`] that the HTTP layer hands to every handler.
 
 mod keys;
+pub mod permissions;
 
 pub use keys::{KeyError, KeyRing, TokenRequest};
 

@@ -4,10 +4,11 @@
 //! need an application token with the role `Agentry.Admin`.
 
 use super::AppState;
-use super::error::{ApiError, ControlRefusal};
+use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Keys, Meta};
 use super::respond;
-use crate::auth::{CallerKind, Principal};
+use crate::auth::Principal;
+use crate::auth::permissions::{Action, authorize};
 use crate::domain::WriteContext;
 use crate::domain::copilot::{CopilotError, parse_new_policy, parse_policy_patch};
 use axum::Router;
@@ -16,9 +17,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
-
-/// The application role the control API requires.
-pub const ADMIN_ROLE: &str = "Agentry.Admin";
 
 type Result<T = Response> = std::result::Result<T, ApiError>;
 
@@ -30,12 +28,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn require_admin(p: &Principal) -> Result<()> {
-    if p.kind == CallerKind::Delegated {
-        return Err(ApiError::ControlDenied(ControlRefusal::DelegatedToken));
-    }
-    if !p.roles.iter().any(|r| r == ADMIN_ROLE) {
-        return Err(ApiError::ControlDenied(ControlRefusal::MissingAdminRole));
-    }
+    authorize(p, Action::Control)?;
     Ok(())
 }
 

@@ -10,7 +10,8 @@ use super::conventions::RequestMeta;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Keys, Meta, ODataQuery};
 use super::respond;
-use crate::auth::{CallerKind, Principal};
+use crate::auth::Principal;
+use crate::auth::permissions::{Action, authorize};
 use crate::domain::WriteContext;
 use crate::domain::copilot::{self, SettingView, TenantSetting, catalog};
 use crate::odata::{ODataError, QueryOptions};
@@ -60,14 +61,6 @@ pub fn limited_mode() -> MethodRouter<AppState> {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::CopilotMethodNotAllowed
-}
-
-/// Copilot admin APIs list no application permissions: app tokens are refused.
-fn delegated_only(p: &Principal) -> Result<()> {
-    match p.kind {
-        CallerKind::Delegated => Ok(()),
-        CallerKind::Application => Err(ApiError::DelegatedOnly),
-    }
 }
 
 fn write_context(app: &AppState, caller: &Principal) -> WriteContext {
@@ -137,7 +130,7 @@ async fn get_policy_setting(
     Keys(id): Keys<String>,
     q: ODataQuery,
 ) -> Result {
-    delegated_only(&p)?;
+    authorize(&p, Action::GetPolicySetting)?;
     catalog::supported(&id)?;
     single_object(&q.options, SETTING_TYPE, SETTING_PROPERTIES)?;
     let policies = app.store().list_policies(&p.tenant_id).await?;
@@ -152,7 +145,7 @@ async fn patch_policy_setting(
     Keys(id): Keys<String>,
     body: std::result::Result<JsonBody, ApiError>,
 ) -> Result {
-    delegated_only(&p)?;
+    authorize(&p, Action::UpdatePolicySetting)?;
     // An unsupported id is reported before anything about the body.
     catalog::supported(&id)?;
     let JsonBody(body) = body?;
@@ -216,7 +209,7 @@ async fn get_limited_mode(
     Caller(p): Caller,
     q: ODataQuery,
 ) -> Result {
-    delegated_only(&p)?;
+    authorize(&p, Action::GetLimitedMode)?;
     get_tenant_setting(&app, &meta, &p, &q, TenantSetting::LimitedMode).await
 }
 
@@ -227,7 +220,7 @@ async fn patch_limited_mode(
     q: ODataQuery,
     JsonBody(body): JsonBody,
 ) -> Result {
-    delegated_only(&p)?;
+    authorize(&p, Action::UpdateLimitedMode)?;
     patch_tenant_setting(&app, &meta, &p, &q.path, body, TenantSetting::LimitedMode).await
 }
 
@@ -238,6 +231,7 @@ async fn get_enhanced_personalization(
     Caller(p): Caller,
     q: ODataQuery,
 ) -> Result {
+    authorize(&p, Action::GetEnhancedPersonalization)?;
     get_tenant_setting(&app, &meta, &p, &q, TenantSetting::EnhancedPersonalization).await
 }
 
@@ -248,6 +242,7 @@ async fn patch_enhanced_personalization(
     q: ODataQuery,
     JsonBody(body): JsonBody,
 ) -> Result {
+    authorize(&p, Action::UpdateEnhancedPersonalization)?;
     patch_tenant_setting(
         &app,
         &meta,

@@ -4,6 +4,7 @@
 //! the request ids the envelope carries.
 
 use crate::auth::AuthError;
+use crate::auth::permissions::Denied;
 use crate::domain::DomainError;
 use crate::domain::copilot::CopilotError;
 use crate::odata::ODataError;
@@ -45,21 +46,10 @@ pub enum ApiError {
     },
     #[error("method not allowed on a Copilot path")]
     CopilotMethodNotAllowed,
-    #[error("an application token called a delegated-only API")]
-    DelegatedOnly,
-    #[error("control API refused: {0:?}")]
-    ControlDenied(ControlRefusal),
+    #[error(transparent)]
+    Denied(#[from] Denied),
     #[error("internal: {0}")]
     Internal(String),
-}
-
-/// Why the control API (`/_agentry`) refused a caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ControlRefusal {
-    /// A user's token: the control API takes application tokens only.
-    DelegatedToken,
-    /// An application token without the `Agentry.Admin` role.
-    MissingAdminRole,
 }
 
 impl From<CopilotError> for ApiError {
@@ -183,22 +173,10 @@ impl ApiError {
                 "methodNotAllowed",
                 "The HTTP method is not allowed for this resource.",
             ),
-            ApiError::DelegatedOnly => report(
-                S::FORBIDDEN,
-                "forbidden",
-                "Application permissions are not supported for this API. Call it with a delegated (user) token.",
-            ),
-            ApiError::ControlDenied(why) => report(
+            ApiError::Denied(d) => report(
                 S::FORBIDDEN,
                 "Authorization_RequestDenied",
-                match why {
-                    ControlRefusal::DelegatedToken => {
-                        "Insufficient privileges to complete the operation. The Agentry control API needs an application token with the role 'Agentry.Admin'; this token is a delegated (user) token."
-                    }
-                    ControlRefusal::MissingAdminRole => {
-                        "Insufficient privileges to complete the operation. The Agentry control API needs the application role 'Agentry.Admin', which this token does not carry."
-                    }
-                },
+                format!("Insufficient privileges to complete the operation. {d}"),
             ),
             ApiError::Internal(detail) => internal(detail.clone()),
         }
@@ -646,15 +624,34 @@ mod tests {
                 500,
                 "InternalServerError",
             ),
-            (ApiError::DelegatedOnly, 403, "forbidden"),
             (ApiError::CopilotMethodNotAllowed, 405, "methodNotAllowed"),
             (
-                ApiError::ControlDenied(ControlRefusal::DelegatedToken),
+                ApiError::Denied(Denied::ApplicationNotSupported),
                 403,
                 "Authorization_RequestDenied",
             ),
             (
-                ApiError::ControlDenied(ControlRefusal::MissingAdminRole),
+                ApiError::Denied(Denied::DelegatedNotSupported),
+                403,
+                "Authorization_RequestDenied",
+            ),
+            (
+                ApiError::Denied(Denied::MissingPermission {
+                    claim: "scp",
+                    any_of: vec!["A"],
+                }),
+                403,
+                "Authorization_RequestDenied",
+            ),
+            (
+                ApiError::Denied(Denied::MissingRole {
+                    any_of: vec!["R".into()],
+                }),
+                403,
+                "Authorization_RequestDenied",
+            ),
+            (
+                ApiError::Denied(Denied::NotManagedByCaller),
                 403,
                 "Authorization_RequestDenied",
             ),

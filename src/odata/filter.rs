@@ -87,6 +87,40 @@ pub enum Literal {
     Guid(String),
 }
 
+/// `property eq 'value'`, for conditions the server adds itself.
+pub fn equals(property: &str, value: &str) -> Expr {
+    Expr::Compare(
+        CmpOp::Eq,
+        Operand::Property(Path {
+            segments: vec![property.to_owned()],
+            position: 0,
+        }),
+        Operand::Literal(Literal::String(value.to_owned())),
+    )
+}
+
+/// `property in ('a', 'b')`, for conditions the server adds itself.
+pub fn one_of(property: &str, values: &[&str]) -> Expr {
+    Expr::In(
+        Operand::Property(Path {
+            segments: vec![property.to_owned()],
+            position: 0,
+        }),
+        values
+            .iter()
+            .map(|v| Literal::String((*v).to_owned()))
+            .collect(),
+    )
+}
+
+/// Both conditions (either may be absent).
+pub fn and(a: Option<Expr>, b: Option<Expr>) -> Option<Expr> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Expr::And(Box::new(a), Box::new(b))),
+        (a, b) => a.or(b),
+    }
+}
+
 // ------------------------------------------------------------------ lexer
 
 #[derive(Debug, Clone, PartialEq)]

@@ -570,13 +570,14 @@ async fn application_tokens_are_refused_by_the_delegated_only_apis() {
             .send()
             .await
             .unwrap();
-        assert_graph_error(r, 403, "forbidden").await;
+        assert_graph_error(r, 403, "Authorization_RequestDenied").await;
     }
     assert!(s.policies().await.is_empty());
+    let people = s.app_token_for(TENANT_A, &["PeopleSettings.Read.All"]);
     let r = s
         .client
         .get(s.url("/copilot/settings/people/enhancedPersonalization"))
-        .bearer_auth(&app)
+        .bearer_auth(&people)
         .send()
         .await
         .unwrap();

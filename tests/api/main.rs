@@ -9,6 +9,7 @@ mod instances;
 mod manifests;
 mod odata;
 mod paging;
+mod permissions;
 mod store;
 mod support;
 mod tenancy;

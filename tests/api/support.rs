@@ -2,6 +2,7 @@
 //! Graph's error envelope.
 
 use agentry::app::Application;
+use agentry::auth::permissions;
 use agentry::auth::{CallerKind, KeyRing, TokenRequest};
 use agentry::config::ServerConfig;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -174,14 +175,43 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// A delegated token in tenant A with exactly these scopes and directory roles.
+    pub fn user_token(&self, scopes: &[&str], wids: &[&str]) -> String {
+        let mut r = token_request(TENANT_A, 3600, 0);
+        r.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        r.wids = wids.iter().map(|s| (*s).to_owned()).collect();
+        self.keys.mint(&r).expect("mint")
+    }
+
+    /// An application token in tenant A for app `app_id` with these roles.
+    pub fn app_token(&self, app_id: &str, roles: &[&str]) -> String {
+        let r = TokenRequest {
+            kind: CallerKind::Application,
+            subject: app_id.into(),
+            scopes: vec![],
+            roles: roles.iter().map(|s| (*s).to_owned()).collect(),
+            wids: vec![],
+            ..token_request(TENANT_A, 3600, 0)
+        };
+        self.keys.mint(&r).expect("mint")
+    }
+}
+
 pub fn token_request(tenant: &str, expires_in: i64, shift: i64) -> TokenRequest {
     TokenRequest {
         tenant_id: tenant.into(),
         kind: CallerKind::Delegated,
         subject: USER.into(),
-        scopes: vec!["AgentInstance.ReadWrite.All".into()],
+        scopes: permissions::all_delegated_scopes()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         roles: vec![],
-        wids: vec!["6b942400-691f-4bf0-9d12-d8a254a2baf5".into()],
+        wids: vec![
+            permissions::AGENT_REGISTRY_ADMINISTRATOR.into(),
+            permissions::GLOBAL_ADMINISTRATOR.into(),
+        ],
         issued_at: time::OffsetDateTime::now_utc().unix_timestamp() + shift,
         expires_in,
     }

@@ -1,0 +1,348 @@
+//! `agentInstances`: create, read, update (nested manifest or bind), delete,
+//! and the `agentCardManifest` and `collections` navigations.
+
+use super::{
+    ListRequest, Result, claim_managed_by, count_criteria, created, entity_response,
+    managed_filter, missing, single, updated, visible, write_context,
+};
+use crate::auth::Principal;
+use crate::auth::permissions::{Action, Grant, Managed, authorize};
+use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
+use crate::domain::{self, EntityWrite, ManifestChange, parse_write};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Caller, JsonBody, Keys, Meta, ODataQuery, PreferRepresentation};
+use crate::http::respond;
+use crate::store::{EntityKind, Relation, Stored};
+use axum::extract::State;
+use serde_json::Map;
+
+/// The instance `id` as the caller may see it (404 otherwise).
+pub(super) async fn require(
+    app: &AppState,
+    p: &Principal,
+    grant: &Grant,
+    id: &str,
+) -> Result<Stored> {
+    let stored = app.store().get_instance(&p.tenant_id, id).await?;
+    visible(grant, Managed::Instances, stored, EntityKind::Instance, id)
+}
+
+/// Adds what a nested manifest or a bind needs to the grant, and applies
+/// the manifest side of a restricted (`ManagedBy`) caller's rules.
+async fn authorize_manifest_part(
+    app: &AppState,
+    p: &Principal,
+    write: &mut EntityWrite,
+    linked: Option<Stored>,
+    grant: Grant,
+) -> Result<Grant> {
+    match &mut write.manifest {
+        Some(ManifestChange::Upsert(nested)) => {
+            let grant = grant.and(authorize(p, Action::WriteNestedManifest)?);
+            match linked {
+                // Updating the linked manifest: it must be one the caller manages.
+                Some(m) => {
+                    let mid = m.id.clone();
+                    visible(
+                        &grant,
+                        Managed::Manifests,
+                        Some(m),
+                        EntityKind::Manifest,
+                        &mid,
+                    )?;
+                    claim_managed_by(&grant, Managed::Manifests, &mut nested.props, false)?;
+                }
+                None => claim_managed_by(&grant, Managed::Manifests, &mut nested.props, true)?,
+            }
+            Ok(grant)
+        }
+        Some(ManifestChange::Bind(id)) => {
+            let grant = grant.and(authorize(p, Action::BindManifest)?);
+            if grant.restricted(Managed::Manifests).is_some() {
+                let stored = app.store().get_manifest(&p.tenant_id, id).await?;
+                visible(&grant, Managed::Manifests, stored, EntityKind::Manifest, id)?;
+            }
+            Ok(grant)
+        }
+        Some(ManifestChange::Unlink) | None => Ok(grant),
+    }
+}
+
+pub(super) async fn list(
+    State(app): State<AppState>,
+    Meta(meta): Meta,
+    Caller(p): Caller,
+    q: ODataQuery,
+) -> Result {
+    let grant = authorize(&p, Action::ListInstances)?;
+    let restrict = managed_filter(&grant, Managed::Instances);
+    let list = ListRequest {
+        app: &app,
+        meta: &meta,
+        caller: &p,
+        query: &q,
+        ty: &AGENT_INSTANCE,
+        restrict,
+    };
+    list.run(Relation::All).await
+}
+
+pub(super) async fn count(State(app): State<AppState>, Caller(p): Caller, q: ODataQuery) -> Result {
+    let grant = authorize(&p, Action::ListInstances)?;
+    let criteria = count_criteria(
+        &q,
+        &AGENT_INSTANCE,
+        managed_filter(&grant, Managed::Instances),
+    )?;
+    Ok(respond::count(
+        app.store()
+            .count_instances(&p.tenant_id, Relation::All, &criteria)
+            .await?,
+    ))
+}
+
+pub(super) async fn create(
+    State(app): State<AppState>,
+    Meta(meta): Meta,
+    Caller(p): Caller,
+    JsonBody(body): JsonBody,
+) -> Result {
+    let grant = authorize(&p, Action::CreateInstance)?;
+    let mut write = parse_write(&AGENT_INSTANCE, body, true)?;
+    claim_managed_by(&grant, Managed::Instances, &mut write.props, true)?;
+    authorize_manifest_part(&app, &p, &mut write, None, grant).await?;
+    let id = write.id.clone().unwrap_or_else(domain::new_id);
+    let stored = app
+        .store()
+        .create_instance(&p.tenant_id, &id, write, &write_context(&app, &p))
+        .await?;
+    created(&meta, &AGENT_INSTANCE, stored)
+}
+
+pub(super) async fn get_one(
+    State(app): State<AppState>,
+    Meta(meta): Meta,
+    Caller(p): Caller,
+    Keys(id): Keys<String>,
+    q: ODataQuery,
+) -> Result {
+    let grant = authorize(&p, Action::GetInstance)?;
+    single(&q, &AGENT_INSTANCE)?;
+    let stored = require(&app, &p, &grant, &id).await?;
+    entity_response(
+        &app,
+        &meta,
+        &p.tenant_id,
+        &AGENT_INSTANCE,
+        &q.options,
+        stored,
+    )
+    .await
+}
+
+pub(super) async fn update(
+    State(app): State<AppState>,
+    Meta(meta): Meta,
+    Caller(p): Caller,
+    Keys(id): Keys<String>,
+    PreferRepresentation(prefer): PreferRepresentation,
+    JsonBody(body): JsonBody,
+) -> Result {
+    let grant = authorize(&p, Action::UpdateInstance)?;
+    let mut write = parse_write(&AGENT_INSTANCE, body, false)?;
+    if grant.restricted(Managed::Instances).is_some() {
+        require(&app, &p, &grant, &id).await?;
+        claim_managed_by(&grant, Managed::Instances, &mut write.props, false)?;
+    }
+    let linked = match write.manifest {
+        Some(ManifestChange::Upsert(_)) => {
+            app.store().get_instance_manifest(&p.tenant_id, &id).await?
+        }
+        _ => None,
+    };
+    authorize_manifest_part(&app, &p, &mut write, linked, grant).await?;
+    let stored = app
+        .store()
+        .update_instance(&p.tenant_id, &id, write, &write_context(&app, &p))
+        .await?;
+    updated(&meta, &AGENT_INSTANCE, prefer, stored)
+}
+
+pub(super) async fn remove(
+    State(app): State<AppState>,
+    Caller(p): Caller,
+    Keys(id): Keys<String>,
+) -> Result {
+    let grant = authorize(&p, Action::DeleteInstance)?;
+    if grant.restricted(Managed::Instances).is_some() {
+        require(&app, &p, &grant, &id).await?;
+    }
+    app.store().delete_instance(&p.tenant_id, &id).await?;
+    Ok(respond::no_content())
+}
+
+/// The linked manifest, both objects visible to the caller.
+async fn linked_manifest(app: &AppState, p: &Principal, grant: &Grant, id: &str) -> Result<Stored> {
+    if grant.restricted(Managed::Instances).is_some() {
+        require(app, p, grant, id).await?;
+    }
+    let manifest = app
+        .store()
+        .get_instance_manifest(&p.tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::ManifestNotLinked(id.to_owned()))?;
+    let mid = manifest.id.clone();
+    visible(
+        grant,
+        Managed::Manifests,
+        Some(manifest),
+        EntityKind::Manifest,
+        &mid,
+    )
+}
+
+pub(super) async fn get_manifest(
+    State(app): State<AppState>,
+    Meta(meta): Meta,
+    Caller(p): Caller,
+    Keys(id): Keys<String>,
+    q: ODataQuery,
+) -> Result {
+    let grant = authorize(&p, Action::GetInstanceManifest)?;
+    single(&q, &AGENT_CARD_MANIFEST)?;
+    let manifest = linked_manifest(&app, &p, &grant, &id).await?;
+    entity_response(
+        &app,
+        &meta,
+        &p.tenant_id,
+        &AGENT_CARD_MANIFEST,
+        &q.options,
+        manifest,
+    )
+    .await
+}
+
+pub(super) async fn update_manifest(
+    State(app): State<AppState>,
+    Meta(meta): Meta,
+    Caller(p): Caller,
+    Keys(id): Keys<String>,
+    JsonBody(body): JsonBody,
+) -> Result {
+    let grant = authorize(&p, Action::UpdateInstanceManifest)?;
+    let mut write = parse_write(&AGENT_CARD_MANIFEST, body, false)?;
+    claim_managed_by(&grant, Managed::Manifests, &mut write.props, false)?;
+    let manifest = linked_manifest(&app, &p, &grant, &id).await?;
+    let stored = app
+        .store()
+        .update_manifest(
+            &p.tenant_id,
+            &manifest.id,
+            write.props,
+            &write_context(&app, &p),
+        )
+        .await?;
+    updated(&meta, &AGENT_CARD_MANIFEST, true, stored)
+}
+
+/// Unlinks the manifest; the manifest itself stays.
+pub(super) async fn unlink_manifest(
+    State(app): State<AppState>,
+    Caller(p): Caller,
+    Keys(id): Keys<String>,
+) -> Result {
+    let grant = authorize(&p, Action::UnlinkInstanceManifest)?;
+    if grant.restricted(Managed::Instances).is_some() {
+        require(&app, &p, &grant, &id).await?;
+    }
+    if app
+        .store()
+        .get_instance_manifest(&p.tenant_id, &id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::ManifestNotLinked(id));
+    }
+    let write = EntityWrite {
+        id: None,
+        props: Map::new(),
+        manifest: Some(ManifestChange::Unlink),
+    };
+    app.store()
+        .update_instance(&p.tenant_id, &id, write, &write_context(&app, &p))
+        .await?;
+    Ok(respond::no_content())
+}
+
+pub(super) async fn list_collections(
+    State(app): State<AppState>,
+    Meta(meta): Meta,
+    Caller(p): Caller,
+    Keys(id): Keys<String>,
+    q: ODataQuery,
+) -> Result {
+    let grant = authorize(&p, Action::ListInstanceCollections)?;
+    if grant.restricted(Managed::Instances).is_some() {
+        require(&app, &p, &grant, &id).await?;
+    }
+    let list = ListRequest {
+        app: &app,
+        meta: &meta,
+        caller: &p,
+        query: &q,
+        ty: &AGENT_COLLECTION,
+        restrict: None,
+    };
+    list.run(Relation::CollectionsOf(&id)).await
+}
+
+pub(super) async fn count_collections(
+    State(app): State<AppState>,
+    Caller(p): Caller,
+    Keys(id): Keys<String>,
+    q: ODataQuery,
+) -> Result {
+    let grant = authorize(&p, Action::ListInstanceCollections)?;
+    if grant.restricted(Managed::Instances).is_some() {
+        require(&app, &p, &grant, &id).await?;
+    }
+    let criteria = count_criteria(&q, &AGENT_COLLECTION, None)?;
+    Ok(respond::count(
+        app.store()
+            .count_collections(&p.tenant_id, Relation::CollectionsOf(&id), &criteria)
+            .await?,
+    ))
+}
+
+pub(super) async fn get_collection(
+    State(app): State<AppState>,
+    Meta(meta): Meta,
+    Caller(p): Caller,
+    Keys((id, cid)): Keys<(String, String)>,
+    q: ODataQuery,
+) -> Result {
+    let grant = authorize(&p, Action::ListInstanceCollections)?;
+    single(&q, &AGENT_COLLECTION)?;
+    require(&app, &p, &grant, &id).await?;
+    let collection = app
+        .store()
+        .get_collection(&p.tenant_id, &cid)
+        .await?
+        .ok_or_else(|| missing(EntityKind::Collection, &cid))?;
+    if !app.store().is_member(&p.tenant_id, &cid, &id).await? {
+        return Err(ApiError::NotInCollection {
+            instance: id,
+            collection: cid,
+        });
+    }
+    entity_response(
+        &app,
+        &meta,
+        &p.tenant_id,
+        &AGENT_COLLECTION,
+        &q.options,
+        collection,
+    )
+    .await
+}

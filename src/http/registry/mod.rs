@@ -1,0 +1,493 @@
+//! `/beta/agentRegistry`: agent instances, card manifests, collections and
+//! membership. Each handler checks the caller against the permission table,
+//! checks the request's shape, asks the domain to validate the body and the
+//! store to do the work, and shapes the answer.
+//!
+//! - [`instances`]: `agentInstances` and their manifest and collections navigations.
+//! - [`manifests`]: the `agentCardManifests` set.
+//! - [`collections`]: `agentCollections` and membership, on both documented paths.
+
+mod collections;
+mod instances;
+mod manifests;
+
+use super::AppState;
+use super::conventions::RequestMeta;
+use super::error::ApiError;
+use super::extract::{Caller, JsonBody, Meta, ODataQuery};
+use super::respond;
+use crate::auth::Principal;
+use crate::auth::permissions::{Action, Denied, Grant, Managed, authorize};
+use crate::domain::schema::EntityType;
+use crate::domain::{DomainError, WriteContext};
+use crate::odata::filter::{self, Expr};
+use crate::odata::{DEFAULT_TOP, ODataError, QueryOptions, SkipToken};
+use crate::store::{Criteria, EntityKind, ListQuery, Page, Relation, StoreError, Stored};
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{MethodRouter, delete, get, post};
+use serde_json::{Map, Value};
+
+/// Related entities expanded inline are capped at this many.
+const MAX_EXPANDED: usize = 100;
+
+type Result<T = Response> = std::result::Result<T, ApiError>;
+
+pub fn singleton() -> MethodRouter<AppState> {
+    get(get_registry).patch(patch_registry)
+}
+
+pub fn routes() -> Router<AppState> {
+    use collections as c;
+    use instances as i;
+    use manifests as m;
+    Router::new()
+        .route("/agentInstances", get(i::list).post(i::create))
+        .route("/agentInstances/$count", get(i::count))
+        .route(
+            "/agentInstances/{id}",
+            get(i::get_one).patch(i::update).delete(i::remove),
+        )
+        .route(
+            "/agentInstances/{id}/agentCardManifest",
+            get(i::get_manifest)
+                .patch(i::update_manifest)
+                .delete(i::unlink_manifest),
+        )
+        .route("/agentInstances/{id}/collections", get(i::list_collections))
+        .route(
+            "/agentInstances/{id}/collections/$count",
+            get(i::count_collections),
+        )
+        .route(
+            "/agentInstances/{id}/collections/{cid}",
+            get(i::get_collection),
+        )
+        .route(
+            "/agentInstances/{id}/collections/{cid}/members",
+            get(c::doc_list_members).post(c::doc_add_member_entity),
+        )
+        .route(
+            "/agentInstances/{id}/collections/{cid}/members/$ref",
+            post(c::doc_add_member_ref),
+        )
+        .route(
+            "/agentInstances/{id}/collections/{cid}/members/{mid}",
+            get(c::doc_get_member).delete(c::doc_remove_member),
+        )
+        .route(
+            "/agentInstances/{id}/collections/{cid}/members/{mid}/$ref",
+            delete(c::doc_remove_member),
+        )
+        .route("/agentCardManifests", get(m::list).post(m::create))
+        .route("/agentCardManifests/$count", get(m::count))
+        .route(
+            "/agentCardManifests/{id}",
+            get(m::get_one).patch(m::update).delete(m::remove),
+        )
+        .route("/agentCollections", get(c::list).post(c::create))
+        .route("/agentCollections/$count", get(c::count))
+        .route(
+            "/agentCollections/{id}",
+            get(c::get_one).patch(c::update).delete(c::remove),
+        )
+        .route(
+            "/agentCollections/{id}/members",
+            get(c::list_members).post(c::add_member_entity),
+        )
+        .route(
+            "/agentCollections/{id}/members/$count",
+            get(c::count_members),
+        )
+        .route(
+            "/agentCollections/{id}/members/$ref",
+            post(c::add_member_ref),
+        )
+        .route(
+            "/agentCollections/{id}/members/{mid}",
+            get(c::get_member).delete(c::remove_member),
+        )
+        .route(
+            "/agentCollections/{id}/members/{mid}/$ref",
+            delete(c::remove_member),
+        )
+}
+
+fn write_context(app: &AppState, caller: &Principal) -> WriteContext {
+    WriteContext {
+        now: app.now(),
+        actor: caller.actor_id().map(str::to_owned),
+    }
+}
+
+/// Navigation properties each entity type can expand.
+fn expandable(ty: &EntityType) -> &'static [&'static str] {
+    match ty.entity_set {
+        "agentInstances" => &["agentCardManifest", "collections"],
+        "agentCollections" => &["members"],
+        _ => &[],
+    }
+}
+
+fn missing(kind: EntityKind, id: &str) -> ApiError {
+    StoreError::NotFound {
+        kind,
+        id: id.to_owned(),
+    }
+    .into()
+}
+
+// ---------------------------------------------------------------- ManagedBy
+
+/// `managedBy` of a stored document.
+fn managed_by_of(stored: &Stored) -> Option<String> {
+    stored
+        .parse()
+        .get("managedBy")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// An object the caller may see: a caller restricted to the objects it
+/// manages sees the others as absent (404 rather than 403, which would
+/// disclose them).
+fn visible(
+    grant: &Grant,
+    kind: Managed,
+    stored: Option<Stored>,
+    entity: EntityKind,
+    id: &str,
+) -> Result<Stored> {
+    let stored = stored.ok_or_else(|| missing(entity, id))?;
+    if grant.restricted(kind).is_some()
+        && grant
+            .check_object(kind, managed_by_of(&stored).as_deref())
+            .is_err()
+    {
+        return Err(missing(entity, id));
+    }
+    Ok(stored)
+}
+
+/// The condition a restricted caller's lists get: `managedBy eq '<app id>'`.
+fn managed_filter(grant: &Grant, kind: Managed) -> Option<Expr> {
+    grant
+        .restricted(kind)
+        .map(|app| filter::equals("managedBy", app))
+}
+
+/// On create, a restricted caller's objects are managed by it: an absent
+/// `managedBy` becomes the caller's app id; another value is refused.
+/// On update, `managedBy` may only be set to the caller's own id.
+fn claim_managed_by(
+    grant: &Grant,
+    kind: Managed,
+    props: &mut Map<String, Value>,
+    creating: bool,
+) -> Result<()> {
+    let Some(app) = grant.restricted(kind) else {
+        return Ok(());
+    };
+    match props.get("managedBy") {
+        None | Some(Value::Null) if creating => {
+            props.insert("managedBy".into(), Value::String(app.to_owned()));
+            Ok(())
+        }
+        None => Ok(()),
+        Some(Value::String(v)) if v == app => Ok(()),
+        Some(_) => Err(Denied::NotManagedByCaller.into()),
+    }
+}
+
+// ---------------------------------------------------------------- shaping
+
+/// The JSON text of one entity as the query asks for it: the stored text
+/// untouched when nothing reshapes it, else projected and expanded.
+async fn shape(
+    app: &AppState,
+    tenant: &str,
+    ty: &'static EntityType,
+    q: &QueryOptions,
+    stored: Stored,
+) -> Result<String> {
+    if !q.reshapes() {
+        return Ok(stored.doc);
+    }
+    let doc = stored.parse();
+    let mut out = respond::project(doc, q.select.as_deref());
+    for e in &q.expand {
+        let nested = e.select.as_deref();
+        let first = ListQuery::first(MAX_EXPANDED);
+        let value = match (ty.entity_set, e.navigation.as_str()) {
+            ("agentInstances", "agentCardManifest") => app
+                .store()
+                .get_instance_manifest(tenant, &stored.id)
+                .await?
+                .map_or(Value::Null, |m| {
+                    Value::Object(respond::project(m.parse(), nested))
+                }),
+            ("agentInstances", "collections") => {
+                let page = app
+                    .store()
+                    .list_collections(tenant, Relation::CollectionsOf(&stored.id), &first)
+                    .await?;
+                projected_array(page, nested)
+            }
+            ("agentCollections", "members") => {
+                let page = app
+                    .store()
+                    .list_instances(tenant, Relation::MembersOf(&stored.id), &first)
+                    .await?;
+                projected_array(page, nested)
+            }
+            _ => continue,
+        };
+        out.insert(e.navigation.clone(), value);
+    }
+    Ok(Value::Object(out).to_string())
+}
+
+fn projected_array(page: Page, select: Option<&[String]>) -> Value {
+    Value::Array(
+        page.items
+            .into_iter()
+            .map(|s| Value::Object(respond::project(s.parse(), select)))
+            .collect(),
+    )
+}
+
+async fn entity_response(
+    app: &AppState,
+    meta: &RequestMeta,
+    tenant: &str,
+    ty: &'static EntityType,
+    q: &QueryOptions,
+    stored: Stored,
+) -> Result {
+    let context = respond::context_url(
+        meta,
+        ty.entity_set,
+        &format!("{}/$entity", q.context_projection()),
+    );
+    let text = shape(app, tenant, ty, q, stored).await?;
+    Ok(respond::json(
+        StatusCode::OK,
+        respond::entity_body(&context, &text),
+    ))
+}
+
+fn created(meta: &RequestMeta, ty: &'static EntityType, stored: Stored) -> Result {
+    let context = respond::context_url(meta, ty.entity_set, "/$entity");
+    let mut response = respond::json(
+        StatusCode::CREATED,
+        respond::entity_body(&context, &stored.doc),
+    );
+    let key = percent_encoding::utf8_percent_encode(&stored.id, percent_encoding::NON_ALPHANUMERIC);
+    let location = format!(
+        "{}/agentRegistry/{}/{key}",
+        meta.service_root(),
+        ty.entity_set
+    );
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// 204, or 200 with the entity when the client prefers a representation.
+fn updated(meta: &RequestMeta, ty: &'static EntityType, prefer: bool, stored: Stored) -> Result {
+    if !prefer {
+        return Ok(respond::no_content());
+    }
+    let context = respond::context_url(meta, ty.entity_set, "/$entity");
+    let mut response = respond::json(StatusCode::OK, respond::entity_body(&context, &stored.doc));
+    response.headers_mut().insert(
+        "preference-applied",
+        HeaderValue::from_static("return=representation"),
+    );
+    Ok(response)
+}
+
+/// Checks the options of a single-entity request.
+fn single(q: &ODataQuery, ty: &'static EntityType) -> Result<()> {
+    q.options.for_single_entity()?;
+    q.options.check_shape(ty, expandable(ty))?;
+    Ok(())
+}
+
+/// The rows a `/$count` segment counts: `$filter` and `$search` apply (with
+/// the server's own `restrict`), other options do not.
+fn count_criteria(
+    q: &ODataQuery,
+    ty: &'static EntityType,
+    restrict: Option<Expr>,
+) -> Result<Criteria> {
+    let o = &q.options;
+    let refused = [
+        ("$top", o.top.is_some()),
+        ("$skip", o.skip.is_some()),
+        ("$skiptoken", o.skiptoken.is_some()),
+        ("$count", o.count),
+        ("$orderby", !o.orderby.is_empty()),
+        ("$select", o.select.is_some()),
+        ("$expand", !o.expand.is_empty()),
+    ];
+    if let Some((name, _)) = refused.iter().find(|(_, present)| *present) {
+        return Err(ODataError::NotApplicable(name).into());
+    }
+    o.check_shape(ty, &[])?;
+    if o.search.is_some() && !q.eventual {
+        return Err(ODataError::SearchNeedsConsistencyLevel.into());
+    }
+    Ok(Criteria {
+        filter: filter::and(restrict, o.filter.clone()),
+        search: o.search.clone(),
+    })
+}
+
+/// A collection answer: one page, its next link, and the count when asked.
+struct ListRequest<'a> {
+    app: &'a AppState,
+    meta: &'a RequestMeta,
+    caller: &'a Principal,
+    query: &'a ODataQuery,
+    ty: &'static EntityType,
+    /// A condition the server adds (what a restricted caller may see).
+    restrict: Option<Expr>,
+}
+
+impl ListRequest<'_> {
+    fn page_query(&self) -> Result<ListQuery> {
+        let q = &self.query.options;
+        q.check_shape(self.ty, expandable(self.ty))?;
+        if q.search.is_some() && !self.query.eventual {
+            return Err(ODataError::SearchNeedsConsistencyLevel.into());
+        }
+        let after = match &q.skiptoken {
+            Some(raw) => Some(self.app.paging().open(raw, &self.scope())?.cursor),
+            None => None,
+        };
+        Ok(ListQuery {
+            criteria: self.criteria(),
+            order: q.orderby.clone(),
+            after,
+            skip: if q.skiptoken.is_some() {
+                0
+            } else {
+                q.skip.unwrap_or(0)
+            },
+            limit: q.top.unwrap_or(DEFAULT_TOP),
+        })
+    }
+
+    fn criteria(&self) -> Criteria {
+        Criteria {
+            filter: filter::and(self.restrict.clone(), self.query.options.filter.clone()),
+            search: self.query.options.search.clone(),
+        }
+    }
+
+    /// Binds a paging token to the tenant, the list and the query.
+    fn scope(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.caller.tenant_id, self.query.path, self.query.options.criteria_text
+        )
+    }
+
+    /// Pages `relation` with the request's options.
+    async fn run(&self, relation: Relation<'_>) -> Result {
+        let q = self.page_query()?;
+        let store = self.app.store();
+        let tenant = &self.caller.tenant_id;
+        let (page, count) = match self.ty.entity_set {
+            "agentInstances" => (
+                store.list_instances(tenant, relation, &q).await?,
+                self.wants_count(store.count_instances(tenant, relation, &q.criteria))
+                    .await?,
+            ),
+            "agentCardManifests" => (
+                store.list_manifests(tenant, &q).await?,
+                self.wants_count(store.count_manifests(tenant, &q.criteria))
+                    .await?,
+            ),
+            _ => (
+                store.list_collections(tenant, relation, &q).await?,
+                self.wants_count(store.count_collections(tenant, relation, &q.criteria))
+                    .await?,
+            ),
+        };
+        self.respond(page, count).await
+    }
+
+    async fn wants_count(
+        &self,
+        count: impl std::future::Future<Output = std::result::Result<u64, StoreError>>,
+    ) -> Result<Option<u64>> {
+        if self.query.options.count {
+            Ok(Some(count.await?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    async fn respond(&self, page: Page, count: Option<u64>) -> Result {
+        let q = &self.query.options;
+        let next = match (page.more, page.last) {
+            (true, Some(cursor)) => {
+                let token = self.app.paging().seal(&SkipToken {
+                    scope: self.scope(),
+                    cursor,
+                });
+                Some(respond::next_link(
+                    self.meta,
+                    &self.query.path,
+                    self.query.raw.as_deref(),
+                    &token,
+                ))
+            }
+            _ => None,
+        };
+        let mut items = Vec::with_capacity(page.items.len());
+        for stored in page.items {
+            items.push(shape(self.app, &self.caller.tenant_id, self.ty, q, stored).await?);
+        }
+        let context = respond::context_url(self.meta, self.ty.entity_set, &q.context_projection());
+        Ok(respond::json(
+            StatusCode::OK,
+            respond::collection_body(&context, count, next.as_deref(), &items),
+        ))
+    }
+}
+
+// ---------------------------------------------------------------- singleton
+
+async fn get_registry(Meta(meta): Meta, Caller(p): Caller, q: ODataQuery) -> Result {
+    authorize(&p, Action::GetRegistry)?;
+    if q.options.reshapes() {
+        return Err(ODataError::NotImplemented("$select and $expand on agentRegistry").into());
+    }
+    q.options.for_single_entity()?;
+    let context = format!("{}/$metadata#agentRegistry/$entity", meta.service_root());
+    Ok(respond::json(
+        StatusCode::OK,
+        respond::entity_body(&context, "{}"),
+    ))
+}
+
+/// The singleton has no writable property: an empty object is accepted.
+async fn patch_registry(Caller(p): Caller, JsonBody(body): JsonBody) -> Result {
+    authorize(&p, Action::UpdateRegistry)?;
+    let Value::Object(map) = body else {
+        return Err(DomainError::NotAnObject.into());
+    };
+    if let Some(key) = map.keys().find(|k| !k.starts_with('@')) {
+        return Err(DomainError::UnknownProperty {
+            property: key.clone(),
+            type_name: "microsoft.graph.agentRegistry",
+        }
+        .into());
+    }
+    Ok(respond::no_content())
+}
