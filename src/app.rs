@@ -44,7 +44,10 @@ impl Application {
         config: &ServerConfig,
         clock: SharedClock,
     ) -> Result<Self, StartError> {
-        let keys = Arc::new(KeyRing::load_or_create(&config.data_dir)?);
+        let keys = Arc::new(KeyRing::load_with_skew(
+            &config.data_dir,
+            config.clock_skew_seconds,
+        )?);
         let store = store::open(&config.database_url)?;
         if let Some(path) = &config.seed {
             let now = crate::clock::entity_timestamp(clock.now());

@@ -1,6 +1,7 @@
 //! The `agentry` command line: `serve` and `token`.
 
 use crate::app::{Application, shutdown_signal};
+use crate::auth::apps::AppRegistration;
 use crate::auth::permissions;
 use crate::auth::{CallerKind, KeyRing, TokenRequest};
 use crate::config::{self, FileConfig, Overrides};
@@ -36,6 +37,40 @@ enum Command {
     Serve(ServeArgs),
     /// Print a signed access token for this server.
     Token(TokenArgs),
+    /// Manage applications of the built-in identity provider.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Manage the signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// Register an application for the client-credentials flow; prints its client id and secret (shown once).
+    Add(AppAddArgs),
+}
+
+#[derive(Debug, Args)]
+struct AppAddArgs {
+    /// A display name.
+    #[arg(long)]
+    name: String,
+    /// Application permissions granted (space or comma separated) [default: every one but *.ManagedBy and Agentry.Admin].
+    #[arg(long)]
+    roles: Option<String>,
+    /// Tenant id the application belongs to.
+    #[arg(long, default_value = DEFAULT_TENANT)]
+    tenant: String,
+    /// Database URL [default: sqlite://<data-dir>/agentry.db].
+    #[arg(long, env = "AGENTRY_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key current; tokens signed by the old one stay valid until they expire.
+    Rotate,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +96,9 @@ struct ServeArgs {
     /// Refuse Copilot setting values outside each setting's allowed set [default: false].
     #[arg(long, env = "AGENTRY_COPILOT_STRICT_VALUES")]
     copilot_strict_values: Option<bool>,
+    /// Seconds of clock difference tolerated on token exp and nbf [default: 60].
+    #[arg(long, env = "AGENTRY_CLOCK_SKEW_SECONDS")]
+    clock_skew_seconds: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -117,8 +155,47 @@ pub fn run() -> anyhow::Result<()> {
                 seed: args.seed,
                 copilot_max_group_policies: args.copilot_max_group_policies,
                 copilot_strict_values: args.copilot_strict_values,
+                clock_skew_seconds: args.clock_skew_seconds,
             };
             serve(config::resolve(file, over))
+        }
+        Command::App(AppCommand::Add(args)) => {
+            let over = Overrides {
+                data_dir: cli.data_dir,
+                database_url: args.database_url,
+                ..Overrides::default()
+            };
+            let config = config::resolve(file, over);
+            let roles = list(args.roles.as_deref(), &permissions::all_application_roles());
+            let now = crate::clock::entity_timestamp(time::OffsetDateTime::now_utc());
+            let new = AppRegistration::create(&args.tenant, &args.name, roles, now);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let store = crate::store::open(&config.database_url)?;
+                let created = store.create_app(new.registration.clone()).await;
+                store.close().await;
+                created
+            })?;
+            let r = &new.registration;
+            println!("client id:     {}", r.client_id);
+            println!("client secret: {}", new.secret);
+            println!("tenant:        {}", r.tenant_id);
+            println!("roles:         {}", r.roles.join(" "));
+            println!("The secret is shown only now; Agentry keeps a salted hash of it.");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let data_dir = cli
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
+            let kid = KeyRing::rotate(&data_dir)?;
+            println!(
+                "new signing key {kid}; the previous key keeps validating its tokens for 24 hours"
+            );
+            Ok(())
         }
         Command::Token(args) => {
             let data_dir = cli

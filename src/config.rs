@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub copilot: CopilotRules,
     /// A JSON file of objects to load at start (see `docs/seed.md`).
     pub seed: Option<PathBuf>,
+    /// Seconds of clock difference tolerated on token `exp` and `nbf`.
+    pub clock_skew_seconds: u64,
 }
 
 impl ServerConfig {
@@ -43,6 +45,7 @@ impl ServerConfig {
             trust_proxy: false,
             copilot: CopilotRules::default(),
             seed: None,
+            clock_skew_seconds: crate::auth::DEFAULT_CLOCK_SKEW_SECONDS,
         }
     }
 }
@@ -62,6 +65,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub trust_proxy: Option<bool>,
     pub seed: Option<PathBuf>,
+    pub clock_skew_seconds: Option<u64>,
     #[serde(default)]
     pub copilot: FileCopilot,
 }
@@ -114,6 +118,7 @@ pub struct Overrides {
     pub max_body_bytes: Option<usize>,
     pub trust_proxy: Option<bool>,
     pub seed: Option<PathBuf>,
+    pub clock_skew_seconds: Option<u64>,
     pub copilot_max_group_policies: Option<usize>,
     pub copilot_strict_values: Option<bool>,
 }
@@ -151,6 +156,10 @@ pub fn resolve(file: FileConfig, over: Overrides) -> ServerConfig {
                 .unwrap_or(false),
         },
         seed: over.seed.or(file.seed),
+        clock_skew_seconds: over
+            .clock_skew_seconds
+            .or(file.clock_skew_seconds)
+            .unwrap_or(crate::auth::DEFAULT_CLOCK_SKEW_SECONDS),
     }
 }
 

@@ -2,10 +2,14 @@
 //! `agentry token`, and verifying the bearer tokens of incoming requests into a
 //! [`Principal`] that the HTTP layer hands to every handler.
 
+pub mod apps;
 mod keys;
 pub mod permissions;
 
-pub use keys::{KeyError, KeyRing, TokenRequest};
+pub use keys::{
+    DEFAULT_CLOCK_SKEW_SECONDS, Jwk, KeyError, KeyRing, MAX_TOKEN_LIFETIME_SECONDS, TokenRequest,
+    issuer,
+};
 
 /// The audience Microsoft Graph tokens carry; Agentry accepts both spellings.
 pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
@@ -57,6 +61,8 @@ pub enum AuthError {
     Expired,
     #[error("the token is for another audience")]
     InvalidAudience,
+    #[error("the token comes from another issuer")]
+    InvalidIssuer,
     #[error("the token carries neither scp nor roles")]
     NoPermissionClaims,
 }

@@ -102,6 +102,7 @@ impl ApiError {
                     AuthError::InvalidAudience => {
                         "Access token validation failure. Invalid audience."
                     }
+                    AuthError::InvalidIssuer => "Access token validation failure. Invalid issuer.",
                     AuthError::NoPermissionClaims => {
                         return report(
                             S::FORBIDDEN,
@@ -374,6 +375,11 @@ mod tests {
             ),
             (
                 ApiError::Auth(AuthError::Expired),
+                401,
+                "InvalidAuthenticationToken",
+            ),
+            (
+                ApiError::Auth(AuthError::InvalidIssuer),
                 401,
                 "InvalidAuthenticationToken",
             ),

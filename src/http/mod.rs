@@ -13,6 +13,7 @@ pub mod conventions;
 mod copilot;
 pub mod error;
 pub mod extract;
+mod identity;
 mod registry;
 pub mod respond;
 
@@ -117,6 +118,7 @@ pub fn service(state: AppState) -> Router {
             copilot::limited_mode(),
         )
         .nest("/_agentry/copilot", control::routes())
+        .merge(identity::routes())
         .fallback(unknown_path)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());

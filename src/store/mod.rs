@@ -276,6 +276,13 @@ pub trait Store: Send + Sync + 'static {
         ctx: &WriteContext,
     ) -> Result<Map<String, Value>, StoreError>;
 
+    // Application registrations of the built-in identity provider
+    async fn create_app(&self, app: crate::auth::apps::AppRegistration) -> Result<(), StoreError>;
+    async fn get_app(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<crate::auth::apps::AppRegistration>, StoreError>;
+
     /// Whether the database answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Finishes queued writes and closes the database cleanly.

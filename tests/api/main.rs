@@ -5,6 +5,7 @@ mod collections;
 mod conventions;
 mod copilot;
 mod durability;
+mod identity;
 mod instances;
 mod manifests;
 mod odata;

@@ -11,6 +11,7 @@ mod query;
 mod writer;
 
 use super::{Criteria, EntityKind, ListQuery, Page, Relation, Store, StoreError, Stored};
+use crate::auth::apps::AppRegistration;
 use crate::domain::copilot::{
     CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
 };
@@ -31,6 +32,7 @@ use writer::Writer;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_registry.sql"),
     include_str!("migrations/0002_copilot_policies.sql"),
+    include_str!("migrations/0003_app_registrations.sql"),
 ];
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 32;
@@ -961,6 +963,35 @@ impl Store for SqliteStore {
         self.writer
             .write(move |conn| policies::patch_tenant_setting(conn, &tenant, kind, &patch, &ctx))
             .await
+    }
+
+    async fn create_app(&self, app: AppRegistration) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| {
+                let doc =
+                    serde_json::to_string(&app).map_err(|e| StoreError::Internal(e.to_string()))?;
+                conn.prepare_cached(
+                    "INSERT INTO app_registrations (client_id, tenant_id, doc) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut s| s.execute(params![app.client_id, app.tenant_id, doc]))
+                .map_err(sql_error)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_app(&self, client_id: &str) -> Result<Option<AppRegistration>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT doc FROM app_registrations WHERE client_id = ?1")
+                .map_err(sql_error)?;
+            let doc: Option<String> = stmt
+                .query_row(params![client_id], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?;
+            doc.map(|d| serde_json::from_str(&d).map_err(|e| StoreError::Internal(e.to_string())))
+                .transpose()
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
