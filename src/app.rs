@@ -23,6 +23,8 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
 }
@@ -30,6 +32,7 @@ pub enum StartError {
 /// A server that has bound its port and opened its database, ready to run.
 pub struct Application {
     listener: TcpListener,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
     state: AppState,
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,
@@ -73,14 +76,25 @@ impl Application {
                     addr: config.listen.clone(),
                     source,
                 })?;
+        let files = match (&config.tls, config.tls_self_signed) {
+            (Some(files), _) => Some(files.clone()),
+            (None, true) => Some(crate::tls::self_signed(&config.data_dir)?),
+            (None, false) => None,
+        };
+        let tls = match &files {
+            Some(f) => Some(crate::tls::load(f).await?),
+            None => None,
+        };
         let settings = HttpSettings {
             max_body_bytes: config.max_body_bytes,
             trust_proxy: config.trust_proxy,
+            https: tls.is_some(),
             copilot: config.copilot,
         };
         let state = AppState::new(store.clone(), keys.clone(), clock, settings);
         Ok(Self {
             listener,
+            tls,
             state,
             store,
             keys,
@@ -98,6 +112,11 @@ impl Application {
         self.keys.clone()
     }
 
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// Serves until `shutdown` resolves, lets in-flight requests finish, then
     /// closes the database cleanly.
     pub async fn run_until(
@@ -105,9 +124,34 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let service = crate::http::service(self.state);
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = match self.tls {
+            None => {
+                axum::serve(self.listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+                });
+                match self
+                    .listener
+                    .into_std()
+                    .and_then(|l| axum_server::from_tcp_rustls(l, tls))
+                {
+                    Ok(server) => {
+                        server
+                            .handle(handle)
+                            .serve(service.into_make_service())
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
         self.store.close().await;
         served.map_err(StartError::Serve)
     }

@@ -99,6 +99,15 @@ struct ServeArgs {
     /// Seconds of clock difference tolerated on token exp and nbf [default: 60].
     #[arg(long, env = "AGENTRY_CLOCK_SKEW_SECONDS")]
     clock_skew_seconds: Option<u64>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "AGENTRY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "AGENTRY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate for localhost, kept in <data-dir>/tls.
+    #[arg(long, env = "AGENTRY_TLS_SELF_SIGNED")]
+    tls_self_signed: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +165,9 @@ pub fn run() -> anyhow::Result<()> {
                 copilot_max_group_policies: args.copilot_max_group_policies,
                 copilot_strict_values: args.copilot_strict_values,
                 clock_skew_seconds: args.clock_skew_seconds,
+                tls_cert: args.tls_cert,
+                tls_key: args.tls_key,
+                tls_self_signed: args.tls_self_signed,
             };
             serve(config::resolve(file, over))
         }
@@ -246,13 +258,14 @@ fn serve(config: config::ServerConfig) -> anyhow::Result<()> {
     runtime.block_on(async {
         let app = Application::build(&config).await?;
         let addr = app.local_addr();
+        let scheme = app.scheme();
         let data_dir = config.data_dir.display();
         // The banner is a courtesy: a closed stdout must not stop the server.
         let banner = format!(
-            "Agentry is serving Microsoft Graph beta at http://{addr}/beta\n  \
+            "Agentry is serving Microsoft Graph beta at {scheme}://{addr}/beta\n  \
              database:    {}\n  \
              get a token: agentry token --data-dir {data_dir}\n  \
-             try:         curl -H \"Authorization: Bearer $(agentry token --data-dir {data_dir})\" http://{addr}/beta/agentRegistry/agentInstances\n",
+             try:         curl -H \"Authorization: Bearer $(agentry token --data-dir {data_dir})\" {scheme}://{addr}/beta/agentRegistry/agentInstances\n",
             config.database_url
         );
         let mut out = std::io::stdout().lock();

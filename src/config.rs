@@ -31,6 +31,10 @@ pub struct ServerConfig {
     pub seed: Option<PathBuf>,
     /// Seconds of clock difference tolerated on token `exp` and `nbf`.
     pub clock_skew_seconds: u64,
+    /// Serve HTTPS with these files.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// Serve HTTPS with a self-signed certificate kept in the data folder.
+    pub tls_self_signed: bool,
 }
 
 impl ServerConfig {
@@ -46,6 +50,8 @@ impl ServerConfig {
             copilot: CopilotRules::default(),
             seed: None,
             clock_skew_seconds: crate::auth::DEFAULT_CLOCK_SKEW_SECONDS,
+            tls: None,
+            tls_self_signed: false,
         }
     }
 }
@@ -66,6 +72,9 @@ pub struct FileConfig {
     pub trust_proxy: Option<bool>,
     pub seed: Option<PathBuf>,
     pub clock_skew_seconds: Option<u64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: Option<bool>,
     #[serde(default)]
     pub copilot: FileCopilot,
 }
@@ -119,6 +128,9 @@ pub struct Overrides {
     pub trust_proxy: Option<bool>,
     pub seed: Option<PathBuf>,
     pub clock_skew_seconds: Option<u64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: Option<bool>,
     pub copilot_max_group_policies: Option<usize>,
     pub copilot_strict_values: Option<bool>,
 }
@@ -160,6 +172,17 @@ pub fn resolve(file: FileConfig, over: Overrides) -> ServerConfig {
             .clock_skew_seconds
             .or(file.clock_skew_seconds)
             .unwrap_or(crate::auth::DEFAULT_CLOCK_SKEW_SECONDS),
+        tls: match (
+            over.tls_cert.or(file.tls_cert),
+            over.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            _ => None,
+        },
+        tls_self_signed: over
+            .tls_self_signed
+            .or(file.tls_self_signed)
+            .unwrap_or(false),
     }
 }
 

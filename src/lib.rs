@@ -24,3 +24,4 @@ pub mod http;
 pub mod odata;
 pub mod seed;
 pub mod store;
+pub mod tls;

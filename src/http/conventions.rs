@@ -44,7 +44,7 @@ pub async fn graph_conventions(
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID)
             .map(str::to_owned),
-        origin: origin(req.headers(), app.trust_proxy()),
+        origin: origin(req.headers(), app.trust_proxy(), app.scheme()),
     };
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -106,7 +106,7 @@ fn authenticate(
     app.keys().verify(token)
 }
 
-fn origin(headers: &HeaderMap, trust_proxy: bool) -> String {
+fn origin(headers: &HeaderMap, trust_proxy: bool, scheme: &str) -> String {
     let get = |name: &str| {
         headers
             .get(name)
@@ -121,7 +121,7 @@ fn origin(headers: &HeaderMap, trust_proxy: bool) -> String {
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    let proto = forwarded("x-forwarded-proto").unwrap_or("http");
+    let proto = forwarded("x-forwarded-proto").unwrap_or(scheme);
     let host = forwarded("x-forwarded-host")
         .or_else(|| get("host"))
         .filter(|h| {
@@ -208,10 +208,11 @@ mod tests {
             ("x-forwarded-host", "graph.example"),
             ("x-forwarded-proto", "https"),
         ]);
-        assert_eq!(origin(&h, false), "http://127.0.0.1:7171");
-        assert_eq!(origin(&h, true), "https://graph.example");
+        assert_eq!(origin(&h, false, "http"), "http://127.0.0.1:7171");
+        assert_eq!(origin(&h, false, "https"), "https://127.0.0.1:7171");
+        assert_eq!(origin(&h, true, "http"), "https://graph.example");
         assert_eq!(
-            origin(&headers(&[("host", "evil\"host")]), false),
+            origin(&headers(&[("host", "evil\"host")]), false, "http"),
             "http://localhost"
         );
     }

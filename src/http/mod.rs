@@ -44,6 +44,7 @@ struct Inner {
     clock: SharedClock,
     max_body_bytes: usize,
     trust_proxy: bool,
+    https: bool,
     copilot: CopilotRules,
 }
 
@@ -52,6 +53,8 @@ struct Inner {
 pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub trust_proxy: bool,
+    /// Served over TLS: absolute URLs use `https`.
+    pub https: bool,
     pub copilot: CopilotRules,
 }
 
@@ -71,6 +74,7 @@ impl AppState {
                 clock,
                 max_body_bytes: settings.max_body_bytes,
                 trust_proxy: settings.trust_proxy,
+                https: settings.https,
                 copilot: settings.copilot,
             }),
         }
@@ -98,6 +102,11 @@ impl AppState {
 
     pub fn trust_proxy(&self) -> bool {
         self.inner.trust_proxy
+    }
+
+    /// The scheme of absolute URLs when no trusted proxy says otherwise.
+    pub fn scheme(&self) -> &'static str {
+        if self.inner.https { "https" } else { "http" }
     }
 
     pub fn copilot_rules(&self) -> CopilotRules {

@@ -226,3 +226,41 @@ async fn a_key_rotation_is_picked_up_while_old_tokens_keep_working() {
         "the new key and the retired one"
     );
 }
+
+#[tokio::test]
+async fn https_with_a_self_signed_certificate_serves_the_same_api() {
+    let s = TestServer::start_configured(|c| c.tls_self_signed = true).await;
+    assert!(
+        s.origin.starts_with("http://"),
+        "the harness builds plain URLs"
+    );
+    let origin = s.origin.replace("http://", "https://");
+    agentry::tls::install_crypto();
+    let pem = std::fs::read(s.data_dir.join("tls/cert.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("{origin}/beta/agentRegistry/agentInstances"))
+        .bearer_auth(s.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["@odata.context"],
+        format!("{origin}/beta/$metadata#agentRegistry/agentInstances")
+    );
+    let plain = s
+        .client
+        .get(s.url("/agentRegistry/agentInstances"))
+        .bearer_auth(s.token())
+        .send()
+        .await;
+    assert!(
+        plain.is_err() || !plain.unwrap().status().is_success(),
+        "plain HTTP is not served on a TLS port"
+    );
+}
