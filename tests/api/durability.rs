@@ -73,7 +73,7 @@ async fn an_acknowledged_write_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let keys = agentry::auth::KeyRing::load_or_create(dir.path()).unwrap();
     let token = keys.mint(&token_request(TENANT_A, 3600, 0)).unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
 
     let mut first = Process::start(dir.path());
     for i in 0..20 {
@@ -107,7 +107,7 @@ async fn sigterm_stops_the_server_cleanly_and_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let keys = agentry::auth::KeyRing::load_or_create(dir.path()).unwrap();
     let token = keys.mint(&token_request(TENANT_A, 3600, 0)).unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
 
     let mut server = Process::start(dir.path());
     let r = client

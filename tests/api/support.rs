@@ -70,7 +70,7 @@ impl TestServer {
         Self {
             origin,
             keys,
-            client: reqwest::Client::new(),
+            client: crate::support::client(),
             data_dir: config.data_dir.clone(),
             _temp: None,
             stop: Some(stop),
@@ -198,6 +198,12 @@ impl TestServer {
         };
         self.keys.mint(&r).expect("mint")
     }
+}
+
+/// An HTTP client (the TLS stack needs its cryptography chosen first).
+pub fn client() -> reqwest::Client {
+    agentry::tls::install_crypto();
+    reqwest::Client::new()
 }
 
 pub fn token_request(tenant: &str, expires_in: i64, shift: i64) -> TokenRequest {
