@@ -1,5 +1,6 @@
 //! Wiring: configuration in, a bound listener and a running server out.
 
+use crate::auth::oidc::Authenticator;
 use crate::auth::{KeyError, KeyRing};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::ServerConfig;
@@ -25,6 +26,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Oidc(#[from] crate::auth::oidc::OidcError),
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
 }
@@ -91,7 +94,17 @@ impl Application {
             https: tls.is_some(),
             copilot: config.copilot,
         };
-        let state = AppState::new(store.clone(), keys.clone(), clock, settings);
+        let external = match &config.oidc {
+            Some(oidc) => Some(crate::auth::oidc::OidcIssuer::new(oidc.clone()).await?),
+            None => None,
+        };
+        let builtin = config.builtin_tokens.then(|| keys.clone());
+        let auth = Arc::new(Authenticator::new(
+            builtin,
+            external,
+            config.clock_skew_seconds,
+        ));
+        let state = AppState::new(store.clone(), keys.clone(), auth, clock, settings);
         Ok(Self {
             listener,
             tls,

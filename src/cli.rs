@@ -108,6 +108,18 @@ struct ServeArgs {
     /// Serve HTTPS with a self-signed certificate for localhost, kept in <data-dir>/tls.
     #[arg(long, env = "AGENTRY_TLS_SELF_SIGNED")]
     tls_self_signed: Option<bool>,
+    /// Accept tokens signed by Agentry's own keys [default: true].
+    #[arg(long, env = "AGENTRY_BUILTIN_TOKENS")]
+    builtin_tokens: Option<bool>,
+    /// Also accept tokens of this OpenID Connect issuer (`{tenantid}` matches the token's tid).
+    #[arg(long, env = "AGENTRY_OIDC_ISSUER", requires = "oidc_jwks")]
+    oidc_issuer: Option<String>,
+    /// Audiences accepted from that issuer (space or comma separated).
+    #[arg(long, env = "AGENTRY_OIDC_AUDIENCES")]
+    oidc_audiences: Option<String>,
+    /// The issuer's keys: a JWKS file, or an http(s) URL serving one.
+    #[arg(long, env = "AGENTRY_OIDC_JWKS", requires = "oidc_issuer")]
+    oidc_jwks: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +180,10 @@ pub fn run() -> anyhow::Result<()> {
                 tls_cert: args.tls_cert,
                 tls_key: args.tls_key,
                 tls_self_signed: args.tls_self_signed,
+                builtin_tokens: args.builtin_tokens,
+                oidc_issuer: args.oidc_issuer,
+                oidc_audiences: args.oidc_audiences.as_deref().map(|a| list(Some(a), &[])),
+                oidc_jwks: args.oidc_jwks,
             };
             serve(config::resolve(file, over))
         }

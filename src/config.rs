@@ -35,6 +35,10 @@ pub struct ServerConfig {
     pub tls: Option<crate::tls::TlsFiles>,
     /// Serve HTTPS with a self-signed certificate kept in the data folder.
     pub tls_self_signed: bool,
+    /// Accept tokens signed by Agentry's own keys (`agentry token`, the token endpoint).
+    pub builtin_tokens: bool,
+    /// Also accept tokens from this external OpenID Connect issuer.
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
 }
 
 impl ServerConfig {
@@ -52,6 +56,8 @@ impl ServerConfig {
             clock_skew_seconds: crate::auth::DEFAULT_CLOCK_SKEW_SECONDS,
             tls: None,
             tls_self_signed: false,
+            builtin_tokens: true,
+            oidc: None,
         }
     }
 }
@@ -75,8 +81,19 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<bool>,
+    pub builtin_tokens: Option<bool>,
+    pub oidc: Option<FileOidc>,
     #[serde(default)]
     pub copilot: FileCopilot,
+}
+
+/// The `[oidc]` table of a configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOidc {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub jwks: String,
 }
 
 /// The `[copilot]` table of a configuration file.
@@ -131,6 +148,10 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<bool>,
+    pub builtin_tokens: Option<bool>,
+    pub oidc_issuer: Option<String>,
+    pub oidc_audiences: Option<Vec<String>>,
+    pub oidc_jwks: Option<String>,
     pub copilot_max_group_policies: Option<usize>,
     pub copilot_strict_values: Option<bool>,
 }
@@ -183,6 +204,18 @@ pub fn resolve(file: FileConfig, over: Overrides) -> ServerConfig {
             .tls_self_signed
             .or(file.tls_self_signed)
             .unwrap_or(false),
+        builtin_tokens: over.builtin_tokens.or(file.builtin_tokens).unwrap_or(true),
+        oidc: {
+            let f = file.oidc.unwrap_or_default();
+            let issuer = over.oidc_issuer.unwrap_or(f.issuer);
+            let jwks = over.oidc_jwks.unwrap_or(f.jwks);
+            let audiences = over.oidc_audiences.unwrap_or(f.audiences);
+            (!issuer.is_empty() && !jwks.is_empty()).then_some(crate::auth::oidc::OidcConfig {
+                issuer,
+                audiences,
+                jwks,
+            })
+        },
     }
 }
 

@@ -105,36 +105,36 @@ pub struct TokenRequest {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Claims {
+pub(super) struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    aud: Option<serde_json::Value>,
+    pub(super) aud: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    iss: Option<String>,
+    pub(super) iss: Option<String>,
     #[serde(default)]
-    tid: Option<String>,
+    pub(super) tid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    oid: Option<String>,
+    pub(super) oid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    sub: Option<String>,
+    pub(super) sub: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    appid: Option<String>,
+    pub(super) appid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    azp: Option<String>,
+    pub(super) azp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    idtyp: Option<String>,
+    pub(super) idtyp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    scp: Option<String>,
+    pub(super) scp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    roles: Option<Vec<String>>,
+    pub(super) roles: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    wids: Option<Vec<String>>,
+    pub(super) wids: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    ver: Option<String>,
-    exp: i64,
+    pub(super) ver: Option<String>,
+    pub(super) exp: i64,
     #[serde(default)]
-    nbf: Option<i64>,
+    pub(super) nbf: Option<i64>,
     #[serde(default)]
-    iat: Option<i64>,
+    pub(super) iat: Option<i64>,
 }
 
 /// The issuer Agentry writes in a tenant's tokens, as Entra does for Graph.
@@ -416,7 +416,7 @@ impl KeyRing {
     }
 }
 
-fn principal_from(c: Claims) -> Result<Principal, AuthError> {
+pub(super) fn principal_from(c: Claims) -> Result<Principal, AuthError> {
     let tenant_id = c
         .tid
         .filter(|t| !t.is_empty())

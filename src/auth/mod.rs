@@ -4,6 +4,7 @@
 
 pub mod apps;
 mod keys;
+pub mod oidc;
 pub mod permissions;
 
 pub use keys::{

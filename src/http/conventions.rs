@@ -53,7 +53,11 @@ pub async fn graph_conventions(
     let needs_token = ["/beta", "/v1.0", "/_agentry"]
         .iter()
         .any(|root| path == *root || path.starts_with(&format!("{root}/")));
-    let mut response = match needs_token.then(|| authenticate(&app, req.headers())) {
+    let verdict = match needs_token {
+        true => Some(authenticate(&app, req.headers()).await),
+        false => None,
+    };
+    let mut response = match verdict {
         Some(Err(e)) => ApiError::Auth(e).into_response(),
         Some(Ok(principal)) => {
             req.extensions_mut().insert(principal);
@@ -89,7 +93,7 @@ pub async fn graph_conventions(
     response
 }
 
-fn authenticate(
+async fn authenticate(
     app: &AppState,
     headers: &HeaderMap,
 ) -> Result<crate::auth::Principal, crate::auth::AuthError> {
@@ -103,7 +107,7 @@ fn authenticate(
         _ if value.is_empty() || value.eq_ignore_ascii_case("bearer") => "",
         _ => return Err(AuthError::Malformed),
     };
-    app.keys().verify(token)
+    app.authenticator().verify(token).await
 }
 
 fn origin(headers: &HeaderMap, trust_proxy: bool, scheme: &str) -> String {

@@ -18,6 +18,7 @@ mod registry;
 pub mod respond;
 
 use crate::auth::KeyRing;
+use crate::auth::oidc::Authenticator;
 use crate::clock::SharedClock;
 use crate::domain::copilot::CopilotRules;
 use crate::odata::PagingKeys;
@@ -40,6 +41,7 @@ pub struct AppState {
 struct Inner {
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,
+    auth: Arc<Authenticator>,
     paging: PagingKeys,
     clock: SharedClock,
     max_body_bytes: usize,
@@ -62,6 +64,7 @@ impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
         keys: Arc<KeyRing>,
+        auth: Arc<Authenticator>,
         clock: SharedClock,
         settings: HttpSettings,
     ) -> Self {
@@ -70,6 +73,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 keys,
+                auth,
                 paging,
                 clock,
                 max_body_bytes: settings.max_body_bytes,
@@ -86,6 +90,11 @@ impl AppState {
 
     pub fn keys(&self) -> &KeyRing {
         &self.inner.keys
+    }
+
+    /// Verifies bearer tokens (Agentry's own, and an external issuer's when configured).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.inner.auth
     }
 
     pub fn paging(&self) -> &PagingKeys {

@@ -264,3 +264,181 @@ async fn https_with_a_self_signed_certificate_serves_the_same_api() {
         "plain HTTP is not served on a TLS port"
     );
 }
+
+/// An external identity provider: a P-256 key, its JWKS, and tokens it signs.
+struct Provider {
+    pem: String,
+    kid: String,
+}
+
+impl Provider {
+    fn new(kid: &str) -> Self {
+        use p256::pkcs8::EncodePrivateKey;
+        let key = p256::SecretKey::random(&mut rand_core::OsRng);
+        let pem = key
+            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+            .unwrap()
+            .to_string();
+        Provider {
+            pem,
+            kid: kid.to_owned(),
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        use base64::Engine;
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        use p256::pkcs8::DecodePrivateKey;
+        let point = p256::SecretKey::from_pkcs8_pem(&self.pem)
+            .unwrap()
+            .public_key()
+            .to_encoded_point(false);
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        serde_json::json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid, "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())})
+    }
+
+    fn token(&self, iss: &str, aud: &str) -> String {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = serde_json::json!({
+            "aud": aud, "iss": iss, "tid": TENANT_A, "oid": "external-user", "appid": "external-client",
+            "scp": "AgentInstance.Read.All", "wids": [agentry::auth::permissions::AGENT_REGISTRY_ADMINISTRATOR],
+            "exp": now + 600, "nbf": now - 10, "iat": now,
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ec_pem(self.pem.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+const EXTERNAL_ISSUER: &str = "https://idp.example/{tenantid}/v2.0";
+
+fn external_issuer() -> String {
+    EXTERNAL_ISSUER.replace("{tenantid}", TENANT_A)
+}
+
+#[tokio::test]
+async fn tokens_of_a_configured_external_issuer_are_accepted_beside_the_built_in_ones() {
+    let jwks_dir = tempfile::tempdir().unwrap();
+    let jwks_file = jwks_dir.path().join("jwks.json");
+    let first = Provider::new("ext-1");
+    std::fs::write(
+        &jwks_file,
+        serde_json::json!({"keys": [first.jwk()]}).to_string(),
+    )
+    .unwrap();
+    let file = jwks_file.to_str().unwrap().to_owned();
+    let s = TestServer::start_configured(|c| {
+        c.oidc = Some(agentry::auth::oidc::OidcConfig {
+            issuer: EXTERNAL_ISSUER.into(),
+            audiences: vec!["api://agentry".into()],
+            jwks: file,
+        });
+    })
+    .await;
+    let get = |token: String| {
+        s.client
+            .get(s.url("/agentRegistry/agentInstances"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(
+        get(first.token(&external_issuer(), "api://agentry"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(s.token()).await.unwrap().status(),
+        StatusCode::OK,
+        "built-in tokens still work"
+    );
+    let e = assert_graph_error(
+        get(first.token(&external_issuer(), "api://other"))
+            .await
+            .unwrap(),
+        401,
+        "InvalidAuthenticationToken",
+    )
+    .await;
+    assert_eq!(
+        e["error"]["message"],
+        "Access token validation failure. Invalid audience."
+    );
+    let stranger = Provider::new("ext-1");
+    assert_graph_error(
+        get(stranger.token(&external_issuer(), "api://agentry"))
+            .await
+            .unwrap(),
+        401,
+        "InvalidAuthenticationToken",
+    )
+    .await;
+    assert_graph_error(
+        get(first.token("https://elsewhere.example/", "api://agentry"))
+            .await
+            .unwrap(),
+        401,
+        "InvalidAuthenticationToken",
+    )
+    .await;
+
+    // The provider rotates: a new kid makes Agentry read the JWKS again.
+    let second = Provider::new("ext-2");
+    std::fs::write(
+        &jwks_file,
+        serde_json::json!({"keys": [first.jwk(), second.jwk()]}).to_string(),
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(
+        get(second.token(&external_issuer(), "api://agentry"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_jwks_may_come_from_a_url_and_built_in_tokens_may_be_turned_off() {
+    let provider = Provider::new("url-key");
+    let jwks = serde_json::json!({"keys": [provider.jwk()]}).to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/keys", listener.local_addr().unwrap());
+    let idp = axum::Router::new().route("/keys", axum::routing::get(move || async move { jwks }));
+    tokio::spawn(async move { axum::serve(listener, idp).await.unwrap() });
+    let s = TestServer::start_configured(|c| {
+        c.builtin_tokens = false;
+        c.oidc = Some(agentry::auth::oidc::OidcConfig {
+            issuer: EXTERNAL_ISSUER.into(),
+            audiences: vec!["api://agentry".into()],
+            jwks: url,
+        });
+    })
+    .await;
+    let get = |token: String| {
+        s.client
+            .get(s.url("/agentRegistry/agentInstances"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(
+        get(provider.token(&external_issuer(), "api://agentry"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_graph_error(
+        get(s.token()).await.unwrap(),
+        401,
+        "InvalidAuthenticationToken",
+    )
+    .await;
+}

@@ -1,0 +1,245 @@
+//! Tokens from an external OpenID Connect provider (Entra ID or any other),
+//! beside or instead of Agentry's own: the issuer, the accepted audiences
+//! and the provider's keys (a JWKS file or URL, cached, and read again when
+//! a token names a key id the cache does not have).
+
+use super::keys::{Claims, principal_from};
+use super::{AuthError, KeyRing, Principal};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// A token with an unknown `kid` refreshes the keys at most this often.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+/// Keys fetched from a URL are refreshed after this long anyway.
+const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// What `--oidc-*` configures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcConfig {
+    /// The `iss` of its tokens; `{tenantid}` stands for the token's `tid`.
+    pub issuer: String,
+    /// Accepted `aud` values.
+    pub audiences: Vec<String>,
+    /// A JWKS file, or an `http(s)://` URL serving one.
+    pub jwks: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("cannot read the JWKS {source_name}: {reason}")]
+    Jwks { source_name: String, reason: String },
+}
+
+enum Source {
+    File(PathBuf),
+    Url(String),
+}
+
+struct Cache {
+    set: JwkSet,
+    fetched: Instant,
+}
+
+/// One external issuer.
+pub struct OidcIssuer {
+    config: OidcConfig,
+    source: Source,
+    cache: RwLock<Cache>,
+    client: reqwest::Client,
+}
+
+impl OidcIssuer {
+    /// Reads the keys once, so a wrong configuration stops the start.
+    pub async fn new(config: OidcConfig) -> Result<Self, OidcError> {
+        crate::tls::install_crypto();
+        let source = if config.jwks.starts_with("http://") || config.jwks.starts_with("https://") {
+            Source::Url(config.jwks.clone())
+        } else {
+            Source::File(PathBuf::from(&config.jwks))
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| OidcError::Jwks {
+                source_name: config.jwks.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut issuer = Self {
+            config,
+            source,
+            cache: RwLock::new(Cache {
+                set: JwkSet { keys: vec![] },
+                fetched: Instant::now(),
+            }),
+            client,
+        };
+        let set = issuer.fetch().await?;
+        issuer.cache = RwLock::new(Cache {
+            set,
+            fetched: Instant::now(),
+        });
+        Ok(issuer)
+    }
+
+    async fn fetch(&self) -> Result<JwkSet, OidcError> {
+        let fail = |reason: String| OidcError::Jwks {
+            source_name: self.config.jwks.clone(),
+            reason,
+        };
+        let bytes = match &self.source {
+            Source::File(path) => tokio::fs::read(path)
+                .await
+                .map_err(|e| fail(e.to_string()))?,
+            Source::Url(url) => {
+                let r = self
+                    .client
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                if !r.status().is_success() {
+                    return Err(fail(format!("HTTP {}", r.status())));
+                }
+                r.bytes().await.map_err(|e| fail(e.to_string()))?.to_vec()
+            }
+        };
+        serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))
+    }
+
+    /// Whether this issuer signed a token claiming `iss` (for tenant `tid`).
+    pub fn issued(&self, iss: &str, tid: Option<&str>) -> bool {
+        let expected = self
+            .config
+            .issuer
+            .replace("{tenantid}", tid.unwrap_or_default());
+        iss == expected
+    }
+
+    fn key(&self, kid: Option<&str>) -> Option<(DecodingKey, Option<Algorithm>)> {
+        let cache = self.cache.read().expect("jwks lock poisoned");
+        let jwk = match kid {
+            Some(kid) => cache.set.find(kid)?,
+            None if cache.set.keys.len() == 1 => &cache.set.keys[0],
+            None => return None,
+        };
+        let alg = jwk
+            .common
+            .key_algorithm
+            .and_then(|a| a.to_string().parse().ok());
+        DecodingKey::from_jwk(jwk).ok().map(|k| (k, alg))
+    }
+
+    fn stale(&self, unknown_kid: bool) -> bool {
+        let fetched = self.cache.read().expect("jwks lock poisoned").fetched;
+        (unknown_kid && fetched.elapsed() >= REFRESH_INTERVAL) || fetched.elapsed() >= MAX_AGE
+    }
+
+    async fn refresh(&self) {
+        match self.fetch().await {
+            Ok(set) => {
+                *self.cache.write().expect("jwks lock poisoned") = Cache {
+                    set,
+                    fetched: Instant::now(),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot refresh the JWKS of the external issuer");
+                self.cache.write().expect("jwks lock poisoned").fetched = Instant::now();
+            }
+        }
+    }
+
+    /// Verifies a token this issuer claims to have signed.
+    pub async fn verify(&self, token: &str, clock_skew: u64) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if !matches!(
+            header.alg,
+            Algorithm::RS256
+                | Algorithm::ES256
+                | Algorithm::PS256
+                | Algorithm::ES384
+                | Algorithm::RS384
+                | Algorithm::RS512
+        ) {
+            return Err(AuthError::InvalidSignature);
+        }
+        let mut key = self.key(header.kid.as_deref());
+        if self.stale(key.is_none()) {
+            self.refresh().await;
+            key = self.key(header.kid.as_deref());
+        }
+        let (key, key_alg) = key.ok_or(AuthError::InvalidSignature)?;
+        if key_alg.is_some_and(|a| a != header.alg) {
+            return Err(AuthError::InvalidSignature);
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = clock_skew;
+        validation.validate_nbf = true;
+        validation.set_audience(&self.config.audiences);
+        validation.set_required_spec_claims(&["exp", "aud", "iss"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature | K::ImmatureSignature => AuthError::Expired,
+                K::InvalidAudience => AuthError::InvalidAudience,
+                K::InvalidSignature
+                | K::InvalidAlgorithm
+                | K::InvalidEcdsaKey
+                | K::InvalidRsaKey(_) => AuthError::InvalidSignature,
+                _ => AuthError::Malformed,
+            }
+        })?;
+        if !self.issued(
+            data.claims.iss.as_deref().unwrap_or_default(),
+            data.claims.tid.as_deref(),
+        ) {
+            return Err(AuthError::InvalidIssuer);
+        }
+        principal_from(data.claims)
+    }
+}
+
+/// Every way a bearer token can be valid here: Agentry's own keys and/or an
+/// external issuer, chosen by the token's (still unverified) `iss`.
+pub struct Authenticator {
+    builtin: Option<Arc<KeyRing>>,
+    external: Option<OidcIssuer>,
+    clock_skew: u64,
+}
+
+impl Authenticator {
+    pub fn new(
+        builtin: Option<Arc<KeyRing>>,
+        external: Option<OidcIssuer>,
+        clock_skew: u64,
+    ) -> Self {
+        Self {
+            builtin,
+            external,
+            clock_skew,
+        }
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        if let Some(external) = &self.external {
+            // The issuer only routes the token; the chosen verifier checks it again, signed.
+            let unverified = jsonwebtoken::dangerous::insecure_decode::<Claims>(token).ok();
+            let claims = unverified.as_ref().map(|d| &d.claims);
+            let iss = claims.and_then(|c| c.iss.as_deref()).unwrap_or_default();
+            if external.issued(iss, claims.and_then(|c| c.tid.as_deref())) {
+                return external.verify(token, self.clock_skew).await;
+            }
+        }
+        match &self.builtin {
+            Some(keys) => keys.verify(token),
+            None if jsonwebtoken::decode_header(token).is_err() => Err(AuthError::Malformed),
+            None => Err(AuthError::InvalidIssuer),
+        }
+    }
+}
