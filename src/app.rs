@@ -99,11 +99,10 @@ impl Application {
             None => None,
         };
         let builtin = config.builtin_tokens.then(|| keys.clone());
-        let auth = Arc::new(Authenticator::new(
-            builtin,
-            external,
-            config.clock_skew_seconds,
-        ));
+        let auth = Arc::new(
+            Authenticator::new(builtin, external, config.clock_skew_seconds)
+                .with_scoped_roles(config.scoped_roles.clone()),
+        );
         let state = AppState::new(store.clone(), keys.clone(), auth, clock, settings);
         Ok(Self {
             listener,

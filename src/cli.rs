@@ -108,6 +108,9 @@ struct ServeArgs {
     /// Serve HTTPS with a self-signed certificate for localhost, kept in <data-dir>/tls.
     #[arg(long, env = "AGENTRY_TLS_SELF_SIGNED")]
     tls_self_signed: Option<bool>,
+    /// Recognise a registry-scoped role: NAME=TEMPLATE-ID (repeatable), e.g. "Agent Instance Reader=<guid>".
+    #[arg(long = "scoped-role")]
+    scoped_roles: Vec<String>,
     /// Accept tokens signed by Agentry's own keys [default: true].
     #[arg(long, env = "AGENTRY_BUILTIN_TOKENS")]
     builtin_tokens: Option<bool>,
@@ -181,11 +184,12 @@ pub fn run() -> anyhow::Result<()> {
                 tls_key: args.tls_key,
                 tls_self_signed: args.tls_self_signed,
                 builtin_tokens: args.builtin_tokens,
+                scoped_roles: args.scoped_roles,
                 oidc_issuer: args.oidc_issuer,
                 oidc_audiences: args.oidc_audiences.as_deref().map(|a| list(Some(a), &[])),
                 oidc_jwks: args.oidc_jwks,
             };
-            serve(config::resolve(file, over))
+            serve(config::resolve(file, over)?)
         }
         Command::App(AppCommand::Add(args)) => {
             let over = Overrides {
@@ -193,7 +197,7 @@ pub fn run() -> anyhow::Result<()> {
                 database_url: args.database_url,
                 ..Overrides::default()
             };
-            let config = config::resolve(file, over);
+            let config = config::resolve(file, over)?;
             let roles = list(args.roles.as_deref(), &permissions::all_application_roles());
             let now = crate::clock::entity_timestamp(time::OffsetDateTime::now_utc());
             let new = AppRegistration::create(&args.tenant, &args.name, roles, now);

@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub builtin_tokens: bool,
     /// Also accept tokens from this external OpenID Connect issuer.
     pub oidc: Option<crate::auth::oidc::OidcConfig>,
+    /// Template ids of the registry-scoped roles: (id, role name).
+    pub scoped_roles: Vec<(String, &'static str)>,
 }
 
 impl ServerConfig {
@@ -58,6 +60,7 @@ impl ServerConfig {
             tls_self_signed: false,
             builtin_tokens: true,
             oidc: None,
+            scoped_roles: Vec::new(),
         }
     }
 }
@@ -83,6 +86,9 @@ pub struct FileConfig {
     pub tls_self_signed: Option<bool>,
     pub builtin_tokens: Option<bool>,
     pub oidc: Option<FileOidc>,
+    /// Role name → template id.
+    #[serde(default)]
+    pub scoped_roles: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub copilot: FileCopilot,
 }
@@ -116,6 +122,33 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
+    #[error("'{0}' is not a registry-scoped role; the names are: {names}", names = crate::auth::permissions::SCOPED_ROLES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))]
+    UnknownScopedRole(String),
+    #[error("'{0}' is not NAME=TEMPLATE-ID")]
+    BadScopedRole(String),
+}
+
+/// Role names and template ids from the file and `--scoped-role NAME=ID`.
+fn scoped_roles(
+    file: &std::collections::BTreeMap<String, String>,
+    flags: &[String],
+) -> Result<Vec<(String, &'static str)>, ConfigError> {
+    let mut pairs: Vec<(String, String)> =
+        file.iter().map(|(n, id)| (n.clone(), id.clone())).collect();
+    for flag in flags {
+        let (name, id) = flag
+            .split_once('=')
+            .ok_or_else(|| ConfigError::BadScopedRole(flag.clone()))?;
+        pairs.push((name.trim().to_owned(), id.trim().to_owned()));
+    }
+    pairs
+        .into_iter()
+        .map(|(name, id)| {
+            let role = crate::auth::permissions::scoped_role(&name)
+                .ok_or(ConfigError::UnknownScopedRole(name))?;
+            Ok((id, role))
+        })
+        .collect()
 }
 
 impl FileConfig {
@@ -149,6 +182,8 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<bool>,
     pub builtin_tokens: Option<bool>,
+    /// `NAME=ID` pairs.
+    pub scoped_roles: Vec<String>,
     pub oidc_issuer: Option<String>,
     pub oidc_audiences: Option<Vec<String>>,
     pub oidc_jwks: Option<String>,
@@ -157,7 +192,14 @@ pub struct Overrides {
 }
 
 /// Merges flags and environment over the file over the defaults.
-pub fn resolve(file: FileConfig, over: Overrides) -> ServerConfig {
+pub fn resolve(file: FileConfig, over: Overrides) -> Result<ServerConfig, ConfigError> {
+    let roles = scoped_roles(&file.scoped_roles, &over.scoped_roles)?;
+    let mut config = merge(file, over);
+    config.scoped_roles = roles;
+    Ok(config)
+}
+
+fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
     let data_dir = over
         .data_dir
         .or(file.data_dir)
@@ -205,6 +247,7 @@ pub fn resolve(file: FileConfig, over: Overrides) -> ServerConfig {
             .or(file.tls_self_signed)
             .unwrap_or(false),
         builtin_tokens: over.builtin_tokens.or(file.builtin_tokens).unwrap_or(true),
+        scoped_roles: Vec::new(),
         oidc: {
             let f = file.oidc.unwrap_or_default();
             let issuer = over.oidc_issuer.unwrap_or(f.issuer);
@@ -225,7 +268,7 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_nothing_is_configured() {
-        let c = resolve(FileConfig::default(), Overrides::default());
+        let c = resolve(FileConfig::default(), Overrides::default()).unwrap();
         assert_eq!(c.listen, "127.0.0.1:7171");
         assert_eq!(c.data_dir, PathBuf::from("./agentry-data"));
         assert_eq!(c.database_url, "sqlite://./agentry-data/agentry.db");
@@ -246,7 +289,7 @@ mod tests {
             copilot_max_group_policies: Some(7),
             ..Overrides::default()
         };
-        let c = resolve(file, over);
+        let c = resolve(file, over).unwrap();
         assert_eq!(c.copilot.max_group_policies, 7);
         assert!(c.copilot.strict_values);
         assert_eq!(c.seed, Some(PathBuf::from("seed.json")));
@@ -263,11 +306,45 @@ mod tests {
             listen: Some("127.0.0.1:9".into()),
             ..Overrides::default()
         };
-        let c = resolve(file, over);
+        let c = resolve(file, over).unwrap();
         assert_eq!(c.listen, "127.0.0.1:9");
         assert_eq!(c.data_dir, PathBuf::from("/srv/agentry"));
         assert_eq!(c.database_url, "sqlite:///srv/agentry/agentry.db");
         assert_eq!(c.max_body_bytes, 10);
+    }
+
+    #[test]
+    fn scoped_roles_map_names_to_template_ids_and_refuse_unknown_names() {
+        let file =
+            FileConfig::parse("[scoped_roles]\n\"Agent Instance Reader\" = \"id-1\"\n").unwrap();
+        let over = Overrides {
+            scoped_roles: vec!["agent collection creator=id-2".into()],
+            ..Overrides::default()
+        };
+        let c = resolve(file, over).unwrap();
+        assert_eq!(
+            c.scoped_roles,
+            vec![
+                ("id-1".to_owned(), "Agent Instance Reader"),
+                ("id-2".to_owned(), "Agent Collection Creator")
+            ]
+        );
+        let bad = Overrides {
+            scoped_roles: vec!["Teams Administrator=x".into()],
+            ..Overrides::default()
+        };
+        assert!(matches!(
+            resolve(FileConfig::default(), bad),
+            Err(ConfigError::UnknownScopedRole(_))
+        ));
+        let bad = Overrides {
+            scoped_roles: vec!["no equals sign".into()],
+            ..Overrides::default()
+        };
+        assert!(matches!(
+            resolve(FileConfig::default(), bad),
+            Err(ConfigError::BadScopedRole(_))
+        ));
     }
 
     #[test]

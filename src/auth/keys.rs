@@ -435,6 +435,7 @@ pub(super) fn principal_from(c: Claims) -> Result<Principal, AuthError> {
         scopes: c.scp.as_deref().map(split).unwrap_or_default(),
         roles: c.roles.unwrap_or_default(),
         wids: c.wids.unwrap_or_default(),
+        scoped_roles: Vec::new(),
     })
 }
 

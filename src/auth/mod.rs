@@ -40,6 +40,9 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// Directory role template ids (`wids`).
     pub wids: Vec<String>,
+    /// Agent Registry roles scoped to the registry that `wids` holds (by
+    /// name, from [`permissions::SCOPED_ROLES`]), as configured.
+    pub scoped_roles: Vec<&'static str>,
 }
 
 impl Principal {

@@ -208,6 +208,8 @@ pub struct Authenticator {
     builtin: Option<Arc<KeyRing>>,
     external: Option<OidcIssuer>,
     clock_skew: u64,
+    /// Template id → registry-scoped role name, as configured.
+    scoped_roles: Vec<(String, &'static str)>,
 }
 
 impl Authenticator {
@@ -220,10 +222,29 @@ impl Authenticator {
             builtin,
             external,
             clock_skew,
+            scoped_roles: Vec::new(),
         }
     }
 
+    /// Recognises these template ids (`wids`) as the registry-scoped roles named.
+    pub fn with_scoped_roles(mut self, roles: Vec<(String, &'static str)>) -> Self {
+        self.scoped_roles = roles;
+        self
+    }
+
+    /// Verifies a bearer token and names the caller it describes.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let mut p = self.verify_signature(token).await?;
+        p.scoped_roles = self
+            .scoped_roles
+            .iter()
+            .filter(|(id, _)| p.wids.iter().any(|w| w.eq_ignore_ascii_case(id)))
+            .map(|(_, name)| *name)
+            .collect();
+        Ok(p)
+    }
+
+    async fn verify_signature(&self, token: &str) -> Result<Principal, AuthError> {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }

@@ -473,6 +473,93 @@ pub fn all_application_roles() -> Vec<&'static str> {
     out
 }
 
+/// The Agent Registry's registry-scoped roles and the actions each grants.
+/// Their template ids are not published in the sources Agentry follows, so
+/// an operator maps names to ids (`[scoped_roles]` in the configuration).
+pub static SCOPED_ROLES: &[(&str, &[Action])] = &[
+    (
+        "Agent Card Manifest Administrator",
+        &[
+            A::ListManifests,
+            A::GetManifest,
+            A::CreateManifest,
+            A::UpdateManifest,
+            A::WriteNestedManifest,
+            A::BindManifest,
+            A::GetInstanceManifest,
+            A::UpdateInstanceManifest,
+        ],
+    ),
+    (
+        "Agent Card Manifest Reader",
+        &[
+            A::ListManifests,
+            A::GetManifest,
+            A::BindManifest,
+            A::GetInstanceManifest,
+        ],
+    ),
+    (
+        "Agent Card Manifest Creator",
+        &[A::CreateManifest, A::WriteNestedManifest],
+    ),
+    (
+        "Agent Instance Administrator",
+        &[
+            A::ListInstances,
+            A::GetInstance,
+            A::CreateInstance,
+            A::UpdateInstance,
+            A::DeleteInstance,
+            A::UnlinkInstanceManifest,
+            A::ListInstanceCollections,
+        ],
+    ),
+    (
+        "Agent Instance Reader",
+        &[A::ListInstances, A::GetInstance, A::ListInstanceCollections],
+    ),
+    ("Agent Instance Creator", &[A::CreateInstance]),
+    (
+        "Agent Collection Administrator",
+        &[
+            A::ListCollections,
+            A::GetCollection,
+            A::CreateCollection,
+            A::UpdateCollection,
+            A::DeleteCollection,
+            A::ListMembers,
+            A::AddMember,
+            A::RemoveMember,
+        ],
+    ),
+    (
+        "Agent Collection Reader",
+        &[A::ListCollections, A::GetCollection, A::ListMembers],
+    ),
+    ("Agent Collection Creator", &[A::CreateCollection]),
+];
+
+/// Whether one of `p`'s registry-scoped roles grants `action` (on `reserved`:
+/// the collection roles do not reach Global and Quarantined).
+fn scoped_role_grants(p: &Principal, action: Action, reserved: Reserved) -> bool {
+    p.scoped_roles.iter().any(|name| {
+        SCOPED_ROLES.iter().any(|(role, actions)| {
+            role == name
+                && actions.contains(&action)
+                && !(reserved != Reserved::No && role.starts_with("Agent Collection"))
+        })
+    })
+}
+
+/// The role name for a configured template id, if it is a scoped role.
+pub fn scoped_role(name: &str) -> Option<&'static str> {
+    SCOPED_ROLES
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| n.eq_ignore_ascii_case(name))
+}
+
 /// The row that governs `action` on `reserved` (the plain row when the
 /// reserved collection has no row of its own).
 pub fn rule_for(action: Action, reserved: Reserved) -> &'static Rule {
@@ -587,12 +674,12 @@ pub fn authorize_on(p: &Principal, action: Action, reserved: Reserved) -> Result
                     });
                 }
             }
-            if !rule.roles.is_empty()
-                && !rule
-                    .roles
-                    .iter()
-                    .any(|r| p.wids.iter().any(|w| w.eq_ignore_ascii_case(r)))
-            {
+            let directory_role = rule
+                .roles
+                .iter()
+                .any(|r| p.wids.iter().any(|w| w.eq_ignore_ascii_case(r)));
+            let scoped = rule.roles == REGISTRY_ROLES && scoped_role_grants(p, action, reserved);
+            if !rule.roles.is_empty() && !directory_role && !scoped {
                 return Err(Denied::MissingRole {
                     any_of: rule.roles.iter().map(|r| role_label(r)).collect(),
                 });
@@ -653,6 +740,7 @@ mod tests {
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             roles: vec![],
             wids: wids.iter().map(|s| (*s).to_owned()).collect(),
+            scoped_roles: vec![],
         }
     }
 
@@ -665,6 +753,7 @@ mod tests {
             scopes: vec![],
             roles: roles.iter().map(|s| (*s).to_owned()).collect(),
             wids: vec![],
+            scoped_roles: vec![],
         }
     }
 
@@ -866,6 +955,34 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn registry_scoped_roles_grant_their_actions_only() {
+        let mut reader = delegated(&[IR, IW, CR], &[]);
+        reader.scoped_roles = vec!["Agent Instance Reader"];
+        assert!(authorize_on(&reader, A::GetInstance, Reserved::No).is_ok());
+        assert!(authorize_on(&reader, A::ListInstanceCollections, Reserved::No).is_ok());
+        assert!(matches!(
+            authorize_on(&reader, A::UpdateInstance, Reserved::No),
+            Err(Denied::MissingRole { .. })
+        ));
+        assert!(matches!(
+            authorize_on(&reader, A::ListCollections, Reserved::No),
+            Err(Denied::MissingRole { .. })
+        ));
+        let mut collections = delegated(&[CR, CW, GR], &[]);
+        collections.scoped_roles = vec!["Agent Collection Administrator"];
+        assert!(authorize_on(&collections, A::UpdateCollection, Reserved::No).is_ok());
+        assert!(
+            authorize_on(&collections, A::GetCollection, Reserved::Global).is_err(),
+            "not for the reserved collections"
+        );
+        assert_eq!(
+            scoped_role("agent instance reader"),
+            Some("Agent Instance Reader")
+        );
+        assert_eq!(scoped_role("Teams Administrator"), None);
     }
 
     #[test]

@@ -704,3 +704,38 @@ async fn a_token_without_scp_or_roles_is_refused() {
         .unwrap();
     assert_graph_error(r, 403, "Authorization_RequestDenied").await;
 }
+
+#[tokio::test]
+async fn a_configured_registry_scoped_role_grants_its_actions() {
+    const READER_ID: &str = "5c0a0d6e-0000-4000-8000-00000000f00d";
+    let s = TestServer::start_configured(|c| {
+        c.scoped_roles = vec![(READER_ID.into(), "Agent Instance Reader")]
+    })
+    .await;
+    s.create_instance(instance_body("i", "I")).await;
+    let reader = s.user_token(&["AgentInstance.ReadWrite.All"], &[READER_ID]);
+    let r = s
+        .client
+        .get(s.url("/agentRegistry/agentInstances/i"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s
+        .client
+        .patch(s.url("/agentRegistry/agentInstances/i"))
+        .bearer_auth(&reader)
+        .json(&json!({"displayName": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let e = assert_graph_error(r, 403, "Authorization_RequestDenied").await;
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("directory roles"),
+        "{e}"
+    );
+}
