@@ -436,6 +436,7 @@ pub(super) fn principal_from(c: Claims) -> Result<Principal, AuthError> {
         roles: c.roles.unwrap_or_default(),
         wids: c.wids.unwrap_or_default(),
         scoped_roles: Vec::new(),
+        expires_at: c.exp,
     })
 }
 

@@ -43,6 +43,8 @@ pub struct Principal {
     /// Agent Registry roles scoped to the registry that `wids` holds (by
     /// name, from [`permissions::SCOPED_ROLES`]), as configured.
     pub scoped_roles: Vec<&'static str>,
+    /// `exp`, in Unix seconds.
+    pub expires_at: i64,
 }
 
 impl Principal {

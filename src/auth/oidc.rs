@@ -7,6 +7,8 @@ use super::keys::{Claims, principal_from};
 use super::{AuthError, KeyRing, Principal};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -210,7 +212,16 @@ pub struct Authenticator {
     clock_skew: u64,
     /// Template id → registry-scoped role name, as configured.
     scoped_roles: Vec<(String, &'static str)>,
+    /// Verified tokens by the SHA-256 of their text: checking an ES256 or
+    /// RS256 signature costs far more than a lookup.
+    cache: RwLock<HashMap<[u8; 32], (Principal, Instant)>>,
 }
+
+/// A verified token is trusted again without its signature check for this
+/// long (never past its `exp`).
+const CACHE_TTL: Duration = Duration::from_secs(300);
+/// The cache is emptied when it holds this many tokens.
+const CACHE_MAX: usize = 10_000;
 
 impl Authenticator {
     pub fn new(
@@ -223,6 +234,7 @@ impl Authenticator {
             external,
             clock_skew,
             scoped_roles: Vec::new(),
+            cache: RwLock::new(HashMap::new()),
         }
     }
 
@@ -234,6 +246,24 @@ impl Authenticator {
 
     /// Verifies a bearer token and names the caller it describes.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Some((p, at)) = self.cache.read().expect("token cache poisoned").get(&key)
+            && at.elapsed() < CACHE_TTL
+            && now < p.expires_at
+        {
+            return Ok(p.clone());
+        }
+        let p = self.verify_uncached(token).await?;
+        let mut cache = self.cache.write().expect("token cache poisoned");
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, (p.clone(), Instant::now()));
+        Ok(p)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Principal, AuthError> {
         let mut p = self.verify_signature(token).await?;
         p.scoped_roles = self
             .scoped_roles
@@ -262,5 +292,40 @@ impl Authenticator {
             None if jsonwebtoken::decode_header(token).is_err() => Err(AuthError::Malformed),
             None => Err(AuthError::InvalidIssuer),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{CallerKind, TokenRequest};
+
+    #[tokio::test]
+    async fn a_cached_token_is_not_trusted_past_its_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Arc::new(KeyRing::load_with_skew(dir.path(), 0).unwrap());
+        let auth = Authenticator::new(Some(keys.clone()), None, 0);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let token = keys
+            .mint(&TokenRequest {
+                tenant_id: "t".into(),
+                kind: CallerKind::Delegated,
+                subject: "u".into(),
+                scopes: vec!["x".into()],
+                roles: vec![],
+                wids: vec![],
+                issued_at: now,
+                expires_in: 1,
+            })
+            .unwrap();
+        assert!(auth.verify(&token).await.is_ok());
+        assert!(auth.verify(&token).await.is_ok(), "served from the cache");
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(auth.verify(&token).await, Err(AuthError::Expired));
+        assert_eq!(
+            auth.verify("garbage").await,
+            Err(AuthError::Malformed),
+            "failures are not cached as successes"
+        );
     }
 }

@@ -741,6 +741,7 @@ mod tests {
             roles: vec![],
             wids: wids.iter().map(|s| (*s).to_owned()).collect(),
             scoped_roles: vec![],
+            expires_at: 0,
         }
     }
 
@@ -754,6 +755,7 @@ mod tests {
             roles: roles.iter().map(|s| (*s).to_owned()).collect(),
             wids: vec![],
             scoped_roles: vec![],
+            expires_at: 0,
         }
     }
 
