@@ -375,7 +375,6 @@ pub async fn run(cfg: Config) -> Result<Report> {
         }
         server.stop(Duration::from_secs(60)).await?;
     }
-    starts.sort();
     report.cold_starts_loaded = starts;
     report.db_bytes = dir_size(&data_dir);
 

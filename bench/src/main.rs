@@ -34,6 +34,28 @@ enum Command {
     },
     /// Run every scenario and print the table.
     Run(Box<RunArgs>),
+    /// Load one URL of a running server (to profile one scenario by hand).
+    Hit(HitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct HitArgs {
+    /// `http://127.0.0.1:PORT/path?query`
+    url: String,
+    /// Sent as `Authorization: Bearer TOKEN`.
+    #[arg(long)]
+    token: Option<String>,
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// A JSON body to send.
+    #[arg(long)]
+    body: Option<String>,
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,7 +118,65 @@ fn main() -> std::process::ExitCode {
             }
         },
         Command::Run(args) => run(*args),
+        Command::Hit(args) => hit(args),
     }
+}
+
+fn hit(args: HitArgs) -> std::process::ExitCode {
+    let Some(rest) = args.url.strip_prefix("http://") else {
+        eprintln!("only http:// URLs");
+        return std::process::ExitCode::FAILURE;
+    };
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Ok(addr) = host.parse() else {
+        eprintln!("the host must be IP:PORT");
+        return std::process::ExitCode::FAILURE;
+    };
+    let Ok(method) = args.method.parse::<hyper::Method>() else {
+        eprintln!("unknown method {}", args.method);
+        return std::process::ExitCode::FAILURE;
+    };
+    let call = load::Call {
+        method,
+        path: if path.is_empty() {
+            "/".into()
+        } else {
+            path.to_owned()
+        },
+        body: args.body,
+    };
+    let target = load::Target {
+        addr,
+        authorization: args.token.map(|t| format!("Bearer {t}")),
+    };
+    let shape = load::Shape {
+        connections: args.connections.max(1),
+        warmup: Duration::from_secs_f64(args.warmup),
+        duration: Duration::from_secs_f64(args.duration),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let out = runtime.block_on(load::run(
+        &target,
+        shape,
+        std::sync::Arc::new(move |_| call.clone()),
+        |s| s.is_success(),
+        1,
+    ));
+    println!(
+        "{:.0} req/s, p50 {:?}, p99 {:?}, {} ok, {} failed{}",
+        out.throughput(),
+        out.percentile(0.5),
+        out.percentile(0.99),
+        out.ok,
+        out.failed,
+        out.first_failure
+            .map(|f| format!(" (first: {f})"))
+            .unwrap_or_default()
+    );
+    std::process::ExitCode::SUCCESS
 }
 
 fn run(args: RunArgs) -> std::process::ExitCode {

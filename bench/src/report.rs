@@ -227,6 +227,12 @@ impl Report {
         Some(row.m.rps / self.compared("json-server", what)?.m.rps)
     }
 
+    fn median_cold_start(&self) -> Option<Duration> {
+        let mut v = self.cold_starts_loaded.clone();
+        v.sort();
+        v.get(v.len() / 2).copied()
+    }
+
     fn list_p50(&self, name: &str, size: u64) -> Option<Duration> {
         self.rows
             .iter()
@@ -343,20 +349,16 @@ impl Report {
                 ms(d)
             );
         }
-        if let (Some(min), Some(max)) = (
-            self.cold_starts_loaded.first(),
-            self.cold_starts_loaded.last(),
-        ) {
-            let med = self.cold_starts_loaded[self.cold_starts_loaded.len() / 2];
+        if let Some(med) = self.median_cold_start() {
             let n = self.loads.last().map_or(0, |l| l.1);
+            let all: Vec<String> = self.cold_starts_loaded.iter().map(|d| ms(*d)).collect();
             let _ = writeln!(
                 s,
-                "- Cold start to the first authenticated 200 on {} instances: median {} (min {}, max {}, {} starts).",
+                "- Cold start to the first authenticated 200 on {} instances: median {} of {} starts (in order: {}).",
                 count(n),
                 ms(med),
-                ms(*min),
-                ms(*max),
-                self.cold_starts_loaded.len()
+                all.len(),
+                all.join(", ")
             );
         }
         for (from, to, took) in &self.loads {
@@ -447,9 +449,7 @@ impl Report {
             }
         }
         let slowest_start = self
-            .cold_starts_loaded
-            .get(self.cold_starts_loaded.len() / 2)
-            .copied()
+            .median_cold_start()
             .into_iter()
             .chain(self.cold_start_empty)
             .max();
