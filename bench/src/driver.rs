@@ -21,6 +21,8 @@ pub struct Config {
     pub self_exe: PathBuf,
     pub sizes: Vec<u64>,
     pub shape: Shape,
+    /// Connections of the list scenarios (each answer can take long at 1M).
+    pub list_connections: usize,
     /// Connections that load data.
     pub loaders: usize,
     pub cold_starts: usize,
@@ -70,7 +72,11 @@ async fn measure(
         (Some(a), Some(b)) if out.all > 0 => Some((b.saturating_sub(a)) / out.all as u32),
         _ => None,
     };
-    Ok(Measured::from_outcome(&out, cpu_per_request))
+    Ok(Measured::from_outcome(
+        &out,
+        shape.connections,
+        cpu_per_request,
+    ))
 }
 
 /// Starts Agentry on `data_dir` and returns it once an authenticated request
@@ -250,7 +256,9 @@ pub async fn run(cfg: Config) -> Result<Report> {
     let first_size = cfg.sizes[0];
     for &size in &cfg.sizes {
         progress(&format!("Agentry: loading instances {loaded}..{size}"));
-        let took = load_instances(&target, loaded, size, cfg.loaders).await?;
+        let took = load_instances(&target, loaded, size, cfg.loaders)
+            .await
+            .map_err(|e| explain(&server, e))?;
         report.loads.push((loaded, size, took));
         loaded = size;
         report
@@ -259,7 +267,9 @@ pub async fn run(cfg: Config) -> Result<Report> {
 
         for (name, filter, modulus, residue) in data::filters() {
             let path = data::list_path(&filter);
-            let n = check_list(&target, &path).await?;
+            let n = check_list(&target, &path)
+                .await
+                .map_err(|e| explain(&server, e))?;
             let expected = data::matching(size, modulus, residue).min(100) as usize;
             if n != expected {
                 return Err(err(format!(
@@ -268,10 +278,14 @@ pub async fn run(cfg: Config) -> Result<Report> {
             }
             progress(&format!("Agentry: list $filter={filter} at {size}"));
             let p = path.clone();
+            let list_shape = Shape {
+                connections: cfg.list_connections,
+                ..shape
+            };
             let m = measure(
                 &server,
                 &target,
-                shape,
+                list_shape,
                 Arc::new(move |_| Call::get(p.clone())),
                 ok_200,
             )
@@ -442,6 +456,22 @@ pub async fn run(cfg: Config) -> Result<Report> {
         }
     }
     Ok(report)
+}
+
+/// Adds to an error that the server is gone, when it is.
+fn explain(
+    server: &Server,
+    e: crate::procs::anyhow_lite::Error,
+) -> crate::procs::anyhow_lite::Error {
+    if server.alive() {
+        e
+    } else {
+        err(format!(
+            "{e}; the server (pid {}) is no longer running: see its log. \
+             Was it sent a signal from outside, e.g. a kill by process name?",
+            server.pid()
+        ))
+    }
 }
 
 fn free_port() -> Result<u16> {

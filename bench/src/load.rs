@@ -10,6 +10,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
@@ -114,6 +115,11 @@ impl Outcome {
 
 type Sender = http1::SendRequest<Full<Bytes>>;
 
+/// Answers a run counts at least, extending its window if need be.
+const MIN_COUNTED: u64 = 20;
+/// How far past its duration a run may go to count `MIN_COUNTED` answers.
+const MAX_EXTENSION: Duration = Duration::from_secs(60);
+
 async fn connect(addr: SocketAddr) -> std::io::Result<Sender> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
@@ -199,6 +205,10 @@ impl Client {
 }
 
 /// Runs `shape.connections` closed loops for the warm-up plus the duration.
+///
+/// Slow scenarios (a list taking seconds at 1M instances) go on past the
+/// duration until at least `MIN_COUNTED` answers were counted, or for at most
+/// `MAX_EXTENSION` more; the window then ends at the last counted answer.
 pub async fn run(
     target: &Target,
     shape: Shape,
@@ -209,21 +219,26 @@ pub async fn run(
     let start = Instant::now();
     let counted_from = start + shape.warmup;
     let end = counted_from + shape.duration;
+    let hard_end = end + MAX_EXTENSION;
+    let counted = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(shape.connections);
     for i in 0..shape.connections {
         let target = target.clone();
         let make = make.clone();
+        let counted = counted.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
             let mut out = Outcome::default();
+            let mut last_counted: Option<Instant> = None;
             let mut sender: Option<Sender> = None;
+            let enough = || counted.load(Ordering::Relaxed) >= MIN_COUNTED;
             loop {
                 let now = Instant::now();
-                if now >= end {
+                if now >= hard_end || (now >= end && enough()) {
                     break;
                 }
                 if sender.as_ref().is_none_or(|s| s.is_closed()) {
-                    match tokio::time::timeout(end - now, connect(target.addr)).await {
+                    match tokio::time::timeout(hard_end - now, connect(target.addr)).await {
                         Ok(Ok(s)) => sender = Some(s),
                         Ok(Err(e)) => {
                             if now >= counted_from {
@@ -240,23 +255,25 @@ pub async fn run(
                 let s = sender.as_mut().expect("connected above");
                 let sent = Instant::now();
                 let result = tokio::time::timeout(
-                    end.saturating_duration_since(sent) + Duration::from_secs(5),
+                    hard_end.saturating_duration_since(sent) + Duration::from_secs(5),
                     send(s, &target, &call),
                 )
                 .await;
                 let done = Instant::now();
                 out.all += 1;
-                let counted = sent >= counted_from && done <= end;
+                // Inside the window, or past it while too few answers were counted.
+                let counted_now = sent >= counted_from && (done <= end || !enough());
                 match result {
-                    Ok(Ok((status, body))) if expect(status) => {
-                        if counted {
+                    Ok(Ok((status, _))) if expect(status) => {
+                        if counted_now {
+                            counted.fetch_add(1, Ordering::Relaxed);
                             out.ok += 1;
                             out.latencies.push((done - sent).as_nanos() as u64);
+                            last_counted = Some(done);
                         }
-                        drop(body);
                     }
                     Ok(Ok((status, body))) => {
-                        if counted {
+                        if counted_now {
                             out.failed += 1;
                             out.first_failure.get_or_insert_with(|| {
                                 format!(
@@ -270,7 +287,7 @@ pub async fn run(
                     }
                     Ok(Err(e)) => {
                         sender = None;
-                        if counted {
+                        if counted_now {
                             out.failed += 1;
                             out.first_failure
                                 .get_or_insert(format!("{} {}: {e}", call.method, call.path));
@@ -286,7 +303,7 @@ pub async fn run(
                     }
                 }
             }
-            out
+            (out, last_counted)
         }));
     }
     let mut total = Outcome {
@@ -294,7 +311,7 @@ pub async fn run(
         ..Outcome::default()
     };
     for t in tasks {
-        let out = t.await.expect("a load task panicked");
+        let (out, last) = t.await.expect("a load task panicked");
         total.ok += out.ok;
         total.all += out.all;
         total.failed += out.failed;
@@ -302,6 +319,9 @@ pub async fn run(
             total.first_failure = out.first_failure;
         }
         total.latencies.extend(out.latencies);
+        if let Some(last) = last.filter(|l| *l > end) {
+            total.window = total.window.max(last - counted_from);
+        }
     }
     total.latencies.sort_unstable();
     total

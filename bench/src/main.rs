@@ -87,6 +87,9 @@ struct RunArgs {
     /// Seconds measured per scenario [default: 5, smoke 0.5].
     #[arg(long)]
     duration: Option<f64>,
+    /// Concurrent keep-alive connections of the filtered-list scenarios.
+    #[arg(long, default_value_t = 4)]
+    list_connections: usize,
     /// Concurrent connections that load the data.
     #[arg(long, default_value_t = 64)]
     loaders: usize,
@@ -210,6 +213,7 @@ fn run(args: RunArgs) -> std::process::ExitCode {
             warmup: secs(args.warmup, 1.0, 0.2),
             duration: secs(args.duration, 5.0, 0.5),
         },
+        list_connections: args.list_connections.max(1),
         loaders: args.loaders.max(1),
         cold_starts: args
             .cold_starts
@@ -223,19 +227,18 @@ fn run(args: RunArgs) -> std::process::ExitCode {
         .build()
         .expect("a tokio runtime");
     let result = runtime.block_on(driver::run(cfg));
-    if !args.keep {
-        let _ = std::fs::remove_dir_all(&work_dir);
-    }
     let mut report = match result {
         Ok(r) => r,
         Err(e) => {
+            // The scratch folder stays: its logs say what happened.
             eprintln!("[bench] failed: {e}");
-            if args.keep {
-                eprintln!("[bench] logs are in {}", work_dir.display());
-            }
+            eprintln!("[bench] the logs are in {}", work_dir.display());
             return std::process::ExitCode::FAILURE;
         }
     };
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
     report.load_after = report::load_average();
     report.command = args.command.clone();
     let text = report.markdown();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Measured {
+    pub connections: usize,
     pub rps: f64,
     pub p50: Duration,
     pub p99: Duration,
@@ -17,8 +18,13 @@ pub struct Measured {
 }
 
 impl Measured {
-    pub fn from_outcome(out: &Outcome, cpu_per_request: Option<Duration>) -> Self {
+    pub fn from_outcome(
+        out: &Outcome,
+        connections: usize,
+        cpu_per_request: Option<Duration>,
+    ) -> Self {
         Self {
+            connections,
             rps: out.throughput(),
             p50: out.percentile(0.50),
             p99: out.percentile(0.99),
@@ -250,9 +256,8 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "Command: `{}`; {} keep-alive connections, {:.1} s warm-up then {:.1} s measured per scenario; the load generator runs on the same machine.",
+            "Command: `{}`; fixed keep-alive connections per scenario (column conns), {:.1} s warm-up then {:.1} s measured (longer when a scenario needs it to count 20 answers); the load generator runs on the same machine.",
             self.command,
-            sh.connections,
             sh.warmup.as_secs_f64(),
             sh.duration.as_secs_f64()
         );
@@ -265,9 +270,9 @@ impl Report {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "| server | scenario | instances | req/s | p50 | p99 | server CPU / req | × baseline | × json-server |"
+            "| server | scenario | instances | conns | req/s | p50 | p99 | server CPU / req | × baseline | × json-server |"
         );
-        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
         let base = self.baseline_rps();
         for r in &self.rows {
             let vs_base = base.map_or_else(
@@ -290,10 +295,11 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.0}{failed} | {} | {} | {} | {vs_base} | {vs_js} |",
+                "| {} | {} | {} | {} | {:.0}{failed} | {} | {} | {} | {vs_base} | {vs_js} |",
                 r.server,
                 r.scenario,
                 r.size.map_or_else(String::new, count),
+                r.m.connections,
                 r.m.rps,
                 ms(r.m.p50),
                 ms(r.m.p99),
@@ -303,13 +309,13 @@ impl Report {
         for what in ["GET", "PATCH"] {
             let _ = writeln!(
                 s,
-                "| agentry | Copilot policy setting {what} | | not available yet: not on main | | | | | |"
+                "| agentry | Copilot policy setting {what} | | | not available yet: not on main | | | | | |"
             );
         }
         if let Some(why) = &self.json_server_skipped {
             let _ = writeln!(
                 s,
-                "| json-server | get by id, PATCH | | skipped: {why} | | | | | |"
+                "| json-server | get by id, PATCH | | | skipped: {why} | | | | | |"
             );
         }
 
