@@ -256,9 +256,10 @@ pub async fn run(cfg: Config) -> Result<Report> {
     let first_size = cfg.sizes[0];
     for &size in &cfg.sizes {
         progress(&format!("Agentry: loading instances {loaded}..{size}"));
-        let took = load_instances(&target, loaded, size, cfg.loaders)
-            .await
-            .map_err(|e| explain(&server, e))?;
+        let took = match load_instances(&target, loaded, size, cfg.loaders).await {
+            Ok(took) => took,
+            Err(e) => return Err(explain(&server, e).await),
+        };
         report.loads.push((loaded, size, took));
         loaded = size;
         report
@@ -267,9 +268,10 @@ pub async fn run(cfg: Config) -> Result<Report> {
 
         for (name, filter, modulus, residue) in data::filters() {
             let path = data::list_path(&filter);
-            let n = check_list(&target, &path)
-                .await
-                .map_err(|e| explain(&server, e))?;
+            let n = match check_list(&target, &path).await {
+                Ok(n) => n,
+                Err(e) => return Err(explain(&server, e).await),
+            };
             let expected = data::matching(size, modulus, residue).min(100) as usize;
             if n != expected {
                 return Err(err(format!(
@@ -458,20 +460,23 @@ pub async fn run(cfg: Config) -> Result<Report> {
     Ok(report)
 }
 
-/// Adds to an error that the server is gone, when it is.
-fn explain(
+/// Adds to an error that the server is gone, when it is (a server stopping
+/// on a signal refuses connections a moment before it exits).
+async fn explain(
     server: &Server,
     e: crate::procs::anyhow_lite::Error,
 ) -> crate::procs::anyhow_lite::Error {
-    if server.alive() {
-        e
-    } else {
-        err(format!(
-            "{e}; the server (pid {}) is no longer running: see its log. \
-             Was it sent a signal from outside, e.g. a kill by process name?",
-            server.pid()
-        ))
+    for _ in 0..20 {
+        if !server.alive() {
+            return err(format!(
+                "{e}; the server (pid {}) has stopped: see its log. \
+                 Was it sent a signal from outside, e.g. a kill by process name?",
+                server.pid()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    e
 }
 
 fn free_port() -> Result<u16> {
