@@ -309,7 +309,7 @@ impl Report {
         for what in ["GET", "PATCH"] {
             let _ = writeln!(
                 s,
-                "| agentry | Copilot policy setting {what} | | | not available yet: not on main | | | | | |"
+                "| agentry | Copilot policy setting {what} | | | not measured yet: no scenario for Copilot settings in the harness | | | | | |"
             );
         }
         if let Some(why) = &self.json_server_skipped {
@@ -518,7 +518,7 @@ impl Report {
         }
         out.push((
             "Copilot policy setting GET and PATCH".into(),
-            "not available yet (not on main)".into(),
+            "not measured yet (no scenario in the harness)".into(),
             "n/a".into(),
         ));
         out
