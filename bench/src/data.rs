@@ -1,0 +1,172 @@
+//! The data set: instance `n` has a predictable id, name, owner and skill tag,
+//! so that every filter matches a fixed share of the instances whatever their
+//! number (the same question asked of a larger registry).
+
+use serde_json::json;
+
+/// Name prefixes; `startswith(displayName, 'Security')` matches 1 in 16.
+const WORDS: [&str; 16] = [
+    "Security",
+    "Sales",
+    "Support",
+    "Finance",
+    "People",
+    "Legal",
+    "Travel",
+    "Research",
+    "Design",
+    "Marketing",
+    "Procurement",
+    "Facilities",
+    "Training",
+    "Compliance",
+    "Analytics",
+    "Operations",
+];
+/// Skill tags; `security` is on 1 in 10.
+const TAGS: [&str; 10] = [
+    "security", "hr", "sales", "devops", "finance", "legal", "travel", "search", "design", "ops",
+];
+/// Owners; each owns 1 in 100.
+pub const OWNERS: u64 = 100;
+
+pub const API: &str = "/beta/agentRegistry/agentInstances";
+
+pub fn id(n: u64) -> String {
+    format!("agent-{n:07}")
+}
+
+pub fn path(n: u64) -> String {
+    format!("{API}/{}", id(n))
+}
+
+pub fn display_name(n: u64, revision: u64) -> String {
+    let word = WORDS[(n % WORDS.len() as u64) as usize];
+    if revision == 0 {
+        format!("{word} agent {n:07}")
+    } else {
+        format!("{word} agent {n:07} r{revision}")
+    }
+}
+
+pub fn owner(n: u64) -> String {
+    format!("owner-{:03}", n % OWNERS)
+}
+
+/// The POST body that loads instance `n`, with a nested card manifest.
+pub fn instance(n: u64) -> String {
+    let tag = TAGS[(n % TAGS.len() as u64) as usize];
+    json!({
+        "id": id(n),
+        "displayName": display_name(n, 0),
+        "ownerIds": [owner(n)],
+        "agentCardManifest": {
+            "displayName": format!("{} card", display_name(n, 0)),
+            "skills": [{"id": "main", "tags": [tag]}],
+        },
+    })
+    .to_string()
+}
+
+/// A created instance that no benchmark filter matches.
+pub fn extra_instance(k: u64) -> String {
+    json!({
+        "id": format!("posted-{k:08}"),
+        "displayName": format!("Posted agent {k:08}"),
+        "ownerIds": ["owner-posted"],
+        "agentCardManifest": {
+            "displayName": "Posted card",
+            "skills": [{"id": "main", "tags": ["bench-posted"]}],
+        },
+    })
+    .to_string()
+}
+
+pub fn rename(n: u64, revision: u64) -> String {
+    json!({ "displayName": display_name(n, revision) }).to_string()
+}
+
+/// The three discovery filters: name, filter, and which instances match
+/// (those with `n % modulus == residue`).
+pub fn filters() -> [(&'static str, String, u64, u64); 3] {
+    [
+        (
+            "ownerIds/any",
+            "ownerIds/any(o:o eq 'owner-007')".into(),
+            OWNERS,
+            7,
+        ),
+        (
+            "startswith(displayName)",
+            "startswith(displayName,'Security')".into(),
+            WORDS.len() as u64,
+            0,
+        ),
+        (
+            "skill tag",
+            "agentCardManifest/skills/any(s:s/tags/any(t:t eq 'security'))".into(),
+            TAGS.len() as u64,
+            0,
+        ),
+    ]
+}
+
+/// How many of instances `0..size` have `n % modulus == residue`.
+pub fn matching(size: u64, modulus: u64, residue: u64) -> u64 {
+    if size <= residue {
+        0
+    } else {
+        (size - residue).div_ceil(modulus)
+    }
+}
+
+/// `$filter=…&$top=100`, percent-encoded.
+pub fn list_path(filter: &str) -> String {
+    format!("{API}?$filter={}&$top=100", encode(filter))
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_are_valid_json_with_their_id() {
+        let v: serde_json::Value = serde_json::from_str(&instance(42)).unwrap();
+        assert_eq!(v["id"], "agent-0000042");
+        assert_eq!(v["displayName"], "Procurement agent 0000042");
+        assert_eq!(v["ownerIds"][0], "owner-042");
+    }
+
+    #[test]
+    fn filters_are_percent_encoded() {
+        assert_eq!(
+            list_path("ownerIds/any(o:o eq 'x')"),
+            "/beta/agentRegistry/agentInstances?$filter=ownerIds%2Fany%28o%3Ao%20eq%20%27x%27%29&$top=100"
+        );
+    }
+
+    #[test]
+    fn matches_are_counted_exactly() {
+        assert_eq!(matching(1000, 16, 0), 63);
+        assert_eq!(matching(1000, 100, 7), 10);
+        assert_eq!(matching(1008, 100, 7), 11);
+        assert_eq!(matching(5, 100, 7), 0);
+    }
+
+    #[test]
+    fn renames_keep_the_name_prefix() {
+        assert!(display_name(0, 3).starts_with("Security"));
+    }
+}

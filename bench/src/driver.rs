@@ -1,0 +1,499 @@
+//! The whole run: the baseline, Agentry at each size, cold starts, memory,
+//! json-server, then the table and the targets.
+
+use crate::data;
+use crate::load::{self, Call, Client, MakeCall, Outcome, Shape, Target};
+use crate::procs::anyhow_lite::{Result, err};
+use crate::procs::{self, Server};
+use crate::report::{Measured, Report, Row};
+use hyper::{Method, StatusCode};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct Config {
+    pub agentry: PathBuf,
+    /// `node_modules/.bin/json-server`, when installed.
+    pub json_server: Option<PathBuf>,
+    pub json_server_missing: String,
+    /// This program, to start the baseline server.
+    pub self_exe: PathBuf,
+    pub sizes: Vec<u64>,
+    pub shape: Shape,
+    /// Connections of the list scenarios (each answer can take long at 1M).
+    pub list_connections: usize,
+    /// Connections that load data.
+    pub loaders: usize,
+    pub cold_starts: usize,
+    pub work_dir: PathBuf,
+    pub fsync_probe: Duration,
+}
+
+fn ok_200(s: StatusCode) -> bool {
+    s == StatusCode::OK
+}
+fn ok_201(s: StatusCode) -> bool {
+    s == StatusCode::CREATED
+}
+fn ok_204(s: StatusCode) -> bool {
+    s == StatusCode::NO_CONTENT
+}
+fn ok_200_204(s: StatusCode) -> bool {
+    s == StatusCode::OK || s == StatusCode::NO_CONTENT
+}
+fn ok_2xx(s: StatusCode) -> bool {
+    s.is_success()
+}
+
+fn progress(what: &str) {
+    eprintln!("[bench] {what}");
+}
+
+/// Runs the load against `server` and measures its CPU time meanwhile.
+async fn measure(
+    server: &Server,
+    target: &Target,
+    shape: Shape,
+    make: MakeCall,
+    expect: fn(StatusCode) -> bool,
+) -> Result<Measured> {
+    let cpu_before = server.cpu_time();
+    let out: Outcome = load::run(target, shape, make, expect, 0x5EED).await;
+    let cpu_after = server.cpu_time();
+    if !server.alive() {
+        return Err(err(format!(
+            "the server (pid {}) stopped during this scenario; see its log (run with --keep). \
+             Was it sent a signal from outside, e.g. a kill by process name?",
+            server.pid()
+        )));
+    }
+    let cpu_per_request = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) if out.all > 0 => Some((b.saturating_sub(a)) / out.all as u32),
+        _ => None,
+    };
+    Ok(Measured::from_outcome(
+        &out,
+        shape.connections,
+        cpu_per_request,
+    ))
+}
+
+/// Starts Agentry on `data_dir` and returns it once an authenticated request
+/// has answered 200, with the time from spawn to that answer.
+async fn start_agentry(
+    cfg: &Config,
+    data_dir: &Path,
+    token: &str,
+    tag: &str,
+) -> Result<(Server, Duration)> {
+    let log = cfg.work_dir.join(format!("agentry-{tag}.log"));
+    let began = Instant::now();
+    let server = procs::spawn(
+        "agentry",
+        &cfg.agentry,
+        &procs::agentry_args(data_dir),
+        &[],
+        &log,
+    )
+    .await?;
+    let target = Target {
+        addr: server.addr,
+        authorization: Some(format!("Bearer {token}")),
+    };
+    let probe = Call::get(format!("{}?$top=1", data::API));
+    loop {
+        match load::once(&target, &probe).await {
+            Ok((s, _)) if s == StatusCode::OK => break,
+            Ok((s, body)) if began.elapsed() > Duration::from_secs(30) => {
+                return Err(err(format!(
+                    "Agentry answers {s} to {}: {}",
+                    probe.path,
+                    String::from_utf8_lossy(&body)
+                )));
+            }
+            Err(e) if began.elapsed() > Duration::from_secs(30) => {
+                return Err(err(format!("Agentry does not answer: {e}")));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+    Ok((server, began.elapsed()))
+}
+
+/// Creates instances `from..to` with `loaders` concurrent connections.
+async fn load_instances(target: &Target, from: u64, to: u64, loaders: usize) -> Result<Duration> {
+    let next = Arc::new(AtomicU64::new(from));
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..loaders {
+        let next = next.clone();
+        let mut client = Client::new(target.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= to {
+                    return Ok(());
+                }
+                let call = Call::with_body(Method::POST, data::API, data::instance(n));
+                match client.call(&call).await {
+                    Ok((s, _)) if s == StatusCode::CREATED => {}
+                    Ok((s, body)) => {
+                        return Err(err(format!(
+                            "loading {} answered {s}: {}",
+                            data::id(n),
+                            String::from_utf8_lossy(&body)
+                        )));
+                    }
+                    Err(e) => return Err(err(format!("loading {}: {e}", data::id(n)))),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| err(e.to_string()))??;
+    }
+    Ok(began.elapsed())
+}
+
+/// Checks one filtered page before timing it: 200 and a full page of 100.
+async fn check_list(target: &Target, path: &str) -> Result<usize> {
+    let (status, body) = load::once(target, &Call::get(path)).await?;
+    if status != StatusCode::OK {
+        return Err(err(format!(
+            "{path} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        )));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| err(e.to_string()))?;
+    Ok(v["value"].as_array().map_or(0, Vec::len))
+}
+
+/// Every instance as Agentry serves it, page by page.
+async fn export_instances(target: &Target) -> Result<Vec<serde_json::Value>> {
+    let mut client = Client::new(target.clone());
+    let mut path = format!("{}?$top=999", data::API);
+    let mut all = Vec::new();
+    loop {
+        let (status, body) = client.call(&Call::get(&path)).await?;
+        if status != StatusCode::OK {
+            return Err(err(format!("exporting: {path} answered {status}")));
+        }
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| err(e.to_string()))?;
+        if let Some(items) = v["value"].as_array_mut() {
+            all.append(items);
+        }
+        match v["@odata.nextLink"].as_str() {
+            Some(next) => {
+                let at = next
+                    .find("/beta/")
+                    .ok_or_else(|| err(format!("odd nextLink {next}")))?;
+                path = next[at..].to_owned();
+            }
+            None => return Ok(all),
+        }
+    }
+}
+
+pub async fn run(cfg: Config) -> Result<Report> {
+    let mut report = Report::new(&cfg);
+    std::fs::create_dir_all(&cfg.work_dir)?;
+    let shape = cfg.shape;
+
+    progress("probing the disk's fsync rate");
+    report.fsync_per_second = procs::fsync_rate(&cfg.work_dir, cfg.fsync_probe).ok();
+
+    // 1. The ceiling.
+    progress("baseline: fixed 1 KB JSON");
+    let baseline = procs::spawn(
+        "baseline",
+        &cfg.self_exe,
+        &["baseline".into(), "--listen".into(), "127.0.0.1:0".into()],
+        &[],
+        &cfg.work_dir.join("baseline.log"),
+    )
+    .await?;
+    let target = Target {
+        addr: baseline.addr,
+        authorization: None,
+    };
+    let m = measure(
+        &baseline,
+        &target,
+        shape,
+        Arc::new(|_| Call::get("/beta/agentRegistry/agentInstances/x")),
+        ok_200,
+    )
+    .await?;
+    report.baseline_rss = baseline.rss();
+    report.push(Row::measured(
+        "baseline",
+        "fixed 1 KB JSON, GET (the ceiling)",
+        None,
+        m,
+    ));
+    baseline.stop(Duration::from_secs(2)).await?;
+
+    // 2. Agentry on a fresh folder.
+    let data_dir = cfg.work_dir.join("agentry-data");
+    let _ = std::fs::remove_dir_all(&data_dir);
+    std::fs::create_dir_all(&data_dir)?;
+    let token = procs::mint_token(&cfg.agentry, &data_dir)?;
+    progress("Agentry: cold start on an empty folder");
+    let (mut server, first) = start_agentry(&cfg, &data_dir, &token, "fresh").await?;
+    report.cold_start_empty = Some(first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    report.idle_rss_empty = server.rss();
+    let mut target = Target {
+        addr: server.addr,
+        authorization: Some(format!("Bearer {token}")),
+    };
+
+    let mut loaded = 0u64;
+    let mut json_docs = None;
+    let posted = Arc::new(AtomicU64::new(0));
+    let first_size = cfg.sizes[0];
+    for &size in &cfg.sizes {
+        progress(&format!("Agentry: loading instances {loaded}..{size}"));
+        let took = match load_instances(&target, loaded, size, cfg.loaders).await {
+            Ok(took) => took,
+            Err(e) => return Err(explain(&server, e).await),
+        };
+        report.loads.push((loaded, size, took));
+        loaded = size;
+        report
+            .rss_loaded
+            .push((size, server.rss(), server.peak_rss()));
+
+        for (name, filter, modulus, residue) in data::filters() {
+            let path = data::list_path(&filter);
+            let n = match check_list(&target, &path).await {
+                Ok(n) => n,
+                Err(e) => return Err(explain(&server, e).await),
+            };
+            let expected = data::matching(size, modulus, residue).min(100) as usize;
+            if n != expected {
+                return Err(err(format!(
+                    "{path} gave {n} items at {size} instances, expected {expected}"
+                )));
+            }
+            progress(&format!("Agentry: list $filter={filter} at {size}"));
+            let p = path.clone();
+            let list_shape = Shape {
+                connections: cfg.list_connections,
+                ..shape
+            };
+            let m = measure(
+                &server,
+                &target,
+                list_shape,
+                Arc::new(move |_| Call::get(p.clone())),
+                ok_200,
+            )
+            .await?;
+            report.push(
+                Row::measured("agentry", &format!("list: {name}, $top=100"), Some(size), m)
+                    .list(name),
+            );
+        }
+
+        progress(&format!("Agentry: get by id at {size}"));
+        let m = measure(
+            &server,
+            &target,
+            shape,
+            Arc::new(move |rng| Call::get(data::path(rng.below(size)))),
+            ok_200,
+        )
+        .await?;
+        report.push(Row::measured("agentry", "get by id", Some(size), m).compare("get"));
+
+        if size != first_size {
+            continue;
+        }
+        json_docs = Some(export_instances(&target).await?);
+
+        progress(&format!("Agentry: PATCH displayName at {size}"));
+        let revision = Arc::new(AtomicU64::new(1));
+        let r = revision.clone();
+        let make: MakeCall = Arc::new(move |rng| {
+            let n = rng.below(size);
+            Call::with_body(
+                Method::PATCH,
+                data::path(n),
+                data::rename(n, r.fetch_add(1, Ordering::Relaxed)),
+            )
+        });
+        let m = measure(&server, &target, shape, make, ok_204).await?;
+        report.push(
+            Row::measured("agentry", "PATCH displayName (durable)", Some(size), m).compare("patch"),
+        );
+
+        progress(&format!("Agentry: 90/10 get/PATCH at {size}"));
+        let r = revision.clone();
+        let make: MakeCall = Arc::new(move |rng| {
+            let n = rng.below(size);
+            if rng.below(10) == 0 {
+                Call::with_body(
+                    Method::PATCH,
+                    data::path(n),
+                    data::rename(n, r.fetch_add(1, Ordering::Relaxed)),
+                )
+            } else {
+                Call::get(data::path(n))
+            }
+        });
+        let m = measure(&server, &target, shape, make, ok_200_204).await?;
+        report.push(Row::measured(
+            "agentry",
+            "90% get / 10% PATCH",
+            Some(size),
+            m,
+        ));
+
+        progress(&format!("Agentry: POST create at {size}"));
+        let p = posted.clone();
+        let make: MakeCall = Arc::new(move |_| {
+            Call::with_body(
+                Method::POST,
+                data::API,
+                data::extra_instance(p.fetch_add(1, Ordering::Relaxed)),
+            )
+        });
+        let m = measure(&server, &target, shape, make, ok_201).await?;
+        report.push(Row::measured(
+            "agentry",
+            "POST create (with a card manifest)",
+            Some(size),
+            m,
+        ));
+    }
+    report.posted_extra = posted.load(Ordering::Relaxed);
+
+    // 3. Cold starts on the loaded folder.
+    progress("Agentry: stopping (SIGTERM)");
+    let stop_began = Instant::now();
+    server.stop(Duration::from_secs(60)).await?;
+    report.stop_time = Some(stop_began.elapsed());
+    let mut starts = Vec::new();
+    for i in 0..cfg.cold_starts {
+        progress(&format!(
+            "Agentry: cold start {} on {loaded} instances",
+            i + 1
+        ));
+        let (s, took) = start_agentry(&cfg, &data_dir, &token, &format!("restart-{i}")).await?;
+        starts.push(took);
+        server = s;
+        if i + 1 == cfg.cold_starts {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            report.idle_rss_loaded = server.rss();
+        }
+        server.stop(Duration::from_secs(60)).await?;
+    }
+    report.cold_starts_loaded = starts;
+    report.db_bytes = dir_size(&data_dir);
+
+    // 4. json-server with the same instances.
+    match (&cfg.json_server, json_docs) {
+        (Some(bin), Some(docs)) => {
+            let count = docs.len() as u64;
+            let db = cfg.work_dir.join("json-server-db.json");
+            let text = serde_json::to_string_pretty(&serde_json::json!({ "agentInstances": docs }))
+                .map_err(|e| err(e.to_string()))?;
+            std::fs::write(&db, text)?;
+            progress(&format!("json-server: {count} instances"));
+            let port = free_port()?;
+            let js = procs::spawn_polled(
+                "json-server",
+                bin,
+                &[
+                    db.display().to_string(),
+                    "--port".into(),
+                    port.to_string(),
+                    "--quiet".into(),
+                ],
+                ([127, 0, 0, 1], port).into(),
+                &format!("/agentInstances/{}", data::id(0)),
+                &cfg.work_dir.join("json-server.log"),
+            )
+            .await?;
+            target = Target {
+                addr: js.addr,
+                authorization: None,
+            };
+            let m = measure(
+                &js,
+                &target,
+                shape,
+                Arc::new(move |rng| {
+                    Call::get(format!("/agentInstances/{}", data::id(rng.below(count))))
+                }),
+                ok_200,
+            )
+            .await?;
+            report.push(Row::measured("json-server", "get by id", Some(count), m).compare("get"));
+            let revision = Arc::new(AtomicU64::new(1));
+            let make: MakeCall = Arc::new(move |rng| {
+                let n = rng.below(count);
+                Call::with_body(
+                    Method::PATCH,
+                    format!("/agentInstances/{}", data::id(n)),
+                    data::rename(n, revision.fetch_add(1, Ordering::Relaxed)),
+                )
+            });
+            let m = measure(&js, &target, shape, make, ok_2xx).await?;
+            report.push(
+                Row::measured("json-server", "PATCH displayName", Some(count), m).compare("patch"),
+            );
+            report.json_server_rss = js.rss();
+            js.stop(Duration::from_secs(5)).await?;
+        }
+        _ => {
+            progress(&format!(
+                "json-server: skipped ({})",
+                cfg.json_server_missing
+            ));
+            report.json_server_skipped = Some(cfg.json_server_missing.clone());
+        }
+    }
+    Ok(report)
+}
+
+/// Adds to an error that the server is gone, when it is (a server stopping
+/// on a signal refuses connections a moment before it exits).
+async fn explain(
+    server: &Server,
+    e: crate::procs::anyhow_lite::Error,
+) -> crate::procs::anyhow_lite::Error {
+    for _ in 0..20 {
+        if !server.alive() {
+            return err(format!(
+                "{e}; the server (pid {}) has stopped: see its log. \
+                 Was it sent a signal from outside, e.g. a kill by process name?",
+                server.pid()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    e
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn dir_size(dir: &Path) -> Option<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        let meta = entry.metadata().ok()?;
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Some(total)
+}

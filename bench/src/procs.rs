@@ -1,0 +1,288 @@
+//! The servers under test as child processes, and what `/proc` says about them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A server we started; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("a running child has a pid")
+    }
+
+    /// Resident memory now (VmRSS), in bytes.
+    pub fn rss(&self) -> Option<u64> {
+        status_kib(self.pid(), "VmRSS:").map(|k| k * 1024)
+    }
+
+    /// Peak resident memory (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> Option<u64> {
+        status_kib(self.pid(), "VmHWM:").map(|k| k * 1024)
+    }
+
+    /// User plus system CPU time used so far.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        cpu_time(self.pid())
+    }
+
+    /// Whether the process still runs (not exited, not a zombie).
+    pub fn alive(&self) -> bool {
+        let Some(pid) = self.child.id() else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rfind(')')
+                    .and_then(|i| s.get(i + 2..i + 3))
+                    .map(|st| st != "Z" && st != "X")
+            })
+            .unwrap_or(false)
+    }
+
+    /// SIGTERM, then wait (up to `grace`), then SIGKILL.
+    pub async fn stop(mut self, grace: Duration) -> std::io::Result<()> {
+        if let Some(pid) = self.child.id() {
+            // Safe enough without libc: `kill` is always there on Linux.
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
+                return Ok(());
+            }
+        }
+        self.child.kill().await
+    }
+}
+
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Starts `program args…` with stdout piped and waits for a line holding
+/// `http://ADDR`; stderr goes to `log`.
+pub async fn spawn(
+    name: &'static str,
+    program: &Path,
+    args: &[String],
+    envs: &[(&str, &str)],
+    log: &Path,
+) -> anyhow_lite::Result<Server> {
+    let log_file = std::fs::File::create(log)?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| anyhow_lite::err(format!("cannot start {}: {e}", program.display())))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let wait = async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(addr) = address_in(&line) {
+                return Ok(Some(addr));
+            }
+        }
+        Ok::<_, std::io::Error>(None)
+    };
+    let found = tokio::time::timeout(Duration::from_secs(60), wait).await;
+    let addr = match found {
+        Ok(Ok(Some(addr))) => addr,
+        _ => {
+            let _ = child.kill().await;
+            let tail = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: String = tail.lines().rev().take(20).collect::<Vec<_>>().join("\n");
+            return Err(anyhow_lite::err(format!(
+                "{name} did not print its address; its log ends with:\n{tail}"
+            )));
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Server { child, addr })
+}
+
+/// Starts a server that prints nothing useful (json-server `--quiet`) on a
+/// known address and waits until `probe` answers 200.
+pub async fn spawn_polled(
+    name: &'static str,
+    program: &Path,
+    args: &[String],
+    addr: SocketAddr,
+    probe: &str,
+    log: &Path,
+) -> anyhow_lite::Result<Server> {
+    let log_file = std::fs::File::create(log)?;
+    let began = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| anyhow_lite::err(format!("cannot start {}: {e}", program.display())))?;
+    let target = crate::load::Target {
+        addr,
+        authorization: None,
+    };
+    let call = crate::load::Call::get(probe);
+    loop {
+        if let Ok((hyper::StatusCode::OK, _)) = crate::load::once(&target, &call).await {
+            break;
+        }
+        if let Ok(Some(exit)) = child.try_wait() {
+            let tail = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(anyhow_lite::err(format!("{name} exited ({exit}):\n{tail}")));
+        }
+        if began.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill().await;
+            return Err(anyhow_lite::err(format!(
+                "{name} did not answer {probe} within 60 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(Server { child, addr })
+}
+
+/// `http://127.0.0.1:1234/...` anywhere in a line gives `127.0.0.1:1234`.
+fn address_in(line: &str) -> Option<SocketAddr> {
+    let at = line.find("http://")? + "http://".len();
+    let rest = &line[at..];
+    let end = rest.find(['/', ' ']).unwrap_or(rest.len());
+    let host = rest[..end].replace("localhost", "127.0.0.1");
+    host.parse().ok()
+}
+
+/// Runs `agentry token --data-dir DIR` and returns the token.
+pub fn mint_token(agentry: &Path, data_dir: &Path) -> anyhow_lite::Result<String> {
+    let out = std::process::Command::new(agentry)
+        .arg("token")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()?;
+    if !out.status.success() {
+        return Err(anyhow_lite::err(format!(
+            "agentry token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Arguments that start Agentry on a data folder and a free loopback port.
+pub fn agentry_args(data_dir: &Path) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+    ]
+}
+
+/// How many 4 KiB write+fdatasync rounds the disk under `dir` does per second:
+/// the ceiling for one-commit-per-write durability.
+pub fn fsync_rate(dir: &Path, window: Duration) -> std::io::Result<f64> {
+    use std::io::{Seek, SeekFrom, Write};
+    let path: PathBuf = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path)?;
+    let block = [7u8; 4096];
+    let began = Instant::now();
+    let mut n = 0u64;
+    while began.elapsed() < window {
+        f.seek(SeekFrom::Start(0))?;
+        f.write_all(&block)?;
+        f.sync_data()?;
+        n += 1;
+    }
+    let rate = n as f64 / began.elapsed().as_secs_f64();
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(rate)
+}
+
+/// A tiny error type: a message, from anything printable.
+pub mod anyhow_lite {
+    pub type Result<T> = std::result::Result<T, Error>;
+
+    #[derive(Debug)]
+    pub struct Error(pub String);
+
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Error {}
+
+    impl From<std::io::Error> for Error {
+        fn from(e: std::io::Error) -> Self {
+            Self(e.to_string())
+        }
+    }
+
+    pub fn err(message: impl Into<String>) -> Error {
+        Error(message.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_found_in_banners() {
+        assert_eq!(
+            address_in("Agentry is serving Microsoft Graph beta at http://127.0.0.1:4242/beta"),
+            Some("127.0.0.1:4242".parse().unwrap())
+        );
+        assert_eq!(
+            address_in("  http://localhost:3000/agentInstances"),
+            Some("127.0.0.1:3000".parse().unwrap())
+        );
+        assert_eq!(address_in("no address"), None);
+    }
+
+    #[test]
+    fn our_own_process_has_memory_and_cpu_time() {
+        let me = std::process::id();
+        assert!(status_kib(me, "VmRSS:").unwrap() > 0);
+        assert!(cpu_time(me).is_some());
+    }
+}

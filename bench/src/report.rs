@@ -1,0 +1,541 @@
+//! The table, the notes and the targets, as Markdown.
+
+use crate::driver::Config;
+use crate::load::Outcome;
+use std::fmt::Write;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub connections: usize,
+    pub rps: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub cpu_per_request: Option<Duration>,
+    pub ok: u64,
+    pub failed: u64,
+    pub first_failure: Option<String>,
+}
+
+impl Measured {
+    pub fn from_outcome(
+        out: &Outcome,
+        connections: usize,
+        cpu_per_request: Option<Duration>,
+    ) -> Self {
+        Self {
+            connections,
+            rps: out.throughput(),
+            p50: out.percentile(0.50),
+            p99: out.percentile(0.99),
+            cpu_per_request,
+            ok: out.ok,
+            failed: out.failed,
+            first_failure: out.first_failure.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub server: &'static str,
+    pub scenario: String,
+    pub size: Option<u64>,
+    pub m: Measured,
+    /// The filter name, for list rows.
+    pub list: Option<&'static str>,
+    /// "get" or "patch": rows compared with json-server.
+    pub compare: Option<&'static str>,
+}
+
+impl Row {
+    pub fn measured(server: &'static str, scenario: &str, size: Option<u64>, m: Measured) -> Self {
+        Self {
+            server,
+            scenario: scenario.to_owned(),
+            size,
+            m,
+            list: None,
+            compare: None,
+        }
+    }
+
+    pub fn list(mut self, name: &'static str) -> Self {
+        self.list = Some(name);
+        self
+    }
+
+    pub fn compare(mut self, what: &'static str) -> Self {
+        self.compare = Some(what);
+        self
+    }
+}
+
+pub struct Report {
+    pub cpu: String,
+    pub cores: usize,
+    pub kernel: String,
+    pub load_before: String,
+    pub load_after: String,
+    pub command: String,
+    pub shape: crate::load::Shape,
+    pub sizes: Vec<u64>,
+    pub loaders: usize,
+    pub rows: Vec<Row>,
+    pub fsync_per_second: Option<f64>,
+    pub baseline_rss: Option<u64>,
+    pub cold_start_empty: Option<Duration>,
+    pub idle_rss_empty: Option<u64>,
+    /// (from, to, time taken)
+    pub loads: Vec<(u64, u64, Duration)>,
+    /// (instances, RSS, peak RSS)
+    pub rss_loaded: Vec<(u64, Option<u64>, Option<u64>)>,
+    pub posted_extra: u64,
+    pub stop_time: Option<Duration>,
+    pub cold_starts_loaded: Vec<Duration>,
+    pub idle_rss_loaded: Option<u64>,
+    pub db_bytes: Option<u64>,
+    pub json_server_rss: Option<u64>,
+    pub json_server_skipped: Option<String>,
+}
+
+fn first_line_with(path: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    Some(line.split_once(':')?.1.trim().to_owned())
+}
+
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn ms(d: Duration) -> String {
+    let v = d.as_secs_f64() * 1e3;
+    if v >= 100.0 {
+        format!("{v:.0} ms")
+    } else if v >= 10.0 {
+        format!("{v:.1} ms")
+    } else {
+        format!("{v:.2} ms")
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+fn mb(bytes: Option<u64>) -> String {
+    bytes.map_or_else(|| "?".into(), |b| format!("{:.1} MB", b as f64 / 1e6))
+}
+
+fn count(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "**met**" } else { "**missed**" }
+}
+
+impl Report {
+    pub fn new(cfg: &Config) -> Self {
+        Self {
+            cpu: first_line_with("/proc/cpuinfo", "model name").unwrap_or_else(|| "?".into()),
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+            load_before: load_average(),
+            load_after: String::new(),
+            command: String::new(),
+            shape: cfg.shape,
+            sizes: cfg.sizes.clone(),
+            loaders: cfg.loaders,
+            rows: Vec::new(),
+            fsync_per_second: None,
+            baseline_rss: None,
+            cold_start_empty: None,
+            idle_rss_empty: None,
+            loads: Vec::new(),
+            rss_loaded: Vec::new(),
+            posted_extra: 0,
+            stop_time: None,
+            cold_starts_loaded: Vec::new(),
+            idle_rss_loaded: None,
+            db_bytes: None,
+            json_server_rss: None,
+            json_server_skipped: None,
+        }
+    }
+
+    pub fn push(&mut self, row: Row) {
+        if let Some(f) = &row.m.first_failure {
+            eprintln!(
+                "[bench]   {} {}: {} failed, first: {f}",
+                row.server, row.scenario, row.m.failed
+            );
+        }
+        eprintln!(
+            "[bench]   {:.0} req/s, p50 {}, p99 {}",
+            row.m.rps,
+            ms(row.m.p50),
+            ms(row.m.p99)
+        );
+        self.rows.push(row);
+    }
+
+    /// Scenarios that had failed requests or none at all: the run is broken.
+    pub fn problems(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter(|r| r.m.failed > 0 || r.m.ok == 0)
+            .map(|r| {
+                format!(
+                    "{} {}: {} ok, {} failed{}",
+                    r.server,
+                    r.scenario,
+                    r.m.ok,
+                    r.m.failed,
+                    r.m.first_failure
+                        .as_deref()
+                        .map(|f| format!(" ({f})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    fn baseline_rps(&self) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| r.server == "baseline")
+            .map(|r| r.m.rps)
+    }
+
+    fn compared(&self, server: &str, what: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| {
+            r.server == server
+                && r.compare == Some(what)
+                && (server != "agentry" || r.size == self.sizes.first().copied())
+        })
+    }
+
+    fn json_ratio(&self, row: &Row) -> Option<f64> {
+        if row.server != "agentry" || row.size != self.sizes.first().copied() {
+            return None;
+        }
+        let what = row.compare?;
+        Some(row.m.rps / self.compared("json-server", what)?.m.rps)
+    }
+
+    fn median_cold_start(&self) -> Option<Duration> {
+        let mut v = self.cold_starts_loaded.clone();
+        v.sort();
+        v.get(v.len() / 2).copied()
+    }
+
+    fn list_p50(&self, name: &str, size: u64) -> Option<Duration> {
+        self.rows
+            .iter()
+            .find(|r| r.list == Some(name) && r.size == Some(size))
+            .map(|r| r.m.p50)
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let sh = self.shape;
+        let _ = writeln!(
+            s,
+            "Machine: {}, {} cores, Linux {}; load average {} before the run, {} after.",
+            self.cpu, self.cores, self.kernel, self.load_before, self.load_after
+        );
+        let _ = writeln!(
+            s,
+            "Command: `{}`; fixed keep-alive connections per scenario (column conns), {:.1} s warm-up then {:.1} s measured (longer when a scenario needs it to count 20 answers); the load generator runs on the same machine.",
+            self.command,
+            sh.warmup.as_secs_f64(),
+            sh.duration.as_secs_f64()
+        );
+        if let Some(f) = self.fsync_per_second {
+            let _ = writeln!(
+                s,
+                "Disk of the data folder: {f:.0} fsyncs per second (4 KiB write + fdatasync, one at a time)."
+            );
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "| server | scenario | instances | conns | req/s | p50 | p99 | server CPU / req | × baseline | × json-server |"
+        );
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let base = self.baseline_rps();
+        for r in &self.rows {
+            let vs_base = base.map_or_else(
+                || "".into(),
+                |b| {
+                    if r.server == "baseline" {
+                        "1".into()
+                    } else {
+                        format!("{:.2}", r.m.rps / b)
+                    }
+                },
+            );
+            let vs_js = self
+                .json_ratio(r)
+                .map_or_else(String::new, |x| format!("{x:.0}"));
+            let failed = if r.m.failed > 0 {
+                format!(" ({} failed)", r.m.failed)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.0}{failed} | {} | {} | {} | {vs_base} | {vs_js} |",
+                r.server,
+                r.scenario,
+                r.size.map_or_else(String::new, count),
+                r.m.connections,
+                r.m.rps,
+                ms(r.m.p50),
+                ms(r.m.p99),
+                r.m.cpu_per_request.map_or_else(|| "?".into(), us),
+            );
+        }
+        for what in ["GET", "PATCH"] {
+            let _ = writeln!(
+                s,
+                "| agentry | Copilot policy setting {what} | | | not measured yet: no scenario for Copilot settings in the harness | | | | | |"
+            );
+        }
+        if let Some(why) = &self.json_server_skipped {
+            let _ = writeln!(
+                s,
+                "| json-server | get by id, PATCH | | | skipped: {why} | | | | | |"
+            );
+        }
+
+        let _ = writeln!(s);
+        let _ = writeln!(s, "Memory, start and loading:");
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "- Idle RSS, empty folder (after one request): {}; the baseline server: {}.",
+            mb(self.idle_rss_empty),
+            mb(self.baseline_rss)
+        );
+        for (n, rss, peak) in &self.rss_loaded {
+            let _ = writeln!(
+                s,
+                "- RSS right after loading {}: {} (peak {}).",
+                count(*n),
+                mb(*rss),
+                mb(*peak)
+            );
+        }
+        if let Some(&(_, n, _)) = self.loads.last() {
+            let _ = writeln!(
+                s,
+                "- Idle RSS after a restart on {} instances (after one request): {}.",
+                count(n),
+                mb(self.idle_rss_loaded)
+            );
+        }
+        if let Some(j) = self.json_server_rss {
+            let _ = writeln!(s, "- json-server RSS after its runs: {}.", mb(Some(j)));
+        }
+        if let Some(d) = self.cold_start_empty {
+            let _ = writeln!(
+                s,
+                "- Cold start to the first authenticated 200, empty folder: {}.",
+                ms(d)
+            );
+        }
+        if let Some(med) = self.median_cold_start() {
+            let n = self.loads.last().map_or(0, |l| l.1);
+            let all: Vec<String> = self.cold_starts_loaded.iter().map(|d| ms(*d)).collect();
+            let _ = writeln!(
+                s,
+                "- Cold start to the first authenticated 200 on {} instances: median {} of {} starts (in order: {}).",
+                count(n),
+                ms(med),
+                all.len(),
+                all.join(", ")
+            );
+        }
+        for (from, to, took) in &self.loads {
+            let _ = writeln!(
+                s,
+                "- Loading instances {}..{} (POST with a nested card manifest, {} connections): {:.1} s, {:.0} per second.",
+                count(*from),
+                count(*to),
+                self.loaders,
+                took.as_secs_f64(),
+                (to - from) as f64 / took.as_secs_f64()
+            );
+        }
+        if self.posted_extra > 0 {
+            let _ = writeln!(
+                s,
+                "- The POST scenario added {} instances that no filter matches.",
+                self.posted_extra
+            );
+        }
+        if let Some(d) = self.stop_time {
+            let _ = writeln!(s, "- Stop on SIGTERM (checkpoint included): {}.", ms(d));
+        }
+        if let Some(b) = self.db_bytes {
+            let _ = writeln!(s, "- Data folder on disk at the end: {}.", mb(Some(b)));
+        }
+
+        let _ = writeln!(s);
+        let _ = writeln!(s, "Targets (checked here, never asserted in tests):");
+        let _ = writeln!(s);
+        let _ = writeln!(s, "| target | measured | verdict |");
+        let _ = writeln!(s, "|---|---|---|");
+        for t in self.targets() {
+            let _ = writeln!(s, "| {} | {} | {} |", t.0, t.1, t.2);
+        }
+        s
+    }
+
+    /// (target, measured, verdict)
+    pub fn targets(&self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        let first = self.sizes.first().copied().unwrap_or(0);
+        let last = self.sizes.last().copied().unwrap_or(0);
+        let base = self.baseline_rps();
+        for (what, label, goal) in [
+            ("get", "Get by id ≥ 0.6× baseline (authenticated)", 0.6),
+            ("patch", "PATCH ≥ 0.2× baseline, durable", 0.2),
+        ] {
+            match (self.compared("agentry", what), base) {
+                (Some(r), Some(b)) => {
+                    let x = r.m.rps / b;
+                    out.push((
+                        label.into(),
+                        format!("{x:.2}× ({:.0} / {b:.0} req/s)", r.m.rps),
+                        verdict(x >= goal).into(),
+                    ));
+                }
+                _ => out.push((label.into(), "not measured".into(), "n/a".into())),
+            }
+        }
+        for (name, ..) in crate::data::filters() {
+            let label = format!("list `{name}` p50 at 1M ≤ 3× p50 at 10k");
+            match (self.list_p50(name, first), self.list_p50(name, last)) {
+                (Some(a), Some(b)) if first != last => {
+                    let x = b.as_secs_f64() / a.as_secs_f64();
+                    let measured = format!(
+                        "{x:.1}× ({} at {}, {} at {})",
+                        ms(a),
+                        count(first),
+                        ms(b),
+                        count(last)
+                    );
+                    let v = if first == 10_000 && last == 1_000_000 {
+                        verdict(x <= 3.0).to_owned()
+                    } else {
+                        format!(
+                            "n/a: needs 10k and 1M (`--full`); {} here",
+                            if x <= 3.0 {
+                                "within 3× so far"
+                            } else {
+                                "already over 3×"
+                            }
+                        )
+                    };
+                    out.push((label, measured, v));
+                }
+                _ => out.push((label, "not measured".into(), "n/a".into())),
+            }
+        }
+        let slowest_start = self
+            .median_cold_start()
+            .into_iter()
+            .chain(self.cold_start_empty)
+            .max();
+        match slowest_start {
+            Some(d) => out.push((
+                "Cold start < 50 ms".into(),
+                format!("{} (the slower of empty and loaded folder, median)", ms(d)),
+                verdict(d < Duration::from_millis(50)).into(),
+            )),
+            None => out.push((
+                "Cold start < 50 ms".into(),
+                "not measured".into(),
+                "n/a".into(),
+            )),
+        }
+        let idle = self
+            .idle_rss_empty
+            .into_iter()
+            .chain(self.idle_rss_loaded)
+            .max();
+        match idle {
+            Some(b) => out.push((
+                "Idle RSS < 20 MB".into(),
+                format!("{} (the larger of empty and loaded folder)", mb(Some(b))),
+                verdict(b < 20_000_000).into(),
+            )),
+            None => out.push((
+                "Idle RSS < 20 MB".into(),
+                "not measured".into(),
+                "n/a".into(),
+            )),
+        }
+        for (what, label, goal) in [
+            ("get", "≥ 20× json-server on get by id", 20.0),
+            ("patch", "≥ 1,000× json-server on PATCH", 1000.0),
+        ] {
+            match (
+                self.compared("agentry", what),
+                self.compared("json-server", what),
+            ) {
+                (Some(a), Some(j)) => {
+                    let x = a.m.rps / j.m.rps;
+                    out.push((
+                        label.into(),
+                        format!(
+                            "{x:.0}× ({:.0} / {:.0} req/s, {} objects)",
+                            a.m.rps,
+                            j.m.rps,
+                            count(first)
+                        ),
+                        verdict(x >= goal).into(),
+                    ));
+                }
+                _ => out.push((
+                    label.into(),
+                    "not measured (json-server skipped)".into(),
+                    "n/a".into(),
+                )),
+            }
+        }
+        out.push((
+            "Copilot policy setting GET and PATCH".into(),
+            "not measured yet (no scenario in the harness)".into(),
+            "n/a".into(),
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_durations_read_well() {
+        assert_eq!(count(10_000), "10k");
+        assert_eq!(count(1_000_000), "1M");
+        assert_eq!(count(1234), "1234");
+        assert_eq!(ms(Duration::from_micros(412)), "0.41 ms");
+        assert_eq!(ms(Duration::from_micros(12_340)), "12.3 ms");
+        assert_eq!(ms(Duration::from_millis(250)), "250 ms");
+    }
+}
