@@ -214,8 +214,11 @@ pub struct Authenticator {
     scoped_roles: Vec<(String, &'static str)>,
     /// Verified tokens by the SHA-256 of their text: checking an ES256 or
     /// RS256 signature costs far more than a lookup.
-    cache: RwLock<HashMap<[u8; 32], (Principal, Instant)>>,
+    cache: RwLock<HashMap<[u8; 32], Verified>>,
 }
+
+/// A verified caller and when its token was verified.
+type Verified = (Arc<Principal>, Instant);
 
 /// A verified token is trusted again without its signature check for this
 /// long (never past its `exp`).
@@ -245,7 +248,7 @@ impl Authenticator {
     }
 
     /// Verifies a bearer token and names the caller it describes.
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         if let Some((p, at)) = self.cache.read().expect("token cache poisoned").get(&key)
@@ -254,7 +257,7 @@ impl Authenticator {
         {
             return Ok(p.clone());
         }
-        let p = self.verify_uncached(token).await?;
+        let p = Arc::new(self.verify_uncached(token).await?);
         let mut cache = self.cache.write().expect("token cache poisoned");
         if cache.len() >= CACHE_MAX {
             cache.clear();

@@ -30,6 +30,27 @@ impl RequestMeta {
 
 const MAX_CLIENT_REQUEST_ID: usize = 200;
 
+/// A fresh request id: a version-4-shaped GUID from a per-process random
+/// prefix and a counter. Unique without a system call per request.
+fn request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut b = [0u8; 8];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+        b
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(prefix);
+    bytes[8..].copy_from_slice(&n.to_be_bytes());
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
 pub async fn graph_conventions(
     State(app): State<AppState>,
     mut req: Request,
@@ -37,7 +58,7 @@ pub async fn graph_conventions(
 ) -> Response {
     let started = Instant::now();
     let meta = RequestMeta {
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: request_id(),
         client_request_id: req
             .headers()
             .get("client-request-id")
@@ -96,7 +117,7 @@ pub async fn graph_conventions(
 async fn authenticate(
     app: &AppState,
     headers: &HeaderMap,
-) -> Result<crate::auth::Principal, crate::auth::AuthError> {
+) -> Result<std::sync::Arc<crate::auth::Principal>, crate::auth::AuthError> {
     use crate::auth::AuthError;
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(AuthError::Missing);
@@ -203,6 +224,13 @@ mod tests {
             h.insert(*k, HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn request_ids_are_distinct_guids() {
+        let (a, b) = (request_id(), request_id());
+        assert_ne!(a, b);
+        assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 4);
     }
 
     #[test]
