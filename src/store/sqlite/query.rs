@@ -570,26 +570,61 @@ pub(super) fn list(
         let after = b.after(&keys, values, id);
         clauses.push(after);
     }
-    let mut select = String::from("e.id, e.doc, e.version");
-    let mut order = Vec::new();
-    for (x, descending) in &keys {
+    let limit = SqlValue::Integer(q.limit.saturating_add(1).min(i64::MAX as usize) as i64);
+    let skip = SqlValue::Integer(q.skip.min(i64::MAX as usize) as i64);
+    let order_by = |keys: &[(String, bool)], id: &str| {
+        let mut order: Vec<String> = keys
+            .iter()
+            .map(|(x, descending)| format!("{x}{}", if *descending { " DESC" } else { "" }))
+            .collect();
+        order.push(id.to_owned());
+        order.join(", ")
+    };
+    let filtered =
+        q.criteria.filter.is_some() || q.criteria.search.is_some() || !q.order.is_empty();
+    if !filtered {
+        b.params.push(limit);
+        b.params.push(skip);
+        return Compiled {
+            sql: format!(
+                "SELECT e.id, e.doc, e.version FROM {from} WHERE {} ORDER BY e.id LIMIT ? OFFSET ?",
+                clauses.join(" AND ")
+            ),
+            params: b.params,
+        };
+    }
+    // Two steps: the page's ids first, which an index can often answer without
+    // reading a single document, then only those documents.
+    let inner = format!(
+        "SELECT e.id FROM {from} WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
+        clauses.join(" AND "),
+        order_by(&keys, "e.id")
+    );
+    let outer_keys: Vec<(String, bool)> = q
+        .order
+        .iter()
+        .map(|k| (b.value("o", ty, &k.path.segments), k.descending))
+        .collect();
+    let mut select = String::from("o.id, o.doc, o.version");
+    for (x, _) in &outer_keys {
         select.push_str(", ");
         select.push_str(x);
-        order.push(format!("{x}{}", if *descending { " DESC" } else { "" }));
     }
-    order.push("e.id".into());
-    b.params.push(SqlValue::Integer(
-        q.limit.saturating_add(1).min(i64::MAX as usize) as i64,
-    ));
-    b.params
-        .push(SqlValue::Integer(q.skip.min(i64::MAX as usize) as i64));
+    let table = match source {
+        Source::Table(t) => t,
+        Source::MembersOf(_) => "agent_instances",
+        Source::CollectionsOf(_) => "agent_collections",
+    };
+    let mut params = vec![SqlValue::Text(tenant.to_owned())];
+    params.append(&mut b.params);
+    params.push(limit);
+    params.push(skip);
     Compiled {
         sql: format!(
-            "SELECT {select} FROM {from} WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
-            clauses.join(" AND "),
-            order.join(", ")
+            "SELECT {select} FROM {table} o WHERE o.tenant_id = ? AND o.id IN ({inner}) ORDER BY {}",
+            order_by(&outer_keys, "o.id")
         ),
-        params: b.params,
+        params,
     }
 }
 
@@ -684,25 +719,25 @@ mod tests {
                 &AGENT_INSTANCE,
                 "agent_instances",
                 "$filter=displayName eq 'Agent 42'",
-                "USING INDEX agent_instances_by_display_name (tenant_id=? AND display_name=?)",
+                "INDEX agent_instances_by_display_name (tenant_id=? AND display_name=?)",
             ),
             (
                 &AGENT_INSTANCE,
                 "agent_instances",
                 "$filter=startswith(displayName, 'Agent 1999')",
-                "USING INDEX agent_instances_by_display_name_nocase (tenant_id=? AND display_name>? AND display_name<?)",
+                "INDEX agent_instances_by_display_name_nocase (tenant_id=? AND display_name>? AND display_name<?)",
             ),
             (
                 &AGENT_INSTANCE,
                 "agent_instances",
                 "$filter=managedBy eq 'app7'",
-                "USING INDEX agent_instances_by_managed_by (tenant_id=? AND managed_by=?)",
+                "INDEX agent_instances_by_managed_by (tenant_id=? AND managed_by=?)",
             ),
             (
                 &AGENT_INSTANCE,
                 "agent_instances",
                 "$filter=originatingStore eq 'store3'",
-                "USING INDEX agent_instances_by_originating_store (tenant_id=? AND originating_store=?)",
+                "INDEX agent_instances_by_originating_store (tenant_id=? AND originating_store=?)",
             ),
             (
                 &AGENT_INSTANCE,
@@ -714,7 +749,7 @@ mod tests {
                 &AGENT_INSTANCE,
                 "agent_instances",
                 "$filter=agentCardManifest/skills/any(s: s/tags/any(t: t eq 'tag1'))",
-                "USING INDEX agent_instances_by_manifest (tenant_id=? AND manifest_id=?)",
+                "INDEX agent_instances_by_manifest (tenant_id=? AND manifest_id=?)",
             ),
             (
                 &AGENT_CARD_MANIFEST,
