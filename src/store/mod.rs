@@ -124,6 +124,53 @@ pub enum Relation<'a> {
     CollectionsOf(&'a str),
 }
 
+/// A tenant's whole state, as snapshots and seed files carry it: documents
+/// already validated and complete (server-owned fields included).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TenantState {
+    pub manifests: Vec<Map<String, Value>>,
+    /// Each instance with the id of the manifest it links, if any.
+    pub instances: Vec<(Map<String, Value>, Option<String>)>,
+    /// Collections, the reserved ones included when known.
+    pub collections: Vec<Map<String, Value>>,
+    /// (collection id, instance id) pairs.
+    pub members: Vec<(String, String)>,
+    pub policies: Vec<Policy>,
+    pub settings: Vec<(TenantSetting, Map<String, Value>)>,
+}
+
+/// How [`Store::import_tenant`] treats what the tenant already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// Delete everything of the tenant first (reset and snapshot restore).
+    Replace,
+    /// Keep what exists; add only objects whose id is new (seed files).
+    Merge,
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ImportReport {
+    pub created: usize,
+    /// Objects left alone because they already existed (merge only).
+    pub kept: usize,
+}
+
+/// Figures of the backend for `/metrics`; zero where a backend has none.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Read connections idle in the pool.
+    pub idle_readers: u64,
+    /// Write jobs waiting for the writer.
+    pub queued_writes: u64,
+    /// Write transactions committed (or attempted).
+    pub write_batches: u64,
+    /// Write jobs run.
+    pub write_jobs: u64,
+    /// Batch sizes: (upper bound, batches of at most that many jobs), cumulative.
+    pub batch_size_buckets: Vec<(u64, u64)>,
+}
+
 /// The storage of the Agent Registry and the Copilot settings. Every call is
 /// scoped to one tenant.
 #[async_trait]
@@ -282,6 +329,26 @@ pub trait Store: Send + Sync + 'static {
         &self,
         client_id: &str,
     ) -> Result<Option<crate::auth::apps::AppRegistration>, StoreError>;
+
+    // Whole tenants (reset, snapshots, seed files)
+    /// Everything the tenant holds, in id order (the reserved collections included).
+    async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError>;
+    /// Writes a whole state in one transaction: with `Replace` the tenant's
+    /// registry objects, memberships, Copilot policies and settings are
+    /// deleted first (application registrations stay); the reserved
+    /// collections always exist afterwards. `now` stamps what the state lacks.
+    async fn import_tenant(
+        &self,
+        tenant: &str,
+        state: TenantState,
+        mode: ImportMode,
+        now: &str,
+    ) -> Result<ImportReport, StoreError>;
+
+    /// Figures for `/metrics`.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
 
     /// Whether the database answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -8,9 +8,13 @@
 
 mod policies;
 mod query;
+mod tenant;
 mod writer;
 
-use super::{Criteria, EntityKind, ListQuery, Page, Relation, Store, StoreError, Stored};
+use super::{
+    Criteria, EntityKind, ImportMode, ImportReport, ListQuery, Page, Relation, Store, StoreError,
+    StoreStats, Stored, TenantState,
+};
 use crate::auth::apps::AppRegistration;
 use crate::domain::copilot::{
     CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
@@ -992,6 +996,38 @@ impl Store for SqliteStore {
             doc.map(|d| serde_json::from_str(&d).map_err(|e| StoreError::Internal(e.to_string())))
                 .transpose()
         })
+    }
+
+    async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError> {
+        self.ensure_reserved(tenant).await?;
+        self.read(|conn| tenant::export(conn, tenant))
+    }
+
+    async fn import_tenant(
+        &self,
+        tenant: &str,
+        state: TenantState,
+        mode: ImportMode,
+        now: &str,
+    ) -> Result<ImportReport, StoreError> {
+        let (t, now) = (tenant.to_owned(), now.to_owned());
+        let report = self
+            .writer
+            .write(move |conn| tenant::import(conn, &t, &state, mode, &now))
+            .await?;
+        // The import stored the reserved collections.
+        self.seeded
+            .write()
+            .expect("seed set poisoned")
+            .insert(tenant.to_owned());
+        Ok(report)
+    }
+
+    fn stats(&self) -> StoreStats {
+        let idle = self.readers.lock().map(|p| p.len()).unwrap_or_default();
+        let mut stats = self.writer.stats();
+        stats.idle_readers = idle as u64;
+        stats
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -5,8 +5,11 @@
 
 use super::sql_error;
 use crate::store::StoreError;
+use crate::store::StoreStats;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use tokio::sync::oneshot;
 
@@ -23,18 +26,69 @@ enum Msg {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// Upper bounds of the batch-size histogram.
+const BATCH_BUCKETS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+
+/// Counters the writer keeps for `/metrics`.
+#[derive(Default)]
+struct Counters {
+    queued: AtomicU64,
+    batches: AtomicU64,
+    jobs: AtomicU64,
+    /// Batches per bucket of [`BATCH_BUCKETS`] (not cumulative).
+    buckets: [AtomicU64; BATCH_BUCKETS.len()],
+}
+
+impl Counters {
+    fn batch(&self, size: usize) {
+        let size = size as u64;
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.jobs.fetch_add(size, Ordering::Relaxed);
+        self.queued.fetch_sub(size, Ordering::Relaxed);
+        let i = BATCH_BUCKETS
+            .iter()
+            .position(|b| size <= *b)
+            .unwrap_or(BATCH_BUCKETS.len() - 1);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// A handle to the writer thread.
 pub(super) struct Writer {
     tx: Sender<Msg>,
+    counters: Arc<Counters>,
 }
 
 impl Writer {
     pub(super) fn start(conn: Connection) -> std::io::Result<Self> {
         let (tx, rx) = channel();
+        let counters = Arc::new(Counters::default());
+        let shared = counters.clone();
         std::thread::Builder::new()
             .name("agentry-sqlite-writer".into())
-            .spawn(move || run(conn, rx))?;
-        Ok(Self { tx })
+            .spawn(move || run(conn, rx, &shared))?;
+        Ok(Self { tx, counters })
+    }
+
+    /// Queue length, batches and batch sizes so far.
+    pub(super) fn stats(&self) -> StoreStats {
+        let c = &self.counters;
+        let mut cumulative = 0;
+        let batch_size_buckets = BATCH_BUCKETS
+            .iter()
+            .zip(&c.buckets)
+            .map(|(bound, n)| {
+                cumulative += n.load(Ordering::Relaxed);
+                (*bound, cumulative)
+            })
+            .collect();
+        StoreStats {
+            idle_readers: 0,
+            queued_writes: c.queued.load(Ordering::Relaxed),
+            write_batches: c.batches.load(Ordering::Relaxed),
+            write_jobs: c.jobs.load(Ordering::Relaxed),
+            batch_size_buckets,
+        }
     }
 
     /// Runs `f` in the next batch and returns its result once committed.
@@ -53,9 +107,11 @@ impl Writer {
             });
             (ok, done)
         });
-        self.tx
-            .send(Msg::Job(job))
-            .map_err(|_| StoreError::Unavailable("the database is closed".into()))?;
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(Msg::Job(job)).is_err() {
+            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(StoreError::Unavailable("the database is closed".into()));
+        }
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the database writer stopped".into()))?
@@ -70,7 +126,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: Receiver<Msg>) {
+fn run(conn: Connection, rx: Receiver<Msg>, counters: &Counters) {
     let mut stop = None;
     let mut since_optimize = 0;
     while stop.is_none() {
@@ -89,6 +145,7 @@ fn run(conn: Connection, rx: Receiver<Msg>) {
         }
         if !jobs.is_empty() {
             since_optimize += jobs.len();
+            counters.batch(jobs.len());
             commit_batch(&conn, jobs);
         }
         if since_optimize >= OPTIMIZE_EVERY {

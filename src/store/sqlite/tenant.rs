@@ -1,0 +1,215 @@
+//! Whole tenants: export for snapshots, import for restores, resets and seed
+//! files. An import is one writer job, so it commits or rolls back whole.
+
+use super::{Table, exists, insert_entity, policies, sql_error};
+use crate::domain::copilot::{Policy, TenantSetting};
+use crate::domain::{RESERVED_COLLECTIONS, reserved_collection_document};
+use crate::store::{EntityKind, ImportMode, ImportReport, StoreError, TenantState};
+use rusqlite::{Connection, params};
+use serde_json::{Map, Value};
+
+/// Every table that holds a tenant's data, but the application registrations
+/// (credentials, like the keys, survive a reset).
+const TENANT_TABLES: &[&str] = &[
+    "agent_instances",
+    "agent_instance_owners",
+    "agent_card_manifests",
+    "agent_card_manifest_skill_tags",
+    "agent_collections",
+    "agent_collection_members",
+    "copilot_policies",
+    "copilot_tenant_settings",
+];
+
+fn docs(
+    conn: &Connection,
+    sql: &str,
+    tenant: &str,
+) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+    let mut rows = stmt.query(params![tenant]).map_err(sql_error)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(sql_error)? {
+        out.push((r.get(0).map_err(sql_error)?, r.get(1).map_err(sql_error)?));
+    }
+    Ok(out)
+}
+
+fn object(text: &str) -> Map<String, Value> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+pub(super) fn export(conn: &Connection, tenant: &str) -> Result<TenantState, StoreError> {
+    let manifests = docs(
+        conn,
+        "SELECT doc, NULL FROM agent_card_manifests WHERE tenant_id = ?1 ORDER BY id",
+        tenant,
+    )?;
+    let instances = docs(
+        conn,
+        "SELECT doc, manifest_id FROM agent_instances WHERE tenant_id = ?1 ORDER BY id",
+        tenant,
+    )?;
+    let collections = docs(
+        conn,
+        "SELECT doc, NULL FROM agent_collections WHERE tenant_id = ?1 ORDER BY id",
+        tenant,
+    )?;
+    let members = docs(
+        conn,
+        "SELECT collection_id, instance_id FROM agent_collection_members WHERE tenant_id = ?1
+         ORDER BY collection_id, instance_id",
+        tenant,
+    )?;
+    let settings = docs(
+        conn,
+        "SELECT name, doc FROM copilot_tenant_settings WHERE tenant_id = ?1 ORDER BY name",
+        tenant,
+    )?;
+    Ok(TenantState {
+        manifests: manifests.iter().map(|(d, _)| object(d)).collect(),
+        instances: instances
+            .into_iter()
+            .map(|(d, link)| (object(&d), link))
+            .collect(),
+        collections: collections.iter().map(|(d, _)| object(d)).collect(),
+        members: members
+            .into_iter()
+            .map(|(c, i)| (c, i.unwrap_or_default()))
+            .collect(),
+        policies: policies::list(conn, tenant)?,
+        settings: settings
+            .into_iter()
+            .filter_map(|(name, doc)| {
+                let kind = TenantSetting::ALL.into_iter().find(|k| k.key() == name)?;
+                Some((kind, object(&doc.unwrap_or_default())))
+            })
+            .collect(),
+    })
+}
+
+fn id_of(doc: &Map<String, Value>) -> &str {
+    doc.get("id").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Writes a state into a tenant, inside the caller's transaction.
+pub(super) fn import(
+    conn: &Connection,
+    tenant: &str,
+    state: &TenantState,
+    mode: ImportMode,
+    now: &str,
+) -> Result<ImportReport, StoreError> {
+    let mut report = ImportReport::default();
+    if mode == ImportMode::Replace {
+        for table in TENANT_TABLES {
+            conn.prepare_cached(&format!("DELETE FROM {table} WHERE tenant_id = ?1"))
+                .and_then(|mut s| s.execute(params![tenant]))
+                .map_err(sql_error)?;
+        }
+    }
+    let mut count = |created: bool| {
+        if created {
+            report.created += 1;
+        } else {
+            report.kept += 1;
+        }
+    };
+    for doc in &state.manifests {
+        count(insert_new(conn, Table::Manifests, tenant, doc, None)?);
+    }
+    for (doc, link) in &state.instances {
+        if let Some(m) = link
+            && !exists(conn, Table::Manifests, tenant, m)?
+        {
+            return Err(StoreError::NotFound {
+                kind: EntityKind::Manifest,
+                id: m.clone(),
+            });
+        }
+        count(insert_new(
+            conn,
+            Table::Instances,
+            tenant,
+            doc,
+            link.as_deref(),
+        )?);
+    }
+    for doc in &state.collections {
+        count(insert_new(conn, Table::Collections, tenant, doc, None)?);
+    }
+    for c in &RESERVED_COLLECTIONS {
+        if !exists(conn, Table::Collections, tenant, c.id)? {
+            let doc = reserved_collection_document(c, now);
+            insert_entity(conn, Table::Collections, tenant, &doc, None)?;
+        }
+    }
+    for (collection, instance) in &state.members {
+        for (table, id) in [
+            (Table::Collections, collection),
+            (Table::Instances, instance),
+        ] {
+            if !exists(conn, table, tenant, id)? {
+                return Err(StoreError::NotFound {
+                    kind: table.kind(),
+                    id: id.clone(),
+                });
+            }
+        }
+        let n = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO agent_collection_members (tenant_id, collection_id, instance_id)
+                 VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![tenant, collection, instance]))
+            .map_err(sql_error)?;
+        count(n > 0);
+    }
+    for policy in &state.policies {
+        count(insert_policy(conn, tenant, policy)?);
+    }
+    for (kind, doc) in &state.settings {
+        let n = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO copilot_tenant_settings (tenant_id, name, modified_at, doc)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant,
+                    kind.key(),
+                    now,
+                    Value::Object(doc.clone()).to_string()
+                ])
+            })
+            .map_err(sql_error)?;
+        count(n > 0);
+    }
+    Ok(report)
+}
+
+/// Inserts an entity unless its id exists; `Ok(false)` if it was kept.
+fn insert_new(
+    conn: &Connection,
+    table: Table,
+    tenant: &str,
+    doc: &Map<String, Value>,
+    link: Option<&str>,
+) -> Result<bool, StoreError> {
+    if exists(conn, table, tenant, id_of(doc))? {
+        return Ok(false);
+    }
+    insert_entity(conn, table, tenant, doc, link)?;
+    Ok(true)
+}
+
+fn insert_policy(conn: &Connection, tenant: &str, policy: &Policy) -> Result<bool, StoreError> {
+    if policies::get(conn, tenant, &policy.id)?.is_some() {
+        return Ok(false);
+    }
+    policies::insert(conn, tenant, policy)?;
+    Ok(true)
+}
