@@ -1,28 +1,37 @@
-//! `agentry serve --seed FILE`: loads registry objects and Copilot settings
-//! from a JSON snapshot at start, through the same domain validation and
-//! store calls as the API. Objects whose id already exists are left as they
-//! are, so starting again with the same file changes nothing.
+//! The per-tenant snapshot format of seed files and of the control API's
+//! snapshots (`docs/seed.md`; `examples/seed.json` is one).
 //!
-//! The format is described in `docs/seed.md`; `examples/seed.json` is one.
+//! - `agentry serve --seed FILE` loads a file at start, merging: objects whose
+//!   id already exists are left as they are, so starting again with the same
+//!   file changes nothing.
+//! - `PUT /_agentry/snapshot` restores one tenant, replacing its state;
+//!   `GET /_agentry/snapshot` exports it ([`export`]).
+//!
+//! Both validate every object as the API would ([`parse_tenant`]) before one
+//! store transaction writes them; server-owned fields (`createdBy`, the
+//! timestamps) are kept when given, so an export restores exactly.
 
 use crate::domain::copilot::{CopilotRules, TenantSetting, parse_new_policy};
 use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
-use crate::domain::{WriteContext, ensure_collection_name_free, parse_write};
-use crate::store::{Store, StoreError};
-use serde::Deserialize;
-use serde_json::Value;
-use std::collections::BTreeMap;
+use crate::domain::{
+    ManifestChange, WriteContext, ensure_collection_name_free, ensure_required, new_document,
+    new_id, parse_write, reserved_collection, reserved_collection_document,
+};
+use crate::store::{EntityKind, ImportMode, ImportReport, Store, StoreError, TenantState};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// The whole file: one snapshot per tenant id.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedFile {
     pub tenants: BTreeMap<String, TenantSeed>,
 }
 
 /// One tenant's objects. Every object needs an `id`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct TenantSeed {
     /// Create bodies as `POST /agentRegistry/agentCardManifests` takes them.
@@ -37,14 +46,16 @@ pub struct TenantSeed {
     pub copilot: CopilotSeed,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct CopilotSeed {
     /// Policies as the control API takes them.
     pub policies: Vec<Value>,
     /// Bodies as `PATCH /copilot/admin/settings/limitedMode` takes them.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limited_mode: Option<Value>,
     /// Bodies as `PATCH /copilot/settings/people/enhancedPersonalization` takes them.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub enhanced_personalization: Option<Value>,
 }
 
@@ -69,11 +80,22 @@ pub enum SeedError {
 }
 
 /// What a load did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SeedReport {
-    pub created: usize,
-    /// Objects left alone because their id already existed.
-    pub kept: usize,
+pub type SeedReport = ImportReport;
+
+/// Why one object of a snapshot was refused: which one (`agentInstances[2]`,
+/// `members['c']: 'i'`, ...) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{item}: {reason}")]
+pub struct Invalid {
+    pub item: String,
+    pub reason: String,
+}
+
+fn invalid(item: impl Into<String>, reason: impl ToString) -> Invalid {
+    Invalid {
+        item: item.into(),
+        reason: reason.to_string(),
+    }
 }
 
 impl SeedFile {
@@ -89,7 +111,9 @@ impl SeedFile {
     }
 }
 
-/// Loads a seed file into the store.
+/// Loads a seed file into the store, merging with what each tenant holds.
+/// The whole file is checked before anything is written; each tenant is then
+/// written in one transaction.
 pub async fn load(
     store: &dyn Store,
     path: &Path,
@@ -97,183 +121,368 @@ pub async fn load(
     now: String,
 ) -> Result<SeedReport, SeedError> {
     let file = SeedFile::read(path)?;
-    let ctx = WriteContext { now, actor: None };
-    let mut report = SeedReport::default();
+    let mut parsed = Vec::new();
     for (tenant, seed) in &file.tenants {
-        let mut loader = Loader {
-            store,
-            tenant,
-            ctx: &ctx,
-            report: &mut report,
+        let fail = |e: Invalid| SeedError::Invalid {
+            tenant: tenant.clone(),
+            item: e.item,
+            reason: e.reason,
         };
-        loader.load(seed, rules).await?;
+        if tenant.trim().is_empty() {
+            return Err(fail(invalid("tenants", "a tenant id must not be empty")));
+        }
+        let tenant_state = parse_tenant(seed, rules, &now).map_err(fail)?;
+        check_references(store, tenant, &tenant_state)
+            .await
+            .map_err(fail)?;
+        parsed.push((tenant, tenant_state));
+    }
+    let mut report = SeedReport::default();
+    for (tenant, parsed) in parsed {
+        let r = store
+            .import_tenant(tenant, parsed.state, ImportMode::Merge, &now)
+            .await
+            .map_err(|e| SeedError::Invalid {
+                tenant: tenant.clone(),
+                item: "tenant".into(),
+                reason: store_reason(e),
+            })?;
+        report.created += r.created;
+        report.kept += r.kept;
     }
     Ok(report)
 }
 
-struct Loader<'a> {
-    store: &'a dyn Store,
-    tenant: &'a str,
-    ctx: &'a WriteContext,
-    report: &'a mut SeedReport,
+/// Replaces a tenant's whole state with a snapshot, in one transaction.
+/// Every reference must resolve inside the snapshot (or to a reserved
+/// collection).
+pub async fn restore(
+    store: &dyn Store,
+    tenant: &str,
+    seed: &TenantSeed,
+    rules: CopilotRules,
+    now: &str,
+) -> Result<ImportReport, RestoreError> {
+    let parsed = parse_tenant(seed, rules, now)?;
+    if let Some(r) = parsed.references.iter().find(|r| !r.local) {
+        return Err(invalid(
+            r.item.clone(),
+            format!("{} '{}' is not in the snapshot", label(r.kind), r.id),
+        )
+        .into());
+    }
+    Ok(store
+        .import_tenant(tenant, parsed.state, ImportMode::Replace, now)
+        .await?)
 }
 
-impl Loader<'_> {
-    fn invalid(&self, item: String, reason: impl ToString) -> SeedError {
-        SeedError::Invalid {
-            tenant: self.tenant.to_owned(),
-            item,
-            reason: reason.to_string(),
-        }
-    }
+/// Why a restore failed: the snapshot (the client's doing) or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
-    fn count(&mut self, created: bool) {
-        if created {
-            self.report.created += 1;
-        } else {
-            self.report.kept += 1;
-        }
-    }
+/// Exports a tenant's state in the snapshot format.
+pub async fn export(store: &dyn Store, tenant: &str) -> Result<SeedFile, StoreError> {
+    let state = store.export_tenant(tenant).await?;
+    let mut tenants = BTreeMap::new();
+    tenants.insert(tenant.to_owned(), to_seed(state));
+    Ok(SeedFile { tenants })
+}
 
-    async fn load(&mut self, seed: &TenantSeed, rules: CopilotRules) -> Result<(), SeedError> {
-        if self.tenant.trim().is_empty() {
-            return Err(self.invalid("tenants".into(), "a tenant id must not be empty"));
-        }
-        // Manifests first: instances may bind them.
-        for (list, ty) in [
-            (&seed.agent_card_manifests, &AGENT_CARD_MANIFEST),
-            (&seed.agent_instances, &AGENT_INSTANCE),
-            (&seed.agent_collections, &AGENT_COLLECTION),
-        ] {
-            for (i, body) in list.iter().enumerate() {
-                let item = format!("{}[{i}]", ty.entity_set);
-                let created = self
-                    .registry_object(ty, body.clone())
-                    .await
-                    .map_err(|reason| self.invalid(item, reason))?;
-                self.count(created);
+/// The snapshot form of a stored state: documents as stored, instance links
+/// as `agentCardManifest@odata.bind`.
+pub fn to_seed(state: TenantState) -> TenantSeed {
+    let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (collection, instance) in state.members {
+        members.entry(collection).or_default().push(instance);
+    }
+    let mut limited_mode = None;
+    let mut enhanced_personalization = None;
+    for (kind, doc) in state.settings {
+        match kind {
+            TenantSetting::LimitedMode => limited_mode = Some(Value::Object(doc)),
+            TenantSetting::EnhancedPersonalization => {
+                enhanced_personalization = Some(Value::Object(doc));
             }
         }
-        for (collection, instances) in &seed.members {
-            for instance in instances {
-                let item = format!("members['{collection}']: '{instance}'");
-                let created = self
-                    .member(collection, instance)
-                    .await
-                    .map_err(|e| self.invalid(item, e))?;
-                self.count(created);
-            }
-        }
-        for (i, body) in seed.copilot.policies.iter().enumerate() {
-            let item = format!("copilot.policies[{i}]");
-            let created = self
-                .policy(body.clone(), rules)
-                .await
-                .map_err(|reason| self.invalid(item, reason))?;
-            self.count(created);
-        }
-        for (kind, body) in [
-            (TenantSetting::LimitedMode, &seed.copilot.limited_mode),
-            (
-                TenantSetting::EnhancedPersonalization,
-                &seed.copilot.enhanced_personalization,
-            ),
-        ] {
-            let Some(body) = body else { continue };
-            let item = format!("copilot.{}", kind.key());
-            let created = self
-                .tenant_setting(kind, body.clone())
-                .await
-                .map_err(|reason| self.invalid(item, reason))?;
-            self.count(created);
-        }
-        Ok(())
     }
+    TenantSeed {
+        agent_card_manifests: state.manifests.into_iter().map(Value::Object).collect(),
+        agent_instances: state
+            .instances
+            .into_iter()
+            .map(|(mut doc, link)| {
+                if let Some(id) = link {
+                    doc.insert(
+                        "agentCardManifest@odata.bind".into(),
+                        bind_reference(&id).into(),
+                    );
+                }
+                Value::Object(doc)
+            })
+            .collect(),
+        agent_collections: state.collections.into_iter().map(Value::Object).collect(),
+        members,
+        copilot: CopilotSeed {
+            policies: state.policies.iter().map(|p| p.to_json()).collect(),
+            limited_mode,
+            enhanced_personalization,
+        },
+    }
+}
 
-    /// Creates one registry object unless its id exists; `Ok(false)` if kept.
-    async fn registry_object(&self, ty: &'static EntityType, body: Value) -> Result<bool, String> {
-        let write = parse_write(ty, body, true).map_err(|e| e.to_string())?;
-        let Some(id) = write.id.clone() else {
-            return Err("an 'id' is required in a seed file".into());
+/// Characters escaped in a key of a bind reference (read back percent-decoded).
+const BIND_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b'%')
+    .add(b'/')
+    .add(b'?')
+    .add(b'#');
+
+/// `agentCardManifests('it''s')`
+fn bind_reference(id: &str) -> String {
+    let quoted = id.replace('\'', "''");
+    let encoded = percent_encoding::utf8_percent_encode(&quoted, BIND_ENCODE);
+    format!("agentCardManifests('{encoded}')")
+}
+
+/// A link from one object of a snapshot to another.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub item: String,
+    pub kind: EntityKind,
+    pub id: String,
+    /// Resolved inside the snapshot (or a reserved collection).
+    pub local: bool,
+}
+
+/// A validated snapshot of one tenant and the links it holds.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedTenant {
+    pub state: TenantState,
+    pub references: Vec<Reference>,
+}
+
+fn label(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Instance => "agent instance",
+        EntityKind::Manifest => "agent card manifest",
+        EntityKind::Collection => "agent collection",
+    }
+}
+
+/// Validates one tenant's snapshot into complete documents. Pure: no store.
+pub fn parse_tenant(
+    seed: &TenantSeed,
+    rules: CopilotRules,
+    now: &str,
+) -> Result<ParsedTenant, Invalid> {
+    let mut out = ParsedTenant::default();
+    let mut seen: HashSet<(&'static str, String)> = HashSet::new();
+    for (i, body) in seed.agent_card_manifests.iter().enumerate() {
+        let item = format!("agentCardManifests[{i}]");
+        let (doc, _) = entity(&AGENT_CARD_MANIFEST, body, now).map_err(|r| invalid(&item, r))?;
+        unique(&mut seen, "m", id_of(&doc), &item)?;
+        out.state.manifests.push(doc);
+    }
+    let mut binds = Vec::new();
+    for (i, body) in seed.agent_instances.iter().enumerate() {
+        let item = format!("agentInstances[{i}]");
+        let (doc, change) = entity(&AGENT_INSTANCE, body, now).map_err(|r| invalid(&item, r))?;
+        unique(&mut seen, "i", id_of(&doc), &item)?;
+        let link = match change {
+            None | Some(ManifestChange::Unlink) => None,
+            Some(ManifestChange::Bind(id)) => {
+                binds.push((item.clone(), id.clone()));
+                Some(id)
+            }
+            Some(ManifestChange::Upsert(nested)) => {
+                ensure_required(&AGENT_CARD_MANIFEST, &nested.props)
+                    .map_err(|e| invalid(&item, e))?;
+                let id = nested.id.clone().unwrap_or_else(new_id);
+                let ctx = WriteContext {
+                    now: now.to_owned(),
+                    actor: None,
+                };
+                unique(&mut seen, "m", &id, &item)?;
+                let doc = new_document(&AGENT_CARD_MANIFEST, &id, &nested.props, &ctx);
+                out.state.manifests.push(doc);
+                Some(id)
+            }
         };
-        let (t, s, c) = (self.tenant, self.store, self.ctx);
-        let exists = match ty.entity_set {
-            "agentCardManifests" => s.get_manifest(t, &id).await,
-            "agentInstances" => s.get_instance(t, &id).await,
-            _ => s.get_collection(t, &id).await,
-        }
-        .map_err(store_reason)?
-        .is_some();
-        if exists {
-            return Ok(false);
-        }
-        match ty.entity_set {
-            "agentCardManifests" => s.create_manifest(t, &id, write, c).await,
-            "agentInstances" => s.create_instance(t, &id, write, c).await,
-            _ => {
-                ensure_collection_name_free(&write.props).map_err(|e| e.to_string())?;
-                s.create_collection(t, &id, write, c).await
+        out.state.instances.push((doc, link));
+    }
+    for (i, body) in seed.agent_collections.iter().enumerate() {
+        let item = format!("agentCollections[{i}]");
+        let doc = collection(body, now).map_err(|r| invalid(&item, r))?;
+        unique(&mut seen, "c", id_of(&doc), &item)?;
+        out.state.collections.push(doc);
+    }
+    for (item, id) in binds {
+        let local = seen.contains(&("m", id.clone()));
+        out.references.push(Reference {
+            item,
+            kind: EntityKind::Manifest,
+            id,
+            local,
+        });
+    }
+    for (collection, instances) in &seed.members {
+        for instance in instances {
+            let item = format!("members['{collection}']: '{instance}'");
+            for (set, kind, id) in [
+                ("c", EntityKind::Collection, collection),
+                ("i", EntityKind::Instance, instance),
+            ] {
+                let local = seen.contains(&(set, id.clone()))
+                    || (set == "c" && reserved_collection(id).is_some());
+                out.references.push(Reference {
+                    item: item.clone(),
+                    kind,
+                    id: id.clone(),
+                    local,
+                });
             }
+            out.state
+                .members
+                .push((collection.clone(), instance.clone()));
         }
-        .map_err(store_reason)?;
-        Ok(true)
     }
-
-    async fn member(&self, collection: &str, instance: &str) -> Result<bool, String> {
-        if self
-            .store
-            .is_member(self.tenant, collection, instance)
-            .await
-            .map_err(store_reason)?
-        {
-            return Ok(false);
-        }
-        self.store
-            .add_member(self.tenant, collection, instance)
-            .await
-            .map_err(store_reason)?;
-        Ok(true)
-    }
-
-    async fn policy(&self, body: Value, rules: CopilotRules) -> Result<bool, String> {
+    let ctx = WriteContext {
+        now: now.to_owned(),
+        actor: None,
+    };
+    for (i, body) in seed.copilot.policies.iter().enumerate() {
+        let item = format!("copilot.policies[{i}]");
         if !body.get("id").is_some_and(Value::is_string) {
-            return Err("an 'id' is required in a seed file".into());
+            return Err(invalid(item, "an 'id' is required in a seed file"));
         }
-        let policy =
-            parse_new_policy(body, rules.strict_values, self.ctx).map_err(|e| e.to_string())?;
-        if self
-            .store
-            .get_policy(self.tenant, &policy.id)
-            .await
-            .map_err(store_reason)?
-            .is_some()
-        {
-            return Ok(false);
-        }
-        self.store
-            .create_policy(self.tenant, policy)
-            .await
-            .map_err(store_reason)?;
-        Ok(true)
+        let policy = parse_new_policy(body.clone(), rules.strict_values, &ctx)
+            .map_err(|e| invalid(&item, e))?;
+        unique(&mut seen, "p", &policy.id, &item)?;
+        out.state.policies.push(policy);
     }
+    for (kind, body) in [
+        (TenantSetting::LimitedMode, &seed.copilot.limited_mode),
+        (
+            TenantSetting::EnhancedPersonalization,
+            &seed.copilot.enhanced_personalization,
+        ),
+    ] {
+        let Some(body) = body else { continue };
+        let item = format!("copilot.{}", kind.key());
+        let patch = kind
+            .parse_patch(body.clone())
+            .map_err(|e| invalid(&item, e))?;
+        out.state.settings.push((kind, kind.apply(None, &patch)));
+    }
+    Ok(out)
+}
 
-    async fn tenant_setting(&self, kind: TenantSetting, body: Value) -> Result<bool, String> {
-        let patch = kind.parse_patch(body).map_err(|e| e.to_string())?;
-        if self
-            .store
-            .get_tenant_setting(self.tenant, kind)
-            .await
-            .map_err(store_reason)?
-            .is_some()
-        {
-            return Ok(false);
-        }
-        self.store
-            .patch_tenant_setting(self.tenant, kind, patch, self.ctx)
-            .await
-            .map_err(store_reason)?;
-        Ok(true)
+fn unique(
+    seen: &mut HashSet<(&'static str, String)>,
+    set: &'static str,
+    id: &str,
+    item: &str,
+) -> Result<(), Invalid> {
+    if seen.insert((set, id.to_owned())) {
+        Ok(())
+    } else {
+        Err(invalid(item, format!("the id '{id}' appears twice")))
     }
+}
+
+fn id_of(doc: &Map<String, Value>) -> &str {
+    doc.get("id").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A server-owned timestamp given in a snapshot, if any.
+fn timestamp(body: &Value, name: &str) -> Result<Option<String>, String> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s))
+            if time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .is_ok() =>
+        {
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(format!(
+            "property '{name}' must be an ISO 8601 date and time"
+        )),
+    }
+}
+
+/// A registry object's complete document, server-owned fields kept when given.
+fn entity(
+    ty: &'static EntityType,
+    body: &Value,
+    now: &str,
+) -> Result<(Map<String, Value>, Option<ManifestChange>), String> {
+    let created_by = match body.get("createdBy") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err("property 'createdBy' must be a string".into()),
+    };
+    let created = timestamp(body, "createdDateTime")?;
+    let modified = timestamp(body, "lastModifiedDateTime")?;
+    let write = parse_write(ty, body.clone(), true).map_err(|e| e.to_string())?;
+    let Some(id) = write.id.clone() else {
+        return Err("an 'id' is required in a seed file".into());
+    };
+    if ty.entity_set == AGENT_COLLECTION.entity_set {
+        ensure_collection_name_free(&write.props).map_err(|e| e.to_string())?;
+    }
+    let ctx = WriteContext {
+        now: created.unwrap_or_else(|| now.to_owned()),
+        actor: created_by,
+    };
+    let mut doc = new_document(ty, &id, &write.props, &ctx);
+    if let Some(m) = modified {
+        doc.insert("lastModifiedDateTime".into(), m.into());
+    }
+    Ok((doc, write.manifest))
+}
+
+/// A collection's document; a reserved collection keeps its fixed properties
+/// and takes only its timestamps from the snapshot.
+fn collection(body: &Value, now: &str) -> Result<Map<String, Value>, String> {
+    let id = body.get("id").and_then(Value::as_str).unwrap_or_default();
+    let Some(reserved) = reserved_collection(id) else {
+        return entity(&AGENT_COLLECTION, body, now).map(|(doc, _)| doc);
+    };
+    let created = timestamp(body, "createdDateTime")?.unwrap_or_else(|| now.to_owned());
+    let mut doc = reserved_collection_document(reserved, &created);
+    if let Some(m) = timestamp(body, "lastModifiedDateTime")? {
+        doc.insert("lastModifiedDateTime".into(), m.into());
+    }
+    Ok(doc)
+}
+
+/// Checks that links leaving the snapshot reach objects of the database.
+async fn check_references(
+    store: &dyn Store,
+    tenant: &str,
+    parsed: &ParsedTenant,
+) -> Result<(), Invalid> {
+    for r in parsed.references.iter().filter(|r| !r.local) {
+        let found = match r.kind {
+            EntityKind::Manifest => store.get_manifest(tenant, &r.id).await,
+            EntityKind::Instance => store.get_instance(tenant, &r.id).await,
+            EntityKind::Collection => store.get_collection(tenant, &r.id).await,
+        }
+        .map_err(|e| invalid(&r.item, store_reason(e)))?
+        .is_some();
+        if !found {
+            return Err(invalid(
+                &r.item,
+                format!("{} '{}' does not exist", label(r.kind), r.id),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn store_reason(e: StoreError) -> String {
