@@ -93,6 +93,8 @@ impl Application {
             trust_proxy: config.trust_proxy,
             https: tls.is_some(),
             copilot: config.copilot,
+            throttle: config.throttle,
+            journal: config.journal,
         };
         let external = match &config.oidc {
             Some(oidc) => Some(crate::auth::oidc::OidcIssuer::new(oidc.clone()).await?),

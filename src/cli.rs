@@ -123,6 +123,21 @@ struct ServeArgs {
     /// The issuer's keys: a JWKS file, or an http(s) URL serving one.
     #[arg(long, env = "AGENTRY_OIDC_JWKS", requires = "oidc_issuer")]
     oidc_jwks: Option<String>,
+    /// Throttling mode: requests a second per tenant and application (Graph-like 429s) [default: off].
+    #[arg(long, env = "AGENTRY_THROTTLE_RATE")]
+    throttle_rate: Option<f64>,
+    /// Throttling mode: requests allowed at once [default: the rate, at least 1].
+    #[arg(long, env = "AGENTRY_THROTTLE_BURST")]
+    throttle_burst: Option<u32>,
+    /// Requests the journal keeps per tenant; 0 turns it off [default: 1000].
+    #[arg(long, env = "AGENTRY_JOURNAL_SIZE")]
+    journal_size: Option<usize>,
+    /// Keep request and response bodies in the journal [default: false].
+    #[arg(long, env = "AGENTRY_JOURNAL_BODIES")]
+    journal_bodies: Option<bool>,
+    /// Bytes of each body the journal keeps [default: 16384].
+    #[arg(long, env = "AGENTRY_JOURNAL_BODY_BYTES")]
+    journal_body_bytes: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +203,11 @@ pub fn run() -> anyhow::Result<()> {
                 oidc_issuer: args.oidc_issuer,
                 oidc_audiences: args.oidc_audiences.as_deref().map(|a| list(Some(a), &[])),
                 oidc_jwks: args.oidc_jwks,
+                throttle_rate: args.throttle_rate,
+                throttle_burst: args.throttle_burst,
+                journal_size: args.journal_size,
+                journal_bodies: args.journal_bodies,
+                journal_body_bytes: args.journal_body_bytes,
             };
             serve(config::resolve(file, over)?)
         }

@@ -5,6 +5,8 @@
 //! them with the file and the defaults into one [`ServerConfig`].
 
 use crate::domain::copilot::{CopilotRules, DEFAULT_MAX_GROUP_POLICIES};
+pub use crate::http::journal::JournalSettings;
+pub use crate::http::throttle::ThrottleSettings;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -41,6 +43,10 @@ pub struct ServerConfig {
     pub oidc: Option<crate::auth::oidc::OidcConfig>,
     /// Template ids of the registry-scoped roles: (id, role name).
     pub scoped_roles: Vec<(String, &'static str)>,
+    /// Throttling mode (a token bucket per tenant and application); `None` is off.
+    pub throttle: Option<ThrottleSettings>,
+    /// The request journal of the control plane.
+    pub journal: JournalSettings,
 }
 
 impl ServerConfig {
@@ -61,6 +67,8 @@ impl ServerConfig {
             builtin_tokens: true,
             oidc: None,
             scoped_roles: Vec::new(),
+            throttle: None,
+            journal: JournalSettings::default(),
         }
     }
 }
@@ -91,6 +99,29 @@ pub struct FileConfig {
     pub scoped_roles: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub copilot: FileCopilot,
+    #[serde(default)]
+    pub throttle: FileThrottle,
+    #[serde(default)]
+    pub journal: FileJournal,
+}
+
+/// The `[throttle]` table of a configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileThrottle {
+    /// Requests a second per tenant and application; absent or 0 is off.
+    pub rate: Option<f64>,
+    /// Requests that may come at once after a quiet spell.
+    pub burst: Option<u32>,
+}
+
+/// The `[journal]` table of a configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileJournal {
+    pub size: Option<usize>,
+    pub bodies: Option<bool>,
+    pub body_bytes: Option<usize>,
 }
 
 /// The `[oidc]` table of a configuration file.
@@ -189,6 +220,11 @@ pub struct Overrides {
     pub oidc_jwks: Option<String>,
     pub copilot_max_group_policies: Option<usize>,
     pub copilot_strict_values: Option<bool>,
+    pub throttle_rate: Option<f64>,
+    pub throttle_burst: Option<u32>,
+    pub journal_size: Option<usize>,
+    pub journal_bodies: Option<bool>,
+    pub journal_body_bytes: Option<usize>,
 }
 
 /// Merges flags and environment over the file over the defaults.
@@ -199,7 +235,35 @@ pub fn resolve(file: FileConfig, over: Overrides) -> Result<ServerConfig, Config
     Ok(config)
 }
 
+/// Throttling is on when a positive rate is configured; the burst defaults
+/// to one second's worth of requests.
+fn throttle(file: &FileThrottle, over: &Overrides) -> Option<ThrottleSettings> {
+    let rate = over.throttle_rate.or(file.rate).filter(|r| *r > 0.0)?;
+    let burst = over
+        .throttle_burst
+        .or(file.burst)
+        .unwrap_or(rate.ceil() as u32)
+        .max(1);
+    Some(ThrottleSettings { rate, burst })
+}
+
 fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
+    let throttle = throttle(&file.throttle, &over);
+    let journal_defaults = JournalSettings::default();
+    let journal = JournalSettings {
+        capacity: over
+            .journal_size
+            .or(file.journal.size)
+            .unwrap_or(journal_defaults.capacity),
+        bodies: over
+            .journal_bodies
+            .or(file.journal.bodies)
+            .unwrap_or(journal_defaults.bodies),
+        body_bytes: over
+            .journal_body_bytes
+            .or(file.journal.body_bytes)
+            .unwrap_or(journal_defaults.body_bytes),
+    };
     let data_dir = over
         .data_dir
         .or(file.data_dir)
@@ -248,6 +312,8 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
             .unwrap_or(false),
         builtin_tokens: over.builtin_tokens.or(file.builtin_tokens).unwrap_or(true),
         scoped_roles: Vec::new(),
+        throttle,
+        journal,
         oidc: {
             let f = file.oidc.unwrap_or_default();
             let issuer = over.oidc_issuer.unwrap_or(f.issuer);
@@ -345,6 +411,33 @@ mod tests {
             resolve(FileConfig::default(), bad),
             Err(ConfigError::BadScopedRole(_))
         ));
+    }
+
+    #[test]
+    fn throttling_is_off_by_default_and_the_burst_defaults_to_the_rate() {
+        let c = resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(c.throttle, None);
+        assert_eq!(c.journal, JournalSettings::default());
+        let file =
+            FileConfig::parse("[throttle]\nrate = 2.5\n[journal]\nsize = 10\nbodies = true\n")
+                .unwrap();
+        let c = resolve(file, Overrides::default()).unwrap();
+        assert_eq!(
+            c.throttle,
+            Some(ThrottleSettings {
+                rate: 2.5,
+                burst: 3
+            })
+        );
+        assert_eq!(c.journal.capacity, 10);
+        assert!(c.journal.bodies);
+        let over = Overrides {
+            throttle_rate: Some(1.0),
+            throttle_burst: Some(7),
+            ..Overrides::default()
+        };
+        let c = resolve(FileConfig::default(), over).unwrap();
+        assert_eq!(c.throttle.map(|t| t.burst), Some(7));
     }
 
     #[test]

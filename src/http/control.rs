@@ -1,11 +1,18 @@
-//! `/_agentry/copilot/policies`: the control API that manages the Copilot
-//! policy model (list, create, get, update, delete). Not a Graph API: bodies
-//! are plain JSON policies, but refusals are Graph error envelopes. Callers
-//! need an application token with the role `Agentry.Admin`.
+//! `/_agentry`: the control plane (see `docs/control-plane.md`). Not a Graph
+//! API: bodies are plain JSON, but refusals are Graph error envelopes.
+//! Callers need an application token with the role `Agentry.Admin`, and
+//! everything acts on the caller's tenant only.
+//!
+//! - `/_agentry/copilot/policies`: the Copilot policy model (CRUD).
+//! - `/_agentry/reset`, `/_agentry/snapshot`: wipe, export, restore a tenant.
+//! - `/_agentry/faults`: fault rules ([`super::faults`]).
+//! - `/_agentry/requests`: the request journal ([`super::journal`]).
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Keys, Meta};
+use super::faults::{self, NewRule};
+use super::journal::{self, Filter};
 use super::respond;
 use crate::auth::Principal;
 use crate::auth::permissions::{Action, authorize};
@@ -13,9 +20,9 @@ use crate::domain::WriteContext;
 use crate::domain::copilot::{CopilotError, parse_new_policy, parse_policy_patch};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 type Result<T = Response> = std::result::Result<T, ApiError>;
@@ -25,6 +32,162 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/policies", get(list).post(create))
         .route("/policies/{id}", get(read).patch(update).delete(remove))
+}
+
+/// The rest of `/_agentry`: reset, snapshots, faults, the journal.
+pub fn tenant_routes() -> Router<AppState> {
+    Router::new()
+        .route("/reset", post(reset))
+        .route("/snapshot", get(export_snapshot).put(restore_snapshot))
+        .route(
+            "/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
+        .route("/faults/{id}", delete(remove_fault))
+        .route("/requests", get(requests).delete(clear_requests))
+        .route("/requests.har", get(requests_har))
+}
+
+async fn reset(State(app): State<AppState>, Caller(p): Caller) -> Result {
+    require_admin(&p)?;
+    let now = app.now();
+    app.store()
+        .import_tenant(
+            &p.tenant_id,
+            crate::store::TenantState::default(),
+            crate::store::ImportMode::Replace,
+            &now,
+        )
+        .await?;
+    Ok(respond::no_content())
+}
+
+async fn export_snapshot(State(app): State<AppState>, Caller(p): Caller) -> Result {
+    require_admin(&p)?;
+    let snapshot = crate::seed::export(app.store(), &p.tenant_id).await?;
+    let value = serde_json::to_value(&snapshot)
+        .map_err(|e| ApiError::Internal(format!("snapshot serialisation: {e}")))?;
+    Ok(respond::plain_json(StatusCode::OK, &value))
+}
+
+async fn restore_snapshot(
+    State(app): State<AppState>,
+    Caller(p): Caller,
+    JsonBody(body): JsonBody,
+) -> Result {
+    require_admin(&p)?;
+    let file: crate::seed::SeedFile = serde_json::from_value(body).map_err(|e| {
+        ApiError::InvalidControlRequest(format!("the snapshot does not have the seed format: {e}"))
+    })?;
+    let mut tenants = file.tenants.into_values();
+    let (Some(seed), None) = (tenants.next(), tenants.next()) else {
+        return Err(ApiError::InvalidControlRequest(
+            "a snapshot to restore holds exactly one tenant under 'tenants'".into(),
+        ));
+    };
+    let now = app.now();
+    let report = crate::seed::restore(app.store(), &p.tenant_id, &seed, app.copilot_rules(), &now)
+        .await
+        .map_err(|e| match e {
+            crate::seed::RestoreError::Invalid(i) => ApiError::InvalidSnapshot(i),
+            crate::seed::RestoreError::Store(s) => ApiError::Store(s),
+        })?;
+    Ok(respond::plain_json(
+        StatusCode::OK,
+        &json!({ "tenantId": p.tenant_id, "created": report.created }),
+    ))
+}
+
+async fn list_faults(State(app): State<AppState>, Caller(p): Caller) -> Result {
+    require_admin(&p)?;
+    Ok(respond::plain_json(
+        StatusCode::OK,
+        &faults::to_json(&app.faults().list(&p.tenant_id)),
+    ))
+}
+
+async fn add_fault(
+    State(app): State<AppState>,
+    Meta(meta): Meta,
+    Caller(p): Caller,
+    JsonBody(body): JsonBody,
+) -> Result {
+    require_admin(&p)?;
+    let rule: NewRule = serde_json::from_value(body)
+        .map_err(|e| ApiError::InvalidControlRequest(format!("not a fault rule: {e}")))?;
+    let rule = app.faults().add(rule.validate(&p.tenant_id)?)?;
+    let mut response = respond::plain_json(
+        StatusCode::CREATED,
+        &serde_json::to_value(&rule).unwrap_or(Value::Null),
+    );
+    let location = format!("{}/_agentry/faults/{}", meta.origin, rule.id);
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+async fn remove_fault(
+    State(app): State<AppState>,
+    Caller(p): Caller,
+    Keys(id): Keys<String>,
+) -> Result {
+    require_admin(&p)?;
+    if !app.faults().remove(&p.tenant_id, &id) {
+        return Err(ApiError::FaultRuleNotFound(id));
+    }
+    Ok(respond::no_content())
+}
+
+async fn clear_faults(State(app): State<AppState>, Caller(p): Caller) -> Result {
+    require_admin(&p)?;
+    app.faults().clear(&p.tenant_id);
+    Ok(respond::no_content())
+}
+
+async fn requests(
+    State(app): State<AppState>,
+    Meta(meta): Meta,
+    Caller(p): Caller,
+    uri: Uri,
+) -> Result {
+    require_admin(&p)?;
+    let (filter, format) = Filter::parse(uri.query())?;
+    let entries = app.journal().entries(&p.tenant_id, &filter);
+    match format.as_deref() {
+        None | Some("json") => Ok(respond::plain_json(
+            StatusCode::OK,
+            &journal::to_json(&entries),
+        )),
+        Some("har") => Ok(respond::plain_json(
+            StatusCode::OK,
+            &journal::to_har(&entries, &meta.origin),
+        )),
+        Some(other) => Err(ApiError::InvalidControlRequest(format!(
+            "unknown format '{other}'; use json or har"
+        ))),
+    }
+}
+
+async fn requests_har(
+    State(app): State<AppState>,
+    Meta(meta): Meta,
+    Caller(p): Caller,
+    uri: Uri,
+) -> Result {
+    require_admin(&p)?;
+    let (filter, _) = Filter::parse(uri.query())?;
+    let entries = app.journal().entries(&p.tenant_id, &filter);
+    Ok(respond::plain_json(
+        StatusCode::OK,
+        &journal::to_har(&entries, &meta.origin),
+    ))
+}
+
+async fn clear_requests(State(app): State<AppState>, Caller(p): Caller) -> Result {
+    require_admin(&p)?;
+    app.journal().clear(&p.tenant_id);
+    Ok(respond::no_content())
 }
 
 fn require_admin(p: &Principal) -> Result<()> {

@@ -4,6 +4,8 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorReport};
+use super::journal;
+use super::metrics::{RouteLabel, UNMATCHED};
 use crate::clock::error_timestamp;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -73,14 +75,17 @@ pub async fn graph_conventions(
 
     let needs_token = ["/beta", "/v1.0", "/_agentry"]
         .iter()
-        .any(|root| path == *root || path.starts_with(&format!("{root}/")));
+        .any(|root| path == *root || path.starts_with(&format!("{root}/")))
+        && !PUBLIC_PATHS.contains(&path.as_str());
     let verdict = match needs_token {
         true => Some(authenticate(&app, req.headers()).await),
         false => None,
     };
+    let mut capture = None;
     let mut response = match verdict {
         Some(Err(e)) => ApiError::Auth(e).into_response(),
         Some(Ok(principal)) => {
+            capture = Capture::start(&app, &mut req, &principal);
             req.extensions_mut().insert(principal);
             next.run(req).await
         }
@@ -103,15 +108,136 @@ pub async fn graph_conventions(
             .unwrap_or(v);
         headers.insert("client-request-id", echo);
     }
+    let elapsed = started.elapsed();
+    let route = response
+        .extensions()
+        .get::<RouteLabel>()
+        .map_or(UNMATCHED, |r| r.0.as_str())
+        .to_owned();
+    app.metrics().observe(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        elapsed.as_secs_f64(),
+    );
     tracing::info!(
         request_id = %meta.request_id,
         method = %method,
         path = %path,
         status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
+        micros = elapsed.as_micros() as u64,
         "request"
     );
+    if let Some(capture) = capture {
+        response = capture.finish(&app, &meta, response, elapsed).await;
+    }
     response
+}
+
+/// Paths under the authenticated roots that need no token: Graph serves its
+/// metadata document to anyone.
+const PUBLIC_PATHS: &[&str] = &["/beta/$metadata"];
+
+/// What the journal needs from a request before the handler takes it.
+struct Capture {
+    started: String,
+    method: String,
+    path: String,
+    query: Option<String>,
+    caller: (String, Option<String>, Option<String>),
+    headers: Vec<(String, String)>,
+    content_type: String,
+    tee: Option<journal::Tee>,
+}
+
+impl Capture {
+    /// Starts journalling a request, unless the journal is off or this is a
+    /// read of the journal itself.
+    fn start(
+        app: &AppState,
+        req: &mut Request,
+        principal: &crate::auth::Principal,
+    ) -> Option<Self> {
+        let settings = app.journal().settings();
+        let path = req.uri().path().to_owned();
+        if settings.capacity == 0 || path.starts_with("/_agentry/requests") {
+            return None;
+        }
+        let tee = settings.bodies.then(journal::Tee::default);
+        if let Some(tee) = &tee {
+            let body = std::mem::take(req.body_mut());
+            *req.body_mut() = tee.wrap(body, settings.body_bytes);
+        }
+        Some(Capture {
+            started: crate::clock::entity_timestamp(time::OffsetDateTime::now_utc()),
+            method: req.method().as_str().to_owned(),
+            path,
+            query: req.uri().query().map(str::to_owned),
+            caller: journal::caller(principal),
+            headers: journal::kept_headers(req.headers()),
+            content_type: content_type(req.headers()),
+            tee,
+        })
+    }
+
+    async fn finish(
+        self,
+        app: &AppState,
+        meta: &RequestMeta,
+        response: Response,
+        elapsed: std::time::Duration,
+    ) -> Response {
+        let settings = app.journal().settings();
+        let (parts, body) = response.into_parts();
+        let (body, response_body) = match self.tee {
+            Some(tee) => {
+                let (body, bytes) = journal::buffer(body).await;
+                let kept = bytes.map(|b| {
+                    journal::keep_body(
+                        &b,
+                        b.len(),
+                        &content_type(&parts.headers),
+                        settings.body_bytes,
+                    )
+                });
+                let (read, size) = tee.taken();
+                let request_body = (size > 0).then(|| {
+                    journal::keep_body(&read, size, &self.content_type, settings.body_bytes)
+                });
+                (body, Some((request_body, kept)))
+            }
+            None => (body, None),
+        };
+        let (request_body, response_body) = response_body.unwrap_or((None, None));
+        let (tenant_id, app_id, object_id) = self.caller;
+        app.journal().record(journal::Entry {
+            seq: 0,
+            started: self.started,
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            status: parts.status.as_u16(),
+            micros: elapsed.as_micros() as u64,
+            request_id: meta.request_id.clone(),
+            client_request_id: meta.client_request_id.clone(),
+            tenant_id,
+            app_id,
+            object_id,
+            request_headers: self.headers,
+            response_headers: journal::kept_headers(&parts.headers),
+            request_body,
+            response_body,
+        });
+        Response::from_parts(parts, body)
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 async fn authenticate(
@@ -190,7 +316,7 @@ fn render_error(report: &ErrorReport, meta: &RequestMeta, kept: &HeaderMap) -> R
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = report.status;
     let headers = response.headers_mut();
-    for name in [header::ALLOW] {
+    for name in [header::ALLOW, header::RETRY_AFTER] {
         if let Some(v) = kept.get(&name) {
             headers.insert(name, v.clone());
         }
@@ -206,7 +332,7 @@ fn render_error(report: &ErrorReport, meta: &RequestMeta, kept: &HeaderMap) -> R
                 HeaderValue::from_static("Bearer realm=\"\", error=\"invalid_token\""),
             );
         }
-        503 => {
+        503 if !headers.contains_key(header::RETRY_AFTER) => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         _ => {}

@@ -9,8 +9,9 @@ use crate::domain::DomainError;
 use crate::domain::copilot::CopilotError;
 use crate::odata::ODataError;
 use crate::store::{EntityKind, StoreError};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::borrow::Cow;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,28 @@ pub enum ApiError {
     CopilotMethodNotAllowed,
     #[error(transparent)]
     Denied(#[from] Denied),
+    /// An answer a fault rule of the control plane asked for.
+    #[error("injected fault {status}")]
+    Injected {
+        status: StatusCode,
+        code: String,
+        message: String,
+        retry_after: Option<u64>,
+    },
+    /// The caller's token bucket is empty (throttling mode).
+    #[error("throttled for {retry_after} s")]
+    Throttled { retry_after: u64 },
+    /// A snapshot sent to `PUT /_agentry/snapshot` does not validate.
+    #[error(transparent)]
+    InvalidSnapshot(#[from] crate::seed::Invalid),
+    /// A control-plane request body or query is not valid.
+    #[error("invalid control request: {0}")]
+    InvalidControlRequest(String),
+    #[error("fault rule {0} does not exist")]
+    FaultRuleNotFound(String),
+    /// The database does not answer (readiness probe).
+    #[error("not ready: {0}")]
+    NotReady(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -62,7 +85,7 @@ impl From<CopilotError> for ApiError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorReport {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Cow<'static, str>,
     pub message: String,
     /// A more specific code, written as `innerError.code`.
     pub inner_code: Option<&'static str>,
@@ -73,7 +96,7 @@ pub struct ErrorReport {
 fn report(status: StatusCode, code: &'static str, message: impl Into<String>) -> ErrorReport {
     ErrorReport {
         status,
-        code,
+        code: Cow::Borrowed(code),
         message: message.into(),
         inner_code: None,
         detail: None,
@@ -179,7 +202,54 @@ impl ApiError {
                 "Authorization_RequestDenied",
                 format!("Insufficient privileges to complete the operation. {d}"),
             ),
+            ApiError::Injected {
+                status,
+                code,
+                message,
+                ..
+            } => ErrorReport {
+                code: Cow::Owned(code.clone()),
+                ..report(*status, "", message.clone())
+            },
+            ApiError::Throttled { retry_after } => ErrorReport {
+                inner_code: Some("429"),
+                ..report(
+                    S::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    format!("Too many requests. Retry after {retry_after} seconds."),
+                )
+            },
+            ApiError::InvalidSnapshot(e) => report(
+                S::BAD_REQUEST,
+                "BadRequest",
+                format!("The snapshot is not valid: {e}."),
+            ),
+            ApiError::InvalidControlRequest(reason) => {
+                report(S::BAD_REQUEST, "BadRequest", sentence(reason.clone()))
+            }
+            ApiError::FaultRuleNotFound(id) => report(
+                S::NOT_FOUND,
+                "Request_ResourceNotFound",
+                format!("The fault rule '{id}' does not exist."),
+            ),
+            ApiError::NotReady(detail) => ErrorReport {
+                detail: Some(detail.clone()),
+                ..report(
+                    S::SERVICE_UNAVAILABLE,
+                    "serviceNotAvailable",
+                    "The database is not reachable.",
+                )
+            },
             ApiError::Internal(detail) => internal(detail.clone()),
+        }
+    }
+
+    /// The `Retry-After` seconds the answer carries, if any.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Injected { retry_after, .. } => *retry_after,
+            ApiError::Throttled { retry_after } => Some(*retry_after),
+            _ => None,
         }
     }
 }
@@ -344,6 +414,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let report = self.report();
         let mut response = report.status.into_response();
+        if let Some(seconds) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response.extensions_mut().insert(report);
         response
     }
@@ -661,10 +736,48 @@ mod tests {
                 403,
                 "Authorization_RequestDenied",
             ),
+            (
+                ApiError::Injected {
+                    status: StatusCode::GATEWAY_TIMEOUT,
+                    code: "gatewayTimeout".into(),
+                    message: "m".into(),
+                    retry_after: None,
+                },
+                504,
+                "gatewayTimeout",
+            ),
+            (
+                ApiError::Throttled { retry_after: 3 },
+                429,
+                "TooManyRequests",
+            ),
+            (
+                ApiError::InvalidSnapshot(crate::seed::Invalid {
+                    item: "agentInstances[0]".into(),
+                    reason: "r".into(),
+                }),
+                400,
+                "BadRequest",
+            ),
+            (
+                ApiError::InvalidControlRequest("bad".into()),
+                400,
+                "BadRequest",
+            ),
+            (
+                ApiError::FaultRuleNotFound("x".into()),
+                404,
+                "Request_ResourceNotFound",
+            ),
+            (ApiError::NotReady("x".into()), 503, "serviceNotAvailable"),
         ];
         for (error, status, code) in table {
             let r = error.report();
-            assert_eq!((r.status.as_u16(), r.code), (status, code), "{error:?}");
+            assert_eq!(
+                (r.status.as_u16(), r.code.as_ref()),
+                (status, code),
+                "{error:?}"
+            );
             assert!(!r.message.is_empty(), "{error:?}");
         }
     }
@@ -794,7 +907,7 @@ mod tests {
         for (error, status, code, inner) in table {
             let r = error.report();
             assert_eq!(
-                (r.status.as_u16(), r.code, r.inner_code),
+                (r.status.as_u16(), r.code.as_ref(), r.inner_code),
                 (status, code, Some(inner)),
                 "{error:?}"
             );
@@ -828,6 +941,7 @@ mod tests {
         for error in [
             ApiError::Internal("secret path /var/db".into()),
             ApiError::Store(StoreError::Internal("secret path /var/db".into())),
+            ApiError::NotReady("secret path /var/db".into()),
             ApiError::Store(StoreError::Unavailable("secret path /var/db".into())),
         ] {
             let r = error.report();

@@ -5,6 +5,8 @@
 //! - [`registry`]: the `/beta/agentRegistry` handlers.
 //! - [`copilot`]: the `/beta/copilot` handlers (Copilot admin settings).
 //! - [`control`]: the `/_agentry` control API (not Graph; plain JSON).
+//! - [`faults`], [`throttle`]: fault rules and throttling, a layer after authentication.
+//! - [`journal`]: the request journal; [`metrics`]: `/metrics`; [`health`]: probes.
 //! - [`respond`]: entity and collection bodies, context URLs, next links.
 //! - [`error`]: every error mapped to a status and a Graph code, once.
 
@@ -13,9 +15,14 @@ pub mod conventions;
 mod copilot;
 pub mod error;
 pub mod extract;
+pub mod faults;
+mod health;
 mod identity;
+pub mod journal;
+pub mod metrics;
 mod registry;
 pub mod respond;
+pub mod throttle;
 
 use crate::auth::KeyRing;
 use crate::auth::oidc::Authenticator;
@@ -48,6 +55,10 @@ struct Inner {
     trust_proxy: bool,
     https: bool,
     copilot: CopilotRules,
+    faults: faults::FaultRules,
+    throttle: Option<throttle::Throttle>,
+    journal: journal::Journal,
+    metrics: metrics::Metrics,
 }
 
 /// Settings of the HTTP layer.
@@ -58,6 +69,9 @@ pub struct HttpSettings {
     /// Served over TLS: absolute URLs use `https`.
     pub https: bool,
     pub copilot: CopilotRules,
+    /// Throttling mode; `None` is off.
+    pub throttle: Option<throttle::ThrottleSettings>,
+    pub journal: journal::JournalSettings,
 }
 
 impl AppState {
@@ -80,6 +94,10 @@ impl AppState {
                 trust_proxy: settings.trust_proxy,
                 https: settings.https,
                 copilot: settings.copilot,
+                faults: faults::FaultRules::default(),
+                throttle: settings.throttle.map(throttle::Throttle::new),
+                journal: journal::Journal::new(settings.journal),
+                metrics: metrics::Metrics::default(),
             }),
         }
     }
@@ -121,10 +139,27 @@ impl AppState {
     pub fn copilot_rules(&self) -> CopilotRules {
         self.inner.copilot
     }
+
+    pub fn faults(&self) -> &faults::FaultRules {
+        &self.inner.faults
+    }
+
+    pub fn throttle(&self) -> Option<&throttle::Throttle> {
+        self.inner.throttle.as_ref()
+    }
+
+    pub fn journal(&self) -> &journal::Journal {
+        &self.inner.journal
+    }
+
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
 }
 
-/// The complete service: OData key rewriting, panic catching, Graph
-/// conventions around the router.
+/// The complete service, outermost first: Graph conventions (ids,
+/// authentication, envelope, journal, metrics), faults and throttling, OData
+/// key rewriting, panic catching, the router.
 pub fn service(state: AppState) -> Router {
     let routes = Router::new()
         .nest("/beta/agentRegistry", registry::routes())
@@ -136,7 +171,10 @@ pub fn service(state: AppState) -> Router {
             copilot::limited_mode(),
         )
         .nest("/_agentry/copilot", control::routes())
+        .nest("/_agentry", control::tenant_routes())
+        .merge(health::routes())
         .merge(identity::routes())
+        .route_layer(axum::middleware::from_fn(metrics::label_route))
         .fallback(unknown_path)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
@@ -149,10 +187,15 @@ pub fn service(state: AppState) -> Router {
         }
         req
     }));
-    rewritten.layer(axum::middleware::from_fn_with_state(
-        state,
-        conventions::graph_conventions,
-    ))
+    rewritten
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::apply,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            conventions::graph_conventions,
+        ))
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -180,6 +223,11 @@ const KNOWN_SEGMENTS: &[&str] = &[
     "enhancedPersonalization",
     "_agentry",
     "policies",
+    "reset",
+    "snapshot",
+    "faults",
+    "requests",
+    "requests.har",
 ];
 /// What `/v1.0` serves: only Copilot limited mode.
 const KNOWN_SEGMENTS_V1: &[&str] = &["v1.0", "copilot", "admin", "settings", "limitedMode"];
@@ -191,6 +239,7 @@ const KEYED_SEGMENTS: &[&str] = &[
     "members",
     "policySettings",
     "policies",
+    "faults",
 ];
 
 async fn unknown_path(uri: Uri) -> ApiError {

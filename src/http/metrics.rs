@@ -1,0 +1,240 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4),
+//! written here: a few counters and histograms need no library.
+
+use crate::store::StoreStats;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Upper bounds of the latency histogram, in seconds.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+/// The route label of requests no route matched (or answered before routing).
+pub const UNMATCHED: &str = "unmatched";
+
+/// The route template that served a response (from axum's `MatchedPath`).
+#[derive(Debug, Clone)]
+pub struct RouteLabel(pub String);
+
+/// Copies the matched route template into the response, for the outer layers.
+pub async fn label_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let mut response = next.run(req).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteLabel(route));
+    }
+    response
+}
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (method, route, status) → requests.
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// (method, route) → latency.
+    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    faults: AtomicU64,
+    throttled: AtomicU64,
+}
+
+impl Metrics {
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        *self
+            .requests
+            .lock()
+            .expect("metrics poisoned")
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        let mut latency = self.latency.lock().expect("metrics poisoned");
+        let h = latency
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default();
+        h.count += 1;
+        h.sum += seconds;
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| seconds <= *b) {
+            h.buckets[i] += 1;
+        }
+    }
+
+    pub fn fault_injected(&self) {
+        self.faults.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The exposition text.
+    pub fn render(&self, store: &StoreStats) -> String {
+        let mut out = String::new();
+        let w = &mut out;
+        header(
+            w,
+            "agentry_http_requests_total",
+            "counter",
+            "HTTP requests by method, route template and status.",
+        );
+        for ((method, route, status), n) in self.requests.lock().expect("metrics poisoned").iter() {
+            let _ = writeln!(
+                w,
+                "agentry_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(method),
+                escape(route)
+            );
+        }
+        header(
+            w,
+            "agentry_http_request_duration_seconds",
+            "histogram",
+            "Time from receiving a request to its response, by method and route template.",
+        );
+        for ((method, route), h) in self.latency.lock().expect("metrics poisoned").iter() {
+            let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
+            let mut cumulative = 0;
+            for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
+                cumulative += n;
+                let _ = writeln!(
+                    w,
+                    "agentry_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                w,
+                "agentry_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                w,
+                "agentry_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                w,
+                "agentry_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        let simple = [
+            (
+                "agentry_faults_injected_total",
+                "counter",
+                "Requests answered with an error by a fault rule.",
+                self.faults.load(Ordering::Relaxed),
+            ),
+            (
+                "agentry_throttled_requests_total",
+                "counter",
+                "Requests refused with 429 by throttling mode.",
+                self.throttled.load(Ordering::Relaxed),
+            ),
+            (
+                "agentry_db_idle_read_connections",
+                "gauge",
+                "Read connections idle in the pool.",
+                store.idle_readers,
+            ),
+            (
+                "agentry_db_queued_writes",
+                "gauge",
+                "Write jobs waiting for the single writer.",
+                store.queued_writes,
+            ),
+            (
+                "agentry_db_write_jobs_total",
+                "counter",
+                "Write jobs run by the writer.",
+                store.write_jobs,
+            ),
+        ];
+        for (name, kind, help, value) in simple {
+            header(w, name, kind, help);
+            let _ = writeln!(w, "{name} {value}");
+        }
+        header(
+            w,
+            "agentry_db_write_batch_size",
+            "histogram",
+            "Write jobs committed together per transaction (group commit).",
+        );
+        for (bound, n) in &store.batch_size_buckets {
+            let _ = writeln!(
+                w,
+                "agentry_db_write_batch_size_bucket{{le=\"{bound}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            w,
+            "agentry_db_write_batch_size_bucket{{le=\"+Inf\"}} {}",
+            store.write_batches
+        );
+        let _ = writeln!(w, "agentry_db_write_batch_size_sum {}", store.write_jobs);
+        let _ = writeln!(
+            w,
+            "agentry_db_write_batch_size_count {}",
+            store.write_batches
+        );
+        out
+    }
+}
+
+fn header(w: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(w, "# HELP {name} {help}");
+    let _ = writeln!(w, "# TYPE {name} {kind}");
+}
+
+/// Label values escape backslash, quote and newline.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_has_counters_histograms_and_store_figures() {
+        let m = Metrics::default();
+        m.observe("GET", "/beta/agentRegistry/agentInstances/{id}", 200, 0.003);
+        m.observe("GET", "/beta/agentRegistry/agentInstances/{id}", 200, 0.2);
+        let stats = StoreStats {
+            idle_readers: 2,
+            batch_size_buckets: vec![(1, 4), (2, 5)],
+            write_batches: 5,
+            write_jobs: 6,
+            ..StoreStats::default()
+        };
+        let text = m.render(&stats);
+        assert!(text.contains(
+            "agentry_http_requests_total{method=\"GET\",route=\"/beta/agentRegistry/agentInstances/{id}\",status=\"200\"} 2"
+        ), "{text}");
+        assert!(text.contains("le=\"0.005\"} 1"), "{text}");
+        assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
+        assert!(text.contains("agentry_db_idle_read_connections 2"));
+        assert!(text.contains("agentry_db_write_batch_size_bucket{le=\"2\"} 5"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
