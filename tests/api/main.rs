@@ -2,6 +2,7 @@
 //! conformance suite. One test binary keeps linking fast.
 
 mod collections;
+mod control;
 mod conventions;
 mod copilot;
 mod durability;
