@@ -4,6 +4,7 @@
 //! [`copilot`]. Pure functions over JSON documents; no I/O.
 
 pub mod copilot;
+pub mod csdl;
 pub mod schema;
 mod write;
 
