@@ -10,6 +10,7 @@
 //! - [`respond`]: entity and collection bodies, context URLs, next links.
 //! - [`error`]: every error mapped to a status and a Graph code, once.
 
+pub mod apidoc;
 mod control;
 pub mod conventions;
 mod copilot;
@@ -173,6 +174,7 @@ pub fn service(state: AppState) -> Router {
         .nest("/_agentry/copilot", control::routes())
         .nest("/_agentry", control::tenant_routes())
         .merge(health::routes())
+        .merge(apidoc::routes())
         .merge(identity::routes())
         .route_layer(axum::middleware::from_fn(metrics::label_route))
         .fallback(unknown_path)
