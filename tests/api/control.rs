@@ -736,3 +736,79 @@ async fn metrics_count_requests_by_route_and_status_and_show_the_store() {
     }
     assert!(!text.contains(TENANT_A), "no tenant data in metrics");
 }
+
+// ---------------------------------------------------------------- API descriptions
+
+#[tokio::test]
+async fn the_metadata_document_is_csdl_xml_describing_the_registry() {
+    let s = TestServer::start().await;
+    let r = s.plain("/beta/$metadata").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "no token needed, as in Graph");
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/xml")
+    );
+    let text = r.text().await.unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed XML");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "Edmx");
+    let named = |tag: &str, name: &str| {
+        doc.descendants()
+            .any(|n| n.tag_name().name() == tag && n.attribute("Name") == Some(name))
+    };
+    for ty in [
+        "agentInstance",
+        "agentCardManifest",
+        "agentCollection",
+        "agentRegistry",
+    ] {
+        assert!(named("EntityType", ty), "{ty}");
+    }
+    assert!(named("ComplexType", "agentSkill"));
+    assert!(named("NavigationProperty", "agentCardManifest"));
+    assert!(named("EntityContainer", "GraphService"));
+    assert!(named("Singleton", "agentRegistry"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_endpoint_the_server_routes() {
+    let s = TestServer::start().await;
+    let r = s.plain("/openapi.json").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/_agentry/faults/{id}"));
+    assert!(paths.contains_key("/beta/agentRegistry/agentInstances/{id}"));
+    let admin = s.app_token_for(TENANT_A, &[ADMIN]);
+    let user = s.token();
+    let mut checked = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let concrete = path.replace("{tenant}", TENANT_A).replace(['{', '}'], "");
+            let mut request = s.client.request(
+                method.to_uppercase().parse().unwrap(),
+                format!("{}{concrete}", s.origin),
+            );
+            let scopes = op["security"][0]["bearer"].as_array();
+            request = match scopes {
+                Some(s) if !s.is_empty() => request.bearer_auth(&admin),
+                Some(_) => request.bearer_auth(&user),
+                None => request,
+            };
+            let r = request.send().await.unwrap();
+            let status = r.status();
+            let body = r.text().await.unwrap();
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert!(
+                !body.contains("Resource not found for the segment"),
+                "{method} {path} is not routed: {body}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 60, "{checked}");
+}
