@@ -114,8 +114,13 @@ pub async fn graph_conventions(
         .get::<RouteLabel>()
         .map_or(UNMATCHED, |r| r.0.as_str())
         .to_owned();
+    // Clients may send any method token; keep the label set bounded.
+    let method_label = match method.as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "OTHER",
+    };
     app.metrics().observe(
-        method.as_str(),
+        method_label,
         &route,
         response.status().as_u16(),
         elapsed.as_secs_f64(),
