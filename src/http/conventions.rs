@@ -179,7 +179,13 @@ impl Capture {
             path,
             query: req.uri().query().map(str::to_owned),
             caller: journal::caller(principal),
-            headers: journal::kept_headers(req.headers()),
+            // Headers are part of the optional detail, with the bodies: copying
+            // them on every request costs more than the rest of the entry.
+            headers: if settings.bodies {
+                journal::kept_headers(req.headers())
+            } else {
+                Vec::new()
+            },
             content_type: content_type(req.headers()),
             tee,
         })
@@ -229,7 +235,11 @@ impl Capture {
             app_id,
             object_id,
             request_headers: self.headers,
-            response_headers: journal::kept_headers(&parts.headers),
+            response_headers: if settings.bodies {
+                journal::kept_headers(&parts.headers)
+            } else {
+                Vec::new()
+            },
             request_body,
             response_body,
         });
