@@ -344,6 +344,9 @@ fn parse_orderby(value: &str) -> Result<Vec<OrderKey>, ODataError> {
 
 fn parse_search(value: &str) -> Result<Search, ODataError> {
     let bad = |m: &str| ODataError::SearchSyntax(m.to_owned());
+    if value.len() > filter::MAX_FILTER_BYTES {
+        return Err(bad("the expression is longer than 4096 bytes"));
+    }
     let mut terms = Vec::new();
     let mut op: Option<bool> = None;
     let mut rest = value.trim();
@@ -707,6 +710,11 @@ mod tests {
                 "{bad}"
             );
         }
+        let long = format!("$search=\"{}\"", "x".repeat(5000));
+        assert!(
+            matches!(parse(&long), Err(ODataError::SearchSyntax(_))),
+            "bounded like $filter"
+        );
         let q = parse("$search=\"description:x\"").unwrap();
         assert!(
             matches!(
