@@ -467,3 +467,71 @@ async fn copilot_policies_are_kept_per_tenant_and_a_setting_write_changes_one_po
         assert_eq!(st.get_tenant_setting("u", kind).await.unwrap(), None);
     }
 }
+
+fn owner_filter(owner: &str) -> ListQuery {
+    let q = agentry::odata::QueryOptions::parse(Some(&format!(
+        "$filter=ownerIds/any(o: o eq '{owner}')"
+    )))
+    .unwrap();
+    ListQuery {
+        criteria: Criteria {
+            filter: q.filter,
+            search: None,
+        },
+        ..ListQuery::first(10)
+    }
+}
+
+#[tokio::test]
+async fn side_tables_follow_updates_of_what_they_index_and_only_those() {
+    for b in backends() {
+        let st = &b.store;
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        st.create_instance(
+            "t",
+            "i",
+            create(json!({"displayName": "a", "ownerIds": ["old"]})),
+            &c,
+        )
+        .await
+        .unwrap();
+        let ids =
+            |page: agentry::store::Page| page.items.into_iter().map(|s| s.id).collect::<Vec<_>>();
+
+        st.update_instance("t", "i", update(json!({"displayName": "renamed"})), &c)
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(st
+                .list_instances("t", Relation::All, &owner_filter("old"))
+                .await
+                .unwrap()),
+            ["i"],
+            "{}",
+            b.name
+        );
+
+        st.update_instance("t", "i", update(json!({"ownerIds": ["new"]})), &c)
+            .await
+            .unwrap();
+        assert!(
+            ids(st
+                .list_instances("t", Relation::All, &owner_filter("old"))
+                .await
+                .unwrap())
+            .is_empty(),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            ids(st
+                .list_instances("t", Relation::All, &owner_filter("new"))
+                .await
+                .unwrap()),
+            ["i"],
+            "{}",
+            b.name
+        );
+        st.close().await;
+    }
+}

@@ -210,6 +210,18 @@ struct Row {
     doc: Map<String, Value>,
     version: i64,
     manifest_id: Option<String>,
+    /// The value the side table mirrors (see [`side_field`]) as loaded, so an
+    /// update that leaves it alone does not rewrite the side table.
+    side: Option<Value>,
+}
+
+/// The property a table's side table mirrors.
+fn side_field(table: Table) -> Option<&'static str> {
+    match table {
+        Table::Instances => Some("ownerIds"),
+        Table::Manifests => Some("skills"),
+        Table::Collections => None,
+    }
 }
 
 fn get_row(
@@ -238,13 +250,18 @@ fn get_row(
         })
         .optional()
         .map_err(sql_error)?;
-    Ok(row.map(|(doc, version, manifest_id)| Row {
-        doc: match serde_json::from_str(&doc) {
+    Ok(row.map(|(doc, version, manifest_id)| {
+        let doc = match serde_json::from_str(&doc) {
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
-        },
-        version,
-        manifest_id,
+        };
+        let side = side_field(table).and_then(|f| doc.get(f).cloned());
+        Row {
+            doc,
+            version,
+            manifest_id,
+            side,
+        }
     }))
 }
 
@@ -371,7 +388,9 @@ fn update_entity(
         body,
     ])
     .map_err(sql_error)?;
-    write_side_tables(conn, table, tenant, id, &row.doc)?;
+    if side_field(table).is_some_and(|f| row.doc.get(f) != row.side.as_ref()) {
+        write_side_tables(conn, table, tenant, id, &row.doc)?;
+    }
     Ok(Stored {
         id: id.to_owned(),
         doc: body,
