@@ -30,6 +30,10 @@ pub struct Config {
     pub fsync_probe: Duration,
 }
 
+/// The Copilot policy setting the harness reads and writes.
+const COPILOT_SETTING: &str =
+    "/beta/copilot/admin/policySettings/microsoft.copilot.copilotchatpinning";
+
 fn ok_200(s: StatusCode) -> bool {
     s == StatusCode::OK
 }
@@ -366,6 +370,32 @@ pub async fn run(cfg: Config) -> Result<Report> {
             "agentry",
             "POST create (with a card manifest)",
             Some(size),
+            m,
+        ));
+
+        // Copilot settings: the first PATCH creates the tenant-level policy,
+        // later ones write into it; GET resolves the setting across policies.
+        progress("Agentry: Copilot policy setting PATCH and GET");
+        let make: MakeCall = Arc::new(move |rng| {
+            Call::with_body(
+                Method::PATCH,
+                COPILOT_SETTING,
+                format!("{{\"value\":\"{}\"}}", rng.below(2)),
+            )
+        });
+        let m = measure(&server, &target, shape, make, ok_200).await?;
+        report.push(Row::measured(
+            "agentry",
+            "Copilot policy setting PATCH (durable)",
+            None,
+            m,
+        ));
+        let make: MakeCall = Arc::new(move |_| Call::get(COPILOT_SETTING));
+        let m = measure(&server, &target, shape, make, ok_200).await?;
+        report.push(Row::measured(
+            "agentry",
+            "Copilot policy setting GET",
+            None,
             m,
         ));
     }

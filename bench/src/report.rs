@@ -306,12 +306,6 @@ impl Report {
                 r.m.cpu_per_request.map_or_else(|| "?".into(), us),
             );
         }
-        for what in ["GET", "PATCH"] {
-            let _ = writeln!(
-                s,
-                "| agentry | Copilot policy setting {what} | | | not measured yet: no scenario for Copilot settings in the harness | | | | | |"
-            );
-        }
         if let Some(why) = &self.json_server_skipped {
             let _ = writeln!(
                 s,
@@ -516,11 +510,6 @@ impl Report {
                 )),
             }
         }
-        out.push((
-            "Copilot policy setting GET and PATCH".into(),
-            "not measured yet (no scenario in the harness)".into(),
-            "n/a".into(),
-        ));
         out
     }
 }
