@@ -465,6 +465,28 @@ fn delete_side_rows(
         .map_err(sql_error)
 }
 
+/// Deletes an entity's row, then the rows that hang off it (`dependents`,
+/// each taking `?1` tenant and `?2` id); `NotFound` when there was no row.
+fn delete_entity(
+    conn: &Connection,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    dependents: &[&str],
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "DELETE FROM {} WHERE tenant_id = ?1 AND id = ?2",
+        table.name()
+    );
+    if delete_side_rows(conn, &sql, tenant, id)? == 0 {
+        return Err(not_found(table.kind(), id));
+    }
+    for sql in dependents {
+        delete_side_rows(conn, sql, tenant, id)?;
+    }
+    Ok(())
+}
+
 fn not_found(kind: EntityKind, id: &str) -> StoreError {
     StoreError::NotFound {
         kind,
@@ -661,13 +683,11 @@ impl Store for SqliteStore {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.writer
             .write(move |conn| {
-                let n = delete_side_rows(conn, "DELETE FROM agent_instances WHERE tenant_id = ?1 AND id = ?2", &tenant, &id)?;
-                if n == 0 {
-                    return Err(not_found(EntityKind::Instance, &id));
-                }
-                delete_side_rows(conn, "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2", &tenant, &id)?;
-                delete_side_rows(conn, "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND instance_id = ?2", &tenant, &id)?;
-                Ok(())
+                let dependents = [
+                    "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2",
+                    "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND instance_id = ?2",
+                ];
+                delete_entity(conn, Table::Instances, &tenant, &id, &dependents)
             })
             .await
     }
@@ -739,9 +759,9 @@ impl Store for SqliteStore {
                 if linked > 0 {
                     return Err(StoreError::ManifestInUse { id, instances: linked });
                 }
-                delete_side_rows(conn, "DELETE FROM agent_card_manifests WHERE tenant_id = ?1 AND id = ?2", &tenant, &id)?;
-                delete_side_rows(conn, "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2", &tenant, &id)?;
-                Ok(())
+                let dependents =
+                    ["DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2"];
+                delete_entity(conn, Table::Manifests, &tenant, &id, &dependents)
             })
             .await
     }
@@ -783,12 +803,9 @@ impl Store for SqliteStore {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.writer
             .write(move |conn| {
-                let n = delete_side_rows(conn, "DELETE FROM agent_collections WHERE tenant_id = ?1 AND id = ?2", &tenant, &id)?;
-                if n == 0 {
-                    return Err(not_found(EntityKind::Collection, &id));
-                }
-                delete_side_rows(conn, "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2", &tenant, &id)?;
-                Ok(())
+                let dependents =
+                    ["DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2"];
+                delete_entity(conn, Table::Collections, &tenant, &id, &dependents)
             })
             .await
     }
