@@ -739,3 +739,64 @@ async fn a_configured_registry_scoped_role_grants_its_actions() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_managed_by_app_nests_only_manifests_it_manages() {
+    let s = TestServer::start().await;
+    let roles = [
+        "AgentInstance.ReadWrite.ManagedBy",
+        "AgentCardManifest.ReadWrite.ManagedBy",
+    ];
+    let a = s.app_token("app-a", &roles);
+    let mut body = instance_body("mine", "Mine");
+    body["agentCardManifest"] = json!({"id": "my-card", "displayName": "Card"});
+    let r = s
+        .client
+        .post(s.url("/agentRegistry/agentInstances"))
+        .bearer_auth(&a)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.get_json("/agentRegistry/agentCardManifests/my-card")
+            .await["managedBy"],
+        "app-a",
+        "the nested manifest is the caller's"
+    );
+    let r = s
+        .client
+        .patch(s.url("/agentRegistry/agentInstances/mine"))
+        .bearer_auth(&a)
+        .json(&json!({"agentCardManifest": {"version": "2"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    // An instance of app-a linked to a manifest app-a does not manage.
+    s.post(
+        "/agentRegistry/agentCardManifests",
+        json!({"id": "foreign", "displayName": "F", "managedBy": "app-z"}),
+    )
+    .await;
+    let mut linked = instance_body("linked", "Linked");
+    linked["managedBy"] = json!("app-a");
+    linked["agentCardManifest@odata.bind"] = json!("agentCardManifests('foreign')");
+    s.create_instance(linked).await;
+    let r = s
+        .client
+        .patch(s.url("/agentRegistry/agentInstances/linked"))
+        .bearer_auth(&a)
+        .json(&json!({"agentCardManifest": {"version": "9"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_graph_error(r, 404, "AgentCardNotFound").await;
+    assert_eq!(
+        s.get_json("/agentRegistry/agentCardManifests/foreign")
+            .await["version"],
+        Value::Null
+    );
+}

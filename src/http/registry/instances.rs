@@ -30,16 +30,25 @@ pub(super) async fn require(
 
 /// Adds what a nested manifest or a bind needs to the grant, and applies
 /// the manifest side of a restricted (`ManagedBy`) caller's rules.
+/// `instance` names the instance being updated (`None` on create).
 async fn authorize_manifest_part(
     app: &AppState,
     p: &Principal,
     write: &mut EntityWrite,
-    linked: Option<Stored>,
+    instance: Option<&str>,
     grant: Grant,
 ) -> Result<Grant> {
     match &mut write.manifest {
         Some(ManifestChange::Upsert(nested)) => {
             let grant = grant.and(authorize(p, Action::WriteNestedManifest)?);
+            if grant.restricted(Managed::Manifests).is_none() {
+                return Ok(grant);
+            }
+            // Only a restricted caller needs to know which manifest it would update.
+            let linked = match instance {
+                Some(id) => app.store().get_instance_manifest(&p.tenant_id, id).await?,
+                None => None,
+            };
             match linked {
                 // Updating the linked manifest: it must be one the caller manages.
                 Some(m) => {
@@ -155,13 +164,7 @@ pub(super) async fn update(
         require(&app, &p, &grant, &id).await?;
         claim_managed_by(&grant, Managed::Instances, &mut write.props, false)?;
     }
-    let linked = match write.manifest {
-        Some(ManifestChange::Upsert(_)) => {
-            app.store().get_instance_manifest(&p.tenant_id, &id).await?
-        }
-        _ => None,
-    };
-    authorize_manifest_part(&app, &p, &mut write, linked, grant).await?;
+    authorize_manifest_part(&app, &p, &mut write, Some(&id), grant).await?;
     let stored = app
         .store()
         .update_instance(&p.tenant_id, &id, write, &write_context(&app, &p))
