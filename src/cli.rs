@@ -27,6 +27,9 @@ pub struct Cli {
     /// Folder holding the SQLite database and the signing keys [default: ./agentry-data].
     #[arg(long, global = true, env = "AGENTRY_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Folder holding the signing keys and the paging secret; replicas must share it [default: DATA_DIR/keys].
+    #[arg(long, global = true, env = "AGENTRY_KEYS_DIR")]
+    keys_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -188,6 +191,7 @@ pub fn run() -> anyhow::Result<()> {
             let over = Overrides {
                 listen: args.listen,
                 data_dir: cli.data_dir,
+                keys_dir: cli.keys_dir,
                 database_url: args.database_url,
                 max_body_bytes: args.max_body_bytes,
                 trust_proxy: args.trust_proxy,
@@ -239,22 +243,17 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {
-            let data_dir = cli
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
-            let kid = KeyRing::rotate(&data_dir)?;
+            let kid = KeyRing::rotate_dir(&keys_dir(cli.data_dir, cli.keys_dir, &file))?;
             println!(
                 "new signing key {kid}; the previous key keeps validating its tokens for 24 hours"
             );
             Ok(())
         }
         Command::Token(args) => {
-            let data_dir = cli
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
-            let keys = KeyRing::load_or_create(&data_dir)?;
+            let keys = KeyRing::open_dir(
+                &keys_dir(cli.data_dir, cli.keys_dir, &file),
+                crate::auth::DEFAULT_CLOCK_SKEW_SECONDS,
+            )?;
             let (kind, subject) = match (args.user, args.app) {
                 (_, Some(app)) => (CallerKind::Application, app),
                 (Some(user), None) => (CallerKind::Delegated, user),
@@ -281,6 +280,18 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The keys folder of the commands that need no whole server configuration.
+fn keys_dir(data_dir: Option<PathBuf>, keys_dir: Option<PathBuf>, file: &FileConfig) -> PathBuf {
+    keys_dir
+        .or_else(|| file.keys_dir.clone())
+        .unwrap_or_else(|| {
+            let data_dir = data_dir
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
+            config::default_keys_dir(&data_dir)
+        })
 }
 
 fn serve(config: config::ServerConfig) -> anyhow::Result<()> {
