@@ -139,6 +139,41 @@ pub struct TenantState {
     pub settings: Vec<(TenantSetting, Map<String, Value>)>,
 }
 
+/// The parts of a tenant, in the order `agentry export` writes them and an
+/// import needs them (an instance's manifest and a membership's two ends
+/// come before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Collections,
+    Manifests,
+    Instances,
+    Members,
+    Policies,
+    Settings,
+}
+
+impl Section {
+    pub const ALL: [Section; 6] = [
+        Section::Collections,
+        Section::Manifests,
+        Section::Instances,
+        Section::Members,
+        Section::Policies,
+        Section::Settings,
+    ];
+}
+
+/// The key an export of the members section continues from: the collection
+/// and instance ids, joined by a NUL (which no id holds).
+pub fn member_key(collection: &str, instance: &str) -> String {
+    format!("{collection}\u{0}{instance}")
+}
+
+/// The collection and instance ids of a [`member_key`].
+pub fn split_member_key(key: &str) -> (&str, &str) {
+    key.split_once('\u{0}').unwrap_or((key, ""))
+}
+
 /// How [`Store::import_tenant`] treats what the tenant already holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportMode {
@@ -344,6 +379,26 @@ pub trait Store: Send + Sync + 'static {
         mode: ImportMode,
         now: &str,
     ) -> Result<ImportReport, StoreError>;
+
+    // Whole databases (`agentry export` and `agentry import`)
+    /// Every tenant that holds objects or application registrations, in order.
+    async fn list_tenants(&self) -> Result<Vec<String>, StoreError>;
+    /// Up to `limit` objects of one section of a tenant, in key order, after
+    /// the key `after` (`None`: from the start), as a partial state; and the
+    /// key to continue from, `None` once the section is done. Creates nothing
+    /// (the reserved collections are exported only if they were stored).
+    async fn export_section(
+        &self,
+        tenant: &str,
+        section: Section,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(TenantState, Option<String>), StoreError>;
+    /// The application registrations of a tenant, by client id.
+    async fn list_apps(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<crate::auth::apps::AppRegistration>, StoreError>;
 
     /// Figures for `/metrics`.
     fn stats(&self) -> StoreStats {

@@ -15,3 +15,4 @@ mod permissions;
 mod store;
 mod support;
 mod tenancy;
+mod transfer;

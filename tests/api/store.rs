@@ -535,3 +535,87 @@ async fn side_tables_follow_updates_of_what_they_index_and_only_those() {
         st.close().await;
     }
 }
+
+#[tokio::test]
+async fn an_export_reads_each_section_in_key_order_a_chunk_at_a_time() {
+    use agentry::store::{Section, member_key};
+    for b in backends() {
+        let st = &b.store;
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        for id in ["i3", "i1", "i5", "i2", "i4"] {
+            st.create_instance(
+                "t",
+                id,
+                create(json!({"displayName": id, "ownerIds": []})),
+                &c,
+            )
+            .await
+            .unwrap();
+        }
+        for id in ["c2", "c1"] {
+            let coll = parse_write(
+                &AGENT_COLLECTION,
+                json!({"displayName": id, "ownerIds": []}),
+                true,
+            )
+            .unwrap();
+            st.create_collection("t", id, coll, &c).await.unwrap();
+        }
+        for (coll, inst) in [("c2", "i1"), ("c1", "i2"), ("c1", "i1")] {
+            st.add_member("t", coll, inst).await.unwrap();
+        }
+        st.create_instance(
+            "u",
+            "other",
+            create(json!({"displayName": "x", "ownerIds": []})),
+            &c,
+        )
+        .await
+        .unwrap();
+
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        let mut chunks = 0;
+        loop {
+            let (state, next) = st
+                .export_section("t", Section::Instances, after.as_deref(), 2)
+                .await
+                .unwrap();
+            chunks += 1;
+            ids.extend(state.instances.iter().map(|(d, _)| d["id"].clone()));
+            assert!(state.manifests.is_empty() && state.members.is_empty());
+            match next {
+                Some(key) => after = Some(key),
+                None => break,
+            }
+        }
+        assert_eq!(ids, ["i1", "i2", "i3", "i4", "i5"], "{}", b.name);
+        assert_eq!(chunks, 3, "{}", b.name);
+
+        let (first, next) = st
+            .export_section("t", Section::Members, None, 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            first.members,
+            [("c1".into(), "i1".into()), ("c1".into(), "i2".into())],
+            "{}",
+            b.name
+        );
+        assert_eq!(next.as_deref(), Some(member_key("c1", "i2").as_str()));
+        let (rest, next) = st
+            .export_section("t", Section::Members, next.as_deref(), 2)
+            .await
+            .unwrap();
+        assert_eq!(rest.members, [("c2".into(), "i1".into())], "{}", b.name);
+        assert_eq!(next, None, "{}", b.name);
+
+        let (none, next) = st
+            .export_section("nobody", Section::Collections, None, 2)
+            .await
+            .unwrap();
+        assert_eq!((none.collections.len(), next), (0, None), "{}", b.name);
+        let tenants = st.list_tenants().await.unwrap();
+        assert_eq!(tenants, ["t", "u"], "{}", b.name);
+    }
+}

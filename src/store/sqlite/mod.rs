@@ -12,8 +12,8 @@ mod tenant;
 mod writer;
 
 use super::{
-    Criteria, EntityKind, ImportMode, ImportReport, ListQuery, Page, Relation, Store, StoreError,
-    StoreStats, Stored, TenantState,
+    Criteria, EntityKind, ImportMode, ImportReport, ListQuery, Page, Relation, Section, Store,
+    StoreError, StoreStats, Stored, TenantState,
 };
 use crate::auth::apps::AppRegistration;
 use crate::domain::copilot::{
@@ -1031,6 +1031,38 @@ impl Store for SqliteStore {
                 .map_err(sql_error)?;
             doc.map(|d| serde_json::from_str(&d).map_err(|e| StoreError::Internal(e.to_string())))
                 .transpose()
+        })
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
+        self.read(tenant::tenants)
+    }
+
+    async fn export_section(
+        &self,
+        tenant: &str,
+        section: Section,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(TenantState, Option<String>), StoreError> {
+        self.read(|conn| tenant::export_section(conn, tenant, section, after, limit))
+    }
+
+    async fn list_apps(&self, tenant: &str) -> Result<Vec<AppRegistration>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT doc FROM app_registrations WHERE tenant_id = ?1 ORDER BY client_id",
+                )
+                .map_err(sql_error)?;
+            let docs = stmt
+                .query_map(params![tenant], |r| r.get::<_, String>(0))
+                .map_err(sql_error)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql_error)?;
+            docs.iter()
+                .map(|d| serde_json::from_str(d).map_err(|e| StoreError::Internal(e.to_string())))
+                .collect()
         })
     }
 
