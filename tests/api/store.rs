@@ -619,3 +619,79 @@ async fn an_export_reads_each_section_in_key_order_a_chunk_at_a_time() {
         assert_eq!(tenants, ["t", "u"], "{}", b.name);
     }
 }
+
+fn filtered(filter: &str) -> ListQuery {
+    let q = agentry::odata::QueryOptions::parse(Some(&format!("$filter={filter}"))).unwrap();
+    ListQuery {
+        criteria: Criteria {
+            filter: q.filter,
+            search: None,
+        },
+        ..ListQuery::first(10)
+    }
+}
+
+#[tokio::test]
+async fn skill_tag_filters_through_the_manifest_link_follow_links_and_skills() {
+    for b in backends() {
+        let st = &b.store;
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        let tagged = |tag: &str| json!({"displayName": "card", "skills": [{"id": "s", "displayName": "s", "tags": [tag]}]});
+        for (id, tag) in [("m1", "red"), ("m2", "blue")] {
+            let w = parse_write(&AGENT_CARD_MANIFEST, tagged(tag), true).unwrap();
+            st.create_manifest("t", id, w, &c).await.unwrap();
+        }
+        for id in ["i1", "i2", "i3"] {
+            let mut w = create(json!({"displayName": id, "ownerIds": []}));
+            w.manifest = Some(ManifestChange::Bind("m1".into()));
+            st.create_instance("t", id, w, &c).await.unwrap();
+        }
+        let with = |tag: &str, extra: &str| {
+            filtered(&format!(
+                "agentCardManifest/skills/any(s: s/tags/any(t: t eq '{tag}')){extra}"
+            ))
+        };
+        let ids = async |q: ListQuery| {
+            let page = st.list_instances("t", Relation::All, &q).await.unwrap();
+            page.items.into_iter().map(|s| s.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(with("red", "")).await, ["i1", "i2", "i3"], "{}", b.name);
+        assert_eq!(
+            ids(with("red", " and displayName ne 'i2'")).await,
+            ["i1", "i3"],
+            "{}",
+            b.name
+        );
+
+        // The manifest's skills change: every instance linking it follows.
+        st.update_manifest("t", "m1", tagged("green").as_object().unwrap().clone(), &c)
+            .await
+            .unwrap();
+        assert!(ids(with("red", "")).await.is_empty(), "{}", b.name);
+        assert_eq!(
+            ids(with("green", "")).await,
+            ["i1", "i2", "i3"],
+            "{}",
+            b.name
+        );
+
+        // An instance moves to another manifest, another loses its link.
+        let mut w = update(json!({}));
+        w.manifest = Some(ManifestChange::Bind("m2".into()));
+        st.update_instance("t", "i2", w, &c).await.unwrap();
+        let mut w = update(json!({}));
+        w.manifest = Some(ManifestChange::Unlink);
+        st.update_instance("t", "i3", w, &c).await.unwrap();
+        assert_eq!(ids(with("green", "")).await, ["i1"], "{}", b.name);
+        assert_eq!(ids(with("blue", "")).await, ["i2"], "{}", b.name);
+
+        // A deleted instance is gone from the tag's pages; the other tenant never saw any.
+        st.delete_instance("t", "i1").await.unwrap();
+        assert!(ids(with("green", "")).await.is_empty(), "{}", b.name);
+        let other = st
+            .list_instances("u", Relation::All, &with("blue", ""))
+            .await
+            .unwrap();
+        assert!(other.items.is_empty(), "{}", b.name);
+    }
+}

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_registry.sql"),
     include_str!("migrations/0002_copilot_policies.sql"),
     include_str!("migrations/0003_app_registrations.sql"),
+    include_str!("migrations/0004_instance_skill_tags.sql"),
 ];
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 32;
@@ -210,6 +211,9 @@ struct Row {
     doc: Map<String, Value>,
     version: i64,
     manifest_id: Option<String>,
+    /// The link as loaded, so an update that keeps it leaves the instance's
+    /// skill tags alone.
+    loaded_manifest_id: Option<String>,
     /// The value the side table mirrors (see [`side_field`]) as loaded, so an
     /// update that leaves it alone does not rewrite the side table.
     side: Option<Value>,
@@ -259,6 +263,7 @@ fn get_row(
         Row {
             doc,
             version,
+            loaded_manifest_id: manifest_id.clone(),
             manifest_id,
             side,
         }
@@ -349,6 +354,9 @@ fn insert_entity(
         Err(e) => return Err(sql_error(e)),
     }
     write_side_tables(conn, table, tenant, &id, doc)?;
+    if manifest_id.is_some() {
+        link_instance_tags(conn, tenant, &id, manifest_id)?;
+    }
     Ok(Stored {
         id,
         doc: body,
@@ -390,6 +398,12 @@ fn update_entity(
     .map_err(sql_error)?;
     if side_field(table).is_some_and(|f| row.doc.get(f) != row.side.as_ref()) {
         write_side_tables(conn, table, tenant, id, &row.doc)?;
+        if table == Table::Manifests {
+            relink_manifest_tags(conn, tenant, id)?;
+        }
+    }
+    if table == Table::Instances && row.manifest_id != row.loaded_manifest_id {
+        link_instance_tags(conn, tenant, id, row.manifest_id.as_deref())?;
     }
     Ok(Stored {
         id: id.to_owned(),
@@ -451,6 +465,52 @@ fn write_side_tables(
         }
         Table::Collections => {}
     }
+    Ok(())
+}
+
+/// Gives an instance the skill tags of the manifest it links (none if none).
+fn link_instance_tags(
+    conn: &Connection,
+    tenant: &str,
+    instance: &str,
+    manifest: Option<&str>,
+) -> Result<(), StoreError> {
+    delete_side_rows(
+        conn,
+        "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id = ?2",
+        tenant,
+        instance,
+    )?;
+    if let Some(manifest) = manifest {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+             SELECT tenant_id, tag, ?2 FROM agent_card_manifest_skill_tags
+             WHERE tenant_id = ?1 AND manifest_id = ?3",
+        )
+        .and_then(|mut s| s.execute(params![tenant, instance, manifest]))
+        .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
+/// Gives every instance that links a manifest its new skill tags.
+fn relink_manifest_tags(conn: &Connection, tenant: &str, manifest: &str) -> Result<(), StoreError> {
+    delete_side_rows(
+        conn,
+        "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id IN
+         (SELECT id FROM agent_instances WHERE tenant_id = ?1 AND manifest_id = ?2)",
+        tenant,
+        manifest,
+    )?;
+    delete_side_rows(
+        conn,
+        "INSERT OR IGNORE INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+         SELECT i.tenant_id, t.tag, i.id FROM agent_instances i
+         JOIN agent_card_manifest_skill_tags t ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id
+         WHERE i.tenant_id = ?1 AND i.manifest_id = ?2",
+        tenant,
+        manifest,
+    )?;
     Ok(())
 }
 
@@ -686,6 +746,7 @@ impl Store for SqliteStore {
                 let dependents = [
                     "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2",
                     "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND instance_id = ?2",
+                    "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id = ?2",
                 ];
                 delete_entity(conn, Table::Instances, &tenant, &id, &dependents)
             })

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 const TENANT_TABLES: &[&str] = &[
     "agent_instances",
     "agent_instance_owners",
+    "agent_instance_skill_tags",
     "agent_card_manifests",
     "agent_card_manifest_skill_tags",
     "agent_collections",
