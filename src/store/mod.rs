@@ -27,6 +27,10 @@ pub enum StoreError {
     NotFound { kind: EntityKind, id: String },
     #[error("{kind:?} '{id}' already exists")]
     AlreadyExists { kind: EntityKind, id: String },
+    /// The entity exists, but its version is not the one the write expected
+    /// (`WriteContext::if_match` or a delete's `if_match`).
+    #[error("{kind:?} '{id}' has changed since the version the write expected")]
+    PreconditionFailed { kind: EntityKind, id: String },
     #[error("manifest '{id}' is still linked from {instances} agent instance(s)")]
     ManifestInUse { id: String, instances: u64 },
     #[error("instance '{instance}' is already a member of collection '{collection}'")]
@@ -208,6 +212,14 @@ pub struct StoreStats {
 
 /// The storage of the Agent Registry and the Copilot settings. Every call is
 /// scoped to one tenant.
+///
+/// Optimistic concurrency: an entity's `version` starts at 1 and grows on
+/// every change. An update whose `ctx.if_match` or a delete whose `if_match`
+/// names another version fails with `PreconditionFailed`, checked inside the
+/// write transaction; a missing entity is `NotFound` either way. A nested
+/// manifest change in an instance update is governed by the instance's
+/// precondition alone. Updates without a precondition merge their
+/// properties into the latest stored document, never into a stale copy.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // Agent instances
@@ -226,7 +238,13 @@ pub trait Store: Send + Sync + 'static {
         write: EntityWrite,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    async fn delete_instance(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
+    /// `if_match`: the version the entity must still have (`None`: any).
+    async fn delete_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError>;
     /// The manifest linked from an instance; `NotFound` for a missing instance.
     async fn get_instance_manifest(
         &self,
@@ -250,7 +268,13 @@ pub trait Store: Send + Sync + 'static {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    async fn delete_manifest(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
+    /// `if_match`: the version the entity must still have (`None`: any).
+    async fn delete_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError>;
 
     // Agent collections
     async fn create_collection(
@@ -268,7 +292,13 @@ pub trait Store: Send + Sync + 'static {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    async fn delete_collection(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
+    /// `if_match`: the version the entity must still have (`None`: any).
+    async fn delete_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError>;
     async fn add_member(
         &self,
         tenant: &str,

@@ -526,14 +526,17 @@ fn delete_side_rows(
 }
 
 /// Deletes an entity's row, then the rows that hang off it (`dependents`,
-/// each taking `?1` tenant and `?2` id); `NotFound` when there was no row.
+/// each taking `?1` tenant and `?2` id); `NotFound` when there was no row,
+/// `PreconditionFailed` when its version is not `if_match`.
 fn delete_entity(
     conn: &Connection,
     table: Table,
     tenant: &str,
     id: &str,
+    if_match: Option<i64>,
     dependents: &[&str],
 ) -> Result<(), StoreError> {
+    check_stored_version(conn, table, tenant, id, if_match)?;
     let sql = format!(
         "DELETE FROM {} WHERE tenant_id = ?1 AND id = ?2",
         table.name()
@@ -545,6 +548,47 @@ fn delete_entity(
         delete_side_rows(conn, sql, tenant, id)?;
     }
     Ok(())
+}
+
+/// Refuses a write whose expected version (`if_match`) is not `actual`.
+fn ensure_version(
+    kind: EntityKind,
+    id: &str,
+    actual: i64,
+    if_match: Option<i64>,
+) -> Result<(), StoreError> {
+    match if_match {
+        Some(expected) if expected != actual => Err(StoreError::PreconditionFailed {
+            kind,
+            id: id.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a delete's precondition against the stored version; `NotFound`
+/// when the entity is missing and a version was expected.
+fn check_stored_version(
+    conn: &Connection,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Result<(), StoreError> {
+    if if_match.is_none() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT version FROM {} WHERE tenant_id = ?1 AND id = ?2",
+        table.name()
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    let version: Option<i64> = stmt
+        .query_row(params![tenant, id], |r| r.get(0))
+        .optional()
+        .map_err(sql_error)?;
+    let version = version.ok_or_else(|| not_found(table.kind(), id))?;
+    ensure_version(table.kind(), id, version, if_match)
 }
 
 fn not_found(kind: EntityKind, id: &str) -> StoreError {
@@ -729,6 +773,7 @@ impl Store for SqliteStore {
             .write(move |conn| {
                 let mut row = get_row(conn, Table::Instances, &tenant, &id)?
                     .ok_or_else(|| not_found(EntityKind::Instance, &id))?;
+                ensure_version(EntityKind::Instance, &id, row.version, ctx.if_match)?;
                 if let Some(change) = write.manifest {
                     row.manifest_id =
                         apply_manifest_change(conn, &tenant, row.manifest_id.take(), change, &ctx)?;
@@ -739,7 +784,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_instance(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+    async fn delete_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.writer
             .write(move |conn| {
@@ -748,7 +798,7 @@ impl Store for SqliteStore {
                     "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND instance_id = ?2",
                     "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id = ?2",
                 ];
-                delete_entity(conn, Table::Instances, &tenant, &id, &dependents)
+                delete_entity(conn, Table::Instances, &tenant, &id, if_match, &dependents)
             })
             .await
     }
@@ -804,7 +854,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_manifest(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+    async fn delete_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.writer
             .write(move |conn| {
@@ -817,12 +872,13 @@ impl Store for SqliteStore {
                 if !exists(conn, Table::Manifests, &tenant, &id)? {
                     return Err(not_found(EntityKind::Manifest, &id));
                 }
+                check_stored_version(conn, Table::Manifests, &tenant, &id, if_match)?;
                 if linked > 0 {
                     return Err(StoreError::ManifestInUse { id, instances: linked });
                 }
                 let dependents =
                     ["DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2"];
-                delete_entity(conn, Table::Manifests, &tenant, &id, &dependents)
+                delete_entity(conn, Table::Manifests, &tenant, &id, None, &dependents)
             })
             .await
     }
@@ -860,13 +916,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_collection(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+    async fn delete_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.writer
             .write(move |conn| {
                 let dependents =
                     ["DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2"];
-                delete_entity(conn, Table::Collections, &tenant, &id, &dependents)
+                delete_entity(conn, Table::Collections, &tenant, &id, if_match, &dependents)
             })
             .await
     }
@@ -1222,6 +1283,7 @@ impl SqliteStore {
             .write(move |conn| {
                 let mut row = get_row(conn, table, &tenant, &id)?
                     .ok_or_else(|| not_found(table.kind(), &id))?;
+                ensure_version(table.kind(), &id, row.version, ctx.if_match)?;
                 apply_patch(&mut row.doc, &props, &ctx);
                 update_entity(conn, table, &tenant, &id, &row)
             })
