@@ -985,7 +985,7 @@ async fn skill_tag_filters_through_the_manifest_link_follow_links_and_skills() {
         assert_eq!(ids(with("blue", "")).await, ["i2"], "{}", b.name);
 
         // A deleted instance is gone from the tag's pages; the other tenant never saw any.
-        st.delete_instance("t", "i1").await.unwrap();
+        st.delete_instance("t", "i1", None).await.unwrap();
         assert!(ids(with("green", "")).await.is_empty(), "{}", b.name);
         let other = st
             .list_instances("u", Relation::All, &with("blue", ""))
