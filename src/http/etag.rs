@@ -16,7 +16,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::borrow::Cow;
 
 /// The ETag of a stored entity, as the `ETag` header and `@odata.etag` carry it.
 pub fn of(stored: &Stored) -> String {
@@ -28,19 +27,19 @@ fn opaque(stored: &Stored) -> String {
     format!(
         "{}-{:08x}",
         stored.version,
-        fingerprint(created(&stored.doc).as_deref().unwrap_or_default())
+        fingerprint(created(&stored.doc).unwrap_or_default())
     )
 }
 
-/// `createdDateTime` of a stored document, read without building the whole
-/// document.
-fn created(doc: &str) -> Option<Cow<'_, str>> {
-    #[derive(serde::Deserialize)]
-    struct Created<'a> {
-        #[serde(rename = "createdDateTime", borrow, default)]
-        created: Option<Cow<'a, str>>,
-    }
-    serde_json::from_str::<Created>(doc).ok()?.created
+/// `createdDateTime` of a stored document. Documents are written compactly
+/// by the store, so the key is found as text rather than by parsing the
+/// whole document (a list page computes a hundred tags). Only stability per
+/// entity matters: the first occurrence is taken.
+fn created(doc: &str) -> Option<&str> {
+    const KEY: &str = "\"createdDateTime\":\"";
+    let start = doc.find(KEY)? + KEY.len();
+    let len = doc[start..].find('"')?;
+    Some(&doc[start..start + len])
 }
 
 /// FNV-1a, 32 bits: stable across builds and machines (unlike std's hasher).
