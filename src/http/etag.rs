@@ -19,16 +19,28 @@ use axum::response::{IntoResponse, Response};
 
 /// The ETag of a stored entity, as the `ETag` header and `@odata.etag` carry it.
 pub fn of(stored: &Stored) -> String {
-    format!("W/\"{}\"", opaque(stored))
+    let mut tag = String::with_capacity(32);
+    tag.push_str("W/\"");
+    push_opaque(&mut tag, stored);
+    tag.push('"');
+    tag
 }
 
 /// The quoted part of the tag, without `W/` and the quotes.
 fn opaque(stored: &Stored) -> String {
-    format!(
+    let mut tag = String::with_capacity(28);
+    push_opaque(&mut tag, stored);
+    tag
+}
+
+fn push_opaque(out: &mut String, stored: &Stored) {
+    use std::fmt::Write;
+    let _ = write!(
+        out,
         "{}-{:08x}",
         stored.version,
         fingerprint(created(&stored.doc).unwrap_or_default())
-    )
+    );
 }
 
 /// `createdDateTime` of a stored document. Documents are written compactly

@@ -303,14 +303,19 @@ async fn entity_response(
     q: &QueryOptions,
     stored: Stored,
 ) -> Result {
-    let context = respond::context_url(
-        meta,
-        ty.entity_set,
-        &format!("{}/$entity", q.context_projection()),
-    );
-    let header = etag::header_value(&stored);
-    let text = shape(app, tenant, ty, q, stored).await?;
-    let mut response = respond::json(StatusCode::OK, respond::entity_body(&context, &text));
+    let tag = etag::of(&stored);
+    let header = HeaderValue::from_str(&tag).ok();
+    let body = if q.reshapes() {
+        let context = respond::context_url(
+            meta,
+            ty.entity_set,
+            &format!("{}/$entity", q.context_projection()),
+        );
+        respond::entity_body(&context, &shape(app, tenant, ty, q, stored).await?)
+    } else {
+        respond::stored_entity_body(meta, ty.entity_set, &tag, &stored.doc)
+    };
+    let mut response = respond::json(StatusCode::OK, body);
     if let Some(v) = header {
         response.headers_mut().insert(header::ETAG, v);
     }
@@ -320,11 +325,7 @@ async fn entity_response(
 /// The body of a write's answer: the stored entity with its `@odata.context`
 /// and `@odata.etag`.
 fn written_body(meta: &RequestMeta, ty: &'static EntityType, stored: &Stored) -> String {
-    let context = respond::context_url(meta, ty.entity_set, "/$entity");
-    respond::entity_body(
-        &context,
-        &respond::with_etag(&stored.doc, &etag::of(stored)),
-    )
+    respond::stored_entity_body(meta, ty.entity_set, &etag::of(stored), &stored.doc)
 }
 
 fn created(meta: &RequestMeta, ty: &'static EntityType, stored: Stored) -> Result {
