@@ -14,6 +14,8 @@ pub const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.stre
 pub fn json(status: StatusCode, body: String) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
+    // Room for these, the ETag and the request ids without growing.
+    *response.headers_mut() = axum::http::HeaderMap::with_capacity(8);
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
     h.insert("odata-version", HeaderValue::from_static("4.0"));
@@ -101,12 +103,20 @@ pub fn stored_entity_body(meta: &RequestMeta, set: &str, etag: &str, doc: &str) 
 
 /// Appends `s` escaped as the inside of a JSON string, as serde_json writes it.
 fn push_escaped(out: &mut String, s: &str) {
-    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        out.push_str(s);
+    if s.bytes().any(|b| b < 0x20) {
+        // Control characters are rare here; serde_json knows their forms.
+        let quoted = Value::String(s.to_owned()).to_string();
+        out.push_str(&quoted[1..quoted.len() - 1]);
         return;
     }
-    let quoted = Value::String(s.to_owned()).to_string();
-    out.push_str(&quoted[1..quoted.len() - 1]);
+    let mut rest = s;
+    while let Some(i) = rest.find(['"', '\\']) {
+        out.push_str(&rest[..i]);
+        out.push('\\');
+        out.push_str(&rest[i..=i]);
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
 }
 
 /// An entity's JSON text with `@odata.etag` put first, spliced as text.
@@ -246,6 +256,9 @@ mod tests {
             body,
             entity_body(&context, &with_etag(r#"{"id":"a"}"#, r#"W/"2-00ff""#))
         );
+        let mut escaped = String::new();
+        push_escaped(&mut escaped, "a\"b\\c\nd");
+        assert_eq!(escaped, r#"a\"b\\c\nd"#);
         assert_eq!(
             stored_entity_body(&meta(), "s\\t", "e", "{}"),
             entity_body(
