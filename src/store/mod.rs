@@ -2,6 +2,7 @@
 //! backend modules. Documents cross this boundary as JSON text (what is
 //! stored is what is served) and writes as validated domain values.
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::domain::copilot::{
