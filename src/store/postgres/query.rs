@@ -652,8 +652,13 @@ impl<'a> Builder<'a> {
         let t = self.param(Param::Text(self.tenant.to_owned()));
         let list = self.in_list(&values);
         // An instance without a manifest has no tags: false, not NULL.
+        let guard = if link == "id" {
+            String::new()
+        } else {
+            format!("{base}.{link} IS NOT NULL AND ")
+        };
         Some(format!(
-            "({base}.{link} IS NOT NULL AND {base}.{link} IN (SELECT manifest_id FROM agent_card_manifest_skill_tags WHERE tenant_id = {t} AND tag IN ({list})))"
+            "({guard}{base}.{link} IN (SELECT manifest_id FROM agent_card_manifest_skill_tags WHERE tenant_id = {t} AND tag IN ({list})))"
         ))
     }
 
