@@ -7,7 +7,7 @@ use crate::auth::{CallerKind, KeyRing, TokenRequest};
 use crate::config::{self, FileConfig, Overrides};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 /// The tenant used when a token names none.
@@ -46,6 +46,30 @@ enum Command {
     /// Manage the signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Write every tenant of the database as JSON lines (to move data between backends).
+    Export(ExportArgs),
+    /// Read an export into the database; objects whose id exists are kept.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// Database to read [default: sqlite://<data-dir>/agentry.db].
+    #[arg(long, env = "AGENTRY_DATABASE_URL")]
+    database_url: Option<String>,
+    /// File to write; `-` is standard output.
+    #[arg(long, short, default_value = "-")]
+    output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// Database to write [default: sqlite://<data-dir>/agentry.db].
+    #[arg(long, env = "AGENTRY_DATABASE_URL")]
+    database_url: Option<String>,
+    /// File to read; `-` is standard input.
+    #[arg(long, short, default_value = "-")]
+    input: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,6 +266,76 @@ pub fn run() -> anyhow::Result<()> {
             println!("The secret is shown only now; Agentry keeps a salted hash of it.");
             Ok(())
         }
+        Command::Export(args) => {
+            let config = config::resolve(
+                file,
+                Overrides {
+                    data_dir: cli.data_dir,
+                    database_url: args.database_url,
+                    ..Overrides::default()
+                },
+            )?;
+            transfer(&config.database_url, |store| async move {
+                let stdout = std::io::stdout();
+                let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {
+                    Box::new(std::io::BufWriter::new(stdout.lock()))
+                } else {
+                    let f = std::fs::File::create(&args.output)
+                        .with_context(|| format!("cannot create {}", args.output.display()))?;
+                    Box::new(std::io::BufWriter::new(f))
+                };
+                let bar = progress_bar(None);
+                let summary = crate::transfer::export(store.as_ref(), &mut out, &mut |n, _| {
+                    bar.set_position(n)
+                })
+                .await?;
+                bar.finish_and_clear();
+                eprintln!(
+                    "exported {} records of {} tenants",
+                    summary.records, summary.tenants
+                );
+                Ok(())
+            })
+        }
+        Command::Import(args) => {
+            let config = config::resolve(
+                file,
+                Overrides {
+                    data_dir: cli.data_dir,
+                    database_url: args.database_url,
+                    ..Overrides::default()
+                },
+            )?;
+            transfer(&config.database_url, |store| async move {
+                let stdin = std::io::stdin();
+                let (mut input, size): (Box<dyn BufRead>, Option<u64>) =
+                    if args.input.as_os_str() == "-" {
+                        (Box::new(stdin.lock()), None)
+                    } else {
+                        let f = std::fs::File::open(&args.input)
+                            .with_context(|| format!("cannot open {}", args.input.display()))?;
+                        let size = f.metadata().ok().map(|m| m.len());
+                        (Box::new(std::io::BufReader::new(f)), size)
+                    };
+                let bar = progress_bar(size);
+                let now = crate::clock::entity_timestamp(time::OffsetDateTime::now_utc());
+                let summary =
+                    crate::transfer::import(store.as_ref(), &mut input, &now, &mut |n, bytes| {
+                        if size.is_some() {
+                            bar.set_position(bytes)
+                        } else {
+                            bar.set_position(n)
+                        }
+                    })
+                    .await?;
+                bar.finish_and_clear();
+                eprintln!(
+                    "imported {} records of {} tenants: {} created, {} kept (already there)",
+                    summary.records, summary.tenants, summary.created, summary.kept
+                );
+                Ok(())
+            })
+        }
         Command::Keys(KeysCommand::Rotate) => {
             let kid = KeyRing::rotate_dir(&keys_dir(cli.data_dir, cli.keys_dir, &file))?;
             println!(
@@ -280,6 +374,46 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs `work` with the store a database URL names, on a small runtime, and
+/// closes the store whatever the outcome.
+fn transfer<F, Fut>(database_url: &str, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(std::sync::Arc<dyn crate::store::Store>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = crate::store::open(database_url)?;
+        let result = work(store.clone()).await;
+        store.close().await;
+        result
+    })
+}
+
+/// A progress bar on standard error: of bytes when the total is known, else
+/// a count of records. Hidden when standard error is not a terminal.
+fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let bar = match total {
+        Some(bytes) => ProgressBar::new(bytes).with_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+            )
+            .expect("a valid template"),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {pos} records ({per_sec})")
+                .expect("a valid template"),
+        ),
+    };
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar
 }
 
 /// The keys folder of the commands that need no whole server configuration.

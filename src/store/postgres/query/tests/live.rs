@@ -442,6 +442,7 @@ fn context(r: &mut Lcg) -> WriteContext {
     WriteContext {
         now: crate::clock::entity_timestamp(t),
         actor: None,
+        if_match: None,
     }
 }
 
