@@ -628,10 +628,13 @@ impl<'a> Builder<'a> {
                 "({base}.id IN (SELECT instance_id FROM agent_instance_owners WHERE tenant_id = {t} AND owner_id IN ({list})))"
             ));
         }
-        let link = match (ty.entity_set, segs) {
-            ("agentCardManifests", [s]) if s == "skills" => "id",
+        let (side, key) = match (ty.entity_set, segs) {
+            ("agentCardManifests", [s]) if s == "skills" => {
+                ("agent_card_manifest_skill_tags", "manifest_id")
+            }
+            // Each instance has its linked manifest's tags in its own table.
             ("agentInstances", [n, s]) if n == "agentCardManifest" && s == "skills" => {
-                "manifest_id"
+                ("agent_instance_skill_tags", "instance_id")
             }
             _ => return None,
         };
@@ -651,14 +654,8 @@ impl<'a> Builder<'a> {
         let values = Self::equality_literals(tb, tv)?;
         let t = self.param(Param::Text(self.tenant.to_owned()));
         let list = self.in_list(&values);
-        // An instance without a manifest has no tags: false, not NULL.
-        let guard = if link == "id" {
-            String::new()
-        } else {
-            format!("{base}.{link} IS NOT NULL AND ")
-        };
         Some(format!(
-            "({guard}{base}.{link} IN (SELECT manifest_id FROM agent_card_manifest_skill_tags WHERE tenant_id = {t} AND tag IN ({list})))"
+            "({base}.id IN (SELECT {key} FROM {side} WHERE tenant_id = {t} AND tag IN ({list})))"
         ))
     }
 

@@ -145,7 +145,7 @@ fn filters_translate_to_the_expected_conditions() {
         (
             &AGENT_INSTANCE,
             "agentCardManifest/skills/any(s: s/tags/any(t: 'x' eq t))",
-            "(e.manifest_id IS NOT NULL AND e.manifest_id IN (SELECT manifest_id FROM agent_card_manifest_skill_tags WHERE tenant_id = $2::text AND tag IN ($3::text)))"
+            "(e.id IN (SELECT instance_id FROM agent_instance_skill_tags WHERE tenant_id = $2::text AND tag IN ($3::text)))"
                 .into(),
             vec![text("t"), text("x")],
         ),

@@ -144,10 +144,15 @@ impl Cluster {
                 .expect("create database");
         }
         let client = self.connect(name).await;
-        client
-            .batch_execute(include_str!("../../migrations/0001_schema.sql"))
-            .await
-            .expect("the schema loads");
+        for migration in [
+            include_str!("../../migrations/0001_schema.sql"),
+            include_str!("../../migrations/0002_instance_skill_tags.sql"),
+        ] {
+            client
+                .batch_execute(migration)
+                .await
+                .expect("the schema loads");
+        }
         client
     }
 
@@ -527,6 +532,7 @@ async fn copy_rows(path: &FsPath, client: &tokio_postgres::Client) {
         "agent_card_manifest_skill_tags",
         "agent_instances",
         "agent_instance_owners",
+        "agent_instance_skill_tags",
         "agent_collections",
         "agent_collection_members",
     ] {
@@ -1025,6 +1031,8 @@ fn discovery_filters_are_answered_from_indexes() {
                  FROM generate_series(0, 20000) i;
                  INSERT INTO agent_instance_owners SELECT 't', format('o%s', i % 500), format('i%s', lpad(i::text, 6, '0'))
                  FROM generate_series(0, 20000) i;
+                 INSERT INTO agent_instance_skill_tags SELECT i.tenant_id, t.tag, i.id
+                 FROM agent_instances i JOIN agent_card_manifest_skill_tags t ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id;
                  ANALYZE;",
             )
             .await
@@ -1036,7 +1044,7 @@ fn discovery_filters_are_answered_from_indexes() {
             (&AGENT_INSTANCE, "$filter=managedBy eq 'app7'", "agent_instances_by_managed_by"),
             (&AGENT_INSTANCE, "$filter=originatingStore eq 'store3'", "agent_instances_by_originating_store"),
             (&AGENT_INSTANCE, "$filter=ownerIds/any(o: o eq 'o1')", "agent_instance_owners_pkey"),
-            (&AGENT_INSTANCE, "$filter=agentCardManifest/skills/any(s: s/tags/any(t: t eq 'tag1'))", "agent_instances_by_manifest"),
+            (&AGENT_INSTANCE, "$filter=agentCardManifest/skills/any(s: s/tags/any(t: t eq 'tag1'))", "agent_instance_skill_tags_pkey"),
             (&AGENT_CARD_MANIFEST, "$filter=skills/any(s: s/tags/any(t: t eq 'tag1'))", "agent_card_manifest_skill_tags_pkey"),
         ];
         for (ty, text, index) in table {
@@ -1047,6 +1055,11 @@ fn discovery_filters_are_answered_from_indexes() {
             for plan in [custom, generic] {
                 assert!(plan.contains(&format!(" using {index} ")), "{text}:\n{plan}");
                 assert!(!plan.contains("Seq Scan"), "{text} scans:\n{plan}");
+                // A side table's key yields the ids in order: the page
+                // needs no sort (what SQLite's page driver does by hand).
+                if text.contains("/any(") {
+                    assert!(!plan.contains("Sort"), "{text} sorts:\n{plan}");
+                }
             }
         }
     });
