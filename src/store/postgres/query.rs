@@ -49,7 +49,6 @@ pub(super) enum Param {
     Int(i64),
     Float(f64),
     Bool(bool),
-    Json(serde_json::Value),
 }
 
 impl Param {
@@ -60,7 +59,6 @@ impl Param {
             Param::Int(_) => "bigint",
             Param::Float(_) => "float8",
             Param::Bool(_) => "boolean",
-            Param::Json(_) => "jsonb",
         }
     }
 }
@@ -75,7 +73,6 @@ impl ToSql for Param {
             Param::Int(v) => v.to_sql(ty, out),
             Param::Float(v) => v.to_sql(ty, out),
             Param::Bool(v) => v.to_sql(ty, out),
-            Param::Json(v) => v.to_sql(ty, out),
         }
     }
 
@@ -87,7 +84,6 @@ impl ToSql for Param {
             || <i64 as ToSql>::accepts(ty)
             || <f64 as ToSql>::accepts(ty)
             || <bool as ToSql>::accepts(ty)
-            || <serde_json::Value as ToSql>::accepts(ty)
     }
 
     /// Checks the variant, not just the enum, against the requested type.
@@ -112,7 +108,6 @@ impl ToSql for Param {
             Param::Int(v) => checked(v, ty, out),
             Param::Float(v) => checked(v, ty, out),
             Param::Bool(v) => checked(v, ty, out),
-            Param::Json(v) => checked(v, ty, out),
         }
     }
 }

@@ -976,7 +976,6 @@ fn sql_literal(p: &Param) -> String {
         Param::Int(i) => i.to_string(),
         Param::Float(f) => format!("{f:?}"),
         Param::Bool(b) => b.to_string(),
-        Param::Json(v) => format!("'{}'", v.to_string().replace('\'', "''")),
     }
 }
 
