@@ -21,8 +21,10 @@ pub struct ServerConfig {
     pub listen: String,
     /// Holds the SQLite file and the signing keys.
     pub data_dir: PathBuf,
-    /// `sqlite://PATH`; other schemes arrive with other backends.
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`.
     pub database_url: String,
+    /// Connections in the PostgreSQL pool (per process).
+    pub db_pool_size: usize,
     /// Requests with larger bodies get 413.
     pub max_body_bytes: usize,
     /// Build absolute URLs from `X-Forwarded-Host` / `X-Forwarded-Proto`.
@@ -56,6 +58,7 @@ impl ServerConfig {
         Self {
             listen: DEFAULT_LISTEN.to_owned(),
             database_url: default_database_url(&data_dir),
+            db_pool_size: crate::store::postgres::DEFAULT_POOL_SIZE,
             data_dir,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             trust_proxy: false,
@@ -85,6 +88,7 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub db_pool_size: Option<usize>,
     pub max_body_bytes: Option<usize>,
     pub trust_proxy: Option<bool>,
     pub seed: Option<PathBuf>,
@@ -205,6 +209,7 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub db_pool_size: Option<usize>,
     pub max_body_bytes: Option<usize>,
     pub trust_proxy: Option<bool>,
     pub seed: Option<PathBuf>,
@@ -279,6 +284,11 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
             .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
         database_url,
         data_dir,
+        db_pool_size: over
+            .db_pool_size
+            .or(file.db_pool_size)
+            .filter(|n| *n > 0)
+            .unwrap_or(crate::store::postgres::DEFAULT_POOL_SIZE),
         max_body_bytes: over
             .max_body_bytes
             .or(file.max_body_bytes)
