@@ -50,8 +50,8 @@ impl Application {
         config: &ServerConfig,
         clock: SharedClock,
     ) -> Result<Self, StartError> {
-        let keys = Arc::new(KeyRing::load_with_skew(
-            &config.data_dir,
+        let keys = Arc::new(KeyRing::open_dir(
+            &config.keys_dir,
             config.clock_skew_seconds,
         )?);
         let options = store::StoreOptions {

@@ -7,7 +7,7 @@ use crate::auth::{CallerKind, KeyRing, TokenRequest};
 use crate::config::{self, FileConfig, Overrides};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 /// The tenant used when a token names none.
@@ -27,6 +27,9 @@ pub struct Cli {
     /// Folder holding the SQLite database and the signing keys [default: ./agentry-data].
     #[arg(long, global = true, env = "AGENTRY_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Folder holding the signing keys and the paging secret; replicas must share it [default: DATA_DIR/keys].
+    #[arg(long, global = true, env = "AGENTRY_KEYS_DIR")]
+    keys_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,6 +48,10 @@ enum Command {
     Keys(KeysCommand),
     /// Apply pending database migrations and exit (`serve` also applies them at start).
     Migrate(MigrateArgs),
+    /// Write every tenant of the database as JSON lines (to move data between backends).
+    Export(ExportArgs),
+    /// Read an export into the database; objects whose id exists are kept.
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -52,6 +59,26 @@ struct MigrateArgs {
     /// Database URL [default: sqlite://<data-dir>/agentry.db].
     #[arg(long, env = "AGENTRY_DATABASE_URL")]
     database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// Database to read [default: sqlite://<data-dir>/agentry.db].
+    #[arg(long, env = "AGENTRY_DATABASE_URL")]
+    database_url: Option<String>,
+    /// File to write; `-` is standard output.
+    #[arg(long, short, default_value = "-")]
+    output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// Database to write [default: sqlite://<data-dir>/agentry.db].
+    #[arg(long, env = "AGENTRY_DATABASE_URL")]
+    database_url: Option<String>,
+    /// File to read; `-` is standard input.
+    #[arg(long, short, default_value = "-")]
+    input: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,6 +227,7 @@ pub fn run() -> anyhow::Result<()> {
             let over = Overrides {
                 listen: args.listen,
                 data_dir: cli.data_dir,
+                keys_dir: cli.keys_dir,
                 database_url: args.database_url,
                 db_pool_size: args.db_pool_size,
                 max_body_bytes: args.max_body_bytes,
@@ -272,23 +300,88 @@ pub fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Export(args) => {
+            let config = config::resolve(
+                file,
+                Overrides {
+                    data_dir: cli.data_dir,
+                    database_url: args.database_url,
+                    ..Overrides::default()
+                },
+            )?;
+            transfer(&config.database_url, |store| async move {
+                let stdout = std::io::stdout();
+                let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {
+                    Box::new(std::io::BufWriter::new(stdout.lock()))
+                } else {
+                    let f = std::fs::File::create(&args.output)
+                        .with_context(|| format!("cannot create {}", args.output.display()))?;
+                    Box::new(std::io::BufWriter::new(f))
+                };
+                let bar = progress_bar(None);
+                let summary = crate::transfer::export(store.as_ref(), &mut out, &mut |n, _| {
+                    bar.set_position(n)
+                })
+                .await?;
+                bar.finish_and_clear();
+                eprintln!(
+                    "exported {} records of {} tenants",
+                    summary.records, summary.tenants
+                );
+                Ok(())
+            })
+        }
+        Command::Import(args) => {
+            let config = config::resolve(
+                file,
+                Overrides {
+                    data_dir: cli.data_dir,
+                    database_url: args.database_url,
+                    ..Overrides::default()
+                },
+            )?;
+            transfer(&config.database_url, |store| async move {
+                let stdin = std::io::stdin();
+                let (mut input, size): (Box<dyn BufRead>, Option<u64>) =
+                    if args.input.as_os_str() == "-" {
+                        (Box::new(stdin.lock()), None)
+                    } else {
+                        let f = std::fs::File::open(&args.input)
+                            .with_context(|| format!("cannot open {}", args.input.display()))?;
+                        let size = f.metadata().ok().map(|m| m.len());
+                        (Box::new(std::io::BufReader::new(f)), size)
+                    };
+                let bar = progress_bar(size);
+                let now = crate::clock::entity_timestamp(time::OffsetDateTime::now_utc());
+                let summary =
+                    crate::transfer::import(store.as_ref(), &mut input, &now, &mut |n, bytes| {
+                        if size.is_some() {
+                            bar.set_position(bytes)
+                        } else {
+                            bar.set_position(n)
+                        }
+                    })
+                    .await?;
+                bar.finish_and_clear();
+                eprintln!(
+                    "imported {} records of {} tenants: {} created, {} kept (already there)",
+                    summary.records, summary.tenants, summary.created, summary.kept
+                );
+                Ok(())
+            })
+        }
         Command::Keys(KeysCommand::Rotate) => {
-            let data_dir = cli
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
-            let kid = KeyRing::rotate(&data_dir)?;
+            let kid = KeyRing::rotate_dir(&keys_dir(cli.data_dir, cli.keys_dir, &file))?;
             println!(
                 "new signing key {kid}; the previous key keeps validating its tokens for 24 hours"
             );
             Ok(())
         }
         Command::Token(args) => {
-            let data_dir = cli
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
-            let keys = KeyRing::load_or_create(&data_dir)?;
+            let keys = KeyRing::open_dir(
+                &keys_dir(cli.data_dir, cli.keys_dir, &file),
+                crate::auth::DEFAULT_CLOCK_SKEW_SECONDS,
+            )?;
             let (kind, subject) = match (args.user, args.app) {
                 (_, Some(app)) => (CallerKind::Application, app),
                 (Some(user), None) => (CallerKind::Delegated, user),
@@ -315,6 +408,58 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs `work` with the store a database URL names, on a small runtime, and
+/// closes the store whatever the outcome.
+fn transfer<F, Fut>(database_url: &str, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(std::sync::Arc<dyn crate::store::Store>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = crate::store::open(database_url).await?;
+        let result = work(store.clone()).await;
+        store.close().await;
+        result
+    })
+}
+
+/// A progress bar on standard error: of bytes when the total is known, else
+/// a count of records. Hidden when standard error is not a terminal.
+fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let bar = match total {
+        Some(bytes) => ProgressBar::new(bytes).with_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+            )
+            .expect("a valid template"),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {pos} records ({per_sec})")
+                .expect("a valid template"),
+        ),
+    };
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+/// The keys folder of the commands that need no whole server configuration.
+fn keys_dir(data_dir: Option<PathBuf>, keys_dir: Option<PathBuf>, file: &FileConfig) -> PathBuf {
+    keys_dir
+        .or_else(|| file.keys_dir.clone())
+        .unwrap_or_else(|| {
+            let data_dir = data_dir
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
+            config::default_keys_dir(&data_dir)
+        })
 }
 
 fn serve(config: config::ServerConfig) -> anyhow::Result<()> {

@@ -21,6 +21,8 @@ pub struct ServerConfig {
     pub listen: String,
     /// Holds the SQLite file and the signing keys.
     pub data_dir: PathBuf,
+    /// Holds the signing keys and the paging-token secret; replicas share it.
+    pub keys_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://USER@HOST/DB`.
     pub database_url: String,
     /// Connections in the PostgreSQL pool (per process).
@@ -59,6 +61,7 @@ impl ServerConfig {
             listen: DEFAULT_LISTEN.to_owned(),
             database_url: default_database_url(&data_dir),
             db_pool_size: crate::store::postgres::DEFAULT_POOL_SIZE,
+            keys_dir: default_keys_dir(&data_dir),
             data_dir,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             trust_proxy: false,
@@ -81,12 +84,18 @@ pub fn default_database_url(data_dir: &Path) -> String {
     format!("sqlite://{}", data_dir.join("agentry.db").display())
 }
 
+/// The keys folder used when none is configured.
+pub fn default_keys_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys")
+}
+
 /// The keys a configuration file may hold; every one is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub keys_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub db_pool_size: Option<usize>,
     pub max_body_bytes: Option<usize>,
@@ -208,6 +217,7 @@ impl FileConfig {
 pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub keys_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub db_pool_size: Option<usize>,
     pub max_body_bytes: Option<usize>,
@@ -277,7 +287,12 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
         .database_url
         .or(file.database_url)
         .unwrap_or_else(|| default_database_url(&data_dir));
+    let keys_dir = over
+        .keys_dir
+        .or(file.keys_dir)
+        .unwrap_or_else(|| default_keys_dir(&data_dir));
     ServerConfig {
+        keys_dir,
         listen: over
             .listen
             .or(file.listen)
@@ -387,6 +402,31 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/srv/agentry"));
         assert_eq!(c.database_url, "sqlite:///srv/agentry/agentry.db");
         assert_eq!(c.max_body_bytes, 10);
+    }
+
+    #[test]
+    fn the_keys_folder_follows_the_data_folder_unless_set() {
+        let file = FileConfig::parse("data_dir = \"/srv/agentry\"\n").unwrap();
+        let c = resolve(file, Overrides::default()).unwrap();
+        assert_eq!(c.keys_dir, PathBuf::from("/srv/agentry/keys"));
+        let file = FileConfig::parse("keys_dir = \"/run/secrets/agentry\"\n").unwrap();
+        let over = Overrides {
+            keys_dir: Some("/mnt/keys".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            resolve(
+                FileConfig::parse("keys_dir = \"/k\"\n").unwrap(),
+                Overrides::default()
+            )
+            .unwrap()
+            .keys_dir,
+            PathBuf::from("/k")
+        );
+        assert_eq!(
+            resolve(file, over).unwrap().keys_dir,
+            PathBuf::from("/mnt/keys")
+        );
     }
 
     #[test]

@@ -25,3 +25,4 @@ pub mod odata;
 pub mod seed;
 pub mod store;
 pub mod tls;
+pub mod transfer;

@@ -306,6 +306,7 @@ pub fn parse_tenant(
                 let ctx = WriteContext {
                     now: now.to_owned(),
                     actor: None,
+                    if_match: None,
                 };
                 unique(&mut seen, "m", &id, &item)?;
                 let doc = new_document(&AGENT_CARD_MANIFEST, &id, &nested.props, &ctx);
@@ -354,6 +355,7 @@ pub fn parse_tenant(
     let ctx = WriteContext {
         now: now.to_owned(),
         actor: None,
+        if_match: None,
     };
     for (i, body) in seed.copilot.policies.iter().enumerate() {
         let item = format!("copilot.policies[{i}]");
@@ -438,6 +440,7 @@ fn entity(
     let ctx = WriteContext {
         now: created.unwrap_or_else(|| now.to_owned()),
         actor: created_by,
+        if_match: None,
     };
     let mut doc = new_document(ty, &id, &write.props, &ctx);
     if let Some(m) = modified {

@@ -234,7 +234,14 @@ impl KeyRing {
 
     /// As [`KeyRing::load_or_create`], accepting `clock_skew` seconds of difference.
     pub fn load_with_skew(data_dir: &Path, clock_skew: u64) -> Result<Self, KeyError> {
-        let dir = data_dir.join("keys");
+        Self::open_dir(&data_dir.join("keys"), clock_skew)
+    }
+
+    /// Loads the keys from the folder `dir` itself (`--keys-dir`), creating
+    /// the signing key and the server secret on first use. Replicas that
+    /// share this folder share their keys and paging secret.
+    pub fn open_dir(dir: &Path, clock_skew: u64) -> Result<Self, KeyError> {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let current = dir.join(CURRENT);
         if !current.exists() {
@@ -262,7 +269,12 @@ impl KeyRing {
     /// Makes a new signing key current; the old one is retired and keeps
     /// validating the tokens it signed until they expire. Returns the new `kid`.
     pub fn rotate(data_dir: &Path) -> Result<String, KeyError> {
-        let ring = Self::load_or_create(data_dir)?;
+        Self::rotate_dir(&data_dir.join("keys"))
+    }
+
+    /// As [`KeyRing::rotate`], for the keys in the folder `dir` itself.
+    pub fn rotate_dir(dir: &Path) -> Result<String, KeyError> {
+        let ring = Self::open_dir(dir, DEFAULT_CLOCK_SKEW_SECONDS)?;
         let dir = ring.dir.clone();
         let retired_dir = dir.join(RETIRED);
         std::fs::create_dir_all(&retired_dir).map_err(io(&retired_dir))?;

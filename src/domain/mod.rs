@@ -121,6 +121,7 @@ pub fn reserved_collection_document(
     let ctx = WriteContext {
         now: now.to_owned(),
         actor: None,
+        if_match: None,
     };
     new_document(&schema::AGENT_COLLECTION, c.id, &props, &ctx)
 }

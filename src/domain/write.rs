@@ -8,11 +8,15 @@ use serde_json::{Map, Value};
 const MAX_ID_CHARS: usize = 1024;
 
 /// Who writes and when; stamped into `createdBy` and the timestamps.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WriteContext {
     /// Formatted as Graph writes `DateTimeOffset`.
     pub now: String,
     pub actor: Option<String>,
+    /// The version the caller expects the stored entity to have (from
+    /// `If-Match`); `None` writes unconditionally. The store checks it in
+    /// the same transaction as the write.
+    pub if_match: Option<i64>,
 }
 
 /// A validated create or update body.
@@ -362,6 +366,7 @@ mod tests {
         WriteContext {
             now: "2025-01-01T00:00:00.0000000Z".into(),
             actor: Some("user-1".into()),
+            if_match: None,
         }
     }
 
@@ -601,6 +606,7 @@ mod tests {
         let later = WriteContext {
             now: "2026-01-01T00:00:00.0000000Z".into(),
             actor: Some("other".into()),
+            if_match: None,
         };
         let patch = parse_write(&AGENT_INSTANCE, json!({"ownerIds": ["q"]}), false).unwrap();
         apply_patch(&mut doc, &patch.props, &later);

@@ -365,6 +365,17 @@ fn store_report(e: &StoreError) -> ErrorReport {
                 format!("An {} with id '{id}' already exists.", entity_label(*kind)),
             )
         }
+        StoreError::PreconditionFailed { kind, id } => ErrorReport {
+            inner_code: Some("entityTagDoesNotMatch"),
+            ..report(
+                S::PRECONDITION_FAILED,
+                "resourceModified",
+                format!(
+                    "The {} '{id}' has changed since the ETag in the If-Match header was issued; read it again and retry.",
+                    entity_label(*kind)
+                ),
+            )
+        },
         StoreError::ManifestInUse { id, instances } => report(
             S::CONFLICT,
             "Conflict",
@@ -634,6 +645,14 @@ mod tests {
                 }),
                 409,
                 "AgentCollectionAlreadyExists",
+            ),
+            (
+                s(StoreError::PreconditionFailed {
+                    kind: EntityKind::Instance,
+                    id: "i".into(),
+                }),
+                412,
+                "resourceModified",
             ),
             (
                 s(StoreError::ManifestInUse {

@@ -28,6 +28,10 @@ pub enum StoreError {
     NotFound { kind: EntityKind, id: String },
     #[error("{kind:?} '{id}' already exists")]
     AlreadyExists { kind: EntityKind, id: String },
+    /// The entity exists, but its version is not the one the write expected
+    /// (`WriteContext::if_match` or a delete's `if_match`).
+    #[error("{kind:?} '{id}' has changed since the version the write expected")]
+    PreconditionFailed { kind: EntityKind, id: String },
     #[error("manifest '{id}' is still linked from {instances} agent instance(s)")]
     ManifestInUse { id: String, instances: u64 },
     #[error("instance '{instance}' is already a member of collection '{collection}'")]
@@ -140,6 +144,41 @@ pub struct TenantState {
     pub settings: Vec<(TenantSetting, Map<String, Value>)>,
 }
 
+/// The parts of a tenant, in the order `agentry export` writes them and an
+/// import needs them (an instance's manifest and a membership's two ends
+/// come before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Collections,
+    Manifests,
+    Instances,
+    Members,
+    Policies,
+    Settings,
+}
+
+impl Section {
+    pub const ALL: [Section; 6] = [
+        Section::Collections,
+        Section::Manifests,
+        Section::Instances,
+        Section::Members,
+        Section::Policies,
+        Section::Settings,
+    ];
+}
+
+/// The key an export of the members section continues from: the collection
+/// and instance ids, joined by a NUL (which no id holds).
+pub fn member_key(collection: &str, instance: &str) -> String {
+    format!("{collection}\u{0}{instance}")
+}
+
+/// The collection and instance ids of a [`member_key`].
+pub fn split_member_key(key: &str) -> (&str, &str) {
+    key.split_once('\u{0}').unwrap_or((key, ""))
+}
+
 /// How [`Store::import_tenant`] treats what the tenant already holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportMode {
@@ -174,6 +213,14 @@ pub struct StoreStats {
 
 /// The storage of the Agent Registry and the Copilot settings. Every call is
 /// scoped to one tenant.
+///
+/// Optimistic concurrency: an entity's `version` starts at 1 and grows on
+/// every change. An update whose `ctx.if_match` or a delete whose `if_match`
+/// names another version fails with `PreconditionFailed`, checked inside the
+/// write transaction; a missing entity is `NotFound` either way. A nested
+/// manifest change in an instance update is governed by the instance's
+/// precondition alone. Updates without a precondition merge their
+/// properties into the latest stored document, never into a stale copy.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // Agent instances
@@ -192,7 +239,13 @@ pub trait Store: Send + Sync + 'static {
         write: EntityWrite,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    async fn delete_instance(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
+    /// `if_match`: the version the entity must still have (`None`: any).
+    async fn delete_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError>;
     /// The manifest linked from an instance; `NotFound` for a missing instance.
     async fn get_instance_manifest(
         &self,
@@ -216,7 +269,13 @@ pub trait Store: Send + Sync + 'static {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    async fn delete_manifest(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
+    /// `if_match`: the version the entity must still have (`None`: any).
+    async fn delete_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError>;
 
     // Agent collections
     async fn create_collection(
@@ -234,7 +293,13 @@ pub trait Store: Send + Sync + 'static {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    async fn delete_collection(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
+    /// `if_match`: the version the entity must still have (`None`: any).
+    async fn delete_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError>;
     async fn add_member(
         &self,
         tenant: &str,
@@ -345,6 +410,26 @@ pub trait Store: Send + Sync + 'static {
         mode: ImportMode,
         now: &str,
     ) -> Result<ImportReport, StoreError>;
+
+    // Whole databases (`agentry export` and `agentry import`)
+    /// Every tenant that holds objects or application registrations, in order.
+    async fn list_tenants(&self) -> Result<Vec<String>, StoreError>;
+    /// Up to `limit` objects of one section of a tenant, in key order, after
+    /// the key `after` (`None`: from the start), as a partial state; and the
+    /// key to continue from, `None` once the section is done. Creates nothing
+    /// (the reserved collections are exported only if they were stored).
+    async fn export_section(
+        &self,
+        tenant: &str,
+        section: Section,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(TenantState, Option<String>), StoreError>;
+    /// The application registrations of a tenant, by client id.
+    async fn list_apps(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<crate::auth::apps::AppRegistration>, StoreError>;
 
     /// Figures for `/metrics`.
     fn stats(&self) -> StoreStats {

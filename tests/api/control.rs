@@ -10,7 +10,7 @@ const PIN: &str = "microsoft.copilot.copilotchatpinning";
 
 impl TestServer {
     /// A control-plane request as an `Agentry.Admin` application of `tenant`.
-    fn control_as(&self, tenant: &str, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn control_as(&self, tenant: &str, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}/_agentry{path}", self.origin))
             .bearer_auth(self.app_token_for(tenant, &[ADMIN]))
@@ -20,7 +20,7 @@ impl TestServer {
         self.control_as(TENANT_A, method, path)
     }
 
-    async fn snapshot(&self) -> Value {
+    pub(crate) async fn snapshot(&self) -> Value {
         let r = self.admin(Method::GET, "/snapshot").send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.unwrap()
@@ -55,7 +55,7 @@ impl TestServer {
 const INSTANCES: &str = "/agentRegistry/agentInstances";
 
 /// Fills tenant A with one object of every kind the snapshot carries.
-async fn populate(s: &TestServer) {
+pub(crate) async fn populate(s: &TestServer) {
     let r = s
         .post(
             "/agentRegistry/agentCardManifests",

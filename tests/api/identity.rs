@@ -194,6 +194,40 @@ async fn a_registered_app_gets_a_token_by_client_credentials_and_uses_it() {
 }
 
 #[tokio::test]
+async fn servers_sharing_a_keys_folder_accept_each_others_tokens() {
+    let keys = tempfile::tempdir().unwrap();
+    let shared = keys.path().to_path_buf();
+    let first = TestServer::start_configured(|c| c.keys_dir = shared.clone()).await;
+    let second = TestServer::start_configured(|c| c.keys_dir = shared.clone()).await;
+    assert_ne!(first.data_dir, second.data_dir);
+    let from_cli = agentry(&[
+        "token",
+        "--keys-dir",
+        keys.path().to_str().unwrap(),
+        "--tenant",
+        TENANT_A,
+    ])
+    .trim()
+    .to_owned();
+    for token in [first.token(), second.token(), from_cli] {
+        for s in [&first, &second] {
+            let r = s
+                .client
+                .get(s.url("/agentRegistry/agentInstances"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+    }
+    assert!(
+        !first.data_dir.join("keys").exists(),
+        "no keys are made in the data folder when a keys folder is set"
+    );
+}
+
+#[tokio::test]
 async fn a_key_rotation_is_picked_up_while_old_tokens_keep_working() {
     let s = TestServer::start().await;
     let dir = s.data_dir.to_str().unwrap();

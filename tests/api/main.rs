@@ -17,3 +17,4 @@ mod postgres;
 mod store;
 mod support;
 mod tenancy;
+mod transfer;

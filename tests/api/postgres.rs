@@ -4,18 +4,20 @@
 
 use crate::pg;
 use crate::support::*;
-use agentry::config::ServerConfig;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A server on this data folder (so, these signing keys) and database.
-async fn replica(dir: &Path, database_url: &str) -> TestServer {
-    let mut config = ServerConfig::with_data_dir(dir);
-    config.database_url = database_url.to_owned();
-    TestServer::start_with(config).await
+/// A server with a data folder of its own, sharing the keys folder (signing
+/// keys and paging secret) and the database with the other replicas.
+async fn replica(keys: &Path, database_url: &str) -> TestServer {
+    TestServer::start_configured(|c| {
+        c.keys_dir = keys.to_owned();
+        c.database_url = database_url.to_owned();
+    })
+    .await
 }
 
 #[tokio::test]
@@ -82,12 +84,11 @@ async fn two_servers_on_one_database_act_as_one_service() {
 #[tokio::test]
 async fn servers_starting_together_on_a_new_database_migrate_it_once() {
     let db = pg::shared().create_database();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let starts: Vec<_> = dirs
-        .iter()
-        .map(|d| {
-            let (dir, db) = (d.path().to_owned(), db.clone());
-            tokio::spawn(async move { replica(&dir, &db).await })
+    let keys = tempfile::tempdir().unwrap();
+    let starts: Vec<_> = (0..3)
+        .map(|_| {
+            let (keys, db) = (keys.path().to_owned(), db.clone());
+            tokio::spawn(async move { replica(&keys, &db).await })
         })
         .collect();
     let mut servers = Vec::new();
@@ -196,11 +197,17 @@ fn agentry_migrate_applies_the_schema_once_on_either_backend() {
         String::from_utf8(out.stdout).unwrap()
     };
     let pg = pg::shared().create_database();
-    assert_eq!(migrate(&pg), "applied 0001_schema\n");
+    assert_eq!(
+        migrate(&pg),
+        "applied 0001_schema\napplied 0002_instance_skill_tags\n"
+    );
     assert_eq!(migrate(&pg), "the database schema is up to date\n");
     let name = pg.rsplit('/').next().unwrap();
-    let recorded = pg::shared().sql_in(name, "SELECT name FROM agentry_schema_migrations");
-    assert_eq!(recorded, "0001_schema");
+    let recorded = pg::shared().sql_in(
+        name,
+        "SELECT string_agg(name, ' ' ORDER BY version) FROM agentry_schema_migrations",
+    );
+    assert_eq!(recorded, "0001_schema 0002_instance_skill_tags");
 
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("agentry.db").display());

@@ -36,6 +36,7 @@ fn ctx(now: &str) -> WriteContext {
     WriteContext {
         now: now.into(),
         actor: Some("actor".into()),
+        if_match: None,
     }
 }
 
@@ -113,10 +114,10 @@ async fn an_instance_is_created_read_updated_and_deleted_with_versions() {
             "{}",
             b.name
         );
-        st.delete_instance("t", "i").await.unwrap();
+        st.delete_instance("t", "i", None).await.unwrap();
         assert!(
             matches!(
-                st.delete_instance("t", "i").await,
+                st.delete_instance("t", "i", None).await,
                 Err(StoreError::NotFound { .. })
             ),
             "{}",
@@ -184,7 +185,7 @@ async fn a_nested_manifest_is_created_then_updated_and_a_failed_write_leaves_not
             b.name
         );
 
-        let in_use = st.delete_manifest("t", "m").await;
+        let in_use = st.delete_manifest("t", "m", None).await;
         assert!(
             matches!(in_use, Err(StoreError::ManifestInUse { instances: 1, .. })),
             "{}",
@@ -238,7 +239,7 @@ async fn memberships_follow_their_instances_and_collections() {
             b.name
         );
 
-        st.delete_instance("t", "i1").await.unwrap();
+        st.delete_instance("t", "i1", None).await.unwrap();
         let page = st
             .list_instances("t", Relation::MembersOf("c"), &ListQuery::first(10))
             .await
@@ -250,7 +251,7 @@ async fn memberships_follow_their_instances_and_collections() {
             b.name
         );
 
-        st.delete_collection("t", "c").await.unwrap();
+        st.delete_collection("t", "c", None).await.unwrap();
         assert_eq!(
             st.count_collections("t", Relation::CollectionsOf("i2"), &Criteria::default())
                 .await
@@ -374,6 +375,304 @@ async fn concurrent_patches_of_different_properties_all_survive() {
                 b.name
             );
         }
+        st.close().await;
+    }
+}
+
+fn expecting(now: &str, version: i64) -> WriteContext {
+    WriteContext {
+        if_match: Some(version),
+        ..ctx(now)
+    }
+}
+
+fn is_precondition_failed(r: &Result<impl std::fmt::Debug, StoreError>, kind: EntityKind) -> bool {
+    matches!(r, Err(StoreError::PreconditionFailed { kind: k, .. }) if *k == kind)
+}
+
+#[tokio::test]
+async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pass() {
+    for b in backends().await {
+        let st = &b.store;
+        let now = "2025-01-01T00:00:00.0000000Z";
+        let c = ctx(now);
+        st.create_instance(
+            "t",
+            "i",
+            create(json!({"displayName": "a", "ownerIds": []})),
+            &c,
+        )
+        .await
+        .unwrap();
+        let m = parse_write(&AGENT_CARD_MANIFEST, json!({"displayName": "m"}), true).unwrap();
+        st.create_manifest("t", "m", m, &c).await.unwrap();
+        let coll = parse_write(
+            &AGENT_COLLECTION,
+            json!({"displayName": "Team", "ownerIds": []}),
+            true,
+        )
+        .unwrap();
+        st.create_collection("t", "c", coll, &c).await.unwrap();
+
+        // Instances: a stale version changes nothing, the current one passes.
+        let stale = st
+            .update_instance(
+                "t",
+                "i",
+                update(json!({"displayName": "stale"})),
+                &expecting(now, 7),
+            )
+            .await;
+        assert!(
+            is_precondition_failed(&stale, EntityKind::Instance),
+            "{}: {stale:?}",
+            b.name
+        );
+        let kept = st.get_instance("t", "i").await.unwrap().unwrap();
+        assert_eq!(
+            (kept.version, doc(&kept)["displayName"].as_str()),
+            (1, Some("a")),
+            "{}",
+            b.name
+        );
+        let fresh = st
+            .update_instance(
+                "t",
+                "i",
+                update(json!({"displayName": "b"})),
+                &expecting(now, 1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(fresh.version, 2, "{}", b.name);
+        // The version just used is stale now.
+        let again = st
+            .update_instance(
+                "t",
+                "i",
+                update(json!({"displayName": "c"})),
+                &expecting(now, 1),
+            )
+            .await;
+        assert!(
+            is_precondition_failed(&again, EntityKind::Instance),
+            "{}",
+            b.name
+        );
+
+        // A nested manifest change follows the instance's precondition only:
+        // refused with it (nothing created), accepted whatever the manifest's version.
+        let nested = || update(json!({"agentCardManifest": {"id": "nested", "displayName": "n"}}));
+        let refused = st
+            .update_instance("t", "i", nested(), &expecting(now, 1))
+            .await;
+        assert!(
+            is_precondition_failed(&refused, EntityKind::Instance),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            st.get_manifest("t", "nested").await.unwrap(),
+            None,
+            "{}",
+            b.name
+        );
+        st.update_instance("t", "i", nested(), &expecting(now, 2))
+            .await
+            .unwrap();
+        let patch_nested = update(json!({"agentCardManifest": {"displayName": "n2"}}));
+        let with_manifest = st
+            .update_instance("t", "i", patch_nested, &expecting(now, 3))
+            .await
+            .unwrap();
+        assert_eq!(with_manifest.version, 4, "{}", b.name);
+        let nested_manifest = st.get_manifest("t", "nested").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                nested_manifest.version,
+                doc(&nested_manifest)["displayName"].as_str()
+            ),
+            (2, Some("n2")),
+            "{}",
+            b.name
+        );
+
+        // Manifests and collections.
+        let props = |name: &str| match json!({ "displayName": name }) {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let stale = st
+            .update_manifest("t", "m", props("x"), &expecting(now, 2))
+            .await;
+        assert!(
+            is_precondition_failed(&stale, EntityKind::Manifest),
+            "{}",
+            b.name
+        );
+        let m = st
+            .update_manifest("t", "m", props("x"), &expecting(now, 1))
+            .await
+            .unwrap();
+        assert_eq!(m.version, 2, "{}", b.name);
+        let stale = st
+            .update_collection("t", "c", props("y"), &expecting(now, 5))
+            .await;
+        assert!(
+            is_precondition_failed(&stale, EntityKind::Collection),
+            "{}",
+            b.name
+        );
+        let coll = st
+            .update_collection("t", "c", props("y"), &expecting(now, 1))
+            .await
+            .unwrap();
+        assert_eq!(coll.version, 2, "{}", b.name);
+
+        // A missing entity stays NotFound with a precondition.
+        let gone = st
+            .update_instance("t", "nope", update(json!({"url": "u"})), &expecting(now, 1))
+            .await;
+        assert!(
+            matches!(
+                gone,
+                Err(StoreError::NotFound {
+                    kind: EntityKind::Instance,
+                    ..
+                })
+            ),
+            "{}",
+            b.name
+        );
+        let gone = st
+            .update_collection("t", "nope", props("z"), &expecting(now, 1))
+            .await;
+        assert!(
+            matches!(
+                gone,
+                Err(StoreError::NotFound {
+                    kind: EntityKind::Collection,
+                    ..
+                })
+            ),
+            "{}",
+            b.name
+        );
+        st.close().await;
+    }
+}
+
+#[tokio::test]
+async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pass() {
+    for b in backends().await {
+        let st = &b.store;
+        let now = "2025-01-01T00:00:00.0000000Z";
+        let c = ctx(now);
+        st.create_instance(
+            "t",
+            "i",
+            create(json!({"displayName": "a", "ownerIds": []})),
+            &c,
+        )
+        .await
+        .unwrap();
+        st.update_instance("t", "i", update(json!({"url": "u"})), &c)
+            .await
+            .unwrap();
+        let holder = create(json!({
+            "displayName": "holder", "ownerIds": [],
+            "agentCardManifest": {"id": "m", "displayName": "m"}
+        }));
+        st.create_instance("t", "holder", holder, &c).await.unwrap();
+        let unlink = EntityWrite {
+            id: None,
+            props: Default::default(),
+            manifest: Some(ManifestChange::Unlink),
+        };
+        st.update_instance("t", "holder", unlink, &c).await.unwrap();
+        let coll = parse_write(
+            &AGENT_COLLECTION,
+            json!({"displayName": "Team", "ownerIds": []}),
+            true,
+        )
+        .unwrap();
+        st.create_collection("t", "c", coll, &c).await.unwrap();
+
+        let r = st.delete_instance("t", "i", Some(1)).await;
+        assert!(
+            is_precondition_failed(&r, EntityKind::Instance),
+            "{}: {r:?}",
+            b.name
+        );
+        assert!(
+            st.get_instance("t", "i").await.unwrap().is_some(),
+            "{}",
+            b.name
+        );
+        st.delete_instance("t", "i", Some(2)).await.unwrap();
+        assert_eq!(st.get_instance("t", "i").await.unwrap(), None, "{}", b.name);
+        let r = st.delete_instance("t", "i", Some(2)).await;
+        assert!(
+            matches!(
+                r,
+                Err(StoreError::NotFound {
+                    kind: EntityKind::Instance,
+                    ..
+                })
+            ),
+            "{}",
+            b.name
+        );
+
+        let r = st.delete_manifest("t", "m", Some(9)).await;
+        assert!(
+            is_precondition_failed(&r, EntityKind::Manifest),
+            "{}: {r:?}",
+            b.name
+        );
+        assert!(
+            st.get_manifest("t", "m").await.unwrap().is_some(),
+            "{}",
+            b.name
+        );
+        st.delete_manifest("t", "m", Some(1)).await.unwrap();
+        let r = st.delete_manifest("t", "m", Some(1)).await;
+        assert!(
+            matches!(
+                r,
+                Err(StoreError::NotFound {
+                    kind: EntityKind::Manifest,
+                    ..
+                })
+            ),
+            "{}",
+            b.name
+        );
+
+        let r = st.delete_collection("t", "c", Some(3)).await;
+        assert!(
+            is_precondition_failed(&r, EntityKind::Collection),
+            "{}: {r:?}",
+            b.name
+        );
+        assert!(
+            st.get_collection("t", "c").await.unwrap().is_some(),
+            "{}",
+            b.name
+        );
+        st.delete_collection("t", "c", Some(1)).await.unwrap();
+        let r = st.delete_collection("t", "c", None).await;
+        assert!(
+            matches!(
+                r,
+                Err(StoreError::NotFound {
+                    kind: EntityKind::Collection,
+                    ..
+                })
+            ),
+            "{}",
+            b.name
+        );
         st.close().await;
     }
 }
@@ -541,5 +840,165 @@ async fn side_tables_follow_updates_of_what_they_index_and_only_those() {
             b.name
         );
         st.close().await;
+    }
+}
+
+#[tokio::test]
+async fn an_export_reads_each_section_in_key_order_a_chunk_at_a_time() {
+    use agentry::store::{Section, member_key};
+    for b in backends().await {
+        let st = &b.store;
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        for id in ["i3", "i1", "i5", "i2", "i4"] {
+            st.create_instance(
+                "t",
+                id,
+                create(json!({"displayName": id, "ownerIds": []})),
+                &c,
+            )
+            .await
+            .unwrap();
+        }
+        for id in ["c2", "c1"] {
+            let coll = parse_write(
+                &AGENT_COLLECTION,
+                json!({"displayName": id, "ownerIds": []}),
+                true,
+            )
+            .unwrap();
+            st.create_collection("t", id, coll, &c).await.unwrap();
+        }
+        for (coll, inst) in [("c2", "i1"), ("c1", "i2"), ("c1", "i1")] {
+            st.add_member("t", coll, inst).await.unwrap();
+        }
+        st.create_instance(
+            "u",
+            "other",
+            create(json!({"displayName": "x", "ownerIds": []})),
+            &c,
+        )
+        .await
+        .unwrap();
+
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        let mut chunks = 0;
+        loop {
+            let (state, next) = st
+                .export_section("t", Section::Instances, after.as_deref(), 2)
+                .await
+                .unwrap();
+            chunks += 1;
+            ids.extend(state.instances.iter().map(|(d, _)| d["id"].clone()));
+            assert!(state.manifests.is_empty() && state.members.is_empty());
+            match next {
+                Some(key) => after = Some(key),
+                None => break,
+            }
+        }
+        assert_eq!(ids, ["i1", "i2", "i3", "i4", "i5"], "{}", b.name);
+        assert_eq!(chunks, 3, "{}", b.name);
+
+        let (first, next) = st
+            .export_section("t", Section::Members, None, 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            first.members,
+            [("c1".into(), "i1".into()), ("c1".into(), "i2".into())],
+            "{}",
+            b.name
+        );
+        assert_eq!(next.as_deref(), Some(member_key("c1", "i2").as_str()));
+        let (rest, next) = st
+            .export_section("t", Section::Members, next.as_deref(), 2)
+            .await
+            .unwrap();
+        assert_eq!(rest.members, [("c2".into(), "i1".into())], "{}", b.name);
+        assert_eq!(next, None, "{}", b.name);
+
+        let (none, next) = st
+            .export_section("nobody", Section::Collections, None, 2)
+            .await
+            .unwrap();
+        assert_eq!((none.collections.len(), next), (0, None), "{}", b.name);
+        let tenants = st.list_tenants().await.unwrap();
+        assert_eq!(tenants, ["t", "u"], "{}", b.name);
+    }
+}
+
+fn filtered(filter: &str) -> ListQuery {
+    let q = agentry::odata::QueryOptions::parse(Some(&format!("$filter={filter}"))).unwrap();
+    ListQuery {
+        criteria: Criteria {
+            filter: q.filter,
+            search: None,
+        },
+        ..ListQuery::first(10)
+    }
+}
+
+#[tokio::test]
+async fn skill_tag_filters_through_the_manifest_link_follow_links_and_skills() {
+    for b in backends().await {
+        let st = &b.store;
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        let tagged = |tag: &str| json!({"displayName": "card", "skills": [{"id": "s", "displayName": "s", "tags": [tag]}]});
+        for (id, tag) in [("m1", "red"), ("m2", "blue")] {
+            let w = parse_write(&AGENT_CARD_MANIFEST, tagged(tag), true).unwrap();
+            st.create_manifest("t", id, w, &c).await.unwrap();
+        }
+        for id in ["i1", "i2", "i3"] {
+            let mut w = create(json!({"displayName": id, "ownerIds": []}));
+            w.manifest = Some(ManifestChange::Bind("m1".into()));
+            st.create_instance("t", id, w, &c).await.unwrap();
+        }
+        let with = |tag: &str, extra: &str| {
+            filtered(&format!(
+                "agentCardManifest/skills/any(s: s/tags/any(t: t eq '{tag}')){extra}"
+            ))
+        };
+        let ids = async |q: ListQuery| {
+            let page = st.list_instances("t", Relation::All, &q).await.unwrap();
+            page.items.into_iter().map(|s| s.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(with("red", "")).await, ["i1", "i2", "i3"], "{}", b.name);
+        assert_eq!(
+            ids(with("red", " and displayName ne 'i2'")).await,
+            ["i1", "i3"],
+            "{}",
+            b.name
+        );
+
+        // The manifest's skills change: every instance linking it follows.
+        st.update_manifest("t", "m1", tagged("green").as_object().unwrap().clone(), &c)
+            .await
+            .unwrap();
+        assert!(ids(with("red", "")).await.is_empty(), "{}", b.name);
+        assert_eq!(
+            ids(with("green", "")).await,
+            ["i1", "i2", "i3"],
+            "{}",
+            b.name
+        );
+
+        // An instance moves to another manifest, another loses its link.
+        let mut w = update(json!({}));
+        w.manifest = Some(ManifestChange::Bind("m2".into()));
+        st.update_instance("t", "i2", w, &c).await.unwrap();
+        let mut w = update(json!({}));
+        w.manifest = Some(ManifestChange::Unlink);
+        st.update_instance("t", "i3", w, &c).await.unwrap();
+        assert_eq!(ids(with("green", "")).await, ["i1"], "{}", b.name);
+        assert_eq!(ids(with("blue", "")).await, ["i2"], "{}", b.name);
+
+        // A deleted instance is gone from the tag's pages; the other tenant never saw any.
+        st.delete_instance("t", "i1", None).await.unwrap();
+        assert!(ids(with("green", "")).await.is_empty(), "{}", b.name);
+        let other = st
+            .list_instances("u", Relation::All, &with("blue", ""))
+            .await
+            .unwrap();
+        assert!(other.items.is_empty(), "{}", b.name);
     }
 }

@@ -225,6 +225,7 @@ pub fn parse_new_policy(
         &WriteContext {
             now: stamp,
             actor: None,
+            if_match: None,
         },
     );
     policy.validate(strict)?;
@@ -360,6 +361,7 @@ mod tests {
         WriteContext {
             now: "2026-01-01T00:00:00.0000000Z".into(),
             actor: None,
+            if_match: None,
         }
     }
 
@@ -510,6 +512,7 @@ mod tests {
         let later = WriteContext {
             now: "2026-02-01T00:00:00.0000000Z".into(),
             actor: None,
+            if_match: None,
         };
         p.apply(&patch, &later);
         p.validate(false).unwrap();

@@ -260,6 +260,7 @@ mod tests {
         WriteContext {
             now: "2026-04-06T13:37:18.0000000Z".into(),
             actor: None,
+            if_match: None,
         }
     }
 

@@ -168,7 +168,9 @@ pub(super) async fn remove(
     if grant.restricted(Managed::Collections).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
-    app.store().delete_collection(&p.tenant_id, &id).await?;
+    app.store()
+        .delete_collection(&p.tenant_id, &id, None)
+        .await?;
     Ok(respond::no_content())
 }
 

@@ -181,7 +181,7 @@ pub(super) async fn remove(
     if grant.restricted(Managed::Instances).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
-    app.store().delete_instance(&p.tenant_id, &id).await?;
+    app.store().delete_instance(&p.tenant_id, &id, None).await?;
     Ok(respond::no_content())
 }
 

@@ -121,6 +121,6 @@ pub(super) async fn remove(
     if grant.restricted(Managed::Manifests).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
-    app.store().delete_manifest(&p.tenant_id, &id).await?;
+    app.store().delete_manifest(&p.tenant_id, &id, None).await?;
     Ok(respond::no_content())
 }

@@ -7,7 +7,13 @@ use super::pg_error;
 use crate::store::StoreError;
 
 /// Name and text of every migration, in order; the position is the version.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_schema", include_str!("migrations/0001_schema.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_schema", include_str!("migrations/0001_schema.sql")),
+    (
+        "0002_instance_skill_tags",
+        include_str!("migrations/0002_instance_skill_tags.sql"),
+    ),
+];
 
 /// The advisory lock key that serialises migrations ("agentry" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0061_6765_6e74_7279;

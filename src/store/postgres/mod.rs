@@ -17,8 +17,8 @@ mod query;
 mod tenant;
 
 use super::{
-    Criteria, EntityKind, ImportMode, ImportReport, ListQuery, Page, Relation, Store, StoreError,
-    StoreStats, Stored, TenantState,
+    Criteria, EntityKind, ImportMode, ImportReport, ListQuery, Page, Relation, Section, Store,
+    StoreError, StoreStats, Stored, TenantState,
 };
 use crate::auth::apps::AppRegistration;
 use crate::domain::copilot::{
@@ -313,6 +313,9 @@ struct Row {
     doc: Map<String, Value>,
     version: i64,
     manifest_id: Option<String>,
+    /// The link as loaded, so an update that keeps it leaves the instance's
+    /// skill tags alone.
+    loaded_manifest_id: Option<String>,
     /// The value the side table mirrors as loaded, so an update that leaves
     /// it alone does not rewrite the side table.
     side: Option<Value>,
@@ -347,10 +350,12 @@ async fn lock_row(
     };
     let doc = object(r.try_get::<_, &str>(0)?);
     let side = table.side_field().and_then(|f| doc.get(f).cloned());
+    let manifest_id: Option<String> = r.try_get(2)?;
     Ok(Some(Row {
         doc,
         version: r.try_get(1)?,
-        manifest_id: r.try_get(2)?,
+        loaded_manifest_id: manifest_id.clone(),
+        manifest_id,
         side,
     }))
 }
@@ -452,6 +457,9 @@ async fn insert_entity_row(
         return Ok(None);
     }
     write_side_tables(c, table, tenant, &id, doc).await?;
+    if manifest_id.is_some() {
+        link_instance_tags(c, tenant, &id, manifest_id).await?;
+    }
     Ok(Some(Stored {
         id,
         doc: body,
@@ -513,6 +521,12 @@ async fn update_entity(
         .is_some_and(|f| row.doc.get(f) != row.side.as_ref())
     {
         write_side_tables(c, table, tenant, id, &row.doc).await?;
+        if table == Table::Manifests {
+            relink_manifest_tags(c, tenant, id).await?;
+        }
+    }
+    if table == Table::Instances && row.manifest_id != row.loaded_manifest_id {
+        link_instance_tags(c, tenant, id, row.manifest_id.as_deref()).await?;
     }
     Ok(Stored {
         id: id.to_owned(),
@@ -565,17 +579,64 @@ async fn write_side_tables(
     Ok(())
 }
 
+/// Gives an instance the skill tags of the manifest it links (none if none).
+async fn link_instance_tags(
+    c: &impl GenericClient,
+    tenant: &str,
+    instance: &str,
+    manifest: Option<&str>,
+) -> Step<()> {
+    let stmt = c
+        .prepare_cached(
+            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id = $2",
+        )
+        .await?;
+    c.execute(&stmt, &[&tenant, &instance]).await?;
+    if let Some(manifest) = manifest {
+        let stmt = c
+            .prepare_cached(
+                "INSERT INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+                 SELECT tenant_id, tag, $2 FROM agent_card_manifest_skill_tags
+                 WHERE tenant_id = $1 AND manifest_id = $3
+                 ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        c.execute(&stmt, &[&tenant, &instance, &manifest]).await?;
+    }
+    Ok(())
+}
+
+/// Gives every instance that links a manifest the manifest's new skill tags.
+async fn relink_manifest_tags(c: &impl GenericClient, tenant: &str, manifest: &str) -> Step<()> {
+    for sql in [
+        "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id IN
+         (SELECT id FROM agent_instances WHERE tenant_id = $1 AND manifest_id = $2)",
+        "INSERT INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+         SELECT i.tenant_id, t.tag, i.id FROM agent_instances i
+         JOIN agent_card_manifest_skill_tags t ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id
+         WHERE i.tenant_id = $1 AND i.manifest_id = $2
+         ON CONFLICT DO NOTHING",
+    ] {
+        let stmt = c.prepare_cached(sql).await?;
+        c.execute(&stmt, &[&tenant, &manifest]).await?;
+    }
+    Ok(())
+}
+
 /// Deletes an entity's row, then the rows that hang off it (`dependents`,
 /// each taking `$1` tenant and `$2` id); `NotFound` when there was no row.
-/// The row goes first: its lock makes a concurrent writer that is adding a
-/// dependent row finish before the dependents are deleted.
+/// `PreconditionFailed` when its version is not `if_match`. The row goes
+/// first: its lock makes a concurrent writer that is adding a dependent row
+/// finish before the dependents are deleted.
 async fn delete_entity(
     c: &impl GenericClient,
     table: Table,
     tenant: &str,
     id: &str,
+    if_match: Option<i64>,
     dependents: &[&str],
 ) -> Step<()> {
+    check_stored_version(c, table, tenant, id, if_match).await?;
     let sql = format!(
         "DELETE FROM {} WHERE tenant_id = $1 AND id = $2",
         table.name()
@@ -589,6 +650,36 @@ async fn delete_entity(
         c.execute(&stmt, &[&tenant, &id]).await?;
     }
     Ok(())
+}
+
+/// Refuses a write whose expected version (`if_match`) is not `actual`.
+fn ensure_version(kind: EntityKind, id: &str, actual: i64, if_match: Option<i64>) -> Step<()> {
+    match if_match {
+        Some(expected) if expected != actual => Err(StoreError::PreconditionFailed {
+            kind,
+            id: id.to_owned(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a delete's precondition against the stored version, locking the
+/// row; `NotFound` when the entity is missing and a version was expected.
+async fn check_stored_version(
+    c: &impl GenericClient,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Step<()> {
+    if if_match.is_none() {
+        return Ok(());
+    }
+    let row = lock_row(c, table, tenant, id)
+        .await?
+        .ok_or_else(|| not_found(table.kind(), id))?;
+    ensure_version(table.kind(), id, row.version, if_match)
 }
 
 fn not_found(kind: EntityKind, id: &str) -> StoreError {
@@ -775,6 +866,7 @@ impl Store for PgStore {
             let mut row = lock_row(&tx, Table::Instances, tenant, id)
                 .await?
                 .ok_or_else(|| not_found(EntityKind::Instance, id))?;
+            ensure_version(EntityKind::Instance, id, row.version, ctx.if_match)?;
             if let Some(change) = &write.manifest {
                 row.manifest_id =
                     apply_manifest_change(&tx, tenant, row.manifest_id.take(), change, ctx).await?;
@@ -784,13 +876,19 @@ impl Store for PgStore {
         })
     }
 
-    async fn delete_instance(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+    async fn delete_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError> {
         transaction!(self, |tx| {
             let dependents = [
                 "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2",
                 "DELETE FROM agent_collection_members WHERE tenant_id = $1 AND instance_id = $2",
+                "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id = $2",
             ];
-            delete_entity(&tx, Table::Instances, tenant, id, &dependents).await?
+            delete_entity(&tx, Table::Instances, tenant, id, if_match, &dependents).await?
         })
     }
 
@@ -851,13 +949,19 @@ impl Store for PgStore {
             .await
     }
 
-    async fn delete_manifest(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+    async fn delete_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError> {
         transaction!(self, |tx| {
             // Lock first: an instance being linked to it commits before the
             // count below, which then sees it.
-            if lock_row(&tx, Table::Manifests, tenant, id).await?.is_none() {
+            let Some(row) = lock_row(&tx, Table::Manifests, tenant, id).await? else {
                 return Err(not_found(EntityKind::Manifest, id).into());
-            }
+            };
+            ensure_version(EntityKind::Manifest, id, row.version, if_match)?;
             let stmt = tx
                 .prepare_cached(
                     "SELECT count(*) FROM agent_instances WHERE tenant_id = $1 AND manifest_id = $2",
@@ -874,7 +978,7 @@ impl Store for PgStore {
             let dependents = [
                 "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2",
             ];
-            delete_entity(&tx, Table::Manifests, tenant, id, &dependents).await?
+            delete_entity(&tx, Table::Manifests, tenant, id, None, &dependents).await?
         })
     }
 
@@ -909,12 +1013,17 @@ impl Store for PgStore {
             .await
     }
 
-    async fn delete_collection(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+    async fn delete_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError> {
         transaction!(self, |tx| {
             let dependents = [
                 "DELETE FROM agent_collection_members WHERE tenant_id = $1 AND collection_id = $2",
             ];
-            delete_entity(&tx, Table::Collections, tenant, id, &dependents).await?
+            delete_entity(&tx, Table::Collections, tenant, id, if_match, &dependents).await?
         })
     }
 
@@ -1147,6 +1256,41 @@ impl Store for PgStore {
             .transpose()
     }
 
+    async fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
+        read!(self, |c| tenant::tenants(&c).await?)
+    }
+
+    async fn export_section(
+        &self,
+        tenant: &str,
+        section: Section,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(TenantState, Option<String>), StoreError> {
+        read!(self, |c| tenant::export_section(
+            &c, tenant, section, after, limit
+        )
+        .await?)
+    }
+
+    async fn list_apps(&self, tenant: &str) -> Result<Vec<AppRegistration>, StoreError> {
+        let docs: Vec<String> = read!(self, |c| {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT doc::text FROM app_registrations WHERE tenant_id = $1 ORDER BY client_id",
+                )
+                .await?;
+            let mut docs = Vec::new();
+            for r in c.query(&stmt, &[&tenant]).await? {
+                docs.push(r.try_get(0)?);
+            }
+            docs
+        })?;
+        docs.iter()
+            .map(|d| serde_json::from_str(d).map_err(|e| StoreError::Internal(e.to_string())))
+            .collect()
+    }
+
     async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError> {
         self.ensure_reserved(tenant).await?;
         // One repeatable-read snapshot, so the parts agree with each other.
@@ -1258,6 +1402,7 @@ impl PgStore {
             let mut row = lock_row(&tx, table, tenant, id)
                 .await?
                 .ok_or_else(|| not_found(table.kind(), id))?;
+            ensure_version(table.kind(), id, row.version, ctx.if_match)?;
             apply_patch(&mut row.doc, props, ctx);
             update_entity(&tx, table, tenant, id, &row).await?
         })

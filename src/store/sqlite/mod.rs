@@ -12,8 +12,8 @@ mod tenant;
 mod writer;
 
 use super::{
-    Criteria, EntityKind, ImportMode, ImportReport, ListQuery, Page, Relation, Store, StoreError,
-    StoreStats, Stored, TenantState,
+    Criteria, EntityKind, ImportMode, ImportReport, ListQuery, Page, Relation, Section, Store,
+    StoreError, StoreStats, Stored, TenantState,
 };
 use crate::auth::apps::AppRegistration;
 use crate::domain::copilot::{
@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0003_app_registrations",
         include_str!("migrations/0003_app_registrations.sql"),
+    ),
+    (
+        "0004_instance_skill_tags",
+        include_str!("migrations/0004_instance_skill_tags.sql"),
     ),
 ];
 /// Idle read connections kept for reuse.
@@ -236,6 +240,9 @@ struct Row {
     doc: Map<String, Value>,
     version: i64,
     manifest_id: Option<String>,
+    /// The link as loaded, so an update that keeps it leaves the instance's
+    /// skill tags alone.
+    loaded_manifest_id: Option<String>,
     /// The value the side table mirrors (see [`side_field`]) as loaded, so an
     /// update that leaves it alone does not rewrite the side table.
     side: Option<Value>,
@@ -285,6 +292,7 @@ fn get_row(
         Row {
             doc,
             version,
+            loaded_manifest_id: manifest_id.clone(),
             manifest_id,
             side,
         }
@@ -375,6 +383,9 @@ fn insert_entity(
         Err(e) => return Err(sql_error(e)),
     }
     write_side_tables(conn, table, tenant, &id, doc)?;
+    if manifest_id.is_some() {
+        link_instance_tags(conn, tenant, &id, manifest_id)?;
+    }
     Ok(Stored {
         id,
         doc: body,
@@ -416,6 +427,12 @@ fn update_entity(
     .map_err(sql_error)?;
     if side_field(table).is_some_and(|f| row.doc.get(f) != row.side.as_ref()) {
         write_side_tables(conn, table, tenant, id, &row.doc)?;
+        if table == Table::Manifests {
+            relink_manifest_tags(conn, tenant, id)?;
+        }
+    }
+    if table == Table::Instances && row.manifest_id != row.loaded_manifest_id {
+        link_instance_tags(conn, tenant, id, row.manifest_id.as_deref())?;
     }
     Ok(Stored {
         id: id.to_owned(),
@@ -480,6 +497,52 @@ fn write_side_tables(
     Ok(())
 }
 
+/// Gives an instance the skill tags of the manifest it links (none if none).
+fn link_instance_tags(
+    conn: &Connection,
+    tenant: &str,
+    instance: &str,
+    manifest: Option<&str>,
+) -> Result<(), StoreError> {
+    delete_side_rows(
+        conn,
+        "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id = ?2",
+        tenant,
+        instance,
+    )?;
+    if let Some(manifest) = manifest {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+             SELECT tenant_id, tag, ?2 FROM agent_card_manifest_skill_tags
+             WHERE tenant_id = ?1 AND manifest_id = ?3",
+        )
+        .and_then(|mut s| s.execute(params![tenant, instance, manifest]))
+        .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
+/// Gives every instance that links a manifest its new skill tags.
+fn relink_manifest_tags(conn: &Connection, tenant: &str, manifest: &str) -> Result<(), StoreError> {
+    delete_side_rows(
+        conn,
+        "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id IN
+         (SELECT id FROM agent_instances WHERE tenant_id = ?1 AND manifest_id = ?2)",
+        tenant,
+        manifest,
+    )?;
+    delete_side_rows(
+        conn,
+        "INSERT OR IGNORE INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+         SELECT i.tenant_id, t.tag, i.id FROM agent_instances i
+         JOIN agent_card_manifest_skill_tags t ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id
+         WHERE i.tenant_id = ?1 AND i.manifest_id = ?2",
+        tenant,
+        manifest,
+    )?;
+    Ok(())
+}
+
 fn delete_side_rows(
     conn: &Connection,
     sql: &str,
@@ -492,14 +555,17 @@ fn delete_side_rows(
 }
 
 /// Deletes an entity's row, then the rows that hang off it (`dependents`,
-/// each taking `?1` tenant and `?2` id); `NotFound` when there was no row.
+/// each taking `?1` tenant and `?2` id); `NotFound` when there was no row,
+/// `PreconditionFailed` when its version is not `if_match`.
 fn delete_entity(
     conn: &Connection,
     table: Table,
     tenant: &str,
     id: &str,
+    if_match: Option<i64>,
     dependents: &[&str],
 ) -> Result<(), StoreError> {
+    check_stored_version(conn, table, tenant, id, if_match)?;
     let sql = format!(
         "DELETE FROM {} WHERE tenant_id = ?1 AND id = ?2",
         table.name()
@@ -511,6 +577,47 @@ fn delete_entity(
         delete_side_rows(conn, sql, tenant, id)?;
     }
     Ok(())
+}
+
+/// Refuses a write whose expected version (`if_match`) is not `actual`.
+fn ensure_version(
+    kind: EntityKind,
+    id: &str,
+    actual: i64,
+    if_match: Option<i64>,
+) -> Result<(), StoreError> {
+    match if_match {
+        Some(expected) if expected != actual => Err(StoreError::PreconditionFailed {
+            kind,
+            id: id.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a delete's precondition against the stored version; `NotFound`
+/// when the entity is missing and a version was expected.
+fn check_stored_version(
+    conn: &Connection,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Result<(), StoreError> {
+    if if_match.is_none() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT version FROM {} WHERE tenant_id = ?1 AND id = ?2",
+        table.name()
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    let version: Option<i64> = stmt
+        .query_row(params![tenant, id], |r| r.get(0))
+        .optional()
+        .map_err(sql_error)?;
+    let version = version.ok_or_else(|| not_found(table.kind(), id))?;
+    ensure_version(table.kind(), id, version, if_match)
 }
 
 fn not_found(kind: EntityKind, id: &str) -> StoreError {
@@ -695,6 +802,7 @@ impl Store for SqliteStore {
             .write(move |conn| {
                 let mut row = get_row(conn, Table::Instances, &tenant, &id)?
                     .ok_or_else(|| not_found(EntityKind::Instance, &id))?;
+                ensure_version(EntityKind::Instance, &id, row.version, ctx.if_match)?;
                 if let Some(change) = write.manifest {
                     row.manifest_id =
                         apply_manifest_change(conn, &tenant, row.manifest_id.take(), change, &ctx)?;
@@ -705,15 +813,21 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_instance(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+    async fn delete_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.writer
             .write(move |conn| {
                 let dependents = [
                     "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2",
                     "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND instance_id = ?2",
+                    "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id = ?2",
                 ];
-                delete_entity(conn, Table::Instances, &tenant, &id, &dependents)
+                delete_entity(conn, Table::Instances, &tenant, &id, if_match, &dependents)
             })
             .await
     }
@@ -769,7 +883,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_manifest(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+    async fn delete_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.writer
             .write(move |conn| {
@@ -782,12 +901,13 @@ impl Store for SqliteStore {
                 if !exists(conn, Table::Manifests, &tenant, &id)? {
                     return Err(not_found(EntityKind::Manifest, &id));
                 }
+                check_stored_version(conn, Table::Manifests, &tenant, &id, if_match)?;
                 if linked > 0 {
                     return Err(StoreError::ManifestInUse { id, instances: linked });
                 }
                 let dependents =
                     ["DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2"];
-                delete_entity(conn, Table::Manifests, &tenant, &id, &dependents)
+                delete_entity(conn, Table::Manifests, &tenant, &id, None, &dependents)
             })
             .await
     }
@@ -825,13 +945,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_collection(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+    async fn delete_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.writer
             .write(move |conn| {
                 let dependents =
                     ["DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2"];
-                delete_entity(conn, Table::Collections, &tenant, &id, &dependents)
+                delete_entity(conn, Table::Collections, &tenant, &id, if_match, &dependents)
             })
             .await
     }
@@ -1060,6 +1185,38 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
+        self.read(tenant::tenants)
+    }
+
+    async fn export_section(
+        &self,
+        tenant: &str,
+        section: Section,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(TenantState, Option<String>), StoreError> {
+        self.read(|conn| tenant::export_section(conn, tenant, section, after, limit))
+    }
+
+    async fn list_apps(&self, tenant: &str) -> Result<Vec<AppRegistration>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT doc FROM app_registrations WHERE tenant_id = ?1 ORDER BY client_id",
+                )
+                .map_err(sql_error)?;
+            let docs = stmt
+                .query_map(params![tenant], |r| r.get::<_, String>(0))
+                .map_err(sql_error)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql_error)?;
+            docs.iter()
+                .map(|d| serde_json::from_str(d).map_err(|e| StoreError::Internal(e.to_string())))
+                .collect()
+        })
+    }
+
     async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError> {
         self.ensure_reserved(tenant).await?;
         self.read(|conn| tenant::export(conn, tenant))
@@ -1155,6 +1312,7 @@ impl SqliteStore {
             .write(move |conn| {
                 let mut row = get_row(conn, table, &tenant, &id)?
                     .ok_or_else(|| not_found(table.kind(), &id))?;
+                ensure_version(table.kind(), &id, row.version, ctx.if_match)?;
                 apply_patch(&mut row.doc, &props, &ctx);
                 update_entity(conn, table, &tenant, &id, &row)
             })

@@ -7,13 +7,16 @@
 //! `skills/any(s: s/tags/any(t: t eq …))` on manifests (also through
 //! `agentCardManifest/`) use the side tables. Other lambdas range over
 //! `json_each`. Comparisons are written so that they are never SQL NULL:
-//! OData's two-valued logic survives `not`.
+//! OData's two-valued logic survives `not`. When such a side-table filter
+//! holds one value and is one of the filter's top-level `and` operands, the
+//! side table drives the page (see [`Driver`]).
 
 use crate::domain::schema::{AGENT_CARD_MANIFEST, EntityType};
 use crate::odata::filter::{CmpOp, Func, Literal, Operand, Path, Quantifier};
 use crate::odata::{Cursor, Expr, SEARCHABLE, Search};
 use crate::store::{Criteria, ListQuery};
 use rusqlite::types::Value as SqlValue;
+use std::borrow::Cow;
 
 /// What a list reads from.
 #[derive(Debug, Clone, Copy)]
@@ -358,10 +361,12 @@ impl<'a> Builder<'a> {
                 "({base}.id IN (SELECT instance_id FROM agent_instance_owners WHERE tenant_id = {t} AND owner_id IN ({list})))"
             ));
         }
-        let link = match (ty.entity_set, segs) {
-            ("agentCardManifests", [s]) if s == "skills" => "id",
+        let (side, key) = match (ty.entity_set, segs) {
+            ("agentCardManifests", [s]) if s == "skills" => {
+                ("agent_card_manifest_skill_tags", "manifest_id")
+            }
             ("agentInstances", [n, s]) if n == "agentCardManifest" && s == "skills" => {
-                "manifest_id"
+                ("agent_instance_skill_tags", "instance_id")
             }
             _ => return None,
         };
@@ -382,7 +387,7 @@ impl<'a> Builder<'a> {
         let t = self.param(SqlValue::Text(self.tenant.to_owned()));
         let list = self.in_list(&values);
         Some(format!(
-            "({base}.{link} IN (SELECT manifest_id FROM agent_card_manifest_skill_tags WHERE tenant_id = {t} AND tag IN ({list})))"
+            "({base}.id IN (SELECT {key} FROM {side} WHERE tenant_id = {t} AND tag IN ({list})))"
         ))
     }
 
@@ -498,16 +503,23 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Rows strictly after `cursor` in the order of `keys` then id.
-    fn after(&mut self, keys: &[(String, bool)], values: &[serde_json::Value], id: &str) -> String {
+    /// Rows strictly after `cursor` in the order of `keys` then id (read
+    /// from the column `id_column`).
+    fn after(
+        &mut self,
+        keys: &[(String, bool)],
+        values: &[serde_json::Value],
+        id: &str,
+        id_column: &str,
+    ) -> String {
         let Some(((x, descending), rest)) = keys.split_first() else {
             let p = self.param(SqlValue::Text(id.to_owned()));
-            return format!("e.id > {p}");
+            return format!("{id_column} > {p}");
         };
         let v = values.first().cloned().unwrap_or(serde_json::Value::Null);
         let values = values.get(1..).unwrap_or_default();
         if v.is_null() {
-            let tail = self.after(rest, values, id);
+            let tail = self.after(rest, values, id, id_column);
             return if *descending {
                 format!("({x} IS NULL AND {tail})")
             } else {
@@ -516,7 +528,7 @@ impl<'a> Builder<'a> {
         }
         let first = self.param(to_sql(&v));
         let equal = self.param(to_sql(&v));
-        let tail = self.after(rest, values, id);
+        let tail = self.after(rest, values, id, id_column);
         if *descending {
             format!("({x} < {first} OR {x} IS NULL OR ({x} = {equal} AND {tail}))")
         } else {
@@ -550,6 +562,108 @@ pub(super) fn to_json(v: SqlValue) -> serde_json::Value {
     }
 }
 
+/// A side table that can drive a page: its primary key (tenant, value, id)
+/// yields the matching ids already in id order, so a page reads as many rows
+/// as it returns however many match, and needs no sort.
+struct Driver {
+    table: &'static str,
+    /// The column holding the entity id.
+    key: &'static str,
+    /// The column holding the value filtered on.
+    column: &'static str,
+    value: String,
+}
+
+/// A one-value side-table predicate among the filter's top-level `and`
+/// operands, and the filter without it.
+fn driver(ty: &'static EntityType, filter: &Expr) -> Option<(Driver, Option<Expr>)> {
+    fn conjuncts<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+        match e {
+            Expr::And(a, b) => {
+                conjuncts(a, out);
+                conjuncts(b, out);
+            }
+            other => out.push(other),
+        }
+    }
+    let mut all = Vec::new();
+    conjuncts(filter, &mut all);
+    let (at, driver) = all
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| Some((i, single_side_value(ty, e)?)))?;
+    let rest = all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != at)
+        .map(|(_, e)| e.clone())
+        .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)));
+    Some((driver, rest))
+}
+
+/// `ownerIds/any(o: o eq 'x')` and `[agentCardManifest/]skills/any(s:
+/// s/tags/any(t: t eq 'x'))` with a single value, as a [`Driver`].
+fn single_side_value(ty: &'static EntityType, e: &Expr) -> Option<Driver> {
+    let Expr::Lambda {
+        quantifier: Quantifier::Any,
+        collection,
+        variable,
+        body: Some(body),
+    } = e
+    else {
+        return None;
+    };
+    let one = |values: Option<Vec<&str>>| match values.as_deref() {
+        Some([v]) => Some((*v).to_owned()),
+        _ => None,
+    };
+    let one_tag = || {
+        let Expr::Lambda {
+            quantifier: Quantifier::Any,
+            collection: inner,
+            variable: tv,
+            body: Some(tb),
+        } = body.as_ref()
+        else {
+            return None;
+        };
+        let [v, tags] = inner.segments.as_slice() else {
+            return None;
+        };
+        if v != variable || tags != "tags" {
+            return None;
+        }
+        one(Builder::equality_literals(tb, tv))
+    };
+    let (table, key, column, value) = match (ty.entity_set, collection.segments.as_slice()) {
+        ("agentInstances", [p]) if p == "ownerIds" => (
+            "agent_instance_owners",
+            "instance_id",
+            "owner_id",
+            one(Builder::equality_literals(body, variable))?,
+        ),
+        ("agentInstances", [n, s]) if n == "agentCardManifest" && s == "skills" => (
+            "agent_instance_skill_tags",
+            "instance_id",
+            "tag",
+            one_tag()?,
+        ),
+        ("agentCardManifests", [s]) if s == "skills" => (
+            "agent_card_manifest_skill_tags",
+            "manifest_id",
+            "tag",
+            one_tag()?,
+        ),
+        _ => return None,
+    };
+    Some(Driver {
+        table,
+        key,
+        column,
+        value,
+    })
+}
+
 /// The page query: `SELECT id, doc, version, <sort values…>`.
 pub(super) fn list(
     tenant: &str,
@@ -558,16 +672,46 @@ pub(super) fn list(
     q: &ListQuery,
 ) -> Compiled {
     let mut b = Builder::new(tenant);
-    let (from, scope) = b.source(source);
+    let driven = match source {
+        Source::Table(table) if q.order.is_empty() => q
+            .criteria
+            .filter
+            .as_ref()
+            .and_then(|f| driver(ty, f))
+            .map(|(d, rest)| (table, d, rest)),
+        _ => None,
+    };
+    let (from, scope, id_column, criteria) = match driven {
+        Some((table, d, rest)) => {
+            let t = b.param(SqlValue::Text(tenant.to_owned()));
+            let v = b.param(SqlValue::Text(d.value));
+            (
+                format!(
+                    "{} d JOIN {table} e ON e.tenant_id = d.tenant_id AND e.id = d.{}",
+                    d.table, d.key
+                ),
+                format!("d.tenant_id = {t} AND d.{} = {v}", d.column),
+                format!("d.{}", d.key),
+                Cow::Owned(Criteria {
+                    filter: rest,
+                    search: q.criteria.search.clone(),
+                }),
+            )
+        }
+        None => {
+            let (from, scope) = b.source(source);
+            (from, scope, "e.id".to_owned(), Cow::Borrowed(&q.criteria))
+        }
+    };
     let mut clauses = vec![scope];
-    b.criteria(ty, &q.criteria, &mut clauses);
+    b.criteria(ty, &criteria, &mut clauses);
     let keys: Vec<(String, bool)> = q
         .order
         .iter()
         .map(|k| (b.value("e", ty, &k.path.segments), k.descending))
         .collect();
     if let Some(Cursor { values, id }) = &q.after {
-        let after = b.after(&keys, values, id);
+        let after = b.after(&keys, values, id, &id_column);
         clauses.push(after);
     }
     let limit = SqlValue::Integer(q.limit.saturating_add(1).min(i64::MAX as usize) as i64);
@@ -598,7 +742,7 @@ pub(super) fn list(
     let inner = format!(
         "SELECT e.id FROM {from} WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
         clauses.join(" AND "),
-        order_by(&keys, "e.id")
+        order_by(&keys, &id_column)
     );
     let outer_keys: Vec<(String, bool)> = q
         .order
@@ -667,6 +811,8 @@ mod tests {
              INSERT INTO agent_card_manifests SELECT 't', printf('m%d', i), printf('Card %d', i), NULL, NULL, 'x', 'x', 1, '{}' FROM n;
              WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
              INSERT INTO agent_card_manifest_skill_tags SELECT 't', printf('tag%d', i % 100), printf('m%d', i) FROM n;
+             INSERT INTO agent_instance_skill_tags SELECT i.tenant_id, t.tag, i.id FROM agent_instances i
+                 JOIN agent_card_manifest_skill_tags t ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id;
              WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
              INSERT INTO agent_instance_owners SELECT 't', printf('o%d', i % 500), printf('i%06d', i) FROM n;
              ANALYZE;",
@@ -743,19 +889,31 @@ mod tests {
                 &AGENT_INSTANCE,
                 "agent_instances",
                 "$filter=ownerIds/any(o: o eq 'o1')",
+                "SEARCH d USING PRIMARY KEY (tenant_id=? AND owner_id=?)",
+            ),
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=ownerIds/any(o: o in ('o1', 'o2'))",
                 "SEARCH agent_instance_owners USING PRIMARY KEY (tenant_id=? AND owner_id=?)",
             ),
             (
                 &AGENT_INSTANCE,
                 "agent_instances",
                 "$filter=agentCardManifest/skills/any(s: s/tags/any(t: t eq 'tag1'))",
-                "INDEX agent_instances_by_manifest (tenant_id=? AND manifest_id=?)",
+                "SEARCH d USING PRIMARY KEY (tenant_id=? AND tag=?)",
+            ),
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=agentCardManifest/skills/any(s: s/tags/any(t: t in ('tag1', 'tag2')))",
+                "SEARCH agent_instance_skill_tags USING PRIMARY KEY (tenant_id=? AND tag=?)",
             ),
             (
                 &AGENT_CARD_MANIFEST,
                 "agent_card_manifests",
                 "$filter=skills/any(s: s/tags/any(t: t eq 'tag1'))",
-                "SEARCH agent_card_manifest_skill_tags USING PRIMARY KEY (tenant_id=? AND tag=?)",
+                "SEARCH d USING PRIMARY KEY (tenant_id=? AND tag=?)",
             ),
         ];
         for (ty, name, query, expected) in table {
@@ -763,17 +921,34 @@ mod tests {
             assert!(p.contains(expected), "{query}:\n{p}");
             assert!(!p.contains("SCAN"), "{query} scans:\n{p}");
         }
-        // The owner filter drives lookups by primary key from the side table.
-        let p = plan(
-            &conn,
-            &AGENT_INSTANCE,
-            "agent_instances",
-            "$filter=ownerIds/any(o: o eq 'o1')",
-        );
-        assert!(
-            p.contains("SEARCH e USING PRIMARY KEY (tenant_id=? AND id=?)"),
-            "{p}"
-        );
+        // One-value side-table filters drive the page from the side table's
+        // primary key, in id order: no sort, however many rows match, also
+        // with further conditions.
+        for (ty, name, query) in [
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=ownerIds/any(o: o eq 'o1')",
+            ),
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=agentCardManifest/skills/any(s: s/tags/any(t: t eq 'tag1')) and startswith(displayName, 'Agent')",
+            ),
+            (
+                &AGENT_CARD_MANIFEST,
+                "agent_card_manifests",
+                "$filter=displayName ne 'x' and skills/any(s: s/tags/any(t: t eq 'tag1'))",
+            ),
+        ] {
+            let p = plan(&conn, ty, name, query);
+            assert!(p.contains("SEARCH d USING PRIMARY KEY"), "{query}:\n{p}");
+            assert!(
+                p.contains("SEARCH e USING PRIMARY KEY (tenant_id=? AND id=?)"),
+                "{query}:\n{p}"
+            );
+            assert!(!p.contains("TEMP B-TREE"), "{query} sorts:\n{p}");
+        }
     }
 
     fn filter_strategy() -> impl proptest::strategy::Strategy<Value = String> {

@@ -4,7 +4,10 @@
 use super::{Table, exists, insert_entity, policies, sql_error};
 use crate::domain::copilot::{Policy, TenantSetting};
 use crate::domain::{RESERVED_COLLECTIONS, reserved_collection_document};
-use crate::store::{EntityKind, ImportMode, ImportReport, StoreError, TenantState};
+use crate::store::{
+    EntityKind, ImportMode, ImportReport, Section, StoreError, TenantState, member_key,
+    split_member_key,
+};
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 
@@ -13,6 +16,7 @@ use serde_json::{Map, Value};
 const TENANT_TABLES: &[&str] = &[
     "agent_instances",
     "agent_instance_owners",
+    "agent_instance_skill_tags",
     "agent_card_manifests",
     "agent_card_manifest_skill_tags",
     "agent_collections",
@@ -89,6 +93,104 @@ pub(super) fn export(conn: &Connection, tenant: &str) -> Result<TenantState, Sto
             })
             .collect(),
     })
+}
+
+/// Every tenant with objects or application registrations.
+pub(super) fn tenants(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let union = TENANT_TABLES
+        .iter()
+        .chain(&["app_registrations"])
+        .map(|t| format!("SELECT DISTINCT tenant_id FROM {t}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ");
+    let mut stmt = conn
+        .prepare(&format!("{union} ORDER BY tenant_id"))
+        .map_err(sql_error)?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(sql_error)?;
+    rows.collect::<Result<_, _>>().map_err(sql_error)
+}
+
+/// One chunk of a section of a tenant, in key order after `after`.
+pub(super) fn export_section(
+    conn: &Connection,
+    tenant: &str,
+    section: Section,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(TenantState, Option<String>), StoreError> {
+    let mut state = TenantState::default();
+    let limit = limit.max(1);
+    let page = |table: &str, link: &str| -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let sql = format!(
+            "SELECT doc, {link} FROM {table} WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+        let rows = stmt
+            .query_map(params![tenant, after.unwrap_or(""), limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(sql_error)?;
+        rows.collect::<Result<_, _>>().map_err(sql_error)
+    };
+    let next = |n: usize, last: Option<String>| if n < limit { None } else { last };
+    let cursor = match section {
+        Section::Collections => {
+            let rows = page("agent_collections", "NULL")?;
+            state.collections = rows.iter().map(|(d, _)| object(d)).collect();
+            next(
+                rows.len(),
+                state.collections.last().map(|d| id_of(d).to_owned()),
+            )
+        }
+        Section::Manifests => {
+            let rows = page("agent_card_manifests", "NULL")?;
+            state.manifests = rows.iter().map(|(d, _)| object(d)).collect();
+            next(
+                rows.len(),
+                state.manifests.last().map(|d| id_of(d).to_owned()),
+            )
+        }
+        Section::Instances => {
+            let rows = page("agent_instances", "manifest_id")?;
+            state.instances = rows.into_iter().map(|(d, l)| (object(&d), l)).collect();
+            let last = state.instances.last().map(|(d, _)| id_of(d).to_owned());
+            next(state.instances.len(), last)
+        }
+        Section::Members => {
+            let (c, i) = after.map(split_member_key).unwrap_or(("", ""));
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT collection_id, instance_id FROM agent_collection_members
+                     WHERE tenant_id = ?1 AND (collection_id, instance_id) > (?2, ?3)
+                     ORDER BY collection_id, instance_id LIMIT ?4",
+                )
+                .map_err(sql_error)?;
+            let rows = stmt
+                .query_map(params![tenant, c, i, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(sql_error)?;
+            state.members = rows.collect::<Result<_, _>>().map_err(sql_error)?;
+            let last = state.members.last().map(|(c, i)| member_key(c, i));
+            next(state.members.len(), last)
+        }
+        // A tenant has a handful of these: one chunk each.
+        Section::Policies => {
+            if after.is_none() {
+                state.policies = policies::list(conn, tenant)?;
+            }
+            None
+        }
+        Section::Settings => {
+            if after.is_none() {
+                state.settings = export(conn, tenant)?.settings;
+            }
+            None
+        }
+    };
+    Ok((state, cursor))
 }
 
 fn id_of(doc: &Map<String, Value>) -> &str {
