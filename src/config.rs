@@ -371,6 +371,23 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_size_comes_from_the_file_unless_overridden_and_zero_means_the_default() {
+        let file = FileConfig::parse("db_pool_size = 4\n").unwrap();
+        assert_eq!(resolve(file, Overrides::default()).unwrap().db_pool_size, 4);
+        let file = FileConfig::parse("db_pool_size = 4\n").unwrap();
+        let over = Overrides {
+            db_pool_size: Some(32),
+            ..Overrides::default()
+        };
+        assert_eq!(resolve(file, over).unwrap().db_pool_size, 32);
+        let file = FileConfig::parse("db_pool_size = 0\n").unwrap();
+        assert_eq!(
+            resolve(file, Overrides::default()).unwrap().db_pool_size,
+            crate::store::postgres::DEFAULT_POOL_SIZE
+        );
+    }
+
+    #[test]
     fn the_copilot_table_and_seed_come_from_the_file_unless_overridden() {
         let file = FileConfig::parse(
             "seed = \"seed.json\"\n[copilot]\nmax_group_policies = 3\nstrict_values = true\n",
