@@ -218,3 +218,107 @@ fn agentry_migrate_applies_the_schema_once_on_either_backend() {
     );
     assert_eq!(migrate(&sqlite), "the database schema is up to date\n");
 }
+
+fn write_ctx() -> agentry::domain::WriteContext {
+    agentry::domain::WriteContext {
+        now: "2026-01-01T00:00:00.0000000Z".into(),
+        actor: Some("actor".into()),
+        if_match: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_in_two_processes_lose_no_update_and_resolve_one_policy() {
+    use agentry::domain::copilot::{CopilotRules, TenantSetting, parse_setting_patch};
+    use agentry::domain::parse_write;
+    use agentry::domain::schema::AGENT_INSTANCE;
+    use serde_json::json;
+    let db = pg::shared().create_database();
+    // Two stores with pools of their own, as two replicas have.
+    let stores = [
+        agentry::store::open(&db).await.unwrap(),
+        agentry::store::open(&db).await.unwrap(),
+    ];
+    let c = write_ctx();
+    let body = json!({"displayName": "hot", "ownerIds": []});
+    let create = parse_write(&AGENT_INSTANCE, body, true).unwrap();
+    stores[0]
+        .create_instance("t", "hot", create, &c)
+        .await
+        .unwrap();
+    let fields = [
+        "url",
+        "managedBy",
+        "originatingStore",
+        "sourceAgentId",
+        "agentIdentityId",
+        "agentIdentityBlueprintId",
+        "agentUserId",
+        "preferredTransport",
+    ];
+    let pin = "microsoft.copilot.copilotchatpinning";
+    let rules = CopilotRules::default();
+    let kind = TenantSetting::LimitedMode;
+    let mut tasks = Vec::new();
+    for round in 0..6 {
+        for (i, f) in fields.into_iter().enumerate() {
+            let (st, c) = (stores[(i + round) % 2].clone(), c.clone());
+            tasks.push(tokio::spawn(async move {
+                let w = parse_write(&AGENT_INSTANCE, json!({ f: format!("{f}-{round}") }), false)
+                    .unwrap();
+                st.update_instance("t", "hot", w, &c).await.unwrap();
+            }));
+        }
+        for (i, st) in stores.iter().enumerate() {
+            let (st, c) = (st.clone(), c.clone());
+            tasks.push(tokio::spawn(async move {
+                let value = format!("{}", (round + i) % 2);
+                let write = parse_setting_patch(pin, json!({"value": value}), &rules).unwrap();
+                st.write_policy_setting("t", write, rules, &c)
+                    .await
+                    .unwrap();
+                let patch = if i == 0 {
+                    kind.parse_patch(json!({"groupId": "g"})).unwrap()
+                } else {
+                    kind.parse_patch(json!({"isEnabledForGroup": true}))
+                        .unwrap()
+                };
+                st.patch_tenant_setting("t", kind, patch, &c).await.unwrap();
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let last = stores[1].get_instance("t", "hot").await.unwrap().unwrap();
+    assert_eq!(
+        last.version,
+        1 + 6 * fields.len() as i64,
+        "every write counted"
+    );
+    let d: Value = serde_json::from_str(&last.doc).unwrap();
+    for f in fields {
+        assert!(
+            d[f].as_str().is_some_and(|v| v.starts_with(f)),
+            "{f} lost: {d}"
+        );
+    }
+    let policies = stores[0].list_policies("t").await.unwrap();
+    assert_eq!(
+        policies.len(),
+        1,
+        "the first write created the policy, the others wrote into it"
+    );
+    let setting = stores[0]
+        .get_tenant_setting("t", kind)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Value::Object(setting),
+        json!({"isEnabledForGroup": true, "groupId": "g"})
+    );
+    for st in stores {
+        st.close().await;
+    }
+}
