@@ -293,11 +293,97 @@ fn operation_id(o: &Operation) -> String {
     id
 }
 
+/// How an operation takes part in ETag concurrency control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conditional {
+    No,
+    /// A single registry entity read: `ETag`, `If-None-Match`, 304.
+    Read,
+    /// A registry entity create: `ETag`, `If-None-Match: *`, 412.
+    Create,
+    /// A registry entity PATCH or DELETE: `If-Match`, `If-None-Match: *`, 412.
+    Write,
+}
+
+/// The paths whose PATCH and DELETE take `If-Match`.
+const CONDITIONAL_WRITES: [&str; 4] = [
+    "/beta/agentRegistry/agentInstances/{id}",
+    "/beta/agentRegistry/agentInstances/{id}/agentCardManifest",
+    "/beta/agentRegistry/agentCardManifests/{id}",
+    "/beta/agentRegistry/agentCollections/{id}",
+];
+
+fn conditional(o: &Operation) -> Conditional {
+    let entity = matches!(o.response, Body::Schema(I | M | C));
+    match o.method {
+        "GET" if entity => Conditional::Read,
+        "POST" if entity && o.status == 201 && o.path.matches('/').count() == 3 => {
+            Conditional::Create
+        }
+        "PATCH" | "DELETE" if CONDITIONAL_WRITES.contains(&o.path) => Conditional::Write,
+        _ => Conditional::No,
+    }
+}
+
+fn header_parameter(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "header", "required": false,
+           "description": description, "schema": {"type": "string"}})
+}
+
+/// Adds the conditional headers and answers of an operation.
+fn add_conditions(o: &Operation, parameters: &mut Vec<Value>, responses: &mut Map<String, Value>) {
+    let kind = conditional(o);
+    if kind == Conditional::No {
+        return;
+    }
+    let etag = json!({"ETag": {"description": "The entity's ETag, W/\"<version>-<fingerprint>\"",
+                                "schema": {"type": "string"}}});
+    let error =
+        json!({"application/json": {"schema": {"$ref": "#/components/schemas/graphError"}}});
+    let precondition = json!({"description": "A precondition failed (the ETag changed, or the entity exists)",
+                              "content": error});
+    match kind {
+        Conditional::Read => {
+            parameters.push(header_parameter(
+                "If-None-Match",
+                "ETags (or *): answer 304 while the entity still has one of them",
+            ));
+            responses.insert(
+                "304".into(),
+                json!({"description": "Not modified", "headers": etag}),
+            );
+        }
+        Conditional::Create => parameters.push(header_parameter(
+            "If-None-Match",
+            "*: create only if the id is new (412 otherwise)",
+        )),
+        Conditional::Write => {
+            parameters.push(header_parameter(
+                "If-Match",
+                "ETags (or *): write only while the entity has one of them (412 otherwise)",
+            ));
+            parameters.push(header_parameter(
+                "If-None-Match",
+                "*: always 412, the entity exists (other values are refused)",
+            ));
+        }
+        Conditional::No => {}
+    }
+    if kind != Conditional::Read {
+        responses.insert("412".into(), precondition);
+    }
+    if o.method != "DELETE"
+        && let Some(ok) = responses.get_mut(&o.status.to_string())
+    {
+        ok["headers"] = etag;
+    }
+}
+
 /// The OpenAPI 3.1 document.
 pub fn openapi_document() -> Value {
     let mut paths: Map<String, Value> = Map::new();
     for o in OPERATIONS {
-        let parameters: Vec<Value> = o
+        let mut parameters: Vec<Value> = o
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
@@ -309,6 +395,7 @@ pub fn openapi_document() -> Value {
             ok["content"] = c;
         }
         responses.insert(o.status.to_string(), ok);
+        add_conditions(o, &mut parameters, &mut responses);
         responses.insert(
             "default".into(),
             json!({"description": "A Graph error envelope",
@@ -420,6 +507,44 @@ mod tests {
     }
 
     #[test]
+    fn entity_reads_and_writes_describe_their_conditional_headers() {
+        let doc = openapi_document();
+        let op = |method: &str, path: &str| doc["paths"][path][method].clone();
+        let headers = |op: &Value| -> Vec<String> {
+            op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "header")
+                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        for set in ["agentInstances", "agentCardManifests", "agentCollections"] {
+            let one = format!("/beta/agentRegistry/{set}/{{id}}");
+            for method in ["patch", "delete"] {
+                let o = op(method, &one);
+                assert_eq!(headers(&o), ["If-Match", "If-None-Match"], "{method} {one}");
+                assert!(o["responses"]["412"].is_object(), "{method} {one}");
+            }
+            assert!(op("patch", &one)["responses"]["204"]["headers"]["ETag"].is_object());
+            let get = op("get", &one);
+            assert_eq!(headers(&get), ["If-None-Match"]);
+            assert!(get["responses"]["304"].is_object());
+            assert!(get["responses"]["200"]["headers"]["ETag"].is_object());
+            let create = op("post", &format!("/beta/agentRegistry/{set}"));
+            assert_eq!(headers(&create), ["If-None-Match"]);
+            assert!(create["responses"]["412"].is_object());
+            let list = op("get", &format!("/beta/agentRegistry/{set}"));
+            assert!(headers(&list).is_empty());
+        }
+        let nav = "/beta/agentRegistry/agentInstances/{id}/agentCardManifest";
+        assert_eq!(headers(&op("patch", nav)), ["If-Match", "If-None-Match"]);
+        let copilot = op("patch", "/beta/copilot/admin/policySettings/{id}");
+        assert!(headers(&copilot).is_empty());
+        assert!(copilot["responses"]["412"].is_null());
+    }
+
+    #[test]
     fn every_route_the_router_declares_is_described_and_nothing_else() {
         let declared = declared_routes();
         let described: BTreeSet<(String, String)> = OPERATIONS
@@ -460,7 +585,9 @@ mod tests {
                 );
                 assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()));
                 let declared: usize = path.matches('{').count();
-                let params = op["parameters"].as_array().map_or(0, Vec::len);
+                let params = op["parameters"]
+                    .as_array()
+                    .map_or(0, |p| p.iter().filter(|p| p["in"] == "path").count());
                 assert_eq!(declared, params, "{method} {path}");
             }
         }

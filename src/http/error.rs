@@ -45,6 +45,15 @@ pub enum ApiError {
         instance: String,
         collection: String,
     },
+    /// An `If-Match` or `If-None-Match` value that is not `*` or a list of entity tags.
+    #[error("malformed {}", .0.name())]
+    MalformedEntityTag(super::etag::Header),
+    /// `If-None-Match` with entity tags on a write (only `*` is supported there).
+    #[error("If-None-Match with entity tags on a write")]
+    IfNoneMatchNotStar,
+    /// `If-None-Match: *` on a write, and the entity exists.
+    #[error("{kind:?} '{id}' exists despite If-None-Match: *")]
+    EntityExists { kind: EntityKind, id: String },
     #[error("method not allowed on a Copilot path")]
     CopilotMethodNotAllowed,
     #[error(transparent)]
@@ -190,6 +199,30 @@ impl ApiError {
                 "Request_ResourceNotFound",
                 format!(
                     "The agent instance '{instance}' is not a member of the agent collection '{collection}'."
+                ),
+            ),
+            ApiError::MalformedEntityTag(h) => ErrorReport {
+                inner_code: Some("malformedEntityTag"),
+                ..report(
+                    S::BAD_REQUEST,
+                    "BadRequest",
+                    format!(
+                        "The {} header must be '*' or a comma-separated list of quoted entity tags, such as W/\"1-0a1b2c3d\".",
+                        h.name()
+                    ),
+                )
+            },
+            ApiError::IfNoneMatchNotStar => report(
+                S::BAD_REQUEST,
+                "BadRequest",
+                "If-None-Match on a create, update or delete supports only '*'.",
+            ),
+            ApiError::EntityExists { kind, id } => report(
+                S::PRECONDITION_FAILED,
+                "PreconditionFailed",
+                format!(
+                    "The {} '{id}' already exists, and If-None-Match: * asked that it not.",
+                    entity_label(*kind)
                 ),
             ),
             ApiError::CopilotMethodNotAllowed => report(
@@ -725,6 +758,20 @@ mod tests {
                 "InternalServerError",
             ),
             (ApiError::CopilotMethodNotAllowed, 405, "methodNotAllowed"),
+            (
+                ApiError::MalformedEntityTag(crate::http::etag::Header::IfMatch),
+                400,
+                "BadRequest",
+            ),
+            (ApiError::IfNoneMatchNotStar, 400, "BadRequest"),
+            (
+                ApiError::EntityExists {
+                    kind: EntityKind::Collection,
+                    id: "c".into(),
+                },
+                412,
+                "PreconditionFailed",
+            ),
             (
                 ApiError::Denied(Denied::ApplicationNotSupported),
                 403,

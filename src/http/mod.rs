@@ -9,12 +9,14 @@
 //! - [`journal`]: the request journal; [`metrics`]: `/metrics`; [`health`]: probes.
 //! - [`respond`]: entity and collection bodies, context URLs, next links.
 //! - [`error`]: every error mapped to a status and a Graph code, once.
+//! - [`etag`]: ETags of registry entities and the conditional headers.
 
 pub mod apidoc;
 mod control;
 pub mod conventions;
 mod copilot;
 pub mod error;
+pub mod etag;
 pub mod extract;
 pub mod faults;
 mod health;

@@ -75,6 +75,32 @@ pub fn entity_body(context: &str, doc: &str) -> String {
     out
 }
 
+/// An entity's JSON text with `@odata.etag` put first, spliced as text.
+pub fn with_etag(doc: &str, etag: &str) -> String {
+    let rest = doc
+        .trim_start()
+        .strip_prefix('{')
+        .unwrap_or("}")
+        .trim_start();
+    let etag = Value::String(etag.to_owned()).to_string();
+    let mut out = String::with_capacity(doc.len() + etag.len() + 16);
+    out.push_str("{\"@odata.etag\":");
+    out.push_str(&etag);
+    if !rest.starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An entity as a JSON object with `@odata.etag` first.
+pub fn object_with_etag(etag: String, doc: Map<String, Value>) -> Value {
+    let mut out = Map::with_capacity(doc.len() + 1);
+    out.insert("@odata.etag".into(), Value::String(etag));
+    out.extend(doc);
+    Value::Object(out)
+}
+
 /// A collection body; `items` are JSON texts of entities.
 pub fn collection_body(
     context: &str,
@@ -162,6 +188,20 @@ mod tests {
         assert_eq!(entity_body("ctx", "{}"), r#"{"@odata.context":"ctx"}"#);
         let parsed: Value = serde_json::from_str(&entity_body("c\"q", r#"{"id":"a"}"#)).unwrap();
         assert_eq!(parsed["@odata.context"], "c\"q");
+    }
+
+    #[test]
+    fn the_etag_annotation_comes_first_and_the_context_before_it() {
+        let doc = with_etag(r#"{"id":"a"}"#, r#"W/"1-x""#);
+        assert_eq!(doc, r#"{"@odata.etag":"W/\"1-x\"","id":"a"}"#);
+        assert_eq!(
+            entity_body("ctx", &doc),
+            r#"{"@odata.context":"ctx","@odata.etag":"W/\"1-x\"","id":"a"}"#
+        );
+        assert_eq!(with_etag("{}", "e"), r#"{"@odata.etag":"e"}"#);
+        let doc: Map<String, Value> = serde_json::from_str(r#"{"id":"a","x":1}"#).unwrap();
+        let v = object_with_etag("e".into(), doc);
+        assert_eq!(v.to_string(), r#"{"@odata.etag":"e","id":"a","x":1}"#);
     }
 
     #[test]

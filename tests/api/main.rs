@@ -6,6 +6,7 @@ mod control;
 mod conventions;
 mod copilot;
 mod durability;
+mod etags;
 mod identity;
 mod instances;
 mod manifests;

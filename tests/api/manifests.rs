@@ -114,7 +114,7 @@ async fn manifests_list_count_and_refuse_duplicates() {
         .await;
     assert_eq!(list["@odata.count"], 3);
     assert_eq!(
-        list["value"],
+        without_etags(&list["value"]),
         json!([{"id": "m0"}, {"id": "m1"}, {"id": "m2"}])
     );
     assert_eq!(

@@ -279,6 +279,21 @@ pub fn instance_body(id: &str, name: &str) -> Value {
     serde_json::json!({"id": id, "displayName": name, "ownerIds": [USER]})
 }
 
+/// The value with every `@odata.etag` annotation removed, at any depth, for
+/// comparing shapes without the version-dependent tags.
+pub fn without_etags(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "@odata.etag")
+                .map(|(k, v)| (k.clone(), without_etags(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_etags).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Asserts the Graph error envelope and returns it.
 pub async fn assert_graph_error(r: Response, status: u16, code: &str) -> Value {
     assert_eq!(r.status().as_u16(), status, "status");

@@ -5,15 +5,18 @@
 
 use super::{
     ListRequest, Result, claim_managed_by, count_criteria, created, entity_response,
-    managed_filter, missing, single, updated, visible, write_context,
+    expected_version, managed_filter, missing, single, updated, visible, write_context,
 };
 use crate::auth::permissions::{Action, Grant, Managed, Reserved, authorize, authorize_on};
 use crate::auth::{CallerKind, Principal};
 use crate::domain::schema::{AGENT_COLLECTION, AGENT_INSTANCE};
-use crate::domain::{self, DomainError, RESERVED_COLLECTIONS, parse_entity_reference, parse_write};
+use crate::domain::{
+    self, DomainError, RESERVED_COLLECTIONS, WriteContext, parse_entity_reference, parse_write,
+};
 use crate::http::AppState;
 use crate::http::conventions::RequestMeta;
 use crate::http::error::ApiError;
+use crate::http::etag::{self, Conditions};
 use crate::http::extract::{Caller, JsonBody, Keys, Meta, ODataQuery, PreferRepresentation};
 use crate::http::respond;
 use crate::odata::filter::{self, Expr};
@@ -100,17 +103,20 @@ pub(super) async fn create(
     State(app): State<AppState>,
     Meta(meta): Meta,
     Caller(p): Caller,
+    cond: Conditions,
     JsonBody(body): JsonBody,
 ) -> Result {
     let grant = authorize(&p, Action::CreateCollection)?;
     let mut write = parse_write(&AGENT_COLLECTION, body, true)?;
     domain::ensure_collection_name_free(&write.props)?;
     claim_managed_by(&grant, Managed::Collections, &mut write.props, true)?;
+    let create_only = cond.create_only()?;
     let id = write.id.clone().unwrap_or_else(domain::new_id);
-    let stored = app
+    let result = app
         .store()
         .create_collection(&p.tenant_id, &id, write, &write_context(&app, &p))
-        .await?;
+        .await;
+    let stored = etag::refuse_existing(create_only, result, EntityKind::Collection, &id)?;
     created(&meta, &AGENT_COLLECTION, stored)
 }
 
@@ -141,6 +147,7 @@ pub(super) async fn update(
     Caller(p): Caller,
     Keys(id): Keys<String>,
     PreferRepresentation(prefer): PreferRepresentation,
+    cond: Conditions,
     JsonBody(body): JsonBody,
 ) -> Result {
     let grant = authorize_on(&p, Action::UpdateCollection, reserved(&id))?;
@@ -151,9 +158,14 @@ pub(super) async fn update(
         require(&app, &p, &grant, &id).await?;
         claim_managed_by(&grant, Managed::Collections, &mut write.props, false)?;
     }
+    let current = require(&app, &p, &grant, &id);
+    let ctx = WriteContext {
+        if_match: expected_version(&cond, EntityKind::Collection, current).await?,
+        ..write_context(&app, &p)
+    };
     let stored = app
         .store()
-        .update_collection(&p.tenant_id, &id, write.props, &write_context(&app, &p))
+        .update_collection(&p.tenant_id, &id, write.props, &ctx)
         .await?;
     updated(&meta, &AGENT_COLLECTION, prefer, stored)
 }
@@ -162,14 +174,17 @@ pub(super) async fn remove(
     State(app): State<AppState>,
     Caller(p): Caller,
     Keys(id): Keys<String>,
+    cond: Conditions,
 ) -> Result {
     let grant = authorize_on(&p, Action::DeleteCollection, reserved(&id))?;
     domain::ensure_collection_mutable(&id)?;
     if grant.restricted(Managed::Collections).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
+    let current = require(&app, &p, &grant, &id);
+    let if_match = expected_version(&cond, EntityKind::Collection, current).await?;
     app.store()
-        .delete_collection(&p.tenant_id, &id, None)
+        .delete_collection(&p.tenant_id, &id, if_match)
         .await?;
     Ok(respond::no_content())
 }
@@ -256,10 +271,10 @@ async fn add_entity(
         .await?
         .ok_or_else(|| missing(EntityKind::Instance, &iid))?;
     let context = respond::context_url(meta, AGENT_INSTANCE.entity_set, "/$entity");
-    Ok(respond::json(
-        StatusCode::CREATED,
-        respond::entity_body(&context, &stored.doc),
-    ))
+    let body = respond::with_etag(&stored.doc, &etag::of(&stored));
+    let mut response = respond::json(StatusCode::CREATED, respond::entity_body(&context, &body));
+    etag::set_header(&mut response, &stored);
+    Ok(response)
 }
 
 async fn member(

@@ -3,14 +3,15 @@
 
 use super::{
     ListRequest, Result, claim_managed_by, count_criteria, created, entity_response,
-    managed_filter, missing, single, updated, visible, write_context,
+    expected_version, managed_filter, missing, single, updated, visible, write_context,
 };
 use crate::auth::Principal;
 use crate::auth::permissions::{Action, Grant, Managed, authorize};
 use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
-use crate::domain::{self, EntityWrite, ManifestChange, parse_write};
+use crate::domain::{self, EntityWrite, ManifestChange, WriteContext, parse_write};
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::etag::{self, Conditions};
 use crate::http::extract::{Caller, JsonBody, Keys, Meta, ODataQuery, PreferRepresentation};
 use crate::http::respond;
 use crate::store::{EntityKind, Relation, Stored};
@@ -115,17 +116,20 @@ pub(super) async fn create(
     State(app): State<AppState>,
     Meta(meta): Meta,
     Caller(p): Caller,
+    cond: Conditions,
     JsonBody(body): JsonBody,
 ) -> Result {
     let grant = authorize(&p, Action::CreateInstance)?;
     let mut write = parse_write(&AGENT_INSTANCE, body, true)?;
     claim_managed_by(&grant, Managed::Instances, &mut write.props, true)?;
     authorize_manifest_part(&app, &p, &mut write, None, grant).await?;
+    let create_only = cond.create_only()?;
     let id = write.id.clone().unwrap_or_else(domain::new_id);
-    let stored = app
+    let result = app
         .store()
         .create_instance(&p.tenant_id, &id, write, &write_context(&app, &p))
-        .await?;
+        .await;
+    let stored = etag::refuse_existing(create_only, result, EntityKind::Instance, &id)?;
     created(&meta, &AGENT_INSTANCE, stored)
 }
 
@@ -156,6 +160,7 @@ pub(super) async fn update(
     Caller(p): Caller,
     Keys(id): Keys<String>,
     PreferRepresentation(prefer): PreferRepresentation,
+    cond: Conditions,
     JsonBody(body): JsonBody,
 ) -> Result {
     let grant = authorize(&p, Action::UpdateInstance)?;
@@ -164,10 +169,15 @@ pub(super) async fn update(
         require(&app, &p, &grant, &id).await?;
         claim_managed_by(&grant, Managed::Instances, &mut write.props, false)?;
     }
-    authorize_manifest_part(&app, &p, &mut write, Some(&id), grant).await?;
+    authorize_manifest_part(&app, &p, &mut write, Some(&id), grant.clone()).await?;
+    let current = require(&app, &p, &grant, &id);
+    let ctx = WriteContext {
+        if_match: expected_version(&cond, EntityKind::Instance, current).await?,
+        ..write_context(&app, &p)
+    };
     let stored = app
         .store()
-        .update_instance(&p.tenant_id, &id, write, &write_context(&app, &p))
+        .update_instance(&p.tenant_id, &id, write, &ctx)
         .await?;
     updated(&meta, &AGENT_INSTANCE, prefer, stored)
 }
@@ -176,12 +186,17 @@ pub(super) async fn remove(
     State(app): State<AppState>,
     Caller(p): Caller,
     Keys(id): Keys<String>,
+    cond: Conditions,
 ) -> Result {
     let grant = authorize(&p, Action::DeleteInstance)?;
     if grant.restricted(Managed::Instances).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
-    app.store().delete_instance(&p.tenant_id, &id, None).await?;
+    let current = require(&app, &p, &grant, &id);
+    let if_match = expected_version(&cond, EntityKind::Instance, current).await?;
+    app.store()
+        .delete_instance(&p.tenant_id, &id, if_match)
+        .await?;
     Ok(respond::no_content())
 }
 
@@ -231,42 +246,41 @@ pub(super) async fn update_manifest(
     Meta(meta): Meta,
     Caller(p): Caller,
     Keys(id): Keys<String>,
+    cond: Conditions,
     JsonBody(body): JsonBody,
 ) -> Result {
     let grant = authorize(&p, Action::UpdateInstanceManifest)?;
     let mut write = parse_write(&AGENT_CARD_MANIFEST, body, false)?;
     claim_managed_by(&grant, Managed::Manifests, &mut write.props, false)?;
     let manifest = linked_manifest(&app, &p, &grant, &id).await?;
+    // The conditions name the manifest this path leads to.
+    let ctx = WriteContext {
+        if_match: cond.expected_version(&manifest, EntityKind::Manifest)?,
+        ..write_context(&app, &p)
+    };
     let stored = app
         .store()
-        .update_manifest(
-            &p.tenant_id,
-            &manifest.id,
-            write.props,
-            &write_context(&app, &p),
-        )
+        .update_manifest(&p.tenant_id, &manifest.id, write.props, &ctx)
         .await?;
     updated(&meta, &AGENT_CARD_MANIFEST, true, stored)
 }
 
-/// Unlinks the manifest; the manifest itself stays.
+/// Unlinks the manifest; the manifest itself stays. Conditional headers are
+/// checked against the linked manifest, which the unlink leaves unchanged.
 pub(super) async fn unlink_manifest(
     State(app): State<AppState>,
     Caller(p): Caller,
     Keys(id): Keys<String>,
+    cond: Conditions,
 ) -> Result {
     let grant = authorize(&p, Action::UnlinkInstanceManifest)?;
     if grant.restricted(Managed::Instances).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
-    if app
-        .store()
-        .get_instance_manifest(&p.tenant_id, &id)
-        .await?
-        .is_none()
-    {
+    let Some(manifest) = app.store().get_instance_manifest(&p.tenant_id, &id).await? else {
         return Err(ApiError::ManifestNotLinked(id));
-    }
+    };
+    cond.expected_version(&manifest, EntityKind::Manifest)?;
     let write = EntityWrite {
         id: None,
         props: Map::new(),

@@ -3,13 +3,14 @@
 
 use super::{
     ListRequest, Result, claim_managed_by, count_criteria, created, entity_response,
-    managed_filter, single, updated, visible, write_context,
+    expected_version, managed_filter, single, updated, visible, write_context,
 };
 use crate::auth::Principal;
 use crate::auth::permissions::{Action, Grant, Managed, authorize};
 use crate::domain::schema::AGENT_CARD_MANIFEST;
-use crate::domain::{self, parse_write};
+use crate::domain::{self, WriteContext, parse_write};
 use crate::http::AppState;
+use crate::http::etag::{self, Conditions};
 use crate::http::extract::{Caller, JsonBody, Keys, Meta, ODataQuery};
 use crate::http::respond;
 use crate::store::{EntityKind, Relation, Stored};
@@ -56,16 +57,19 @@ pub(super) async fn create(
     State(app): State<AppState>,
     Meta(meta): Meta,
     Caller(p): Caller,
+    cond: Conditions,
     JsonBody(body): JsonBody,
 ) -> Result {
     let grant = authorize(&p, Action::CreateManifest)?;
     let mut write = parse_write(&AGENT_CARD_MANIFEST, body, true)?;
     claim_managed_by(&grant, Managed::Manifests, &mut write.props, true)?;
+    let create_only = cond.create_only()?;
     let id = write.id.clone().unwrap_or_else(domain::new_id);
-    let stored = app
+    let result = app
         .store()
         .create_manifest(&p.tenant_id, &id, write, &write_context(&app, &p))
-        .await?;
+        .await;
+    let stored = etag::refuse_existing(create_only, result, EntityKind::Manifest, &id)?;
     created(&meta, &AGENT_CARD_MANIFEST, stored)
 }
 
@@ -96,6 +100,7 @@ pub(super) async fn update(
     Meta(meta): Meta,
     Caller(p): Caller,
     Keys(id): Keys<String>,
+    cond: Conditions,
     JsonBody(body): JsonBody,
 ) -> Result {
     let grant = authorize(&p, Action::UpdateManifest)?;
@@ -104,9 +109,14 @@ pub(super) async fn update(
         require(&app, &p, &grant, &id).await?;
         claim_managed_by(&grant, Managed::Manifests, &mut write.props, false)?;
     }
+    let current = require(&app, &p, &grant, &id);
+    let ctx = WriteContext {
+        if_match: expected_version(&cond, EntityKind::Manifest, current).await?,
+        ..write_context(&app, &p)
+    };
     let stored = app
         .store()
-        .update_manifest(&p.tenant_id, &id, write.props, &write_context(&app, &p))
+        .update_manifest(&p.tenant_id, &id, write.props, &ctx)
         .await?;
     updated(&meta, &AGENT_CARD_MANIFEST, true, stored)
 }
@@ -116,11 +126,16 @@ pub(super) async fn remove(
     State(app): State<AppState>,
     Caller(p): Caller,
     Keys(id): Keys<String>,
+    cond: Conditions,
 ) -> Result {
     let grant = authorize(&p, Action::DeleteManifest)?;
     if grant.restricted(Managed::Manifests).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
-    app.store().delete_manifest(&p.tenant_id, &id, None).await?;
+    let current = require(&app, &p, &grant, &id);
+    let if_match = expected_version(&cond, EntityKind::Manifest, current).await?;
+    app.store()
+        .delete_manifest(&p.tenant_id, &id, if_match)
+        .await?;
     Ok(respond::no_content())
 }

@@ -14,6 +14,7 @@ mod manifests;
 use super::AppState;
 use super::conventions::RequestMeta;
 use super::error::ApiError;
+use super::etag;
 use super::extract::{Caller, JsonBody, Meta, ODataQuery};
 use super::respond;
 use crate::auth::Principal;
@@ -112,6 +113,7 @@ pub fn routes() -> Router<AppState> {
             "/agentCollections/{id}/members/{mid}/$ref",
             delete(c::remove_member),
         )
+        .layer(axum::middleware::from_fn(etag::not_modified))
 }
 
 fn write_context(app: &AppState, caller: &Principal) -> WriteContext {
@@ -129,6 +131,22 @@ fn expandable(ty: &EntityType) -> &'static [&'static str] {
         "agentCollections" => &["members"],
         _ => &[],
     }
+}
+
+/// Evaluates the conditional headers of a PATCH or DELETE: `None` when
+/// there are none (and nothing is read), else the version the store must
+/// still find when it writes. `current` loads the entity as the caller sees
+/// it (404 when absent or hidden).
+async fn expected_version(
+    cond: &etag::Conditions,
+    kind: EntityKind,
+    current: impl std::future::Future<Output = Result<Stored>>,
+) -> Result<Option<i64>> {
+    if !cond.any() {
+        return Ok(None);
+    }
+    let stored = current.await?;
+    cond.expected_version(&stored, kind)
 }
 
 fn missing(kind: EntityKind, id: &str) -> ApiError {
@@ -203,8 +221,9 @@ fn claim_managed_by(
 
 // ---------------------------------------------------------------- shaping
 
-/// The JSON text of one entity as the query asks for it: the stored text
-/// untouched when nothing reshapes it, else projected and expanded.
+/// The JSON text of one entity as the query asks for it, `@odata.etag`
+/// first: the stored text spliced when nothing reshapes it, else projected
+/// and expanded.
 async fn shape(
     app: &AppState,
     tenant: &str,
@@ -212,8 +231,9 @@ async fn shape(
     q: &QueryOptions,
     stored: Stored,
 ) -> Result<String> {
+    let tag = etag::of(&stored);
     if !q.reshapes() {
-        return Ok(stored.doc);
+        return Ok(respond::with_etag(&stored.doc, &tag));
     }
     let doc = stored.parse();
     let mut out = respond::project(doc, q.select.as_deref());
@@ -226,7 +246,7 @@ async fn shape(
                 .get_instance_manifest(tenant, &stored.id)
                 .await?
                 .map_or(Value::Null, |m| {
-                    Value::Object(respond::project(m.parse(), nested))
+                    respond::object_with_etag(etag::of(&m), respond::project(m.parse(), nested))
                 }),
             ("agentInstances", "collections") => {
                 let page = app
@@ -246,14 +266,14 @@ async fn shape(
         };
         out.insert(e.navigation.clone(), value);
     }
-    Ok(Value::Object(out).to_string())
+    Ok(respond::object_with_etag(tag, out).to_string())
 }
 
 fn projected_array(page: Page, select: Option<&[String]>) -> Value {
     Value::Array(
         page.items
             .into_iter()
-            .map(|s| Value::Object(respond::project(s.parse(), select)))
+            .map(|s| respond::object_with_etag(etag::of(&s), respond::project(s.parse(), select)))
             .collect(),
     )
 }
@@ -271,19 +291,28 @@ async fn entity_response(
         ty.entity_set,
         &format!("{}/$entity", q.context_projection()),
     );
+    let header = etag::header_value(&stored);
     let text = shape(app, tenant, ty, q, stored).await?;
-    Ok(respond::json(
-        StatusCode::OK,
-        respond::entity_body(&context, &text),
-    ))
+    let mut response = respond::json(StatusCode::OK, respond::entity_body(&context, &text));
+    if let Some(v) = header {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(response)
+}
+
+/// The body of a write's answer: the stored entity with its `@odata.context`
+/// and `@odata.etag`.
+fn written_body(meta: &RequestMeta, ty: &'static EntityType, stored: &Stored) -> String {
+    let context = respond::context_url(meta, ty.entity_set, "/$entity");
+    respond::entity_body(
+        &context,
+        &respond::with_etag(&stored.doc, &etag::of(stored)),
+    )
 }
 
 fn created(meta: &RequestMeta, ty: &'static EntityType, stored: Stored) -> Result {
-    let context = respond::context_url(meta, ty.entity_set, "/$entity");
-    let mut response = respond::json(
-        StatusCode::CREATED,
-        respond::entity_body(&context, &stored.doc),
-    );
+    let mut response = respond::json(StatusCode::CREATED, written_body(meta, ty, &stored));
+    etag::set_header(&mut response, &stored);
     let key = percent_encoding::utf8_percent_encode(&stored.id, percent_encoding::NON_ALPHANUMERIC);
     let location = format!(
         "{}/agentRegistry/{}/{key}",
@@ -296,17 +325,20 @@ fn created(meta: &RequestMeta, ty: &'static EntityType, stored: Stored) -> Resul
     Ok(response)
 }
 
-/// 204, or 200 with the entity when the client prefers a representation.
+/// 204, or 200 with the entity when the client prefers a representation;
+/// either way with the new `ETag`.
 fn updated(meta: &RequestMeta, ty: &'static EntityType, prefer: bool, stored: Stored) -> Result {
     if !prefer {
-        return Ok(respond::no_content());
+        let mut response = respond::no_content();
+        etag::set_header(&mut response, &stored);
+        return Ok(response);
     }
-    let context = respond::context_url(meta, ty.entity_set, "/$entity");
-    let mut response = respond::json(StatusCode::OK, respond::entity_body(&context, &stored.doc));
+    let mut response = respond::json(StatusCode::OK, written_body(meta, ty, &stored));
     response.headers_mut().insert(
         "preference-applied",
         HeaderValue::from_static("return=representation"),
     );
+    etag::set_header(&mut response, &stored);
     Ok(response)
 }
 

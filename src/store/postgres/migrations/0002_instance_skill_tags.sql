@@ -1,7 +1,7 @@
 -- The skill tags of each instance's linked manifest, per instance (as in
--- SQLite): a page of `agentCardManifest/skills/any(s: s/tags/any(t: t eq …))`
--- is then a range of this primary key, already in instance id order. Kept in
--- step when an instance's link or a manifest's skills change.
+-- SQLite's 0004): a page of `agentCardManifest/skills/any(s: s/tags/any(t:
+-- t eq …))` is a range of this primary key, in instance id order, however
+-- many instances match. Kept in step when a link or a manifest's skills change.
 CREATE TABLE agent_instance_skill_tags (
     tenant_id   TEXT COLLATE "C" NOT NULL,
     tag         TEXT COLLATE "C" NOT NULL,
