@@ -485,7 +485,7 @@ fn serve(config: config::ServerConfig) -> anyhow::Result<()> {
              database:    {}\n  \
              get a token: agentry token --data-dir {data_dir}\n  \
              try:         curl -H \"Authorization: Bearer $(agentry token --data-dir {data_dir})\" {scheme}://{addr}/beta/agentRegistry/agentInstances\n",
-            config.database_url
+            crate::store::redact_url(&config.database_url)
         );
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());

@@ -480,6 +480,24 @@ fn locate(database_url: &str) -> Result<Location<'_>, StoreError> {
     )))
 }
 
+/// A database URL fit for logs and banners: any password replaced by `***`.
+pub fn redact_url(database_url: &str) -> String {
+    let Some((scheme, rest)) = database_url.split_once("://") else {
+        return database_url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => database_url.to_owned(),
+        },
+        None => database_url.to_owned(),
+    }
+}
+
 /// Opens the backend a database URL names, with default options.
 pub async fn open(database_url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     open_with(database_url, StoreOptions::default()).await
@@ -509,5 +527,26 @@ pub async fn migrate(database_url: &str) -> Result<Vec<String>, StoreError> {
             store.close().await;
             applied
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_in_database_urls_are_hidden_and_the_rest_kept() {
+        assert_eq!(
+            redact_url("postgres://agentry:s3cr:et@db:5432/agentry?sslmode=disable"),
+            "postgres://agentry:***@db:5432/agentry?sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgres://agentry@db/agentry"),
+            "postgres://agentry@db/agentry"
+        );
+        assert_eq!(
+            redact_url("sqlite://./agentry-data/agentry.db"),
+            "sqlite://./agentry-data/agentry.db"
+        );
     }
 }
