@@ -28,7 +28,7 @@ bin=$1; dir=$2; port=$3
 start() {
   "$bin/postgres" -D "$dir/data" -k "$dir" -p "$port" -c listen_addresses=127.0.0.1 \
     -c fsync=off -c full_page_writes=off -c max_connections=400 \
-    -c shared_buffers=32MB -c log_min_messages=fatal </dev/null >>"$dir/server.log" 2>&1 &
+    -c shared_buffers=32MB </dev/null >>"$dir/server.log" 2>&1 &
   pid=$!
 }
 start
@@ -45,6 +45,8 @@ rm -rf "$dir"
 pub struct Cluster {
     pub port: u16,
     bin: PathBuf,
+    /// The cluster's folder: data, socket and server log.
+    dir: PathBuf,
     control: Mutex<Option<ChildStdin>>,
     watchdog: Mutex<Child>,
     databases: AtomicUsize,
@@ -165,6 +167,7 @@ impl Cluster {
         let cluster = Cluster {
             port,
             bin,
+            dir,
             control: Mutex::new(control),
             watchdog: Mutex::new(watchdog),
             databases: AtomicUsize::new(0),
@@ -185,8 +188,9 @@ impl Cluster {
         while self.ready() != up {
             assert!(
                 Instant::now() < deadline,
-                "the test PostgreSQL server did not {} in time",
-                if up { "start" } else { "stop" }
+                "the test PostgreSQL server did not {} in time; its log says:\n{}",
+                if up { "start" } else { "stop" },
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
