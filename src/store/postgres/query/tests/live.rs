@@ -144,10 +144,7 @@ impl Cluster {
                 .expect("create database");
         }
         let client = self.connect(name).await;
-        for migration in [
-            include_str!("../../migrations/0001_schema.sql"),
-            include_str!("../../migrations/0002_instance_skill_tags.sql"),
-        ] {
+        for (_, migration) in crate::store::postgres::migrate::MIGRATIONS {
             client
                 .batch_execute(migration)
                 .await
