@@ -7,7 +7,7 @@ use super::pg_error;
 use crate::store::StoreError;
 
 /// Name and text of every migration, in order; the position is the version.
-const MIGRATIONS: &[(&str, &str)] = &[
+pub(super) const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_schema", include_str!("migrations/0001_schema.sql")),
     (
         "0002_instance_skill_tags",
