@@ -13,6 +13,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0002_instance_skill_tags",
         include_str!("migrations/0002_instance_skill_tags.sql"),
     ),
+    (
+        "0003_sort_indexes_nulls_first",
+        include_str!("migrations/0003_sort_indexes_nulls_first.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("agentry" in ASCII).
