@@ -258,6 +258,24 @@ async fn filters_return_exactly_what_a_reference_evaluation_selects() {
                     .all(|s| !strs(s, "tags").is_empty())
             })
         }),
+        // Two lambdas side by side (SQLite once counted these wrongly).
+        (
+            "ownerIds/any() and agentCardManifest/capabilities/extensions/all(x: x/required)",
+            |v| !strs(v, "ownerIds").is_empty() && manifest(v).is_some(),
+        ),
+        (
+            "ownerIds/any() and agentCardManifest/skills/all(s: s/tags/any())",
+            |v| {
+                !strs(v, "ownerIds").is_empty()
+                    && manifest(v).is_some_and(|m| {
+                        m["skills"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .all(|s| !strs(s, "tags").is_empty())
+                    })
+            },
+        ),
         ("agentCardManifest/displayName eq null", |v| {
             manifest(v).is_none()
         }),

@@ -9,7 +9,10 @@
 //! `json_each`. Comparisons are written so that they are never SQL NULL:
 //! OData's two-valued logic survives `not`. When such a side-table filter
 //! holds one value and is one of the filter's top-level `and` operands, the
-//! side table drives the page (see [`Driver`]).
+//! side table drives the page (see [`Driver`]). Every `EXISTS` is written
+//! `+EXISTS`: the unary plus keeps SQLite's planner from turning the term
+//! into a join, which returned wrong rows and counts where two such terms
+//! meet (`ownerIds/any() and agentCardManifest/…/all(…)`).
 
 use crate::domain::schema::{AGENT_CARD_MANIFEST, EntityType};
 use crate::odata::filter::{CmpOp, Func, Literal, Operand, Path, Quantifier};
@@ -430,14 +433,14 @@ impl<'a> Builder<'a> {
         };
         let j = self.alias("j");
         let inner = match body {
-            None => format!("EXISTS (SELECT 1 FROM {source} AS {j})"),
+            None => format!("+EXISTS (SELECT 1 FROM {source} AS {j})"),
             Some(body) => {
                 self.vars.push((variable.to_owned(), j.clone()));
                 let test = self.predicate(base, ty, body);
                 self.vars.pop();
                 match quantifier {
                     Quantifier::Any => {
-                        format!("EXISTS (SELECT 1 FROM {source} AS {j} WHERE {test})")
+                        format!("+EXISTS (SELECT 1 FROM {source} AS {j} WHERE {test})")
                     }
                     Quantifier::All => {
                         format!("(NOT EXISTS (SELECT 1 FROM {source} AS {j} WHERE NOT {test}))")
@@ -448,7 +451,7 @@ impl<'a> Builder<'a> {
         match through {
             None => inner,
             Some(m) => format!(
-                "EXISTS (SELECT 1 FROM agent_card_manifests {m} WHERE {m}.tenant_id = {base}.tenant_id AND {m}.id = {base}.manifest_id AND {inner})"
+                "+EXISTS (SELECT 1 FROM agent_card_manifests {m} WHERE {m}.tenant_id = {base}.tenant_id AND {m}.id = {base}.manifest_id AND {inner})"
             ),
         }
     }

@@ -1070,9 +1070,7 @@ fn discovery_filters_are_answered_from_indexes() {
     });
 }
 
-/// Both backends list the same instances for `q`, and PostgreSQL counts
-/// what it lists. (SQLite's count is left out: the bundled SQLite 3.51.1
-/// counts some filters of two EXISTS terms wrongly.)
+/// Both backends list the same instances for `q`, and both count what they list.
 async fn same_ids(
     store: &SqliteStore,
     client: &tokio_postgres::Client,
@@ -1089,6 +1087,13 @@ async fn same_ids(
     let n = pg_count(client, Listing::Instances, &q.criteria).await?;
     if n != got.len() as u64 {
         return Err(format!("{label}: count {n}, list {}", got.len()));
+    }
+    let n = Listing::Instances.sqlite_count(store, &q.criteria).await;
+    if n != expected.len() as u64 {
+        return Err(format!(
+            "{label}: SQLite counts {n}, lists {}",
+            expected.len()
+        ));
     }
     Ok(())
 }
