@@ -1,6 +1,7 @@
 //! What only PostgreSQL offers, run in every `cargo test`: several servers
 //! on one database acting as one service, an outage of the database that
-//! the server rides out, and `agentry migrate`.
+//! the server rides out, `agentry migrate`, and moving data between SQLite
+//! and PostgreSQL with `agentry export` and `agentry import`.
 
 use crate::pg;
 use crate::support::*;
@@ -321,4 +322,71 @@ async fn writers_in_two_processes_lose_no_update_and_resolve_one_policy() {
     for st in stores {
         st.close().await;
     }
+}
+
+/// Every tenant of `from` moved into `to` by `agentry export | agentry
+/// import`, as the real binaries run it; the snapshots of both agree.
+async fn moved_tenants_read_back_the_same(from: &str, to: &str) {
+    let keys = tempfile::tempdir().unwrap();
+    let source = replica(keys.path(), from).await;
+    crate::control::populate(&source).await;
+    let r = source
+        .req_as(
+            TENANT_B,
+            reqwest::Method::POST,
+            "/agentRegistry/agentInstances",
+        )
+        .json(&instance_body("b1", "In B"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let mut before = Vec::new();
+    for tenant in [TENANT_A, TENANT_B] {
+        before.push(snapshot(&source, tenant).await);
+    }
+    source.stop().await;
+
+    let bin = env!("CARGO_BIN_EXE_agentry");
+    let pipeline =
+        format!("'{bin}' export --database-url '{from}' | '{bin}' import --database-url '{to}'");
+    let out = Command::new("bash")
+        .args(["-c", &format!("set -o pipefail; {pipeline}")])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("of 2 tenants:"), "{said}");
+
+    let target = replica(keys.path(), to).await;
+    for (tenant, snapshot_before) in [TENANT_A, TENANT_B].into_iter().zip(&before) {
+        assert_eq!(
+            &snapshot(&target, tenant).await,
+            snapshot_before,
+            "{tenant}"
+        );
+    }
+    target.stop().await;
+}
+
+async fn snapshot(s: &TestServer, tenant: &str) -> Value {
+    let r = s
+        .control_as(tenant, reqwest::Method::GET, "/snapshot")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn export_and_import_move_every_tenant_from_sqlite_to_postgresql_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("source.db").display());
+    let postgres = pg::shared().create_database();
+    moved_tenants_read_back_the_same(&sqlite, &postgres).await;
+
+    let back = format!("sqlite://{}", dir.path().join("back.db").display());
+    let postgres_source = pg::shared().create_database();
+    moved_tenants_read_back_the_same(&postgres_source, &back).await;
 }
