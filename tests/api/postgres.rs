@@ -343,7 +343,7 @@ async fn moved_tenants_read_back_the_same(from: &str, to: &str) {
     assert_eq!(r.status(), StatusCode::CREATED);
     let mut before = Vec::new();
     for tenant in [TENANT_A, TENANT_B] {
-        before.push(snapshot(&source, tenant).await);
+        before.push(crate::transfer::tenant_snapshot(&source, tenant).await);
     }
     source.stop().await;
 
@@ -361,22 +361,12 @@ async fn moved_tenants_read_back_the_same(from: &str, to: &str) {
     let target = replica(keys.path(), to).await;
     for (tenant, snapshot_before) in [TENANT_A, TENANT_B].into_iter().zip(&before) {
         assert_eq!(
-            &snapshot(&target, tenant).await,
+            &crate::transfer::tenant_snapshot(&target, tenant).await,
             snapshot_before,
             "{tenant}"
         );
     }
     target.stop().await;
-}
-
-async fn snapshot(s: &TestServer, tenant: &str) -> Value {
-    let r = s
-        .control_as(tenant, reqwest::Method::GET, "/snapshot")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.unwrap()
 }
 
 #[tokio::test]

@@ -32,7 +32,7 @@ fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("moved.db").display())
 }
 
-async fn tenant_snapshot(s: &TestServer, tenant: &str) -> Value {
+pub(crate) async fn tenant_snapshot(s: &TestServer, tenant: &str) -> Value {
     let r = s
         .control_as(tenant, Method::GET, "/snapshot")
         .send()
