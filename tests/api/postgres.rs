@@ -200,7 +200,7 @@ fn agentry_migrate_applies_the_schema_once_on_either_backend() {
     let pg = pg::shared().create_database();
     assert_eq!(
         migrate(&pg),
-        "applied 0001_schema\napplied 0002_instance_skill_tags\n"
+        "applied 0001_schema\napplied 0002_instance_skill_tags\napplied 0003_sort_indexes_nulls_first\n"
     );
     assert_eq!(migrate(&pg), "the database schema is up to date\n");
     let name = pg.rsplit('/').next().unwrap();
@@ -208,7 +208,10 @@ fn agentry_migrate_applies_the_schema_once_on_either_backend() {
         name,
         "SELECT string_agg(name, ' ' ORDER BY version) FROM agentry_schema_migrations",
     );
-    assert_eq!(recorded, "0001_schema 0002_instance_skill_tags");
+    assert_eq!(
+        recorded,
+        "0001_schema 0002_instance_skill_tags 0003_sort_indexes_nulls_first"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("agentry.db").display());
