@@ -54,7 +54,10 @@ impl Application {
             &config.keys_dir,
             config.clock_skew_seconds,
         )?);
-        let store = store::open(&config.database_url)?;
+        let options = store::StoreOptions {
+            pool_size: config.db_pool_size,
+        };
+        let store = store::open_with(&config.database_url, options).await?;
         if let Some(path) = &config.seed {
             let now = crate::clock::entity_timestamp(clock.now());
             let report = crate::seed::load(store.as_ref(), path, config.copilot, now).await;

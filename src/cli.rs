@@ -1,4 +1,4 @@
-//! The `agentry` command line: `serve` and `token`.
+//! The `agentry` command line: `serve`, `token`, `migrate` and the admin commands.
 
 use crate::app::{Application, shutdown_signal};
 use crate::auth::apps::AppRegistration;
@@ -46,10 +46,19 @@ enum Command {
     /// Manage the signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Apply pending database migrations and exit (`serve` also applies them at start).
+    Migrate(MigrateArgs),
     /// Write every tenant of the database as JSON lines (to move data between backends).
     Export(ExportArgs),
     /// Read an export into the database; objects whose id exists are kept.
     Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct MigrateArgs {
+    /// Database URL [default: sqlite://<data-dir>/agentry.db].
+    #[arg(long, env = "AGENTRY_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -105,9 +114,12 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:7171].
     #[arg(long, env = "AGENTRY_LISTEN")]
     listen: Option<String>,
-    /// Database URL [default: sqlite://<data-dir>/agentry.db].
+    /// Database URL: sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB [default: sqlite://<data-dir>/agentry.db].
     #[arg(long, env = "AGENTRY_DATABASE_URL")]
     database_url: Option<String>,
+    /// Connections in the PostgreSQL pool of this process [default: 10].
+    #[arg(long, env = "AGENTRY_DB_POOL_SIZE")]
+    db_pool_size: Option<usize>,
     /// Largest accepted request body, in bytes [default: 1048576].
     #[arg(long, env = "AGENTRY_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
@@ -217,6 +229,7 @@ pub fn run() -> anyhow::Result<()> {
                 data_dir: cli.data_dir,
                 keys_dir: cli.keys_dir,
                 database_url: args.database_url,
+                db_pool_size: args.db_pool_size,
                 max_body_bytes: args.max_body_bytes,
                 trust_proxy: args.trust_proxy,
                 seed: args.seed,
@@ -253,7 +266,7 @@ pub fn run() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(async {
-                let store = crate::store::open(&config.database_url)?;
+                let store = crate::store::open(&config.database_url).await?;
                 let created = store.create_app(new.registration.clone()).await;
                 store.close().await;
                 created
@@ -264,6 +277,27 @@ pub fn run() -> anyhow::Result<()> {
             println!("tenant:        {}", r.tenant_id);
             println!("roles:         {}", r.roles.join(" "));
             println!("The secret is shown only now; Agentry keeps a salted hash of it.");
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            let over = Overrides {
+                data_dir: cli.data_dir,
+                database_url: args.database_url,
+                ..Overrides::default()
+            };
+            let config = config::resolve(file, over)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let applied = runtime
+                .block_on(crate::store::migrate(&config.database_url))
+                .context("cannot migrate the database")?;
+            if applied.is_empty() {
+                println!("the database schema is up to date");
+            }
+            for name in applied {
+                println!("applied {name}");
+            }
             Ok(())
         }
         Command::Export(args) => {
@@ -387,7 +421,7 @@ where
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let store = crate::store::open(database_url)?;
+        let store = crate::store::open(database_url).await?;
         let result = work(store.clone()).await;
         store.close().await;
         result
@@ -451,7 +485,7 @@ fn serve(config: config::ServerConfig) -> anyhow::Result<()> {
              database:    {}\n  \
              get a token: agentry token --data-dir {data_dir}\n  \
              try:         curl -H \"Authorization: Bearer $(agentry token --data-dir {data_dir})\" {scheme}://{addr}/beta/agentRegistry/agentInstances\n",
-            config.database_url
+            crate::store::redact_url(&config.database_url)
         );
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());

@@ -23,8 +23,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Holds the signing keys and the paging-token secret; replicas share it.
     pub keys_dir: PathBuf,
-    /// `sqlite://PATH`; other schemes arrive with other backends.
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`.
     pub database_url: String,
+    /// Connections in the PostgreSQL pool (per process).
+    pub db_pool_size: usize,
     /// Requests with larger bodies get 413.
     pub max_body_bytes: usize,
     /// Build absolute URLs from `X-Forwarded-Host` / `X-Forwarded-Proto`.
@@ -58,6 +60,7 @@ impl ServerConfig {
         Self {
             listen: DEFAULT_LISTEN.to_owned(),
             database_url: default_database_url(&data_dir),
+            db_pool_size: crate::store::postgres::DEFAULT_POOL_SIZE,
             keys_dir: default_keys_dir(&data_dir),
             data_dir,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -94,6 +97,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub keys_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub db_pool_size: Option<usize>,
     pub max_body_bytes: Option<usize>,
     pub trust_proxy: Option<bool>,
     pub seed: Option<PathBuf>,
@@ -215,6 +219,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub keys_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub db_pool_size: Option<usize>,
     pub max_body_bytes: Option<usize>,
     pub trust_proxy: Option<bool>,
     pub seed: Option<PathBuf>,
@@ -294,6 +299,11 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
             .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
         database_url,
         data_dir,
+        db_pool_size: over
+            .db_pool_size
+            .or(file.db_pool_size)
+            .filter(|n| *n > 0)
+            .unwrap_or(crate::store::postgres::DEFAULT_POOL_SIZE),
         max_body_bytes: over
             .max_body_bytes
             .or(file.max_body_bytes)
@@ -358,6 +368,23 @@ mod tests {
         assert_eq!(c.copilot.max_group_policies, 20);
         assert!(!c.copilot.strict_values);
         assert_eq!(c.seed, None);
+    }
+
+    #[test]
+    fn the_pool_size_comes_from_the_file_unless_overridden_and_zero_means_the_default() {
+        let file = FileConfig::parse("db_pool_size = 4\n").unwrap();
+        assert_eq!(resolve(file, Overrides::default()).unwrap().db_pool_size, 4);
+        let file = FileConfig::parse("db_pool_size = 4\n").unwrap();
+        let over = Overrides {
+            db_pool_size: Some(32),
+            ..Overrides::default()
+        };
+        assert_eq!(resolve(file, over).unwrap().db_pool_size, 32);
+        let file = FileConfig::parse("db_pool_size = 0\n").unwrap();
+        assert_eq!(
+            resolve(file, Overrides::default()).unwrap().db_pool_size,
+            crate::store::postgres::DEFAULT_POOL_SIZE
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! backend modules. Documents cross this boundary as JSON text (what is
 //! stored is what is served) and writes as validated domain values.
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::domain::copilot::{
@@ -441,22 +442,111 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// Opens the backend a database URL names.
-pub fn open(database_url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+/// How a backend is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Connections in the pool of a server backend (PostgreSQL).
+    pub pool_size: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: postgres::DEFAULT_POOL_SIZE,
+        }
+    }
+}
+
+/// The backend a database URL names.
+enum Location<'a> {
+    Sqlite(&'a std::path::Path),
+    Postgres(&'a str),
+}
+
+fn locate(database_url: &str) -> Result<Location<'_>, StoreError> {
     if let Some(path) = database_url.strip_prefix("sqlite://") {
         let path = path.split('?').next().unwrap_or_default();
-        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(
-            std::path::Path::new(path),
-        )?));
+        return Ok(Location::Sqlite(std::path::Path::new(path)));
     }
-    if database_url.starts_with("sqlite:") {
-        let path = database_url.trim_start_matches("sqlite:");
-        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(
-            std::path::Path::new(path),
-        )?));
+    if let Some(path) = database_url.strip_prefix("sqlite:") {
+        return Ok(Location::Sqlite(std::path::Path::new(path)));
+    }
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        return Ok(Location::Postgres(database_url));
     }
     Err(StoreError::Internal(format!(
-        "unsupported database URL scheme in '{}'; use sqlite://PATH",
+        "unsupported database URL scheme in '{}'; use sqlite://PATH or postgres://…",
         database_url.split("://").next().unwrap_or(database_url)
     )))
+}
+
+/// A database URL fit for logs and banners: any password replaced by `***`.
+pub fn redact_url(database_url: &str) -> String {
+    let Some((scheme, rest)) = database_url.split_once("://") else {
+        return database_url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => database_url.to_owned(),
+        },
+        None => database_url.to_owned(),
+    }
+}
+
+/// Opens the backend a database URL names, with default options.
+pub async fn open(database_url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    open_with(database_url, StoreOptions::default()).await
+}
+
+/// Opens the backend a database URL names and applies pending migrations.
+pub async fn open_with(
+    database_url: &str,
+    options: StoreOptions,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(match locate(database_url)? {
+        Location::Sqlite(path) => std::sync::Arc::new(sqlite::SqliteStore::open(path)?),
+        Location::Postgres(url) => {
+            std::sync::Arc::new(postgres::PgStore::open(url, options.pool_size).await?)
+        }
+    })
+}
+
+/// Applies the migrations the database lacks and returns their names
+/// (`agentry migrate`).
+pub async fn migrate(database_url: &str) -> Result<Vec<String>, StoreError> {
+    match locate(database_url)? {
+        Location::Sqlite(path) => sqlite::migrate_file(path),
+        Location::Postgres(url) => {
+            let store = postgres::PgStore::connect(url, 1)?;
+            let applied = store.migrate().await;
+            store.close().await;
+            applied
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_in_database_urls_are_hidden_and_the_rest_kept() {
+        assert_eq!(
+            redact_url("postgres://agentry:s3cr:et@db:5432/agentry?sslmode=disable"),
+            "postgres://agentry:***@db:5432/agentry?sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgres://agentry@db/agentry"),
+            "postgres://agentry@db/agentry"
+        );
+        assert_eq!(
+            redact_url("sqlite://./agentry-data/agentry.db"),
+            "sqlite://./agentry-data/agentry.db"
+        );
+    }
 }

@@ -941,6 +941,7 @@ async fn an_invalid_seed_file_stops_the_start_with_the_reason() {
         std::fs::write(&seed_path, seed.to_string()).unwrap();
         let mut config = agentry::config::ServerConfig::with_data_dir(dir.path().join("data"));
         config.listen = "127.0.0.1:0".into();
+        config.database_url = crate::support::database_url_for(&config.data_dir);
         config.seed = Some(seed_path.clone());
         let err = match agentry::app::Application::build(&config).await {
             Ok(_) => panic!("{seed} should not start"),

@@ -83,6 +83,8 @@ async fn a_registered_app_gets_a_token_by_client_credentials_and_uses_it() {
         TENANT_A,
         "--data-dir",
         dir,
+        "--database-url",
+        &s.database_url,
     ]);
     let (client_id, secret) = (
         line_value(&out, "client id:"),

@@ -13,6 +13,8 @@ mod manifests;
 mod odata;
 mod paging;
 mod permissions;
+mod pg;
+mod postgres;
 mod store;
 mod support;
 mod tenancy;

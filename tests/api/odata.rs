@@ -237,6 +237,18 @@ async fn filters_return_exactly_what_a_reference_evaluation_selects() {
             "agentCardManifest/skills/any(s: s/tags/any(t: startswith(t, 'de')))",
             |v| has_tag(v, |t| t.starts_with("de")),
         ),
+        (
+            "not agentCardManifest/skills/any(s: s/tags/any(t: t eq 'security'))",
+            |v| !has_tag(v, |t| t == "security"),
+        ),
+        // Inside a lambda, paths without the variable start at the instance.
+        ("agentCardManifest/skills/all(s: url ne null)", |v| {
+            manifest(v).is_some() && !v["url"].is_null()
+        }),
+        (
+            "agentCardManifest/skills/any(s: ownerIds/any(o: o eq 'o3'))",
+            |v| manifest(v).is_some() && strs(v, "ownerIds").contains(&"o3"),
+        ),
         ("agentCardManifest/skills/all(s: s/tags/any())", |v| {
             manifest(v).is_some_and(|m| {
                 m["skills"]
@@ -246,6 +258,24 @@ async fn filters_return_exactly_what_a_reference_evaluation_selects() {
                     .all(|s| !strs(s, "tags").is_empty())
             })
         }),
+        // Two lambdas side by side (SQLite once counted these wrongly).
+        (
+            "ownerIds/any() and agentCardManifest/capabilities/extensions/all(x: x/required)",
+            |v| !strs(v, "ownerIds").is_empty() && manifest(v).is_some(),
+        ),
+        (
+            "ownerIds/any() and agentCardManifest/skills/all(s: s/tags/any())",
+            |v| {
+                !strs(v, "ownerIds").is_empty()
+                    && manifest(v).is_some_and(|m| {
+                        m["skills"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .all(|s| !strs(s, "tags").is_empty())
+                    })
+            },
+        ),
         ("agentCardManifest/displayName eq null", |v| {
             manifest(v).is_none()
         }),

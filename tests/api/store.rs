@@ -1,5 +1,5 @@
-//! The storage conformance suite: the same stories against every backend.
-//! SQLite runs always; other backends join the `backends()` list.
+//! The storage conformance suite: the same stories against every backend,
+//! SQLite and PostgreSQL (a fresh database of the shared test cluster).
 
 use agentry::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
 use agentry::domain::{EntityWrite, ManifestChange, WriteContext, parse_write};
@@ -14,14 +14,22 @@ struct Backend {
     _dir: tempfile::TempDir,
 }
 
-fn backends() -> Vec<Backend> {
+async fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("conformance.db").display());
-    vec![Backend {
-        name: "sqlite",
-        store: agentry::store::open(&url).unwrap(),
-        _dir: dir,
-    }]
+    let pg = crate::pg::shared().create_database();
+    vec![
+        Backend {
+            name: "sqlite",
+            store: agentry::store::open(&url).await.unwrap(),
+            _dir: dir,
+        },
+        Backend {
+            name: "postgres",
+            store: agentry::store::open(&pg).await.unwrap(),
+            _dir: tempfile::tempdir().unwrap(),
+        },
+    ]
 }
 
 fn ctx(now: &str) -> WriteContext {
@@ -46,7 +54,7 @@ fn doc(s: &agentry::store::Stored) -> Value {
 
 #[tokio::test]
 async fn an_instance_is_created_read_updated_and_deleted_with_versions() {
-    for b in backends() {
+    for b in backends().await {
         let st = &b.store;
         let c = ctx("2025-01-01T00:00:00.0000000Z");
         let created = st
@@ -121,7 +129,7 @@ async fn an_instance_is_created_read_updated_and_deleted_with_versions() {
 
 #[tokio::test]
 async fn a_nested_manifest_is_created_then_updated_and_a_failed_write_leaves_nothing() {
-    for b in backends() {
+    for b in backends().await {
         let st = &b.store;
         let c = ctx("2025-01-01T00:00:00.0000000Z");
         st.create_instance(
@@ -189,7 +197,7 @@ async fn a_nested_manifest_is_created_then_updated_and_a_failed_write_leaves_not
 
 #[tokio::test]
 async fn memberships_follow_their_instances_and_collections() {
-    for b in backends() {
+    for b in backends().await {
         let st = &b.store;
         let c = ctx("2025-01-01T00:00:00.0000000Z");
         for id in ["i1", "i2"] {
@@ -267,7 +275,7 @@ async fn memberships_follow_their_instances_and_collections() {
 
 #[tokio::test]
 async fn keyset_pages_start_strictly_after_the_cursor() {
-    for b in backends() {
+    for b in backends().await {
         let st = &b.store;
         let c = ctx("2025-01-01T00:00:00.0000000Z");
         for id in ["a", "b", "c", "d", "e"] {
@@ -315,7 +323,7 @@ async fn keyset_pages_start_strictly_after_the_cursor() {
 
 #[tokio::test]
 async fn concurrent_patches_of_different_properties_all_survive() {
-    for b in backends() {
+    for b in backends().await {
         let st = b.store.clone();
         let c = ctx("2025-01-01T00:00:00.0000000Z");
         st.create_instance(
@@ -384,7 +392,7 @@ fn is_precondition_failed(r: &Result<impl std::fmt::Debug, StoreError>, kind: En
 
 #[tokio::test]
 async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pass() {
-    for b in backends() {
+    for b in backends().await {
         let st = &b.store;
         let now = "2025-01-01T00:00:00.0000000Z";
         let c = ctx(now);
@@ -556,7 +564,7 @@ async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pas
 
 #[tokio::test]
 async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pass() {
-    for b in backends() {
+    for b in backends().await {
         let st = &b.store;
         let now = "2025-01-01T00:00:00.0000000Z";
         let c = ctx(now);
@@ -671,7 +679,7 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
 
 #[tokio::test]
 async fn writes_after_close_are_refused_as_unavailable() {
-    for b in backends() {
+    for b in backends().await {
         b.store.close().await;
         let r = b
             .store
@@ -697,7 +705,7 @@ async fn copilot_policies_are_kept_per_tenant_and_a_setting_write_changes_one_po
         parse_setting_patch,
     };
     let pin = "microsoft.copilot.copilotchatpinning";
-    for b in backends() {
+    for b in backends().await {
         let st = &b.store;
         let c = ctx("2026-01-01T00:00:00.0000000Z");
         let rules = CopilotRules::default();
@@ -783,7 +791,7 @@ fn owner_filter(owner: &str) -> ListQuery {
 
 #[tokio::test]
 async fn side_tables_follow_updates_of_what_they_index_and_only_those() {
-    for b in backends() {
+    for b in backends().await {
         let st = &b.store;
         let c = ctx("2025-01-01T00:00:00.0000000Z");
         st.create_instance(
@@ -838,7 +846,7 @@ async fn side_tables_follow_updates_of_what_they_index_and_only_those() {
 #[tokio::test]
 async fn an_export_reads_each_section_in_key_order_a_chunk_at_a_time() {
     use agentry::store::{Section, member_key};
-    for b in backends() {
+    for b in backends().await {
         let st = &b.store;
         let c = ctx("2025-01-01T00:00:00.0000000Z");
         for id in ["i3", "i1", "i5", "i2", "i4"] {
@@ -932,7 +940,7 @@ fn filtered(filter: &str) -> ListQuery {
 
 #[tokio::test]
 async fn skill_tag_filters_through_the_manifest_link_follow_links_and_skills() {
-    for b in backends() {
+    for b in backends().await {
         let st = &b.store;
         let c = ctx("2025-01-01T00:00:00.0000000Z");
         let tagged = |tag: &str| json!({"displayName": "card", "skills": [{"id": "s", "displayName": "s", "tags": [tag]}]});

@@ -4,7 +4,7 @@
 use agentry::app::Application;
 use agentry::auth::permissions;
 use agentry::auth::{CallerKind, KeyRing, TokenRequest};
-use agentry::config::ServerConfig;
+use agentry::config::{ServerConfig, default_database_url};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use std::path::Path;
@@ -24,6 +24,8 @@ pub struct TestServer {
     pub keys: Arc<KeyRing>,
     pub client: reqwest::Client,
     pub data_dir: std::path::PathBuf,
+    /// The database the server uses (SQLite's file, or a PostgreSQL database).
+    pub database_url: String,
     _temp: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -54,8 +56,14 @@ impl TestServer {
         Self::start_with(ServerConfig::with_data_dir(dir)).await
     }
 
+    /// A server with this configuration; the database of its data folder is
+    /// on the backend under test (see [`database_url_for`]) unless the
+    /// configuration names another.
     pub async fn start_with(mut config: ServerConfig) -> Self {
         config.listen = "127.0.0.1:0".into();
+        if config.database_url == default_database_url(&config.data_dir) {
+            config.database_url = database_url_for(&config.data_dir);
+        }
         let app = Application::build(&config).await.expect("server starts");
         let origin = format!("http://{}", app.local_addr());
         let keys = app.keys();
@@ -72,6 +80,7 @@ impl TestServer {
             keys,
             client: crate::support::client(),
             data_dir: config.data_dir.clone(),
+            database_url: config.database_url.clone(),
             _temp: None,
             stop: Some(stop),
             task: Some(task),
@@ -198,6 +207,34 @@ impl TestServer {
         };
         self.keys.mint(&r).expect("mint")
     }
+}
+
+/// Whether the tests run on PostgreSQL (`AGENTRY_TEST_BACKEND=postgres`)
+/// rather than on SQLite, the default.
+pub fn on_postgres() -> bool {
+    match std::env::var("AGENTRY_TEST_BACKEND") {
+        Ok(v) if v == "postgres" || v == "postgresql" => true,
+        Ok(v) if v.is_empty() || v == "sqlite" => false,
+        Ok(v) => panic!("AGENTRY_TEST_BACKEND is 'sqlite' or 'postgres', not '{v}'"),
+        Err(_) => false,
+    }
+}
+
+/// The database of a data folder on the backend under test: the SQLite file
+/// in it, or a fresh PostgreSQL database made for it on first use and
+/// remembered in the folder, so a server restarted on the folder finds its data.
+pub fn database_url_for(dir: &Path) -> String {
+    if !on_postgres() {
+        return default_database_url(dir);
+    }
+    let marker = dir.join("test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        return url.trim().to_owned();
+    }
+    let url = crate::pg::shared().create_database();
+    std::fs::create_dir_all(dir).expect("the data folder");
+    std::fs::write(&marker, &url).expect("the database marker");
+    url
 }
 
 /// An HTTP client (the TLS stack needs its cryptography chosen first).

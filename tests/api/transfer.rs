@@ -26,11 +26,13 @@ fn succeeded(args: &[&str]) -> String {
     String::from_utf8(out.stderr).unwrap()
 }
 
+/// A SQLite file other than the data folder's own, so the target stays on
+/// SQLite whichever backend the suite runs on.
 fn sqlite_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("agentry.db").display())
+    format!("sqlite://{}", dir.join("moved.db").display())
 }
 
-async fn tenant_snapshot(s: &TestServer, tenant: &str) -> Value {
+pub(crate) async fn tenant_snapshot(s: &TestServer, tenant: &str) -> Value {
     let r = s
         .control_as(tenant, Method::GET, "/snapshot")
         .send()
@@ -57,8 +59,9 @@ async fn an_export_imported_into_another_database_reads_back_the_same() {
         tenant_snapshot(&s, TENANT_A).await,
         tenant_snapshot(&s, TENANT_B).await,
     ];
+    // The source is the backend under test: SQLite, or PostgreSQL.
+    let src = s.database_url.clone();
     s.stop().await;
-    let src = source.path().to_str().unwrap();
     let added = String::from_utf8(
         agentry(&[
             "app",
@@ -67,8 +70,8 @@ async fn an_export_imported_into_another_database_reads_back_the_same() {
             "mover",
             "--tenant",
             TENANT_A,
-            "--data-dir",
-            src,
+            "--database-url",
+            &src,
         ])
         .stdout,
     )
@@ -82,7 +85,7 @@ async fn an_export_imported_into_another_database_reads_back_the_same() {
 
     let file = target.path().join("export.jsonl");
     let file = file.to_str().unwrap();
-    let said = succeeded(&["export", "--data-dir", src, "--output", file]);
+    let said = succeeded(&["export", "--database-url", &src, "--output", file]);
     assert!(said.contains("of 2 tenants"), "{said}");
     let into = sqlite_url(target.path());
     let said = succeeded(&["import", "--database-url", &into, "--input", file]);
@@ -95,11 +98,13 @@ async fn an_export_imported_into_another_database_reads_back_the_same() {
 
     let mut config = ServerConfig::with_data_dir(target.path());
     config.keys_dir = source.path().join("keys");
+    config.database_url = into.clone();
     let t = TestServer::start_with(config).await;
     for (tenant, snapshot) in [TENANT_A, TENANT_B].into_iter().zip(&before) {
         assert_eq!(&tenant_snapshot(&t, tenant).await, snapshot, "{tenant}");
     }
     let app = agentry::store::open(&into)
+        .await
         .unwrap()
         .get_app(&client_id)
         .await
@@ -113,10 +118,16 @@ async fn a_cut_short_or_foreign_stream_is_refused_with_the_reason() {
     let source = tempfile::tempdir().unwrap();
     let s = TestServer::start_in(source.path()).await;
     populate(&s).await;
+    let src = s.database_url.clone();
     s.stop().await;
-    let src = source.path().to_str().unwrap();
     let whole = source.path().join("whole.jsonl");
-    succeeded(&["export", "--data-dir", src, "-o", whole.to_str().unwrap()]);
+    succeeded(&[
+        "export",
+        "--database-url",
+        &src,
+        "-o",
+        whole.to_str().unwrap(),
+    ]);
     let text = std::fs::read_to_string(&whole).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].contains("\"agentry-export\""), "{}", lines[0]);

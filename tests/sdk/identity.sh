@@ -13,7 +13,7 @@ venv="${AGENTRY_IDENTITY_VENV:-$root/target/identity-venv}"
 "$venv/bin/pip" install --quiet --disable-pip-version-check "azure-identity>=1.15,<2"
 
 cargo build --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/debug/agentry"
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/agentry"
 tenant=c0ffee00-0000-4000-8000-000000000001
 "$bin" serve --listen 127.0.0.1:0 --data-dir "$work" --tls-self-signed true > "$work/out" 2>/dev/null &
 pid=$!

@@ -12,7 +12,7 @@ venv="${AGENTRY_OPENAPI_VENV:-$root/target/openapi-venv}"
 "$venv/bin/pip" install --quiet --disable-pip-version-check "openapi-spec-validator>=0.7,<1"
 
 cargo build --quiet --manifest-path "$root/Cargo.toml"
-"$root/target/debug/agentry" serve --listen 127.0.0.1:0 --data-dir "$work" > "$work/out" 2>/dev/null &
+"${CARGO_TARGET_DIR:-$root/target}/debug/agentry" serve --listen 127.0.0.1:0 --data-dir "$work" > "$work/out" 2>/dev/null &
 pid=$!
 for _ in $(seq 100); do grep -q http "$work/out" 2>/dev/null && break; sleep 0.1; done
 origin="$(grep -o 'http://[^ ]*/beta' "$work/out" | head -1)"

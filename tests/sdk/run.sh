@@ -14,7 +14,7 @@ venv="${AGENTRY_SDK_VENV:-$root/target/sdk-venv}"
 "$venv/bin/pip" install --quiet --disable-pip-version-check msgraph-beta-sdk microsoft-agents-m365copilot-beta
 
 cargo build --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/debug/agentry"
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/agentry"
 "$bin" serve --listen 127.0.0.1:0 --data-dir "$work" > "$work/out" 2>/dev/null &
 pid=$!
 for _ in $(seq 50); do grep -q http "$work/out" 2>/dev/null && break; sleep 0.1; done

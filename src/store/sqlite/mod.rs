@@ -33,11 +33,23 @@ use std::sync::{Mutex, RwLock};
 use writer::Writer;
 
 /// Schema changes, applied in order; `PRAGMA user_version` counts those done.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_registry.sql"),
-    include_str!("migrations/0002_copilot_policies.sql"),
-    include_str!("migrations/0003_app_registrations.sql"),
-    include_str!("migrations/0004_instance_skill_tags.sql"),
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_registry",
+        include_str!("migrations/0001_registry.sql"),
+    ),
+    (
+        "0002_copilot_policies",
+        include_str!("migrations/0002_copilot_policies.sql"),
+    ),
+    (
+        "0003_app_registrations",
+        include_str!("migrations/0003_app_registrations.sql"),
+    ),
+    (
+        "0004_instance_skill_tags",
+        include_str!("migrations/0004_instance_skill_tags.sql"),
+    ),
 ];
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 32;
@@ -157,7 +169,22 @@ impl SqliteStore {
     }
 }
 
-pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+/// Opens (creating if needed) a database file, applies its pending
+/// migrations and returns their names.
+pub fn migrate_file(path: &Path) -> Result<Vec<String>, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    let conn = Connection::open(path).map_err(sql_error)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
+        .map_err(sql_error)?;
+    migrate(&conn)
+}
+
+/// Applies pending migrations; returns the names of those applied.
+pub(super) fn migrate(conn: &Connection) -> Result<Vec<String>, StoreError> {
     let done: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         .map_err(sql_error)? as usize;
@@ -167,7 +194,8 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
             MIGRATIONS.len()
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+    let mut applied = Vec::new();
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(done) {
         let batch = format!(
             "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
             i + 1
@@ -176,8 +204,9 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(sql_error(e));
         }
+        applied.push((*name).to_owned());
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// The three entity tables share one shape.

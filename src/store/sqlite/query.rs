@@ -9,7 +9,10 @@
 //! `json_each`. Comparisons are written so that they are never SQL NULL:
 //! OData's two-valued logic survives `not`. When such a side-table filter
 //! holds one value and is one of the filter's top-level `and` operands, the
-//! side table drives the page (see [`Driver`]).
+//! side table drives the page (see [`Driver`]). Every `EXISTS` is written
+//! `+EXISTS`: the unary plus keeps SQLite's planner from turning the term
+//! into a join, which returned wrong rows and counts where two such terms
+//! meet (`ownerIds/any() and agentCardManifest/…/all(…)`).
 
 use crate::domain::schema::{AGENT_CARD_MANIFEST, EntityType};
 use crate::odata::filter::{CmpOp, Func, Literal, Operand, Path, Quantifier};
@@ -409,34 +412,47 @@ impl<'a> Builder<'a> {
         {
             return sql;
         }
-        // Through the manifest navigation: range inside the linked manifest.
-        if !is_var && ty.navigation(&segs[0]).is_some() {
-            let m = self.alias("m");
-            let rest = Path {
-                segments: segs[1..].to_vec(),
-                position: collection.position,
-            };
-            let inner = self.lambda(&m, &AGENT_CARD_MANIFEST, quantifier, &rest, variable, body);
-            return format!(
-                "EXISTS (SELECT 1 FROM agent_card_manifests {m} WHERE {m}.tenant_id = {base}.tenant_id AND {m}.id = {base}.manifest_id AND {inner})"
-            );
-        }
-        let source = match self.var(&segs[0]) {
-            Some(alias) => format!("json_each({alias}.value, '{}')", json_path(&segs[1..])),
-            None => format!("json_each({base}.doc, '{}')", json_path(segs)),
+        // Through the manifest navigation the collection is read from the
+        // linked manifest; the body's other paths still start at `base`.
+        let (source, through) = match self.var(&segs[0]) {
+            Some(alias) => (
+                format!("json_each({alias}.value, '{}')", json_path(&segs[1..])),
+                None,
+            ),
+            None if ty.navigation(&segs[0]).is_some() => {
+                let m = self.alias("m");
+                (
+                    format!("json_each({m}.doc, '{}')", json_path(&segs[1..])),
+                    Some(m),
+                )
+            }
+            None => (
+                format!("json_each({base}.doc, '{}')", json_path(segs)),
+                None,
+            ),
         };
         let j = self.alias("j");
-        let Some(body) = body else {
-            return format!("EXISTS (SELECT 1 FROM {source} AS {j})");
-        };
-        self.vars.push((variable.to_owned(), j.clone()));
-        let test = self.predicate(base, ty, body);
-        self.vars.pop();
-        match quantifier {
-            Quantifier::Any => format!("EXISTS (SELECT 1 FROM {source} AS {j} WHERE {test})"),
-            Quantifier::All => {
-                format!("(NOT EXISTS (SELECT 1 FROM {source} AS {j} WHERE NOT {test}))")
+        let inner = match body {
+            None => format!("+EXISTS (SELECT 1 FROM {source} AS {j})"),
+            Some(body) => {
+                self.vars.push((variable.to_owned(), j.clone()));
+                let test = self.predicate(base, ty, body);
+                self.vars.pop();
+                match quantifier {
+                    Quantifier::Any => {
+                        format!("+EXISTS (SELECT 1 FROM {source} AS {j} WHERE {test})")
+                    }
+                    Quantifier::All => {
+                        format!("(NOT EXISTS (SELECT 1 FROM {source} AS {j} WHERE NOT {test}))")
+                    }
+                }
             }
+        };
+        match through {
+            None => inner,
+            Some(m) => format!(
+                "+EXISTS (SELECT 1 FROM agent_card_manifests {m} WHERE {m}.tenant_id = {base}.tenant_id AND {m}.id = {base}.manifest_id AND {inner})"
+            ),
         }
     }
 

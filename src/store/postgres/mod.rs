@@ -1,0 +1,1410 @@
+//! The PostgreSQL backend, for several stateless Agentry processes in front
+//! of one database.
+//!
+//! - The schema mirrors SQLite's (see `migrations/`); migrations are applied
+//!   at start under an advisory lock, so replicas starting together do not race.
+//! - Every read-modify-write is one transaction that locks the row it read
+//!   (`SELECT … FOR UPDATE`), so concurrent PATCHes from any number of
+//!   replicas never lose an update; serialization failures and deadlocks are
+//!   retried a few times.
+//! - A connection pool with bounded waits: when the database is gone, calls
+//!   fail fast with [`StoreError::Unavailable`], and broken connections are
+//!   replaced once it is back, without restarting Agentry.
+
+mod migrate;
+mod policies;
+mod query;
+mod tenant;
+
+use super::{
+    Criteria, EntityKind, ImportMode, ImportReport, ListQuery, Page, Relation, Section, Store,
+    StoreError, StoreStats, Stored, TenantState,
+};
+use crate::auth::apps::AppRegistration;
+use crate::domain::copilot::{
+    CopilotError, CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
+};
+use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
+use crate::domain::{
+    DomainError, EntityWrite, ManifestChange, RESERVED_COLLECTIONS, WriteContext, apply_patch,
+    ensure_required, new_document, new_id, reserved_collection_document,
+};
+use async_trait::async_trait;
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::sync::RwLock;
+use std::time::Duration;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+/// Connections kept by default; see `docs/postgresql.md`.
+pub const DEFAULT_POOL_SIZE: usize = 10;
+/// How long a call waits for a free connection before giving up.
+const POOL_WAIT: Duration = Duration::from_secs(5);
+/// How long opening one connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Retries of a transaction that met a serialization failure or a deadlock.
+const MAX_RETRIES: u32 = 4;
+
+pub struct PgStore {
+    pool: Pool,
+    /// Tenants whose reserved collections are known to be stored.
+    seeded: RwLock<HashSet<String>>,
+}
+
+/// Why a step inside a transaction failed: a database error still to be
+/// classified (it may call for a retry), or a decided answer.
+#[derive(Debug)]
+enum Fail {
+    Db(tokio_postgres::Error),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for Fail {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Fail::Db(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+impl From<CopilotError> for Fail {
+    fn from(e: CopilotError) -> Self {
+        Fail::Store(e.into())
+    }
+}
+
+impl From<DomainError> for Fail {
+    fn from(e: DomainError) -> Self {
+        Fail::Store(e.into())
+    }
+}
+
+impl Fail {
+    fn retryable(&self) -> bool {
+        matches!(self, Fail::Db(e) if matches!(
+            e.code(),
+            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+        ))
+    }
+
+    fn into_store(self) -> StoreError {
+        match self {
+            Fail::Db(e) => pg_error(e),
+            Fail::Store(e) => e,
+        }
+    }
+}
+
+type Step<T> = Result<T, Fail>;
+
+/// Classifies a database error: the server gone, starting or shutting down,
+/// or the connection lost, is `Unavailable`; anything else is internal.
+pub(super) fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    if let Some(code) = e.code() {
+        let c = code.code();
+        let unavailable = c.starts_with("08")
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::TOO_MANY_CONNECTIONS
+            || *code == SqlState::DATABASE_DROPPED;
+        return if unavailable {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Internal(e.to_string())
+        };
+    }
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_closed() || io {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Internal(e.to_string())
+    }
+}
+
+fn pool_error(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => pg_error(e),
+        PoolError::Timeout(_) => {
+            StoreError::Unavailable("no database connection became free in time".into())
+        }
+        PoolError::Closed => StoreError::Unavailable("the database is closed".into()),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// Runs `$body` inside a transaction `$tx` and commits it. `?` and `return`
+/// in the body leave with a [`Fail`] (the transaction is rolled back);
+/// serialization failures and deadlocks start the whole body again, so the
+/// body only borrows what it uses.
+macro_rules! transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            let outcome: Step<_> = async {
+                let mut client = $store.client().await?;
+                let $tx = client.transaction().await?;
+                let value = $body;
+                $tx.commit().await?;
+                Ok(value)
+            }
+            .await;
+            match outcome {
+                Ok(v) => break Ok(v),
+                Err(f) if f.retryable() && attempt < MAX_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+                }
+                Err(f) => break Err(f.into_store()),
+            }
+        }
+    }};
+}
+
+/// Runs `$body` with a pooled connection `$c`, outside a transaction.
+macro_rules! read {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let outcome: Step<_> = async {
+            let $c = $store.client().await?;
+            Ok($body)
+        }
+        .await;
+        outcome.map_err(Fail::into_store)
+    }};
+}
+
+impl PgStore {
+    /// Connects (lazily, through a pool of at most `pool_size` connections)
+    /// and applies pending migrations.
+    pub async fn open(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let store = Self::connect(url, pool_size)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store over a pool, without touching the database yet.
+    pub fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("the database URL is not valid: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("agentry");
+        }
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
+        Ok(Self {
+            pool,
+            seeded: RwLock::new(HashSet::new()),
+        })
+    }
+
+    /// Applies the migrations this build knows and the database lacks;
+    /// returns the names of those applied.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let mut client = self.client().await.map_err(Fail::into_store)?;
+        migrate::apply(&mut client).await
+    }
+
+    async fn client(&self) -> Step<deadpool_postgres::Client> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| Fail::Store(pool_error(e)))
+    }
+
+    /// Stores the tenant's Global and Quarantined collections if missing.
+    async fn ensure_reserved(&self, tenant: &str) -> Result<(), StoreError> {
+        if self
+            .seeded
+            .read()
+            .expect("seed set poisoned")
+            .contains(tenant)
+        {
+            return Ok(());
+        }
+        let now = crate::clock::entity_timestamp(time::OffsetDateTime::now_utc());
+        transaction!(self, |tx| {
+            for c in &RESERVED_COLLECTIONS {
+                let doc = reserved_collection_document(c, &now);
+                insert_entity_row(&tx, Table::Collections, tenant, &doc, None, true).await?;
+            }
+        })?;
+        self.seeded
+            .write()
+            .expect("seed set poisoned")
+            .insert(tenant.to_owned());
+        Ok(())
+    }
+}
+
+/// The three entity tables share one shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Instances,
+    Manifests,
+    Collections,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Instances => "agent_instances",
+            Table::Manifests => "agent_card_manifests",
+            Table::Collections => "agent_collections",
+        }
+    }
+
+    fn kind(self) -> EntityKind {
+        match self {
+            Table::Instances => EntityKind::Instance,
+            Table::Manifests => EntityKind::Manifest,
+            Table::Collections => EntityKind::Collection,
+        }
+    }
+
+    fn ty(self) -> &'static EntityType {
+        match self {
+            Table::Instances => &AGENT_INSTANCE,
+            Table::Manifests => &AGENT_CARD_MANIFEST,
+            Table::Collections => &AGENT_COLLECTION,
+        }
+    }
+
+    /// The property its side table mirrors.
+    fn side_field(self) -> Option<&'static str> {
+        match self {
+            Table::Instances => Some("ownerIds"),
+            Table::Manifests => Some("skills"),
+            Table::Collections => None,
+        }
+    }
+}
+
+/// A row loaded, and locked, for a read-modify-write.
+struct Row {
+    doc: Map<String, Value>,
+    version: i64,
+    manifest_id: Option<String>,
+    /// The link as loaded, so an update that keeps it leaves the instance's
+    /// skill tags alone.
+    loaded_manifest_id: Option<String>,
+    /// The value the side table mirrors as loaded, so an update that leaves
+    /// it alone does not rewrite the side table.
+    side: Option<Value>,
+}
+
+fn object(text: &str) -> Map<String, Value> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Reads a row and locks it until the transaction ends.
+async fn lock_row(
+    c: &impl GenericClient,
+    table: Table,
+    tenant: &str,
+    id: &str,
+) -> Step<Option<Row>> {
+    let link = if table == Table::Instances {
+        "manifest_id"
+    } else {
+        "NULL::text"
+    };
+    let sql = format!(
+        "SELECT doc::text, version, {link} FROM {} WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        table.name()
+    );
+    let stmt = c.prepare_cached(&sql).await?;
+    let Some(r) = c.query_opt(&stmt, &[&tenant, &id]).await? else {
+        return Ok(None);
+    };
+    let doc = object(r.try_get::<_, &str>(0)?);
+    let side = table.side_field().and_then(|f| doc.get(f).cloned());
+    let manifest_id: Option<String> = r.try_get(2)?;
+    Ok(Some(Row {
+        doc,
+        version: r.try_get(1)?,
+        loaded_manifest_id: manifest_id.clone(),
+        manifest_id,
+        side,
+    }))
+}
+
+async fn get_stored(
+    c: &impl GenericClient,
+    table: Table,
+    tenant: &str,
+    id: &str,
+) -> Step<Option<Stored>> {
+    let sql = format!(
+        "SELECT doc::text, version FROM {} WHERE tenant_id = $1 AND id = $2",
+        table.name()
+    );
+    let stmt = c.prepare_cached(&sql).await?;
+    let row = c.query_opt(&stmt, &[&tenant, &id]).await?;
+    Ok(match row {
+        Some(r) => Some(Stored {
+            id: id.to_owned(),
+            doc: r.try_get(0)?,
+            version: r.try_get(1)?,
+        }),
+        None => None,
+    })
+}
+
+/// Whether a row exists; with `share`, it is also kept from being deleted or
+/// changed until the transaction ends.
+async fn exists(
+    c: &impl GenericClient,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    share: bool,
+) -> Step<bool> {
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE tenant_id = $1 AND id = $2{}",
+        table.name(),
+        if share { " FOR SHARE" } else { "" }
+    );
+    let stmt = c.prepare_cached(&sql).await?;
+    Ok(c.query_opt(&stmt, &[&tenant, &id]).await?.is_some())
+}
+
+fn text<'a>(doc: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    doc.get(key).and_then(Value::as_str)
+}
+
+/// Inserts an entity. With `if_new`, an existing id is left alone and
+/// `Ok(None)` says so; otherwise it is `AlreadyExists`.
+async fn insert_entity_row(
+    c: &impl GenericClient,
+    table: Table,
+    tenant: &str,
+    doc: &Map<String, Value>,
+    manifest_id: Option<&str>,
+    if_new: bool,
+) -> Step<Option<Stored>> {
+    let id = text(doc, "id").unwrap_or_default().to_owned();
+    let body = Value::Object(doc.clone()).to_string();
+    let (link_col, link_val) = if table == Table::Instances {
+        (", manifest_id", ", $10")
+    } else {
+        ("", "")
+    };
+    let sql = format!(
+        "INSERT INTO {} (tenant_id, id, display_name, managed_by, originating_store, created_at, modified_at, version, doc{link_col})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json{link_val}){}",
+        table.name(),
+        if if_new { " ON CONFLICT DO NOTHING" } else { "" }
+    );
+    let stmt = c.prepare_cached(&sql).await?;
+    let version = 1i64;
+    let created = text(doc, "createdDateTime").unwrap_or_default();
+    let modified = text(doc, "lastModifiedDateTime").unwrap_or_default();
+    let (name, managed, store) = (
+        text(doc, "displayName"),
+        text(doc, "managedBy"),
+        text(doc, "originatingStore"),
+    );
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &tenant, &id, &name, &managed, &store, &created, &modified, &version, &body,
+    ];
+    if table == Table::Instances {
+        params.push(&manifest_id);
+    }
+    let n = match c.execute(&stmt, &params).await {
+        Ok(n) => n,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::AlreadyExists {
+                kind: table.kind(),
+                id,
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    write_side_tables(c, table, tenant, &id, doc).await?;
+    if manifest_id.is_some() {
+        link_instance_tags(c, tenant, &id, manifest_id).await?;
+    }
+    Ok(Some(Stored {
+        id,
+        doc: body,
+        version,
+    }))
+}
+
+async fn insert_entity(
+    c: &impl GenericClient,
+    table: Table,
+    tenant: &str,
+    doc: &Map<String, Value>,
+    manifest_id: Option<&str>,
+) -> Step<Stored> {
+    let stored = insert_entity_row(c, table, tenant, doc, manifest_id, false).await?;
+    stored.ok_or_else(|| {
+        Fail::Store(StoreError::AlreadyExists {
+            kind: table.kind(),
+            id: text(doc, "id").unwrap_or_default().to_owned(),
+        })
+    })
+}
+
+async fn update_entity(
+    c: &impl GenericClient,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    row: &Row,
+) -> Step<Stored> {
+    let body = Value::Object(row.doc.clone()).to_string();
+    let version = row.version + 1;
+    let link = if table == Table::Instances {
+        ", manifest_id = $9"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE {} SET display_name = $3, managed_by = $4, originating_store = $5, modified_at = $6, version = $7, doc = $8::text::json{link}
+         WHERE tenant_id = $1 AND id = $2",
+        table.name()
+    );
+    let stmt = c.prepare_cached(&sql).await?;
+    let modified = text(&row.doc, "lastModifiedDateTime").unwrap_or_default();
+    let (name, managed, store) = (
+        text(&row.doc, "displayName"),
+        text(&row.doc, "managedBy"),
+        text(&row.doc, "originatingStore"),
+    );
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &tenant, &id, &name, &managed, &store, &modified, &version, &body,
+    ];
+    if table == Table::Instances {
+        params.push(&row.manifest_id);
+    }
+    c.execute(&stmt, &params).await?;
+    if table
+        .side_field()
+        .is_some_and(|f| row.doc.get(f) != row.side.as_ref())
+    {
+        write_side_tables(c, table, tenant, id, &row.doc).await?;
+        if table == Table::Manifests {
+            relink_manifest_tags(c, tenant, id).await?;
+        }
+    }
+    if table == Table::Instances && row.manifest_id != row.loaded_manifest_id {
+        link_instance_tags(c, tenant, id, row.manifest_id.as_deref()).await?;
+    }
+    Ok(Stored {
+        id: id.to_owned(),
+        doc: body,
+        version,
+    })
+}
+
+/// Keeps the index tables for multi-valued properties in step with the document.
+async fn write_side_tables(
+    c: &impl GenericClient,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    doc: &Map<String, Value>,
+) -> Step<()> {
+    let (delete, insert, values): (&str, &str, Vec<&str>) = match table {
+        Table::Instances => (
+            "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2",
+            "INSERT INTO agent_instance_owners (tenant_id, instance_id, owner_id)
+             SELECT $1, $2, v FROM unnest($3::text[]) AS v ON CONFLICT DO NOTHING",
+            doc.get("ownerIds")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect(),
+        ),
+        Table::Manifests => (
+            "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2",
+            "INSERT INTO agent_card_manifest_skill_tags (tenant_id, manifest_id, tag)
+             SELECT $1, $2, v FROM unnest($3::text[]) AS v ON CONFLICT DO NOTHING",
+            doc.get("skills")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.get("tags")?.as_array())
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect(),
+        ),
+        Table::Collections => return Ok(()),
+    };
+    let stmt = c.prepare_cached(delete).await?;
+    c.execute(&stmt, &[&tenant, &id]).await?;
+    if !values.is_empty() {
+        let stmt = c.prepare_cached(insert).await?;
+        c.execute(&stmt, &[&tenant, &id, &values]).await?;
+    }
+    Ok(())
+}
+
+/// Gives an instance the skill tags of the manifest it links (none if none).
+async fn link_instance_tags(
+    c: &impl GenericClient,
+    tenant: &str,
+    instance: &str,
+    manifest: Option<&str>,
+) -> Step<()> {
+    let stmt = c
+        .prepare_cached(
+            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id = $2",
+        )
+        .await?;
+    c.execute(&stmt, &[&tenant, &instance]).await?;
+    if let Some(manifest) = manifest {
+        let stmt = c
+            .prepare_cached(
+                "INSERT INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+                 SELECT tenant_id, tag, $2 FROM agent_card_manifest_skill_tags
+                 WHERE tenant_id = $1 AND manifest_id = $3
+                 ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        c.execute(&stmt, &[&tenant, &instance, &manifest]).await?;
+    }
+    Ok(())
+}
+
+/// Gives every instance that links a manifest the manifest's new skill tags.
+async fn relink_manifest_tags(c: &impl GenericClient, tenant: &str, manifest: &str) -> Step<()> {
+    for sql in [
+        "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id IN
+         (SELECT id FROM agent_instances WHERE tenant_id = $1 AND manifest_id = $2)",
+        "INSERT INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+         SELECT i.tenant_id, t.tag, i.id FROM agent_instances i
+         JOIN agent_card_manifest_skill_tags t ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id
+         WHERE i.tenant_id = $1 AND i.manifest_id = $2
+         ON CONFLICT DO NOTHING",
+    ] {
+        let stmt = c.prepare_cached(sql).await?;
+        c.execute(&stmt, &[&tenant, &manifest]).await?;
+    }
+    Ok(())
+}
+
+/// Deletes an entity's row, then the rows that hang off it (`dependents`,
+/// each taking `$1` tenant and `$2` id); `NotFound` when there was no row.
+/// `PreconditionFailed` when its version is not `if_match`. The row goes
+/// first: its lock makes a concurrent writer that is adding a dependent row
+/// finish before the dependents are deleted.
+async fn delete_entity(
+    c: &impl GenericClient,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    if_match: Option<i64>,
+    dependents: &[&str],
+) -> Step<()> {
+    check_stored_version(c, table, tenant, id, if_match).await?;
+    let sql = format!(
+        "DELETE FROM {} WHERE tenant_id = $1 AND id = $2",
+        table.name()
+    );
+    let stmt = c.prepare_cached(&sql).await?;
+    if c.execute(&stmt, &[&tenant, &id]).await? == 0 {
+        return Err(not_found(table.kind(), id).into());
+    }
+    for sql in dependents {
+        let stmt = c.prepare_cached(sql).await?;
+        c.execute(&stmt, &[&tenant, &id]).await?;
+    }
+    Ok(())
+}
+
+/// Refuses a write whose expected version (`if_match`) is not `actual`.
+fn ensure_version(kind: EntityKind, id: &str, actual: i64, if_match: Option<i64>) -> Step<()> {
+    match if_match {
+        Some(expected) if expected != actual => Err(StoreError::PreconditionFailed {
+            kind,
+            id: id.to_owned(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a delete's precondition against the stored version, locking the
+/// row; `NotFound` when the entity is missing and a version was expected.
+async fn check_stored_version(
+    c: &impl GenericClient,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Step<()> {
+    if if_match.is_none() {
+        return Ok(());
+    }
+    let row = lock_row(c, table, tenant, id)
+        .await?
+        .ok_or_else(|| not_found(table.kind(), id))?;
+    ensure_version(table.kind(), id, row.version, if_match)
+}
+
+fn not_found(kind: EntityKind, id: &str) -> StoreError {
+    StoreError::NotFound {
+        kind,
+        id: id.to_owned(),
+    }
+}
+
+/// Creates a manifest from a nested or direct create body.
+async fn create_manifest_row(
+    c: &impl GenericClient,
+    tenant: &str,
+    id: &str,
+    write: &EntityWrite,
+    ctx: &WriteContext,
+) -> Step<Stored> {
+    ensure_required(&AGENT_CARD_MANIFEST, &write.props)?;
+    let doc = new_document(&AGENT_CARD_MANIFEST, id, &write.props, ctx);
+    insert_entity(c, Table::Manifests, tenant, &doc, None).await
+}
+
+/// Carries out an instance write's `agentCardManifest` part; returns the new link.
+async fn apply_manifest_change(
+    c: &impl GenericClient,
+    tenant: &str,
+    current: Option<String>,
+    change: &ManifestChange,
+    ctx: &WriteContext,
+) -> Step<Option<String>> {
+    match change {
+        ManifestChange::Unlink => Ok(None),
+        ManifestChange::Bind(id) => {
+            // Shared lock: the manifest cannot be deleted before this commits.
+            if !exists(c, Table::Manifests, tenant, id, true).await? {
+                return Err(not_found(EntityKind::Manifest, id).into());
+            }
+            Ok(Some(id.clone()))
+        }
+        ManifestChange::Upsert(nested) => {
+            if let Some(id) = current
+                && let Some(mut row) = lock_row(c, Table::Manifests, tenant, &id).await?
+            {
+                apply_patch(&mut row.doc, &nested.props, ctx);
+                update_entity(c, Table::Manifests, tenant, &id, &row).await?;
+                return Ok(Some(id));
+            }
+            let id = nested.id.clone().unwrap_or_else(new_id);
+            create_manifest_row(c, tenant, &id, nested, ctx).await?;
+            Ok(Some(id))
+        }
+    }
+}
+
+async fn run_list(c: &impl GenericClient, compiled: &query::Compiled, q: &ListQuery) -> Step<Page> {
+    let stmt = c.prepare_cached(&compiled.sql).await?;
+    let params: Vec<&(dyn ToSql + Sync)> = compiled
+        .params
+        .iter()
+        .map(|p| p as &(dyn ToSql + Sync))
+        .collect();
+    let rows = c.query(&stmt, &params).await?;
+    let sort_columns = q.order.len();
+    let mut items = Vec::with_capacity(rows.len());
+    let mut cursors = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: String = r.try_get(0)?;
+        let mut values = Vec::with_capacity(sort_columns);
+        for i in 0..sort_columns {
+            let v: Option<Value> = r.try_get(3 + i)?;
+            values.push(v.unwrap_or(Value::Null));
+        }
+        cursors.push(crate::odata::Cursor {
+            values,
+            id: id.clone(),
+        });
+        items.push(Stored {
+            id,
+            doc: r.try_get(1)?,
+            version: r.try_get(2)?,
+        });
+    }
+    let more = items.len() > q.limit;
+    items.truncate(q.limit);
+    cursors.truncate(q.limit);
+    Ok(Page {
+        items,
+        more,
+        last: cursors.pop(),
+    })
+}
+
+async fn run_count(c: &impl GenericClient, compiled: &query::Compiled) -> Step<u64> {
+    let stmt = c.prepare_cached(&compiled.sql).await?;
+    let params: Vec<&(dyn ToSql + Sync)> = compiled
+        .params
+        .iter()
+        .map(|p| p as &(dyn ToSql + Sync))
+        .collect();
+    let n: i64 = c.query_one(&stmt, &params).await?.try_get(0)?;
+    Ok(n as u64)
+}
+
+/// The source a relation lists, after checking its anchor exists.
+async fn relation_source<'a>(
+    c: &impl GenericClient,
+    tenant: &str,
+    listing: Table,
+    relation: Relation<'a>,
+) -> Step<query::Source<'a>> {
+    Ok(match relation {
+        Relation::MembersOf(cid) if listing == Table::Instances => {
+            if !exists(c, Table::Collections, tenant, cid, false).await? {
+                return Err(not_found(EntityKind::Collection, cid).into());
+            }
+            query::Source::MembersOf(cid)
+        }
+        Relation::CollectionsOf(iid) if listing == Table::Collections => {
+            if !exists(c, Table::Instances, tenant, iid, false).await? {
+                return Err(not_found(EntityKind::Instance, iid).into());
+            }
+            query::Source::CollectionsOf(iid)
+        }
+        _ => query::Source::Table(listing.name()),
+    })
+}
+
+/// A transaction-scoped advisory lock on one name: writers of the same
+/// name (across every replica) queue behind each other until commit.
+async fn lock_name(c: &impl GenericClient, namespace: &str, name: &str) -> Step<()> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(namespace.as_bytes())
+        .chain_update([0u8])
+        .chain_update(name.as_bytes())
+        .finalize();
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&digest[..8]);
+    let key = i64::from_be_bytes(key);
+    let stmt = c.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
+    c.execute(&stmt, &[&key]).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        transaction!(self, |tx| {
+            if exists(&tx, Table::Instances, tenant, id, false).await? {
+                return Err(StoreError::AlreadyExists {
+                    kind: EntityKind::Instance,
+                    id: id.to_owned(),
+                }
+                .into());
+            }
+            let link = match &write.manifest {
+                Some(change) => apply_manifest_change(&tx, tenant, None, change, ctx).await?,
+                None => None,
+            };
+            let doc = new_document(&AGENT_INSTANCE, id, &write.props, ctx);
+            insert_entity(&tx, Table::Instances, tenant, &doc, link.as_deref()).await?
+        })
+    }
+
+    async fn get_instance(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        read!(self, |c| get_stored(&c, Table::Instances, tenant, id)
+            .await?)
+    }
+
+    async fn update_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        transaction!(self, |tx| {
+            let mut row = lock_row(&tx, Table::Instances, tenant, id)
+                .await?
+                .ok_or_else(|| not_found(EntityKind::Instance, id))?;
+            ensure_version(EntityKind::Instance, id, row.version, ctx.if_match)?;
+            if let Some(change) = &write.manifest {
+                row.manifest_id =
+                    apply_manifest_change(&tx, tenant, row.manifest_id.take(), change, ctx).await?;
+            }
+            apply_patch(&mut row.doc, &write.props, ctx);
+            update_entity(&tx, Table::Instances, tenant, id, &row).await?
+        })
+    }
+
+    async fn delete_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError> {
+        transaction!(self, |tx| {
+            let dependents = [
+                "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2",
+                "DELETE FROM agent_collection_members WHERE tenant_id = $1 AND instance_id = $2",
+                "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id = $2",
+            ];
+            delete_entity(&tx, Table::Instances, tenant, id, if_match, &dependents).await?
+        })
+    }
+
+    async fn get_instance_manifest(
+        &self,
+        tenant: &str,
+        instance_id: &str,
+    ) -> Result<Option<Stored>, StoreError> {
+        read!(self, |c| {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT i.manifest_id, m.doc::text, m.version
+                     FROM agent_instances i
+                     LEFT JOIN agent_card_manifests m ON m.tenant_id = i.tenant_id AND m.id = i.manifest_id
+                     WHERE i.tenant_id = $1 AND i.id = $2",
+                )
+                .await?;
+            let Some(r) = c.query_opt(&stmt, &[&tenant, &instance_id]).await? else {
+                return Err(not_found(EntityKind::Instance, instance_id).into());
+            };
+            let id: Option<String> = r.try_get(0)?;
+            let doc: Option<String> = r.try_get(1)?;
+            match (id, doc) {
+                (Some(id), Some(doc)) => Some(Stored {
+                    id,
+                    doc,
+                    version: r.try_get(2)?,
+                }),
+                _ => None,
+            }
+        })
+    }
+
+    async fn create_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        transaction!(self, |tx| create_manifest_row(&tx, tenant, id, &write, ctx)
+            .await?)
+    }
+
+    async fn get_manifest(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        read!(self, |c| get_stored(&c, Table::Manifests, tenant, id)
+            .await?)
+    }
+
+    async fn update_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        self.update_plain(Table::Manifests, tenant, id, &props, ctx)
+            .await
+    }
+
+    async fn delete_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError> {
+        transaction!(self, |tx| {
+            // Lock first: an instance being linked to it commits before the
+            // count below, which then sees it.
+            let Some(row) = lock_row(&tx, Table::Manifests, tenant, id).await? else {
+                return Err(not_found(EntityKind::Manifest, id).into());
+            };
+            ensure_version(EntityKind::Manifest, id, row.version, if_match)?;
+            let stmt = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM agent_instances WHERE tenant_id = $1 AND manifest_id = $2",
+                )
+                .await?;
+            let linked: i64 = tx.query_one(&stmt, &[&tenant, &id]).await?.try_get(0)?;
+            if linked > 0 {
+                return Err(StoreError::ManifestInUse {
+                    id: id.to_owned(),
+                    instances: linked as u64,
+                }
+                .into());
+            }
+            let dependents = [
+                "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2",
+            ];
+            delete_entity(&tx, Table::Manifests, tenant, id, None, &dependents).await?
+        })
+    }
+
+    async fn create_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        self.ensure_reserved(tenant).await?;
+        transaction!(self, |tx| {
+            let doc = new_document(&AGENT_COLLECTION, id, &write.props, ctx);
+            insert_entity(&tx, Table::Collections, tenant, &doc, None).await?
+        })
+    }
+
+    async fn get_collection(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        self.ensure_reserved(tenant).await?;
+        read!(self, |c| get_stored(&c, Table::Collections, tenant, id)
+            .await?)
+    }
+
+    async fn update_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        self.update_plain(Table::Collections, tenant, id, &props, ctx)
+            .await
+    }
+
+    async fn delete_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<(), StoreError> {
+        transaction!(self, |tx| {
+            let dependents = [
+                "DELETE FROM agent_collection_members WHERE tenant_id = $1 AND collection_id = $2",
+            ];
+            delete_entity(&tx, Table::Collections, tenant, id, if_match, &dependents).await?
+        })
+    }
+
+    async fn add_member(
+        &self,
+        tenant: &str,
+        collection_id: &str,
+        instance_id: &str,
+    ) -> Result<(), StoreError> {
+        self.ensure_reserved(tenant).await?;
+        transaction!(self, |tx| {
+            // Shared locks: neither side can be deleted before this commits.
+            if !exists(&tx, Table::Collections, tenant, collection_id, true).await? {
+                return Err(not_found(EntityKind::Collection, collection_id).into());
+            }
+            if !exists(&tx, Table::Instances, tenant, instance_id, true).await? {
+                return Err(not_found(EntityKind::Instance, instance_id).into());
+            }
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO agent_collection_members (tenant_id, collection_id, instance_id)
+                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .await?;
+            if tx
+                .execute(&stmt, &[&tenant, &collection_id, &instance_id])
+                .await?
+                == 0
+            {
+                return Err(StoreError::AlreadyMember {
+                    collection: collection_id.to_owned(),
+                    instance: instance_id.to_owned(),
+                }
+                .into());
+            }
+        })
+    }
+
+    async fn remove_member(
+        &self,
+        tenant: &str,
+        collection_id: &str,
+        instance_id: &str,
+    ) -> Result<(), StoreError> {
+        self.ensure_reserved(tenant).await?;
+        transaction!(self, |tx| {
+            let stmt = tx
+                .prepare_cached(
+                    "DELETE FROM agent_collection_members
+                     WHERE tenant_id = $1 AND collection_id = $2 AND instance_id = $3",
+                )
+                .await?;
+            if tx
+                .execute(&stmt, &[&tenant, &collection_id, &instance_id])
+                .await?
+                == 0
+            {
+                if !exists(&tx, Table::Collections, tenant, collection_id, false).await? {
+                    return Err(not_found(EntityKind::Collection, collection_id).into());
+                }
+                return Err(StoreError::NotMember {
+                    collection: collection_id.to_owned(),
+                    instance: instance_id.to_owned(),
+                }
+                .into());
+            }
+        })
+    }
+
+    async fn is_member(
+        &self,
+        tenant: &str,
+        collection_id: &str,
+        instance_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.ensure_reserved(tenant).await?;
+        read!(self, |c| {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT 1 FROM agent_collection_members
+                     WHERE tenant_id = $1 AND collection_id = $2 AND instance_id = $3",
+                )
+                .await?;
+            c.query_opt(&stmt, &[&tenant, &collection_id, &instance_id])
+                .await?
+                .is_some()
+        })
+    }
+
+    async fn list_instances(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+        q: &ListQuery,
+    ) -> Result<Page, StoreError> {
+        self.list(tenant, Table::Instances, relation, q).await
+    }
+
+    async fn count_instances(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+        criteria: &Criteria,
+    ) -> Result<u64, StoreError> {
+        self.count(tenant, Table::Instances, relation, criteria)
+            .await
+    }
+
+    async fn list_manifests(&self, tenant: &str, q: &ListQuery) -> Result<Page, StoreError> {
+        self.list(tenant, Table::Manifests, Relation::All, q).await
+    }
+
+    async fn count_manifests(&self, tenant: &str, criteria: &Criteria) -> Result<u64, StoreError> {
+        self.count(tenant, Table::Manifests, Relation::All, criteria)
+            .await
+    }
+
+    async fn list_collections(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+        q: &ListQuery,
+    ) -> Result<Page, StoreError> {
+        self.list(tenant, Table::Collections, relation, q).await
+    }
+
+    async fn count_collections(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+        criteria: &Criteria,
+    ) -> Result<u64, StoreError> {
+        self.count(tenant, Table::Collections, relation, criteria)
+            .await
+    }
+
+    async fn list_policies(&self, tenant: &str) -> Result<Vec<Policy>, StoreError> {
+        read!(self, |c| policies::list(&c, tenant).await?)
+    }
+
+    async fn get_policy(&self, tenant: &str, id: &str) -> Result<Option<Policy>, StoreError> {
+        read!(self, |c| policies::get(&c, tenant, id, false).await?)
+    }
+
+    async fn create_policy(&self, tenant: &str, policy: Policy) -> Result<Policy, StoreError> {
+        transaction!(self, |tx| {
+            policies::lock(&tx, tenant).await?;
+            policies::insert(&tx, tenant, &policy).await?;
+        })?;
+        Ok(policy)
+    }
+
+    async fn update_policy(
+        &self,
+        tenant: &str,
+        id: &str,
+        patch: PolicyPatch,
+        rules: CopilotRules,
+        ctx: &WriteContext,
+    ) -> Result<Policy, StoreError> {
+        transaction!(self, |tx| policies::update(
+            &tx, tenant, id, &patch, &rules, ctx
+        )
+        .await?)
+    }
+
+    async fn delete_policy(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        transaction!(self, |tx| policies::delete(&tx, tenant, id).await?)
+    }
+
+    async fn write_policy_setting(
+        &self,
+        tenant: &str,
+        write: SettingWrite,
+        rules: CopilotRules,
+        ctx: &WriteContext,
+    ) -> Result<SettingView, StoreError> {
+        transaction!(self, |tx| policies::write_setting(
+            &tx, tenant, &write, &rules, ctx
+        )
+        .await?)
+    }
+
+    async fn get_tenant_setting(
+        &self,
+        tenant: &str,
+        kind: TenantSetting,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        read!(self, |c| policies::get_tenant_setting(&c, tenant, kind)
+            .await?)
+    }
+
+    async fn patch_tenant_setting(
+        &self,
+        tenant: &str,
+        kind: TenantSetting,
+        patch: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Map<String, Value>, StoreError> {
+        transaction!(self, |tx| policies::patch_tenant_setting(
+            &tx, tenant, kind, &patch, ctx
+        )
+        .await?)
+    }
+
+    async fn create_app(&self, app: AppRegistration) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(&app).map_err(|e| StoreError::Internal(e.to_string()))?;
+        transaction!(self, |tx| {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO app_registrations (client_id, tenant_id, doc) VALUES ($1, $2, $3::text::json)",
+                )
+                .await?;
+            tx.execute(&stmt, &[&app.client_id, &app.tenant_id, &doc])
+                .await?;
+        })
+    }
+
+    async fn get_app(&self, client_id: &str) -> Result<Option<AppRegistration>, StoreError> {
+        let doc: Option<String> = read!(self, |c| {
+            let stmt = c
+                .prepare_cached("SELECT doc::text FROM app_registrations WHERE client_id = $1")
+                .await?;
+            match c.query_opt(&stmt, &[&client_id]).await? {
+                Some(r) => Some(r.try_get(0)?),
+                None => None,
+            }
+        })?;
+        doc.map(|d| serde_json::from_str(&d).map_err(|e| StoreError::Internal(e.to_string())))
+            .transpose()
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
+        read!(self, |c| tenant::tenants(&c).await?)
+    }
+
+    async fn export_section(
+        &self,
+        tenant: &str,
+        section: Section,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(TenantState, Option<String>), StoreError> {
+        read!(self, |c| tenant::export_section(
+            &c, tenant, section, after, limit
+        )
+        .await?)
+    }
+
+    async fn list_apps(&self, tenant: &str) -> Result<Vec<AppRegistration>, StoreError> {
+        let docs: Vec<String> = read!(self, |c| {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT doc::text FROM app_registrations WHERE tenant_id = $1 ORDER BY client_id",
+                )
+                .await?;
+            let mut docs = Vec::new();
+            for r in c.query(&stmt, &[&tenant]).await? {
+                docs.push(r.try_get(0)?);
+            }
+            docs
+        })?;
+        docs.iter()
+            .map(|d| serde_json::from_str(d).map_err(|e| StoreError::Internal(e.to_string())))
+            .collect()
+    }
+
+    async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError> {
+        self.ensure_reserved(tenant).await?;
+        // One repeatable-read snapshot, so the parts agree with each other.
+        let mut attempt = 0u32;
+        loop {
+            let outcome: Step<TenantState> = async {
+                let mut client = self.client().await?;
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .await?;
+                let state = tenant::export(&tx, tenant).await?;
+                tx.commit().await?;
+                Ok(state)
+            }
+            .await;
+            match outcome {
+                Ok(s) => return Ok(s),
+                Err(f) if f.retryable() && attempt < MAX_RETRIES => attempt += 1,
+                Err(f) => return Err(f.into_store()),
+            }
+        }
+    }
+
+    async fn import_tenant(
+        &self,
+        tenant: &str,
+        state: TenantState,
+        mode: ImportMode,
+        now: &str,
+    ) -> Result<ImportReport, StoreError> {
+        let report = transaction!(self, |tx| tenant::import(&tx, tenant, &state, mode, now)
+            .await?)?;
+        // The import stored the reserved collections.
+        self.seeded
+            .write()
+            .expect("seed set poisoned")
+            .insert(tenant.to_owned());
+        Ok(report)
+    }
+
+    fn stats(&self) -> StoreStats {
+        let status = self.pool.status();
+        StoreStats {
+            idle_readers: status.available as u64,
+            ..StoreStats::default()
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        read!(self, |c| {
+            c.simple_query("SELECT 1").await?;
+        })
+    }
+
+    async fn close(&self) {
+        self.pool.close();
+    }
+}
+
+impl PgStore {
+    async fn list(
+        &self,
+        tenant: &str,
+        listing: Table,
+        relation: Relation<'_>,
+        q: &ListQuery,
+    ) -> Result<Page, StoreError> {
+        if listing == Table::Collections || matches!(relation, Relation::MembersOf(_)) {
+            self.ensure_reserved(tenant).await?;
+        }
+        read!(self, |c| {
+            let source = relation_source(&c, tenant, listing, relation).await?;
+            run_list(&c, &query::list(tenant, listing.ty(), source, q), q).await?
+        })
+    }
+
+    async fn count(
+        &self,
+        tenant: &str,
+        listing: Table,
+        relation: Relation<'_>,
+        criteria: &Criteria,
+    ) -> Result<u64, StoreError> {
+        if listing == Table::Collections || matches!(relation, Relation::MembersOf(_)) {
+            self.ensure_reserved(tenant).await?;
+        }
+        read!(self, |c| {
+            let source = relation_source(&c, tenant, listing, relation).await?;
+            run_count(&c, &query::count(tenant, listing.ty(), source, criteria)).await?
+        })
+    }
+
+    /// PATCH of an entity without links: merge into the locked row.
+    async fn update_plain(
+        &self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+        props: &Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        if table == Table::Collections {
+            self.ensure_reserved(tenant).await?;
+        }
+        transaction!(self, |tx| {
+            let mut row = lock_row(&tx, table, tenant, id)
+                .await?
+                .ok_or_else(|| not_found(table.kind(), id))?;
+            ensure_version(table.kind(), id, row.version, ctx.if_match)?;
+            apply_patch(&mut row.doc, props, ctx);
+            update_entity(&tx, table, tenant, id, &row).await?
+        })
+    }
+}

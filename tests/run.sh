@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what the tests need when it is
+# missing (Debian's PostgreSQL server binaries, from which the tests start a
+# throwaway cluster of their own), then runs every test, and the HTTP suite a
+# second time on PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
+  echo "[tests] installing Debian's postgresql package (server binaries only are used)" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql > /dev/null
+fi
+
+cargo test "$@"
+AGENTRY_TEST_BACKEND=postgres cargo test --test api "$@"
