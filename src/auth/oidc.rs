@@ -7,7 +7,6 @@ use super::keys::{Claims, principal_from};
 use super::{AuthError, KeyRing, Principal};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -212,9 +211,50 @@ pub struct Authenticator {
     clock_skew: u64,
     /// Template id → registry-scoped role name, as configured.
     scoped_roles: Vec<(String, &'static str)>,
-    /// Verified tokens by the SHA-256 of their text: checking an ES256 or
-    /// RS256 signature costs far more than a lookup.
-    cache: RwLock<HashMap<[u8; 32], Verified>>,
+    /// Verified tokens by their text: checking an ES256 or RS256 signature
+    /// costs far more than a lookup. Keyed by the text itself rather than a
+    /// digest of it: a lookup then hashes the token once with the map's
+    /// hasher and compares it whole, with no cryptographic hash per request.
+    cache: RwLock<TokenCache>,
+}
+
+/// Verified tokens and the bytes of their texts.
+#[derive(Default)]
+struct TokenCache {
+    tokens: HashMap<Box<str>, Verified, TailHash>,
+    bytes: usize,
+}
+
+/// Hashes a token by its length and last bytes only, with a keyed hasher:
+/// the end of a JWT is its signature, so tokens differ there, and hashing
+/// the whole text (often over a kilobyte) would cost more than the rest of
+/// the lookup. Equal tokens hash alike; the map still compares whole texts.
+#[derive(Default, Clone)]
+struct TailHash(std::collections::hash_map::RandomState);
+
+/// How many trailing bytes of a token [`TailHash`] reads.
+const HASHED_TAIL: usize = 32;
+
+impl std::hash::BuildHasher for TailHash {
+    type Hasher = TailHasher;
+
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+struct TailHasher(std::collections::hash_map::DefaultHasher);
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write_usize(bytes.len());
+        self.0
+            .write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
 }
 
 /// A verified caller and when its token was verified.
@@ -223,8 +263,10 @@ type Verified = (Arc<Principal>, Instant);
 /// A verified token is trusted again without its signature check for this
 /// long (never past its `exp`).
 const CACHE_TTL: Duration = Duration::from_secs(300);
-/// The cache is emptied when it holds this many tokens.
+/// The cache is emptied when it holds this many tokens…
 const CACHE_MAX: usize = 10_000;
+/// …or this many bytes of token text.
+const CACHE_MAX_BYTES: usize = 4 << 20;
 
 impl Authenticator {
     pub fn new(
@@ -237,7 +279,7 @@ impl Authenticator {
             external,
             clock_skew,
             scoped_roles: Vec::new(),
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(TokenCache::default()),
         }
     }
 
@@ -249,9 +291,13 @@ impl Authenticator {
 
     /// Verifies a bearer token and names the caller it describes.
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        if let Some((p, at)) = self.cache.read().expect("token cache poisoned").get(&key)
+        if let Some((p, at)) = self
+            .cache
+            .read()
+            .expect("token cache poisoned")
+            .tokens
+            .get(token)
             && at.elapsed() < CACHE_TTL
             && now < p.expires_at
         {
@@ -259,10 +305,17 @@ impl Authenticator {
         }
         let p = Arc::new(self.verify_uncached(token).await?);
         let mut cache = self.cache.write().expect("token cache poisoned");
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
+        if cache.tokens.len() >= CACHE_MAX || cache.bytes + token.len() > CACHE_MAX_BYTES {
+            cache.tokens.clear();
+            cache.bytes = 0;
         }
-        cache.insert(key, (p.clone(), Instant::now()));
+        if cache
+            .tokens
+            .insert(token.into(), (p.clone(), Instant::now()))
+            .is_none()
+        {
+            cache.bytes += token.len();
+        }
         Ok(p)
     }
 
@@ -302,6 +355,17 @@ impl Authenticator {
 mod tests {
     use super::*;
     use crate::auth::{CallerKind, TokenRequest};
+
+    #[test]
+    fn tokens_that_differ_only_before_their_tail_are_still_told_apart() {
+        let mut cache: HashMap<Box<str>, u8, TailHash> = HashMap::default();
+        let tail = "s".repeat(HASHED_TAIL);
+        cache.insert(format!("a.{tail}").into(), 1);
+        cache.insert(format!("b.{tail}").into(), 2);
+        assert_eq!(cache.get(format!("a.{tail}").as_str()), Some(&1));
+        assert_eq!(cache.get(format!("b.{tail}").as_str()), Some(&2));
+        assert_eq!(cache.get(format!("c.{tail}").as_str()), None);
+    }
 
     #[tokio::test]
     async fn a_cached_token_is_not_trusted_past_its_expiry() {

@@ -450,9 +450,7 @@ mod tests {
         type Prefix<'a> = &'a dyn Fn(&str) -> String;
         let sources: [(&str, Prefix); 7] = [
             (include_str!("mod.rs"), &|p| p.to_owned()),
-            (include_str!("registry/mod.rs"), &|p| {
-                format!("/beta/agentRegistry{p}")
-            }),
+            (include_str!("registry/mod.rs"), &|p| p.to_owned()),
             (include_str!("copilot.rs"), &|p| format!("/beta/copilot{p}")),
             (include_str!("control.rs"), &|p| {
                 if p.starts_with("/policies") {

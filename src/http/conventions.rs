@@ -9,10 +9,14 @@ use super::metrics::{RouteLabel, UNMATCHED};
 use crate::clock::error_timestamp;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 use std::time::Instant;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 
 /// Facts about the request that handlers and the envelope need.
 #[derive(Debug, Clone)]
@@ -59,24 +63,26 @@ pub async fn graph_conventions(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let meta = RequestMeta {
+    let meta = Arc::new(RequestMeta {
         request_id: request_id(),
         client_request_id: req
             .headers()
-            .get("client-request-id")
+            .get(CLIENT_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID)
             .map(str::to_owned),
         origin: origin(req.headers(), app.trust_proxy(), app.scheme()),
-    };
+    });
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // Kept for the log line; cloning a parsed URI shares its bytes.
+    let uri = req.uri().clone();
+    let path = uri.path();
     req.extensions_mut().insert(meta.clone());
 
     let needs_token = ["/beta", "/v1.0", "/_agentry"]
         .iter()
-        .any(|root| path == *root || path.starts_with(&format!("{root}/")))
-        && !PUBLIC_PATHS.contains(&path.as_str());
+        .any(|root| under_root(path, root))
+        && !PUBLIC_PATHS.contains(&path);
     let verdict = match needs_token {
         true => Some(authenticate(&app, req.headers()).await),
         false => None,
@@ -100,28 +106,22 @@ pub async fn graph_conventions(
     }
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&meta.request_id) {
-        headers.insert("request-id", v.clone());
+        headers.insert(REQUEST_ID, v.clone());
         let echo = meta
             .client_request_id
             .as_deref()
             .and_then(|c| HeaderValue::from_str(c).ok())
             .unwrap_or(v);
-        headers.insert("client-request-id", echo);
+        headers.insert(CLIENT_REQUEST_ID, echo);
     }
     let elapsed = started.elapsed();
     let route = response
         .extensions()
         .get::<RouteLabel>()
-        .map_or(UNMATCHED, |r| r.0.as_str())
-        .to_owned();
-    // Clients may send any method token; keep the label set bounded.
-    let method_label = match method.as_str() {
-        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
-        _ => "OTHER",
-    };
+        .map_or(UNMATCHED, |r| r.0.as_str());
     app.metrics().observe(
-        method_label,
-        &route,
+        &method,
+        route,
         response.status().as_u16(),
         elapsed.as_secs_f64(),
     );
@@ -151,13 +151,19 @@ pub async fn graph_conventions(
     response
 }
 
+/// Whether `path` is `root` or below it.
+pub(super) fn under_root(path: &str, root: &str) -> bool {
+    path.strip_prefix(root)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Paths under the authenticated roots that need no token: Graph serves its
 /// metadata document to anyone.
 const PUBLIC_PATHS: &[&str] = &["/beta/$metadata"];
 
 /// What the journal needs from a request before the handler takes it.
 struct Capture {
-    started: String,
+    started: time::OffsetDateTime,
     method: String,
     path: String,
     query: Option<String>,
@@ -186,7 +192,7 @@ impl Capture {
             *req.body_mut() = tee.wrap(body, settings.body_bytes);
         }
         Some(Capture {
-            started: crate::clock::entity_timestamp(time::OffsetDateTime::now_utc()),
+            started: time::OffsetDateTime::now_utc(),
             method: req.method().as_str().to_owned(),
             path,
             query: req.uri().query().map(str::to_owned),

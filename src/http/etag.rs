@@ -19,16 +19,44 @@ use axum::response::{IntoResponse, Response};
 
 /// The ETag of a stored entity, as the `ETag` header and `@odata.etag` carry it.
 pub fn of(stored: &Stored) -> String {
-    format!("W/\"{}\"", opaque(stored))
+    let mut tag = String::with_capacity(32);
+    tag.push_str("W/\"");
+    push_opaque(&mut tag, stored);
+    tag.push('"');
+    tag
 }
 
 /// The quoted part of the tag, without `W/` and the quotes.
 fn opaque(stored: &Stored) -> String {
-    format!(
-        "{}-{:08x}",
-        stored.version,
-        fingerprint(created(&stored.doc).unwrap_or_default())
-    )
+    let mut tag = String::with_capacity(28);
+    push_opaque(&mut tag, stored);
+    tag
+}
+
+/// `<version>-<fingerprint as 8 hex digits>`, written without the
+/// formatting machinery (this runs for every entity answered).
+fn push_opaque(out: &mut String, stored: &Stored) {
+    let mut digits = [0u8; 20];
+    let mut n = stored.version.unsigned_abs();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if stored.version < 0 {
+        out.push('-');
+    }
+    digits[at..].iter().for_each(|d| out.push(char::from(*d)));
+    out.push('-');
+    let print = fingerprint(created(&stored.doc).unwrap_or_default());
+    for shift in (0..8).rev() {
+        let nibble = (print >> (shift * 4)) & 0xf;
+        out.push(char::from_digit(nibble, 16).unwrap_or('0'));
+    }
 }
 
 /// `createdDateTime` of a stored document. Documents are written compactly
@@ -330,6 +358,16 @@ mod tests {
         assert_ne!(a, of(&stored(2, "2025-01-01T00:00:00.0000000Z")));
         assert_ne!(a, of(&stored(1, "2025-01-01T00:00:00.0000001Z")));
         assert!(header_value(&stored(7, "t")).is_some());
+    }
+
+    #[test]
+    fn the_tag_text_is_the_version_and_the_fingerprint_in_eight_hex_digits() {
+        for (version, created) in [(1, "t"), (10, ""), (i64::MAX, "x"), (-3, "y"), (0, "z")] {
+            let s = stored(version, created);
+            let expected = format!("{version}-{:08x}", fingerprint(created));
+            assert_eq!(opaque(&s), expected);
+            assert_eq!(of(&s), format!("W/\"{expected}\""));
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 /// Request ids and the origin for absolute URLs.
-pub struct Meta(pub RequestMeta);
+pub struct Meta(pub std::sync::Arc<RequestMeta>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Meta {
     type Rejection = ApiError;
@@ -35,7 +35,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         parts
             .extensions
-            .get::<RequestMeta>()
+            .get::<std::sync::Arc<RequestMeta>>()
             .cloned()
             .map(Meta)
             .ok_or_else(|| ApiError::Internal("request metadata missing".into()))

@@ -284,17 +284,17 @@ impl FaultRules {
 fn is_graph_path(path: &str) -> bool {
     ["/beta", "/v1.0"]
         .iter()
-        .any(|root| path == *root || path.starts_with(&format!("{root}/")))
+        .any(|root| super::conventions::under_root(path, root))
 }
 
 /// The layer: after authentication, before routing. Throttling first (a
 /// throttled request is not counted by fault rules), then the rules.
 pub async fn apply(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_owned();
-    let Some(principal) = req.extensions().get::<Arc<Principal>>().cloned() else {
+    let Some(principal) = req.extensions().get::<Arc<Principal>>() else {
         return next.run(req).await;
     };
-    if !is_graph_path(&path) {
+    let path = req.uri().path();
+    if !is_graph_path(path) {
         return next.run(req).await;
     }
     if let Some(throttle) = app.throttle()
@@ -308,13 +308,13 @@ pub async fn apply(State(app): State<AppState>, req: Request, next: Next) -> Res
     }
     let client_request_id = req
         .extensions()
-        .get::<super::conventions::RequestMeta>()
-        .and_then(|m| m.client_request_id.clone());
+        .get::<Arc<super::conventions::RequestMeta>>()
+        .and_then(|m| m.client_request_id.as_deref());
     let verdict = app.faults().check(
         &principal.tenant_id,
         req.method().as_str(),
-        &path,
-        client_request_id.as_deref(),
+        path,
+        client_request_id,
         &mut random_unit,
     );
     if verdict.delay_ms > 0 {

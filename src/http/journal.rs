@@ -67,7 +67,8 @@ pub struct KeptBody {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub seq: u64,
-    pub started: String,
+    /// When the request came in; formatted only when the journal is read.
+    pub started: time::OffsetDateTime,
     pub method: String,
     pub path: String,
     pub query: Option<String>,
@@ -172,7 +173,16 @@ impl Journal {
         let mut rings = self.inner.lock().expect("journal poisoned");
         rings.seq += 1;
         entry.seq = rings.seq;
-        if !rings.tenants.contains_key(&entry.tenant_id) && rings.tenants.len() >= MAX_TENANTS {
+        // The tenant's ring is found by reference: its key is cloned only
+        // when a tenant records its first entry.
+        if let Some(ring) = rings.tenants.get_mut(&entry.tenant_id) {
+            if ring.len() >= self.settings.capacity {
+                ring.pop_front();
+            }
+            ring.push_back(entry);
+            return;
+        }
+        if rings.tenants.len() >= MAX_TENANTS {
             let stalest = rings
                 .tenants
                 .iter()
@@ -182,11 +192,8 @@ impl Journal {
                 rings.tenants.remove(&t);
             }
         }
-        let ring = rings.tenants.entry(entry.tenant_id.clone()).or_default();
-        if ring.len() >= self.settings.capacity {
-            ring.pop_front();
-        }
-        ring.push_back(entry);
+        let tenant = entry.tenant_id.clone();
+        rings.tenants.insert(tenant, VecDeque::from([entry]));
     }
 
     /// The tenant's entries, oldest first.
@@ -338,7 +345,7 @@ pub fn to_json(entries: &[Entry]) -> Value {
         .map(|e| {
             let mut v = json!({
                 "sequence": e.seq,
-                "startedDateTime": e.started,
+                "startedDateTime": crate::clock::entity_timestamp(e.started),
                 "method": e.method,
                 "path": e.path,
                 "query": e.query,
@@ -412,7 +419,7 @@ pub fn to_har(entries: &[Entry], origin: &str) -> Value {
                 content["text"] = b.text.clone().into();
             }
             json!({
-                "startedDateTime": e.started,
+                "startedDateTime": crate::clock::entity_timestamp(e.started),
                 "time": ms,
                 "request": request,
                 "response": {
@@ -450,7 +457,7 @@ mod tests {
     fn entry(tenant: &str, path: &str) -> Entry {
         Entry {
             seq: 0,
-            started: "2026-01-01T00:00:00Z".into(),
+            started: time::macros::datetime!(2026-01-01 00:00 UTC),
             method: "GET".into(),
             path: path.into(),
             query: None,

@@ -3,9 +3,10 @@
 
 use crate::store::StoreStats;
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,16 +18,14 @@ const LATENCY_BUCKETS: [f64; 12] = [
 /// The route label of requests no route matched (or answered before routing).
 pub const UNMATCHED: &str = "unmatched";
 
-/// The route template that served a response (from axum's `MatchedPath`).
+/// The route template that served a response (axum's `MatchedPath`, which
+/// shares the template's text rather than copying it).
 #[derive(Debug, Clone)]
-pub struct RouteLabel(pub String);
+pub struct RouteLabel(pub MatchedPath);
 
 /// Copies the matched route template into the response, for the outer layers.
 pub async fn label_route(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let mut response = next.run(req).await;
     if let Some(route) = route {
         response.extensions_mut().insert(RouteLabel(route));
@@ -34,40 +33,87 @@ pub async fn label_route(req: Request, next: Next) -> Response {
     response
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Histogram {
     buckets: [u64; LATENCY_BUCKETS.len()],
     count: u64,
     sum: f64,
 }
 
+/// Method labels; clients may send any method token, so the set is bounded.
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER",
+];
+
+fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::PATCH => 4,
+        Method::DELETE => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+/// What is counted for one method and route template.
+#[derive(Default)]
+struct Series {
+    /// Requests by status.
+    statuses: Vec<(u16, u64)>,
+    latency: Histogram,
+}
+
+/// One series as rendered: method label, route, requests by status, latency.
+type SeriesRow = (&'static str, String, Vec<(u16, u64)>, Histogram);
+
 #[derive(Default)]
 pub struct Metrics {
-    /// (method, route, status) → requests.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    /// (method, route) → latency.
-    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    /// Per method (indexes of [`METHODS`]): route template → its series.
+    /// A request after the first of its route allocates nothing.
+    series: Mutex<[HashMap<Box<str>, Series>; METHODS.len()]>,
     faults: AtomicU64,
     throttled: AtomicU64,
 }
 
 impl Metrics {
-    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        *self
-            .requests
-            .lock()
-            .expect("metrics poisoned")
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        let mut latency = self.latency.lock().expect("metrics poisoned");
-        let h = latency
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
+    pub fn observe(&self, method: &Method, route: &str, status: u16, seconds: f64) {
+        let mut series = self.series.lock().expect("metrics poisoned");
+        let routes = &mut series[method_index(method)];
+        let s = match routes.get_mut(route) {
+            Some(s) => s,
+            None => routes.entry(route.into()).or_default(),
+        };
+        match s.statuses.iter_mut().find(|(st, _)| *st == status) {
+            Some((_, n)) => *n += 1,
+            None => s.statuses.push((status, 1)),
+        }
+        let h = &mut s.latency;
         h.count += 1;
         h.sum += seconds;
         if let Some(i) = LATENCY_BUCKETS.iter().position(|b| seconds <= *b) {
             h.buckets[i] += 1;
         }
+    }
+
+    /// Every series, sorted by method label and route, with sorted statuses.
+    fn snapshot(&self) -> Vec<SeriesRow> {
+        let series = self.series.lock().expect("metrics poisoned");
+        let mut out: Vec<_> = METHODS
+            .iter()
+            .zip(series.iter())
+            .flat_map(|(method, routes)| {
+                routes.iter().map(|(route, s)| {
+                    let mut statuses = s.statuses.clone();
+                    statuses.sort_unstable();
+                    (*method, route.to_string(), statuses, s.latency.clone())
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        out
     }
 
     pub fn fault_injected(&self) {
@@ -80,6 +126,7 @@ impl Metrics {
 
     /// The exposition text.
     pub fn render(&self, store: &StoreStats) -> String {
+        let series = self.snapshot();
         let mut out = String::new();
         let w = &mut out;
         header(
@@ -88,13 +135,15 @@ impl Metrics {
             "counter",
             "HTTP requests by method, route template and status.",
         );
-        for ((method, route, status), n) in self.requests.lock().expect("metrics poisoned").iter() {
-            let _ = writeln!(
-                w,
-                "agentry_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
-                escape(method),
-                escape(route)
-            );
+        for (method, route, statuses, _) in &series {
+            for (status, n) in statuses {
+                let _ = writeln!(
+                    w,
+                    "agentry_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(method),
+                    escape(route)
+                );
+            }
         }
         header(
             w,
@@ -102,10 +151,10 @@ impl Metrics {
             "histogram",
             "Time from receiving a request to its response, by method and route template.",
         );
-        for ((method, route), h) in self.latency.lock().expect("metrics poisoned").iter() {
+        for (method, route, _, h) in &series {
             let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
             let mut cumulative = 0;
-            for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
+            for (bound, n) in LATENCY_BUCKETS.iter().zip(&h.buckets) {
                 cumulative += n;
                 let _ = writeln!(
                     w,
@@ -210,8 +259,25 @@ mod tests {
     #[test]
     fn the_exposition_has_counters_histograms_and_store_figures() {
         let m = Metrics::default();
-        m.observe("GET", "/beta/agentRegistry/agentInstances/{id}", 200, 0.003);
-        m.observe("GET", "/beta/agentRegistry/agentInstances/{id}", 200, 0.2);
+        m.observe(
+            &Method::GET,
+            "/beta/agentRegistry/agentInstances/{id}",
+            200,
+            0.003,
+        );
+        m.observe(
+            &Method::GET,
+            "/beta/agentRegistry/agentInstances/{id}",
+            200,
+            0.2,
+        );
+        m.observe(
+            &Method::GET,
+            "/beta/agentRegistry/agentInstances/{id}",
+            404,
+            0.1,
+        );
+        m.observe(&Method::from_bytes(b"BREW").unwrap(), "unmatched", 405, 0.1);
         let stats = StoreStats {
             idle_readers: 2,
             batch_size_buckets: vec![(1, 4), (2, 5)],
@@ -223,8 +289,17 @@ mod tests {
         assert!(text.contains(
             "agentry_http_requests_total{method=\"GET\",route=\"/beta/agentRegistry/agentInstances/{id}\",status=\"200\"} 2"
         ), "{text}");
+        assert!(text.contains(
+            "agentry_http_requests_total{method=\"GET\",route=\"/beta/agentRegistry/agentInstances/{id}\",status=\"404\"} 1"
+        ), "{text}");
+        assert!(
+            text.contains(
+                "agentry_http_requests_total{method=\"OTHER\",route=\"unmatched\",status=\"405\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("le=\"0.005\"} 1"), "{text}");
-        assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
+        assert!(text.contains("le=\"+Inf\"} 3"), "{text}");
         assert!(text.contains("agentry_db_idle_read_connections 2"));
         assert!(text.contains("agentry_db_write_batch_size_bucket{le=\"2\"} 5"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {

@@ -40,7 +40,6 @@ use axum::http::Uri;
 use axum::response::IntoResponse;
 use error::ApiError;
 use std::sync::Arc;
-use tower::ServiceExt;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -165,7 +164,7 @@ impl AppState {
 /// key rewriting, panic catching, the router.
 pub fn service(state: AppState) -> Router {
     let routes = Router::new()
-        .nest("/beta/agentRegistry", registry::routes())
+        .merge(registry::routes())
         .route("/beta/agentRegistry", registry::singleton())
         .nest("/beta/copilot", copilot::routes())
         .route("/beta/copilot", copilot::container())
@@ -185,21 +184,23 @@ pub fn service(state: AppState) -> Router {
     let inner = routes.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
         ApiError::Internal("a handler panicked".into()).into_response()
     }));
-    let rewritten = Router::new().fallback_service(inner.map_request(|mut req: Request<Body>| {
+    let rewrite = |mut req: Request<Body>| {
         if let Some(uri) = rewrite_key_segments(req.uri()) {
             *req.uri_mut() = uri;
         }
         req
-    }));
-    rewritten
+    };
+    // Composed without a router between the layers, so a request clones no
+    // boxed service on its way through them.
+    let stack = tower::ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            faults::apply,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state,
             conventions::graph_conventions,
         ))
+        .layer(axum::middleware::from_fn_with_state(state, faults::apply))
+        .map_request(rewrite)
+        .service(inner);
+    Router::new().fallback_service(stack)
 }
 
 async fn method_not_allowed() -> ApiError {

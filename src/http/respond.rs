@@ -14,6 +14,8 @@ pub const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.stre
 pub fn json(status: StatusCode, body: String) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
+    // Room for these, the ETag and the request ids without growing.
+    *response.headers_mut() = axum::http::HeaderMap::with_capacity(8);
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
     h.insert("odata-version", HeaderValue::from_static("4.0"));
@@ -73,6 +75,48 @@ pub fn entity_body(context: &str, doc: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A stored entity's body as is: `@odata.context` (for `set`, no
+/// projection), `@odata.etag`, then the document's members. Written into one
+/// buffer, without parsing the document.
+pub fn stored_entity_body(meta: &RequestMeta, set: &str, etag: &str, doc: &str) -> String {
+    let rest = doc
+        .trim_start()
+        .strip_prefix('{')
+        .unwrap_or("}")
+        .trim_start();
+    let mut out = String::with_capacity(doc.len() + meta.origin.len() + set.len() + 96);
+    out.push_str("{\"@odata.context\":\"");
+    push_escaped(&mut out, &meta.origin);
+    out.push_str("/beta/$metadata#agentRegistry/");
+    push_escaped(&mut out, set);
+    out.push_str("/$entity\",\"@odata.etag\":\"");
+    push_escaped(&mut out, etag);
+    out.push('"');
+    if !rest.starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Appends `s` escaped as the inside of a JSON string, as serde_json writes it.
+fn push_escaped(out: &mut String, s: &str) {
+    if s.bytes().any(|b| b < 0x20) {
+        // Control characters are rare here; serde_json knows their forms.
+        let quoted = Value::String(s.to_owned()).to_string();
+        out.push_str(&quoted[1..quoted.len() - 1]);
+        return;
+    }
+    let mut rest = s;
+    while let Some(i) = rest.find(['"', '\\']) {
+        out.push_str(&rest[..i]);
+        out.push('\\');
+        out.push_str(&rest[i..=i]);
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
 }
 
 /// An entity's JSON text with `@odata.etag` put first, spliced as text.
@@ -202,6 +246,26 @@ mod tests {
         let doc: Map<String, Value> = serde_json::from_str(r#"{"id":"a","x":1}"#).unwrap();
         let v = object_with_etag("e".into(), doc);
         assert_eq!(v.to_string(), r#"{"@odata.etag":"e","id":"a","x":1}"#);
+    }
+
+    #[test]
+    fn a_stored_entity_body_is_the_context_the_etag_and_the_document() {
+        let body = stored_entity_body(&meta(), "agentInstances", r#"W/"2-00ff""#, r#"{"id":"a"}"#);
+        let context = context_url(&meta(), "agentInstances", "/$entity");
+        assert_eq!(
+            body,
+            entity_body(&context, &with_etag(r#"{"id":"a"}"#, r#"W/"2-00ff""#))
+        );
+        let mut escaped = String::new();
+        push_escaped(&mut escaped, "a\"b\\c\nd");
+        assert_eq!(escaped, r#"a\"b\\c\nd"#);
+        assert_eq!(
+            stored_entity_body(&meta(), "s\\t", "e", "{}"),
+            entity_body(
+                &context_url(&meta(), "s\\t", "/$entity"),
+                &with_etag("{}", "e")
+            )
+        );
     }
 
     #[test]

@@ -39,78 +39,95 @@ pub fn singleton() -> MethodRouter<AppState> {
     get(get_registry).patch(patch_registry)
 }
 
+/// The registry's routes under their full paths (`/beta/agentRegistry/…`):
+/// merged rather than nested, a request passes no prefix-stripping layer.
 pub fn routes() -> Router<AppState> {
     use collections as c;
     use instances as i;
     use manifests as m;
     Router::new()
-        .route("/agentInstances", get(i::list).post(i::create))
-        .route("/agentInstances/$count", get(i::count))
         .route(
-            "/agentInstances/{id}",
+            "/beta/agentRegistry/agentInstances",
+            get(i::list).post(i::create),
+        )
+        .route("/beta/agentRegistry/agentInstances/$count", get(i::count))
+        .route(
+            "/beta/agentRegistry/agentInstances/{id}",
             get(i::get_one).patch(i::update).delete(i::remove),
         )
         .route(
-            "/agentInstances/{id}/agentCardManifest",
+            "/beta/agentRegistry/agentInstances/{id}/agentCardManifest",
             get(i::get_manifest)
                 .patch(i::update_manifest)
                 .delete(i::unlink_manifest),
         )
-        .route("/agentInstances/{id}/collections", get(i::list_collections))
         .route(
-            "/agentInstances/{id}/collections/$count",
+            "/beta/agentRegistry/agentInstances/{id}/collections",
+            get(i::list_collections),
+        )
+        .route(
+            "/beta/agentRegistry/agentInstances/{id}/collections/$count",
             get(i::count_collections),
         )
         .route(
-            "/agentInstances/{id}/collections/{cid}",
+            "/beta/agentRegistry/agentInstances/{id}/collections/{cid}",
             get(i::get_collection),
         )
         .route(
-            "/agentInstances/{id}/collections/{cid}/members",
+            "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members",
             get(c::doc_list_members).post(c::doc_add_member_entity),
         )
         .route(
-            "/agentInstances/{id}/collections/{cid}/members/$ref",
+            "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/$ref",
             post(c::doc_add_member_ref),
         )
         .route(
-            "/agentInstances/{id}/collections/{cid}/members/{mid}",
+            "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/{mid}",
             get(c::doc_get_member).delete(c::doc_remove_member),
         )
         .route(
-            "/agentInstances/{id}/collections/{cid}/members/{mid}/$ref",
+            "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/{mid}/$ref",
             delete(c::doc_remove_member),
         )
-        .route("/agentCardManifests", get(m::list).post(m::create))
-        .route("/agentCardManifests/$count", get(m::count))
         .route(
-            "/agentCardManifests/{id}",
+            "/beta/agentRegistry/agentCardManifests",
+            get(m::list).post(m::create),
+        )
+        .route(
+            "/beta/agentRegistry/agentCardManifests/$count",
+            get(m::count),
+        )
+        .route(
+            "/beta/agentRegistry/agentCardManifests/{id}",
             get(m::get_one).patch(m::update).delete(m::remove),
         )
-        .route("/agentCollections", get(c::list).post(c::create))
-        .route("/agentCollections/$count", get(c::count))
         .route(
-            "/agentCollections/{id}",
+            "/beta/agentRegistry/agentCollections",
+            get(c::list).post(c::create),
+        )
+        .route("/beta/agentRegistry/agentCollections/$count", get(c::count))
+        .route(
+            "/beta/agentRegistry/agentCollections/{id}",
             get(c::get_one).patch(c::update).delete(c::remove),
         )
         .route(
-            "/agentCollections/{id}/members",
+            "/beta/agentRegistry/agentCollections/{id}/members",
             get(c::list_members).post(c::add_member_entity),
         )
         .route(
-            "/agentCollections/{id}/members/$count",
+            "/beta/agentRegistry/agentCollections/{id}/members/$count",
             get(c::count_members),
         )
         .route(
-            "/agentCollections/{id}/members/$ref",
+            "/beta/agentRegistry/agentCollections/{id}/members/$ref",
             post(c::add_member_ref),
         )
         .route(
-            "/agentCollections/{id}/members/{mid}",
+            "/beta/agentRegistry/agentCollections/{id}/members/{mid}",
             get(c::get_member).delete(c::remove_member),
         )
         .route(
-            "/agentCollections/{id}/members/{mid}/$ref",
+            "/beta/agentRegistry/agentCollections/{id}/members/{mid}/$ref",
             delete(c::remove_member),
         )
         .layer(axum::middleware::from_fn(etag::not_modified))
@@ -286,14 +303,19 @@ async fn entity_response(
     q: &QueryOptions,
     stored: Stored,
 ) -> Result {
-    let context = respond::context_url(
-        meta,
-        ty.entity_set,
-        &format!("{}/$entity", q.context_projection()),
-    );
-    let header = etag::header_value(&stored);
-    let text = shape(app, tenant, ty, q, stored).await?;
-    let mut response = respond::json(StatusCode::OK, respond::entity_body(&context, &text));
+    let tag = etag::of(&stored);
+    let header = HeaderValue::from_str(&tag).ok();
+    let body = if q.reshapes() {
+        let context = respond::context_url(
+            meta,
+            ty.entity_set,
+            &format!("{}/$entity", q.context_projection()),
+        );
+        respond::entity_body(&context, &shape(app, tenant, ty, q, stored).await?)
+    } else {
+        respond::stored_entity_body(meta, ty.entity_set, &tag, &stored.doc)
+    };
+    let mut response = respond::json(StatusCode::OK, body);
     if let Some(v) = header {
         response.headers_mut().insert(header::ETAG, v);
     }
@@ -303,11 +325,7 @@ async fn entity_response(
 /// The body of a write's answer: the stored entity with its `@odata.context`
 /// and `@odata.etag`.
 fn written_body(meta: &RequestMeta, ty: &'static EntityType, stored: &Stored) -> String {
-    let context = respond::context_url(meta, ty.entity_set, "/$entity");
-    respond::entity_body(
-        &context,
-        &respond::with_etag(&stored.doc, &etag::of(stored)),
-    )
+    respond::stored_entity_body(meta, ty.entity_set, &etag::of(stored), &stored.doc)
 }
 
 fn created(meta: &RequestMeta, ty: &'static EntityType, stored: Stored) -> Result {

@@ -246,7 +246,18 @@ struct Row {
     /// The value the side table mirrors (see [`side_field`]) as loaded, so an
     /// update that leaves it alone does not rewrite the side table.
     side: Option<Value>,
+    /// The indexed columns as loaded ([`INDEXED_COLUMNS`]), so an update
+    /// rewrites only the index entries of the columns that change.
+    columns: [Option<String>; 3],
 }
+
+/// Columns mirrored from the document that have indexes: each column, the
+/// document property it mirrors, and its parameter in [`update_entity`].
+const INDEXED_COLUMNS: [(&str, &str, usize); 3] = [
+    ("display_name", "displayName", 3),
+    ("managed_by", "managedBy", 4),
+    ("originating_store", "originatingStore", 5),
+];
 
 /// The property a table's side table mirrors.
 fn side_field(table: Table) -> Option<&'static str> {
@@ -269,7 +280,7 @@ fn get_row(
         "NULL"
     };
     let sql = format!(
-        "SELECT doc, version, {link} FROM {} WHERE tenant_id = ?1 AND id = ?2",
+        "SELECT doc, version, {link}, display_name, managed_by, originating_store FROM {} WHERE tenant_id = ?1 AND id = ?2",
         table.name()
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
@@ -279,11 +290,12 @@ fn get_row(
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, Option<String>>(2)?,
+                [r.get(3)?, r.get(4)?, r.get(5)?],
             ))
         })
         .optional()
         .map_err(sql_error)?;
-    Ok(row.map(|(doc, version, manifest_id)| {
+    Ok(row.map(|(doc, version, manifest_id, columns)| {
         let doc = match serde_json::from_str(&doc) {
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
@@ -295,6 +307,7 @@ fn get_row(
             loaded_manifest_id: manifest_id.clone(),
             manifest_id,
             side,
+            columns,
         }
     }))
 }
@@ -305,11 +318,19 @@ fn get_stored(
     tenant: &str,
     id: &str,
 ) -> Result<Option<Stored>, StoreError> {
-    let sql = format!(
-        "SELECT doc, version FROM {} WHERE tenant_id = ?1 AND id = ?2",
-        table.name()
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    // Literal per table: a point read formats no SQL.
+    let sql = match table {
+        Table::Instances => {
+            "SELECT doc, version FROM agent_instances WHERE tenant_id = ?1 AND id = ?2"
+        }
+        Table::Manifests => {
+            "SELECT doc, version FROM agent_card_manifests WHERE tenant_id = ?1 AND id = ?2"
+        }
+        Table::Collections => {
+            "SELECT doc, version FROM agent_collections WHERE tenant_id = ?1 AND id = ?2"
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
     stmt.query_row(params![tenant, id], |r| {
         Ok(Stored {
             id: id.to_owned(),
@@ -342,7 +363,7 @@ fn insert_entity(
     manifest_id: Option<&str>,
 ) -> Result<Stored, StoreError> {
     let id = text(doc, "id").unwrap_or_default().to_owned();
-    let body = Value::Object(doc.clone()).to_string();
+    let body = serde_json::to_string(doc).map_err(|e| StoreError::Internal(e.to_string()))?;
     let (cols, vals) = if table == Table::Instances {
         (", manifest_id", ", ?10")
     } else {
@@ -400,18 +421,23 @@ fn update_entity(
     id: &str,
     row: &Row,
 ) -> Result<Stored, StoreError> {
-    let body = Value::Object(row.doc.clone()).to_string();
+    let body = serde_json::to_string(&row.doc).map_err(|e| StoreError::Internal(e.to_string()))?;
     let version = row.version + 1;
-    let link = if table == Table::Instances {
-        ", manifest_id = ?8"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "UPDATE {} SET display_name = ?3, managed_by = ?4, originating_store = ?5, modified_at = ?6, version = ?7, doc = ?9{link}
-         WHERE tenant_id = ?1 AND id = ?2",
+    // Only the columns whose values change are set: SQLite rewrites the
+    // entries of every index on a column the statement sets, changed or not.
+    let mut sql = format!(
+        "UPDATE {} SET modified_at = ?6, version = ?7, doc = ?9",
         table.name()
     );
+    for ((column, field, param), loaded) in INDEXED_COLUMNS.iter().zip(&row.columns) {
+        if text(&row.doc, field) != loaded.as_deref() {
+            sql.push_str(&format!(", {column} = ?{param}"));
+        }
+    }
+    if table == Table::Instances && row.manifest_id != row.loaded_manifest_id {
+        sql.push_str(", manifest_id = ?8");
+    }
+    sql.push_str(" WHERE tenant_id = ?1 AND id = ?2");
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
     stmt.execute(params![
         tenant,

@@ -61,6 +61,9 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn start(conn: Connection) -> std::io::Result<Self> {
+        // Room for every statement the write paths prepare (the UPDATE has a
+        // variant per set of changed columns), so none is prepared twice.
+        conn.set_prepared_statement_cache_capacity(128);
         let (tx, rx) = channel();
         let counters = Arc::new(Counters::default());
         let shared = counters.clone();
@@ -166,30 +169,36 @@ fn run(conn: Connection, rx: Receiver<Msg>, counters: &Counters) {
     }
 }
 
+/// Runs one statement without parameters, prepared once per connection:
+/// the transaction and savepoint statements run for every job.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
 fn commit_batch(conn: &Connection, jobs: Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         // Dropping the jobs unanswered tells each caller the store is unavailable.
         tracing::error!(error = %e, jobs = jobs.len(), "cannot begin a write transaction");
         return;
     }
     let mut completions = Vec::with_capacity(jobs.len());
     for job in jobs {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
             // The job is dropped unanswered: its caller hears "unavailable".
             tracing::error!(error = %e, "cannot open a savepoint");
             continue;
         }
         let (ok, done) = job(conn);
         let end = if ok {
-            conn.execute_batch("RELEASE job")
+            exec(conn, "RELEASE job")
         } else {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
         };
         completions.push((end.err().map(sql_error), done));
     }
-    let commit = conn.execute_batch("COMMIT").map_err(sql_error);
+    let commit = exec(conn, "COMMIT").map_err(sql_error);
     if commit.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = exec(conn, "ROLLBACK");
     }
     for (step_error, done) in completions {
         let outcome = match (&commit, step_error) {
