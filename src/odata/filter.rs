@@ -121,6 +121,41 @@ pub fn and(a: Option<Expr>, b: Option<Expr>) -> Option<Expr> {
     }
 }
 
+impl Expr {
+    /// The operands of a top-level chain of `and`s; the expression itself
+    /// when it is no `and`.
+    pub fn conjuncts(&self) -> Vec<&Expr> {
+        fn collect<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+            match e {
+                Expr::And(a, b) => {
+                    collect(a, out);
+                    collect(b, out);
+                }
+                other => out.push(other),
+            }
+        }
+        let mut out = Vec::new();
+        collect(self, &mut out);
+        out
+    }
+}
+
+/// The string literals a lambda body compares its variable `var` with:
+/// `var eq 'x'` (either side) or `var in ('x', …)`; `None` for any other body.
+pub fn equality_literals<'e>(body: &'e Expr, var: &str) -> Option<Vec<&'e str>> {
+    let is_var = |o: &Operand| matches!(o, Operand::Property(p) if p.segments.len() == 1 && p.segments[0] == var);
+    let text = |l: &'e Literal| match l {
+        Literal::String(s) | Literal::Guid(s) => Some(s.as_str()),
+        _ => None,
+    };
+    match body {
+        Expr::Compare(CmpOp::Eq, a, Operand::Literal(l)) if is_var(a) => Some(vec![text(l)?]),
+        Expr::Compare(CmpOp::Eq, Operand::Literal(l), b) if is_var(b) => Some(vec![text(l)?]),
+        Expr::In(a, values) if is_var(a) && !values.is_empty() => values.iter().map(text).collect(),
+        _ => None,
+    }
+}
+
 // ------------------------------------------------------------------ lexer
 
 #[derive(Debug, Clone, PartialEq)]

@@ -109,6 +109,92 @@ impl ListQuery {
     }
 }
 
+/// A filter term that one side table answers with one value; see
+/// [`side_term`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SideTerm {
+    /// `ownerIds/any(o: o eq 'x')` on instances.
+    Owner(String),
+    /// `agentCardManifest/skills/any(s: s/tags/any(t: t eq 'x'))` on instances.
+    InstanceTag(String),
+    /// `skills/any(s: s/tags/any(t: t eq 'x'))` on manifests.
+    ManifestTag(String),
+}
+
+/// The side-table term a filter operand is, if it is one with one value.
+/// The side tables hold these values keyed (tenant, value, entity id), so a
+/// page of such a filter can be read from them in id order.
+pub fn side_term(ty: &crate::domain::schema::EntityType, e: &Expr) -> Option<SideTerm> {
+    use crate::odata::filter::{Quantifier, equality_literals};
+    let Expr::Lambda {
+        quantifier: Quantifier::Any,
+        collection,
+        variable,
+        body: Some(body),
+    } = e
+    else {
+        return None;
+    };
+    let one = |values: Option<Vec<&str>>| match values.as_deref() {
+        Some([v]) => Some((*v).to_owned()),
+        _ => None,
+    };
+    let one_tag = || {
+        let Expr::Lambda {
+            quantifier: Quantifier::Any,
+            collection: inner,
+            variable: tv,
+            body: Some(tb),
+        } = body.as_ref()
+        else {
+            return None;
+        };
+        match inner.segments.as_slice() {
+            [v, tags] if v == variable && tags == "tags" => one(equality_literals(tb, tv)),
+            _ => None,
+        }
+    };
+    match (ty.entity_set, collection.segments.as_slice()) {
+        ("agentInstances", [p]) if p == "ownerIds" => {
+            one(equality_literals(body, variable)).map(SideTerm::Owner)
+        }
+        ("agentInstances", [n, s]) if n == "agentCardManifest" && s == "skills" => {
+            one_tag().map(SideTerm::InstanceTag)
+        }
+        ("agentCardManifests", [s]) if s == "skills" => one_tag().map(SideTerm::ManifestTag),
+        _ => None,
+    }
+}
+
+/// Whether a page is ordered by name rather than by id: a page without
+/// `$orderby` of instances or manifests whose filter requires
+/// `startswith(displayName, '…')` (a top-level `and` operand) and no
+/// [`side_term`] (whose side table yields id order). Such a page is a range
+/// of the case-insensitive name index, which yields its rows in name order;
+/// paging in that order (name without ASCII case, then id) reads one page of
+/// index entries however many names match, where id order would sort every
+/// match first. Graph leaves the order of such pages unspecified. Every
+/// backend follows this rule, so all answer in the same order.
+pub fn pages_by_name(ty: &crate::domain::schema::EntityType, q: &ListQuery) -> bool {
+    use crate::odata::filter::{Func, Literal, Operand};
+    let name_prefix = |e: &Expr| match e {
+        Expr::Call(
+            Func::StartsWith,
+            Operand::Property(p),
+            Operand::Literal(Literal::String(_)),
+        ) => p.segments.len() == 1 && p.segments[0] == "displayName",
+        _ => false,
+    };
+    let Some(filter) = &q.criteria.filter else {
+        return false;
+    };
+    let terms = filter.conjuncts();
+    q.order.is_empty()
+        && matches!(ty.entity_set, "agentInstances" | "agentCardManifests")
+        && terms.iter().any(|e| name_prefix(e))
+        && !terms.iter().any(|e| side_term(ty, e).is_some())
+}
+
 /// One page of results; `more` says whether rows follow the last one, and
 /// `last` is where the next page starts.
 #[derive(Debug, Clone, Default)]
@@ -532,7 +618,7 @@ pub async fn migrate(database_url: &str) -> Result<Vec<String>, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::*;
 
     #[test]
     fn passwords_in_database_urls_are_hidden_and_the_rest_kept() {
@@ -548,5 +634,117 @@ mod tests {
             redact_url("sqlite://./agentry-data/agentry.db"),
             "sqlite://./agentry-data/agentry.db"
         );
+    }
+
+    fn query(text: &str) -> ListQuery {
+        let q = crate::odata::QueryOptions::parse(Some(text)).unwrap();
+        ListQuery {
+            criteria: Criteria {
+                filter: q.filter,
+                search: q.search,
+            },
+            order: q.orderby,
+            ..ListQuery::first(10)
+        }
+    }
+
+    #[test]
+    fn a_name_prefix_without_orderby_or_a_side_term_pages_by_name() {
+        use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
+        let cases = [
+            (
+                &AGENT_INSTANCE,
+                "$filter=startswith(displayName, 'a')",
+                true,
+            ),
+            (
+                &AGENT_CARD_MANIFEST,
+                "$filter=startswith(displayName, 'a')",
+                true,
+            ),
+            (
+                &AGENT_INSTANCE,
+                "$filter=url ne null and startswith(displayName, 'a')",
+                true,
+            ),
+            (
+                &AGENT_INSTANCE,
+                "$filter=startswith(displayName, 'a') and ownerIds/any(o: o in ('x', 'y'))",
+                true,
+            ),
+            (
+                &AGENT_COLLECTION,
+                "$filter=startswith(displayName, 'a')",
+                false,
+            ),
+            (
+                &AGENT_INSTANCE,
+                "$filter=startswith(displayName, 'a')&$orderby=id",
+                false,
+            ),
+            (
+                &AGENT_INSTANCE,
+                "$filter=startswith(displayName, 'a') or url eq null",
+                false,
+            ),
+            (
+                &AGENT_INSTANCE,
+                "$filter=not startswith(displayName, 'a')",
+                false,
+            ),
+            (&AGENT_INSTANCE, "$filter=startswith(url, 'a')", false),
+            (
+                &AGENT_INSTANCE,
+                "$filter=startswith(displayName, 'a') and ownerIds/any(o: o eq 'x')",
+                false,
+            ),
+            (
+                &AGENT_CARD_MANIFEST,
+                "$filter=startswith(displayName, 'a') and skills/any(s: s/tags/any(t: t eq 'x'))",
+                false,
+            ),
+        ];
+        for (ty, text, expected) in cases {
+            assert_eq!(pages_by_name(ty, &query(text)), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn side_terms_are_one_value_owner_and_tag_lambdas() {
+        use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_INSTANCE};
+        let term = |ty, text: &str| {
+            let q = query(text);
+            side_term(ty, q.criteria.filter.as_ref().unwrap())
+        };
+        let tag = "skills/any(s: s/tags/any(t: t eq 'x'))";
+        assert_eq!(
+            term(&AGENT_INSTANCE, "$filter=ownerIds/any(o: o eq 'x')"),
+            Some(SideTerm::Owner("x".into()))
+        );
+        assert_eq!(
+            term(&AGENT_INSTANCE, "$filter=ownerIds/any(o: 'x' eq o)"),
+            Some(SideTerm::Owner("x".into()))
+        );
+        assert_eq!(
+            term(&AGENT_INSTANCE, &format!("$filter=agentCardManifest/{tag}")),
+            Some(SideTerm::InstanceTag("x".into()))
+        );
+        assert_eq!(
+            term(&AGENT_CARD_MANIFEST, &format!("$filter={tag}")),
+            Some(SideTerm::ManifestTag("x".into()))
+        );
+        for (ty, text) in [
+            (&AGENT_INSTANCE, "$filter=ownerIds/any(o: o in ('x', 'y'))"),
+            (&AGENT_INSTANCE, "$filter=ownerIds/any(o: o ne 'x')"),
+            (&AGENT_INSTANCE, "$filter=ownerIds/all(o: o eq 'x')"),
+            (&AGENT_INSTANCE, "$filter=ownerIds/any()"),
+            (&AGENT_CARD_MANIFEST, "$filter=skills/any(s: s/id eq 'x')"),
+            (
+                &AGENT_CARD_MANIFEST,
+                "$filter=skills/any(s: s/tags/any(t: startswith(t, 'x')))",
+            ),
+        ] {
+            assert_eq!(term(ty, text), None, "{text}");
+        }
     }
 }

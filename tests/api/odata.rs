@@ -166,6 +166,20 @@ async fn filters_return_exactly_what_a_reference_evaluation_selects() {
         ("startswith(displayName, 'security')", |v| {
             lower(text(v, &["displayName"])).starts_with("security")
         }),
+        (
+            "startswith(displayName, 'SECURITY') and ownerIds/any(o: o in ('o3', 'o4'))",
+            |v| {
+                lower(text(v, &["displayName"])).starts_with("security")
+                    && ["o3", "o4"].iter().any(|o| strs(v, "ownerIds").contains(o))
+            },
+        ),
+        (
+            "startswith(displayName, 'security') and ownerIds/any(o: o eq 'o3')",
+            |v| {
+                lower(text(v, &["displayName"])).starts_with("security")
+                    && strs(v, "ownerIds").contains(&"o3")
+            },
+        ),
         ("endswith(displayName, '5')", |v| {
             lower(text(v, &["displayName"])).ends_with('5')
         }),
@@ -311,12 +325,24 @@ async fn filters_return_exactly_what_a_reference_evaluation_selects() {
         ("false or id eq 'agent-001'", |v| v["id"] == "agent-001"),
     ];
     for (filter, reference) in table {
-        let mut expected: Vec<String> = data
+        // Pages come in id order, but those of a name prefix: in name order
+        // without ASCII case, then id, unless a one-value owner or tag term
+        // (whose side table yields id order) is there too
+        // (`store::pages_by_name`).
+        let by_name = filter.starts_with("startswith(displayName") && !filter.contains("o eq 'o3'");
+        let mut keyed: Vec<(String, String)> = data
             .iter()
             .filter(|v| reference(v))
-            .map(|v| v["id"].as_str().unwrap().to_owned())
+            .map(|v| {
+                let name = match by_name {
+                    true => v["displayName"].as_str().unwrap().to_ascii_lowercase(),
+                    false => String::new(),
+                };
+                (name, v["id"].as_str().unwrap().to_owned())
+            })
             .collect();
-        expected.sort();
+        keyed.sort();
+        let expected: Vec<String> = keyed.into_iter().map(|(_, id)| id).collect();
         let (got, count) = fetch_all(
             &s,
             "/agentRegistry/agentInstances",

@@ -742,7 +742,7 @@ async fn run_list(c: &impl GenericClient, compiled: &query::Compiled, q: &ListQu
         .map(|p| p as &(dyn ToSql + Sync))
         .collect();
     let rows = c.query(&stmt, &params).await?;
-    let sort_columns = q.order.len();
+    let sort_columns = compiled.sort_columns;
     let mut items = Vec::with_capacity(rows.len());
     let mut cursors = Vec::with_capacity(rows.len());
     for r in rows {

@@ -15,9 +15,11 @@
 //! identifier characters) are written into the statement.
 
 use crate::domain::schema::{AGENT_CARD_MANIFEST, EntityType};
-use crate::odata::filter::{self, CmpOp, Func, Literal, Operand, Path, Quantifier, Ty};
+use crate::odata::filter::{
+    self, CmpOp, Func, Literal, Operand, Path, Quantifier, Ty, equality_literals,
+};
 use crate::odata::{Cursor, Expr, SEARCHABLE, Search};
-use crate::store::{Criteria, ListQuery};
+use crate::store::{Criteria, ListQuery, pages_by_name};
 use bytes::BytesMut;
 use std::error::Error;
 use tokio_postgres::types::{IsNull, ToSql, Type, WrongType};
@@ -38,6 +40,8 @@ pub(super) enum Source<'a> {
 pub(super) struct Compiled {
     pub sql: String,
     pub params: Vec<Param>,
+    /// Sort values selected after id, doc and version (the paging cursor's).
+    pub sort_columns: usize,
 }
 
 /// One statement parameter. The statement casts each placeholder to the
@@ -580,23 +584,6 @@ impl<'a> Builder<'a> {
         format!("({x} IS NOT NULL AND {y} IS NOT NULL AND {test})")
     }
 
-    /// `var eq 'literal'` (either side) or `var in (...)`: the literals compared with the variable.
-    fn equality_literals<'e>(body: &'e Expr, var: &str) -> Option<Vec<&'e str>> {
-        let is_var = |o: &Operand| matches!(o, Operand::Property(p) if p.segments.len() == 1 && p.segments[0] == var);
-        let text = |l: &'e Literal| match l {
-            Literal::String(s) | Literal::Guid(s) => Some(s.as_str()),
-            _ => None,
-        };
-        match body {
-            Expr::Compare(CmpOp::Eq, a, Operand::Literal(l)) if is_var(a) => Some(vec![text(l)?]),
-            Expr::Compare(CmpOp::Eq, Operand::Literal(l), b) if is_var(b) => Some(vec![text(l)?]),
-            Expr::In(a, values) if is_var(a) && !values.is_empty() => {
-                values.iter().map(text).collect()
-            }
-            _ => None,
-        }
-    }
-
     fn in_list(&mut self, values: &[&str]) -> String {
         let list: Vec<String> = values
             .iter()
@@ -616,7 +603,7 @@ impl<'a> Builder<'a> {
         body: &Expr,
     ) -> Option<String> {
         if ty.entity_set == "agentInstances" && segs.len() == 1 && segs[0] == "ownerIds" {
-            let values = Self::equality_literals(body, variable)?;
+            let values = equality_literals(body, variable)?;
             let t = self.param(Param::Text(self.tenant.to_owned()));
             let list = self.in_list(&values);
             return Some(format!(
@@ -646,7 +633,7 @@ impl<'a> Builder<'a> {
         {
             return None;
         }
-        let values = Self::equality_literals(tb, tv)?;
+        let values = equality_literals(tb, tv)?;
         let t = self.param(Param::Text(self.tenant.to_owned()));
         let list = self.in_list(&values);
         Some(format!(
@@ -844,11 +831,22 @@ pub(super) fn list(
     let (from, scope) = b.source(source);
     let mut clauses = vec![scope];
     b.criteria(ty, &q.criteria, &mut clauses);
-    let keys: Vec<(Val, bool)> = q
-        .order
-        .iter()
-        .map(|k| (b.value("e", ty, &k.path.segments), k.descending))
-        .collect();
+    // Name order is the `lower(display_name)` index's own: no sort. (The
+    // filter excludes null names, so where nulls would sort is moot and the
+    // index's default order serves.)
+    let by_name = matches!(source, Source::Table(_)) && pages_by_name(ty, q);
+    let keys: Vec<(Val, bool)> = if by_name {
+        let name = Val {
+            sql: "lower(e.display_name)".into(),
+            kind: Kind::Text,
+        };
+        vec![(name, false)]
+    } else {
+        q.order
+            .iter()
+            .map(|k| (b.value("e", ty, &k.path.segments), k.descending))
+            .collect()
+    };
     if let Some(Cursor { values, id }) = &q.after {
         let after = b.after(&keys, values, id);
         clauses.push(after);
@@ -857,7 +855,9 @@ pub(super) fn list(
     let mut order = Vec::new();
     for (x, descending) in &keys {
         select.push_str(&format!(", COALESCE(to_jsonb({}), 'null'::jsonb)", x.sql));
-        order.push(if *descending {
+        order.push(if by_name {
+            x.sql.clone()
+        } else if *descending {
             format!("{} DESC NULLS LAST", x.sql)
         } else {
             format!("{} ASC NULLS FIRST", x.sql)
@@ -875,6 +875,7 @@ pub(super) fn list(
             order.join(", ")
         ),
         params: b.params,
+        sort_columns: keys.len(),
     }
 }
 
@@ -895,6 +896,7 @@ pub(super) fn count(
             clauses.join(" AND ")
         ),
         params: b.params,
+        sort_columns: 0,
     }
 }
 

@@ -712,7 +712,7 @@ fn run_list(
     q: &ListQuery,
 ) -> Result<Page, StoreError> {
     let mut stmt = conn.prepare_cached(&compiled.sql).map_err(sql_error)?;
-    let sort_columns = q.order.len();
+    let sort_columns = compiled.sort_columns;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(compiled.params.iter()))
         .map_err(sql_error)?;

@@ -15,9 +15,9 @@
 //! meet (`ownerIds/any() and agentCardManifest/…/all(…)`).
 
 use crate::domain::schema::{AGENT_CARD_MANIFEST, EntityType};
-use crate::odata::filter::{CmpOp, Func, Literal, Operand, Path, Quantifier};
+use crate::odata::filter::{CmpOp, Func, Literal, Operand, Path, Quantifier, equality_literals};
 use crate::odata::{Cursor, Expr, SEARCHABLE, Search};
-use crate::store::{Criteria, ListQuery};
+use crate::store::{Criteria, ListQuery, SideTerm, pages_by_name, side_term};
 use rusqlite::types::Value as SqlValue;
 use std::borrow::Cow;
 
@@ -37,6 +37,8 @@ pub(super) enum Source<'a> {
 pub(super) struct Compiled {
     pub sql: String,
     pub params: Vec<SqlValue>,
+    /// Sort values selected after id, doc and version (the paging cursor's).
+    pub sort_columns: usize,
 }
 
 struct Builder<'a> {
@@ -321,23 +323,6 @@ impl<'a> Builder<'a> {
         format!("({x} IS NOT NULL AND {y} IS NOT NULL AND {test})")
     }
 
-    /// `var eq 'literal'` (either side) or `var in (...)`: the literals compared with the variable.
-    fn equality_literals<'e>(body: &'e Expr, var: &str) -> Option<Vec<&'e str>> {
-        let is_var = |o: &Operand| matches!(o, Operand::Property(p) if p.segments.len() == 1 && p.segments[0] == var);
-        let text = |l: &'e Literal| match l {
-            Literal::String(s) | Literal::Guid(s) => Some(s.as_str()),
-            _ => None,
-        };
-        match body {
-            Expr::Compare(CmpOp::Eq, a, Operand::Literal(l)) if is_var(a) => Some(vec![text(l)?]),
-            Expr::Compare(CmpOp::Eq, Operand::Literal(l), b) if is_var(b) => Some(vec![text(l)?]),
-            Expr::In(a, values) if is_var(a) && !values.is_empty() => {
-                values.iter().map(text).collect()
-            }
-            _ => None,
-        }
-    }
-
     fn in_list(&mut self, values: &[&str]) -> String {
         let list: Vec<&str> = values
             .iter()
@@ -357,7 +342,7 @@ impl<'a> Builder<'a> {
         body: &Expr,
     ) -> Option<String> {
         if ty.entity_set == "agentInstances" && segs.len() == 1 && segs[0] == "ownerIds" {
-            let values = Self::equality_literals(body, variable)?;
+            let values = equality_literals(body, variable)?;
             let t = self.param(SqlValue::Text(self.tenant.to_owned()));
             let list = self.in_list(&values);
             return Some(format!(
@@ -386,7 +371,7 @@ impl<'a> Builder<'a> {
         {
             return None;
         }
-        let values = Self::equality_literals(tb, tv)?;
+        let values = equality_literals(tb, tv)?;
         let t = self.param(SqlValue::Text(self.tenant.to_owned()));
         let list = self.in_list(&values);
         Some(format!(
@@ -590,94 +575,32 @@ struct Driver {
     value: String,
 }
 
-/// A one-value side-table predicate among the filter's top-level `and`
-/// operands, and the filter without it.
+/// A one-value side-table term among the filter's top-level `and`
+/// operands, as a [`Driver`], and the filter without it.
 fn driver(ty: &'static EntityType, filter: &Expr) -> Option<(Driver, Option<Expr>)> {
-    fn conjuncts<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
-        match e {
-            Expr::And(a, b) => {
-                conjuncts(a, out);
-                conjuncts(b, out);
-            }
-            other => out.push(other),
-        }
-    }
-    let mut all = Vec::new();
-    conjuncts(filter, &mut all);
-    let (at, driver) = all
+    let all = filter.conjuncts();
+    let (at, term) = all
         .iter()
         .enumerate()
-        .find_map(|(i, e)| Some((i, single_side_value(ty, e)?)))?;
+        .find_map(|(i, e)| Some((i, side_term(ty, e)?)))?;
     let rest = all
         .into_iter()
         .enumerate()
         .filter(|(i, _)| *i != at)
         .map(|(_, e)| e.clone())
         .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)));
-    Some((driver, rest))
-}
-
-/// `ownerIds/any(o: o eq 'x')` and `[agentCardManifest/]skills/any(s:
-/// s/tags/any(t: t eq 'x'))` with a single value, as a [`Driver`].
-fn single_side_value(ty: &'static EntityType, e: &Expr) -> Option<Driver> {
-    let Expr::Lambda {
-        quantifier: Quantifier::Any,
-        collection,
-        variable,
-        body: Some(body),
-    } = e
-    else {
-        return None;
+    let (table, key, column, value) = match term {
+        SideTerm::Owner(v) => ("agent_instance_owners", "instance_id", "owner_id", v),
+        SideTerm::InstanceTag(v) => ("agent_instance_skill_tags", "instance_id", "tag", v),
+        SideTerm::ManifestTag(v) => ("agent_card_manifest_skill_tags", "manifest_id", "tag", v),
     };
-    let one = |values: Option<Vec<&str>>| match values.as_deref() {
-        Some([v]) => Some((*v).to_owned()),
-        _ => None,
-    };
-    let one_tag = || {
-        let Expr::Lambda {
-            quantifier: Quantifier::Any,
-            collection: inner,
-            variable: tv,
-            body: Some(tb),
-        } = body.as_ref()
-        else {
-            return None;
-        };
-        let [v, tags] = inner.segments.as_slice() else {
-            return None;
-        };
-        if v != variable || tags != "tags" {
-            return None;
-        }
-        one(Builder::equality_literals(tb, tv))
-    };
-    let (table, key, column, value) = match (ty.entity_set, collection.segments.as_slice()) {
-        ("agentInstances", [p]) if p == "ownerIds" => (
-            "agent_instance_owners",
-            "instance_id",
-            "owner_id",
-            one(Builder::equality_literals(body, variable))?,
-        ),
-        ("agentInstances", [n, s]) if n == "agentCardManifest" && s == "skills" => (
-            "agent_instance_skill_tags",
-            "instance_id",
-            "tag",
-            one_tag()?,
-        ),
-        ("agentCardManifests", [s]) if s == "skills" => (
-            "agent_card_manifest_skill_tags",
-            "manifest_id",
-            "tag",
-            one_tag()?,
-        ),
-        _ => return None,
-    };
-    Some(Driver {
+    let driver = Driver {
         table,
         key,
         column,
         value,
-    })
+    };
+    Some((driver, rest))
 }
 
 /// The page query: `SELECT id, doc, version, <sort values…>`.
@@ -688,6 +611,7 @@ pub(super) fn list(
     q: &ListQuery,
 ) -> Compiled {
     let mut b = Builder::new(tenant);
+    let by_name = matches!(source, Source::Table(_)) && pages_by_name(ty, q);
     let driven = match source {
         Source::Table(table) if q.order.is_empty() => q
             .criteria
@@ -721,11 +645,16 @@ pub(super) fn list(
     };
     let mut clauses = vec![scope];
     b.criteria(ty, &criteria, &mut clauses);
-    let keys: Vec<(String, bool)> = q
-        .order
-        .iter()
-        .map(|k| (b.value("e", ty, &k.path.segments), k.descending))
-        .collect();
+    // Name order is the case-insensitive index's own: no sort.
+    let name_key = |base: &str| (format!("{base}.display_name COLLATE NOCASE"), false);
+    let keys: Vec<(String, bool)> = if by_name {
+        vec![name_key("e")]
+    } else {
+        q.order
+            .iter()
+            .map(|k| (b.value("e", ty, &k.path.segments), k.descending))
+            .collect()
+    };
     if let Some(Cursor { values, id }) = &q.after {
         let after = b.after(&keys, values, id, &id_column);
         clauses.push(after);
@@ -751,6 +680,7 @@ pub(super) fn list(
                 clauses.join(" AND ")
             ),
             params: b.params,
+            sort_columns: 0,
         };
     }
     // Two steps: the page's ids first, which an index can often answer without
@@ -760,11 +690,14 @@ pub(super) fn list(
         clauses.join(" AND "),
         order_by(&keys, &id_column)
     );
-    let outer_keys: Vec<(String, bool)> = q
-        .order
-        .iter()
-        .map(|k| (b.value("o", ty, &k.path.segments), k.descending))
-        .collect();
+    let outer_keys: Vec<(String, bool)> = if by_name {
+        vec![name_key("o")]
+    } else {
+        q.order
+            .iter()
+            .map(|k| (b.value("o", ty, &k.path.segments), k.descending))
+            .collect()
+    };
     let mut select = String::from("o.id, o.doc, o.version");
     for (x, _) in &outer_keys {
         select.push_str(", ");
@@ -785,6 +718,7 @@ pub(super) fn list(
             order_by(&outer_keys, "o.id")
         ),
         params,
+        sort_columns: outer_keys.len(),
     }
 }
 
@@ -805,6 +739,7 @@ pub(super) fn count(
             clauses.join(" AND ")
         ),
         params: b.params,
+        sort_columns: 0,
     }
 }
 
@@ -860,10 +795,22 @@ mod tests {
             .unwrap();
         let rows = stmt
             .query_map(rusqlite::params_from_iter(c.params.iter()), |r| {
-                r.get::<_, String>(3)
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(3)?,
+                ))
             })
             .unwrap();
-        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+        // One line per node, indented by its depth in the plan tree.
+        let mut depth = std::collections::HashMap::new();
+        let mut lines = Vec::new();
+        for (id, parent, detail) in rows.map(Result::unwrap) {
+            let d = depth.get(&parent).map_or(0, |d| d + 1);
+            depth.insert(id, d);
+            lines.push(format!("{}{detail}", "  ".repeat(d)));
+        }
+        lines.join("\n")
     }
 
     /// The query plans of the discovery filters, as `EXPLAIN QUERY PLAN` shows them.
@@ -965,6 +912,27 @@ mod tests {
             );
             assert!(!p.contains("TEMP B-TREE"), "{query} sorts:\n{p}");
         }
+        // A name prefix pages in the case-insensitive index's own order: the
+        // page's ids come off the index unsorted (only the outer query
+        // orders the page's own rows).
+        let query = "$filter=startswith(displayName, 'Agent 1')";
+        let p = plan(&conn, &AGENT_INSTANCE, "agent_instances", query);
+        let inner: Vec<&str> = p
+            .lines()
+            .skip_while(|l| !l.contains("LIST SUBQUERY"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .collect();
+        assert!(
+            inner
+                .iter()
+                .any(|l| l.contains("COVERING INDEX agent_instances_by_display_name_nocase")),
+            "{p}"
+        );
+        assert!(
+            !inner.iter().any(|l| l.contains("TEMP B-TREE")),
+            "{query} sorts:\n{p}"
+        );
     }
 
     fn filter_strategy() -> impl proptest::strategy::Strategy<Value = String> {

@@ -1052,6 +1052,8 @@ fn discovery_filters_are_answered_from_indexes() {
             ("$orderby=displayName", "agent_instances_by_display_name"),
             ("$orderby=displayName desc", "agent_instances_by_display_name"),
             ("$orderby=managedBy&$filter=managedBy ne 'app1'", "agent_instances_by_managed_by"),
+            // A name prefix pages in the index's own order.
+            ("$filter=startswith(displayName, 'agent 1')", "agent_instances_by_display_name_lower"),
         ] {
             let q = parse(&AGENT_INSTANCE, text, 100).unwrap();
             let c = list("t", &AGENT_INSTANCE, Source::Table("agent_instances"), &q);
