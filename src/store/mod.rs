@@ -109,25 +109,61 @@ impl ListQuery {
     }
 }
 
-/// A filter term that one side table answers with one value; see
-/// [`side_term`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SideTerm {
-    /// `ownerIds/any(o: o eq 'x')` on instances.
-    Owner(String),
-    /// `agentCardManifest/skills/any(s: s/tags/any(t: t eq 'x'))` on instances.
-    InstanceTag(String),
-    /// `skills/any(s: s/tags/any(t: t eq 'x'))` on manifests.
-    ManifestTag(String),
+/// The side tables: collection-valued properties that discovery filters ask
+/// about, kept per entity as rows keyed (tenant, value, entity id) by every
+/// backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Instance owners: `ownerIds/any(o: o eq …)`.
+    Owners,
+    /// The skill tags of an instance's linked manifest:
+    /// `agentCardManifest/skills/any(s: s/tags/any(t: t eq …))`.
+    InstanceTags,
+    /// A manifest's skill tags: `skills/any(s: s/tags/any(t: t eq …))`.
+    ManifestTags,
 }
 
-/// The side-table term a filter operand is, if it is one with one value.
-/// The side tables hold these values keyed (tenant, value, entity id), so a
-/// page of such a filter can be read from them in id order.
-pub fn side_term(ty: &crate::domain::schema::EntityType, e: &Expr) -> Option<SideTerm> {
+/// The side table that answers `collection/any(variable: body)` on `ty`, and
+/// the values the term asks for (`eq` one, or `in` several).
+pub fn side_values<'e>(
+    ty: &crate::domain::schema::EntityType,
+    collection: &[String],
+    variable: &str,
+    body: &'e Expr,
+) -> Option<(Side, Vec<&'e str>)> {
     use crate::odata::filter::{Quantifier, equality_literals};
+    let tags = || {
+        let Expr::Lambda {
+            quantifier: Quantifier::Any,
+            collection: inner,
+            variable: tv,
+            body: Some(tb),
+        } = body
+        else {
+            return None;
+        };
+        match inner.segments.as_slice() {
+            [v, tags] if v == variable && tags == "tags" => equality_literals(tb, tv),
+            _ => None,
+        }
+    };
+    match (ty.entity_set, collection) {
+        ("agentInstances", [p]) if p == "ownerIds" => {
+            Some((Side::Owners, equality_literals(body, variable)?))
+        }
+        ("agentInstances", [n, s]) if n == "agentCardManifest" && s == "skills" => {
+            Some((Side::InstanceTags, tags()?))
+        }
+        ("agentCardManifests", [s]) if s == "skills" => Some((Side::ManifestTags, tags()?)),
+        _ => None,
+    }
+}
+
+/// A filter operand that a side table answers with one value, so that a
+/// page of it can be read from that table in id order.
+pub fn side_term(ty: &crate::domain::schema::EntityType, e: &Expr) -> Option<(Side, String)> {
     let Expr::Lambda {
-        quantifier: Quantifier::Any,
+        quantifier: crate::odata::filter::Quantifier::Any,
         collection,
         variable,
         body: Some(body),
@@ -135,33 +171,8 @@ pub fn side_term(ty: &crate::domain::schema::EntityType, e: &Expr) -> Option<Sid
     else {
         return None;
     };
-    let one = |values: Option<Vec<&str>>| match values.as_deref() {
-        Some([v]) => Some((*v).to_owned()),
-        _ => None,
-    };
-    let one_tag = || {
-        let Expr::Lambda {
-            quantifier: Quantifier::Any,
-            collection: inner,
-            variable: tv,
-            body: Some(tb),
-        } = body.as_ref()
-        else {
-            return None;
-        };
-        match inner.segments.as_slice() {
-            [v, tags] if v == variable && tags == "tags" => one(equality_literals(tb, tv)),
-            _ => None,
-        }
-    };
-    match (ty.entity_set, collection.segments.as_slice()) {
-        ("agentInstances", [p]) if p == "ownerIds" => {
-            one(equality_literals(body, variable)).map(SideTerm::Owner)
-        }
-        ("agentInstances", [n, s]) if n == "agentCardManifest" && s == "skills" => {
-            one_tag().map(SideTerm::InstanceTag)
-        }
-        ("agentCardManifests", [s]) if s == "skills" => one_tag().map(SideTerm::ManifestTag),
+    match side_values(ty, &collection.segments, variable, body)? {
+        (side, values) if values.len() == 1 => Some((side, values[0].to_owned())),
         _ => None,
     }
 }
@@ -719,19 +730,19 @@ mod tests {
         let tag = "skills/any(s: s/tags/any(t: t eq 'x'))";
         assert_eq!(
             term(&AGENT_INSTANCE, "$filter=ownerIds/any(o: o eq 'x')"),
-            Some(SideTerm::Owner("x".into()))
+            Some((Side::Owners, "x".into()))
         );
         assert_eq!(
             term(&AGENT_INSTANCE, "$filter=ownerIds/any(o: 'x' eq o)"),
-            Some(SideTerm::Owner("x".into()))
+            Some((Side::Owners, "x".into()))
         );
         assert_eq!(
             term(&AGENT_INSTANCE, &format!("$filter=agentCardManifest/{tag}")),
-            Some(SideTerm::InstanceTag("x".into()))
+            Some((Side::InstanceTags, "x".into()))
         );
         assert_eq!(
             term(&AGENT_CARD_MANIFEST, &format!("$filter={tag}")),
-            Some(SideTerm::ManifestTag("x".into()))
+            Some((Side::ManifestTags, "x".into()))
         );
         for (ty, text) in [
             (&AGENT_INSTANCE, "$filter=ownerIds/any(o: o in ('x', 'y'))"),

@@ -15,11 +15,9 @@
 //! identifier characters) are written into the statement.
 
 use crate::domain::schema::{AGENT_CARD_MANIFEST, EntityType};
-use crate::odata::filter::{
-    self, CmpOp, Func, Literal, Operand, Path, Quantifier, Ty, equality_literals,
-};
+use crate::odata::filter::{self, CmpOp, Func, Literal, Operand, Path, Quantifier, Ty};
 use crate::odata::{Cursor, Expr, SEARCHABLE, Search};
-use crate::store::{Criteria, ListQuery, pages_by_name};
+use crate::store::{Criteria, ListQuery, Side, pages_by_name, side_values};
 use bytes::BytesMut;
 use std::error::Error;
 use tokio_postgres::types::{IsNull, ToSql, Type, WrongType};
@@ -33,6 +31,15 @@ pub(super) enum Source<'a> {
     MembersOf(&'a str),
     /// The collections an instance belongs to.
     CollectionsOf(&'a str),
+}
+
+/// The table of a side table, its entity id column and its value column.
+fn side_columns(side: Side) -> (&'static str, &'static str, &'static str) {
+    match side {
+        Side::Owners => ("agent_instance_owners", "instance_id", "owner_id"),
+        Side::InstanceTags => ("agent_instance_skill_tags", "instance_id", "tag"),
+        Side::ManifestTags => ("agent_card_manifest_skill_tags", "manifest_id", "tag"),
+    }
 }
 
 /// A statement and its parameters, `$1` first.
@@ -602,42 +609,12 @@ impl<'a> Builder<'a> {
         variable: &str,
         body: &Expr,
     ) -> Option<String> {
-        if ty.entity_set == "agentInstances" && segs.len() == 1 && segs[0] == "ownerIds" {
-            let values = equality_literals(body, variable)?;
-            let t = self.param(Param::Text(self.tenant.to_owned()));
-            let list = self.in_list(&values);
-            return Some(format!(
-                "({base}.id IN (SELECT instance_id FROM agent_instance_owners WHERE tenant_id = {t} AND owner_id IN ({list})))"
-            ));
-        }
-        let (side, key) = match (ty.entity_set, segs) {
-            ("agentCardManifests", [s]) if s == "skills" => {
-                ("agent_card_manifest_skill_tags", "manifest_id")
-            }
-            // Each instance has its linked manifest's tags in its own table.
-            ("agentInstances", [n, s]) if n == "agentCardManifest" && s == "skills" => {
-                ("agent_instance_skill_tags", "instance_id")
-            }
-            _ => return None,
-        };
-        let Expr::Lambda {
-            quantifier: Quantifier::Any,
-            collection: inner,
-            variable: tv,
-            body: Some(tb),
-        } = body
-        else {
-            return None;
-        };
-        if inner.segments.len() != 2 || inner.segments[0] != variable || inner.segments[1] != "tags"
-        {
-            return None;
-        }
-        let values = equality_literals(tb, tv)?;
+        let (side, values) = side_values(ty, segs, variable, body)?;
+        let (table, key, column) = side_columns(side);
         let t = self.param(Param::Text(self.tenant.to_owned()));
         let list = self.in_list(&values);
         Some(format!(
-            "({base}.id IN (SELECT {key} FROM {side} WHERE tenant_id = {t} AND tag IN ({list})))"
+            "({base}.id IN (SELECT {key} FROM {table} WHERE tenant_id = {t} AND {column} IN ({list})))"
         ))
     }
 
