@@ -253,23 +253,13 @@ pub fn run() -> anyhow::Result<()> {
             serve(config::resolve(file, over)?)
         }
         Command::App(AppCommand::Add(args)) => {
-            let over = Overrides {
-                data_dir: cli.data_dir,
-                database_url: args.database_url,
-                ..Overrides::default()
-            };
-            let config = config::resolve(file, over)?;
+            let url = database_url(file, cli.data_dir, args.database_url)?;
             let roles = list(args.roles.as_deref(), &permissions::all_application_roles());
             let now = crate::clock::entity_timestamp(time::OffsetDateTime::now_utc());
             let new = AppRegistration::create(&args.tenant, &args.name, roles, now);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let store = crate::store::open(&config.database_url).await?;
-                let created = store.create_app(new.registration.clone()).await;
-                store.close().await;
-                created
+            let registration = new.registration.clone();
+            with_store(&url, |store| async move {
+                Ok(store.create_app(registration).await?)
             })?;
             let r = &new.registration;
             println!("client id:     {}", r.client_id);
@@ -280,17 +270,12 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate(args) => {
-            let over = Overrides {
-                data_dir: cli.data_dir,
-                database_url: args.database_url,
-                ..Overrides::default()
-            };
-            let config = config::resolve(file, over)?;
+            let url = database_url(file, cli.data_dir, args.database_url)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             let applied = runtime
-                .block_on(crate::store::migrate(&config.database_url))
+                .block_on(crate::store::migrate(&url))
                 .context("cannot migrate the database")?;
             if applied.is_empty() {
                 println!("the database schema is up to date");
@@ -301,15 +286,8 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export(args) => {
-            let config = config::resolve(
-                file,
-                Overrides {
-                    data_dir: cli.data_dir,
-                    database_url: args.database_url,
-                    ..Overrides::default()
-                },
-            )?;
-            transfer(&config.database_url, |store| async move {
+            let url = database_url(file, cli.data_dir, args.database_url)?;
+            with_store(&url, |store| async move {
                 let stdout = std::io::stdout();
                 let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {
                     Box::new(std::io::BufWriter::new(stdout.lock()))
@@ -332,15 +310,8 @@ pub fn run() -> anyhow::Result<()> {
             })
         }
         Command::Import(args) => {
-            let config = config::resolve(
-                file,
-                Overrides {
-                    data_dir: cli.data_dir,
-                    database_url: args.database_url,
-                    ..Overrides::default()
-                },
-            )?;
-            transfer(&config.database_url, |store| async move {
+            let url = database_url(file, cli.data_dir, args.database_url)?;
+            with_store(&url, |store| async move {
                 let stdin = std::io::stdin();
                 let (mut input, size): (Box<dyn BufRead>, Option<u64>) =
                     if args.input.as_os_str() == "-" {
@@ -410,9 +381,24 @@ pub fn run() -> anyhow::Result<()> {
     }
 }
 
+/// The database of the commands that need no whole server configuration:
+/// `--database-url`, else the file's, else the data folder's SQLite file.
+fn database_url(
+    file: FileConfig,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+) -> anyhow::Result<String> {
+    let over = Overrides {
+        data_dir,
+        database_url,
+        ..Overrides::default()
+    };
+    Ok(config::resolve(file, over)?.database_url)
+}
+
 /// Runs `work` with the store a database URL names, on a small runtime, and
 /// closes the store whatever the outcome.
-fn transfer<F, Fut>(database_url: &str, work: F) -> anyhow::Result<()>
+fn with_store<F, Fut>(database_url: &str, work: F) -> anyhow::Result<()>
 where
     F: FnOnce(std::sync::Arc<dyn crate::store::Store>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
