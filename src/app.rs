@@ -56,6 +56,7 @@ impl Application {
         )?);
         let options = store::StoreOptions {
             pool_size: config.db_pool_size,
+            read_cache_bytes: config.read_cache_mb.saturating_mul(1 << 20),
         };
         let store = store::open_with(&config.database_url, options).await?;
         if let Some(path) = &config.seed {

@@ -120,6 +120,9 @@ struct ServeArgs {
     /// Connections in the PostgreSQL pool of this process [default: 10].
     #[arg(long, env = "AGENTRY_DB_POOL_SIZE")]
     db_pool_size: Option<usize>,
+    /// Megabytes of documents kept in memory for reads by id, SQLite only; 0 turns it off [default: 64].
+    #[arg(long, env = "AGENTRY_READ_CACHE_MB")]
+    read_cache_mb: Option<usize>,
     /// Largest accepted request body, in bytes [default: 1048576].
     #[arg(long, env = "AGENTRY_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
@@ -230,6 +233,7 @@ pub fn run() -> anyhow::Result<()> {
                 keys_dir: cli.keys_dir,
                 database_url: args.database_url,
                 db_pool_size: args.db_pool_size,
+                read_cache_mb: args.read_cache_mb,
                 max_body_bytes: args.max_body_bytes,
                 trust_proxy: args.trust_proxy,
                 seed: args.seed,

@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub database_url: String,
     /// Connections in the PostgreSQL pool (per process).
     pub db_pool_size: usize,
+    /// Megabytes of documents kept in memory for reads by id (SQLite; 0: off).
+    pub read_cache_mb: usize,
     /// Requests with larger bodies get 413.
     pub max_body_bytes: usize,
     /// Build absolute URLs from `X-Forwarded-Host` / `X-Forwarded-Proto`.
@@ -61,6 +63,7 @@ impl ServerConfig {
             listen: DEFAULT_LISTEN.to_owned(),
             database_url: default_database_url(&data_dir),
             db_pool_size: crate::store::postgres::DEFAULT_POOL_SIZE,
+            read_cache_mb: crate::store::DEFAULT_READ_CACHE_MB,
             keys_dir: default_keys_dir(&data_dir),
             data_dir,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -98,6 +101,7 @@ pub struct FileConfig {
     pub keys_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub db_pool_size: Option<usize>,
+    pub read_cache_mb: Option<usize>,
     pub max_body_bytes: Option<usize>,
     pub trust_proxy: Option<bool>,
     pub seed: Option<PathBuf>,
@@ -220,6 +224,7 @@ pub struct Overrides {
     pub keys_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub db_pool_size: Option<usize>,
+    pub read_cache_mb: Option<usize>,
     pub max_body_bytes: Option<usize>,
     pub trust_proxy: Option<bool>,
     pub seed: Option<PathBuf>,
@@ -304,6 +309,10 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
             .or(file.db_pool_size)
             .filter(|n| *n > 0)
             .unwrap_or(crate::store::postgres::DEFAULT_POOL_SIZE),
+        read_cache_mb: over
+            .read_cache_mb
+            .or(file.read_cache_mb)
+            .unwrap_or(crate::store::DEFAULT_READ_CACHE_MB),
         max_body_bytes: over
             .max_body_bytes
             .or(file.max_body_bytes)
@@ -385,6 +394,26 @@ mod tests {
             resolve(file, Overrides::default()).unwrap().db_pool_size,
             crate::store::postgres::DEFAULT_POOL_SIZE
         );
+    }
+
+    #[test]
+    fn the_read_cache_size_comes_from_the_file_unless_overridden_and_zero_turns_it_off() {
+        let none = FileConfig::parse("").unwrap();
+        assert_eq!(
+            resolve(none, Overrides::default()).unwrap().read_cache_mb,
+            crate::store::DEFAULT_READ_CACHE_MB
+        );
+        let file = FileConfig::parse("read_cache_mb = 0\n").unwrap();
+        assert_eq!(
+            resolve(file, Overrides::default()).unwrap().read_cache_mb,
+            0
+        );
+        let file = FileConfig::parse("read_cache_mb = 0\n").unwrap();
+        let over = Overrides {
+            read_cache_mb: Some(256),
+            ..Overrides::default()
+        };
+        assert_eq!(resolve(file, over).unwrap().read_cache_mb, 256);
     }
 
     #[test]

@@ -544,12 +544,19 @@ pub trait Store: Send + Sync + 'static {
 pub struct StoreOptions {
     /// Connections in the pool of a server backend (PostgreSQL).
     pub pool_size: usize,
+    /// Bytes of documents kept in memory for reads by id (SQLite only: with
+    /// PostgreSQL other processes write too); 0 turns the cache off.
+    pub read_cache_bytes: usize,
 }
+
+/// The read cache's default size.
+pub const DEFAULT_READ_CACHE_MB: usize = 64;
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             pool_size: postgres::DEFAULT_POOL_SIZE,
+            read_cache_bytes: DEFAULT_READ_CACHE_MB << 20,
         }
     }
 }
@@ -606,7 +613,10 @@ pub async fn open_with(
     options: StoreOptions,
 ) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     Ok(match locate(database_url)? {
-        Location::Sqlite(path) => std::sync::Arc::new(sqlite::SqliteStore::open(path)?),
+        Location::Sqlite(path) => std::sync::Arc::new(sqlite::SqliteStore::open_with_cache(
+            path,
+            options.read_cache_bytes,
+        )?),
         Location::Postgres(url) => {
             std::sync::Arc::new(postgres::PgStore::open(url, options.pool_size).await?)
         }

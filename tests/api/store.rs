@@ -1002,3 +1002,163 @@ async fn skill_tag_filters_through_the_manifest_link_follow_links_and_skills() {
         assert!(other.items.is_empty(), "{}", b.name);
     }
 }
+
+#[tokio::test]
+async fn a_read_by_id_after_an_acknowledged_write_never_sees_what_it_replaced() {
+    for b in backends().await {
+        let st = &b.store;
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        let name = |s: Option<agentry::store::Stored>| s.map(|s| doc(&s)["displayName"].clone());
+        st.create_instance(
+            "t",
+            "i",
+            create(json!({"displayName": "v1", "ownerIds": [],
+                "agentCardManifest": {"id": "m", "displayName": "card v1"}})),
+            &c,
+        )
+        .await
+        .unwrap();
+        st.create_collection(
+            "t",
+            "c",
+            parse_write(
+                &AGENT_COLLECTION,
+                json!({"displayName": "col v1", "ownerIds": ["o"]}),
+                true,
+            )
+            .unwrap(),
+            &c,
+        )
+        .await
+        .unwrap();
+        // Each read below follows a read of the same id, so a cached copy exists.
+        for round in 2..5 {
+            assert!(st.get_instance("t", "i").await.unwrap().is_some());
+            assert!(st.get_manifest("t", "m").await.unwrap().is_some());
+            assert!(st.get_collection("t", "c").await.unwrap().is_some());
+            let v = format!("v{round}");
+            st.update_instance(
+                "t",
+                "i",
+                update(json!({"displayName": v, "agentCardManifest": {"displayName": format!("card {v}")}})),
+                &c,
+            )
+            .await
+            .unwrap();
+            let mut props = serde_json::Map::new();
+            props.insert("displayName".into(), json!(format!("col {v}")));
+            st.update_collection("t", "c", props, &c).await.unwrap();
+            assert_eq!(
+                name(st.get_instance("t", "i").await.unwrap()),
+                Some(json!(v)),
+                "{}",
+                b.name
+            );
+            assert_eq!(
+                name(st.get_manifest("t", "m").await.unwrap()),
+                Some(json!(format!("card {v}"))),
+                "{}",
+                b.name
+            );
+            assert_eq!(
+                name(st.get_collection("t", "c").await.unwrap()),
+                Some(json!(format!("col {v}"))),
+                "{}",
+                b.name
+            );
+        }
+
+        // Replacing the tenant's whole state is seen too.
+        let saved = st.export_tenant("t").await.unwrap();
+        st.update_instance("t", "i", update(json!({"displayName": "after export"})), &c)
+            .await
+            .unwrap();
+        assert_eq!(
+            name(st.get_instance("t", "i").await.unwrap()),
+            Some(json!("after export"))
+        );
+        st.import_tenant(
+            "t",
+            saved,
+            agentry::store::ImportMode::Replace,
+            "2025-01-02T00:00:00.0000000Z",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            name(st.get_instance("t", "i").await.unwrap()),
+            Some(json!("v4")),
+            "{}",
+            b.name
+        );
+
+        st.delete_instance("t", "i", None).await.unwrap();
+        st.delete_collection("t", "c", None).await.unwrap();
+        assert_eq!(st.get_instance("t", "i").await.unwrap(), None, "{}", b.name);
+        assert_eq!(
+            st.get_collection("t", "c").await.unwrap(),
+            None,
+            "{}",
+            b.name
+        );
+        st.close().await;
+    }
+}
+
+#[tokio::test]
+async fn readers_racing_a_writer_see_versions_only_move_forward() {
+    for b in backends().await {
+        let st = b.store.clone();
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        st.create_instance(
+            "t",
+            "hot",
+            create(json!({"displayName": "0", "ownerIds": []})),
+            &c,
+        )
+        .await
+        .unwrap();
+        let acknowledged = Arc::new(std::sync::atomic::AtomicI64::new(1));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for _ in 0..4 {
+            let (st, acknowledged, stop) = (st.clone(), acknowledged.clone(), stop.clone());
+            readers.push(tokio::spawn(async move {
+                let mut seen = 0;
+                let mut reads = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    let floor = acknowledged.load(std::sync::atomic::Ordering::Acquire);
+                    let got = st.get_instance("t", "hot").await.unwrap().unwrap();
+                    assert!(
+                        got.version >= floor,
+                        "read v{} after v{floor} was acknowledged",
+                        got.version
+                    );
+                    assert!(got.version >= seen, "read v{} after v{seen}", got.version);
+                    assert_eq!(
+                        doc(&got)["displayName"],
+                        json!((got.version - 1).to_string())
+                    );
+                    seen = got.version;
+                    reads += 1;
+                    tokio::task::yield_now().await;
+                }
+                reads
+            }));
+        }
+        for n in 1..=60 {
+            let w = update(json!({"displayName": n.to_string()}));
+            let done = st.update_instance("t", "hot", w, &c).await.unwrap();
+            acknowledged.store(done.version, std::sync::atomic::Ordering::Release);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        for r in readers {
+            assert!(r.await.unwrap() > 0, "{}: every reader read", b.name);
+        }
+        assert_eq!(
+            st.get_instance("t", "hot").await.unwrap().unwrap().version,
+            61
+        );
+        st.close().await;
+    }
+}

@@ -207,6 +207,7 @@ pub(super) fn import(
 ) -> Result<ImportReport, StoreError> {
     let mut report = ImportReport::default();
     if mode == ImportMode::Replace {
+        super::cache::record_everything();
         for table in TENANT_TABLES {
             conn.prepare_cached(&format!("DELETE FROM {table} WHERE tenant_id = ?1"))
                 .and_then(|mut s| s.execute(params![tenant]))

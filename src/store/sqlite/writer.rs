@@ -3,6 +3,7 @@
 //! savepoint, so a failing job is rolled back alone; every job of a batch is
 //! answered only after the batch's COMMIT has reached the disk.
 
+use super::cache::{self, DocCache};
 use super::sql_error;
 use crate::store::StoreError;
 use crate::store::StoreStats;
@@ -60,7 +61,8 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(conn: Connection) -> std::io::Result<Self> {
+    /// Starts the writer thread; `cache` hears of every committed change.
+    pub(super) fn start(conn: Connection, cache: Arc<DocCache>) -> std::io::Result<Self> {
         // Room for every statement the write paths prepare (the UPDATE has a
         // variant per set of changed columns), so none is prepared twice.
         conn.set_prepared_statement_cache_capacity(128);
@@ -69,7 +71,7 @@ impl Writer {
         let shared = counters.clone();
         std::thread::Builder::new()
             .name("agentry-sqlite-writer".into())
-            .spawn(move || run(conn, rx, &shared))?;
+            .spawn(move || run(conn, rx, &shared, &cache))?;
         Ok(Self { tx, counters })
     }
 
@@ -129,7 +131,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: Receiver<Msg>, counters: &Counters) {
+fn run(conn: Connection, rx: Receiver<Msg>, counters: &Counters, cache: &DocCache) {
     let mut stop = None;
     let mut since_optimize = 0;
     while stop.is_none() {
@@ -149,7 +151,7 @@ fn run(conn: Connection, rx: Receiver<Msg>, counters: &Counters) {
         if !jobs.is_empty() {
             since_optimize += jobs.len();
             counters.batch(jobs.len());
-            commit_batch(&conn, jobs);
+            commit_batch(&conn, jobs, cache);
         }
         if since_optimize >= OPTIMIZE_EVERY {
             since_optimize = 0;
@@ -175,7 +177,9 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-fn commit_batch(conn: &Connection, jobs: Vec<Job>) {
+fn commit_batch(conn: &Connection, jobs: Vec<Job>, cache: &DocCache) {
+    // Whatever an earlier batch left recorded has been dealt with.
+    cache::take_recorded();
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         // Dropping the jobs unanswered tells each caller the store is unavailable.
         tracing::error!(error = %e, jobs = jobs.len(), "cannot begin a write transaction");
@@ -200,6 +204,9 @@ fn commit_batch(conn: &Connection, jobs: Vec<Job>) {
     if commit.is_err() {
         let _ = exec(conn, "ROLLBACK");
     }
+    // Before any caller hears of its write, so a read that follows an
+    // acknowledged write cannot be served the document it replaced.
+    cache.invalidate(cache::take_recorded());
     for (step_error, done) in completions {
         let outcome = match (&commit, step_error) {
             (Err(e), _) => Err(clone_error(e)),
