@@ -4,8 +4,9 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorReport};
+use super::faults;
 use super::journal;
-use super::metrics::{RouteLabel, UNMATCHED};
+use super::metrics::route_label;
 use crate::clock::error_timestamp;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -74,9 +75,14 @@ pub async fn graph_conventions(
         origin: origin(req.headers(), app.trust_proxy(), app.scheme()),
     });
     let method = req.method().clone();
-    // Kept for the log line; cloning a parsed URI shares its bytes.
+    // As the client sent it, for the log line, the journal and fault rules;
+    // cloning a parsed URI shares its bytes.
     let uri = req.uri().clone();
     let path = uri.path();
+    if let Some(rewritten) = super::rewrite_key_segments(&uri) {
+        *req.uri_mut() = rewritten;
+    }
+    let route = route_label(req.uri().path());
     req.extensions_mut().insert(meta.clone());
 
     let needs_token = ["/beta", "/v1.0", "/_agentry"]
@@ -91,11 +97,17 @@ pub async fn graph_conventions(
     let mut response = match verdict {
         Some(Err(e)) => ApiError::Auth(e).into_response(),
         Some(Ok(principal)) => {
-            capture = Capture::start(&app, &mut req, &principal);
-            req.extensions_mut().insert(principal);
-            next.run(req).await
+            capture = Capture::start(&app, &mut req, &uri, &principal);
+            let client_request_id = meta.client_request_id.as_deref();
+            match faults::intercept(&app, &principal, &method, path, client_request_id).await {
+                Some(refused) => refused,
+                None => {
+                    req.extensions_mut().insert(principal);
+                    route_request(req, next, route).await
+                }
+            }
         }
-        None => next.run(req).await,
+        None => route_request(req, next, route).await,
     };
 
     if let Some(report) = response.extensions_mut().remove::<ErrorReport>() {
@@ -115,10 +127,6 @@ pub async fn graph_conventions(
         headers.insert(CLIENT_REQUEST_ID, echo);
     }
     let elapsed = started.elapsed();
-    let route = response
-        .extensions()
-        .get::<RouteLabel>()
-        .map_or(UNMATCHED, |r| r.0.as_str());
     app.metrics().observe(
         &method,
         route,
@@ -151,6 +159,16 @@ pub async fn graph_conventions(
     response
 }
 
+/// Routes the request; conditional reads of the registry's entities are
+/// answered here (`If-None-Match`), not by a layer around each route.
+async fn route_request(req: Request, next: Next, route: &str) -> Response {
+    if route.starts_with("/beta/agentRegistry/") {
+        super::etag::not_modified(req, next).await
+    } else {
+        next.run(req).await
+    }
+}
+
 /// Whether `path` is `root` or below it.
 pub(super) fn under_root(path: &str, root: &str) -> bool {
     path.strip_prefix(root)
@@ -179,10 +197,11 @@ impl Capture {
     fn start(
         app: &AppState,
         req: &mut Request,
+        uri: &axum::http::Uri,
         principal: &crate::auth::Principal,
     ) -> Option<Self> {
         let settings = app.journal().settings();
-        let path = req.uri().path().to_owned();
+        let path = uri.path().to_owned();
         if settings.capacity == 0 || path.starts_with("/_agentry/requests") {
             return None;
         }
@@ -195,7 +214,7 @@ impl Capture {
             started: time::OffsetDateTime::now_utc(),
             method: req.method().as_str().to_owned(),
             path,
-            query: req.uri().query().map(str::to_owned),
+            query: uri.query().map(str::to_owned),
             caller: journal::caller(principal),
             // Headers are part of the optional detail, with the bodies: copying
             // them on every request costs more than the rest of the entry.

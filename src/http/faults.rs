@@ -9,13 +9,11 @@
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::Principal;
-use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Most rules a tenant may hold.
@@ -287,15 +285,19 @@ fn is_graph_path(path: &str) -> bool {
         .any(|root| super::conventions::under_root(path, root))
 }
 
-/// The layer: after authentication, before routing. Throttling first (a
-/// throttled request is not counted by fault rules), then the rules.
-pub async fn apply(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(principal) = req.extensions().get::<Arc<Principal>>() else {
-        return next.run(req).await;
-    };
-    let path = req.uri().path();
+/// Throttling and fault rules, after authentication and before routing:
+/// the answer to send instead of routing the request, if any. Throttling
+/// comes first (a throttled request is not counted by fault rules). `path`
+/// is the path as the client sent it.
+pub async fn intercept(
+    app: &AppState,
+    principal: &Principal,
+    method: &Method,
+    path: &str,
+    client_request_id: Option<&str>,
+) -> Option<Response> {
     if !is_graph_path(path) {
-        return next.run(req).await;
+        return None;
     }
     if let Some(throttle) = app.throttle()
         && let Err(retry_after) = throttle.take(
@@ -304,15 +306,11 @@ pub async fn apply(State(app): State<AppState>, req: Request, next: Next) -> Res
         )
     {
         app.metrics().throttled();
-        return ApiError::Throttled { retry_after }.into_response();
+        return Some(ApiError::Throttled { retry_after }.into_response());
     }
-    let client_request_id = req
-        .extensions()
-        .get::<Arc<super::conventions::RequestMeta>>()
-        .and_then(|m| m.client_request_id.as_deref());
     let verdict = app.faults().check(
         &principal.tenant_id,
-        req.method().as_str(),
+        method.as_str(),
         path,
         client_request_id,
         &mut random_unit,
@@ -320,23 +318,20 @@ pub async fn apply(State(app): State<AppState>, req: Request, next: Next) -> Res
     if verdict.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(verdict.delay_ms)).await;
     }
-    match verdict.error {
-        Some(e) => {
-            app.metrics().fault_injected();
-            let status =
-                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            ApiError::Injected {
-                status,
-                code: e.code.unwrap_or_else(|| default_code(e.status).to_owned()),
-                message: e.message.unwrap_or_else(|| {
-                    format!("Fault injected by an Agentry fault rule ({status}).")
-                }),
-                retry_after: e.retry_after_seconds,
-            }
-            .into_response()
+    let e = verdict.error?;
+    app.metrics().fault_injected();
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Some(
+        ApiError::Injected {
+            status,
+            code: e.code.unwrap_or_else(|| default_code(e.status).to_owned()),
+            message: e
+                .message
+                .unwrap_or_else(|| format!("Fault injected by an Agentry fault rule ({status}).")),
+            retry_after: e.retry_after_seconds,
         }
-        None => next.run(req).await,
-    }
+        .into_response(),
+    )
 }
 
 /// A uniform number in [0, 1).

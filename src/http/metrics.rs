@@ -2,10 +2,7 @@
 //! written here: a few counters and histograms need no library.
 
 use crate::store::StoreStats;
-use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -18,19 +15,51 @@ const LATENCY_BUCKETS: [f64; 12] = [
 /// The route label of requests no route matched (or answered before routing).
 pub const UNMATCHED: &str = "unmatched";
 
-/// The route template that served a response (axum's `MatchedPath`, which
-/// shares the template's text rather than copying it).
-#[derive(Debug, Clone)]
-pub struct RouteLabel(pub MatchedPath);
-
-/// Copies the matched route template into the response, for the outer layers.
-pub async fn label_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(req).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(RouteLabel(route));
+/// The route template a path is served by, from the operations the router
+/// declares ([`super::apidoc::OPERATIONS`], which a test keeps equal to the
+/// router): literal segments win over `{parameters}`, as in the router.
+/// Computed before routing, so no layer has to carry it out of the router.
+pub fn route_label(path: &str) -> &'static str {
+    use std::sync::OnceLock;
+    static TEMPLATES: OnceLock<Vec<(Vec<&'static str>, &'static str)>> = OnceLock::new();
+    let templates = TEMPLATES.get_or_init(|| {
+        let mut out: Vec<(Vec<&'static str>, &'static str)> = Vec::new();
+        for op in super::apidoc::OPERATIONS {
+            if !out.iter().any(|(_, p)| *p == op.path) {
+                out.push((op.path.split('/').collect(), op.path));
+            }
+        }
+        out
+    });
+    let mut segments = [""; 12];
+    let mut count = 0;
+    for segment in path.split('/') {
+        if count == segments.len() {
+            return UNMATCHED;
+        }
+        segments[count] = segment;
+        count += 1;
     }
-    response
+    let segments = &segments[..count];
+    let mut best: Option<(usize, &'static str)> = None;
+    for (template, label) in templates {
+        if template.len() != count {
+            continue;
+        }
+        let mut literals = 0;
+        let fits = template.iter().zip(segments).all(|(t, s)| {
+            if t.starts_with('{') {
+                !s.is_empty()
+            } else {
+                literals += 1;
+                t == s
+            }
+        });
+        if fits && best.is_none_or(|(n, _)| literals > n) {
+            best = Some((literals, label));
+        }
+    }
+    best.map_or(UNMATCHED, |(_, label)| label)
 }
 
 #[derive(Default, Clone)]
@@ -255,6 +284,43 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_labelled_with_the_template_the_router_would_pick() {
+        let cases = [
+            (
+                "/beta/agentRegistry/agentInstances/a-1",
+                "/beta/agentRegistry/agentInstances/{id}",
+            ),
+            (
+                "/beta/agentRegistry/agentInstances/$count",
+                "/beta/agentRegistry/agentInstances/$count",
+            ),
+            (
+                "/beta/agentRegistry/agentInstances",
+                "/beta/agentRegistry/agentInstances",
+            ),
+            (
+                "/beta/agentRegistry/agentCollections/c/members/i/$ref",
+                "/beta/agentRegistry/agentCollections/{id}/members/{mid}/$ref",
+            ),
+            ("/beta/agentRegistry", "/beta/agentRegistry"),
+            (
+                "/beta/copilot/admin/policySettings/x",
+                "/beta/copilot/admin/policySettings/{id}",
+            ),
+            ("/common/oauth2/v2.0/token", "/{tenant}/oauth2/v2.0/token"),
+            ("/healthz", "/healthz"),
+            ("/beta/agentRegistry/agentInstances/", UNMATCHED),
+            ("/beta/agentRegistry/agentInstances/a/unknown", UNMATCHED),
+            ("/beta/agentRegistry//agentCardManifest", UNMATCHED),
+            ("/", UNMATCHED),
+            ("/a/b/c/d/e/f/g/h/i/j/k/l/m/n", UNMATCHED),
+        ];
+        for (path, label) in cases {
+            assert_eq!(route_label(path), label, "{path}");
+        }
+    }
 
     #[test]
     fn the_exposition_has_counters_histograms_and_store_figures() {

@@ -34,8 +34,6 @@ use crate::domain::copilot::CopilotRules;
 use crate::odata::PagingKeys;
 use crate::store::Store;
 use axum::Router;
-use axum::body::Body;
-use axum::extract::Request;
 use axum::http::Uri;
 use axum::response::IntoResponse;
 use error::ApiError;
@@ -177,28 +175,20 @@ pub fn service(state: AppState) -> Router {
         .merge(health::routes())
         .merge(apidoc::routes())
         .merge(identity::routes())
-        .route_layer(axum::middleware::from_fn(metrics::label_route))
         .fallback(unknown_path)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
     let inner = routes.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
         ApiError::Internal("a handler panicked".into()).into_response()
     }));
-    let rewrite = |mut req: Request<Body>| {
-        if let Some(uri) = rewrite_key_segments(req.uri()) {
-            *req.uri_mut() = uri;
-        }
-        req
-    };
-    // Composed without a router between the layers, so a request clones no
-    // boxed service on its way through them.
+    // One layer before the router (no boxed service per layer and request):
+    // it also applies fault rules, rewrites OData key segments and answers
+    // conditional reads (`conventions`).
     let stack = tower::ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state,
             conventions::graph_conventions,
         ))
-        .layer(axum::middleware::from_fn_with_state(state, faults::apply))
-        .map_request(rewrite)
         .service(inner);
     Router::new().fallback_service(stack)
 }
@@ -276,7 +266,7 @@ async fn unknown_path(uri: Uri) -> ApiError {
 
 /// Rewrites OData key segments, `agentInstances('a b')`, into path form,
 /// `agentInstances/a%20b`, so one set of routes serves both spellings.
-fn rewrite_key_segments(uri: &Uri) -> Option<Uri> {
+pub(super) fn rewrite_key_segments(uri: &Uri) -> Option<Uri> {
     let path = uri.path();
     if !path.contains('(') && !path.contains("%28") {
         return None;

@@ -130,7 +130,6 @@ pub fn routes() -> Router<AppState> {
             "/beta/agentRegistry/agentCollections/{id}/members/{mid}/$ref",
             delete(c::remove_member),
         )
-        .layer(axum::middleware::from_fn(etag::not_modified))
 }
 
 fn write_context(app: &AppState, caller: &Principal) -> WriteContext {
