@@ -144,6 +144,8 @@ impl Application {
         let service = crate::http::service(self.state);
         let served = match self.tls {
             None => {
+                let service =
+                    axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
                 axum::serve(self.listener, service)
                     .with_graceful_shutdown(shutdown)
                     .await
@@ -163,7 +165,13 @@ impl Application {
                     Ok(server) => {
                         server
                             .handle(handle)
-                            .serve(service.into_make_service())
+                            .serve(
+                                // The TLS server hands over hyper's body type,
+                                // which a router converts.
+                                axum::Router::new()
+                                    .fallback_service(service)
+                                    .into_make_service(),
+                            )
                             .await
                     }
                     Err(e) => Err(e),

@@ -65,7 +65,9 @@ fn push_opaque(out: &mut String, stored: &Stored) {
 /// entity matters: the first occurrence is taken.
 fn created(doc: &str) -> Option<&str> {
     const KEY: &str = "\"createdDateTime\":\"";
-    let start = doc.find(KEY)? + KEY.len();
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
+    let start = FINDER.find(doc.as_bytes())? + KEY.len();
     let len = doc[start..].find('"')?;
     Some(&doc[start..start + len])
 }

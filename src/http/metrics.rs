@@ -21,40 +21,55 @@ pub const UNMATCHED: &str = "unmatched";
 /// Computed before routing, so no layer has to carry it out of the router.
 pub fn route_label(path: &str) -> &'static str {
     use std::sync::OnceLock;
-    static TEMPLATES: OnceLock<Vec<(Vec<&'static str>, &'static str)>> = OnceLock::new();
-    let templates = TEMPLATES.get_or_init(|| {
-        let mut out: Vec<(Vec<&'static str>, &'static str)> = Vec::new();
+    /// Longest template, in segments (`/a/b` has three: "", "a", "b").
+    const MAX: usize = 12;
+    type Template = (Vec<&'static str>, &'static str);
+    // By number of segments: a path is compared with templates of its length.
+    static BY_LENGTH: OnceLock<[Vec<Template>; MAX + 1]> = OnceLock::new();
+    let by_length = BY_LENGTH.get_or_init(|| {
+        let mut out: [Vec<Template>; MAX + 1] = Default::default();
         for op in super::apidoc::OPERATIONS {
-            if !out.iter().any(|(_, p)| *p == op.path) {
-                out.push((op.path.split('/').collect(), op.path));
+            let segments: Vec<&'static str> = op.path.split('/').collect();
+            let Some(bucket) = out.get_mut(segments.len()) else {
+                continue;
+            };
+            if !bucket.iter().any(|(_, p)| *p == op.path) {
+                bucket.push((segments, op.path));
             }
         }
         out
     });
-    let mut segments = [""; 12];
+    // The path's segments, split once.
+    let mut segments = [""; MAX];
     let mut count = 0;
-    for segment in path.split('/') {
-        if count == segments.len() {
-            return UNMATCHED;
+    let mut start = 0;
+    for (i, b) in path.bytes().enumerate().chain([(path.len(), b'/')]) {
+        if b == b'/' {
+            if count == MAX {
+                return UNMATCHED;
+            }
+            segments[count] = &path[start..i];
+            count += 1;
+            start = i + 1;
         }
-        segments[count] = segment;
-        count += 1;
     }
     let segments = &segments[..count];
     let mut best: Option<(usize, &'static str)> = None;
-    for (template, label) in templates {
-        if template.len() != count {
-            continue;
-        }
+    for (template, label) in &by_length[count] {
         let mut literals = 0;
-        let fits = template.iter().zip(segments).all(|(t, s)| {
-            if t.starts_with('{') {
-                !s.is_empty()
-            } else {
-                literals += 1;
-                t == s
-            }
-        });
+        // From the end, where templates differ most.
+        let fits = template
+            .iter()
+            .rev()
+            .zip(segments.iter().rev())
+            .all(|(t, s)| {
+                if t.starts_with('{') {
+                    !s.is_empty()
+                } else {
+                    literals += 1;
+                    t == s
+                }
+            });
         if fits && best.is_none_or(|(n, _)| literals > n) {
             best = Some((literals, label));
         }

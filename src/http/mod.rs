@@ -160,7 +160,17 @@ impl AppState {
 /// The complete service, outermost first: Graph conventions (ids,
 /// authentication, envelope, journal, metrics), faults and throttling, OData
 /// key rewriting, panic catching, the router.
-pub fn service(state: AppState) -> Router {
+pub fn service(
+    state: AppState,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
     let routes = Router::new()
         .merge(registry::routes())
         .route("/beta/agentRegistry", registry::singleton())
@@ -184,13 +194,12 @@ pub fn service(state: AppState) -> Router {
     // One layer before the router (no boxed service per layer and request):
     // it also applies fault rules, rewrites OData key segments and answers
     // conditional reads (`conventions`).
-    let stack = tower::ServiceBuilder::new()
+    tower::ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(
             state,
             conventions::graph_conventions,
         ))
-        .service(inner);
-    Router::new().fallback_service(stack)
+        .service(inner)
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -268,7 +277,9 @@ async fn unknown_path(uri: Uri) -> ApiError {
 /// `agentInstances/a%20b`, so one set of routes serves both spellings.
 pub(super) fn rewrite_key_segments(uri: &Uri) -> Option<Uri> {
     let path = uri.path();
-    if !path.contains('(') && !path.contains("%28") {
+    // Searching for single bytes first: most paths have neither.
+    let parenthesis = path.contains('(') || (path.contains('%') && path.contains("%28"));
+    if !parenthesis {
         return None;
     }
     let mut changed = false;
