@@ -56,6 +56,11 @@ struct HitArgs {
     warmup: f64,
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
+    /// Replace `{n}` in the URL with a random instance number below N
+    /// (formatted as the harness names instances, `0000042`), also in the
+    /// body, and `{r}` in the body with a number that grows with every request.
+    #[arg(long)]
+    random_ids: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -161,13 +166,21 @@ fn hit(args: HitArgs) -> std::process::ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let out = runtime.block_on(load::run(
-        &target,
-        shape,
-        std::sync::Arc::new(move |_| call.clone()),
-        |s| s.is_success(),
-        1,
-    ));
+    let ids = args.random_ids.filter(|n| *n > 0);
+    let revision = std::sync::atomic::AtomicU64::new(1);
+    let make: load::MakeCall = std::sync::Arc::new(move |rng| {
+        let mut call = call.clone();
+        if let Some(n) = ids {
+            let id = format!("{:07}", rng.below(n));
+            call.path = call.path.replace("{n}", &id);
+            let r = revision.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            call.body = call
+                .body
+                .map(|b| b.replace("{n}", &id).replace("{r}", &r.to_string()));
+        }
+        call
+    });
+    let out = runtime.block_on(load::run(&target, shape, make, |s| s.is_success(), 1));
     println!(
         "{:.0} req/s, p50 {:?}, p99 {:?}, {} ok, {} failed{}",
         out.throughput(),
