@@ -20,7 +20,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 
 /// Facts about the request that handlers and the envelope need.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RequestMeta {
     pub request_id: String,
     pub client_request_id: Option<String>,
@@ -182,10 +182,10 @@ const PUBLIC_PATHS: &[&str] = &["/beta/$metadata"];
 /// What the journal needs from a request before the handler takes it.
 struct Capture {
     started: time::OffsetDateTime,
-    method: String,
-    path: String,
-    query: Option<String>,
-    caller: (String, Option<String>, Option<String>),
+    method: axum::http::Method,
+    /// As the client sent it; a clone shares the request's bytes.
+    uri: axum::http::Uri,
+    caller: Arc<crate::auth::Principal>,
     headers: Vec<(String, String)>,
     content_type: String,
     tee: Option<journal::Tee>,
@@ -198,11 +198,10 @@ impl Capture {
         app: &AppState,
         req: &mut Request,
         uri: &axum::http::Uri,
-        principal: &crate::auth::Principal,
+        principal: &Arc<crate::auth::Principal>,
     ) -> Option<Self> {
         let settings = app.journal().settings();
-        let path = uri.path().to_owned();
-        if settings.capacity == 0 || path.starts_with("/_agentry/requests") {
+        if settings.capacity == 0 || uri.path().starts_with("/_agentry/requests") {
             return None;
         }
         let tee = settings.bodies.then(journal::Tee::default);
@@ -212,10 +211,9 @@ impl Capture {
         }
         Some(Capture {
             started: time::OffsetDateTime::now_utc(),
-            method: req.method().as_str().to_owned(),
-            path,
-            query: uri.query().map(str::to_owned),
-            caller: journal::caller(principal),
+            method: req.method().clone(),
+            uri: uri.clone(),
+            caller: principal.clone(),
             // Headers are part of the optional detail, with the bodies: copying
             // them on every request costs more than the rest of the entry.
             headers: if settings.bodies {
@@ -231,7 +229,7 @@ impl Capture {
     async fn finish(
         self,
         app: &AppState,
-        meta: &RequestMeta,
+        meta: &Arc<RequestMeta>,
         response: Response,
         elapsed: std::time::Duration,
     ) -> Response {
@@ -257,20 +255,15 @@ impl Capture {
             None => (body, None),
         };
         let (request_body, response_body) = response_body.unwrap_or((None, None));
-        let (tenant_id, app_id, object_id) = self.caller;
         app.journal().record(journal::Entry {
             seq: 0,
             started: self.started,
             method: self.method,
-            path: self.path,
-            query: self.query,
+            uri: self.uri,
             status: parts.status.as_u16(),
             micros: elapsed.as_micros() as u64,
-            request_id: meta.request_id.clone(),
-            client_request_id: meta.client_request_id.clone(),
-            tenant_id,
-            app_id,
-            object_id,
+            meta: meta.clone(),
+            caller: self.caller,
             request_headers: self.headers,
             response_headers: if settings.bodies {
                 journal::kept_headers(&parts.headers)
@@ -310,7 +303,9 @@ async fn authenticate(
 }
 
 fn origin(headers: &HeaderMap, trust_proxy: bool, scheme: &str) -> String {
-    let get = |name: &str| {
+    static FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    static FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    let get = |name: &HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -324,12 +319,13 @@ fn origin(headers: &HeaderMap, trust_proxy: bool, scheme: &str) -> String {
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    let proto = forwarded("x-forwarded-proto").unwrap_or(scheme);
-    let host = forwarded("x-forwarded-host")
-        .or_else(|| get("host"))
+    let proto = forwarded(&FORWARDED_PROTO).unwrap_or(scheme);
+    let host = forwarded(&FORWARDED_HOST)
+        .or_else(|| get(&header::HOST))
         .filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c))
+            h.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']' | b'_')
+            })
         })
         .unwrap_or("localhost");
     let proto = if proto.eq_ignore_ascii_case("https") {
@@ -337,7 +333,11 @@ fn origin(headers: &HeaderMap, trust_proxy: bool, scheme: &str) -> String {
     } else {
         "http"
     };
-    format!("{proto}://{host}")
+    let mut out = String::with_capacity(proto.len() + 3 + host.len());
+    out.push_str(proto);
+    out.push_str("://");
+    out.push_str(host);
+    out
 }
 
 /// Writes the Graph error envelope, keeping headers the error set.

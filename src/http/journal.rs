@@ -4,10 +4,11 @@
 //! `Authorization` and cookie headers are dropped, and token-like values in
 //! JSON bodies are replaced by `[redacted]`.
 
+use super::conventions::RequestMeta;
 use super::error::ApiError;
 use crate::auth::Principal;
 use axum::body::{Body, Bytes};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, Uri};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -69,20 +70,33 @@ pub struct Entry {
     pub seq: u64,
     /// When the request came in; formatted only when the journal is read.
     pub started: time::OffsetDateTime,
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
+    pub method: Method,
+    /// As the client sent it.
+    pub uri: Uri,
     pub status: u16,
     pub micros: u64,
-    pub request_id: String,
-    pub client_request_id: Option<String>,
-    pub tenant_id: String,
-    pub app_id: Option<String>,
-    pub object_id: Option<String>,
+    /// The request and client request ids.
+    pub meta: Arc<RequestMeta>,
+    pub caller: Arc<Principal>,
     pub request_headers: Vec<(String, String)>,
     pub response_headers: Vec<(String, String)>,
     pub request_body: Option<KeptBody>,
     pub response_body: Option<KeptBody>,
+}
+
+impl Entry {
+    pub fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    pub fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+
+    fn caller_json(&self) -> Value {
+        let c = &self.caller;
+        json!({"tenantId": c.tenant_id, "appId": c.app_id, "objectId": c.object_id})
+    }
 }
 
 pub struct Journal {
@@ -141,16 +155,18 @@ impl Filter {
     }
 
     fn keeps(&self, e: &Entry) -> bool {
-        self.method.as_deref().is_none_or(|m| m == e.method)
+        self.method
+            .as_deref()
+            .is_none_or(|m| m == e.method.as_str())
             && self.status.is_none_or(|s| s == e.status)
             && self
                 .path_prefix
                 .as_deref()
-                .is_none_or(|p| e.path.starts_with(p))
+                .is_none_or(|p| e.path().starts_with(p))
             && self
                 .client_request_id
                 .as_deref()
-                .is_none_or(|c| e.client_request_id.as_deref() == Some(c))
+                .is_none_or(|c| e.meta.client_request_id.as_deref() == Some(c))
     }
 }
 
@@ -175,7 +191,7 @@ impl Journal {
         entry.seq = rings.seq;
         // The tenant's ring is found by reference: its key is cloned only
         // when a tenant records its first entry.
-        if let Some(ring) = rings.tenants.get_mut(&entry.tenant_id) {
+        if let Some(ring) = rings.tenants.get_mut(&entry.caller.tenant_id) {
             if ring.len() >= self.settings.capacity {
                 ring.pop_front();
             }
@@ -192,7 +208,7 @@ impl Journal {
                 rings.tenants.remove(&t);
             }
         }
-        let tenant = entry.tenant_id.clone();
+        let tenant = entry.caller.tenant_id.clone();
         rings.tenants.insert(tenant, VecDeque::from([entry]));
     }
 
@@ -322,10 +338,6 @@ pub async fn buffer(body: Body) -> (Body, Option<Bytes>) {
 }
 
 /// The caller fields of an entry.
-pub fn caller(p: &Principal) -> (String, Option<String>, Option<String>) {
-    (p.tenant_id.clone(), p.app_id.clone(), p.object_id.clone())
-}
-
 fn body_json(b: &KeptBody) -> Value {
     json!({"mimeType": b.mime_type, "size": b.size, "text": b.text})
 }
@@ -346,14 +358,14 @@ pub fn to_json(entries: &[Entry]) -> Value {
             let mut v = json!({
                 "sequence": e.seq,
                 "startedDateTime": crate::clock::entity_timestamp(e.started),
-                "method": e.method,
-                "path": e.path,
-                "query": e.query,
+                "method": e.method.as_str(),
+                "path": e.path(),
+                "query": e.query(),
                 "status": e.status,
                 "latencyMs": e.micros as f64 / 1000.0,
-                "requestId": e.request_id,
-                "clientRequestId": e.client_request_id,
-                "caller": {"tenantId": e.tenant_id, "appId": e.app_id, "objectId": e.object_id},
+                "requestId": e.meta.request_id,
+                "clientRequestId": e.meta.client_request_id,
+                "caller": e.caller_json(),
                 "requestHeaders": headers_json(&e.request_headers),
                 "responseHeaders": headers_json(&e.response_headers),
             });
@@ -381,13 +393,12 @@ pub fn to_har(entries: &[Entry], origin: &str) -> Value {
     let har_entries: Vec<Value> = entries
         .iter()
         .map(|e| {
-            let url = match &e.query {
-                Some(q) => format!("{origin}{}?{q}", e.path),
-                None => format!("{origin}{}", e.path),
+            let url = match e.query() {
+                Some(q) => format!("{origin}{}?{q}", e.path()),
+                None => format!("{origin}{}", e.path()),
             };
             let query_string: Vec<Value> = e
-                .query
-                .as_deref()
+                .query()
                 .unwrap_or_default()
                 .split('&')
                 .filter(|p| !p.is_empty())
@@ -399,7 +410,7 @@ pub fn to_har(entries: &[Entry], origin: &str) -> Value {
                 .collect();
             let ms = e.micros as f64 / 1000.0;
             let mut request = json!({
-                "method": e.method,
+                "method": e.method.as_str(),
                 "url": url,
                 "httpVersion": "HTTP/1.1",
                 "cookies": [],
@@ -435,9 +446,9 @@ pub fn to_har(entries: &[Entry], origin: &str) -> Value {
                 },
                 "cache": {},
                 "timings": {"send": 0, "wait": ms, "receive": 0},
-                "_requestId": e.request_id,
-                "_clientRequestId": e.client_request_id,
-                "_caller": {"tenantId": e.tenant_id, "appId": e.app_id, "objectId": e.object_id},
+                "_requestId": e.meta.request_id,
+                "_clientRequestId": e.meta.client_request_id,
+                "_caller": e.caller_json(),
             })
         })
         .collect();
@@ -458,16 +469,26 @@ mod tests {
         Entry {
             seq: 0,
             started: time::macros::datetime!(2026-01-01 00:00 UTC),
-            method: "GET".into(),
-            path: path.into(),
-            query: None,
+            method: Method::GET,
+            uri: path.parse().unwrap(),
             status: 200,
             micros: 1500,
-            request_id: "r".into(),
-            client_request_id: None,
-            tenant_id: tenant.into(),
-            app_id: None,
-            object_id: None,
+            meta: Arc::new(RequestMeta {
+                request_id: "r".into(),
+                client_request_id: None,
+                origin: "http://localhost".into(),
+            }),
+            caller: Arc::new(Principal {
+                tenant_id: tenant.into(),
+                kind: crate::auth::CallerKind::Application,
+                object_id: None,
+                app_id: None,
+                scopes: vec![],
+                roles: vec![],
+                wids: vec![],
+                scoped_roles: vec![],
+                expires_at: 0,
+            }),
             request_headers: vec![],
             response_headers: vec![],
             request_body: None,
@@ -488,7 +509,7 @@ mod tests {
         let paths: Vec<String> = j
             .entries("a", &Filter::default())
             .into_iter()
-            .map(|e| e.path)
+            .map(|e| e.path().to_owned())
             .collect();
         assert_eq!(paths, ["/beta/2", "/beta/3", "/beta/4"]);
         assert_eq!(j.entries("b", &Filter::default()).len(), 1);
