@@ -256,7 +256,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "Command: `{}`; fixed keep-alive connections per scenario (column conns), {:.1} s warm-up then {:.1} s measured (longer when a scenario needs it to count 20 answers); the load generator runs on the same machine.",
+            "Command: `{}`; fixed keep-alive connections per scenario (column conns), {:.1} s warm-up then {:.1} s measured (longer when a scenario needs it to count 20 answers); the baseline and the first size's get by id: the median of 3 rounds, alternating; the load generator runs on the same machine.",
             self.command,
             sh.warmup.as_secs_f64(),
             sh.duration.as_secs_f64()
