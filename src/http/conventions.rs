@@ -1,6 +1,10 @@
 //! What every response gets, whatever the route: a `request-id`, the echoed
 //! `client-request-id`, authentication of `/beta`, `/v1.0` and `/_agentry`
 //! requests, errors rendered as the Graph envelope, and one log line.
+//!
+//! The same layer applies throttling and fault rules, rewrites OData key
+//! segments and answers conditional reads: one layer rather than one each,
+//! since axum boxes and clones a service per layer and request.
 
 use super::AppState;
 use super::error::{ApiError, ErrorReport};

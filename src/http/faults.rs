@@ -1,5 +1,6 @@
-//! Fault rules of the control plane (`/_agentry/faults`) and the layer that
-//! applies them, with throttling, to authenticated Graph requests.
+//! Fault rules of the control plane (`/_agentry/faults`) and the check that
+//! applies them, with throttling, to authenticated Graph requests (called by
+//! the conventions layer).
 //!
 //! Rules live in memory, per process, and belong to the tenant that added
 //! them: a rule only ever matches requests of its own tenant. They never

@@ -157,9 +157,9 @@ impl AppState {
     }
 }
 
-/// The complete service, outermost first: Graph conventions (ids,
-/// authentication, envelope, journal, metrics), faults and throttling, OData
-/// key rewriting, panic catching, the router.
+/// The complete service, outermost first: the Graph conventions layer (ids,
+/// OData key rewriting, authentication, faults and throttling, conditional
+/// reads, envelope, journal, metrics), panic catching, the router.
 pub fn service(
     state: AppState,
 ) -> impl tower::Service<
