@@ -187,8 +187,8 @@ const PUBLIC_PATHS: &[&str] = &["/beta/$metadata"];
 struct Capture {
     started: time::OffsetDateTime,
     method: axum::http::Method,
-    /// As the client sent it; a clone shares the request's bytes.
-    uri: axum::http::Uri,
+    /// Path and query as the client sent them (see `journal::Entry::target`).
+    target: Box<str>,
     caller: Arc<crate::auth::Principal>,
     headers: Vec<(String, String)>,
     content_type: String,
@@ -216,7 +216,10 @@ impl Capture {
         Some(Capture {
             started: time::OffsetDateTime::now_utc(),
             method: req.method().clone(),
-            uri: uri.clone(),
+            target: uri
+                .path_and_query()
+                .map_or(uri.path(), |pq| pq.as_str())
+                .into(),
             caller: principal.clone(),
             // Headers are part of the optional detail, with the bodies: copying
             // them on every request costs more than the rest of the entry.
@@ -263,7 +266,7 @@ impl Capture {
             seq: 0,
             started: self.started,
             method: self.method,
-            uri: self.uri,
+            target: self.target,
             status: parts.status.as_u16(),
             micros: elapsed.as_micros() as u64,
             meta: meta.clone(),

@@ -8,7 +8,7 @@ use super::conventions::RequestMeta;
 use super::error::ApiError;
 use crate::auth::Principal;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -71,8 +71,9 @@ pub struct Entry {
     /// When the request came in; formatted only when the journal is read.
     pub started: time::OffsetDateTime,
     pub method: Method,
-    /// As the client sent it.
-    pub uri: Uri,
+    /// Path and query as the client sent them, copied: a `Uri` clone would
+    /// share, and keep alive, the buffer the whole request was read into.
+    pub target: Box<str>,
     pub status: u16,
     pub micros: u64,
     /// The request and client request ids.
@@ -86,11 +87,11 @@ pub struct Entry {
 
 impl Entry {
     pub fn path(&self) -> &str {
-        self.uri.path()
+        self.target.split_once('?').map_or(&self.target, |(p, _)| p)
     }
 
     pub fn query(&self) -> Option<&str> {
-        self.uri.query()
+        self.target.split_once('?').map(|(_, q)| q)
     }
 
     fn caller_json(&self) -> Value {
@@ -470,7 +471,7 @@ mod tests {
             seq: 0,
             started: time::macros::datetime!(2026-01-01 00:00 UTC),
             method: Method::GET,
-            uri: path.parse().unwrap(),
+            target: path.into(),
             status: 200,
             micros: 1500,
             meta: Arc::new(RequestMeta {
