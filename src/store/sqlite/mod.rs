@@ -1,7 +1,8 @@
 //! The embedded SQLite backend (the default).
 //!
 //! - Writes go through one writer thread that commits queued jobs together
-//!   ([`writer`]); `synchronous=FULL`, so an acknowledged write is on disk.
+//!   ([`writer`]); a write is acknowledged once its WAL frames are on disk
+//!   ([`durability`]).
 //! - Reads run on the calling task with a pooled read-only connection: WAL
 //!   lets them proceed beside the writer, and a point read costs microseconds,
 //!   less than a hop to another thread would.
@@ -9,6 +10,7 @@
 //!   which the writer keeps in step: it is the database's only writer.
 
 mod cache;
+mod durability;
 mod policies;
 mod query;
 mod tenant;
@@ -108,8 +110,7 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
             .map_err(sql_error)?;
         let cache = Arc::new(cache::DocCache::new(cache_bytes));
-        let writer = Writer::start(conn, cache.clone())
-            .map_err(|e| StoreError::Internal(format!("cannot start the writer: {e}")))?;
+        let writer = Writer::start(conn, path, cache.clone())?;
         Ok(Self {
             path: path.to_owned(),
             writer,

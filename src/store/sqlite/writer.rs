@@ -1,16 +1,19 @@
 //! The single writer: one thread owns the write connection, takes queued
 //! jobs and commits them together (group commit). Each job runs inside its own
 //! savepoint, so a failing job is rolled back alone; every job of a batch is
-//! answered only after the batch's COMMIT has reached the disk.
+//! answered only after the batch's COMMIT has reached the disk, which
+//! [`durability`](super::durability) sees to while the writer goes on.
 
 use super::cache::{self, DocCache};
+use super::durability::{self, Checkpointer, Syncer, WalFile};
 use super::sql_error;
 use crate::store::StoreError;
 use crate::store::StoreStats;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use tokio::sync::oneshot;
 
@@ -19,7 +22,7 @@ const MAX_BATCH: usize = 128;
 /// Statistics for the query planner are refreshed after this many writes.
 const OPTIMIZE_EVERY: usize = 2_000;
 
-type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+pub(super) type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
 
 enum Msg {
@@ -58,21 +61,51 @@ impl Counters {
 pub(super) struct Writer {
     tx: Sender<Msg>,
     counters: Arc<Counters>,
+    /// Raised when the WAL could not be synced: writes are refused from then on.
+    failed: Arc<AtomicBool>,
 }
 
 impl Writer {
-    /// Starts the writer thread; `cache` hears of every committed change.
-    pub(super) fn start(conn: Connection, cache: Arc<DocCache>) -> std::io::Result<Self> {
+    /// Starts the writer thread on `conn`, the database at `path`, with its
+    /// sync and checkpoint threads; `cache` hears of every committed change.
+    pub(super) fn start(
+        conn: Connection,
+        path: &Path,
+        cache: Arc<DocCache>,
+    ) -> Result<Self, StoreError> {
         // Room for every statement the write paths prepare (the UPDATE has a
         // variant per set of changed columns), so none is prepared twice.
         conn.set_prepared_statement_cache_capacity(128);
+        // COMMIT only writes the WAL; the sync thread makes it durable before
+        // anyone hears of it, and the checkpoint thread copies it back.
+        conn.execute_batch("PRAGMA synchronous = NORMAL;")
+            .map_err(sql_error)?;
+        durability::watch_wal(&conn);
+        let checkpoints = Connection::open(path).map_err(sql_error)?;
+        checkpoints
+            .execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
+            .map_err(sql_error)?;
+        let unavailable =
+            |e: std::io::Error| StoreError::Internal(format!("cannot start the writer: {e}"));
+        let failed = Arc::new(AtomicBool::new(false));
+        let threads = Threads {
+            syncer: Syncer::start(WalFile::of_database(path), failed.clone())
+                .map_err(unavailable)?,
+            checkpointer: Checkpointer::start(checkpoints, durability::CHECKPOINT_FRAMES)
+                .map_err(unavailable)?,
+        };
         let (tx, rx) = channel();
         let counters = Arc::new(Counters::default());
         let shared = counters.clone();
         std::thread::Builder::new()
             .name("agentry-sqlite-writer".into())
-            .spawn(move || run(conn, rx, &shared, &cache))?;
-        Ok(Self { tx, counters })
+            .spawn(move || run(conn, rx, &shared, &cache, threads))
+            .map_err(unavailable)?;
+        Ok(Self {
+            tx,
+            counters,
+            failed,
+        })
     }
 
     /// Queue length, batches and batch sizes so far.
@@ -102,6 +135,11 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable(
+                "writes are refused since the write-ahead log could not be synced".into(),
+            ));
+        }
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let result = catch_unwind(AssertUnwindSafe(|| f(conn)))
@@ -131,7 +169,19 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: Receiver<Msg>, counters: &Counters, cache: &DocCache) {
+/// The threads that finish what the writer commits.
+struct Threads {
+    syncer: Syncer,
+    checkpointer: Checkpointer,
+}
+
+fn run(
+    conn: Connection,
+    rx: Receiver<Msg>,
+    counters: &Counters,
+    cache: &DocCache,
+    mut threads: Threads,
+) {
     let mut stop = None;
     let mut since_optimize = 0;
     while stop.is_none() {
@@ -151,7 +201,7 @@ fn run(conn: Connection, rx: Receiver<Msg>, counters: &Counters, cache: &DocCach
         if !jobs.is_empty() {
             since_optimize += jobs.len();
             counters.batch(jobs.len());
-            commit_batch(&conn, jobs, cache);
+            commit_batch(&conn, jobs, cache, &threads);
         }
         if since_optimize >= OPTIMIZE_EVERY {
             since_optimize = 0;
@@ -162,6 +212,10 @@ fn run(conn: Connection, rx: Receiver<Msg>, counters: &Counters, cache: &DocCach
             }
         }
     }
+    // Every acknowledged write answered, and no checkpoint running, before
+    // the last checkpoint empties the WAL.
+    threads.syncer.stop();
+    threads.checkpointer.stop();
     if let Err(e) = conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
     }
@@ -177,7 +231,7 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-fn commit_batch(conn: &Connection, jobs: Vec<Job>, cache: &DocCache) {
+fn commit_batch(conn: &Connection, jobs: Vec<Job>, cache: &DocCache, threads: &Threads) {
     // Whatever an earlier batch left recorded has been dealt with.
     cache::take_recorded();
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
@@ -207,13 +261,22 @@ fn commit_batch(conn: &Connection, jobs: Vec<Job>, cache: &DocCache) {
     // Before any caller hears of its write, so a read that follows an
     // acknowledged write cannot be served the document it replaced.
     cache.invalidate(cache::take_recorded());
-    for (step_error, done) in completions {
-        let outcome = match (&commit, step_error) {
-            (Err(e), _) => Err(clone_error(e)),
-            (Ok(()), Some(e)) => Err(e),
-            (Ok(()), None) => Ok(()),
-        };
-        done(outcome);
+    let answers = completions
+        .into_iter()
+        .map(|(step_error, done)| {
+            let outcome = match (&commit, step_error) {
+                (Err(e), _) => Err(clone_error(e)),
+                (Ok(()), Some(e)) => Err(e),
+                (Ok(()), None) => Ok(()),
+            };
+            (outcome, done)
+        })
+        .collect();
+    threads.syncer.submit(answers);
+    if commit.is_ok() {
+        threads
+            .checkpointer
+            .after_commit(conn, durability::wal_frames());
     }
 }
 
