@@ -223,19 +223,37 @@ impl Checkpointer {
             return;
         }
         match self.state.load(Ordering::Acquire) {
+            IDLE => self.request(),
+            DONE => self.finish(conn),
+            _ => {}
+        }
+    }
+
+    /// Called by the idle writer: has the whole WAL copied back, so that
+    /// reads no longer search it. True once that is done; false while a
+    /// checkpoint still runs (the writer asks again later).
+    pub(super) fn when_idle(&self, conn: &Connection) -> bool {
+        match self.state.load(Ordering::Acquire) {
             IDLE => {
-                if let Some(tx) = &self.tx {
-                    self.state.store(RUNNING, Ordering::Release);
-                    if tx.try_send(()).is_err() {
-                        self.state.store(IDLE, Ordering::Release);
-                    }
-                }
+                self.request();
+                false
             }
             DONE => {
                 self.finish(conn);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Wakes the thread (only the writer calls this, so the state cannot
+    /// change under it but from RUNNING to DONE).
+    fn request(&self) {
+        if let Some(tx) = &self.tx {
+            self.state.store(RUNNING, Ordering::Release);
+            if tx.try_send(()).is_err() {
                 self.state.store(IDLE, Ordering::Release);
             }
-            _ => {}
         }
     }
 
@@ -244,6 +262,7 @@ impl Checkpointer {
         if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
+        self.state.store(IDLE, Ordering::Release);
     }
 
     /// Lets a running checkpoint end, then stops the thread and closes its connection.
@@ -425,6 +444,41 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(count, written);
+    }
+
+    #[test]
+    fn an_idle_writer_has_the_whole_wal_copied_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                 CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);",
+            )
+            .unwrap();
+        watch_wal(&writer);
+        let mut checkpointer =
+            Checkpointer::start(Connection::open(&path).unwrap(), 1_000_000).unwrap();
+        for i in 0..50 {
+            writer
+                .execute("INSERT INTO t (id, v) VALUES (?1, 'x')", [i])
+                .unwrap();
+            checkpointer.after_commit(&writer, wal_frames());
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !checkpointer.when_idle(&writer) {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        checkpointer.stop();
+        assert!(wal_frames() >= 50, "{} frames", wal_frames());
+        // Everything was copied back, so the next write starts the WAL over
+        // (it would be frame 51 or so otherwise).
+        writer
+            .execute("INSERT INTO t (id, v) VALUES (50, 'x')", [])
+            .unwrap();
+        assert_eq!(wal_frames(), 1);
     }
 
     #[test]

@@ -14,13 +14,16 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// At most this many jobs share one transaction.
 const MAX_BATCH: usize = 128;
 /// Statistics for the query planner are refreshed after this many writes.
 const OPTIMIZE_EVERY: usize = 2_000;
+/// Without writes for this long, the writer has the WAL copied back.
+const IDLE: Duration = Duration::from_millis(200);
 
 pub(super) type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
@@ -184,8 +187,24 @@ fn run(
 ) {
     let mut stop = None;
     let mut since_optimize = 0;
+    // Whether writes happened since the WAL was last copied back entirely.
+    let mut wal_in_use = false;
     while stop.is_none() {
-        let Ok(first) = rx.recv() else { break };
+        let first = if wal_in_use {
+            match rx.recv_timeout(IDLE) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Idle: copy the WAL back so that reads go to the
+                    // database file alone instead of searching the WAL.
+                    wal_in_use = !threads.checkpointer.when_idle(&conn);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            let Ok(m) = rx.recv() else { break };
+            m
+        };
         let mut jobs = Vec::new();
         match first {
             Msg::Job(j) => jobs.push(j),
@@ -202,6 +221,7 @@ fn run(
             since_optimize += jobs.len();
             counters.batch(jobs.len());
             commit_batch(&conn, jobs, cache, &threads);
+            wal_in_use = true;
         }
         if since_optimize >= OPTIMIZE_EVERY {
             since_optimize = 0;
