@@ -72,8 +72,10 @@ async fn measure(
     expect: fn(StatusCode) -> bool,
 ) -> Result<Measured> {
     let cpu_before = server.cpu_time();
+    let disk_before = server.disk_writes();
     let out: Outcome = load::run(target, shape, make, expect, 0x5EED).await;
     let cpu_after = server.cpu_time();
+    let disk_after = server.disk_writes();
     if !server.alive() {
         return Err(err(format!(
             "the server (pid {}) stopped during this scenario; see its log (run with --keep). \
@@ -85,11 +87,12 @@ async fn measure(
         (Some(a), Some(b)) if out.all > 0 => Some((b.saturating_sub(a)) / out.all as u32),
         _ => None,
     };
-    Ok(Measured::from_outcome(
-        &out,
-        shape.connections,
-        cpu_per_request,
-    ))
+    let mut m = Measured::from_outcome(&out, shape.connections, cpu_per_request);
+    m.disk_per_request = match (disk_before, disk_after) {
+        (Some(a), Some(b)) if out.all > 0 => Some(b.saturating_sub(a) / out.all),
+        _ => None,
+    };
+    Ok(m)
 }
 
 /// Starts Agentry on `data_dir` and returns it once an authenticated request

@@ -33,6 +33,11 @@ impl Server {
         cpu_time(self.pid())
     }
 
+    /// Bytes the process has caused to be written to storage so far.
+    pub fn disk_writes(&self) -> Option<u64> {
+        disk_writes(self.pid())
+    }
+
     /// Whether the process still runs (not exited, not a zombie).
     pub fn alive(&self) -> bool {
         let Some(pid) = self.child.id() else {
@@ -83,6 +88,13 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // USER_HZ is 100 on every Linux this runs on.
     Some(Duration::from_millis(ticks * 10))
+}
+
+fn disk_writes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Starts `program args…` with stdout piped and waits for a line holding

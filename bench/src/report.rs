@@ -12,6 +12,8 @@ pub struct Measured {
     pub p50: Duration,
     pub p99: Duration,
     pub cpu_per_request: Option<Duration>,
+    /// Bytes the server wrote to storage per request (`/proc/PID/io`).
+    pub disk_per_request: Option<u64>,
     pub ok: u64,
     pub failed: u64,
     pub first_failure: Option<String>,
@@ -29,6 +31,7 @@ impl Measured {
             p50: out.percentile(0.50),
             p99: out.percentile(0.99),
             cpu_per_request,
+            disk_per_request: None,
             ok: out.ok,
             failed: out.failed,
             first_failure: out.first_failure.clone(),
@@ -124,6 +127,15 @@ fn ms(d: Duration) -> String {
 
 fn us(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+/// Bytes per request: decimal kilobytes, as disk rates are quoted.
+fn kb(bytes: u64) -> String {
+    if bytes < 1_000 {
+        format!("{bytes} B")
+    } else {
+        format!("{:.1} kB", bytes as f64 / 1e3)
+    }
 }
 
 fn mb(bytes: Option<u64>) -> String {
@@ -270,9 +282,9 @@ impl Report {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "| server | scenario | instances | conns | req/s | p50 | p99 | server CPU / req | × baseline | × json-server |"
+            "| server | scenario | instances | conns | req/s | p50 | p99 | server CPU / req | disk writes / req | × baseline | × json-server |"
         );
-        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         let base = self.baseline_rps();
         for r in &self.rows {
             let vs_base = base.map_or_else(
@@ -295,7 +307,7 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {:.0}{failed} | {} | {} | {} | {vs_base} | {vs_js} |",
+                "| {} | {} | {} | {} | {:.0}{failed} | {} | {} | {} | {} | {vs_base} | {vs_js} |",
                 r.server,
                 r.scenario,
                 r.size.map_or_else(String::new, count),
@@ -304,12 +316,13 @@ impl Report {
                 ms(r.m.p50),
                 ms(r.m.p99),
                 r.m.cpu_per_request.map_or_else(|| "?".into(), us),
+                r.m.disk_per_request.map_or_else(|| "?".into(), kb),
             );
         }
         if let Some(why) = &self.json_server_skipped {
             let _ = writeln!(
                 s,
-                "| json-server | get by id, PATCH | | | skipped: {why} | | | | | |"
+                "| json-server | get by id, PATCH | | | skipped: {why} | | | | | | |"
             );
         }
 
@@ -526,5 +539,7 @@ mod tests {
         assert_eq!(ms(Duration::from_micros(412)), "0.41 ms");
         assert_eq!(ms(Duration::from_micros(12_340)), "12.3 ms");
         assert_eq!(ms(Duration::from_millis(250)), "250 ms");
+        assert_eq!(kb(0), "0 B");
+        assert_eq!(kb(15_712), "15.7 kB");
     }
 }
