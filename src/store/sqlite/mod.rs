@@ -105,9 +105,9 @@ impl SqliteStore {
         )
         .map_err(sql_error)?;
         migrate(&conn)?;
-        // Keep ANALYZE cheap on large tables, and gather statistics once for
-        // tables that have none.
-        conn.execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+        // Keeps ANALYZE cheaper on large tables (the writer refreshes the
+        // statistics once started, see `writer::run`).
+        conn.execute_batch("PRAGMA analysis_limit = 1000;")
             .map_err(sql_error)?;
         let cache = Arc::new(cache::DocCache::new(cache_bytes));
         let writer = Writer::start(conn, path, cache.clone())?;
