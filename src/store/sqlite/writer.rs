@@ -88,14 +88,14 @@ impl Writer {
         checkpoints
             .execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
             .map_err(sql_error)?;
-        let unavailable =
+        let cannot_start =
             |e: std::io::Error| StoreError::Internal(format!("cannot start the writer: {e}"));
         let failed = Arc::new(AtomicBool::new(false));
         let threads = Threads {
             syncer: Syncer::start(WalFile::of_database(path), failed.clone())
-                .map_err(unavailable)?,
+                .map_err(cannot_start)?,
             checkpointer: Checkpointer::start(checkpoints, durability::CHECKPOINT_FRAMES)
-                .map_err(unavailable)?,
+                .map_err(cannot_start)?,
         };
         let (tx, rx) = channel();
         let counters = Arc::new(Counters::default());
@@ -103,7 +103,7 @@ impl Writer {
         std::thread::Builder::new()
             .name("agentry-sqlite-writer".into())
             .spawn(move || run(conn, rx, &shared, &cache, threads))
-            .map_err(unavailable)?;
+            .map_err(cannot_start)?;
         Ok(Self {
             tx,
             counters,
