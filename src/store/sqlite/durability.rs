@@ -259,9 +259,7 @@ impl Checkpointer {
 
     /// Copies what the thread's checkpoint left, on the writer's connection.
     fn finish(&self, conn: &Connection) {
-        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
+        checkpoint(conn);
         self.state.store(IDLE, Ordering::Release);
     }
 
@@ -276,12 +274,18 @@ impl Checkpointer {
 
 fn run_checkpointer(conn: &Connection, rx: &Receiver<()>, state: &AtomicU8) {
     while rx.recv().is_ok() {
-        // PASSIVE never blocks the writer or readers; with synchronous=FULL
-        // it syncs the WAL before copying and the database file after.
-        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
+        checkpoint(conn);
         state.store(DONE, Ordering::Release);
+    }
+}
+
+/// Copies the WAL's frames into the database file. PASSIVE never blocks the
+/// writer or readers; it syncs the WAL before copying and the database file
+/// after (on the writer's connection too: `synchronous=NORMAL` still syncs
+/// at checkpoints).
+fn checkpoint(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+        tracing::warn!(error = %e, "WAL checkpoint failed");
     }
 }
 
@@ -293,7 +297,7 @@ mod tests {
 
     /// Records each flush in a shared log, failing when told to.
     struct Recorded {
-        log: Arc<Mutex<Vec<String>>>,
+        log: Log,
         fail: bool,
     }
 
@@ -308,8 +312,37 @@ mod tests {
         }
     }
 
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    /// A sync thread whose flushes are recorded (and fail when told to).
+    fn recorded_syncer(fail: bool) -> (Syncer, Log, Arc<AtomicBool>) {
+        let log = Log::default();
+        let failed = Arc::new(AtomicBool::new(false));
+        let flush = Recorded {
+            log: log.clone(),
+            fail,
+        };
+        (Syncer::start(flush, failed.clone()).unwrap(), log, failed)
+    }
+
+    /// A database in WAL mode with one table, and its writer's connection
+    /// with the WAL hook installed.
+    fn wal_database() -> (tempfile::TempDir, PathBuf, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                 CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);",
+            )
+            .unwrap();
+        watch_wal(&writer);
+        (dir, path, writer)
+    }
+
     fn answer(
-        log: &Arc<Mutex<Vec<String>>>,
+        log: &Log,
         name: &str,
         outcome: Result<(), StoreError>,
         heard: &Tx<Result<(), StoreError>>,
@@ -324,16 +357,7 @@ mod tests {
 
     #[test]
     fn callers_hear_of_their_writes_only_after_the_flush() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let failed = Arc::new(AtomicBool::new(false));
-        let mut syncer = Syncer::start(
-            Recorded {
-                log: log.clone(),
-                fail: false,
-            },
-            failed.clone(),
-        )
-        .unwrap();
+        let (mut syncer, log, failed) = recorded_syncer(false);
         let (heard, results) = channel();
         syncer.submit(vec![
             answer(&log, "a", Ok(()), &heard),
@@ -357,16 +381,7 @@ mod tests {
 
     #[test]
     fn a_failed_flush_fails_the_batch_and_every_later_one() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let failed = Arc::new(AtomicBool::new(false));
-        let mut syncer = Syncer::start(
-            Recorded {
-                log: log.clone(),
-                fail: true,
-            },
-            failed.clone(),
-        )
-        .unwrap();
+        let (mut syncer, log, failed) = recorded_syncer(true);
         let (heard, results) = channel();
         syncer.submit(vec![answer(&log, "a", Ok(()), &heard)]);
         assert!(matches!(
@@ -386,16 +401,7 @@ mod tests {
 
     #[test]
     fn batches_submitted_after_stop_are_refused_not_dropped() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let failed = Arc::new(AtomicBool::new(false));
-        let mut syncer = Syncer::start(
-            Recorded {
-                log: log.clone(),
-                fail: false,
-            },
-            failed.clone(),
-        )
-        .unwrap();
+        let (mut syncer, log, _) = recorded_syncer(false);
         syncer.stop();
         let (heard, results) = channel();
         syncer.submit(vec![answer(&log, "late", Ok(()), &heard)]);
@@ -407,16 +413,7 @@ mod tests {
 
     #[test]
     fn the_wal_starts_over_while_writes_keep_coming() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite");
-        let writer = Connection::open(&path).unwrap();
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-                 CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);",
-            )
-            .unwrap();
-        watch_wal(&writer);
+        let (_dir, path, writer) = wal_database();
         let mut checkpointer = Checkpointer::start(Connection::open(&path).unwrap(), 20).unwrap();
         // Writes keep coming until the WAL has started over three times
         // (SQLite's automatic checkpoints are off: without the checkpoint
@@ -448,16 +445,7 @@ mod tests {
 
     #[test]
     fn an_idle_writer_has_the_whole_wal_copied_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite");
-        let writer = Connection::open(&path).unwrap();
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-                 CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);",
-            )
-            .unwrap();
-        watch_wal(&writer);
+        let (_dir, path, writer) = wal_database();
         let mut checkpointer =
             Checkpointer::start(Connection::open(&path).unwrap(), 1_000_000).unwrap();
         for i in 0..50 {
