@@ -81,7 +81,10 @@ impl Writer {
         conn.set_prepared_statement_cache_capacity(128);
         // COMMIT only writes the WAL; the sync thread makes it durable before
         // anyone hears of it, and the checkpoint thread copies it back.
-        conn.execute_batch("PRAGMA synchronous = NORMAL;")
+        // A page cache (filled only as pages are used) large enough for the
+        // pages updates keep returning to, which SQLite's default 2 MB is
+        // not: each miss is a read system call and a copy.
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768;")
             .map_err(sql_error)?;
         durability::watch_wal(&conn);
         let checkpoints = Connection::open(path).map_err(sql_error)?;
