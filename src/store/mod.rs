@@ -177,6 +177,20 @@ pub fn side_term(ty: &crate::domain::schema::EntityType, e: &Expr) -> Option<(Si
     }
 }
 
+/// Whether `segments`, read from an entity of `ty` (not from a lambda
+/// variable), is an entity's `displayName`: its own, or the linked one's
+/// through a navigation (`agentCardManifest/displayName`). Names compare and
+/// sort without ASCII case on every backend, as in Graph's directory, so that
+/// one case-insensitive index per table serves equality, ranges, prefixes
+/// and order.
+pub fn is_name(ty: &crate::domain::schema::EntityType, segments: &[String]) -> bool {
+    match segments {
+        [p] => p == "displayName",
+        [nav, p] => p == "displayName" && ty.navigation(nav).is_some(),
+        _ => false,
+    }
+}
+
 /// Whether a page is ordered by name rather than by id: a page without
 /// `$orderby` of instances or manifests whose filter requires
 /// `startswith(displayName, '…')` (a top-level `and` operand) and no

@@ -323,6 +323,21 @@ async fn filters_return_exactly_what_a_reference_evaluation_selects() {
         ),
         ("true", |_| true),
         ("false or id eq 'agent-001'", |v| v["id"] == "agent-001"),
+        // Names compare without ASCII case (`store::is_name`).
+        ("displayName ge 'HR' and displayName lt 'SECURITY'", |v| {
+            let n = lower(text(v, &["displayName"]));
+            n.as_str() >= "hr" && n.as_str() < "security"
+        }),
+        (
+            "displayName in ('SALES HELPER 3', 'hr bot 4', 'Sales Helper 6')",
+            |v| {
+                ["sales helper 3", "hr bot 4", "sales helper 6"]
+                    .contains(&lower(text(v, &["displayName"])).as_str())
+            },
+        ),
+        ("agentCardManifest/displayName ge 'CARD 5'", |v| {
+            manifest(v).is_some_and(|m| lower(text(m, &["displayName"])).as_str() >= "card 5")
+        }),
     ];
     for (filter, reference) in table {
         // Pages come in id order, but those of a name prefix: in name order
@@ -411,6 +426,44 @@ fn compare_nullable(a: Option<&str>, b: Option<&str>, descending: bool) -> Order
         (Some(x), Some(y)) => x.cmp(y),
     };
     if descending { o.reverse() } else { o }
+}
+
+#[tokio::test]
+async fn names_sort_and_match_without_ascii_case_across_pages() {
+    let s = TestServer::start().await;
+    let data = load(&s, 60).await;
+    let name = |v: &Value| lower(text(v, &["displayName"]));
+    for (orderby, descending) in [("displayName", false), ("displayName desc", true)] {
+        let mut expected: Vec<&Value> = data.iter().collect();
+        expected.sort_by(|a, b| {
+            let o = name(a).cmp(&name(b));
+            let o = if descending { o.reverse() } else { o };
+            o.then(a["id"].as_str().cmp(&b["id"].as_str()))
+        });
+        let expected: Vec<String> = expected
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_owned())
+            .collect();
+        let (got, _) = fetch_all(
+            &s,
+            "/agentRegistry/agentInstances",
+            &[("$orderby", orderby), ("$top", "7")],
+        )
+        .await;
+        // "sales helper …" sorts among the capitalised names, not after them.
+        assert_eq!(got, expected, "$orderby={orderby}");
+    }
+    let wanted = data[9]["displayName"].as_str().unwrap();
+    let (got, _) = fetch_all(
+        &s,
+        "/agentRegistry/agentInstances",
+        &[(
+            "$filter",
+            &format!("displayName eq '{}'", wanted.to_uppercase()),
+        )],
+    )
+    .await;
+    assert_eq!(got, ["agent-009"]);
 }
 
 #[tokio::test]

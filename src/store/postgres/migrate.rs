@@ -17,6 +17,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0003_sort_indexes_nulls_first",
         include_str!("migrations/0003_sort_indexes_nulls_first.sql"),
     ),
+    (
+        "0004_one_name_index",
+        include_str!("migrations/0004_one_name_index.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("agentry" in ASCII).

@@ -17,7 +17,7 @@
 use crate::domain::schema::{AGENT_CARD_MANIFEST, EntityType};
 use crate::odata::filter::{self, CmpOp, Func, Literal, Operand, Path, Quantifier, Ty};
 use crate::odata::{Cursor, Expr, SEARCHABLE, Search};
-use crate::store::{Criteria, ListQuery, Side, pages_by_name, side_values};
+use crate::store::{self, Criteria, ListQuery, Side, pages_by_name, side_values};
 use bytes::BytesMut;
 use std::error::Error;
 use tokio_postgres::types::{IsNull, ToSql, Type, WrongType};
@@ -382,6 +382,60 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Whether `o` is an entity's name, which compares without ASCII case.
+    fn is_name(&self, ty: &'static EntityType, o: &Operand) -> bool {
+        match o {
+            Operand::Property(p) => {
+                p.segments.first().is_some_and(|s| self.var(s).is_none())
+                    && store::is_name(ty, &p.segments)
+            }
+            Operand::Literal(_) => false,
+        }
+    }
+
+    /// A property's value as it sorts: names as `lower(…)`, the expression
+    /// their index holds.
+    fn sort_value(&mut self, base: &str, ty: &'static EntityType, segments: &[String]) -> Val {
+        let v = self.value(base, ty, segments);
+        let is_var = segments.first().is_some_and(|s| self.var(s).is_some());
+        if !is_var && store::is_name(ty, segments) && v.kind == Kind::Text {
+            Val {
+                sql: format!("lower({})", v.sql),
+                kind: Kind::Text,
+            }
+        } else {
+            v
+        }
+    }
+
+    /// An operand of a comparison; when `fold` (one side is a name), text
+    /// compares without ASCII case: names as their index holds them, other
+    /// text through `lower()` (property values are all in the "C" collation,
+    /// where it folds ASCII only), string literals lowered here.
+    fn compared(&mut self, base: &str, ty: &'static EntityType, o: &Operand, fold: bool) -> Val {
+        if !fold {
+            return self.operand(base, ty, o);
+        }
+        match o {
+            Operand::Property(p) if self.is_name(ty, o) => self.sort_value(base, ty, &p.segments),
+            Operand::Literal(Literal::String(s) | Literal::DateTime(s) | Literal::Guid(s)) => Val {
+                sql: self.param(Param::Text(s.to_ascii_lowercase())),
+                kind: Kind::Text,
+            },
+            _ => {
+                let v = self.operand(base, ty, o);
+                if v.kind == Kind::Text {
+                    Val {
+                        sql: format!("lower({})", v.sql),
+                        kind: Kind::Text,
+                    }
+                } else {
+                    v
+                }
+            }
+        }
+    }
+
     fn predicate(&mut self, base: &str, ty: &'static EntityType, e: &Expr) -> String {
         match e {
             Expr::And(a, b) => {
@@ -447,8 +501,9 @@ impl<'a> Builder<'a> {
         } else {
             (a, b)
         };
-        let x = self.operand(base, ty, a);
-        let y = self.operand(base, ty, b);
+        let fold = self.is_name(ty, a) || self.is_name(ty, b);
+        let x = self.compared(base, ty, a, fold);
+        let y = self.compared(base, ty, b, fold);
         let (xs, ys) = if x.kind == y.kind {
             (x.sql, y.sql)
         } else {
@@ -503,11 +558,12 @@ impl<'a> Builder<'a> {
             // Known on both sides: decide here.
             return if values.contains(l) { "TRUE" } else { "FALSE" }.into();
         }
-        let x = self.operand(base, ty, a);
+        let fold = self.is_name(ty, a);
+        let x = self.compared(base, ty, a, fold);
         let list: Vec<Val> = values
             .iter()
             .filter(|v| **v != Literal::Null)
-            .map(|v| self.literal(v))
+            .map(|v| self.compared(base, ty, &Operand::Literal(v.clone()), fold))
             .collect();
         let mut parts = Vec::new();
         if !list.is_empty() {
@@ -808,20 +864,14 @@ pub(super) fn list(
     let (from, scope) = b.source(source);
     let mut clauses = vec![scope];
     b.criteria(ty, &q.criteria, &mut clauses);
-    // Name order is the `lower(display_name)` index's own: no sort. (The
-    // filter excludes null names, so where nulls would sort is moot and the
-    // index's default order serves.)
+    // Name order is the `lower(display_name)` index's own: no sort.
     let by_name = matches!(source, Source::Table(_)) && pages_by_name(ty, q);
     let keys: Vec<(Val, bool)> = if by_name {
-        let name = Val {
-            sql: "lower(e.display_name)".into(),
-            kind: Kind::Text,
-        };
-        vec![(name, false)]
+        vec![(b.sort_value("e", ty, &["displayName".to_owned()]), false)]
     } else {
         q.order
             .iter()
-            .map(|k| (b.value("e", ty, &k.path.segments), k.descending))
+            .map(|k| (b.sort_value("e", ty, &k.path.segments), k.descending))
             .collect()
     };
     if let Some(Cursor { values, id }) = &q.after {
@@ -832,9 +882,7 @@ pub(super) fn list(
     let mut order = Vec::new();
     for (x, descending) in &keys {
         select.push_str(&format!(", COALESCE(to_jsonb({}), 'null'::jsonb)", x.sql));
-        order.push(if by_name {
-            x.sql.clone()
-        } else if *descending {
+        order.push(if *descending {
             format!("{} DESC NULLS LAST", x.sql)
         } else {
             format!("{} ASC NULLS FIRST", x.sql)

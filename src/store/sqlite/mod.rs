@@ -55,6 +55,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_instance_skill_tags",
         include_str!("migrations/0004_instance_skill_tags.sql"),
     ),
+    (
+        "0005_one_name_index",
+        include_str!("migrations/0005_one_name_index.sql"),
+    ),
 ];
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 32;

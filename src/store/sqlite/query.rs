@@ -17,7 +17,7 @@
 use crate::domain::schema::{AGENT_CARD_MANIFEST, EntityType};
 use crate::odata::filter::{CmpOp, Func, Literal, Operand, Path, Quantifier};
 use crate::odata::{Cursor, Expr, SEARCHABLE, Search};
-use crate::store::{Criteria, ListQuery, Side, pages_by_name, side_term, side_values};
+use crate::store::{Criteria, ListQuery, Side, is_name, pages_by_name, side_term, side_values};
 use rusqlite::types::Value as SqlValue;
 use std::borrow::Cow;
 
@@ -167,6 +167,26 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// An operand of a comparison: a name compares without ASCII case (the
+    /// collation of either side applies to both in SQLite).
+    fn folded(&mut self, base: &str, ty: &'static EntityType, o: &Operand) -> String {
+        match o {
+            Operand::Property(p) => self.sort_value(base, ty, &p.segments),
+            Operand::Literal(l) => self.literal(l),
+        }
+    }
+
+    /// A property's value as it sorts and compares: names without ASCII case.
+    fn sort_value(&mut self, base: &str, ty: &'static EntityType, segments: &[String]) -> String {
+        let x = self.value(base, ty, segments);
+        let is_var = segments.first().is_some_and(|s| self.var(s).is_some());
+        if !is_var && is_name(ty, segments) {
+            format!("{x} COLLATE NOCASE")
+        } else {
+            x
+        }
+    }
+
     /// An operand as SQL text with no parameter: literals quoted in place.
     fn inline(&mut self, base: &str, ty: &'static EntityType, o: &Operand) -> String {
         match o {
@@ -201,7 +221,7 @@ impl<'a> Builder<'a> {
                         "0".into()
                     };
                 }
-                let x = self.operand(base, ty, a);
+                let x = self.folded(base, ty, a);
                 let non_null: Vec<&Literal> =
                     values.iter().filter(|v| **v != Literal::Null).collect();
                 let mut parts = Vec::new();
@@ -247,8 +267,8 @@ impl<'a> Builder<'a> {
         let is_null = |o: &Operand| matches!(o, Operand::Literal(Literal::Null));
         let is_literal = |o: &Operand| matches!(o, Operand::Literal(_));
         let (na, nb) = (is_null(a), is_null(b));
-        let x = self.operand(base, ty, a);
-        let y = self.operand(base, ty, b);
+        let x = self.folded(base, ty, a);
+        let y = self.folded(base, ty, b);
         match op {
             // Against a literal, plain `=` (which indexes serve) guarded so
             // that a missing value gives false, never NULL.
@@ -629,7 +649,7 @@ pub(super) fn list(
     } else {
         q.order
             .iter()
-            .map(|k| (b.value("e", ty, &k.path.segments), k.descending))
+            .map(|k| (b.sort_value("e", ty, &k.path.segments), k.descending))
             .collect()
     };
     if let Some(Cursor { values, id }) = &q.after {
@@ -672,7 +692,7 @@ pub(super) fn list(
     } else {
         q.order
             .iter()
-            .map(|k| (b.value("o", ty, &k.path.segments), k.descending))
+            .map(|k| (b.sort_value("o", ty, &k.path.segments), k.descending))
             .collect()
     };
     let mut select = String::from("o.id, o.doc, o.version");
@@ -805,7 +825,19 @@ mod tests {
                 &AGENT_INSTANCE,
                 "agent_instances",
                 "$filter=displayName eq 'Agent 42'",
-                "INDEX agent_instances_by_display_name (tenant_id=? AND display_name=?)",
+                "INDEX agent_instances_by_display_name_nocase (tenant_id=? AND display_name=?)",
+            ),
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=displayName ge 'Agent 42' and displayName lt 'Agent 43'",
+                "INDEX agent_instances_by_display_name_nocase (tenant_id=? AND display_name>? AND display_name<?)",
+            ),
+            (
+                &AGENT_CARD_MANIFEST,
+                "agent_card_manifests",
+                "$filter=displayName in ('Card 1', 'card 2')",
+                "INDEX agent_card_manifests_by_display_name_nocase (tenant_id=? AND display_name=?)",
             ),
             (
                 &AGENT_INSTANCE,
@@ -889,27 +921,41 @@ mod tests {
             );
             assert!(!p.contains("TEMP B-TREE"), "{query} sorts:\n{p}");
         }
-        // A name prefix pages in the case-insensitive index's own order: the
-        // page's ids come off the index unsorted (only the outer query
-        // orders the page's own rows).
-        let query = "$filter=startswith(displayName, 'Agent 1')";
-        let p = plan(&conn, &AGENT_INSTANCE, "agent_instances", query);
-        let inner: Vec<&str> = p
-            .lines()
-            .skip_while(|l| !l.contains("LIST SUBQUERY"))
-            .skip(1)
-            .take_while(|l| l.starts_with("  "))
-            .collect();
-        assert!(
-            inner
-                .iter()
-                .any(|l| l.contains("COVERING INDEX agent_instances_by_display_name_nocase")),
-            "{p}"
-        );
-        assert!(
-            !inner.iter().any(|l| l.contains("TEMP B-TREE")),
-            "{query} sorts:\n{p}"
-        );
+        // A name prefix pages in the case-insensitive index's own order, and
+        // so does `$orderby=displayName` either way: the page's ids come off
+        // the index unsorted (only the outer query orders the page's own rows;
+        // descending, equal names are put in ascending id order as they come).
+        for (ty, name, query) in [
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=startswith(displayName, 'Agent 1')",
+            ),
+            (
+                &AGENT_INSTANCE,
+                "agent_instances",
+                "$filter=managedBy ne 'x'&$orderby=displayName",
+            ),
+            (
+                &AGENT_CARD_MANIFEST,
+                "agent_card_manifests",
+                "$filter=displayName ne 'x'&$orderby=displayName desc",
+            ),
+        ] {
+            let p = plan(&conn, ty, name, query);
+            let inner: Vec<&str> = p
+                .lines()
+                .skip_while(|l| !l.contains("LIST SUBQUERY"))
+                .skip(1)
+                .take_while(|l| l.starts_with("  "))
+                .collect();
+            let index = format!("INDEX {name}_by_display_name_nocase");
+            assert!(inner.iter().any(|l| l.contains(&index)), "{query}:\n{p}");
+            assert!(
+                !inner.iter().any(|l| l.contains("TEMP B-TREE FOR ORDER BY")),
+                "{query} sorts:\n{p}"
+            );
+        }
     }
 
     fn filter_strategy() -> impl proptest::strategy::Strategy<Value = String> {

@@ -45,8 +45,14 @@ fn filters_translate_to_the_expected_conditions() {
     let table: Vec<(&'static EntityType, &str, String, Vec<Param>)> = vec![
         (
             &AGENT_INSTANCE,
-            "displayName eq 'a'",
-            "(e.display_name IS NOT NULL AND e.display_name = $2::text)".into(),
+            "displayName eq 'Ab'",
+            "(lower(e.display_name) IS NOT NULL AND lower(e.display_name) = $2::text)".into(),
+            vec![text("ab")],
+        ),
+        (
+            &AGENT_CARD_MANIFEST,
+            "displayName in ('A', null)",
+            "((lower(e.display_name) IS NOT NULL AND lower(e.display_name) IN ($2::text)) OR (lower(e.display_name) IS NULL))".into(),
             vec![text("a")],
         ),
         (
@@ -73,7 +79,7 @@ fn filters_translate_to_the_expected_conditions() {
             &AGENT_INSTANCE,
             "displayName eq sourceAgentId",
             format!(
-                "(e.display_name IS NOT DISTINCT FROM (({doc} #>> '{{\"sourceAgentId\"}}') COLLATE \"C\"))"
+                "(lower(e.display_name) IS NOT DISTINCT FROM lower((({doc} #>> '{{\"sourceAgentId\"}}') COLLATE \"C\")))"
             ),
             vec![],
         ),
@@ -181,7 +187,7 @@ fn filters_translate_to_the_expected_conditions() {
         (
             &AGENT_INSTANCE,
             "agentCardManifest/skills/any(s: s/id eq displayName)",
-            "EXISTS (SELECT 1 FROM agent_card_manifests m1 WHERE m1.tenant_id = e.tenant_id AND m1.id = e.manifest_id AND EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(((m1.doc::jsonb) #> '{\"skills\"}')) = 'array' THEN ((m1.doc::jsonb) #> '{\"skills\"}') END) AS j2(value) WHERE (((j2.value #>> '{\"id\"}') COLLATE \"C\") IS NOT DISTINCT FROM e.display_name)))".into(),
+            "EXISTS (SELECT 1 FROM agent_card_manifests m1 WHERE m1.tenant_id = e.tenant_id AND m1.id = e.manifest_id AND EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(((m1.doc::jsonb) #> '{\"skills\"}')) = 'array' THEN ((m1.doc::jsonb) #> '{\"skills\"}') END) AS j2(value) WHERE (lower(((j2.value #>> '{\"id\"}') COLLATE \"C\")) IS NOT DISTINCT FROM lower(e.display_name))))".into(),
             vec![],
         ),
     ];
@@ -214,10 +220,10 @@ fn a_page_reads_one_extra_row_in_key_order_after_the_cursor() {
     assert_eq!(
         c.sql,
         format!(
-            "SELECT e.id, e.doc::text, e.version, COALESCE(to_jsonb(e.display_name), 'null'::jsonb), COALESCE(to_jsonb({streaming}), 'null'::jsonb) \
+            "SELECT e.id, e.doc::text, e.version, COALESCE(to_jsonb(lower(e.display_name)), 'null'::jsonb), COALESCE(to_jsonb({streaming}), 'null'::jsonb) \
              FROM agent_instances e WHERE e.tenant_id = $1::text \
-             AND (e.display_name < $2::text OR e.display_name IS NULL OR (e.display_name = $2::text AND (({streaming} IS NULL AND e.id > $3::text) OR {streaming} IS NOT NULL))) \
-             ORDER BY e.display_name DESC NULLS LAST, {streaming} ASC NULLS FIRST, e.id LIMIT $4::bigint OFFSET $5::bigint"
+             AND (lower(e.display_name) < $2::text OR lower(e.display_name) IS NULL OR (lower(e.display_name) = $2::text AND (({streaming} IS NULL AND e.id > $3::text) OR {streaming} IS NOT NULL))) \
+             ORDER BY lower(e.display_name) DESC NULLS LAST, {streaming} ASC NULLS FIRST, e.id LIMIT $4::bigint OFFSET $5::bigint"
         )
     );
     assert_eq!(

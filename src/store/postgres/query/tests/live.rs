@@ -1023,7 +1023,8 @@ fn discovery_filters_are_answered_from_indexes() {
             .unwrap();
         let table = [
             (&AGENT_INSTANCE, "$filter=id eq 'i000042'", "agent_instances_pkey"),
-            (&AGENT_INSTANCE, "$filter=displayName eq 'Agent 42'", "agent_instances_by_display_name"),
+            (&AGENT_INSTANCE, "$filter=displayName eq 'Agent 42'", "agent_instances_by_display_name_lower"),
+            (&AGENT_INSTANCE, "$filter=displayName ge 'agent 42' and displayName lt 'AGENT 43'", "agent_instances_by_display_name_lower"),
             (&AGENT_INSTANCE, "$filter=startswith(displayName, 'agent 1999')", "agent_instances_by_display_name_lower"),
             (&AGENT_INSTANCE, "$filter=managedBy eq 'app7'", "agent_instances_by_managed_by"),
             (&AGENT_INSTANCE, "$filter=originatingStore eq 'store3'", "agent_instances_by_originating_store"),
@@ -1049,8 +1050,8 @@ fn discovery_filters_are_answered_from_indexes() {
         // Sorted pages walk an index in SQLite's order (NULL first
         // ascending, last descending) instead of sorting the tenant.
         for (text, index) in [
-            ("$orderby=displayName", "agent_instances_by_display_name"),
-            ("$orderby=displayName desc", "agent_instances_by_display_name"),
+            ("$orderby=displayName", "agent_instances_by_display_name_lower"),
+            ("$orderby=displayName desc", "agent_instances_by_display_name_lower"),
             ("$orderby=managedBy&$filter=managedBy ne 'app1'", "agent_instances_by_managed_by"),
             // A name prefix pages in the index's own order.
             ("$filter=startswith(displayName, 'agent 1')", "agent_instances_by_display_name_lower"),
