@@ -6,7 +6,8 @@
 //! use the indexes; any other path reads the document as `jsonb`, typed by the
 //! schema (strings as `text` in the bytewise "C" collation, booleans as
 //! `boolean` only where the JSON holds one, so no stored value can make a
-//! cast fail). `ownerIds/any(o: o eq …)` on instances and
+//! cast fail); names compare and sort as `lower(…)` ([`store::is_name`]).
+//! `ownerIds/any(o: o eq …)` on instances and
 //! `skills/any(s: s/tags/any(t: t eq …))` on manifests (also through
 //! `agentCardManifest/`) use the side tables; other lambdas range over
 //! `jsonb_array_elements`. Every predicate is written so that it is never SQL

@@ -3,7 +3,8 @@
 //! Properties with their own column (`id`, `displayName`, `managedBy`,
 //! `originatingStore`, the timestamps) are read from it, so their filters and
 //! sorts use the indexes; any other path reads the JSON document with
-//! `json_extract`. `ownerIds/any(o: o eq …)` on instances and
+//! `json_extract`. Names compare and sort with `COLLATE NOCASE`
+//! ([`is_name`]). `ownerIds/any(o: o eq …)` on instances and
 //! `skills/any(s: s/tags/any(t: t eq …))` on manifests (also through
 //! `agentCardManifest/`) use the side tables. Other lambdas range over
 //! `json_each`. Comparisons are written so that they are never SQL NULL:
