@@ -142,6 +142,14 @@ fn lower(s: Option<&str>) -> String {
     s.unwrap_or_default().to_ascii_lowercase()
 }
 
+/// The ids of `values`, in their order.
+fn ids<'a>(values: impl IntoIterator<Item = &'a Value>) -> Vec<String> {
+    values
+        .into_iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn manifest(v: &Value) -> Option<&Value> {
     v.get("agentCardManifest")
 }
@@ -440,10 +448,7 @@ async fn names_sort_and_match_without_ascii_case_across_pages() {
             let o = if descending { o.reverse() } else { o };
             o.then(a["id"].as_str().cmp(&b["id"].as_str()))
         });
-        let expected: Vec<String> = expected
-            .iter()
-            .map(|v| v["id"].as_str().unwrap().to_owned())
-            .collect();
+        let expected = ids(expected);
         let (got, _) = fetch_all(
             &s,
             "/agentRegistry/agentInstances",
@@ -483,10 +488,7 @@ async fn orderby_pages_follow_the_reference_order_and_search_matches_words() {
             ))
             .then(a["id"].as_str().cmp(&b["id"].as_str()))
     });
-    let expected: Vec<String> = expected
-        .iter()
-        .map(|v| v["id"].as_str().unwrap().to_owned())
-        .collect();
+    let expected = ids(expected);
     let (got, _) = fetch_all(
         &s,
         "/agentRegistry/agentInstances",
@@ -508,10 +510,7 @@ async fn orderby_pages_follow_the_reference_order_and_search_matches_words() {
         )
         .then(a["id"].as_str().cmp(&b["id"].as_str()))
     });
-    let expected: Vec<String> = by_manifest
-        .iter()
-        .map(|v| v["id"].as_str().unwrap().to_owned())
-        .collect();
+    let expected = ids(by_manifest);
     let (got, _) = fetch_all(
         &s,
         "/agentRegistry/agentInstances",
