@@ -89,7 +89,11 @@ pub struct Criteria {
 }
 
 /// A page request: rows matching `criteria`, ordered by `order` then id,
-/// strictly after `after`, `skip` more skipped, at most `limit` returned.
+/// strictly after `after`, `skip` more skipped, at most `limit` returned;
+/// with each row, the entities along every navigation of `expand`, and with
+/// `count` the number of rows matching `criteria`. A page is one snapshot:
+/// its rows, their expansions and the count are read in one read
+/// transaction, so no write lands between them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListQuery {
     pub criteria: Criteria,
@@ -97,7 +101,23 @@ pub struct ListQuery {
     pub after: Option<Cursor>,
     pub skip: usize,
     pub limit: usize,
+    pub expand: Vec<Navigation>,
+    pub count: bool,
 }
+
+/// A navigation a list reads with its rows ([`ListQuery::expand`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Navigation {
+    /// An instance's linked `agentCardManifest` (none or one).
+    Manifest,
+    /// The `collections` an instance belongs to.
+    Collections,
+    /// A collection's `members`.
+    Members,
+}
+
+/// The entities along one expanded navigation are capped at this many.
+pub const EXPANDED_LIMIT: usize = 100;
 
 impl ListQuery {
     /// The first `limit` rows in id order.
@@ -227,6 +247,11 @@ pub struct Page {
     pub items: Vec<Stored>,
     pub more: bool,
     pub last: Option<Cursor>,
+    /// For each item, the entities along each navigation of the query's
+    /// `expand`, in that order (empty when nothing is expanded).
+    pub related: Vec<Vec<Vec<Stored>>>,
+    /// The rows matching the criteria, when the query asked (`count`).
+    pub count: Option<u64>,
 }
 
 /// Which rows a list covers.

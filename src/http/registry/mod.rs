@@ -23,15 +23,14 @@ use crate::domain::schema::EntityType;
 use crate::domain::{DomainError, WriteContext};
 use crate::odata::filter::{self, Expr};
 use crate::odata::{DEFAULT_TOP, ODataError, QueryOptions, SkipToken};
-use crate::store::{Criteria, EntityKind, ListQuery, Page, Relation, StoreError, Stored};
+use crate::store::{
+    Criteria, EntityKind, ListQuery, Navigation, Page, Relation, StoreError, Stored,
+};
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{MethodRouter, delete, get, post};
 use serde_json::{Map, Value};
-
-/// Related entities expanded inline are capped at this many.
-const MAX_EXPANDED: usize = 100;
 
 type Result<T = Response> = std::result::Result<T, ApiError>;
 
@@ -149,6 +148,36 @@ fn expandable(ty: &EntityType) -> &'static [&'static str] {
     }
 }
 
+/// The store's navigations for the query's `$expand` (checked against
+/// [`expandable`] beforehand).
+fn navigations(ty: &EntityType, q: &QueryOptions) -> Vec<Navigation> {
+    q.expand
+        .iter()
+        .filter_map(|e| match (ty.entity_set, e.navigation.as_str()) {
+            ("agentInstances", "agentCardManifest") => Some(Navigation::Manifest),
+            ("agentInstances", "collections") => Some(Navigation::Collections),
+            ("agentCollections", "members") => Some(Navigation::Members),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One page of `ty`'s entities along `relation`.
+async fn list_page(
+    app: &AppState,
+    tenant: &str,
+    ty: &'static EntityType,
+    relation: Relation<'_>,
+    q: &ListQuery,
+) -> Result<Page> {
+    let store = app.store();
+    Ok(match ty.entity_set {
+        "agentInstances" => store.list_instances(tenant, relation, q).await?,
+        "agentCardManifests" => store.list_manifests(tenant, q).await?,
+        _ => store.list_collections(tenant, relation, q).await?,
+    })
+}
+
 /// Evaluates the conditional headers of a PATCH or DELETE: `None` when
 /// there are none (and nothing is read), else the version the store must
 /// still find when it writes. `current` loads the entity as the caller sees
@@ -239,55 +268,31 @@ fn claim_managed_by(
 
 /// The JSON text of one entity as the query asks for it, `@odata.etag`
 /// first: the stored text spliced when nothing reshapes it, else projected
-/// and expanded.
-async fn shape(
-    app: &AppState,
-    tenant: &str,
-    ty: &'static EntityType,
-    q: &QueryOptions,
-    stored: Stored,
-) -> Result<String> {
+/// and expanded. `related` holds the entities along each navigation of the
+/// query's `$expand`, in order, read in the same snapshot as the entity.
+fn shape(q: &QueryOptions, stored: Stored, related: Vec<Vec<Stored>>) -> String {
     let tag = etag::of(&stored);
     if !q.reshapes() {
-        return Ok(respond::with_etag(&stored.doc, &tag));
+        return respond::with_etag(&stored.doc, &tag);
     }
-    let doc = stored.parse();
-    let mut out = respond::project(doc, q.select.as_deref());
-    for e in &q.expand {
+    let mut out = respond::project(stored.parse(), q.select.as_deref());
+    for (e, entities) in q.expand.iter().zip(related) {
         let nested = e.select.as_deref();
-        let first = ListQuery::first(MAX_EXPANDED);
-        let value = match (ty.entity_set, e.navigation.as_str()) {
-            ("agentInstances", "agentCardManifest") => app
-                .store()
-                .get_instance_manifest(tenant, &stored.id)
-                .await?
-                .map_or(Value::Null, |m| {
-                    respond::object_with_etag(etag::of(&m), respond::project(m.parse(), nested))
-                }),
-            ("agentInstances", "collections") => {
-                let page = app
-                    .store()
-                    .list_collections(tenant, Relation::CollectionsOf(&stored.id), &first)
-                    .await?;
-                projected_array(page, nested)
-            }
-            ("agentCollections", "members") => {
-                let page = app
-                    .store()
-                    .list_instances(tenant, Relation::MembersOf(&stored.id), &first)
-                    .await?;
-                projected_array(page, nested)
-            }
-            _ => continue,
+        let value = if e.navigation == "agentCardManifest" {
+            entities.into_iter().next().map_or(Value::Null, |m| {
+                respond::object_with_etag(etag::of(&m), respond::project(m.parse(), nested))
+            })
+        } else {
+            projected_array(entities, nested)
         };
         out.insert(e.navigation.clone(), value);
     }
-    Ok(respond::object_with_etag(tag, out).to_string())
+    respond::object_with_etag(tag, out).to_string()
 }
 
-fn projected_array(page: Page, select: Option<&[String]>) -> Value {
+fn projected_array(entities: Vec<Stored>, select: Option<&[String]>) -> Value {
     Value::Array(
-        page.items
+        entities
             .into_iter()
             .map(|s| respond::object_with_etag(etag::of(&s), respond::project(s.parse(), select)))
             .collect(),
@@ -302,6 +307,30 @@ async fn entity_response(
     q: &QueryOptions,
     stored: Stored,
 ) -> Result {
+    let (stored, related) = if q.expand.is_empty() {
+        (stored, Vec::new())
+    } else {
+        // The entity again, with what it expands, as one snapshot.
+        let id = stored.id.clone();
+        let again = ListQuery {
+            criteria: Criteria {
+                filter: Some(filter::equals("id", &id)),
+                search: None,
+            },
+            expand: navigations(ty, q),
+            ..ListQuery::first(1)
+        };
+        let page = list_page(app, tenant, ty, Relation::All, &again).await?;
+        let kind = match ty.entity_set {
+            "agentInstances" => EntityKind::Instance,
+            "agentCardManifests" => EntityKind::Manifest,
+            _ => EntityKind::Collection,
+        };
+        match page.items.into_iter().zip(page.related).next() {
+            Some(found) => found,
+            None => return Err(missing(kind, &id)),
+        }
+    };
     let tag = etag::of(&stored);
     let header = HeaderValue::from_str(&tag).ok();
     let body = if q.reshapes() {
@@ -310,7 +339,7 @@ async fn entity_response(
             ty.entity_set,
             &format!("{}/$entity", q.context_projection()),
         );
-        respond::entity_body(&context, &shape(app, tenant, ty, q, stored).await?)
+        respond::entity_body(&context, &shape(q, stored, related))
     } else {
         respond::stored_entity_body(meta, ty.entity_set, &tag, &stored.doc)
     };
@@ -428,6 +457,8 @@ impl ListRequest<'_> {
                 q.skip.unwrap_or(0)
             },
             limit: q.top.unwrap_or(DEFAULT_TOP),
+            expand: navigations(self.ty, q),
+            count: q.count,
         })
     }
 
@@ -449,40 +480,11 @@ impl ListRequest<'_> {
     /// Pages `relation` with the request's options.
     async fn run(&self, relation: Relation<'_>) -> Result {
         let q = self.page_query()?;
-        let store = self.app.store();
-        let tenant = &self.caller.tenant_id;
-        let (page, count) = match self.ty.entity_set {
-            "agentInstances" => (
-                store.list_instances(tenant, relation, &q).await?,
-                self.wants_count(store.count_instances(tenant, relation, &q.criteria))
-                    .await?,
-            ),
-            "agentCardManifests" => (
-                store.list_manifests(tenant, &q).await?,
-                self.wants_count(store.count_manifests(tenant, &q.criteria))
-                    .await?,
-            ),
-            _ => (
-                store.list_collections(tenant, relation, &q).await?,
-                self.wants_count(store.count_collections(tenant, relation, &q.criteria))
-                    .await?,
-            ),
-        };
-        self.respond(page, count).await
+        let page = list_page(self.app, &self.caller.tenant_id, self.ty, relation, &q).await?;
+        self.respond(page)
     }
 
-    async fn wants_count(
-        &self,
-        count: impl std::future::Future<Output = std::result::Result<u64, StoreError>>,
-    ) -> Result<Option<u64>> {
-        if self.query.options.count {
-            Ok(Some(count.await?))
-        } else {
-            Ok(None)
-        }
-    }
-
-    async fn respond(&self, page: Page, count: Option<u64>) -> Result {
+    fn respond(&self, page: Page) -> Result {
         let q = &self.query.options;
         let next = match (page.more, page.last) {
             (true, Some(cursor)) => {
@@ -499,14 +501,16 @@ impl ListRequest<'_> {
             }
             _ => None,
         };
-        let mut items = Vec::with_capacity(page.items.len());
-        for stored in page.items {
-            items.push(shape(self.app, &self.caller.tenant_id, self.ty, q, stored).await?);
-        }
+        let mut related = page.related.into_iter();
+        let items: Vec<String> = page
+            .items
+            .into_iter()
+            .map(|stored| shape(q, stored, related.next().unwrap_or_default()))
+            .collect();
         let context = respond::context_url(self.meta, self.ty.entity_set, &q.context_projection());
         Ok(respond::json(
             StatusCode::OK,
-            respond::collection_body(&context, count, next.as_deref(), &items),
+            respond::collection_body(&context, page.count, next.as_deref(), &items),
         ))
     }
 }

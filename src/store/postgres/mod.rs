@@ -17,8 +17,8 @@ mod query;
 mod tenant;
 
 use super::{
-    Criteria, EntityKind, ImportMode, ImportReport, ListQuery, Page, Relation, Section, Store,
-    StoreError, StoreStats, Stored, TenantState,
+    Criteria, EXPANDED_LIMIT, EntityKind, ImportMode, ImportReport, ListQuery, Navigation, Page,
+    Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
 };
 use crate::auth::apps::AppRegistration;
 use crate::domain::copilot::{
@@ -167,6 +167,35 @@ macro_rules! transaction {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
                 }
+                Err(f) => break Err(f.into_store()),
+            }
+        }
+    }};
+}
+
+/// Runs `$body` as one snapshot: inside a read-only `REPEATABLE READ`
+/// transaction `$tx`, so that every statement sees the database as the first
+/// one did.
+macro_rules! snapshot {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            let outcome: Step<_> = async {
+                let mut client = $store.client().await?;
+                let $tx = client
+                    .build_transaction()
+                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .await?;
+                let value = $body;
+                $tx.commit().await?;
+                Ok(value)
+            }
+            .await;
+            match outcome {
+                Ok(v) => break Ok(v),
+                Err(f) if f.retryable() && attempt < MAX_RETRIES => attempt += 1,
                 Err(f) => break Err(f.into_store()),
             }
         }
@@ -769,6 +798,74 @@ async fn run_list(c: &impl GenericClient, compiled: &query::Compiled, q: &ListQu
         items,
         more,
         last: cursors.pop(),
+        ..Page::default()
+    })
+}
+
+/// The entities along each navigation of `expand` from each of `items`.
+async fn expand(
+    c: &impl GenericClient,
+    tenant: &str,
+    items: &[Stored],
+    expand: &[Navigation],
+) -> Step<Vec<Vec<Vec<Stored>>>> {
+    let first = ListQuery::first(EXPANDED_LIMIT);
+    let mut related = Vec::with_capacity(if expand.is_empty() { 0 } else { items.len() });
+    for item in items.iter().filter(|_| !expand.is_empty()) {
+        let mut along = Vec::with_capacity(expand.len());
+        for nav in expand {
+            let (ty, source) = match nav {
+                Navigation::Manifest => {
+                    along.push(
+                        linked_manifest(c, tenant, &item.id)
+                            .await?
+                            .into_iter()
+                            .collect(),
+                    );
+                    continue;
+                }
+                Navigation::Collections => {
+                    (&AGENT_COLLECTION, query::Source::CollectionsOf(&item.id))
+                }
+                Navigation::Members => (&AGENT_INSTANCE, query::Source::MembersOf(&item.id)),
+            };
+            along.push(
+                run_list(c, &query::list(tenant, ty, source, &first), &first)
+                    .await?
+                    .items,
+            );
+        }
+        related.push(along);
+    }
+    Ok(related)
+}
+
+/// The manifest an instance links, `NotFound` for a missing instance.
+async fn linked_manifest(
+    c: &impl GenericClient,
+    tenant: &str,
+    instance_id: &str,
+) -> Step<Option<Stored>> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT i.manifest_id, m.doc::text, m.version
+             FROM agent_instances i
+             LEFT JOIN agent_card_manifests m ON m.tenant_id = i.tenant_id AND m.id = i.manifest_id
+             WHERE i.tenant_id = $1 AND i.id = $2",
+        )
+        .await?;
+    let Some(r) = c.query_opt(&stmt, &[&tenant, &instance_id]).await? else {
+        return Err(not_found(EntityKind::Instance, instance_id).into());
+    };
+    let id: Option<String> = r.try_get(0)?;
+    let doc: Option<String> = r.try_get(1)?;
+    Ok(match (id, doc) {
+        (Some(id), Some(doc)) => Some(Stored {
+            id,
+            doc,
+            version: r.try_get(2)?,
+        }),
+        _ => None,
     })
 }
 
@@ -897,29 +994,7 @@ impl Store for PgStore {
         tenant: &str,
         instance_id: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        read!(self, |c| {
-            let stmt = c
-                .prepare_cached(
-                    "SELECT i.manifest_id, m.doc::text, m.version
-                     FROM agent_instances i
-                     LEFT JOIN agent_card_manifests m ON m.tenant_id = i.tenant_id AND m.id = i.manifest_id
-                     WHERE i.tenant_id = $1 AND i.id = $2",
-                )
-                .await?;
-            let Some(r) = c.query_opt(&stmt, &[&tenant, &instance_id]).await? else {
-                return Err(not_found(EntityKind::Instance, instance_id).into());
-            };
-            let id: Option<String> = r.try_get(0)?;
-            let doc: Option<String> = r.try_get(1)?;
-            match (id, doc) {
-                (Some(id), Some(doc)) => Some(Stored {
-                    id,
-                    doc,
-                    version: r.try_get(2)?,
-                }),
-                _ => None,
-            }
-        })
+        read!(self, |c| linked_manifest(&c, tenant, instance_id).await?)
     }
 
     async fn create_manifest(
@@ -1293,28 +1368,8 @@ impl Store for PgStore {
 
     async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError> {
         self.ensure_reserved(tenant).await?;
-        // One repeatable-read snapshot, so the parts agree with each other.
-        let mut attempt = 0u32;
-        loop {
-            let outcome: Step<TenantState> = async {
-                let mut client = self.client().await?;
-                let tx = client
-                    .build_transaction()
-                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .await?;
-                let state = tenant::export(&tx, tenant).await?;
-                tx.commit().await?;
-                Ok(state)
-            }
-            .await;
-            match outcome {
-                Ok(s) => return Ok(s),
-                Err(f) if f.retryable() && attempt < MAX_RETRIES => attempt += 1,
-                Err(f) => return Err(f.into_store()),
-            }
-        }
+        // One snapshot, so the parts agree with each other.
+        snapshot!(self, |tx| tenant::export(&tx, tenant).await?)
     }
 
     async fn import_tenant(
@@ -1364,9 +1419,25 @@ impl PgStore {
         if listing == Table::Collections || matches!(relation, Relation::MembersOf(_)) {
             self.ensure_reserved(tenant).await?;
         }
-        read!(self, |c| {
-            let source = relation_source(&c, tenant, listing, relation).await?;
-            run_list(&c, &query::list(tenant, listing.ty(), source, q), q).await?
+        let ty = listing.ty();
+        if relation == Relation::All && q.expand.is_empty() && !q.count {
+            // One statement needs no transaction to be a snapshot.
+            return read!(self, |c| run_list(
+                &c,
+                &query::list(tenant, ty, query::Source::Table(listing.name()), q),
+                q
+            )
+            .await?);
+        }
+        snapshot!(self, |tx| {
+            let source = relation_source(&tx, tenant, listing, relation).await?;
+            let mut page = run_list(&tx, &query::list(tenant, ty, source, q), q).await?;
+            if q.count {
+                let compiled = query::count(tenant, ty, source, &q.criteria);
+                page.count = Some(run_count(&tx, &compiled).await?);
+            }
+            page.related = expand(&tx, tenant, &page.items, &q.expand).await?;
+            page
         })
     }
 
@@ -1380,9 +1451,17 @@ impl PgStore {
         if listing == Table::Collections || matches!(relation, Relation::MembersOf(_)) {
             self.ensure_reserved(tenant).await?;
         }
-        read!(self, |c| {
-            let source = relation_source(&c, tenant, listing, relation).await?;
-            run_count(&c, &query::count(tenant, listing.ty(), source, criteria)).await?
+        if relation == Relation::All {
+            let source = query::Source::Table(listing.name());
+            return read!(self, |c| run_count(
+                &c,
+                &query::count(tenant, listing.ty(), source, criteria)
+            )
+            .await?);
+        }
+        snapshot!(self, |tx| {
+            let source = relation_source(&tx, tenant, listing, relation).await?;
+            run_count(&tx, &query::count(tenant, listing.ty(), source, criteria)).await?
         })
     }
 

@@ -17,8 +17,8 @@ mod tenant;
 mod writer;
 
 use super::{
-    Criteria, EntityKind, ImportMode, ImportReport, ListQuery, Page, Relation, Section, Store,
-    StoreError, StoreStats, Stored, TenantState,
+    Criteria, EXPANDED_LIMIT, EntityKind, ImportMode, ImportReport, ListQuery, Navigation, Page,
+    Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
 };
 use crate::auth::apps::AppRegistration;
 use crate::domain::copilot::{
@@ -782,7 +782,72 @@ fn run_list(
         items,
         more,
         last: cursors.pop(),
+        ..Page::default()
     })
+}
+
+/// Runs several statements as one snapshot: a read transaction, so that no
+/// commit lands between them (outside one, each statement reads the
+/// database as it is when the statement starts).
+fn snapshot<R>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    conn.execute_batch("BEGIN").map_err(sql_error)?;
+    let result = f(conn);
+    // A read transaction has nothing to keep: ending it either way is the
+    // same, and a pooled connection must never keep an old snapshot.
+    if conn.execute_batch("COMMIT").is_err() {
+        conn.execute_batch("ROLLBACK").map_err(sql_error)?;
+    }
+    result
+}
+
+/// The manifest an instance links, `NotFound` for a missing instance.
+fn linked_manifest(
+    conn: &Connection,
+    tenant: &str,
+    instance_id: &str,
+) -> Result<Option<Stored>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT manifest_id FROM agent_instances WHERE tenant_id = ?1 AND id = ?2")
+        .map_err(sql_error)?;
+    let link: Option<Option<String>> = stmt
+        .query_row(params![tenant, instance_id], |r| r.get(0))
+        .optional()
+        .map_err(sql_error)?;
+    match link {
+        None => Err(not_found(EntityKind::Instance, instance_id)),
+        Some(None) => Ok(None),
+        Some(Some(mid)) => get_stored(conn, Table::Manifests, tenant, &mid),
+    }
+}
+
+/// The entities along each navigation of `expand` from each of `items`.
+fn expand(
+    conn: &Connection,
+    tenant: &str,
+    items: &[Stored],
+    expand: &[Navigation],
+) -> Result<Vec<Vec<Vec<Stored>>>, StoreError> {
+    if expand.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = ListQuery::first(EXPANDED_LIMIT);
+    let along = |nav: Navigation, id: &str| -> Result<Vec<Stored>, StoreError> {
+        let (ty, source) = match nav {
+            Navigation::Manifest => {
+                return Ok(linked_manifest(conn, tenant, id)?.into_iter().collect());
+            }
+            Navigation::Collections => (&AGENT_COLLECTION, query::Source::CollectionsOf(id)),
+            Navigation::Members => (&AGENT_INSTANCE, query::Source::MembersOf(id)),
+        };
+        Ok(run_list(conn, &query::list(tenant, ty, source, &first), &first)?.items)
+    };
+    items
+        .iter()
+        .map(|item| expand.iter().map(|&nav| along(nav, &item.id)).collect())
+        .collect()
 }
 
 fn run_count(conn: &Connection, compiled: &query::Compiled) -> Result<u64, StoreError> {
@@ -904,22 +969,7 @@ impl Store for SqliteStore {
         tenant: &str,
         instance_id: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT manifest_id FROM agent_instances WHERE tenant_id = ?1 AND id = ?2",
-                )
-                .map_err(sql_error)?;
-            let link: Option<Option<String>> = stmt
-                .query_row(params![tenant, instance_id], |r| r.get(0))
-                .optional()
-                .map_err(sql_error)?;
-            match link {
-                None => Err(not_found(EntityKind::Instance, instance_id)),
-                Some(None) => Ok(None),
-                Some(Some(mid)) => get_stored(conn, Table::Manifests, tenant, &mid),
-            }
-        })
+        self.read(|conn| snapshot(conn, |conn| linked_manifest(conn, tenant, instance_id)))
     }
 
     async fn create_manifest(
@@ -1340,9 +1390,26 @@ impl SqliteStore {
         if listing == Table::Collections || matches!(relation, Relation::MembersOf(_)) {
             self.ensure_reserved(tenant).await?;
         }
-        self.read(|conn| {
+        let run = |conn: &Connection| {
             let (source, ty) = relation_source(conn, tenant, listing, relation)?;
-            run_list(conn, &query::list(tenant, ty, source, q), q)
+            let mut page = run_list(conn, &query::list(tenant, ty, source, q), q)?;
+            if q.count {
+                page.count = Some(run_count(
+                    conn,
+                    &query::count(tenant, ty, source, &q.criteria),
+                )?);
+            }
+            page.related = expand(conn, tenant, &page.items, &q.expand)?;
+            Ok(page)
+        };
+        // One statement needs no transaction to be a snapshot.
+        let single = relation == Relation::All && q.expand.is_empty() && !q.count;
+        self.read(|conn| {
+            if single {
+                run(conn)
+            } else {
+                snapshot(conn, run)
+            }
         })
     }
 
@@ -1356,9 +1423,16 @@ impl SqliteStore {
         if listing == Table::Collections || matches!(relation, Relation::MembersOf(_)) {
             self.ensure_reserved(tenant).await?;
         }
-        self.read(|conn| {
+        let run = |conn: &Connection| {
             let (source, ty) = relation_source(conn, tenant, listing, relation)?;
             run_count(conn, &query::count(tenant, ty, source, criteria))
+        };
+        self.read(|conn| {
+            if relation == Relation::All {
+                run(conn)
+            } else {
+                snapshot(conn, run)
+            }
         })
     }
 
