@@ -38,6 +38,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("invalid key in path")]
     InvalidKey,
+    /// The character U+0000 in a key or a body string, which no backend
+    /// stores alike (PostgreSQL text cannot hold it): `part` names where.
+    #[error("U+0000 in {0}")]
+    NulCharacter(&'static str),
     #[error("instance {0} has no manifest")]
     ManifestNotLinked(String),
     #[error("instance {instance} is not in collection {collection}")]
@@ -185,6 +189,13 @@ impl ApiError {
                 S::BAD_REQUEST,
                 "BadRequest",
                 "The key in the request URL is not valid.",
+            ),
+            ApiError::NulCharacter(part) => report(
+                S::BAD_REQUEST,
+                "BadRequest",
+                format!(
+                    "The {part} contains the character U+0000 (NUL), which no key or value may hold."
+                ),
             ),
             ApiError::ManifestNotLinked(id) => report(
                 S::NOT_FOUND,
@@ -739,6 +750,12 @@ mod tests {
             (ApiError::UnknownSegment("x".into()), 400, "BadRequest"),
             (ApiError::MethodNotAllowed, 405, "Request_BadRequest"),
             (ApiError::InvalidKey, 400, "BadRequest"),
+            (ApiError::NulCharacter("request body"), 400, "BadRequest"),
+            (
+                ApiError::OData(ODataError::NulCharacter("$filter")),
+                400,
+                "BadRequest",
+            ),
             (
                 ApiError::ManifestNotLinked("i".into()),
                 404,

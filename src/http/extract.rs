@@ -82,6 +82,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Keys<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // A percent-encoded NUL is the only way a path can carry one.
+        if memchr::memmem::find(parts.uri.path().as_bytes(), b"%00").is_some() {
+            return Err(ApiError::NulCharacter("key in the request URL"));
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(t)| Keys(t))
@@ -147,9 +151,21 @@ impl FromRequest<AppState> for JsonBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::MissingBody);
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|_| ApiError::MalformedJson)
+        let body: Value = serde_json::from_slice(&bytes).map_err(|_| ApiError::MalformedJson)?;
+        if holds_nul(&body) {
+            return Err(ApiError::NulCharacter("request body"));
+        }
+        Ok(JsonBody(body))
+    }
+}
+
+/// Whether a string or a property name anywhere in `v` holds U+0000.
+fn holds_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 
@@ -165,7 +181,20 @@ fn is_json(content_type: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_json;
+    use super::{holds_nul, is_json};
+
+    #[test]
+    fn a_nul_is_found_in_strings_and_names_at_any_depth() {
+        for (body, nul) in [
+            (serde_json::json!({"a": ["b", {"c": "d"}], "n": 1}), false),
+            (serde_json::json!({"a": "x\u{0}"}), true),
+            (serde_json::json!({"a": [{"b": ["\u{0}"]}]}), true),
+            (serde_json::json!({"a\u{0}": 1}), true),
+            (serde_json::json!({"a": {"b\u{0}c": null}}), true),
+        ] {
+            assert_eq!(holds_nul(&body), nul, "{body}");
+        }
+    }
 
     #[test]
     fn json_media_types_are_recognised() {

@@ -259,6 +259,10 @@ async fn issue(
     if !field("scope").is_some_and(|s| graph_default_scope(&s)) {
         return Err(OAuthError::BadScope);
     }
+    if client_id.contains('\0') {
+        // No registration holds one, and PostgreSQL text cannot be asked for it.
+        return Err(OAuthError::UnknownClient);
+    }
     let registration = app
         .store()
         .get_app(&client_id)

@@ -69,6 +69,10 @@ pub enum ODataError {
         "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'"
     )]
     SearchNeedsConsistencyLevel,
+    #[error(
+        "The query parameter '{0}' contains the character U+0000 (NUL), which no value may hold."
+    )]
+    NulCharacter(&'static str),
 }
 
 /// One `$expand` item, with its nested `$select`.
@@ -161,6 +165,9 @@ impl QueryOptions {
             };
             if seen.contains(&option) {
                 return Err(ODataError::DuplicateOption(option.to_owned()));
+            }
+            if value.contains('\0') {
+                return Err(ODataError::NulCharacter(option));
             }
             seen.push(option);
             match option {

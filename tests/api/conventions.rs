@@ -316,3 +316,88 @@ async fn forwarded_headers_are_honoured_when_the_proxy_is_trusted() {
         "https://graph.example.org/beta/$metadata#agentRegistry/agentInstances"
     );
 }
+
+#[tokio::test]
+async fn a_nul_character_anywhere_is_a_400_on_every_backend_and_nothing_is_stored() {
+    let s = TestServer::start().await;
+    s.create_instance(instance_body("x", "x")).await;
+    for path in [
+        "/agentRegistry/agentInstances/%00",
+        "/agentRegistry/agentInstances/a%00b",
+        "/agentRegistry/agentInstances('a%00')",
+        "/agentRegistry/agentCardManifests/%00",
+        "/agentRegistry/agentCollections/%00/members",
+        "/copilot/admin/policySettings/a%00",
+    ] {
+        let e = assert_graph_error(s.get(path).await, 400, "BadRequest").await;
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains("U+0000"),
+            "{path}: {e}"
+        );
+    }
+    for query in [
+        "$filter=displayName eq 'a%00'",
+        "$filter=ownerIds/any(o: o eq '%00')",
+        "$filter=startswith(displayName, '%00')",
+        "$orderby=displayName%00",
+        "$search=\"displayName:a%00\"",
+        "$skiptoken=%00",
+    ] {
+        let r = s
+            .req(
+                Method::GET,
+                &format!("/agentRegistry/agentInstances?{query}"),
+            )
+            .header("ConsistencyLevel", "eventual")
+            .send()
+            .await
+            .unwrap();
+        let e = assert_graph_error(r, 400, "BadRequest").await;
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains("U+0000"),
+            "{query}: {e}"
+        );
+    }
+    for body in [
+        json!({"id": "a\u{0}", "displayName": "n", "ownerIds": [USER]}),
+        json!({"displayName": "a\u{0}", "ownerIds": [USER]}),
+        json!({"displayName": "n", "ownerIds": ["\u{0}"]}),
+        json!({"displayName": "n", "ownerIds": [USER], "agentCardManifest": {"displayName": "m", "securitySchemes": {"k\u{0}": {}}}}),
+    ] {
+        let e = assert_graph_error(
+            s.post("/agentRegistry/agentInstances", body.clone()).await,
+            400,
+            "BadRequest",
+        )
+        .await;
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains("U+0000"),
+            "{body}: {e}"
+        );
+    }
+    assert_graph_error(
+        s.patch(
+            "/agentRegistry/agentInstances/x",
+            json!({"displayName": "\u{0}"}),
+        )
+        .await,
+        400,
+        "BadRequest",
+    )
+    .await;
+    let list = s.get_json("/agentRegistry/agentInstances").await;
+    assert_eq!(list["value"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["value"][0]["displayName"], "x");
+
+    let r = s
+        .client
+        .post(format!("{}/{TENANT_A}/oauth2/v2.0/token", s.origin))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&client_id=a%00&client_secret=s&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized_client", "{body}");
+}
