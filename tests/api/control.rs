@@ -812,3 +812,57 @@ async fn the_openapi_document_describes_every_endpoint_the_server_routes() {
     }
     assert!(checked > 60, "{checked}");
 }
+
+/// Numbers that a float would change, as JSON text.
+const SENT_NUMBERS: &str =
+    "[123456789012345678901234567890,0.1000000000000000000001,1E400,-0.0,18446744073709551616]";
+/// [`SENT_NUMBERS`] as kept: every digit, the exponent written `e+`.
+pub(crate) const EXACT_NUMBERS: &str =
+    "[123456789012345678901234567890,0.1000000000000000000001,1e+400,-0.0,18446744073709551616]";
+
+/// Creates a manifest whose open-typed `securitySchemes` hold [`SENT_NUMBERS`].
+pub(crate) async fn create_exact_numbers(s: &TestServer) {
+    let body = format!(
+        r#"{{"id":"numbers","displayName":"Numbers","securitySchemes":{{"k":{{"type":"apiKey","values":{SENT_NUMBERS}}}}}}}"#
+    );
+    let r = s
+        .req(Method::POST, "/agentRegistry/agentCardManifests")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let text = r.text().await.unwrap();
+    assert!(text.contains(EXACT_NUMBERS), "{text}");
+}
+
+#[tokio::test]
+async fn numbers_in_open_types_are_kept_digit_for_digit_through_a_snapshot() {
+    let s = TestServer::start().await;
+    create_exact_numbers(&s).await;
+    let path = "/agentRegistry/agentCardManifests/numbers";
+    let text = s.get(path).await.text().await.unwrap();
+    assert!(text.contains(EXACT_NUMBERS), "{text}");
+    let snapshot = s
+        .admin(Method::GET, "/snapshot")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(snapshot.contains(EXACT_NUMBERS), "{snapshot}");
+    let r = s.admin(Method::POST, "/reset").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = s
+        .admin(Method::PUT, "/snapshot")
+        .header("content-type", "application/json")
+        .body(snapshot)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let text = s.get(path).await.text().await.unwrap();
+    assert!(text.contains(EXACT_NUMBERS), "{text}");
+}

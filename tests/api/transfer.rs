@@ -1,7 +1,7 @@
 //! `agentry export` and `agentry import`, run as the real binary: every
 //! tenant moves from one database to another and reads back the same.
 
-use crate::control::populate;
+use crate::control::{EXACT_NUMBERS, create_exact_numbers, populate};
 use crate::support::*;
 use agentry::config::ServerConfig;
 use reqwest::{Method, StatusCode};
@@ -48,6 +48,7 @@ async fn an_export_imported_into_another_database_reads_back_the_same() {
     let target = tempfile::tempdir().unwrap();
     let s = TestServer::start_in(source.path()).await;
     populate(&s).await;
+    create_exact_numbers(&s).await;
     let r = s
         .req_as(TENANT_B, Method::POST, "/agentRegistry/agentInstances")
         .json(&instance_body("b1", "In B"))
@@ -87,6 +88,8 @@ async fn an_export_imported_into_another_database_reads_back_the_same() {
     let file = file.to_str().unwrap();
     let said = succeeded(&["export", "--database-url", &src, "--output", file]);
     assert!(said.contains("of 2 tenants"), "{said}");
+    let exported = std::fs::read_to_string(file).unwrap();
+    assert!(exported.contains(EXACT_NUMBERS), "{exported}");
     let into = sqlite_url(target.path());
     let said = succeeded(&["import", "--database-url", &into, "--input", file]);
     assert!(said.contains("0 kept"), "{said}");
@@ -103,6 +106,13 @@ async fn an_export_imported_into_another_database_reads_back_the_same() {
     for (tenant, snapshot) in [TENANT_A, TENANT_B].into_iter().zip(&before) {
         assert_eq!(&tenant_snapshot(&t, tenant).await, snapshot, "{tenant}");
     }
+    let text = t
+        .get("/agentRegistry/agentCardManifests/numbers")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(EXACT_NUMBERS), "{text}");
     let app = agentry::store::open(&into)
         .await
         .unwrap()
