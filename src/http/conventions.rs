@@ -43,7 +43,7 @@ const MAX_CLIENT_REQUEST_ID: usize = 200;
 
 /// A fresh request id: a version-4-shaped GUID from a per-process random
 /// prefix and a counter. Unique without a system call per request.
-fn request_id() -> String {
+pub(super) fn request_id() -> String {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
@@ -120,7 +120,12 @@ pub async fn graph_conventions(
         }
         response = render_error(&report, &meta, response.headers());
     }
+    let not_allowed = response.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED;
     let headers = response.headers_mut();
+    if not_allowed && !headers.contains_key(header::ALLOW) {
+        // A path without methods (a container): an empty Allow says so.
+        headers.insert(header::ALLOW, HeaderValue::from_static(""));
+    }
     if let Ok(v) = HeaderValue::from_str(&meta.request_id) {
         headers.insert(REQUEST_ID, v.clone());
         let echo = meta
@@ -347,8 +352,13 @@ fn origin(headers: &HeaderMap, trust_proxy: bool, scheme: &str) -> String {
     out
 }
 
-/// Writes the Graph error envelope, keeping headers the error set.
-fn render_error(report: &ErrorReport, meta: &RequestMeta, kept: &HeaderMap) -> Response {
+/// The Graph error envelope's text; without a client request id, the
+/// request id stands in.
+pub(super) fn envelope(
+    report: &ErrorReport,
+    request_id: &str,
+    client_request_id: Option<&str>,
+) -> String {
     let mut inner = serde_json::Map::new();
     if let Some(code) = report.inner_code {
         inner.insert("code".into(), code.into());
@@ -357,22 +367,25 @@ fn render_error(report: &ErrorReport, meta: &RequestMeta, kept: &HeaderMap) -> R
         "date".into(),
         error_timestamp(time::OffsetDateTime::now_utc()).into(),
     );
-    inner.insert("request-id".into(), meta.request_id.clone().into());
+    inner.insert("request-id".into(), request_id.into());
     inner.insert(
         "client-request-id".into(),
-        meta.client_request_id
-            .clone()
-            .unwrap_or_else(|| meta.request_id.clone())
-            .into(),
+        client_request_id.unwrap_or(request_id).into(),
     );
-    let body = serde_json::json!({
+    serde_json::json!({
         "error": {
             "code": report.code,
             "message": report.message,
             "innerError": inner,
         }
-    });
-    let mut response = Response::new(Body::from(body.to_string()));
+    })
+    .to_string()
+}
+
+/// Writes the Graph error envelope, keeping headers the error set.
+fn render_error(report: &ErrorReport, meta: &RequestMeta, kept: &HeaderMap) -> Response {
+    let body = envelope(report, &meta.request_id, meta.client_request_id.as_deref());
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = report.status;
     let headers = response.headers_mut();
     for name in [header::ALLOW, header::RETRY_AFTER] {

@@ -507,10 +507,23 @@ async fn undocumented_verbs_answer_405() {
     ];
     for (method, path) in cases {
         let r = s.req(method.clone(), &path).send().await.unwrap();
+        let allow = r.headers().get("allow").cloned();
         let body = assert_graph_error(r, 405, "methodNotAllowed").await;
         assert!(body["error"]["message"].is_string(), "{method} {path}");
+        let allow = allow.unwrap_or_else(|| panic!("{method} {path}: no Allow header"));
+        if path.contains("policySettings/") {
+            assert_eq!(allow, "GET,HEAD,PATCH", "{method} {path}");
+        } else if !path.contains("limitedMode") && !path.contains("enhancedPersonalization") {
+            assert_eq!(allow, "", "a container allows no method: {method} {path}");
+        }
     }
     let r = s.delete(&setting(PIN)).await;
+    assert_eq!(r.headers()["allow"], "GET,HEAD,PATCH");
+    let r = s
+        .req(Method::DELETE, "/copilot/admin/settings/limitedMode")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["allow"], "GET,HEAD,PATCH");
 }
 
