@@ -35,7 +35,8 @@ pub enum StartError {
 /// A server that has bound its port and opened its database, ready to run.
 pub struct Application {
     listener: TcpListener,
-    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    connections: crate::http::serve::ConnectionSettings,
     state: AppState,
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,
@@ -88,9 +89,12 @@ impl Application {
             (None, true) => Some(crate::tls::self_signed(&config.data_dir)?),
             (None, false) => None,
         };
-        let tls = match &files {
-            Some(f) => Some(crate::tls::load(f).await?),
-            None => None,
+        let tls = files.as_ref().map(crate::tls::load).transpose()?;
+        let connections = crate::http::serve::ConnectionSettings {
+            max_connections: crate::http::serve::fit_to_descriptors(
+                config.connections.max_connections,
+            ),
+            ..config.connections
         };
         let settings = HttpSettings {
             max_body_bytes: config.max_body_bytes,
@@ -113,6 +117,7 @@ impl Application {
         Ok(Self {
             listener,
             tls,
+            connections,
             state,
             store,
             keys,
@@ -142,42 +147,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let service = crate::http::service(self.state);
-        let served = match self.tls {
-            None => {
-                let service =
-                    axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
-                axum::serve(self.listener, service)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown.await;
-                    stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-                });
-                match self
-                    .listener
-                    .into_std()
-                    .and_then(|l| axum_server::from_tcp_rustls(l, tls))
-                {
-                    Ok(server) => {
-                        server
-                            .handle(handle)
-                            .serve(
-                                // The TLS server hands over hyper's body type,
-                                // which a router converts.
-                                axum::Router::new()
-                                    .fallback_service(service)
-                                    .into_make_service(),
-                            )
-                            .await
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-        };
+        let served =
+            crate::http::serve::serve(self.listener, self.tls, service, self.connections, shutdown)
+                .await;
         self.store.close().await;
         served.map_err(StartError::Serve)
     }

@@ -180,6 +180,15 @@ struct ServeArgs {
     /// Bytes of each body the journal keeps [default: 16384].
     #[arg(long, env = "AGENTRY_JOURNAL_BODY_BYTES")]
     journal_body_bytes: Option<usize>,
+    /// Connections served at once; at the cap the idlest is closed for a new one [default: 10000].
+    #[arg(long, env = "AGENTRY_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Seconds a request's line and headers may take from its first byte [default: 10].
+    #[arg(long, env = "AGENTRY_HEADER_TIMEOUT_SECONDS")]
+    header_timeout_seconds: Option<u64>,
+    /// Seconds a connection may wait for a request before it is closed [default: 60].
+    #[arg(long, env = "AGENTRY_IDLE_TIMEOUT_SECONDS")]
+    idle_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +262,9 @@ pub fn run() -> anyhow::Result<()> {
                 journal_size: args.journal_size,
                 journal_bodies: args.journal_bodies,
                 journal_body_bytes: args.journal_body_bytes,
+                max_connections: args.max_connections,
+                header_timeout_seconds: args.header_timeout_seconds,
+                idle_timeout_seconds: args.idle_timeout_seconds,
             };
             serve(config::resolve(file, over)?)
         }

@@ -6,6 +6,7 @@
 
 use crate::domain::copilot::{CopilotRules, DEFAULT_MAX_GROUP_POLICIES};
 pub use crate::http::journal::JournalSettings;
+pub use crate::http::serve::ConnectionSettings;
 pub use crate::http::throttle::ThrottleSettings;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     pub throttle: Option<ThrottleSettings>,
     /// The request journal of the control plane.
     pub journal: JournalSettings,
+    /// The cap on connections and their timeouts.
+    pub connections: ConnectionSettings,
 }
 
 impl ServerConfig {
@@ -78,6 +81,7 @@ impl ServerConfig {
             scoped_roles: Vec::new(),
             throttle: None,
             journal: JournalSettings::default(),
+            connections: ConnectionSettings::default(),
         }
     }
 }
@@ -120,6 +124,17 @@ pub struct FileConfig {
     pub throttle: FileThrottle,
     #[serde(default)]
     pub journal: FileJournal,
+    #[serde(default)]
+    pub connections: FileConnections,
+}
+
+/// The `[connections]` table of a configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConnections {
+    pub max: Option<usize>,
+    pub header_timeout_seconds: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
 }
 
 /// The `[throttle]` table of a configuration file.
@@ -245,6 +260,9 @@ pub struct Overrides {
     pub journal_size: Option<usize>,
     pub journal_bodies: Option<bool>,
     pub journal_body_bytes: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub header_timeout_seconds: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
 }
 
 /// Merges flags and environment over the file over the defaults.
@@ -283,6 +301,29 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
             .journal_body_bytes
             .or(file.journal.body_bytes)
             .unwrap_or(journal_defaults.body_bytes),
+    };
+    let connection_defaults = ConnectionSettings::default();
+    let seconds = |over: Option<u64>, file: Option<u64>, default: std::time::Duration| {
+        over.or(file)
+            .filter(|s| *s > 0)
+            .map_or(default, std::time::Duration::from_secs)
+    };
+    let connections = ConnectionSettings {
+        max_connections: over
+            .max_connections
+            .or(file.connections.max)
+            .filter(|n| *n > 0)
+            .unwrap_or(connection_defaults.max_connections),
+        header_timeout: seconds(
+            over.header_timeout_seconds,
+            file.connections.header_timeout_seconds,
+            connection_defaults.header_timeout,
+        ),
+        idle_timeout: seconds(
+            over.idle_timeout_seconds,
+            file.connections.idle_timeout_seconds,
+            connection_defaults.idle_timeout,
+        ),
     };
     let data_dir = over
         .data_dir
@@ -348,6 +389,7 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
         scoped_roles: Vec::new(),
         throttle,
         journal,
+        connections,
         oidc: {
             let f = file.oidc.unwrap_or_default();
             let issuer = over.oidc_issuer.unwrap_or(f.issuer);
@@ -534,6 +576,31 @@ mod tests {
         };
         let c = resolve(FileConfig::default(), over).unwrap();
         assert_eq!(c.throttle.map(|t| t.burst), Some(7));
+    }
+
+    #[test]
+    fn connection_limits_come_from_the_file_unless_overridden_and_zero_means_the_default() {
+        use std::time::Duration;
+        let c = resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(c.connections, ConnectionSettings::default());
+        let file = FileConfig::parse(
+            "[connections]\nmax = 50\nheader_timeout_seconds = 3\nidle_timeout_seconds = 0\n",
+        )
+        .unwrap();
+        let over = Overrides {
+            idle_timeout_seconds: Some(7),
+            max_connections: Some(0),
+            ..Overrides::default()
+        };
+        let c = resolve(file, over).unwrap();
+        assert_eq!(
+            c.connections,
+            ConnectionSettings {
+                max_connections: ConnectionSettings::default().max_connections,
+                header_timeout: Duration::from_secs(3),
+                idle_timeout: Duration::from_secs(7),
+            }
+        );
     }
 
     #[test]

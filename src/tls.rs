@@ -63,14 +63,30 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The rustls server configuration for `files`.
-pub async fn load(files: &TlsFiles) -> Result<axum_server::tls_rustls::RustlsConfig, TlsError> {
+/// The TLS acceptor for `files` (HTTP/1.1 only, as the server speaks).
+pub fn load(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     install_crypto();
-    axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
-        .await
-        .map_err(|source| TlsError::Load {
-            cert: files.cert.clone(),
-            key: files.key.clone(),
-            source,
-        })
+    let failed = |source: std::io::Error| TlsError::Load {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+        source,
+    };
+    let invalid = |e: &dyn std::fmt::Display| {
+        failed(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            e.to_string(),
+        ))
+    };
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| invalid(&e))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| invalid(&e))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid(&e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }

@@ -38,6 +38,15 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("invalid key in path")]
     InvalidKey,
+    /// A request line or headers hyper could not parse.
+    #[error("malformed request")]
+    MalformedRequest,
+    /// A URL longer than hyper reads (64 KiB).
+    #[error("URL too long")]
+    UriTooLong,
+    /// More headers, or longer ones, than hyper reads.
+    #[error("headers too large")]
+    HeadersTooLarge,
     /// The character U+0000 in a key or a body string, which no backend
     /// stores alike (PostgreSQL text cannot hold it): `part` names where.
     #[error("U+0000 in {0}")]
@@ -189,6 +198,21 @@ impl ApiError {
                 S::BAD_REQUEST,
                 "BadRequest",
                 "The key in the request URL is not valid.",
+            ),
+            ApiError::MalformedRequest => report(
+                S::BAD_REQUEST,
+                "BadRequest",
+                "The request line or its headers are not valid HTTP/1.1.",
+            ),
+            ApiError::UriTooLong => report(
+                S::URI_TOO_LONG,
+                "RequestUriTooLong",
+                "The request URL is longer than the 65,534 bytes the server reads.",
+            ),
+            ApiError::HeadersTooLarge => report(
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "RequestHeaderFieldsTooLarge",
+                "The request has more than 100 headers, or more than 128 KiB of request line and headers.",
             ),
             ApiError::NulCharacter(part) => report(
                 S::BAD_REQUEST,
@@ -751,6 +775,13 @@ mod tests {
             (ApiError::MethodNotAllowed, 405, "Request_BadRequest"),
             (ApiError::InvalidKey, 400, "BadRequest"),
             (ApiError::NulCharacter("request body"), 400, "BadRequest"),
+            (ApiError::MalformedRequest, 400, "BadRequest"),
+            (ApiError::UriTooLong, 414, "RequestUriTooLong"),
+            (
+                ApiError::HeadersTooLarge,
+                431,
+                "RequestHeaderFieldsTooLarge",
+            ),
             (
                 ApiError::OData(ODataError::NulCharacter("$filter")),
                 400,

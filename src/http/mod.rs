@@ -9,6 +9,8 @@
 //! - [`journal`]: the request journal; [`metrics`]: `/metrics`; [`health`]: probes.
 //! - [`respond`]: entity and collection bodies, context URLs, next links.
 //! - [`error`]: every error mapped to a status and a Graph code, once.
+//! - [`serve`]: connections: the accept loop, TLS, limits and timeouts, and
+//!   Graph envelopes for what hyper refuses before the service sees it.
 //! - [`etag`]: ETags of registry entities and the conditional headers.
 
 pub mod apidoc;
@@ -25,6 +27,7 @@ pub mod journal;
 pub mod metrics;
 mod registry;
 pub mod respond;
+pub mod serve;
 pub mod throttle;
 
 use crate::auth::KeyRing;

@@ -2,6 +2,7 @@
 //! conformance suite. One test binary keeps linking fast.
 
 mod collections;
+mod connections;
 mod consistency;
 mod control;
 mod conventions;
