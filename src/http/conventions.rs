@@ -221,10 +221,7 @@ impl Capture {
         Some(Capture {
             started: time::OffsetDateTime::now_utc(),
             method: req.method().clone(),
-            target: uri
-                .path_and_query()
-                .map_or(uri.path(), |pq| pq.as_str())
-                .into(),
+            target: journal::kept_target(uri.path_and_query().map_or(uri.path(), |pq| pq.as_str())),
             caller: principal.clone(),
             // Headers are part of the optional detail, with the bodies: copying
             // them on every request costs more than the rest of the entry.

@@ -1,8 +1,11 @@
 //! The request journal (`/_agentry/requests`): the last N requests of each
 //! tenant, in memory, with method, path, status, latency, ids and caller;
-//! bodies only when configured, capped. Tokens are never kept: the
-//! `Authorization` and cookie headers are dropped, and token-like values in
-//! JSON bodies are replaced by `[redacted]`.
+//! bodies only when configured, capped. Secrets are never kept: the
+//! `Authorization` and cookie headers are dropped, the values of other
+//! headers are kept only for the headers of [`PLAIN_HEADERS`], query
+//! parameters whose names look secret ([`secret_parameter`]) have their
+//! values replaced by `[redacted]`, and so do token-like values in JSON
+//! bodies.
 
 use super::conventions::RequestMeta;
 use super::error::ApiError;
@@ -25,6 +28,39 @@ const SECRET_HEADERS: &[&str] = &[
     "proxy-authorization",
     "cookie",
     "set-cookie",
+];
+/// Headers whose values are kept (with bodies on); the values of others,
+/// which may be credentials of any name (`X-Api-Key`, ...), are redacted.
+const PLAIN_HEADERS: &[&str] = &[
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "allow",
+    "cache-control",
+    "client-request-id",
+    "connection",
+    "consistencylevel",
+    "content-length",
+    "content-type",
+    "date",
+    "etag",
+    "host",
+    "if-match",
+    "if-none-match",
+    "location",
+    "odata-maxversion",
+    "odata-version",
+    "prefer",
+    "preference-applied",
+    "request-id",
+    "retry-after",
+    "return-client-request-id",
+    "sdkversion",
+    "user-agent",
+    "www-authenticate",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
 ];
 /// JSON properties whose values are never stored.
 const SECRET_KEYS: &[&str] = &[
@@ -235,18 +271,74 @@ impl Journal {
     }
 }
 
-/// Headers worth keeping, secrets dropped.
+/// Headers worth keeping: credential headers dropped, the values of
+/// headers not known to be plain redacted.
 pub fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .filter(|(name, _)| !SECRET_HEADERS.contains(&name.as_str()))
         .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
+            let value = if PLAIN_HEADERS.contains(&name.as_str()) {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            } else {
+                REDACTED.to_owned()
+            };
+            (name.as_str().to_owned(), value)
         })
         .collect()
+}
+
+/// A request's path and query as the journal keeps them: the values of
+/// query parameters whose names look secret replaced by `[redacted]`.
+pub fn kept_target(path_and_query: &str) -> Box<str> {
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return path_and_query.into();
+    };
+    let mut out = String::with_capacity(path_and_query.len());
+    out.push_str(path);
+    out.push('?');
+    for (n, pair) in query.split('&').enumerate() {
+        if n > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((name, _)) if secret_parameter(name) => {
+                out.push_str(name);
+                out.push_str("=%5Bredacted%5D");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out.into()
+}
+
+/// Whether a query parameter's name (percent-encoded as sent) looks like
+/// it carries a credential: `access_token`, `client_secret`, `code`, `sig`,
+/// `key`, `api-key`, `password` and their kin, in any case. OData's own
+/// options (`$skiptoken` is a paging cursor, not a credential) are not.
+fn secret_parameter(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "code", "sig", "key", "auth", "pwd", "pass", "session", "sid", "jwt", "otp",
+    ];
+    const PARTS: &[&str] = &[
+        "token",
+        "secret",
+        "passw",
+        "passphrase",
+        "apikey",
+        "api_key",
+        "signature",
+        "credential",
+        "assertion",
+        "private",
+        "_key",
+    ];
+    let decoded = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+    if decoded.starts_with('$') {
+        return false;
+    }
+    let name = decoded.to_ascii_lowercase().replace('-', "_");
+    EXACT.contains(&name.as_str()) || PARTS.iter().any(|p| name.contains(p))
 }
 
 /// Replaces secrets in a JSON value: token properties and JWT-like strings.
@@ -539,6 +631,52 @@ mod tests {
         let kept = keep_body("ééé".as_bytes(), 6, "text/plain", 3);
         assert_eq!(kept.text, "é");
         assert_eq!(kept.size, 6);
+    }
+
+    #[test]
+    fn secret_looking_query_values_are_redacted_and_the_rest_kept() {
+        assert_eq!(
+            &*kept_target(
+                "/beta/x?access_token=a&Client_Secret=b&sig=c&code=d&X-Api-Key=e&$top=1&$skiptoken=t&name=n&flag"
+            ),
+            "/beta/x?access_token=%5Bredacted%5D&Client_Secret=%5Bredacted%5D&sig=%5Bredacted%5D\
+             &code=%5Bredacted%5D&X-Api-Key=%5Bredacted%5D&$top=1&$skiptoken=t&name=n&flag"
+        );
+        assert_eq!(&*kept_target("/beta/x"), "/beta/x");
+        assert_eq!(
+            &*kept_target("/beta/x?PASSWORD=p"),
+            "/beta/x?PASSWORD=%5Bredacted%5D"
+        );
+        assert_eq!(
+            &*kept_target("/beta/x?%74oken=p"),
+            "/beta/x?%74oken=%5Bredacted%5D"
+        );
+        for plain in [
+            "$filter",
+            "$search",
+            "format",
+            "status",
+            "pathPrefix",
+            "keyword",
+        ] {
+            assert!(!secret_parameter(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn only_plain_header_values_are_kept() {
+        let mut h = HeaderMap::new();
+        h.insert("user-agent", "ua".parse().unwrap());
+        h.insert("x-api-key", "k".parse().unwrap());
+        h.insert("authorization", "Bearer t".parse().unwrap());
+        let kept = kept_headers(&h);
+        assert_eq!(
+            kept,
+            vec![
+                ("user-agent".to_owned(), "ua".to_owned()),
+                ("x-api-key".to_owned(), REDACTED.to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -635,6 +635,43 @@ async fn the_journal_never_keeps_a_token_even_with_bodies() {
 }
 
 #[tokio::test]
+async fn the_journal_keeps_no_secret_from_query_strings_or_custom_headers() {
+    let s = TestServer::start_configured(|c| c.journal.bodies = true).await;
+    let r = s
+        .req(
+            Method::GET,
+            &format!("{INSTANCES}/x?access_token=s3cr1t-a&client_secret=s3cr1t-b&Sig=s3cr1t-c&code=s3cr1t-d&api-key=s3cr1t-e&$select=id&note=plain-value"),
+        )
+        .header("x-api-key", "s3cr1t-f")
+        .header("x-custom-auth", "s3cr1t-g")
+        .header("user-agent", "plain-agent")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for format in ["", "?format=har"] {
+        let text = s
+            .admin(Method::GET, &format!("/requests{format}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!text.contains("s3cr1t"), "{text}");
+        for kept in [
+            "plain-value",
+            "plain-agent",
+            "$select",
+            "x-api-key",
+            "redacted",
+        ] {
+            assert!(text.contains(kept), "{kept} is kept: {text}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_journal_filters_by_method_status_path_and_client_request_id() {
     let s = TestServer::start().await;
     s.create_instance(instance_body("f", "F")).await;
