@@ -308,7 +308,7 @@ pub fn run() -> anyhow::Result<()> {
                 let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {
                     Box::new(std::io::BufWriter::new(stdout.lock()))
                 } else {
-                    let f = std::fs::File::create(&args.output)
+                    let f = crate::files::create_private_file(&args.output)
                         .with_context(|| format!("cannot create {}", args.output.display()))?;
                     Box::new(std::io::BufWriter::new(f))
                 };

@@ -46,8 +46,8 @@ pub fn self_signed(data_dir: &Path) -> Result<TlsFiles, TlsError> {
     let generated =
         rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     let write = |path: &Path, text: String| {
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(path, text))
+        crate::files::create_private_dir(&dir)
+            .and_then(|()| crate::files::write_private(path, text.as_bytes()))
             .map_err(|source| TlsError::Write {
                 path: path.to_owned(),
                 source,

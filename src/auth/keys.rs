@@ -242,7 +242,7 @@ impl KeyRing {
     /// share this folder share their keys and paging secret.
     pub fn open_dir(dir: &Path, clock_skew: u64) -> Result<Self, KeyError> {
         let dir = dir.to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        crate::files::create_private_dir(&dir).map_err(io(&dir))?;
         let current = dir.join(CURRENT);
         if !current.exists() {
             create_once(&dir, &current, new_key_pem(&current)?.as_bytes())?;
@@ -277,7 +277,7 @@ impl KeyRing {
         let ring = Self::open_dir(dir, DEFAULT_CLOCK_SKEW_SECONDS)?;
         let dir = ring.dir.clone();
         let retired_dir = dir.join(RETIRED);
-        std::fs::create_dir_all(&retired_dir).map_err(io(&retired_dir))?;
+        crate::files::create_private_dir(&retired_dir).map_err(io(&retired_dir))?;
         let current = dir.join(CURRENT);
         let old_kid = ring.kid();
         let old = std::fs::read(&current).map_err(io(&current))?;
@@ -452,16 +452,10 @@ pub(super) fn principal_from(c: Claims) -> Result<Principal, AuthError> {
     })
 }
 
+/// Writes a new file (never over an existing one) only its owner may read.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
+    let mut file = crate::files::create_new_private_file(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }

@@ -149,3 +149,73 @@ async fn sigterm_stops_the_server_cleanly_and_keeps_the_data() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_folder_and_every_file_in_it_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("data");
+    let s = TestServer::start_configured(|c| {
+        *c = agentry::config::ServerConfig {
+            tls_self_signed: true,
+            ..agentry::config::ServerConfig::with_data_dir(&dir)
+        };
+    })
+    .await;
+    let client = {
+        agentry::tls::install_crypto();
+        let pem = std::fs::read(dir.join("tls/cert.pem")).unwrap();
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+            .build()
+            .unwrap()
+    };
+    let r = client
+        .post(
+            s.url("/agentRegistry/agentInstances")
+                .replace("http://", "https://"),
+        )
+        .bearer_auth(s.token())
+        .json(&instance_body("private", "Private"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let export = dir.join("export.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["export", "--database-url", &s.database_url, "--output"])
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut folders = vec![dir.clone(), dir.join("keys"), dir.join("tls")];
+    let mut files = vec![
+        dir.join("keys/signing-key.pem"),
+        dir.join("keys/secret.bin"),
+        dir.join("tls/key.pem"),
+        dir.join("tls/cert.pem"),
+        export,
+    ];
+    if !on_postgres() {
+        files.extend(["agentry.db", "agentry.db-wal", "agentry.db-shm"].map(|f| dir.join(f)));
+    }
+    for folder in folders.drain(..) {
+        assert_eq!(mode(&folder), 0o700, "{}", folder.display());
+    }
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    s.stop().await;
+}

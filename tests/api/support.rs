@@ -232,7 +232,8 @@ pub fn database_url_for(dir: &Path) -> String {
         return url.trim().to_owned();
     }
     let url = crate::pg::shared().create_database();
-    std::fs::create_dir_all(dir).expect("the data folder");
+    // As Agentry itself would create it.
+    agentry::files::create_private_dir(dir).expect("the data folder");
     std::fs::write(&marker, &url).expect("the database marker");
     url
 }

@@ -95,11 +95,7 @@ impl SqliteStore {
 
     /// Opens the database file with a read cache of `cache_bytes` (0: none).
     pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
-        }
+        prepare_file(path)?;
         let conn = Connection::open(path).map_err(sql_error)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -207,14 +203,39 @@ impl SqliteStore {
     }
 }
 
+/// Creates the database's folder and an empty database file, both its
+/// owner's alone; SQLite gives the WAL and shared-memory files the mode of
+/// the database file. An existing database loses group and other access.
+fn prepare_file(path: &Path) -> Result<(), StoreError> {
+    if path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    let failed = |e: std::io::Error, what: &Path| {
+        StoreError::Unavailable(format!("cannot create {}: {e}", what.display()))
+    };
+    if let Some(dir) = path.parent() {
+        crate::files::create_private_dir(dir).map_err(|e| failed(e, dir))?;
+    }
+    if path.exists() {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            crate::files::make_private(Path::new(&name));
+        }
+    } else {
+        match crate::files::create_new_private_file(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(failed(e, path)),
+        }
+    }
+    Ok(())
+}
+
 /// Opens (creating if needed) a database file, applies its pending
 /// migrations and returns their names.
 pub fn migrate_file(path: &Path) -> Result<Vec<String>, StoreError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-        })?;
-    }
+    prepare_file(path)?;
     let conn = Connection::open(path).map_err(sql_error)?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
         .map_err(sql_error)?;
