@@ -135,6 +135,11 @@ impl Application {
         self.keys.clone()
     }
 
+    /// What the handlers share (the store, the journal, the metrics).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
     /// `https` when serving TLS, else `http`.
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "https" } else { "http" }

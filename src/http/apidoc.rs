@@ -99,13 +99,13 @@ pub const OPERATIONS: &[Operation] = &[
     op("PATCH", "/beta/agentRegistry/agentInstances/{id}", "Update an agent instance", REG, Graph, Schema(I), 204, Empty),
     op("DELETE", "/beta/agentRegistry/agentInstances/{id}", "Delete an agent instance", REG, Graph, Empty, 204, Empty),
     op("GET", "/beta/agentRegistry/agentInstances/{id}/agentCardManifest", "Get an instance's agent card manifest", REG, Graph, Empty, 200, Schema(M)),
-    op("PATCH", "/beta/agentRegistry/agentInstances/{id}/agentCardManifest", "Update an instance's agent card manifest", REG, Graph, Schema(M), 204, Empty),
+    op("PATCH", "/beta/agentRegistry/agentInstances/{id}/agentCardManifest", "Update an instance's agent card manifest", REG, Graph, Schema(M), 200, Schema(M)),
     op("DELETE", "/beta/agentRegistry/agentInstances/{id}/agentCardManifest", "Unlink an instance's agent card manifest", REG, Graph, Empty, 204, Empty),
     op("GET", "/beta/agentRegistry/agentInstances/{id}/collections", "List the collections of an instance", REG, Graph, Empty, 200, LIST),
     op("GET", "/beta/agentRegistry/agentInstances/{id}/collections/$count", "Count the collections of an instance", REG, Graph, Empty, 200, Text("text/plain")),
     op("GET", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}", "Get a collection of an instance", REG, Graph, Empty, 200, Schema(C)),
     op("GET", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members", "List the members of a collection of an instance", REG, Graph, Empty, 200, LIST),
-    op("POST", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members", "Add a member to a collection of an instance", REG, Graph, Schema(I), 204, Empty),
+    op("POST", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members", "Add a member to a collection of an instance", REG, Graph, Schema(I), 201, Schema(I)),
     op("POST", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/$ref", "Add a member by reference to a collection of an instance", REG, Graph, REF, 204, Empty),
     op("GET", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/{mid}", "Get a member of a collection of an instance", REG, Graph, Empty, 200, Schema(I)),
     op("DELETE", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/{mid}", "Remove a member of a collection of an instance", REG, Graph, Empty, 204, Empty),
@@ -114,7 +114,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("POST", "/beta/agentRegistry/agentCardManifests", "Create an agent card manifest", REG, Graph, Schema(M), 201, Schema(M)),
     op("GET", "/beta/agentRegistry/agentCardManifests/$count", "Count agent card manifests", REG, Graph, Empty, 200, Text("text/plain")),
     op("GET", "/beta/agentRegistry/agentCardManifests/{id}", "Get an agent card manifest", REG, Graph, Empty, 200, Schema(M)),
-    op("PATCH", "/beta/agentRegistry/agentCardManifests/{id}", "Update an agent card manifest", REG, Graph, Schema(M), 204, Empty),
+    op("PATCH", "/beta/agentRegistry/agentCardManifests/{id}", "Update an agent card manifest", REG, Graph, Schema(M), 200, Schema(M)),
     op("DELETE", "/beta/agentRegistry/agentCardManifests/{id}", "Delete an agent card manifest", REG, Graph, Empty, 204, Empty),
     op("GET", "/beta/agentRegistry/agentCollections", "List agent collections", REG, Graph, Empty, 200, LIST),
     op("POST", "/beta/agentRegistry/agentCollections", "Create an agent collection", REG, Graph, Schema(C), 201, Schema(C)),
@@ -123,7 +123,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("PATCH", "/beta/agentRegistry/agentCollections/{id}", "Update an agent collection", REG, Graph, Schema(C), 204, Empty),
     op("DELETE", "/beta/agentRegistry/agentCollections/{id}", "Delete an agent collection", REG, Graph, Empty, 204, Empty),
     op("GET", "/beta/agentRegistry/agentCollections/{id}/members", "List the members of a collection", REG, Graph, Empty, 200, LIST),
-    op("POST", "/beta/agentRegistry/agentCollections/{id}/members", "Add a member to a collection", REG, Graph, Schema(I), 204, Empty),
+    op("POST", "/beta/agentRegistry/agentCollections/{id}/members", "Add a member to a collection", REG, Graph, Schema(I), 201, Schema(I)),
     op("GET", "/beta/agentRegistry/agentCollections/{id}/members/$count", "Count the members of a collection", REG, Graph, Empty, 200, Text("text/plain")),
     op("POST", "/beta/agentRegistry/agentCollections/{id}/members/$ref", "Add a member by reference", REG, Graph, REF, 204, Empty),
     op("GET", "/beta/agentRegistry/agentCollections/{id}/members/{mid}", "Get a member of a collection", REG, Graph, Empty, 200, Schema(I)),
@@ -162,6 +162,21 @@ pub const OPERATIONS: &[Operation] = &[
     op("POST", "/{tenant}/oauth2/v2.0/token", "Client-credentials token endpoint", IDP, Open, Text("application/x-www-form-urlencoded"), 200, Object),
 ];
 
+/// The operation a request names: its method and its path, in either key
+/// spelling (`agentInstances/a` or `agentInstances('a')`), query ignored.
+pub fn operation(method: &str, path: &str) -> Option<&'static Operation> {
+    let path = path.split('?').next().unwrap_or_default();
+    let rewritten = path
+        .parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|uri| super::rewrite_key_segments(&uri));
+    let path = rewritten.as_ref().map_or(path, |uri| uri.path());
+    let template = super::metrics::route_label(path);
+    OPERATIONS
+        .iter()
+        .find(|o| o.path == template && o.method.eq_ignore_ascii_case(method))
+}
+
 pub fn routes() -> Router<super::AppState> {
     Router::new()
         .route("/beta/$metadata", get(metadata))
@@ -189,11 +204,14 @@ fn kind_schema(kind: Kind) -> Value {
         Kind::Boolean => json!({"type": ["boolean", "null"]}),
         Kind::DateTimeOffset => json!({"type": ["string", "null"], "format": "date-time"}),
         Kind::StringCollection => json!({"type": "array", "items": {"type": "string"}}),
-        Kind::Complex(t) => json!({"$ref": format!("#/components/schemas/{}", short(t.qualified))}),
+        Kind::Complex(t) => json!({"anyOf": [
+            {"$ref": format!("#/components/schemas/{}", short(t.qualified))},
+            {"type": "null"},
+        ]}),
         Kind::ComplexCollection(t) => {
             json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{}", short(t.qualified))}})
         }
-        Kind::Open => json!({"type": "object"}),
+        Kind::Open => json!({"type": ["object", "null"]}),
         Kind::OpenCollection => json!({"type": "array", "items": {"type": "object"}}),
     }
 }
@@ -249,15 +267,23 @@ fn schemas() -> Map<String, Value> {
     out.insert(
         "faultRule".into(),
         json!({"type": "object", "required": ["path"], "properties": {
-            "method": {"type": "string"}, "path": {"type": "string"},
+            "method": {"type": ["string", "null"]}, "path": {"type": "string"},
             "probability": {"type": "number", "minimum": 0, "maximum": 1},
-            "count": {"type": "integer", "minimum": 1},
-            "clientRequestId": {"type": "string"},
-            "delayMs": {"type": "integer", "minimum": 0, "maximum": 60000},
-            "error": {"type": "object", "required": ["status"], "properties": {
+            "count": {"type": ["integer", "null"], "minimum": 1},
+            "clientRequestId": {"type": ["string", "null"]},
+            "delayMs": {"type": ["integer", "null"], "minimum": 0, "maximum": 60000},
+            "error": {"type": ["object", "null"], "required": ["status"], "properties": {
                 "status": {"type": "integer", "minimum": 400, "maximum": 599},
                 "code": {"type": "string"}, "message": {"type": "string"},
                 "retryAfterSeconds": {"type": "integer", "minimum": 0}}}}}),
+    );
+    out.insert(
+        "oauthError".into(),
+        json!({"type": "object", "required": ["error"], "properties": {
+            "error": {"type": "string"}, "error_description": {"type": "string"},
+            "error_codes": {"type": "array", "items": {"type": "integer"}},
+            "timestamp": {"type": "string"}, "trace_id": {"type": "string"},
+            "correlation_id": {"type": "string"}}}),
     );
     out.insert(
         "graphError".into(),
@@ -372,10 +398,13 @@ fn add_conditions(o: &Operation, parameters: &mut Vec<Value>, responses: &mut Ma
     if kind != Conditional::Read {
         responses.insert("412".into(), precondition);
     }
-    if o.method != "DELETE"
-        && let Some(ok) = responses.get_mut(&o.status.to_string())
-    {
-        ok["headers"] = etag;
+    if o.method != "DELETE" {
+        // The success answer, and the representation a PATCH may answer with.
+        for status in [o.status.to_string(), "200".to_owned()] {
+            if let Some(ok) = responses.get_mut(&status) {
+                ok["headers"] = etag.clone();
+            }
+        }
     }
 }
 
@@ -395,11 +424,25 @@ pub fn openapi_document() -> Value {
             ok["content"] = c;
         }
         responses.insert(o.status.to_string(), ok);
+        if o.method == "PATCH"
+            && o.status == 204
+            && let Body::Schema(entity @ (I | C)) = o.request
+        {
+            responses.insert(
+                "200".into(),
+                json!({"description": "Success, with Prefer: return=representation",
+                       "content": content(Schema(entity))}),
+            );
+        }
         add_conditions(o, &mut parameters, &mut responses);
+        let (error, description) = match o.tag {
+            IDP => ("oauthError", "An OAuth 2.0 error (AADSTS codes)"),
+            _ => ("graphError", "A Graph error envelope"),
+        };
         responses.insert(
             "default".into(),
-            json!({"description": "A Graph error envelope",
-                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/graphError"}}}}),
+            json!({"description": description,
+                   "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{error}")}}}}),
         );
         let mut operation = json!({
             "operationId": operation_id(o),
@@ -524,7 +567,13 @@ mod tests {
                 assert_eq!(headers(&o), ["If-Match", "If-None-Match"], "{method} {one}");
                 assert!(o["responses"]["412"].is_object(), "{method} {one}");
             }
-            assert!(op("patch", &one)["responses"]["204"]["headers"]["ETag"].is_object());
+            let patched = op("patch", &one);
+            assert!(patched["responses"]["200"]["headers"]["ETag"].is_object());
+            assert_eq!(
+                patched["responses"]["204"]["headers"]["ETag"].is_object(),
+                set != "agentCardManifests",
+                "a manifest PATCH answers 200 with the manifest; the others 204, or 200 when asked"
+            );
             let get = op("get", &one);
             assert_eq!(headers(&get), ["If-None-Match"]);
             assert!(get["responses"]["304"].is_object());

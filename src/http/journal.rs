@@ -262,6 +262,14 @@ impl Journal {
             .collect()
     }
 
+    /// Every tenant's entries, oldest first (for diagnostics and tests).
+    pub fn all(&self) -> Vec<Entry> {
+        let rings = self.inner.lock().expect("journal poisoned");
+        let mut all: Vec<Entry> = rings.tenants.values().flatten().cloned().collect();
+        all.sort_by_key(|e| e.seq);
+        all
+    }
+
     pub fn clear(&self, tenant: &str) {
         self.inner
             .lock()

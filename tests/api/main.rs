@@ -13,6 +13,7 @@ mod identity;
 mod instances;
 mod manifests;
 mod odata;
+mod openapi;
 mod paging;
 mod permissions;
 mod pg;

@@ -26,6 +26,9 @@ pub struct TestServer {
     pub data_dir: std::path::PathBuf,
     /// The database the server uses (SQLite's file, or a PostgreSQL database).
     pub database_url: String,
+    /// What the handlers share; its journal is checked against
+    /// `/openapi.json` when the server goes away.
+    state: agentry::http::AppState,
     _temp: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -61,12 +64,21 @@ impl TestServer {
     /// configuration names another.
     pub async fn start_with(mut config: ServerConfig) -> Self {
         config.listen = "127.0.0.1:0".into();
+        if config.journal == agentry::config::JournalSettings::default() {
+            // Every answer, whole, for the OpenAPI check (`crate::openapi`).
+            config.journal = agentry::config::JournalSettings {
+                capacity: 1_000_000,
+                bodies: true,
+                body_bytes: 64 << 20,
+            };
+        }
         if config.database_url == default_database_url(&config.data_dir) {
             config.database_url = database_url_for(&config.data_dir);
         }
         let app = Application::build(&config).await.expect("server starts");
         let origin = format!("http://{}", app.local_addr());
         let keys = app.keys();
+        let state = app.state();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             app.run_until(async {
@@ -81,6 +93,7 @@ impl TestServer {
             client: crate::support::client(),
             data_dir: config.data_dir.clone(),
             database_url: config.database_url.clone(),
+            state,
             _temp: None,
             stop: Some(stop),
             task: Some(task),
@@ -95,6 +108,16 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             task.await.expect("server task");
         }
+    }
+
+    /// Checks the answers so far against `/openapi.json`.
+    pub fn check_against_openapi(&self) {
+        let violations = crate::openapi::violations(&self.state);
+        assert!(
+            violations.is_empty(),
+            "answers that /openapi.json does not describe:\n{}",
+            violations.join("\n")
+        );
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -206,6 +229,14 @@ impl TestServer {
             ..token_request(TENANT_A, 3600, 0)
         };
         self.keys.mint(&r).expect("mint")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.check_against_openapi();
+        }
     }
 }
 
