@@ -770,6 +770,45 @@ mod tests {
     }
 
     #[test]
+    fn every_backend_translates_checked_queries_into_statements_it_accepts() {
+        use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
+        let queries = [
+            "",
+            "$filter=displayName eq 'a''b' and url ne null&$orderby=displayName desc,id",
+            "$filter=ownerIds/any(o: o eq 'x') or ownerIds/all(o: startswith(o, 'y'))",
+            "$filter=agentCardManifest/skills/any(s: s/tags/any(t: t in ('a', 'b')))&$orderby=agentCardManifest/displayName",
+            "$filter=not (createdDateTime ge 2025-01-01T00:00:00Z) and contains(displayName, '%_')",
+            "$filter=agentCardManifest/capabilities/streaming eq true&$search=\"displayName:x\"",
+            "$filter=skills/any(s: s/id eq 'x') and version eq '1'&$orderby=version",
+            "$filter=endswith(displayName, 'x') and managedBy in ('a', 'b')&$orderby=createdDateTime desc",
+        ];
+        let mut checked = 0;
+        for ty in [&AGENT_INSTANCE, &AGENT_CARD_MANIFEST, &AGENT_COLLECTION] {
+            for text in queries {
+                let Ok(q) = crate::odata::QueryOptions::parse(Some(text)) else {
+                    panic!("{text}");
+                };
+                if q.check_shape(ty, &[]).is_err() {
+                    continue;
+                }
+                let lq = ListQuery {
+                    criteria: Criteria {
+                        filter: q.filter,
+                        search: q.search,
+                    },
+                    order: q.orderby,
+                    skip: 3,
+                    ..ListQuery::first(10)
+                };
+                sqlite::check_translation(ty, &lq).unwrap_or_else(|e| panic!("{text}: {e}"));
+                postgres::check_translation(ty, &lq).unwrap_or_else(|e| panic!("{text}: {e}"));
+                checked += 1;
+            }
+        }
+        assert!(checked >= 12, "{checked}");
+    }
+
+    #[test]
     fn side_terms_are_one_value_owner_and_tag_lambdas() {
         use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_INSTANCE};
         let term = |ty, text: &str| {

@@ -904,6 +904,82 @@ async fn relation_source<'a>(
     })
 }
 
+/// Compiles the page query and the count of `q` for `ty`, from the whole
+/// table and from each relation that lists `ty`, and checks that the
+/// placeholders of each statement (`$1` … outside quoted text) are exactly
+/// its parameters: a mismatch would fail at run time. (Preparing needs a
+/// server; the tests of `query` run the statements on one.) For the fuzz
+/// targets and tests.
+pub fn check_translation(ty: &'static EntityType, q: &ListQuery) -> Result<(), String> {
+    let sources = match ty.entity_set {
+        "agentInstances" => vec![
+            query::Source::Table("agent_instances"),
+            query::Source::MembersOf("c"),
+        ],
+        "agentCardManifests" => vec![query::Source::Table("agent_card_manifests")],
+        _ => vec![
+            query::Source::Table("agent_collections"),
+            query::Source::CollectionsOf("i"),
+        ],
+    };
+    for source in sources {
+        for compiled in [
+            query::list("t", ty, source, q),
+            query::count("t", ty, source, &q.criteria),
+        ] {
+            let used = placeholders(&compiled.sql)?;
+            let expected: std::collections::BTreeSet<usize> = (1..=compiled.params.len()).collect();
+            if used != expected {
+                return Err(format!(
+                    "placeholders {used:?} for {} parameters: {}",
+                    compiled.params.len(),
+                    compiled.sql
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The numbers of the `$n` placeholders of a statement, skipping quoted
+/// literals and identifiers; an unterminated quote is an error.
+fn placeholders(sql: &str) -> Result<std::collections::BTreeSet<usize>, String> {
+    let mut used = std::collections::BTreeSet::new();
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                // '' and "" inside are escapes: the scan resumes in the same state.
+                loop {
+                    match chars.next() {
+                        Some((_, q)) if q == c => {
+                            if chars.peek().is_some_and(|(_, n)| *n == c) {
+                                chars.next();
+                            } else {
+                                break;
+                            }
+                        }
+                        Some(_) => {}
+                        None => return Err(format!("an unterminated {c} in {sql}")),
+                    }
+                }
+            }
+            '$' => {
+                let mut n = String::new();
+                while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
+                    n.push(*d);
+                    chars.next();
+                }
+                if let Ok(n) = n.parse() {
+                    used.insert(n);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(used)
+}
+
 /// A transaction-scoped advisory lock on one name: writers of the same
 /// name (across every replica) queue behind each other until commit.
 async fn lock_name(c: &impl GenericClient, namespace: &str, name: &str) -> Step<()> {
@@ -1485,5 +1561,18 @@ impl PgStore {
             apply_patch(&mut row.doc, props, ctx);
             update_entity(&tx, table, tenant, id, &row).await?
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_in_quoted_text_do_not_count_and_open_quotes_are_errors() {
+        let used =
+            placeholders(r#"SELECT $1, '$2 it''s', "$3""x" FROM t WHERE a = $2 AND b = $10"#);
+        assert_eq!(used.unwrap().into_iter().collect::<Vec<_>>(), [1, 2, 10]);
+        assert!(placeholders("SELECT 'open $1").is_err());
     }
 }

@@ -242,6 +242,53 @@ pub fn migrate_file(path: &Path) -> Result<Vec<String>, StoreError> {
     migrate(&conn)
 }
 
+/// Compiles the page query and the count of `q` for `ty`, from the whole
+/// table and from each relation that lists `ty`, and has SQLite prepare
+/// every statement against the real schema (in memory): a translation that
+/// SQLite would refuse at run time, or whose parameters do not match its
+/// placeholders, is an `Err` here. For the fuzz targets and tests.
+pub fn check_translation(ty: &'static EntityType, q: &ListQuery) -> Result<(), String> {
+    thread_local! {
+        static SCHEMA: Connection = {
+            let conn = Connection::open_in_memory().expect("an in-memory database");
+            migrate(&conn).expect("the migrations apply");
+            conn
+        };
+    }
+    let sources = match ty.entity_set {
+        "agentInstances" => vec![
+            query::Source::Table("agent_instances"),
+            query::Source::MembersOf("c"),
+        ],
+        "agentCardManifests" => vec![query::Source::Table("agent_card_manifests")],
+        _ => vec![
+            query::Source::Table("agent_collections"),
+            query::Source::CollectionsOf("i"),
+        ],
+    };
+    SCHEMA.with(|conn| {
+        for source in sources {
+            for compiled in [
+                query::list("t", ty, source, q),
+                query::count("t", ty, source, &q.criteria),
+            ] {
+                let stmt = conn
+                    .prepare(&compiled.sql)
+                    .map_err(|e| format!("{e}: {}", compiled.sql))?;
+                if stmt.parameter_count() != compiled.params.len() {
+                    return Err(format!(
+                        "{} placeholders, {} parameters: {}",
+                        stmt.parameter_count(),
+                        compiled.params.len(),
+                        compiled.sql
+                    ));
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Applies pending migrations; returns the names of those applied.
 pub(super) fn migrate(conn: &Connection) -> Result<Vec<String>, StoreError> {
     let done: usize = conn
