@@ -83,7 +83,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Keys<T>
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         // A percent-encoded NUL is the only way a path can carry one.
-        if memchr::memmem::find(parts.uri.path().as_bytes(), b"%00").is_some() {
+        let path = parts.uri.path().as_bytes();
+        if memchr::memchr_iter(b'%', path).any(|i| path.get(i + 1..i + 3) == Some(b"00")) {
             return Err(ApiError::NulCharacter("key in the request URL"));
         }
         Path::<T>::from_request_parts(parts, state)

@@ -299,9 +299,10 @@ pub fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 /// A request's path and query as the journal keeps them: the values of
 /// query parameters whose names look secret replaced by `[redacted]`.
 pub fn kept_target(path_and_query: &str) -> Box<str> {
-    let Some((path, query)) = path_and_query.split_once('?') else {
+    let Some(mark) = memchr::memchr(b'?', path_and_query.as_bytes()) else {
         return path_and_query.into();
     };
+    let (path, query) = (&path_and_query[..mark], &path_and_query[mark + 1..]);
     let mut out = String::with_capacity(path_and_query.len());
     out.push_str(path);
     out.push('?');

@@ -25,13 +25,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::Semaphore;
 
 /// Limits on connections; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,20 +104,43 @@ fn raise_open_files() -> Option<u64> {
     None
 }
 
+/// Milliseconds since the first use, as last set by a reaper (see
+/// [`reap`]): a clock the per-request path reads with one atomic load.
+fn coarse_now() -> u64 {
+    COARSE_NOW.load(Ordering::Relaxed)
+}
+
+static COARSE_NOW: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the coarse clock from the real one.
+fn tick() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64;
+    COARSE_NOW.fetch_max(now, Ordering::Relaxed);
+    now
+}
+
+/// What a connection has been asked to do, in [`Conn::order`].
+const SERVE: u8 = 0;
+/// Finish the request under way (if any), then close.
+const CLOSE_GRACEFULLY: u8 = 1;
+/// Close now: nothing is under way (checked again before closing).
+const CLOSE_NOW: u8 = 2;
+
 /// One connection's state, shared by its task, its I/O and the registry.
 struct Conn {
     /// Requests handed to the service and not yet answered.
     busy: AtomicU32,
-    /// When (ms since the registry's epoch) the connection was last active:
-    /// accepted, answered, or written to.
+    /// When ([`coarse_now`]) the connection was last active: accepted,
+    /// answered, or written to.
     active: AtomicU64,
     /// When the first byte of a request head arrived while idle; [`NONE`]
     /// while none is being read.
     head: AtomicU64,
-    /// Asks the connection to close (it is the idlest at the cap).
-    evict: Notify,
-    /// A request head started: the deadline moved.
-    head_started: Notify,
+    /// [`SERVE`], [`CLOSE_GRACEFULLY`] or [`CLOSE_NOW`].
+    order: AtomicU8,
+    /// Wakes the connection's task when an order is given.
+    waker: Mutex<Option<Waker>>,
 }
 
 const NONE: u64 = u64::MAX;
@@ -126,29 +149,41 @@ impl Conn {
     fn idle(&self) -> bool {
         self.busy.load(Ordering::Acquire) == 0
     }
+
+    /// Gives an order (a stronger one is not weakened) and wakes the task.
+    fn order(&self, order: u8) {
+        self.order.fetch_max(order, Ordering::AcqRel);
+        if let Some(waker) = self.waker.lock().expect("waker poisoned").take() {
+            waker.wake();
+        }
+    }
+
+    fn register(&self, waker: &Waker) {
+        let mut slot = self.waker.lock().expect("waker poisoned");
+        match &*slot {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
 }
 
-/// Every open connection, for picking the one to close at the cap.
+/// Every open connection, for the reaper and for picking the one to close
+/// at the cap.
 struct Registry {
-    epoch: Instant,
     next: AtomicU64,
     open: Mutex<HashMap<u64, Arc<Conn>>>,
-    /// When the cap was last reported (ms since the epoch), or [`NONE`].
+    /// When the cap was last reported ([`coarse_now`]), or [`NONE`].
     reported: AtomicU64,
 }
 
 impl Registry {
-    fn now(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
     fn add(&self) -> (u64, Arc<Conn>) {
         let conn = Arc::new(Conn {
             busy: AtomicU32::new(0),
-            active: AtomicU64::new(self.now()),
+            active: AtomicU64::new(coarse_now()),
             head: AtomicU64::new(NONE),
-            evict: Notify::new(),
-            head_started: Notify::new(),
+            order: AtomicU8::new(SERVE),
+            waker: Mutex::new(None),
         });
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(id, conn.clone());
@@ -168,20 +203,45 @@ impl Registry {
         let open = self.lock();
         let idlest = open
             .values()
-            .filter(|c| c.idle())
+            .filter(|c| c.idle() && c.order.load(Ordering::Relaxed) == SERVE)
             .min_by_key(|c| c.active.load(Ordering::Relaxed));
         match idlest {
             Some(conn) => {
-                conn.evict.notify_one();
+                conn.order(CLOSE_GRACEFULLY);
                 true
             }
             None => false,
         }
     }
 
+    /// Closes the connections whose idle or header time is up. Their
+    /// stamps are of the coarse clock, up to one interval behind the real
+    /// one, so a timeout counts one interval more: never early, at most two
+    /// intervals late.
+    fn reap(&self, now: u64, settings: &ConnectionSettings) {
+        let slack = reap_interval(settings).as_millis() as u64;
+        let header = settings.header_timeout.as_millis() as u64 + slack;
+        let idle = settings.idle_timeout.as_millis() as u64 + slack;
+        for conn in self.lock().values().filter(|c| c.idle()) {
+            let expired = match conn.head.load(Ordering::Relaxed) {
+                NONE => now.saturating_sub(conn.active.load(Ordering::Relaxed)) >= idle,
+                head => now.saturating_sub(head) >= header,
+            };
+            if expired {
+                conn.order(CLOSE_NOW);
+            }
+        }
+    }
+
+    fn order_all(&self, order: u8) {
+        for conn in self.lock().values() {
+            conn.order(order);
+        }
+    }
+
     /// Logs that the cap was reached, at most once a minute.
     fn report_cap(&self, cap: usize) {
-        let now = self.now();
+        let now = coarse_now();
         let last = self.reported.load(Ordering::Relaxed);
         if last != NONE && now.saturating_sub(last) < 60_000 {
             return;
@@ -198,6 +258,14 @@ impl Registry {
             );
         }
     }
+}
+
+/// How often the reaper looks: a quarter of the shorter timeout, between
+/// 10 ms and a second, so a timeout is acted on at most half as late again
+/// (see [`Registry::reap`]).
+fn reap_interval(settings: &ConnectionSettings) -> Duration {
+    (settings.header_timeout.min(settings.idle_timeout) / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, then lets the
@@ -223,12 +291,27 @@ where
     let cap = settings.max_connections.max(1);
     let slots = Arc::new(Semaphore::new(cap));
     let registry = Arc::new(Registry {
-        epoch: Instant::now(),
         next: AtomicU64::new(0),
         open: Mutex::new(HashMap::new()),
         reported: AtomicU64::new(NONE),
     });
-    let (stop, stopping) = watch::channel(false);
+    tick();
+    // One timer for every connection: the clock and the timeouts.
+    let reaper = {
+        let registry = Arc::downgrade(&registry);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(reap_interval(&settings));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let now = tick();
+                match registry.upgrade() {
+                    Some(registry) => registry.reap(now, &settings),
+                    None => return,
+                }
+            }
+        })
+    };
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -257,22 +340,17 @@ where
         };
         let _ = stream.set_nodelay(true);
         let (id, conn) = registry.add();
-        let task = Connection {
-            registry: registry.clone(),
-            conn,
-            settings,
-            stopping: stopping.clone(),
-        };
         let service = service.clone();
         let tls = tls.clone();
+        let registry = registry.clone();
         tokio::spawn(async move {
-            task.run(stream, tls, service).await;
-            task.registry.remove(id);
+            serve_connection(stream, tls, service, conn, settings).await;
+            registry.remove(id);
             drop(permit);
         });
     }
     drop(listener);
-    let _ = stop.send(true);
+    registry.order_all(CLOSE_GRACEFULLY);
     let all = u32::try_from(cap).unwrap_or(u32::MAX);
     if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all))
         .await
@@ -280,130 +358,115 @@ where
     {
         tracing::warn!("requests still under way after the grace period were cut off");
     }
+    reaper.abort();
     Ok(())
 }
 
-struct Connection {
-    registry: Arc<Registry>,
+async fn serve_connection<S>(
+    stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    service: S,
     conn: Arc<Conn>,
     settings: ConnectionSettings,
-    stopping: watch::Receiver<bool>,
+) where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    match tls {
+        None => http(stream, service, conn).await,
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(settings.header_timeout, acceptor.accept(stream));
+            match handshake.await {
+                Ok(Ok(stream)) => http(stream, service, conn).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        }
+    }
 }
 
-impl Connection {
-    async fn run<S>(&self, stream: TcpStream, tls: Option<tokio_rustls::TlsAcceptor>, service: S)
-    where
-        S: tower::Service<
-                axum::extract::Request,
-                Response = axum::response::Response,
-                Error = std::convert::Infallible,
-            > + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        match tls {
-            None => self.http(stream, service).await,
-            Some(acceptor) => {
-                let handshake =
-                    tokio::time::timeout(self.settings.header_timeout, acceptor.accept(stream));
-                match handshake.await {
-                    Ok(Ok(stream)) => self.http(stream, service).await,
-                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
-                }
-            }
+async fn http<IO, S>(io: IO, service: S, conn: Arc<Conn>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let io = Guarded {
+        inner: io,
+        conn: conn.clone(),
+        replacing: None,
+    };
+    let counted = conn.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        use tower::ServiceExt;
+        counted.busy.fetch_add(1, Ordering::AcqRel);
+        counted.head.store(NONE, Ordering::Relaxed);
+        let answer = service.clone().oneshot(req.map(axum::body::Body::new));
+        let counted = counted.clone();
+        async move {
+            let response = answer.await;
+            counted.active.store(coarse_now(), Ordering::Relaxed);
+            counted.busy.fetch_sub(1, Ordering::AcqRel);
+            response
         }
+    });
+    let http = hyper::server::conn::http1::Builder::new()
+        .max_header_size(MAX_HEAD_BYTES)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let served = Ordered {
+        http: Box::pin(http),
+        conn,
+        graceful: false,
+    };
+    if let Err(e) = served.await {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
+}
 
-    async fn http<IO, S>(&self, io: IO, service: S)
-    where
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: tower::Service<
-                axum::extract::Request,
-                Response = axum::response::Response,
-                Error = std::convert::Infallible,
-            > + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        let io = Guarded {
-            inner: io,
-            conn: self.conn.clone(),
-            registry: self.registry.clone(),
-            replacing: None,
-        };
-        let conn = self.conn.clone();
-        let registry = self.registry.clone();
-        let service =
-            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                use tower::ServiceExt;
-                conn.busy.fetch_add(1, Ordering::AcqRel);
-                conn.head.store(NONE, Ordering::Relaxed);
-                let answer = service.clone().oneshot(req.map(axum::body::Body::new));
-                let (conn, registry) = (conn.clone(), registry.clone());
-                async move {
-                    let response = answer.await;
-                    conn.active.store(registry.now(), Ordering::Relaxed);
-                    conn.busy.fetch_sub(1, Ordering::AcqRel);
-                    response
-                }
-            });
-        let http = hyper::server::conn::http1::Builder::new()
-            .max_header_size(MAX_HEAD_BYTES)
-            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-        tokio::pin!(http);
-        let mut stopping = self.stopping.clone();
-        let mut closing = *stopping.borrow();
-        if closing {
-            http.as_mut().graceful_shutdown();
-        }
-        loop {
-            let deadline = self.deadline();
-            tokio::select! {
-                done = http.as_mut() => {
-                    if let Err(e) = done {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    return;
-                }
-                () = tokio::time::sleep_until(deadline) => {
-                    if self.conn.idle() && self.deadline() <= tokio::time::Instant::now() {
-                        // Nothing under way: closing loses nothing.
-                        return;
-                    }
-                }
-                () = self.conn.head_started.notified() => {}
-                () = self.conn.evict.notified() => {
-                    // Closes at once when idle, else after the answer under way.
-                    http.as_mut().graceful_shutdown();
-                }
-                changed = stopping.changed(), if !closing => {
-                    closing = true;
-                    if changed.is_ok() {
-                        http.as_mut().graceful_shutdown();
-                    }
-                }
-            }
-        }
-    }
+/// A hyper connection that follows its [`Conn::order`].
+struct Ordered<F> {
+    http: Pin<Box<F>>,
+    conn: Arc<Conn>,
+    graceful: bool,
+}
 
-    /// When the connection times out if nothing happens meanwhile.
-    fn deadline(&self) -> tokio::time::Instant {
-        let s = &self.settings;
-        let c = &self.conn;
-        let (since, allowed) = if !c.idle() {
-            // A request is under way: look again after an idle period.
-            (self.registry.now(), s.idle_timeout)
-        } else {
-            match c.head.load(Ordering::Relaxed) {
-                NONE => (c.active.load(Ordering::Relaxed), s.idle_timeout),
-                head => (head, s.header_timeout),
+impl<IO, S> Future for Ordered<hyper::server::conn::http1::Connection<IO, S>>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Output = hyper::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        // Registered before the order is read, so no order goes unseen.
+        this.conn.register(cx.waker());
+        match this.conn.order.load(Ordering::Acquire) {
+            // Nothing under way: closing loses nothing.
+            CLOSE_NOW if this.conn.idle() => return Poll::Ready(Ok(())),
+            SERVE => {}
+            // Closes at once when idle, else after the answer under way.
+            _ if !this.graceful => {
+                this.graceful = true;
+                this.http.as_mut().graceful_shutdown();
             }
-        };
-        let at = self.registry.epoch + Duration::from_millis(since) + allowed;
-        tokio::time::Instant::from_std(at)
+            _ => {}
+        }
+        this.http.as_mut().poll(cx)
     }
 }
 
@@ -412,7 +475,6 @@ impl Connection {
 struct Guarded<IO> {
     inner: IO,
     conn: Arc<Conn>,
-    registry: Arc<Registry>,
     /// An envelope being written in place of hyper's answer, how much of it
     /// is written, and how many bytes of hyper's answer it stands for.
     replacing: Option<(Vec<u8>, usize, usize)>,
@@ -430,8 +492,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
             && self.conn.idle()
             && self.conn.head.load(Ordering::Relaxed) == NONE
         {
-            self.conn.head.store(self.registry.now(), Ordering::Relaxed);
-            self.conn.head_started.notify_one();
+            self.conn.head.store(coarse_now(), Ordering::Relaxed);
         }
         polled
     }
@@ -457,9 +518,7 @@ impl<IO: AsyncWrite + Unpin> Guarded<IO> {
     }
 
     fn noted_write(&self) {
-        self.conn
-            .active
-            .store(self.registry.now(), Ordering::Relaxed);
+        self.conn.active.store(coarse_now(), Ordering::Relaxed);
     }
 }
 
@@ -520,6 +579,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
 /// status without the `request-id` every answer of the service has), the
 /// whole answer to send instead: the same status with the Graph envelope.
 fn replacement(head: &[u8]) -> Option<Vec<u8>> {
+    // Most writes are successful answers or bodies: out in a few comparisons.
+    if !matches!(head.get(9), Some(b'4' | b'5')) || !head.starts_with(b"HTTP/1.") {
+        return None;
+    }
     let rest = head
         .strip_prefix(b"HTTP/1.1 ")
         .or_else(|| head.strip_prefix(b"HTTP/1.0 "))?;
