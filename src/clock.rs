@@ -32,17 +32,13 @@ impl Clock for FixedClock {
 
 pub type SharedClock = Arc<dyn Clock>;
 
-const ENTITY_TIME: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z");
 const ERROR_TIME: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
 
 /// A `DateTimeOffset` as Graph returns it: UTC with seven fractional digits,
 /// for example `2025-01-01T00:00:00.1234567Z`.
 pub fn entity_timestamp(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(ENTITY_TIME)
-        .expect("a UTC time always formats")
+    crate::odata::edm::date_time_offset(t)
 }
 
 /// The `innerError.date` form: UTC, seconds precision, no zone.

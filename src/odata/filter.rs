@@ -4,7 +4,7 @@
 //! parse of a few kilobytes.
 
 use super::ODataError;
-use crate::domain::schema::{ComplexType, EntityType, Kind};
+use super::edm::{ComplexType, EntityType, Kind};
 
 /// The longest `$filter` accepted, in bytes.
 pub const MAX_FILTER_BYTES: usize = 4096;
@@ -326,12 +326,12 @@ fn literal_word(word: &str) -> Option<(Tok, usize)> {
 fn parse_datetime(s: &str) -> Option<String> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(crate::clock::entity_timestamp(t));
+        return Some(super::edm::date_time_offset(t));
     }
     if s.len() == 10 {
         let date =
             time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
-        return Some(crate::clock::entity_timestamp(date.midnight().assume_utc()));
+        return Some(super::edm::date_time_offset(date.midnight().assume_utc()));
     }
     None
 }

@@ -2,13 +2,14 @@
 //! checked against the entity's schema. No SQL and no HTTP here; the HTTP
 //! layer hands in the query string, storage receives the tree.
 
+pub mod edm;
 pub mod filter;
 mod paging;
 
 pub use filter::Expr;
 pub use paging::{Cursor, PagingKeys, SkipToken};
 
-use crate::domain::schema::EntityType;
+use edm::EntityType;
 use filter::{Path, Ty};
 
 /// The largest page a client may ask for with `$top`; more is a 400.
