@@ -1,10 +1,10 @@
 //! The `agentry` command line: `serve`, `token`, `migrate` and the admin commands.
 
 use crate::app::{Application, shutdown_signal};
-use crate::auth::apps::AppRegistration;
 use crate::auth::permissions;
 use crate::auth::{CallerKind, KeyRing, TokenRequest};
 use crate::config::{self, FileConfig, Overrides};
+use crate::domain::apps::AppRegistration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, Write};

@@ -7,7 +7,7 @@
 //! needs them (see [`Section`]). An import merges: objects whose id exists
 //! are kept as they are, so an interrupted import can simply be run again.
 
-use crate::auth::apps::AppRegistration;
+use crate::domain::apps::AppRegistration;
 use crate::domain::copilot::{Policy, TenantSetting};
 use crate::store::{ImportMode, ImportReport, Section, Store, StoreError, TenantState};
 use serde::{Deserialize, Serialize};

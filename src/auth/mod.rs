@@ -2,7 +2,6 @@
 //! `agentry token`, and verifying the bearer tokens of incoming requests into a
 //! [`Principal`] that the HTTP layer hands to every handler.
 
-pub mod apps;
 mod keys;
 pub mod oidc;
 pub mod permissions;

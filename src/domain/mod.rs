@@ -3,6 +3,7 @@
 //! collections are reserved. The Copilot admin settings model lives in
 //! [`copilot`]. Pure functions over JSON documents; no I/O.
 
+pub mod apps;
 pub mod copilot;
 pub mod csdl;
 pub mod schema;

@@ -526,11 +526,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Map<String, Value>, StoreError>;
 
     // Application registrations of the built-in identity provider
-    async fn create_app(&self, app: crate::auth::apps::AppRegistration) -> Result<(), StoreError>;
+    async fn create_app(&self, app: crate::domain::apps::AppRegistration)
+    -> Result<(), StoreError>;
     async fn get_app(
         &self,
         client_id: &str,
-    ) -> Result<Option<crate::auth::apps::AppRegistration>, StoreError>;
+    ) -> Result<Option<crate::domain::apps::AppRegistration>, StoreError>;
 
     // Whole tenants (reset, snapshots, seed files)
     /// Everything the tenant holds, in id order (the reserved collections included).
@@ -565,7 +566,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_apps(
         &self,
         tenant: &str,
-    ) -> Result<Vec<crate::auth::apps::AppRegistration>, StoreError>;
+    ) -> Result<Vec<crate::domain::apps::AppRegistration>, StoreError>;
 
     /// Figures for `/metrics`.
     fn stats(&self) -> StoreStats {

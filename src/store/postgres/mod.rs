@@ -20,7 +20,7 @@ use super::{
     Criteria, EXPANDED_LIMIT, EntityKind, ImportMode, ImportReport, ListQuery, Navigation, Page,
     Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
 };
-use crate::auth::apps::AppRegistration;
+use crate::domain::apps::AppRegistration;
 use crate::domain::copilot::{
     CopilotError, CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
 };
