@@ -15,7 +15,6 @@
 //! change during the flush, before the write is acknowledged; only a power
 //! loss or kernel crash in that window could then undo what it read.
 
-use super::writer::Completion;
 use crate::store::StoreError;
 use rusqlite::Connection;
 use std::cell::Cell;
@@ -73,6 +72,8 @@ impl Flush for WalFile {
 }
 
 /// Answers for one committed batch: each job's outcome and its callback.
+/// What answers one write: its outcome, once durable (or not).
+pub(super) type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 pub(super) type Answers = Vec<(Result<(), StoreError>, Completion)>;
 
 enum Msg {

@@ -5,7 +5,7 @@
 //! [`durability`](super::durability) sees to while the writer goes on.
 
 use super::cache::{self, DocCache};
-use super::durability::{self, Checkpointer, Syncer, WalFile};
+use super::durability::{self, Checkpointer, Completion, Syncer, WalFile};
 use super::sql_error;
 use crate::store::StoreError;
 use crate::store::StoreStats;
@@ -25,7 +25,6 @@ const OPTIMIZE_EVERY: usize = 2_000;
 /// Without writes for this long, the writer has the WAL copied back.
 const IDLE: Duration = Duration::from_millis(200);
 
-pub(super) type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
 
 enum Msg {
