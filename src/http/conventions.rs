@@ -7,11 +7,11 @@
 //! since axum boxes and clones a service per layer and request.
 
 use super::AppState;
-use super::error::{ApiError, ErrorReport};
+use super::error::{ApiError, ErrorReport, envelope};
 use super::faults;
 use super::journal;
-use super::metrics::route_label;
-use crate::clock::error_timestamp;
+use super::request::{RequestMeta, under_root};
+use super::routes::route_label;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
@@ -23,67 +23,23 @@ use std::time::Instant;
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 
-/// Facts about the request that handlers and the envelope need.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RequestMeta {
-    pub request_id: String,
-    pub client_request_id: Option<String>,
-    /// `scheme://host[:port]`, from which absolute URLs are built.
-    pub origin: String,
-}
-
-impl RequestMeta {
-    /// The Graph root of absolute URLs: `http://host:port/beta`.
-    pub fn service_root(&self) -> String {
-        format!("{}/beta", self.origin)
-    }
-}
-
-const MAX_CLIENT_REQUEST_ID: usize = 200;
-
-/// A fresh request id: a version-4-shaped GUID from a per-process random
-/// prefix and a counter. Unique without a system call per request.
-pub(super) fn request_id() -> String {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| {
-        let mut b = [0u8; 8];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
-        b
-    });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(prefix);
-    bytes[8..].copy_from_slice(&n.to_be_bytes());
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .to_string()
-}
-
 pub async fn graph_conventions(
     State(app): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let meta = Arc::new(RequestMeta {
-        request_id: request_id(),
-        client_request_id: req
-            .headers()
-            .get(CLIENT_REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID)
-            .map(str::to_owned),
-        origin: origin(req.headers(), app.trust_proxy(), app.scheme()),
-    });
+    let meta = Arc::new(RequestMeta::new(
+        req.headers(),
+        app.trust_proxy(),
+        app.scheme(),
+    ));
     let method = req.method().clone();
     // As the client sent it, for the log line, the journal and fault rules;
     // cloning a parsed URI shares its bytes.
     let uri = req.uri().clone();
     let path = uri.path();
-    if let Some(rewritten) = super::rewrite_key_segments(&uri) {
+    if let Some(rewritten) = super::routes::rewrite_key_segments(&uri) {
         *req.uri_mut() = rewritten;
     }
     let route = route_label(req.uri().path());
@@ -176,12 +132,6 @@ async fn route_request(req: Request, next: Next, route: &str) -> Response {
     } else {
         next.run(req).await
     }
-}
-
-/// Whether `path` is `root` or below it.
-pub(super) fn under_root(path: &str, root: &str) -> bool {
-    path.strip_prefix(root)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Paths under the authenticated roots that need no token: Graph serves its
@@ -311,74 +261,6 @@ async fn authenticate(
     app.authenticator().verify(token).await
 }
 
-fn origin(headers: &HeaderMap, trust_proxy: bool, scheme: &str) -> String {
-    static FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-    static FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-    let get = |name: &HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    let forwarded = |name| {
-        trust_proxy
-            .then(|| get(name))
-            .flatten()
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let proto = forwarded(&FORWARDED_PROTO).unwrap_or(scheme);
-    let host = forwarded(&FORWARDED_HOST)
-        .or_else(|| get(&header::HOST))
-        .filter(|h| {
-            h.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']' | b'_')
-            })
-        })
-        .unwrap_or("localhost");
-    let proto = if proto.eq_ignore_ascii_case("https") {
-        "https"
-    } else {
-        "http"
-    };
-    let mut out = String::with_capacity(proto.len() + 3 + host.len());
-    out.push_str(proto);
-    out.push_str("://");
-    out.push_str(host);
-    out
-}
-
-/// The Graph error envelope's text; without a client request id, the
-/// request id stands in.
-pub(super) fn envelope(
-    report: &ErrorReport,
-    request_id: &str,
-    client_request_id: Option<&str>,
-) -> String {
-    let mut inner = serde_json::Map::new();
-    if let Some(code) = report.inner_code {
-        inner.insert("code".into(), code.into());
-    }
-    inner.insert(
-        "date".into(),
-        error_timestamp(time::OffsetDateTime::now_utc()).into(),
-    );
-    inner.insert("request-id".into(), request_id.into());
-    inner.insert(
-        "client-request-id".into(),
-        client_request_id.unwrap_or(request_id).into(),
-    );
-    serde_json::json!({
-        "error": {
-            "code": report.code,
-            "message": report.message,
-            "innerError": inner,
-        }
-    })
-    .to_string()
-}
-
 /// Writes the Graph error envelope, keeping headers the error set.
 fn render_error(report: &ErrorReport, meta: &RequestMeta, kept: &HeaderMap) -> Response {
     let body = envelope(report, &meta.request_id, meta.client_request_id.as_deref());
@@ -407,40 +289,4 @@ fn render_error(report: &ErrorReport, meta: &RequestMeta, kept: &HeaderMap) -> R
         _ => {}
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
-
-    #[test]
-    fn request_ids_are_distinct_guids() {
-        let (a, b) = (request_id(), request_id());
-        assert_ne!(a, b);
-        assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 4);
-    }
-
-    #[test]
-    fn the_origin_comes_from_host_unless_a_trusted_proxy_says_otherwise() {
-        let h = headers(&[
-            ("host", "127.0.0.1:7171"),
-            ("x-forwarded-host", "graph.example"),
-            ("x-forwarded-proto", "https"),
-        ]);
-        assert_eq!(origin(&h, false, "http"), "http://127.0.0.1:7171");
-        assert_eq!(origin(&h, false, "https"), "https://127.0.0.1:7171");
-        assert_eq!(origin(&h, true, "http"), "https://graph.example");
-        assert_eq!(
-            origin(&headers(&[("host", "evil\"host")]), false, "http"),
-            "http://localhost"
-        );
-    }
 }

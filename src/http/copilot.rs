@@ -6,9 +6,9 @@
 //! have no documented methods and answer 405.
 
 use super::AppState;
-use super::conventions::RequestMeta;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Keys, Meta, ODataQuery};
+use super::request::RequestMeta;
 use super::respond;
 use crate::auth::Principal;
 use crate::auth::permissions::{Action, authorize};

@@ -5,6 +5,7 @@
 
 use crate::auth::AuthError;
 use crate::auth::permissions::Denied;
+use crate::clock::error_timestamp;
 use crate::domain::DomainError;
 use crate::domain::copilot::CopilotError;
 use crate::odata::ODataError;
@@ -12,6 +13,22 @@ use crate::store::{EntityKind, StoreError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::borrow::Cow;
+
+/// Which conditional header a malformed value came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Header {
+    IfMatch,
+    IfNoneMatch,
+}
+
+impl Header {
+    pub fn name(self) -> &'static str {
+        match self {
+            Header::IfMatch => "If-Match",
+            Header::IfNoneMatch => "If-None-Match",
+        }
+    }
+}
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +77,7 @@ pub enum ApiError {
     },
     /// An `If-Match` or `If-None-Match` value that is not `*` or a list of entity tags.
     #[error("malformed {}", .0.name())]
-    MalformedEntityTag(super::etag::Header),
+    MalformedEntityTag(Header),
     /// `If-None-Match` with entity tags on a write (only `*` is supported there).
     #[error("If-None-Match with entity tags on a write")]
     IfNoneMatchNotStar,
@@ -477,6 +494,32 @@ fn store_report(e: &StoreError) -> ErrorReport {
     }
 }
 
+/// The Graph error envelope's text; without a client request id, the
+/// request id stands in.
+pub fn envelope(report: &ErrorReport, request_id: &str, client_request_id: Option<&str>) -> String {
+    let mut inner = serde_json::Map::new();
+    if let Some(code) = report.inner_code {
+        inner.insert("code".into(), code.into());
+    }
+    inner.insert(
+        "date".into(),
+        error_timestamp(time::OffsetDateTime::now_utc()).into(),
+    );
+    inner.insert("request-id".into(), request_id.into());
+    inner.insert(
+        "client-request-id".into(),
+        client_request_id.unwrap_or(request_id).into(),
+    );
+    serde_json::json!({
+        "error": {
+            "code": report.code,
+            "message": report.message,
+            "innerError": inner,
+        }
+    })
+    .to_string()
+}
+
 /// Domain messages are fragments; the envelope wants sentences.
 fn sentence(mut s: String) -> String {
     if let Some(first) = s.get(0..1) {
@@ -807,7 +850,7 @@ mod tests {
             ),
             (ApiError::CopilotMethodNotAllowed, 405, "methodNotAllowed"),
             (
-                ApiError::MalformedEntityTag(crate::http::etag::Header::IfMatch),
+                ApiError::MalformedEntityTag(Header::IfMatch),
                 400,
                 "BadRequest",
             ),

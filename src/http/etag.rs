@@ -9,7 +9,7 @@
 //! one version has many representations (`$select`, `$expand`); conditional
 //! headers compare tags weakly, as OData services do.
 
-use super::error::ApiError;
+use super::error::{ApiError, Header};
 use crate::store::{EntityKind, StoreError, Stored};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -110,22 +110,6 @@ impl Condition {
                 let current = opaque(stored);
                 tags.contains(&current)
             }
-        }
-    }
-}
-
-/// Which header a malformed value came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Header {
-    IfMatch,
-    IfNoneMatch,
-}
-
-impl Header {
-    pub fn name(self) -> &'static str {
-        match self {
-            Header::IfMatch => "If-Match",
-            Header::IfNoneMatch => "If-None-Match",
         }
     }
 }

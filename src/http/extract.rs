@@ -1,8 +1,8 @@
 //! Extractors whose rejections are Graph errors, never axum's plain text.
 
 use super::AppState;
-use super::conventions::RequestMeta;
 use super::error::ApiError;
+use super::request::RequestMeta;
 use crate::auth::Principal;
 use crate::odata::QueryOptions;
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Path, Request};

@@ -283,7 +283,7 @@ impl FaultRules {
 fn is_graph_path(path: &str) -> bool {
     ["/beta", "/v1.0"]
         .iter()
-        .any(|root| super::conventions::under_root(path, root))
+        .any(|root| super::request::under_root(path, root))
 }
 
 /// Throttling and fault rules, after authentication and before routing:

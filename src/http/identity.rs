@@ -5,8 +5,8 @@
 //! as Entra's token endpoint answers, not Graph's envelope.
 
 use super::AppState;
-use super::conventions::RequestMeta;
 use super::extract::Meta;
+use super::request::RequestMeta;
 use crate::auth::{CallerKind, GRAPH_APP_ID, GRAPH_AUDIENCE, TokenRequest};
 use axum::Router;
 use axum::body::Bytes;

@@ -7,8 +7,8 @@
 //! values replaced by `[redacted]`, and so do token-like values in JSON
 //! bodies.
 
-use super::conventions::RequestMeta;
 use super::error::ApiError;
+use super::request::RequestMeta;
 use crate::auth::Principal;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method};

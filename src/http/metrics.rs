@@ -12,71 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
-/// The route label of requests no route matched (or answered before routing).
-pub const UNMATCHED: &str = "unmatched";
-
-/// The route template a path is served by, from the operations the router
-/// declares ([`super::apidoc::OPERATIONS`], which a test keeps equal to the
-/// router): literal segments win over `{parameters}`, as in the router.
-/// Computed before routing, so no layer has to carry it out of the router.
-pub fn route_label(path: &str) -> &'static str {
-    use std::sync::OnceLock;
-    /// Longest template, in segments (`/a/b` has three: "", "a", "b").
-    const MAX: usize = 12;
-    type Template = (Vec<&'static str>, &'static str);
-    // By number of segments: a path is compared with templates of its length.
-    static BY_LENGTH: OnceLock<[Vec<Template>; MAX + 1]> = OnceLock::new();
-    let by_length = BY_LENGTH.get_or_init(|| {
-        let mut out: [Vec<Template>; MAX + 1] = Default::default();
-        for op in super::apidoc::OPERATIONS {
-            let segments: Vec<&'static str> = op.path.split('/').collect();
-            let Some(bucket) = out.get_mut(segments.len()) else {
-                continue;
-            };
-            if !bucket.iter().any(|(_, p)| *p == op.path) {
-                bucket.push((segments, op.path));
-            }
-        }
-        out
-    });
-    // The path's segments, split once.
-    let mut segments = [""; MAX];
-    let mut count = 0;
-    let mut start = 0;
-    for (i, b) in path.bytes().enumerate().chain([(path.len(), b'/')]) {
-        if b == b'/' {
-            if count == MAX {
-                return UNMATCHED;
-            }
-            segments[count] = &path[start..i];
-            count += 1;
-            start = i + 1;
-        }
-    }
-    let segments = &segments[..count];
-    let mut best: Option<(usize, &'static str)> = None;
-    for (template, label) in &by_length[count] {
-        let mut literals = 0;
-        // From the end, where templates differ most.
-        let fits = template
-            .iter()
-            .rev()
-            .zip(segments.iter().rev())
-            .all(|(t, s)| {
-                if t.starts_with('{') {
-                    !s.is_empty()
-                } else {
-                    literals += 1;
-                    t == s
-                }
-            });
-        if fits && best.is_none_or(|(n, _)| literals > n) {
-            best = Some((literals, label));
-        }
-    }
-    best.map_or(UNMATCHED, |(_, label)| label)
-}
-
 #[derive(Default, Clone)]
 struct Histogram {
     buckets: [u64; LATENCY_BUCKETS.len()],
@@ -299,43 +234,6 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_are_labelled_with_the_template_the_router_would_pick() {
-        let cases = [
-            (
-                "/beta/agentRegistry/agentInstances/a-1",
-                "/beta/agentRegistry/agentInstances/{id}",
-            ),
-            (
-                "/beta/agentRegistry/agentInstances/$count",
-                "/beta/agentRegistry/agentInstances/$count",
-            ),
-            (
-                "/beta/agentRegistry/agentInstances",
-                "/beta/agentRegistry/agentInstances",
-            ),
-            (
-                "/beta/agentRegistry/agentCollections/c/members/i/$ref",
-                "/beta/agentRegistry/agentCollections/{id}/members/{mid}/$ref",
-            ),
-            ("/beta/agentRegistry", "/beta/agentRegistry"),
-            (
-                "/beta/copilot/admin/policySettings/x",
-                "/beta/copilot/admin/policySettings/{id}",
-            ),
-            ("/common/oauth2/v2.0/token", "/{tenant}/oauth2/v2.0/token"),
-            ("/healthz", "/healthz"),
-            ("/beta/agentRegistry/agentInstances/", UNMATCHED),
-            ("/beta/agentRegistry/agentInstances/a/unknown", UNMATCHED),
-            ("/beta/agentRegistry//agentCardManifest", UNMATCHED),
-            ("/", UNMATCHED),
-            ("/a/b/c/d/e/f/g/h/i/j/k/l/m/n", UNMATCHED),
-        ];
-        for (path, label) in cases {
-            assert_eq!(route_label(path), label, "{path}");
-        }
-    }
 
     #[test]
     fn the_exposition_has_counters_histograms_and_store_figures() {

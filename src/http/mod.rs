@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors, Graph response and error conventions.
 //!
-//! - [`conventions`]: request ids, authentication, the error envelope.
+//! - [`conventions`]: the one middleware: ids, authentication, the error envelope.
+//! - [`request`]: what a request is known by (ids, origin); a leaf.
 //! - [`extract`]: extractors whose rejections are Graph errors.
 //! - [`registry`]: the `/beta/agentRegistry` handlers.
 //! - [`copilot`]: the `/beta/copilot` handlers (Copilot admin settings).
@@ -8,6 +9,7 @@
 //! - [`faults`], [`throttle`]: fault rules and throttling, a layer after authentication.
 //! - [`journal`]: the request journal; [`metrics`]: `/metrics`; [`health`]: probes.
 //! - [`respond`]: entity and collection bodies, context URLs, next links.
+//! - [`routes`]: the URL grammar, once: every operation, route labels, unknown segments.
 //! - [`error`]: every error mapped to a status and a Graph code, once.
 //! - [`serve`]: connections: the accept loop, TLS, limits and timeouts, and
 //!   Graph envelopes for what hyper refuses before the service sees it.
@@ -26,7 +28,9 @@ mod identity;
 pub mod journal;
 pub mod metrics;
 mod registry;
+pub mod request;
 pub mod respond;
+pub mod routes;
 pub mod serve;
 pub mod throttle;
 
@@ -209,155 +213,6 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// Words the URL grammar knows; a segment after one of the set-like words is a key.
-const KNOWN_SEGMENTS: &[&str] = &[
-    "beta",
-    "agentRegistry",
-    "agentInstances",
-    "agentCardManifests",
-    "agentCollections",
-    "agentCardManifest",
-    "collections",
-    "members",
-    "$ref",
-    "$count",
-    "copilot",
-    "admin",
-    "settings",
-    "policySettings",
-    "limitedMode",
-    "people",
-    "enhancedPersonalization",
-    "_agentry",
-    "policies",
-    "reset",
-    "snapshot",
-    "faults",
-    "requests",
-    "requests.har",
-];
-/// What `/v1.0` serves: only Copilot limited mode.
-const KNOWN_SEGMENTS_V1: &[&str] = &["v1.0", "copilot", "admin", "settings", "limitedMode"];
-const KEYED_SEGMENTS: &[&str] = &[
-    "agentInstances",
-    "agentCardManifests",
-    "agentCollections",
-    "collections",
-    "members",
-    "policySettings",
-    "policies",
-    "faults",
-];
-
 async fn unknown_path(uri: Uri) -> ApiError {
-    let segments: Vec<String> = uri
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
-    let known = if segments.first().is_some_and(|s| s == "v1.0") {
-        KNOWN_SEGMENTS_V1
-    } else {
-        KNOWN_SEGMENTS
-    };
-    let mut previous: Option<&str> = None;
-    for seg in &segments {
-        let is_key = previous.is_some_and(|p| KEYED_SEGMENTS.contains(&p));
-        if !is_key && !known.contains(&seg.as_str()) {
-            return ApiError::UnknownSegment(seg.clone());
-        }
-        previous = Some(seg);
-    }
-    ApiError::UnknownSegment(segments.last().cloned().unwrap_or_default())
-}
-
-/// Rewrites OData key segments, `agentInstances('a b')`, into path form,
-/// `agentInstances/a%20b`, so one set of routes serves both spellings.
-pub(super) fn rewrite_key_segments(uri: &Uri) -> Option<Uri> {
-    let path = uri.path();
-    // Searching for single bytes first: most paths have neither.
-    let parenthesis = path.contains('(') || (path.contains('%') && path.contains("%28"));
-    if !parenthesis {
-        return None;
-    }
-    let mut changed = false;
-    let mut out = String::with_capacity(path.len() + 8);
-    for (i, raw) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
-        let rewritten = decoded.find("('").and_then(|open| {
-            let name = &decoded[..open];
-            let key = crate::domain::unquote_key(decoded[open + 1..].strip_suffix(')')?)?;
-            let valid_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric());
-            valid_name.then(|| {
-                let encoded = percent_encoding::utf8_percent_encode(&key, KEY_ENCODE);
-                format!("{name}/{encoded}")
-            })
-        });
-        match rewritten {
-            Some(r) => {
-                changed = true;
-                out.push_str(&r);
-            }
-            None => out.push_str(raw),
-        }
-    }
-    if !changed {
-        return None;
-    }
-    if let Some(q) = uri.query() {
-        out.push('?');
-        out.push_str(q);
-    }
-    out.parse().ok()
-}
-
-/// Everything but unreserved characters is escaped in a rewritten key.
-const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rewrite(s: &str) -> Option<String> {
-        rewrite_key_segments(&s.parse().unwrap()).map(|u| u.to_string())
-    }
-
-    #[test]
-    fn odata_key_segments_become_path_segments() {
-        let table = [
-            (
-                "/beta/agentRegistry/agentInstances('a')",
-                Some("/beta/agentRegistry/agentInstances/a"),
-            ),
-            (
-                "/beta/agentRegistry/agentInstances('Agent%3A%2001')/collections?$top=1",
-                Some("/beta/agentRegistry/agentInstances/Agent%3A%2001/collections?$top=1"),
-            ),
-            (
-                "/beta/agentRegistry/agentInstances('it''s')",
-                Some("/beta/agentRegistry/agentInstances/it%27s"),
-            ),
-            (
-                "/beta/agentRegistry/agentInstances%28%27x%27%29",
-                Some("/beta/agentRegistry/agentInstances/x"),
-            ),
-            ("/beta/agentRegistry/agentInstances/plain", None),
-            ("/beta/agentRegistry/agentInstances('broken", None),
-        ];
-        for (input, expected) in table {
-            assert_eq!(rewrite(input).as_deref(), expected, "{input}");
-        }
-    }
+    ApiError::UnknownSegment(routes::unknown_segment(uri.path()))
 }

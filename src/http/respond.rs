@@ -1,7 +1,7 @@
 //! Building Graph responses: `@odata.context`, entity and collection bodies,
 //! `@odata.nextLink`, and the OData media type.
 
-use super::conventions::RequestMeta;
+use super::request::RequestMeta;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;

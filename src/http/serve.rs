@@ -19,8 +19,9 @@
 //!   written (every answer of the service carries a `request-id`, hyper's
 //!   never do) and sends the Graph error envelope in its place.
 
-use super::conventions::{envelope, request_id};
 use super::error::ApiError;
+use super::error::envelope;
+use super::request::request_id;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;

@@ -4,8 +4,9 @@
 //! media types and schemas, so the document cannot drift from the server.
 
 use agentry::http::AppState;
-use agentry::http::apidoc::{self, openapi_document};
+use agentry::http::apidoc::openapi_document;
 use agentry::http::journal::Entry;
+use agentry::http::routes;
 use serde_json::Value;
 
 /// What in the journal of `state` disagrees with the OpenAPI document.
@@ -17,7 +18,7 @@ pub fn violations(state: &AppState) -> Vec<String> {
     let bodies = state.journal().settings().bodies;
     for entry in state.journal().all() {
         let what = format!("{} {} → {}", entry.method, entry.target, entry.status);
-        let responses = match apidoc::operation(entry.method.as_str(), &entry.target) {
+        let responses = match routes::operation(entry.method.as_str(), &entry.target) {
             Some(op) => &doc["paths"][op.path][op.method.to_ascii_lowercase()]["responses"],
             // No such operation: the answer must be a documented error.
             None => &Value::Null,

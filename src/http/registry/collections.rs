@@ -14,10 +14,10 @@ use crate::domain::{
     self, DomainError, RESERVED_COLLECTIONS, WriteContext, parse_entity_reference, parse_write,
 };
 use crate::http::AppState;
-use crate::http::conventions::RequestMeta;
 use crate::http::error::ApiError;
 use crate::http::etag::{self, Conditions};
 use crate::http::extract::{Caller, JsonBody, Keys, Meta, ODataQuery, PreferRepresentation};
+use crate::http::request::RequestMeta;
 use crate::http::respond;
 use crate::odata::filter::{self, Expr};
 use crate::store::{EntityKind, Relation, Stored};

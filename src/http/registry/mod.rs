@@ -12,10 +12,10 @@ mod instances;
 mod manifests;
 
 use super::AppState;
-use super::conventions::RequestMeta;
 use super::error::ApiError;
 use super::etag;
 use super::extract::{Caller, JsonBody, Meta, ODataQuery};
+use super::request::RequestMeta;
 use super::respond;
 use crate::auth::Principal;
 use crate::auth::permissions::{Action, Denied, Grant, Managed, authorize};

@@ -1,0 +1,494 @@
+//! The URL grammar, written once: [`OPERATIONS`], every method and path the
+//! router serves (a test keeps the two equal). From it come the route
+//! labels of the metrics ([`route_label`]), the operation a request names
+//! ([`operation`]), the segment an unknown path is refused for
+//! ([`unknown_segment`]) and `/openapi.json` (`apidoc`); the OData key
+//! syntax is rewritten into path segments here too ([`rewrite_key_segments`]).
+
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// A Graph token (delegated or application).
+    Graph,
+    /// An application token with the role `Agentry.Admin`.
+    Admin,
+    /// No token.
+    None,
+}
+
+/// The body an operation takes or answers, by schema name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    Empty,
+    /// `#/components/schemas/{name}`
+    Schema(&'static str),
+    /// Any JSON object.
+    Object,
+    Text(&'static str),
+}
+
+/// One method on one path.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    pub method: &'static str,
+    /// The route template, `{name}` for parameters.
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    pub auth: Auth,
+    pub request: Body,
+    /// The success status and its body.
+    pub status: u16,
+    pub response: Body,
+}
+
+#[allow(clippy::too_many_arguments)]
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    tag: &'static str,
+    auth: Auth,
+    request: Body,
+    status: u16,
+    response: Body,
+) -> Operation {
+    Operation {
+        method,
+        path,
+        summary,
+        tag,
+        auth,
+        request,
+        status,
+        response,
+    }
+}
+
+use Auth::{Admin, Graph, None as Open};
+use Body::{Empty, Object, Schema, Text};
+use axum::http::Uri;
+
+pub(super) const REG: &str = "Agent Registry";
+pub(super) const COP: &str = "Copilot settings";
+pub(super) const CTL: &str = "Control plane";
+pub(super) const OPS: &str = "Operations";
+pub(super) const IDP: &str = "Identity provider";
+pub(super) const I: &str = "agentInstance";
+pub(super) const M: &str = "agentCardManifest";
+pub(super) const C: &str = "agentCollection";
+pub(super) const LIST: Body = Schema("collection");
+pub(super) const REF: Body = Schema("reference");
+
+/// Every operation Agentry serves.
+#[rustfmt::skip]
+pub const OPERATIONS: &[Operation] = &[
+    op("GET", "/beta/agentRegistry", "Get the agent registry", REG, Graph, Empty, 200, Object),
+    op("PATCH", "/beta/agentRegistry", "Update the agent registry", REG, Graph, Object, 204, Empty),
+    op("GET", "/beta/agentRegistry/agentInstances", "List agent instances", REG, Graph, Empty, 200, LIST),
+    op("POST", "/beta/agentRegistry/agentInstances", "Create an agent instance", REG, Graph, Schema(I), 201, Schema(I)),
+    op("GET", "/beta/agentRegistry/agentInstances/$count", "Count agent instances", REG, Graph, Empty, 200, Text("text/plain")),
+    op("GET", "/beta/agentRegistry/agentInstances/{id}", "Get an agent instance", REG, Graph, Empty, 200, Schema(I)),
+    op("PATCH", "/beta/agentRegistry/agentInstances/{id}", "Update an agent instance", REG, Graph, Schema(I), 204, Empty),
+    op("DELETE", "/beta/agentRegistry/agentInstances/{id}", "Delete an agent instance", REG, Graph, Empty, 204, Empty),
+    op("GET", "/beta/agentRegistry/agentInstances/{id}/agentCardManifest", "Get an instance's agent card manifest", REG, Graph, Empty, 200, Schema(M)),
+    op("PATCH", "/beta/agentRegistry/agentInstances/{id}/agentCardManifest", "Update an instance's agent card manifest", REG, Graph, Schema(M), 200, Schema(M)),
+    op("DELETE", "/beta/agentRegistry/agentInstances/{id}/agentCardManifest", "Unlink an instance's agent card manifest", REG, Graph, Empty, 204, Empty),
+    op("GET", "/beta/agentRegistry/agentInstances/{id}/collections", "List the collections of an instance", REG, Graph, Empty, 200, LIST),
+    op("GET", "/beta/agentRegistry/agentInstances/{id}/collections/$count", "Count the collections of an instance", REG, Graph, Empty, 200, Text("text/plain")),
+    op("GET", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}", "Get a collection of an instance", REG, Graph, Empty, 200, Schema(C)),
+    op("GET", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members", "List the members of a collection of an instance", REG, Graph, Empty, 200, LIST),
+    op("POST", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members", "Add a member to a collection of an instance", REG, Graph, Schema(I), 201, Schema(I)),
+    op("POST", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/$ref", "Add a member by reference to a collection of an instance", REG, Graph, REF, 204, Empty),
+    op("GET", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/{mid}", "Get a member of a collection of an instance", REG, Graph, Empty, 200, Schema(I)),
+    op("DELETE", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/{mid}", "Remove a member of a collection of an instance", REG, Graph, Empty, 204, Empty),
+    op("DELETE", "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/{mid}/$ref", "Remove a member reference of a collection of an instance", REG, Graph, Empty, 204, Empty),
+    op("GET", "/beta/agentRegistry/agentCardManifests", "List agent card manifests", REG, Graph, Empty, 200, LIST),
+    op("POST", "/beta/agentRegistry/agentCardManifests", "Create an agent card manifest", REG, Graph, Schema(M), 201, Schema(M)),
+    op("GET", "/beta/agentRegistry/agentCardManifests/$count", "Count agent card manifests", REG, Graph, Empty, 200, Text("text/plain")),
+    op("GET", "/beta/agentRegistry/agentCardManifests/{id}", "Get an agent card manifest", REG, Graph, Empty, 200, Schema(M)),
+    op("PATCH", "/beta/agentRegistry/agentCardManifests/{id}", "Update an agent card manifest", REG, Graph, Schema(M), 200, Schema(M)),
+    op("DELETE", "/beta/agentRegistry/agentCardManifests/{id}", "Delete an agent card manifest", REG, Graph, Empty, 204, Empty),
+    op("GET", "/beta/agentRegistry/agentCollections", "List agent collections", REG, Graph, Empty, 200, LIST),
+    op("POST", "/beta/agentRegistry/agentCollections", "Create an agent collection", REG, Graph, Schema(C), 201, Schema(C)),
+    op("GET", "/beta/agentRegistry/agentCollections/$count", "Count agent collections", REG, Graph, Empty, 200, Text("text/plain")),
+    op("GET", "/beta/agentRegistry/agentCollections/{id}", "Get an agent collection", REG, Graph, Empty, 200, Schema(C)),
+    op("PATCH", "/beta/agentRegistry/agentCollections/{id}", "Update an agent collection", REG, Graph, Schema(C), 204, Empty),
+    op("DELETE", "/beta/agentRegistry/agentCollections/{id}", "Delete an agent collection", REG, Graph, Empty, 204, Empty),
+    op("GET", "/beta/agentRegistry/agentCollections/{id}/members", "List the members of a collection", REG, Graph, Empty, 200, LIST),
+    op("POST", "/beta/agentRegistry/agentCollections/{id}/members", "Add a member to a collection", REG, Graph, Schema(I), 201, Schema(I)),
+    op("GET", "/beta/agentRegistry/agentCollections/{id}/members/$count", "Count the members of a collection", REG, Graph, Empty, 200, Text("text/plain")),
+    op("POST", "/beta/agentRegistry/agentCollections/{id}/members/$ref", "Add a member by reference", REG, Graph, REF, 204, Empty),
+    op("GET", "/beta/agentRegistry/agentCollections/{id}/members/{mid}", "Get a member of a collection", REG, Graph, Empty, 200, Schema(I)),
+    op("DELETE", "/beta/agentRegistry/agentCollections/{id}/members/{mid}", "Remove a member of a collection", REG, Graph, Empty, 204, Empty),
+    op("DELETE", "/beta/agentRegistry/agentCollections/{id}/members/{mid}/$ref", "Remove a member reference", REG, Graph, Empty, 204, Empty),
+    op("GET", "/beta/copilot/admin/policySettings/{id}", "Get a Copilot policy setting", COP, Graph, Empty, 200, Object),
+    op("PATCH", "/beta/copilot/admin/policySettings/{id}", "Update a Copilot policy setting", COP, Graph, Object, 200, Object),
+    op("GET", "/beta/copilot/admin/settings/limitedMode", "Get Copilot limited mode", COP, Graph, Empty, 200, Object),
+    op("PATCH", "/beta/copilot/admin/settings/limitedMode", "Update Copilot limited mode", COP, Graph, Object, 200, Object),
+    op("GET", "/v1.0/copilot/admin/settings/limitedMode", "Get Copilot limited mode (v1.0)", COP, Graph, Empty, 200, Object),
+    op("PATCH", "/v1.0/copilot/admin/settings/limitedMode", "Update Copilot limited mode (v1.0)", COP, Graph, Object, 200, Object),
+    op("GET", "/beta/copilot/settings/people/enhancedPersonalization", "Get enhanced personalization", COP, Graph, Empty, 200, Object),
+    op("PATCH", "/beta/copilot/settings/people/enhancedPersonalization", "Update enhanced personalization", COP, Graph, Object, 200, Object),
+    op("GET", "/_agentry/copilot/policies", "List Copilot policies", CTL, Admin, Empty, 200, LIST),
+    op("POST", "/_agentry/copilot/policies", "Create a Copilot policy", CTL, Admin, Object, 201, Object),
+    op("GET", "/_agentry/copilot/policies/{id}", "Get a Copilot policy", CTL, Admin, Empty, 200, Object),
+    op("PATCH", "/_agentry/copilot/policies/{id}", "Update a Copilot policy", CTL, Admin, Object, 200, Object),
+    op("DELETE", "/_agentry/copilot/policies/{id}", "Delete a Copilot policy", CTL, Admin, Empty, 204, Empty),
+    op("POST", "/_agentry/reset", "Wipe the caller's tenant", CTL, Admin, Empty, 204, Empty),
+    op("GET", "/_agentry/snapshot", "Export the caller's tenant (seed format)", CTL, Admin, Empty, 200, Schema("snapshot")),
+    op("PUT", "/_agentry/snapshot", "Replace the caller's tenant with a snapshot", CTL, Admin, Schema("snapshot"), 200, Object),
+    op("GET", "/_agentry/faults", "List the tenant's fault rules", CTL, Admin, Empty, 200, LIST),
+    op("POST", "/_agentry/faults", "Add a fault rule", CTL, Admin, Schema("faultRule"), 201, Schema("faultRule")),
+    op("DELETE", "/_agentry/faults", "Remove every fault rule of the tenant", CTL, Admin, Empty, 204, Empty),
+    op("DELETE", "/_agentry/faults/{id}", "Remove a fault rule", CTL, Admin, Empty, 204, Empty),
+    op("GET", "/_agentry/requests", "Read the tenant's request journal (JSON or ?format=har)", CTL, Admin, Empty, 200, LIST),
+    op("DELETE", "/_agentry/requests", "Clear the tenant's request journal", CTL, Admin, Empty, 204, Empty),
+    op("GET", "/_agentry/requests.har", "The tenant's request journal as an HTTP Archive", CTL, Admin, Empty, 200, Object),
+    op("GET", "/healthz", "Liveness", OPS, Open, Empty, 200, Object),
+    op("GET", "/readyz", "Readiness (the database answers)", OPS, Open, Empty, 200, Object),
+    op("GET", "/metrics", "Prometheus metrics", OPS, Open, Empty, 200, Text("text/plain")),
+    op("GET", "/beta/$metadata", "OData CSDL of the Agent Registry", OPS, Open, Empty, 200, Text("application/xml")),
+    op("GET", "/openapi.json", "This OpenAPI description", OPS, Open, Empty, 200, Object),
+    op("GET", "/{tenant}/v2.0/.well-known/openid-configuration", "OpenID Connect discovery", IDP, Open, Empty, 200, Object),
+    op("GET", "/{tenant}/discovery/v2.0/keys", "Signing keys (JWKS)", IDP, Open, Empty, 200, Object),
+    op("POST", "/{tenant}/oauth2/v2.0/token", "Client-credentials token endpoint", IDP, Open, Text("application/x-www-form-urlencoded"), 200, Object),
+];
+
+/// The operation a request names: its method and its path, in either key
+/// spelling (`agentInstances/a` or `agentInstances('a')`), query ignored.
+pub fn operation(method: &str, path: &str) -> Option<&'static Operation> {
+    let path = path.split('?').next().unwrap_or_default();
+    let rewritten = path
+        .parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|uri| rewrite_key_segments(&uri));
+    let path = rewritten.as_ref().map_or(path, |uri| uri.path());
+    let template = route_label(path);
+    OPERATIONS
+        .iter()
+        .find(|o| o.path == template && o.method.eq_ignore_ascii_case(method))
+}
+
+/// The route label of requests no route matched (or answered before routing).
+pub const UNMATCHED: &str = "unmatched";
+
+/// The route template a path is served by, from the operations the router
+/// declares ([`OPERATIONS`], which a test keeps equal to the
+/// router): literal segments win over `{parameters}`, as in the router.
+/// Computed before routing, so no layer has to carry it out of the router.
+pub fn route_label(path: &str) -> &'static str {
+    use std::sync::OnceLock;
+    /// Longest template, in segments (`/a/b` has three: "", "a", "b").
+    const MAX: usize = 12;
+    type Template = (Vec<&'static str>, &'static str);
+    // By number of segments: a path is compared with templates of its length.
+    static BY_LENGTH: OnceLock<[Vec<Template>; MAX + 1]> = OnceLock::new();
+    let by_length = BY_LENGTH.get_or_init(|| {
+        let mut out: [Vec<Template>; MAX + 1] = Default::default();
+        for op in OPERATIONS {
+            let segments: Vec<&'static str> = op.path.split('/').collect();
+            let Some(bucket) = out.get_mut(segments.len()) else {
+                continue;
+            };
+            if !bucket.iter().any(|(_, p)| *p == op.path) {
+                bucket.push((segments, op.path));
+            }
+        }
+        out
+    });
+    // The path's segments, split once.
+    let mut segments = [""; MAX];
+    let mut count = 0;
+    let mut start = 0;
+    for (i, b) in path.bytes().enumerate().chain([(path.len(), b'/')]) {
+        if b == b'/' {
+            if count == MAX {
+                return UNMATCHED;
+            }
+            segments[count] = &path[start..i];
+            count += 1;
+            start = i + 1;
+        }
+    }
+    let segments = &segments[..count];
+    let mut best: Option<(usize, &'static str)> = None;
+    for (template, label) in &by_length[count] {
+        let mut literals = 0;
+        // From the end, where templates differ most.
+        let fits = template
+            .iter()
+            .rev()
+            .zip(segments.iter().rev())
+            .all(|(t, s)| {
+                if t.starts_with('{') {
+                    !s.is_empty()
+                } else {
+                    literals += 1;
+                    t == s
+                }
+            });
+        if fits && best.is_none_or(|(n, _)| literals > n) {
+            best = Some((literals, label));
+        }
+    }
+    best.map_or(UNMATCHED, |(_, label)| label)
+}
+
+/// The segment an unknown path is refused for: the first that is neither a
+/// literal segment of an operation under the same root nor a key (a segment
+/// after one that operations follow with a `{parameter}`).
+pub fn unknown_segment(path: &str) -> String {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::OnceLock;
+    type Words = (BTreeSet<&'static str>, BTreeSet<&'static str>);
+    // Per root (the first segment): the literal segments, and those a key follows.
+    static GRAMMAR: OnceLock<BTreeMap<&'static str, Words>> = OnceLock::new();
+    let grammar = GRAMMAR.get_or_init(|| {
+        let mut out: BTreeMap<&'static str, Words> = BTreeMap::new();
+        for op in OPERATIONS {
+            let segments: Vec<&'static str> =
+                op.path.split('/').filter(|s| !s.is_empty()).collect();
+            let Some(root) = segments.first() else {
+                continue;
+            };
+            let (known, keyed) = out.entry(root).or_default();
+            for (n, segment) in segments.iter().enumerate() {
+                if segment.starts_with('{') {
+                    if let Some(previous) = n.checked_sub(1).map(|p| segments[p]) {
+                        keyed.insert(previous);
+                    }
+                } else {
+                    known.insert(segment);
+                }
+            }
+        }
+        out
+    });
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let Some((known, keyed)) = segments.first().and_then(|r| grammar.get(r.as_str())) else {
+        return segments.first().cloned().unwrap_or_default();
+    };
+    let mut previous: Option<&str> = None;
+    for segment in &segments {
+        let is_key = previous.is_some_and(|p| keyed.contains(p));
+        if !is_key && !known.contains(segment.as_str()) {
+            return segment.clone();
+        }
+        previous = Some(segment);
+    }
+    segments.last().cloned().unwrap_or_default()
+}
+
+/// Rewrites OData key segments, `agentInstances('a b')`, into path form,
+/// `agentInstances/a%20b`, so one set of routes serves both spellings.
+pub fn rewrite_key_segments(uri: &Uri) -> Option<Uri> {
+    let path = uri.path();
+    // Searching for single bytes first: most paths have neither.
+    let parenthesis = path.contains('(') || (path.contains('%') && path.contains("%28"));
+    if !parenthesis {
+        return None;
+    }
+    let mut changed = false;
+    let mut out = String::with_capacity(path.len() + 8);
+    for (i, raw) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+        let rewritten = decoded.find("('").and_then(|open| {
+            let name = &decoded[..open];
+            let key = crate::domain::unquote_key(decoded[open + 1..].strip_suffix(')')?)?;
+            let valid_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric());
+            valid_name.then(|| {
+                let encoded = percent_encoding::utf8_percent_encode(&key, KEY_ENCODE);
+                format!("{name}/{encoded}")
+            })
+        });
+        match rewritten {
+            Some(r) => {
+                changed = true;
+                out.push_str(&r);
+            }
+            None => out.push_str(raw),
+        }
+    }
+    if !changed {
+        return None;
+    }
+    if let Some(q) = uri.query() {
+        out.push('?');
+        out.push_str(q);
+    }
+    out.parse().ok()
+}
+
+/// Everything but unreserved characters is escaped in a rewritten key.
+const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn rewrite(s: &str) -> Option<String> {
+        rewrite_key_segments(&s.parse().unwrap()).map(|u| u.to_string())
+    }
+
+    #[test]
+    fn odata_key_segments_become_path_segments() {
+        let table = [
+            (
+                "/beta/agentRegistry/agentInstances('a')",
+                Some("/beta/agentRegistry/agentInstances/a"),
+            ),
+            (
+                "/beta/agentRegistry/agentInstances('Agent%3A%2001')/collections?$top=1",
+                Some("/beta/agentRegistry/agentInstances/Agent%3A%2001/collections?$top=1"),
+            ),
+            (
+                "/beta/agentRegistry/agentInstances('it''s')",
+                Some("/beta/agentRegistry/agentInstances/it%27s"),
+            ),
+            (
+                "/beta/agentRegistry/agentInstances%28%27x%27%29",
+                Some("/beta/agentRegistry/agentInstances/x"),
+            ),
+            ("/beta/agentRegistry/agentInstances/plain", None),
+            ("/beta/agentRegistry/agentInstances('broken", None),
+        ];
+        for (input, expected) in table {
+            assert_eq!(rewrite(input).as_deref(), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn paths_are_labelled_with_the_template_the_router_would_pick() {
+        let cases = [
+            (
+                "/beta/agentRegistry/agentInstances/a-1",
+                "/beta/agentRegistry/agentInstances/{id}",
+            ),
+            (
+                "/beta/agentRegistry/agentInstances/$count",
+                "/beta/agentRegistry/agentInstances/$count",
+            ),
+            (
+                "/beta/agentRegistry/agentInstances",
+                "/beta/agentRegistry/agentInstances",
+            ),
+            (
+                "/beta/agentRegistry/agentCollections/c/members/i/$ref",
+                "/beta/agentRegistry/agentCollections/{id}/members/{mid}/$ref",
+            ),
+            ("/beta/agentRegistry", "/beta/agentRegistry"),
+            (
+                "/beta/copilot/admin/policySettings/x",
+                "/beta/copilot/admin/policySettings/{id}",
+            ),
+            ("/common/oauth2/v2.0/token", "/{tenant}/oauth2/v2.0/token"),
+            ("/healthz", "/healthz"),
+            ("/beta/agentRegistry/agentInstances/", UNMATCHED),
+            ("/beta/agentRegistry/agentInstances/a/unknown", UNMATCHED),
+            ("/beta/agentRegistry//agentCardManifest", UNMATCHED),
+            ("/", UNMATCHED),
+            ("/a/b/c/d/e/f/g/h/i/j/k/l/m/n", UNMATCHED),
+        ];
+        for (path, label) in cases {
+            assert_eq!(route_label(path), label, "{path}");
+        }
+    }
+
+    /// The routes the router's source declares: (method, full path). Container
+    /// paths that only answer 405 are left out.
+    fn declared_routes() -> BTreeSet<(String, String)> {
+        type Prefix<'a> = &'a dyn Fn(&str) -> String;
+        let sources: [(&str, Prefix); 7] = [
+            (include_str!("mod.rs"), &|p| p.to_owned()),
+            (include_str!("registry/mod.rs"), &|p| p.to_owned()),
+            (include_str!("copilot.rs"), &|p| format!("/beta/copilot{p}")),
+            (include_str!("control.rs"), &|p| {
+                if p.starts_with("/policies") {
+                    format!("/_agentry/copilot{p}")
+                } else {
+                    format!("/_agentry{p}")
+                }
+            }),
+            (include_str!("health.rs"), &|p| p.to_owned()),
+            (include_str!("identity.rs"), &|p| p.to_owned()),
+            (include_str!("apidoc.rs"), &|p| p.to_owned()),
+        ];
+        let mut out = BTreeSet::new();
+        for (source, prefix) in sources {
+            // Skip the tests of this file, which name `.route(` too.
+            let source = source.split("#[cfg(test)]").next().unwrap_or_default();
+            for chunk in source.split(".route(").skip(1) {
+                let Some(rest) = chunk.trim_start().strip_prefix('"') else {
+                    continue;
+                };
+                let Some((path, args)) = rest.split_once('"') else {
+                    continue;
+                };
+                // The method router: up to the next route or the end of the chain.
+                let args = args.split("\n        .").next().unwrap_or(args);
+                let args = args.split(";\n").next().unwrap_or(args);
+                let mut methods: Vec<&str> = Vec::new();
+                for (m, call) in [
+                    ("GET", "get("),
+                    ("POST", "post("),
+                    ("PATCH", "patch("),
+                    ("PUT", "put("),
+                    ("DELETE", "delete("),
+                ] {
+                    if args.contains(call) {
+                        methods.push(m);
+                    }
+                }
+                let path = prefix(path);
+                if args.contains("singleton()") {
+                    methods = vec!["GET", "PATCH"];
+                }
+                if args.contains("limited_mode()") {
+                    methods = vec!["GET", "PATCH"];
+                }
+                for m in methods {
+                    out.insert((m.to_owned(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_route_the_router_declares_is_described_and_nothing_else() {
+        let declared = declared_routes();
+        let described: BTreeSet<(String, String)> = OPERATIONS
+            .iter()
+            .map(|o| (o.method.to_owned(), o.path.to_owned()))
+            .collect();
+        let missing: Vec<_> = declared.difference(&described).collect();
+        let extra: Vec<_> = described.difference(&declared).collect();
+        assert!(missing.is_empty(), "routes not in OPERATIONS: {missing:?}");
+        assert!(
+            extra.is_empty(),
+            "OPERATIONS the router does not declare: {extra:?}"
+        );
+        assert_eq!(
+            described.len(),
+            OPERATIONS.len(),
+            "no operation is listed twice"
+        );
+    }
+}
