@@ -58,6 +58,7 @@ impl Application {
         let options = store::StoreOptions {
             pool_size: config.db_pool_size,
             read_cache_bytes: config.read_cache_mb.saturating_mul(1 << 20),
+            clock: clock.clone(),
         };
         let store = store::open_with(&config.database_url, options).await?;
         if let Some(path) = &config.seed {
@@ -151,10 +152,17 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        let clock = self.state.clock().clone();
         let service = crate::http::service(self.state);
-        let served =
-            crate::http::serve::serve(self.listener, self.tls, service, self.connections, shutdown)
-                .await;
+        let served = crate::http::serve::serve(
+            self.listener,
+            self.tls,
+            service,
+            self.connections,
+            clock,
+            shutdown,
+        )
+        .await;
         self.store.close().await;
         served.map_err(StartError::Serve)
     }

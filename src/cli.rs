@@ -271,7 +271,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::App(AppCommand::Add(args)) => {
             let url = database_url(file, cli.data_dir, args.database_url)?;
             let roles = list(args.roles.as_deref(), &permissions::all_application_roles());
-            let now = crate::clock::entity_timestamp(time::OffsetDateTime::now_utc());
+            let now = crate::clock::entity_timestamp(crate::clock::wall_now());
             let new = AppRegistration::create(&args.tenant, &args.name, roles, now);
             let registration = new.registration.clone();
             with_store(&url, |store| async move {
@@ -339,7 +339,7 @@ pub fn run() -> anyhow::Result<()> {
                         (Box::new(std::io::BufReader::new(f)), size)
                     };
                 let bar = progress_bar(size);
-                let now = crate::clock::entity_timestamp(time::OffsetDateTime::now_utc());
+                let now = crate::clock::entity_timestamp(crate::clock::wall_now());
                 let summary =
                     crate::transfer::import(store.as_ref(), &mut input, &now, &mut |n, bytes| {
                         if size.is_some() {
@@ -388,7 +388,7 @@ pub fn run() -> anyhow::Result<()> {
                         permissions::GLOBAL_ADMINISTRATOR,
                     ],
                 ),
-                issued_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+                issued_at: crate::clock::wall_now().unix_timestamp(),
                 expires_in: args.expires_in,
             };
             println!("{}", keys.mint(&request)?);

@@ -12,8 +12,6 @@
 //! [`app`] wires them together; [`seed`] loads a seed file through the domain
 //! and the store at start; [`cli`] and [`config`] are the binary's edge.
 
-#![forbid(unsafe_code)]
-
 pub mod app;
 pub mod auth;
 pub mod cli;

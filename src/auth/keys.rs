@@ -190,7 +190,7 @@ fn new_key_pem(path: &Path) -> Result<String, KeyError> {
 }
 
 fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    crate::clock::wall_now().unix_timestamp()
 }
 
 /// Reads the current key and the retired keys still within their grace period.
@@ -465,7 +465,7 @@ mod tests {
     use super::*;
 
     fn now() -> i64 {
-        time::OffsetDateTime::now_utc().unix_timestamp()
+        crate::clock::wall_now().unix_timestamp()
     }
 
     fn request(kind: CallerKind) -> TokenRequest {

@@ -291,7 +291,8 @@ impl Authenticator {
 
     /// Verifies a bearer token and names the caller it describes.
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        // Token lifetimes follow the wall clock, as the JWT library's checks do.
+        let now = crate::clock::wall_now().unix_timestamp();
         if let Some((p, at)) = self
             .cache
             .read()
@@ -372,7 +373,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys = Arc::new(KeyRing::load_with_skew(dir.path(), 0).unwrap());
         let auth = Authenticator::new(Some(keys.clone()), None, 0);
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = crate::clock::wall_now().unix_timestamp();
         let token = keys
             .mint(&TokenRequest {
                 tenant_id: "t".into(),

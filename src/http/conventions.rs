@@ -74,7 +74,7 @@ pub async fn graph_conventions(
         if let Some(detail) = &report.detail {
             tracing::error!(request_id = %meta.request_id, %detail, status = report.status.as_u16(), "request failed");
         }
-        response = render_error(&report, &meta, response.headers());
+        response = render_error(&report, &meta, response.headers(), app.time());
     }
     let not_allowed = response.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED;
     let headers = response.headers_mut();
@@ -169,7 +169,7 @@ impl Capture {
             *req.body_mut() = tee.wrap(body, settings.body_bytes);
         }
         Some(Capture {
-            started: time::OffsetDateTime::now_utc(),
+            started: app.time(),
             method: req.method().clone(),
             target: journal::kept_target(uri.path_and_query().map_or(uri.path(), |pq| pq.as_str())),
             caller: principal.clone(),
@@ -262,8 +262,18 @@ async fn authenticate(
 }
 
 /// Writes the Graph error envelope, keeping headers the error set.
-fn render_error(report: &ErrorReport, meta: &RequestMeta, kept: &HeaderMap) -> Response {
-    let body = envelope(report, &meta.request_id, meta.client_request_id.as_deref());
+fn render_error(
+    report: &ErrorReport,
+    meta: &RequestMeta,
+    kept: &HeaderMap,
+    date: time::OffsetDateTime,
+) -> Response {
+    let body = envelope(
+        report,
+        &meta.request_id,
+        meta.client_request_id.as_deref(),
+        date,
+    );
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = report.status;
     let headers = response.headers_mut();

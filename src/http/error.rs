@@ -496,15 +496,17 @@ fn store_report(e: &StoreError) -> ErrorReport {
 
 /// The Graph error envelope's text; without a client request id, the
 /// request id stands in.
-pub fn envelope(report: &ErrorReport, request_id: &str, client_request_id: Option<&str>) -> String {
+pub fn envelope(
+    report: &ErrorReport,
+    request_id: &str,
+    client_request_id: Option<&str>,
+    date: time::OffsetDateTime,
+) -> String {
     let mut inner = serde_json::Map::new();
     if let Some(code) = report.inner_code {
         inner.insert("code".into(), code.into());
     }
-    inner.insert(
-        "date".into(),
-        error_timestamp(time::OffsetDateTime::now_utc()).into(),
-    );
+    inner.insert("date".into(), error_timestamp(date).into());
     inner.insert("request-id".into(), request_id.into());
     inner.insert(
         "client-request-id".into(),

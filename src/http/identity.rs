@@ -134,9 +134,8 @@ impl OAuthError {
         }
     }
 
-    fn response(self, meta: &RequestMeta) -> Response {
+    fn response(self, meta: &RequestMeta, now: time::OffsetDateTime) -> Response {
         let (status, error, code, description) = self.parts();
-        let now = time::OffsetDateTime::now_utc();
         let body = json!({
             "error": error,
             "error_description": format!("AADSTS{code}: {description} Trace ID: {}", meta.request_id),
@@ -221,7 +220,7 @@ async fn token(
             });
             plain(StatusCode::OK, &body)
         }
-        Err(e) => e.response(&meta),
+        Err(e) => e.response(&meta, app.time()),
     }
 }
 
@@ -282,7 +281,7 @@ async fn issue(
         scopes: vec![],
         roles: registration.roles.clone(),
         wids: vec![],
-        issued_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+        issued_at: crate::clock::wall_now().unix_timestamp(),
         expires_in: TOKEN_LIFETIME,
     };
     app.keys()

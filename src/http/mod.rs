@@ -130,6 +130,15 @@ impl AppState {
         crate::clock::entity_timestamp(self.inner.clock.now())
     }
 
+    /// The injected clock's now.
+    pub fn time(&self) -> time::OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
     pub fn max_body_bytes(&self) -> usize {
         self.inner.max_body_bytes
     }

@@ -22,6 +22,7 @@
 use super::error::ApiError;
 use super::error::envelope;
 use super::request::request_id;
+use crate::clock::{Clock, SharedClock};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -276,6 +277,7 @@ pub async fn serve<S>(
     tls: Option<tokio_rustls::TlsAcceptor>,
     service: S,
     settings: ConnectionSettings,
+    clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()>
 where
@@ -344,8 +346,9 @@ where
         let service = service.clone();
         let tls = tls.clone();
         let registry = registry.clone();
+        let clock = clock.clone();
         tokio::spawn(async move {
-            serve_connection(stream, tls, service, conn, settings).await;
+            serve_connection(stream, tls, service, conn, settings, clock).await;
             registry.remove(id);
             drop(permit);
         });
@@ -369,6 +372,7 @@ async fn serve_connection<S>(
     service: S,
     conn: Arc<Conn>,
     settings: ConnectionSettings,
+    clock: SharedClock,
 ) where
     S: tower::Service<
             axum::extract::Request,
@@ -380,11 +384,11 @@ async fn serve_connection<S>(
     S::Future: Send + 'static,
 {
     match tls {
-        None => http(stream, service, conn).await,
+        None => http(stream, service, conn, clock).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout(settings.header_timeout, acceptor.accept(stream));
             match handshake.await {
-                Ok(Ok(stream)) => http(stream, service, conn).await,
+                Ok(Ok(stream)) => http(stream, service, conn, clock).await,
                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out"),
             }
@@ -392,7 +396,7 @@ async fn serve_connection<S>(
     }
 }
 
-async fn http<IO, S>(io: IO, service: S, conn: Arc<Conn>)
+async fn http<IO, S>(io: IO, service: S, conn: Arc<Conn>, clock: SharedClock)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: tower::Service<
@@ -407,6 +411,7 @@ where
     let io = Guarded {
         inner: io,
         conn: conn.clone(),
+        clock,
         replacing: None,
     };
     let counted = conn.clone();
@@ -476,6 +481,8 @@ where
 struct Guarded<IO> {
     inner: IO,
     conn: Arc<Conn>,
+    /// Dates the envelopes that replace hyper's answers.
+    clock: SharedClock,
     /// An envelope being written in place of hyper's answer, how much of it
     /// is written, and how many bytes of hyper's answer it stands for.
     replacing: Option<(Vec<u8>, usize, usize)>,
@@ -531,7 +538,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         if this.replacing.is_none()
-            && let Some(envelope) = replacement(buf)
+            && let Some(envelope) = replacement(buf, this.clock.as_ref())
         {
             this.replacing = Some((envelope, 0, buf.len()));
         }
@@ -550,7 +557,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
         let this = &mut *self;
         let first = bufs.iter().find(|b| !b.is_empty());
         if this.replacing.is_none()
-            && let Some(envelope) = first.and_then(|b| replacement(b))
+            && let Some(envelope) = first.and_then(|b| replacement(b, this.clock.as_ref()))
         {
             this.replacing = Some((envelope, 0, first.map_or(0, |b| b.len())));
         }
@@ -579,7 +586,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
 /// When `head` is the start of an answer hyper wrote on its own (an error
 /// status without the `request-id` every answer of the service has), the
 /// whole answer to send instead: the same status with the Graph envelope.
-fn replacement(head: &[u8]) -> Option<Vec<u8>> {
+fn replacement(head: &[u8], clock: &dyn Clock) -> Option<Vec<u8>> {
     // Most writes are successful answers or bodies: out in a few comparisons.
     if !matches!(head.get(9), Some(b'4' | b'5')) || !head.starts_with(b"HTTP/1.") {
         return None;
@@ -607,7 +614,7 @@ fn replacement(head: &[u8]) -> Option<Vec<u8>> {
     }
     let id = request_id();
     tracing::info!(request_id = %id, status = report.status.as_u16(), code = %report.code, "request refused before routing");
-    let body = envelope(&report, &id, None);
+    let body = envelope(&report, &id, None, clock.now());
     let date = head[..end]
         .split(|&b| b == b'\n')
         .find(|line| line.len() > 5 && line[..5].eq_ignore_ascii_case(b"date:"))
@@ -630,6 +637,9 @@ fn replacement(head: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::{RESERVED_DESCRIPTORS, fit_to_descriptors, replacement};
+    use crate::clock::FixedClock;
+
+    const CLOCK: FixedClock = FixedClock(time::macros::datetime!(2026-12-06 10:00 UTC));
 
     #[cfg(unix)]
     #[test]
@@ -664,7 +674,7 @@ mod tests {
                 "RequestHeaderFieldsTooLarge",
             ),
         ] {
-            let out = String::from_utf8(replacement(head).expect("replaced")).unwrap();
+            let out = String::from_utf8(replacement(head, &CLOCK).expect("replaced")).unwrap();
             assert!(out.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{out}");
             let (head, body) = out.split_once("\r\n\r\n").unwrap();
             assert!(head.contains("\r\nrequest-id: "), "{head}");
@@ -674,9 +684,11 @@ mod tests {
             assert!(body["error"]["innerError"]["request-id"].is_string());
         }
         assert!(
-            String::from_utf8(replacement(b"HTTP/1.1 400 Bad Request\r\ndate: X\r\n\r\n").unwrap())
-                .unwrap()
-                .contains("\r\ndate: X\r\n")
+            String::from_utf8(
+                replacement(b"HTTP/1.1 400 Bad Request\r\ndate: X\r\n\r\n", &CLOCK).unwrap()
+            )
+            .unwrap()
+            .contains("\r\ndate: X\r\n")
         );
         for kept in [
             &b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..],
@@ -685,7 +697,12 @@ mod tests {
             b"{\"value\":[]}",
             b"HTTP/1.1",
         ] {
-            assert_eq!(replacement(kept), None, "{}", String::from_utf8_lossy(kept));
+            assert_eq!(
+                replacement(kept, &CLOCK),
+                None,
+                "{}",
+                String::from_utf8_lossy(kept)
+            );
         }
     }
 }

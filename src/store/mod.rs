@@ -580,13 +580,15 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// How a backend is opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct StoreOptions {
     /// Connections in the pool of a server backend (PostgreSQL).
     pub pool_size: usize,
     /// Bytes of documents kept in memory for reads by id (SQLite only: with
     /// PostgreSQL other processes write too); 0 turns the cache off.
     pub read_cache_bytes: usize,
+    /// Stamps what the store creates on its own (the reserved collections).
+    pub clock: crate::clock::SharedClock,
 }
 
 /// The read cache's default size.
@@ -597,6 +599,7 @@ impl Default for StoreOptions {
         Self {
             pool_size: postgres::DEFAULT_POOL_SIZE,
             read_cache_bytes: DEFAULT_READ_CACHE_MB << 20,
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
         }
     }
 }
@@ -653,13 +656,15 @@ pub async fn open_with(
     options: StoreOptions,
 ) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     Ok(match locate(database_url)? {
-        Location::Sqlite(path) => std::sync::Arc::new(sqlite::SqliteStore::open_with_cache(
-            path,
-            options.read_cache_bytes,
-        )?),
-        Location::Postgres(url) => {
-            std::sync::Arc::new(postgres::PgStore::open(url, options.pool_size).await?)
-        }
+        Location::Sqlite(path) => std::sync::Arc::new(
+            sqlite::SqliteStore::open_with_cache(path, options.read_cache_bytes)?
+                .with_clock(options.clock),
+        ),
+        Location::Postgres(url) => std::sync::Arc::new(
+            postgres::PgStore::open(url, options.pool_size)
+                .await?
+                .with_clock(options.clock),
+        ),
     })
 }
 

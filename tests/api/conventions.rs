@@ -399,3 +399,41 @@ async fn a_nul_character_anywhere_is_a_400_on_every_backend_and_nothing_is_store
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized_client", "{body}");
 }
+
+#[tokio::test]
+async fn everything_the_server_stamps_reads_its_injected_clock() {
+    let at = time::macros::datetime!(2030-01-02 03:04:05 UTC);
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_with_clock(
+        agentry::config::ServerConfig::with_data_dir(dir.path()),
+        std::sync::Arc::new(agentry::clock::FixedClock(at)),
+    )
+    .await;
+    let created = s.create_instance(instance_body("timed", "Timed")).await;
+    assert_eq!(created["createdDateTime"], "2030-01-02T03:04:05.0000000Z");
+    let global = s
+        .get_json(&format!("/agentRegistry/agentCollections/{GLOBAL}"))
+        .await;
+    assert_eq!(global["createdDateTime"], "2030-01-02T03:04:05.0000000Z");
+    let e = assert_graph_error(
+        s.get("/agentRegistry/agentInstances/none").await,
+        404,
+        "AgentNotFound",
+    )
+    .await;
+    assert_eq!(e["error"]["innerError"]["date"], "2030-01-02T03:04:05");
+    let journal: Value = s
+        .client
+        .get(format!("{}/_agentry/requests?format=har", s.origin))
+        .bearer_auth(s.app_token_for(TENANT_A, &["Agentry.Admin"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        journal["log"]["entries"][0]["startedDateTime"],
+        "2030-01-02T03:04:05.0000000Z"
+    );
+}

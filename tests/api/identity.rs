@@ -334,7 +334,7 @@ impl Provider {
     }
 
     fn token(&self, iss: &str, aud: &str) -> String {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = agentry::clock::wall_now().unix_timestamp();
         let claims = serde_json::json!({
             "aud": aud, "iss": iss, "tid": TENANT_A, "oid": "external-user", "appid": "external-client",
             "scp": "AgentInstance.Read.All", "wids": [agentry::auth::permissions::AGENT_REGISTRY_ADMINISTRATOR],

@@ -62,7 +62,15 @@ impl TestServer {
     /// A server with this configuration; the database of its data folder is
     /// on the backend under test (see [`database_url_for`]) unless the
     /// configuration names another.
-    pub async fn start_with(mut config: ServerConfig) -> Self {
+    pub async fn start_with(config: ServerConfig) -> Self {
+        Self::start_with_clock(config, Arc::new(agentry::clock::SystemClock)).await
+    }
+
+    /// A server whose clock is `clock` (its data folder outlives it).
+    pub async fn start_with_clock(
+        mut config: ServerConfig,
+        clock: agentry::clock::SharedClock,
+    ) -> Self {
         config.listen = "127.0.0.1:0".into();
         if config.journal == agentry::config::JournalSettings::default() {
             // Every answer, whole, for the OpenAPI check (`crate::openapi`).
@@ -75,7 +83,9 @@ impl TestServer {
         if config.database_url == default_database_url(&config.data_dir) {
             config.database_url = database_url_for(&config.data_dir);
         }
-        let app = Application::build(&config).await.expect("server starts");
+        let app = Application::build_with_clock(&config, clock)
+            .await
+            .expect("server starts");
         let origin = format!("http://{}", app.local_addr());
         let keys = app.keys();
         let state = app.state();
@@ -289,7 +299,7 @@ pub fn token_request(tenant: &str, expires_in: i64, shift: i64) -> TokenRequest 
             permissions::AGENT_REGISTRY_ADMINISTRATOR.into(),
             permissions::GLOBAL_ADMINISTRATOR.into(),
         ],
-        issued_at: time::OffsetDateTime::now_utc().unix_timestamp() + shift,
+        issued_at: agentry::clock::wall_now().unix_timestamp() + shift,
         expires_in,
     }
 }

@@ -53,6 +53,7 @@ pub struct PgStore {
     pool: Pool,
     /// Tenants whose reserved collections are known to be stored.
     seeded: RwLock<HashSet<String>>,
+    clock: crate::clock::SharedClock,
 }
 
 /// Why a step inside a transaction failed: a database error still to be
@@ -223,6 +224,12 @@ impl PgStore {
         Ok(store)
     }
 
+    /// Stamps what the store creates on its own with `clock`.
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// A store over a pool, without touching the database yet.
     pub fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
         let mut config: tokio_postgres::Config = url
@@ -252,6 +259,7 @@ impl PgStore {
         Ok(Self {
             pool,
             seeded: RwLock::new(HashSet::new()),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
         })
     }
 
@@ -279,7 +287,7 @@ impl PgStore {
         {
             return Ok(());
         }
-        let now = crate::clock::entity_timestamp(time::OffsetDateTime::now_utc());
+        let now = crate::clock::entity_timestamp(self.clock.now());
         transaction!(self, |tx| {
             for c in &RESERVED_COLLECTIONS {
                 let doc = reserved_collection_document(c, &now);

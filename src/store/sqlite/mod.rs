@@ -70,6 +70,7 @@ pub struct SqliteStore {
     cache: Arc<cache::DocCache>,
     /// Tenants whose reserved collections are known to be stored.
     seeded: RwLock<HashSet<String>>,
+    clock: crate::clock::SharedClock,
 }
 
 pub(super) fn sql_error(e: rusqlite::Error) -> StoreError {
@@ -117,7 +118,14 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             cache,
             seeded: RwLock::new(HashSet::new()),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
         })
+    }
+
+    /// Stamps what the store creates on its own with `clock`.
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn open_reader(&self) -> Result<Connection, StoreError> {
@@ -182,9 +190,9 @@ impl SqliteStore {
             return Ok(());
         }
         let t = tenant.to_owned();
+        let now = crate::clock::entity_timestamp(self.clock.now());
         self.writer
             .write(move |conn| {
-                let now = crate::clock::entity_timestamp(time::OffsetDateTime::now_utc());
                 for c in &RESERVED_COLLECTIONS {
                     let exists = get_row(conn, Table::Collections, &t, c.id)?.is_some();
                     if !exists {
