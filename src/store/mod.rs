@@ -4,6 +4,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod write;
 
 use crate::domain::copilot::{
     CopilotError, CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,

@@ -16,6 +16,7 @@ mod policies;
 mod query;
 mod tenant;
 
+use super::write::{self, Row, Table, not_found, text};
 use super::{
     Criteria, EXPANDED_LIMIT, EntityKind, ImportMode, ImportReport, ListQuery, Navigation, Page,
     Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
@@ -24,11 +25,8 @@ use crate::domain::apps::AppRegistration;
 use crate::domain::copilot::{
     CopilotError, CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
 };
-use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
-use crate::domain::{
-    DomainError, EntityWrite, ManifestChange, RESERVED_COLLECTIONS, WriteContext, apply_patch,
-    ensure_required, new_document, new_id, reserved_collection_document,
-};
+use crate::domain::schema::{AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
+use crate::domain::{DomainError, EntityWrite, WriteContext};
 use async_trait::async_trait;
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
@@ -288,74 +286,18 @@ impl PgStore {
             return Ok(());
         }
         let now = crate::clock::entity_timestamp(self.clock.now());
-        transaction!(self, |tx| {
-            for c in &RESERVED_COLLECTIONS {
-                let doc = reserved_collection_document(c, &now);
-                insert_entity_row(&tx, Table::Collections, tenant, &doc, None, true).await?;
-            }
-        })?;
+        transaction!(self, |tx| write::ensure_reserved(
+            &mut PgRows(&tx),
+            tenant,
+            &now
+        )
+        .await?)?;
         self.seeded
             .write()
             .expect("seed set poisoned")
             .insert(tenant.to_owned());
         Ok(())
     }
-}
-
-/// The three entity tables share one shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Table {
-    Instances,
-    Manifests,
-    Collections,
-}
-
-impl Table {
-    fn name(self) -> &'static str {
-        match self {
-            Table::Instances => "agent_instances",
-            Table::Manifests => "agent_card_manifests",
-            Table::Collections => "agent_collections",
-        }
-    }
-
-    fn kind(self) -> EntityKind {
-        match self {
-            Table::Instances => EntityKind::Instance,
-            Table::Manifests => EntityKind::Manifest,
-            Table::Collections => EntityKind::Collection,
-        }
-    }
-
-    fn ty(self) -> &'static EntityType {
-        match self {
-            Table::Instances => &AGENT_INSTANCE,
-            Table::Manifests => &AGENT_CARD_MANIFEST,
-            Table::Collections => &AGENT_COLLECTION,
-        }
-    }
-
-    /// The property its side table mirrors.
-    fn side_field(self) -> Option<&'static str> {
-        match self {
-            Table::Instances => Some("ownerIds"),
-            Table::Manifests => Some("skills"),
-            Table::Collections => None,
-        }
-    }
-}
-
-/// A row loaded, and locked, for a read-modify-write.
-struct Row {
-    doc: Map<String, Value>,
-    version: i64,
-    manifest_id: Option<String>,
-    /// The link as loaded, so an update that keeps it leaves the instance's
-    /// skill tags alone.
-    loaded_manifest_id: Option<String>,
-    /// The value the side table mirrors as loaded, so an update that leaves
-    /// it alone does not rewrite the side table.
-    side: Option<Value>,
 }
 
 fn object(text: &str) -> Map<String, Value> {
@@ -365,36 +307,292 @@ fn object(text: &str) -> Map<String, Value> {
     }
 }
 
-/// Reads a row and locks it until the transaction ends.
-async fn lock_row(
-    c: &impl GenericClient,
-    table: Table,
-    tenant: &str,
-    id: &str,
-) -> Step<Option<Row>> {
-    let link = if table == Table::Instances {
-        "manifest_id"
-    } else {
-        "NULL::text"
-    };
-    let sql = format!(
-        "SELECT doc::text, version, {link} FROM {} WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-        table.name()
-    );
-    let stmt = c.prepare_cached(&sql).await?;
-    let Some(r) = c.query_opt(&stmt, &[&tenant, &id]).await? else {
-        return Ok(None);
-    };
-    let doc = object(r.try_get::<_, &str>(0)?);
-    let side = table.side_field().and_then(|f| doc.get(f).cloned());
-    let manifest_id: Option<String> = r.try_get(2)?;
-    Ok(Some(Row {
-        doc,
-        version: r.try_get(1)?,
-        loaded_manifest_id: manifest_id.clone(),
-        manifest_id,
-        side,
-    }))
+/// The write path's row operations inside a transaction (see
+/// [`write::Rows`]): rows read for a write are locked until it commits.
+struct PgRows<'t, C>(&'t C);
+
+/// The statements that delete what hangs off a deleted row, each taking
+/// `$1` tenant and `$2` id.
+fn dependents(table: Table) -> &'static [&'static str] {
+    match table {
+        Table::Instances => &[
+            "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2",
+            "DELETE FROM agent_collection_members WHERE tenant_id = $1 AND instance_id = $2",
+            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id = $2",
+        ],
+        Table::Manifests => &[
+            "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2",
+        ],
+        Table::Collections => {
+            &["DELETE FROM agent_collection_members WHERE tenant_id = $1 AND collection_id = $2"]
+        }
+    }
+}
+
+/// Runs a statement taking `$1` tenant and `$2` id; the rows it changed.
+async fn execute(c: &impl GenericClient, sql: &str, tenant: &str, id: &str) -> Step<u64> {
+    let stmt = c.prepare_cached(sql).await?;
+    Ok(c.execute(&stmt, &[&tenant, &id]).await?)
+}
+
+impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
+    type Error = Fail;
+
+    async fn row(&mut self, table: Table, tenant: &str, id: &str) -> Step<Option<Row>> {
+        let link = if table == Table::Instances {
+            "manifest_id"
+        } else {
+            "NULL::text"
+        };
+        let sql = format!(
+            "SELECT doc::text, version, {link}, display_name, managed_by, originating_store FROM {} WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            table.name()
+        );
+        let stmt = self.0.prepare_cached(&sql).await?;
+        let Some(r) = self.0.query_opt(&stmt, &[&tenant, &id]).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Row::loaded(
+            table,
+            r.try_get::<_, &str>(0)?,
+            r.try_get(1)?,
+            r.try_get(2)?,
+            [r.try_get(3)?, r.try_get(4)?, r.try_get(5)?],
+        )))
+    }
+
+    async fn exists(&mut self, table: Table, tenant: &str, id: &str, hold: bool) -> Step<bool> {
+        exists(self.0, table, tenant, id, hold).await
+    }
+
+    async fn insert(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        doc: &Map<String, Value>,
+        manifest_id: Option<&str>,
+        if_new: bool,
+    ) -> Step<Option<Stored>> {
+        let id = text(doc, "id").unwrap_or_default().to_owned();
+        let body = Value::Object(doc.clone()).to_string();
+        let (link_col, link_val) = if table == Table::Instances {
+            (", manifest_id", ", $10")
+        } else {
+            ("", "")
+        };
+        let sql = format!(
+            "INSERT INTO {} (tenant_id, id, display_name, managed_by, originating_store, created_at, modified_at, version, doc{link_col})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json{link_val}){}",
+            table.name(),
+            if if_new { " ON CONFLICT DO NOTHING" } else { "" }
+        );
+        let stmt = self.0.prepare_cached(&sql).await?;
+        let version = 1i64;
+        let created = text(doc, "createdDateTime").unwrap_or_default();
+        let modified = text(doc, "lastModifiedDateTime").unwrap_or_default();
+        let (name, managed, store) = (
+            text(doc, "displayName"),
+            text(doc, "managedBy"),
+            text(doc, "originatingStore"),
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &tenant, &id, &name, &managed, &store, &created, &modified, &version, &body,
+        ];
+        if table == Table::Instances {
+            params.push(&manifest_id);
+        }
+        match self.0.execute(&stmt, &params).await {
+            Ok(0) => Ok(None),
+            Ok(_) => Ok(Some(Stored {
+                id,
+                doc: body,
+                version,
+            })),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
+                kind: table.kind(),
+                id,
+            }
+            .into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn update(&mut self, table: Table, tenant: &str, id: &str, row: &Row) -> Step<Stored> {
+        let body = Value::Object(row.doc.clone()).to_string();
+        let version = row.version + 1;
+        let link = if table == Table::Instances {
+            ", manifest_id = $9"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE {} SET display_name = $3, managed_by = $4, originating_store = $5, modified_at = $6, version = $7, doc = $8::text::json{link}
+             WHERE tenant_id = $1 AND id = $2",
+            table.name()
+        );
+        let stmt = self.0.prepare_cached(&sql).await?;
+        let modified = text(&row.doc, "lastModifiedDateTime").unwrap_or_default();
+        let (name, managed, store) = (
+            text(&row.doc, "displayName"),
+            text(&row.doc, "managedBy"),
+            text(&row.doc, "originatingStore"),
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &tenant, &id, &name, &managed, &store, &modified, &version, &body,
+        ];
+        if table == Table::Instances {
+            params.push(&row.manifest_id);
+        }
+        self.0.execute(&stmt, &params).await?;
+        Ok(Stored {
+            id: id.to_owned(),
+            doc: body,
+            version,
+        })
+    }
+
+    async fn delete(&mut self, table: Table, tenant: &str, id: &str) -> Step<bool> {
+        let sql = format!(
+            "DELETE FROM {} WHERE tenant_id = $1 AND id = $2",
+            table.name()
+        );
+        Ok(execute(self.0, &sql, tenant, id).await? > 0)
+    }
+
+    async fn delete_dependents(&mut self, table: Table, tenant: &str, id: &str) -> Step<()> {
+        for sql in dependents(table) {
+            execute(self.0, sql, tenant, id).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_side_values(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+        values: &[&str],
+    ) -> Step<()> {
+        let (delete, insert) = match table {
+            Table::Instances => (
+                "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2",
+                "INSERT INTO agent_instance_owners (tenant_id, instance_id, owner_id)
+                 SELECT $1, $2, v FROM unnest($3::text[]) AS v ON CONFLICT DO NOTHING",
+            ),
+            Table::Manifests => (
+                "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2",
+                "INSERT INTO agent_card_manifest_skill_tags (tenant_id, manifest_id, tag)
+                 SELECT $1, $2, v FROM unnest($3::text[]) AS v ON CONFLICT DO NOTHING",
+            ),
+            Table::Collections => return Ok(()),
+        };
+        execute(self.0, delete, tenant, id).await?;
+        if !values.is_empty() {
+            let stmt = self.0.prepare_cached(insert).await?;
+            self.0.execute(&stmt, &[&tenant, &id, &values]).await?;
+        }
+        Ok(())
+    }
+
+    async fn link_instance_tags(
+        &mut self,
+        tenant: &str,
+        instance: &str,
+        manifest: Option<&str>,
+    ) -> Step<()> {
+        execute(
+            self.0,
+            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id = $2",
+            tenant,
+            instance,
+        )
+        .await?;
+        if let Some(manifest) = manifest {
+            let stmt = self
+                .0
+                .prepare_cached(
+                    "INSERT INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+                     SELECT tenant_id, tag, $2 FROM agent_card_manifest_skill_tags
+                     WHERE tenant_id = $1 AND manifest_id = $3
+                     ON CONFLICT DO NOTHING",
+                )
+                .await?;
+            self.0
+                .execute(&stmt, &[&tenant, &instance, &manifest])
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn relink_manifest_tags(&mut self, tenant: &str, manifest: &str) -> Step<()> {
+        for sql in [
+            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id IN
+             (SELECT id FROM agent_instances WHERE tenant_id = $1 AND manifest_id = $2)",
+            "INSERT INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+             SELECT i.tenant_id, t.tag, i.id FROM agent_instances i
+             JOIN agent_card_manifest_skill_tags t ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id
+             WHERE i.tenant_id = $1 AND i.manifest_id = $2
+             ON CONFLICT DO NOTHING",
+        ] {
+            execute(self.0, sql, tenant, manifest).await?;
+        }
+        Ok(())
+    }
+
+    async fn instances_linking(&mut self, tenant: &str, manifest: &str) -> Step<u64> {
+        let stmt = self
+            .0
+            .prepare_cached(
+                "SELECT count(*) FROM agent_instances WHERE tenant_id = $1 AND manifest_id = $2",
+            )
+            .await?;
+        let n: i64 = self
+            .0
+            .query_one(&stmt, &[&tenant, &manifest])
+            .await?
+            .try_get(0)?;
+        Ok(n as u64)
+    }
+
+    async fn insert_member(
+        &mut self,
+        tenant: &str,
+        collection: &str,
+        instance: &str,
+    ) -> Step<bool> {
+        let stmt = self
+            .0
+            .prepare_cached(
+                "INSERT INTO agent_collection_members (tenant_id, collection_id, instance_id)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        Ok(self
+            .0
+            .execute(&stmt, &[&tenant, &collection, &instance])
+            .await?
+            > 0)
+    }
+
+    async fn delete_member(
+        &mut self,
+        tenant: &str,
+        collection: &str,
+        instance: &str,
+    ) -> Step<bool> {
+        let stmt = self
+            .0
+            .prepare_cached(
+                "DELETE FROM agent_collection_members
+                 WHERE tenant_id = $1 AND collection_id = $2 AND instance_id = $3",
+            )
+            .await?;
+        Ok(self
+            .0
+            .execute(&stmt, &[&tenant, &collection, &instance])
+            .await?
+            > 0)
+    }
 }
 
 async fn get_stored(
@@ -437,338 +635,17 @@ async fn exists(
     Ok(c.query_opt(&stmt, &[&tenant, &id]).await?.is_some())
 }
 
-fn text<'a>(doc: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    doc.get(key).and_then(Value::as_str)
-}
-
-/// Inserts an entity. With `if_new`, an existing id is left alone and
-/// `Ok(None)` says so; otherwise it is `AlreadyExists`.
-async fn insert_entity_row(
-    c: &impl GenericClient,
+/// Inserts an entity with its side tables; with `if_new`, an id taken is
+/// left alone and `None` says so, else it is `AlreadyExists`.
+async fn insert_entity_row<C: GenericClient + Sync>(
+    c: &C,
     table: Table,
     tenant: &str,
     doc: &Map<String, Value>,
     manifest_id: Option<&str>,
     if_new: bool,
 ) -> Step<Option<Stored>> {
-    let id = text(doc, "id").unwrap_or_default().to_owned();
-    let body = Value::Object(doc.clone()).to_string();
-    let (link_col, link_val) = if table == Table::Instances {
-        (", manifest_id", ", $10")
-    } else {
-        ("", "")
-    };
-    let sql = format!(
-        "INSERT INTO {} (tenant_id, id, display_name, managed_by, originating_store, created_at, modified_at, version, doc{link_col})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json{link_val}){}",
-        table.name(),
-        if if_new { " ON CONFLICT DO NOTHING" } else { "" }
-    );
-    let stmt = c.prepare_cached(&sql).await?;
-    let version = 1i64;
-    let created = text(doc, "createdDateTime").unwrap_or_default();
-    let modified = text(doc, "lastModifiedDateTime").unwrap_or_default();
-    let (name, managed, store) = (
-        text(doc, "displayName"),
-        text(doc, "managedBy"),
-        text(doc, "originatingStore"),
-    );
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-        &tenant, &id, &name, &managed, &store, &created, &modified, &version, &body,
-    ];
-    if table == Table::Instances {
-        params.push(&manifest_id);
-    }
-    let n = match c.execute(&stmt, &params).await {
-        Ok(n) => n,
-        Err(e) if is_unique_violation(&e) => {
-            return Err(StoreError::AlreadyExists {
-                kind: table.kind(),
-                id,
-            }
-            .into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if n == 0 {
-        return Ok(None);
-    }
-    write_side_tables(c, table, tenant, &id, doc).await?;
-    if manifest_id.is_some() {
-        link_instance_tags(c, tenant, &id, manifest_id).await?;
-    }
-    Ok(Some(Stored {
-        id,
-        doc: body,
-        version,
-    }))
-}
-
-async fn insert_entity(
-    c: &impl GenericClient,
-    table: Table,
-    tenant: &str,
-    doc: &Map<String, Value>,
-    manifest_id: Option<&str>,
-) -> Step<Stored> {
-    let stored = insert_entity_row(c, table, tenant, doc, manifest_id, false).await?;
-    stored.ok_or_else(|| {
-        Fail::Store(StoreError::AlreadyExists {
-            kind: table.kind(),
-            id: text(doc, "id").unwrap_or_default().to_owned(),
-        })
-    })
-}
-
-async fn update_entity(
-    c: &impl GenericClient,
-    table: Table,
-    tenant: &str,
-    id: &str,
-    row: &Row,
-) -> Step<Stored> {
-    let body = Value::Object(row.doc.clone()).to_string();
-    let version = row.version + 1;
-    let link = if table == Table::Instances {
-        ", manifest_id = $9"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "UPDATE {} SET display_name = $3, managed_by = $4, originating_store = $5, modified_at = $6, version = $7, doc = $8::text::json{link}
-         WHERE tenant_id = $1 AND id = $2",
-        table.name()
-    );
-    let stmt = c.prepare_cached(&sql).await?;
-    let modified = text(&row.doc, "lastModifiedDateTime").unwrap_or_default();
-    let (name, managed, store) = (
-        text(&row.doc, "displayName"),
-        text(&row.doc, "managedBy"),
-        text(&row.doc, "originatingStore"),
-    );
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-        &tenant, &id, &name, &managed, &store, &modified, &version, &body,
-    ];
-    if table == Table::Instances {
-        params.push(&row.manifest_id);
-    }
-    c.execute(&stmt, &params).await?;
-    if table
-        .side_field()
-        .is_some_and(|f| row.doc.get(f) != row.side.as_ref())
-    {
-        write_side_tables(c, table, tenant, id, &row.doc).await?;
-        if table == Table::Manifests {
-            relink_manifest_tags(c, tenant, id).await?;
-        }
-    }
-    if table == Table::Instances && row.manifest_id != row.loaded_manifest_id {
-        link_instance_tags(c, tenant, id, row.manifest_id.as_deref()).await?;
-    }
-    Ok(Stored {
-        id: id.to_owned(),
-        doc: body,
-        version,
-    })
-}
-
-/// Keeps the index tables for multi-valued properties in step with the document.
-async fn write_side_tables(
-    c: &impl GenericClient,
-    table: Table,
-    tenant: &str,
-    id: &str,
-    doc: &Map<String, Value>,
-) -> Step<()> {
-    let (delete, insert, values): (&str, &str, Vec<&str>) = match table {
-        Table::Instances => (
-            "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2",
-            "INSERT INTO agent_instance_owners (tenant_id, instance_id, owner_id)
-             SELECT $1, $2, v FROM unnest($3::text[]) AS v ON CONFLICT DO NOTHING",
-            doc.get("ownerIds")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect(),
-        ),
-        Table::Manifests => (
-            "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2",
-            "INSERT INTO agent_card_manifest_skill_tags (tenant_id, manifest_id, tag)
-             SELECT $1, $2, v FROM unnest($3::text[]) AS v ON CONFLICT DO NOTHING",
-            doc.get("skills")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.get("tags")?.as_array())
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect(),
-        ),
-        Table::Collections => return Ok(()),
-    };
-    let stmt = c.prepare_cached(delete).await?;
-    c.execute(&stmt, &[&tenant, &id]).await?;
-    if !values.is_empty() {
-        let stmt = c.prepare_cached(insert).await?;
-        c.execute(&stmt, &[&tenant, &id, &values]).await?;
-    }
-    Ok(())
-}
-
-/// Gives an instance the skill tags of the manifest it links (none if none).
-async fn link_instance_tags(
-    c: &impl GenericClient,
-    tenant: &str,
-    instance: &str,
-    manifest: Option<&str>,
-) -> Step<()> {
-    let stmt = c
-        .prepare_cached(
-            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id = $2",
-        )
-        .await?;
-    c.execute(&stmt, &[&tenant, &instance]).await?;
-    if let Some(manifest) = manifest {
-        let stmt = c
-            .prepare_cached(
-                "INSERT INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
-                 SELECT tenant_id, tag, $2 FROM agent_card_manifest_skill_tags
-                 WHERE tenant_id = $1 AND manifest_id = $3
-                 ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        c.execute(&stmt, &[&tenant, &instance, &manifest]).await?;
-    }
-    Ok(())
-}
-
-/// Gives every instance that links a manifest the manifest's new skill tags.
-async fn relink_manifest_tags(c: &impl GenericClient, tenant: &str, manifest: &str) -> Step<()> {
-    for sql in [
-        "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id IN
-         (SELECT id FROM agent_instances WHERE tenant_id = $1 AND manifest_id = $2)",
-        "INSERT INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
-         SELECT i.tenant_id, t.tag, i.id FROM agent_instances i
-         JOIN agent_card_manifest_skill_tags t ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id
-         WHERE i.tenant_id = $1 AND i.manifest_id = $2
-         ON CONFLICT DO NOTHING",
-    ] {
-        let stmt = c.prepare_cached(sql).await?;
-        c.execute(&stmt, &[&tenant, &manifest]).await?;
-    }
-    Ok(())
-}
-
-/// Deletes an entity's row, then the rows that hang off it (`dependents`,
-/// each taking `$1` tenant and `$2` id); `NotFound` when there was no row.
-/// `PreconditionFailed` when its version is not `if_match`. The row goes
-/// first: its lock makes a concurrent writer that is adding a dependent row
-/// finish before the dependents are deleted.
-async fn delete_entity(
-    c: &impl GenericClient,
-    table: Table,
-    tenant: &str,
-    id: &str,
-    if_match: Option<i64>,
-    dependents: &[&str],
-) -> Step<()> {
-    check_stored_version(c, table, tenant, id, if_match).await?;
-    let sql = format!(
-        "DELETE FROM {} WHERE tenant_id = $1 AND id = $2",
-        table.name()
-    );
-    let stmt = c.prepare_cached(&sql).await?;
-    if c.execute(&stmt, &[&tenant, &id]).await? == 0 {
-        return Err(not_found(table.kind(), id).into());
-    }
-    for sql in dependents {
-        let stmt = c.prepare_cached(sql).await?;
-        c.execute(&stmt, &[&tenant, &id]).await?;
-    }
-    Ok(())
-}
-
-/// Refuses a write whose expected version (`if_match`) is not `actual`.
-fn ensure_version(kind: EntityKind, id: &str, actual: i64, if_match: Option<i64>) -> Step<()> {
-    match if_match {
-        Some(expected) if expected != actual => Err(StoreError::PreconditionFailed {
-            kind,
-            id: id.to_owned(),
-        }
-        .into()),
-        _ => Ok(()),
-    }
-}
-
-/// Checks a delete's precondition against the stored version, locking the
-/// row; `NotFound` when the entity is missing and a version was expected.
-async fn check_stored_version(
-    c: &impl GenericClient,
-    table: Table,
-    tenant: &str,
-    id: &str,
-    if_match: Option<i64>,
-) -> Step<()> {
-    if if_match.is_none() {
-        return Ok(());
-    }
-    let row = lock_row(c, table, tenant, id)
-        .await?
-        .ok_or_else(|| not_found(table.kind(), id))?;
-    ensure_version(table.kind(), id, row.version, if_match)
-}
-
-fn not_found(kind: EntityKind, id: &str) -> StoreError {
-    StoreError::NotFound {
-        kind,
-        id: id.to_owned(),
-    }
-}
-
-/// Creates a manifest from a nested or direct create body.
-async fn create_manifest_row(
-    c: &impl GenericClient,
-    tenant: &str,
-    id: &str,
-    write: &EntityWrite,
-    ctx: &WriteContext,
-) -> Step<Stored> {
-    ensure_required(&AGENT_CARD_MANIFEST, &write.props)?;
-    let doc = new_document(&AGENT_CARD_MANIFEST, id, &write.props, ctx);
-    insert_entity(c, Table::Manifests, tenant, &doc, None).await
-}
-
-/// Carries out an instance write's `agentCardManifest` part; returns the new link.
-async fn apply_manifest_change(
-    c: &impl GenericClient,
-    tenant: &str,
-    current: Option<String>,
-    change: &ManifestChange,
-    ctx: &WriteContext,
-) -> Step<Option<String>> {
-    match change {
-        ManifestChange::Unlink => Ok(None),
-        ManifestChange::Bind(id) => {
-            // Shared lock: the manifest cannot be deleted before this commits.
-            if !exists(c, Table::Manifests, tenant, id, true).await? {
-                return Err(not_found(EntityKind::Manifest, id).into());
-            }
-            Ok(Some(id.clone()))
-        }
-        ManifestChange::Upsert(nested) => {
-            if let Some(id) = current
-                && let Some(mut row) = lock_row(c, Table::Manifests, tenant, &id).await?
-            {
-                apply_patch(&mut row.doc, &nested.props, ctx);
-                update_entity(c, Table::Manifests, tenant, &id, &row).await?;
-                return Ok(Some(id));
-            }
-            let id = nested.id.clone().unwrap_or_else(new_id);
-            create_manifest_row(c, tenant, &id, nested, ctx).await?;
-            Ok(Some(id))
-        }
-    }
+    write::insert_entity(&mut PgRows(c), table, tenant, doc, manifest_id, if_new).await
 }
 
 async fn run_list(c: &impl GenericClient, compiled: &query::Compiled, q: &ListQuery) -> Step<Page> {
@@ -1014,21 +891,14 @@ impl Store for PgStore {
         write: EntityWrite,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
-        transaction!(self, |tx| {
-            if exists(&tx, Table::Instances, tenant, id, false).await? {
-                return Err(StoreError::AlreadyExists {
-                    kind: EntityKind::Instance,
-                    id: id.to_owned(),
-                }
-                .into());
-            }
-            let link = match &write.manifest {
-                Some(change) => apply_manifest_change(&tx, tenant, None, change, ctx).await?,
-                None => None,
-            };
-            let doc = new_document(&AGENT_INSTANCE, id, &write.props, ctx);
-            insert_entity(&tx, Table::Instances, tenant, &doc, link.as_deref()).await?
-        })
+        transaction!(self, |tx| write::create_instance(
+            &mut PgRows(&tx),
+            tenant,
+            id,
+            &write,
+            ctx
+        )
+        .await?)
     }
 
     async fn get_instance(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
@@ -1043,18 +913,14 @@ impl Store for PgStore {
         write: EntityWrite,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
-        transaction!(self, |tx| {
-            let mut row = lock_row(&tx, Table::Instances, tenant, id)
-                .await?
-                .ok_or_else(|| not_found(EntityKind::Instance, id))?;
-            ensure_version(EntityKind::Instance, id, row.version, ctx.if_match)?;
-            if let Some(change) = &write.manifest {
-                row.manifest_id =
-                    apply_manifest_change(&tx, tenant, row.manifest_id.take(), change, ctx).await?;
-            }
-            apply_patch(&mut row.doc, &write.props, ctx);
-            update_entity(&tx, Table::Instances, tenant, id, &row).await?
-        })
+        transaction!(self, |tx| write::update_instance(
+            &mut PgRows(&tx),
+            tenant,
+            id,
+            &write,
+            ctx
+        )
+        .await?)
     }
 
     async fn delete_instance(
@@ -1063,14 +929,13 @@ impl Store for PgStore {
         id: &str,
         if_match: Option<i64>,
     ) -> Result<(), StoreError> {
-        transaction!(self, |tx| {
-            let dependents = [
-                "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2",
-                "DELETE FROM agent_collection_members WHERE tenant_id = $1 AND instance_id = $2",
-                "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id = $2",
-            ];
-            delete_entity(&tx, Table::Instances, tenant, id, if_match, &dependents).await?
-        })
+        transaction!(self, |tx| write::delete_instance(
+            &mut PgRows(&tx),
+            tenant,
+            id,
+            if_match
+        )
+        .await?)
     }
 
     async fn get_instance_manifest(
@@ -1088,8 +953,14 @@ impl Store for PgStore {
         write: EntityWrite,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
-        transaction!(self, |tx| create_manifest_row(&tx, tenant, id, &write, ctx)
-            .await?)
+        transaction!(self, |tx| write::create_manifest(
+            &mut PgRows(&tx),
+            tenant,
+            id,
+            &write,
+            ctx
+        )
+        .await?)
     }
 
     async fn get_manifest(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
@@ -1114,31 +985,13 @@ impl Store for PgStore {
         id: &str,
         if_match: Option<i64>,
     ) -> Result<(), StoreError> {
-        transaction!(self, |tx| {
-            // Lock first: an instance being linked to it commits before the
-            // count below, which then sees it.
-            let Some(row) = lock_row(&tx, Table::Manifests, tenant, id).await? else {
-                return Err(not_found(EntityKind::Manifest, id).into());
-            };
-            ensure_version(EntityKind::Manifest, id, row.version, if_match)?;
-            let stmt = tx
-                .prepare_cached(
-                    "SELECT count(*) FROM agent_instances WHERE tenant_id = $1 AND manifest_id = $2",
-                )
-                .await?;
-            let linked: i64 = tx.query_one(&stmt, &[&tenant, &id]).await?.try_get(0)?;
-            if linked > 0 {
-                return Err(StoreError::ManifestInUse {
-                    id: id.to_owned(),
-                    instances: linked as u64,
-                }
-                .into());
-            }
-            let dependents = [
-                "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2",
-            ];
-            delete_entity(&tx, Table::Manifests, tenant, id, None, &dependents).await?
-        })
+        transaction!(self, |tx| write::delete_manifest(
+            &mut PgRows(&tx),
+            tenant,
+            id,
+            if_match
+        )
+        .await?)
     }
 
     async fn create_collection(
@@ -1149,10 +1002,14 @@ impl Store for PgStore {
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
         self.ensure_reserved(tenant).await?;
-        transaction!(self, |tx| {
-            let doc = new_document(&AGENT_COLLECTION, id, &write.props, ctx);
-            insert_entity(&tx, Table::Collections, tenant, &doc, None).await?
-        })
+        transaction!(self, |tx| write::create_collection(
+            &mut PgRows(&tx),
+            tenant,
+            id,
+            &write,
+            ctx
+        )
+        .await?)
     }
 
     async fn get_collection(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
@@ -1178,12 +1035,13 @@ impl Store for PgStore {
         id: &str,
         if_match: Option<i64>,
     ) -> Result<(), StoreError> {
-        transaction!(self, |tx| {
-            let dependents = [
-                "DELETE FROM agent_collection_members WHERE tenant_id = $1 AND collection_id = $2",
-            ];
-            delete_entity(&tx, Table::Collections, tenant, id, if_match, &dependents).await?
-        })
+        transaction!(self, |tx| write::delete_collection(
+            &mut PgRows(&tx),
+            tenant,
+            id,
+            if_match
+        )
+        .await?)
     }
 
     async fn add_member(
@@ -1193,32 +1051,13 @@ impl Store for PgStore {
         instance_id: &str,
     ) -> Result<(), StoreError> {
         self.ensure_reserved(tenant).await?;
-        transaction!(self, |tx| {
-            // Shared locks: neither side can be deleted before this commits.
-            if !exists(&tx, Table::Collections, tenant, collection_id, true).await? {
-                return Err(not_found(EntityKind::Collection, collection_id).into());
-            }
-            if !exists(&tx, Table::Instances, tenant, instance_id, true).await? {
-                return Err(not_found(EntityKind::Instance, instance_id).into());
-            }
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO agent_collection_members (tenant_id, collection_id, instance_id)
-                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                )
-                .await?;
-            if tx
-                .execute(&stmt, &[&tenant, &collection_id, &instance_id])
-                .await?
-                == 0
-            {
-                return Err(StoreError::AlreadyMember {
-                    collection: collection_id.to_owned(),
-                    instance: instance_id.to_owned(),
-                }
-                .into());
-            }
-        })
+        transaction!(self, |tx| write::add_member(
+            &mut PgRows(&tx),
+            tenant,
+            collection_id,
+            instance_id
+        )
+        .await?)
     }
 
     async fn remove_member(
@@ -1228,28 +1067,13 @@ impl Store for PgStore {
         instance_id: &str,
     ) -> Result<(), StoreError> {
         self.ensure_reserved(tenant).await?;
-        transaction!(self, |tx| {
-            let stmt = tx
-                .prepare_cached(
-                    "DELETE FROM agent_collection_members
-                     WHERE tenant_id = $1 AND collection_id = $2 AND instance_id = $3",
-                )
-                .await?;
-            if tx
-                .execute(&stmt, &[&tenant, &collection_id, &instance_id])
-                .await?
-                == 0
-            {
-                if !exists(&tx, Table::Collections, tenant, collection_id, false).await? {
-                    return Err(not_found(EntityKind::Collection, collection_id).into());
-                }
-                return Err(StoreError::NotMember {
-                    collection: collection_id.to_owned(),
-                    instance: instance_id.to_owned(),
-                }
-                .into());
-            }
-        })
+        transaction!(self, |tx| write::remove_member(
+            &mut PgRows(&tx),
+            tenant,
+            collection_id,
+            instance_id
+        )
+        .await?)
     }
 
     async fn is_member(
@@ -1561,14 +1385,15 @@ impl PgStore {
         if table == Table::Collections {
             self.ensure_reserved(tenant).await?;
         }
-        transaction!(self, |tx| {
-            let mut row = lock_row(&tx, table, tenant, id)
-                .await?
-                .ok_or_else(|| not_found(table.kind(), id))?;
-            ensure_version(table.kind(), id, row.version, ctx.if_match)?;
-            apply_patch(&mut row.doc, props, ctx);
-            update_entity(&tx, table, tenant, id, &row).await?
-        })
+        transaction!(self, |tx| write::update_plain(
+            &mut PgRows(&tx),
+            table,
+            tenant,
+            id,
+            props,
+            ctx
+        )
+        .await?)
     }
 }
 

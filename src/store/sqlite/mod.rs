@@ -16,6 +16,7 @@ mod query;
 mod tenant;
 mod writer;
 
+use super::write::{self, INDEXED_COLUMNS, Row, Table, not_found, text};
 use super::{
     Criteria, EXPANDED_LIMIT, EntityKind, ImportMode, ImportReport, ListQuery, Navigation, Page,
     Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
@@ -25,10 +26,7 @@ use crate::domain::copilot::{
     CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
 };
 use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
-use crate::domain::{
-    EntityWrite, ManifestChange, RESERVED_COLLECTIONS, WriteContext, apply_patch, ensure_required,
-    new_document, new_id, reserved_collection_document,
-};
+use crate::domain::{EntityWrite, WriteContext};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value};
@@ -193,14 +191,7 @@ impl SqliteStore {
         let now = crate::clock::entity_timestamp(self.clock.now());
         self.writer
             .write(move |conn| {
-                for c in &RESERVED_COLLECTIONS {
-                    let exists = get_row(conn, Table::Collections, &t, c.id)?.is_some();
-                    if !exists {
-                        let doc = reserved_collection_document(c, &now);
-                        insert_entity(conn, Table::Collections, &t, &doc, None)?;
-                    }
-                }
-                Ok(())
+                write::run_now(write::ensure_reserved(&mut SqliteRows(conn), &t, &now))
             })
             .await?;
         self.seeded
@@ -323,107 +314,311 @@ pub(super) fn migrate(conn: &Connection) -> Result<Vec<String>, StoreError> {
     Ok(applied)
 }
 
-/// The three entity tables share one shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Table {
-    Instances,
-    Manifests,
-    Collections,
-}
+/// The write path's row operations on the writer's connection (see
+/// [`write::Rows`]): plain statements, which never wait.
+struct SqliteRows<'c>(&'c Connection);
 
-impl Table {
-    fn name(self) -> &'static str {
-        match self {
-            Table::Instances => "agent_instances",
-            Table::Manifests => "agent_card_manifests",
-            Table::Collections => "agent_collections",
-        }
-    }
-
-    fn kind(self) -> EntityKind {
-        match self {
-            Table::Instances => EntityKind::Instance,
-            Table::Manifests => EntityKind::Manifest,
-            Table::Collections => EntityKind::Collection,
-        }
-    }
-}
-
-/// A row loaded for a read-modify-write.
-struct Row {
-    doc: Map<String, Value>,
-    version: i64,
-    manifest_id: Option<String>,
-    /// The link as loaded, so an update that keeps it leaves the instance's
-    /// skill tags alone.
-    loaded_manifest_id: Option<String>,
-    /// The value the side table mirrors (see [`side_field`]) as loaded, so an
-    /// update that leaves it alone does not rewrite the side table.
-    side: Option<Value>,
-    /// The indexed columns as loaded ([`INDEXED_COLUMNS`]), so an update
-    /// rewrites only the index entries of the columns that change.
-    columns: [Option<String>; 3],
-}
-
-/// Columns mirrored from the document that have indexes: each column, the
-/// document property it mirrors, and its parameter in [`update_entity`].
-const INDEXED_COLUMNS: [(&str, &str, usize); 3] = [
-    ("display_name", "displayName", 3),
-    ("managed_by", "managedBy", 4),
-    ("originating_store", "originatingStore", 5),
-];
-
-/// The property a table's side table mirrors.
-fn side_field(table: Table) -> Option<&'static str> {
+/// The statements that delete what hangs off a deleted row, each taking
+/// `?1` tenant and `?2` id.
+fn dependents(table: Table) -> &'static [&'static str] {
     match table {
-        Table::Instances => Some("ownerIds"),
-        Table::Manifests => Some("skills"),
-        Table::Collections => None,
+        Table::Instances => &[
+            "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2",
+            "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND instance_id = ?2",
+            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id = ?2",
+        ],
+        Table::Manifests => &[
+            "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2",
+        ],
+        Table::Collections => {
+            &["DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2"]
+        }
     }
 }
 
-fn get_row(
-    conn: &Connection,
-    table: Table,
-    tenant: &str,
-    id: &str,
-) -> Result<Option<Row>, StoreError> {
-    let link = if table == Table::Instances {
-        "manifest_id"
-    } else {
-        "NULL"
-    };
-    let sql = format!(
-        "SELECT doc, version, {link}, display_name, managed_by, originating_store FROM {} WHERE tenant_id = ?1 AND id = ?2",
-        table.name()
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
-    let row = stmt
-        .query_row(params![tenant, id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                [r.get(3)?, r.get(4)?, r.get(5)?],
-            ))
-        })
-        .optional()
-        .map_err(sql_error)?;
-    Ok(row.map(|(doc, version, manifest_id, columns)| {
-        let doc = match serde_json::from_str(&doc) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
+impl write::Rows for SqliteRows<'_> {
+    type Error = StoreError;
+
+    async fn row(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<Row>, StoreError> {
+        let link = if table == Table::Instances {
+            "manifest_id"
+        } else {
+            "NULL"
         };
-        let side = side_field(table).and_then(|f| doc.get(f).cloned());
-        Row {
-            doc,
-            version,
-            loaded_manifest_id: manifest_id.clone(),
-            manifest_id,
-            side,
-            columns,
+        let sql = format!(
+            "SELECT doc, version, {link}, display_name, managed_by, originating_store FROM {} WHERE tenant_id = ?1 AND id = ?2",
+            table.name()
+        );
+        let mut stmt = self.0.prepare_cached(&sql).map_err(sql_error)?;
+        let row = stmt
+            .query_row(params![tenant, id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    [r.get(3)?, r.get(4)?, r.get(5)?],
+                ))
+            })
+            .optional()
+            .map_err(sql_error)?;
+        Ok(row
+            .map(|(doc, version, link, columns)| Row::loaded(table, &doc, version, link, columns)))
+    }
+
+    async fn exists(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+        _hold: bool,
+    ) -> Result<bool, StoreError> {
+        // The single writer holds every row it reads until it commits.
+        exists(self.0, table, tenant, id)
+    }
+
+    async fn insert(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        doc: &Map<String, Value>,
+        manifest_id: Option<&str>,
+        if_new: bool,
+    ) -> Result<Option<Stored>, StoreError> {
+        let id = text(doc, "id").unwrap_or_default().to_owned();
+        let body = serde_json::to_string(doc).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let (cols, vals) = if table == Table::Instances {
+            (", manifest_id", ", ?10")
+        } else {
+            ("", "")
+        };
+        let sql = format!(
+            "INSERT {}INTO {} (tenant_id, id, display_name, managed_by, originating_store, created_at, modified_at, version, doc{cols})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9{vals})",
+            if if_new { "OR IGNORE " } else { "" },
+            table.name()
+        );
+        let mut stmt = self.0.prepare_cached(&sql).map_err(sql_error)?;
+        let common = params![
+            tenant,
+            id,
+            text(doc, "displayName"),
+            text(doc, "managedBy"),
+            text(doc, "originatingStore"),
+            text(doc, "createdDateTime").unwrap_or_default(),
+            text(doc, "lastModifiedDateTime").unwrap_or_default(),
+            1i64,
+            body,
+        ];
+        let result = if table == Table::Instances {
+            let mut all: Vec<&dyn rusqlite::ToSql> = common.to_vec();
+            all.push(&manifest_id);
+            stmt.execute(all.as_slice())
+        } else {
+            stmt.execute(common)
+        };
+        match result {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::AlreadyExists {
+                    kind: table.kind(),
+                    id,
+                });
+            }
+            Err(e) => return Err(sql_error(e)),
         }
-    }))
+        cache::record(table, tenant, &id);
+        Ok(Some(Stored {
+            id,
+            doc: body,
+            version: 1,
+        }))
+    }
+
+    async fn update(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+        row: &Row,
+    ) -> Result<Stored, StoreError> {
+        let body =
+            serde_json::to_string(&row.doc).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let version = row.version + 1;
+        // Only the columns whose values change are set: SQLite rewrites the
+        // entries of every index on a column the statement sets, changed or not.
+        let mut sql = format!(
+            "UPDATE {} SET modified_at = ?6, version = ?7, doc = ?9",
+            table.name()
+        );
+        for (n, ((column, field), loaded)) in INDEXED_COLUMNS.iter().zip(&row.columns).enumerate() {
+            if text(&row.doc, field) != loaded.as_deref() {
+                sql.push_str(&format!(", {column} = ?{}", n + 3));
+            }
+        }
+        if table == Table::Instances && row.manifest_id != row.loaded_manifest_id {
+            sql.push_str(", manifest_id = ?8");
+        }
+        sql.push_str(" WHERE tenant_id = ?1 AND id = ?2");
+        let mut stmt = self.0.prepare_cached(&sql).map_err(sql_error)?;
+        stmt.execute(params![
+            tenant,
+            id,
+            text(&row.doc, "displayName"),
+            text(&row.doc, "managedBy"),
+            text(&row.doc, "originatingStore"),
+            text(&row.doc, "lastModifiedDateTime").unwrap_or_default(),
+            version,
+            row.manifest_id,
+            body,
+        ])
+        .map_err(sql_error)?;
+        cache::record(table, tenant, id);
+        Ok(Stored {
+            id: id.to_owned(),
+            doc: body,
+            version,
+        })
+    }
+
+    async fn delete(&mut self, table: Table, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let sql = format!(
+            "DELETE FROM {} WHERE tenant_id = ?1 AND id = ?2",
+            table.name()
+        );
+        let deleted = execute(self.0, &sql, tenant, id)? > 0;
+        if deleted {
+            cache::record(table, tenant, id);
+        }
+        Ok(deleted)
+    }
+
+    async fn delete_dependents(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        for sql in dependents(table) {
+            execute(self.0, sql, tenant, id)?;
+        }
+        Ok(())
+    }
+
+    async fn set_side_values(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+        values: &[&str],
+    ) -> Result<(), StoreError> {
+        let (delete, insert) = match table {
+            Table::Instances => (
+                "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2",
+                "INSERT OR IGNORE INTO agent_instance_owners (tenant_id, owner_id, instance_id) VALUES (?1, ?2, ?3)",
+            ),
+            Table::Manifests => (
+                "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2",
+                "INSERT OR IGNORE INTO agent_card_manifest_skill_tags (tenant_id, tag, manifest_id) VALUES (?1, ?2, ?3)",
+            ),
+            Table::Collections => return Ok(()),
+        };
+        execute(self.0, delete, tenant, id)?;
+        let mut insert = self.0.prepare_cached(insert).map_err(sql_error)?;
+        for value in values {
+            insert
+                .execute(params![tenant, value, id])
+                .map_err(sql_error)?;
+        }
+        Ok(())
+    }
+
+    async fn link_instance_tags(
+        &mut self,
+        tenant: &str,
+        instance: &str,
+        manifest: Option<&str>,
+    ) -> Result<(), StoreError> {
+        execute(
+            self.0,
+            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id = ?2",
+            tenant,
+            instance,
+        )?;
+        if let Some(manifest) = manifest {
+            self.0
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+                     SELECT tenant_id, tag, ?2 FROM agent_card_manifest_skill_tags
+                     WHERE tenant_id = ?1 AND manifest_id = ?3",
+                )
+                .and_then(|mut s| s.execute(params![tenant, instance, manifest]))
+                .map_err(sql_error)?;
+        }
+        Ok(())
+    }
+
+    async fn relink_manifest_tags(
+        &mut self,
+        tenant: &str,
+        manifest: &str,
+    ) -> Result<(), StoreError> {
+        for sql in [
+            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id IN
+             (SELECT id FROM agent_instances WHERE tenant_id = ?1 AND manifest_id = ?2)",
+            "INSERT OR IGNORE INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+             SELECT i.tenant_id, t.tag, i.id FROM agent_instances i
+             JOIN agent_card_manifest_skill_tags t ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id
+             WHERE i.tenant_id = ?1 AND i.manifest_id = ?2",
+        ] {
+            execute(self.0, sql, tenant, manifest)?;
+        }
+        Ok(())
+    }
+
+    async fn instances_linking(&mut self, tenant: &str, manifest: &str) -> Result<u64, StoreError> {
+        count_rows(
+            self.0,
+            "SELECT count(*) FROM agent_instances WHERE tenant_id = ?1 AND manifest_id = ?2",
+            tenant,
+            manifest,
+        )
+    }
+
+    async fn insert_member(
+        &mut self,
+        tenant: &str,
+        collection: &str,
+        instance: &str,
+    ) -> Result<bool, StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT OR IGNORE INTO agent_collection_members (tenant_id, collection_id, instance_id) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![tenant, collection, instance]))
+            .map(|n| n > 0)
+            .map_err(sql_error)
+    }
+
+    async fn delete_member(
+        &mut self,
+        tenant: &str,
+        collection: &str,
+        instance: &str,
+    ) -> Result<bool, StoreError> {
+        self.0
+            .prepare_cached(
+                "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2 AND instance_id = ?3",
+            )
+            .and_then(|mut s| s.execute(params![tenant, collection, instance]))
+            .map(|n| n > 0)
+            .map_err(sql_error)
+    }
 }
 
 fn get_stored(
@@ -465,10 +660,7 @@ fn exists(conn: &Connection, table: Table, tenant: &str, id: &str) -> Result<boo
     stmt.exists(params![tenant, id]).map_err(sql_error)
 }
 
-fn text<'a>(doc: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    doc.get(key).and_then(Value::as_str)
-}
-
+/// Inserts an entity (an id taken is `AlreadyExists`) with its side tables.
 fn insert_entity(
     conn: &Connection,
     table: Table,
@@ -476,342 +668,25 @@ fn insert_entity(
     doc: &Map<String, Value>,
     manifest_id: Option<&str>,
 ) -> Result<Stored, StoreError> {
-    let id = text(doc, "id").unwrap_or_default().to_owned();
-    let body = serde_json::to_string(doc).map_err(|e| StoreError::Internal(e.to_string()))?;
-    let (cols, vals) = if table == Table::Instances {
-        (", manifest_id", ", ?10")
-    } else {
-        ("", "")
-    };
-    let sql = format!(
-        "INSERT INTO {} (tenant_id, id, display_name, managed_by, originating_store, created_at, modified_at, version, doc{cols})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9{vals})",
-        table.name()
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
-    let common = params![
+    let inserted = write::run_now(write::insert_entity(
+        &mut SqliteRows(conn),
+        table,
         tenant,
-        id,
-        text(doc, "displayName"),
-        text(doc, "managedBy"),
-        text(doc, "originatingStore"),
-        text(doc, "createdDateTime").unwrap_or_default(),
-        text(doc, "lastModifiedDateTime").unwrap_or_default(),
-        1i64,
-        body,
-    ];
-    let result = if table == Table::Instances {
-        let mut all: Vec<&dyn rusqlite::ToSql> = common.to_vec();
-        all.push(&manifest_id);
-        stmt.execute(all.as_slice())
-    } else {
-        stmt.execute(common)
-    };
-    match result {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {
-            return Err(StoreError::AlreadyExists {
-                kind: table.kind(),
-                id,
-            });
-        }
-        Err(e) => return Err(sql_error(e)),
-    }
-    cache::record(table, tenant, &id);
-    write_side_tables(conn, table, tenant, &id, doc)?;
-    if manifest_id.is_some() {
-        link_instance_tags(conn, tenant, &id, manifest_id)?;
-    }
-    Ok(Stored {
-        id,
-        doc: body,
-        version: 1,
+        doc,
+        manifest_id,
+        false,
+    ))?;
+    inserted.ok_or_else(|| StoreError::AlreadyExists {
+        kind: table.kind(),
+        id: text(doc, "id").unwrap_or_default().to_owned(),
     })
 }
 
-fn update_entity(
-    conn: &Connection,
-    table: Table,
-    tenant: &str,
-    id: &str,
-    row: &Row,
-) -> Result<Stored, StoreError> {
-    let body = serde_json::to_string(&row.doc).map_err(|e| StoreError::Internal(e.to_string()))?;
-    let version = row.version + 1;
-    // Only the columns whose values change are set: SQLite rewrites the
-    // entries of every index on a column the statement sets, changed or not.
-    let mut sql = format!(
-        "UPDATE {} SET modified_at = ?6, version = ?7, doc = ?9",
-        table.name()
-    );
-    for ((column, field, param), loaded) in INDEXED_COLUMNS.iter().zip(&row.columns) {
-        if text(&row.doc, field) != loaded.as_deref() {
-            sql.push_str(&format!(", {column} = ?{param}"));
-        }
-    }
-    if table == Table::Instances && row.manifest_id != row.loaded_manifest_id {
-        sql.push_str(", manifest_id = ?8");
-    }
-    sql.push_str(" WHERE tenant_id = ?1 AND id = ?2");
-    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
-    stmt.execute(params![
-        tenant,
-        id,
-        text(&row.doc, "displayName"),
-        text(&row.doc, "managedBy"),
-        text(&row.doc, "originatingStore"),
-        text(&row.doc, "lastModifiedDateTime").unwrap_or_default(),
-        version,
-        row.manifest_id,
-        body,
-    ])
-    .map_err(sql_error)?;
-    cache::record(table, tenant, id);
-    if side_field(table).is_some_and(|f| row.doc.get(f) != row.side.as_ref()) {
-        write_side_tables(conn, table, tenant, id, &row.doc)?;
-        if table == Table::Manifests {
-            relink_manifest_tags(conn, tenant, id)?;
-        }
-    }
-    if table == Table::Instances && row.manifest_id != row.loaded_manifest_id {
-        link_instance_tags(conn, tenant, id, row.manifest_id.as_deref())?;
-    }
-    Ok(Stored {
-        id: id.to_owned(),
-        doc: body,
-        version,
-    })
-}
-
-/// Keeps the index tables for multi-valued properties in step with the document.
-fn write_side_tables(
-    conn: &Connection,
-    table: Table,
-    tenant: &str,
-    id: &str,
-    doc: &Map<String, Value>,
-) -> Result<(), StoreError> {
-    match table {
-        Table::Instances => {
-            conn.prepare_cached(
-                "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2",
-            )
-            .and_then(|mut s| s.execute(params![tenant, id]))
-            .map_err(sql_error)?;
-            let mut insert = conn
-                .prepare_cached("INSERT OR IGNORE INTO agent_instance_owners (tenant_id, owner_id, instance_id) VALUES (?1, ?2, ?3)")
-                .map_err(sql_error)?;
-            for owner in doc
-                .get("ownerIds")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(owner) = owner.as_str() {
-                    insert
-                        .execute(params![tenant, owner, id])
-                        .map_err(sql_error)?;
-                }
-            }
-        }
-        Table::Manifests => {
-            conn.prepare_cached("DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2")
-                .and_then(|mut s| s.execute(params![tenant, id]))
-                .map_err(sql_error)?;
-            let mut insert = conn
-                .prepare_cached("INSERT OR IGNORE INTO agent_card_manifest_skill_tags (tenant_id, tag, manifest_id) VALUES (?1, ?2, ?3)")
-                .map_err(sql_error)?;
-            let skills = doc
-                .get("skills")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten();
-            for tag in skills.filter_map(|s| s.get("tags")?.as_array()).flatten() {
-                if let Some(tag) = tag.as_str() {
-                    insert
-                        .execute(params![tenant, tag, id])
-                        .map_err(sql_error)?;
-                }
-            }
-        }
-        Table::Collections => {}
-    }
-    Ok(())
-}
-
-/// Gives an instance the skill tags of the manifest it links (none if none).
-fn link_instance_tags(
-    conn: &Connection,
-    tenant: &str,
-    instance: &str,
-    manifest: Option<&str>,
-) -> Result<(), StoreError> {
-    delete_side_rows(
-        conn,
-        "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id = ?2",
-        tenant,
-        instance,
-    )?;
-    if let Some(manifest) = manifest {
-        conn.prepare_cached(
-            "INSERT OR IGNORE INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
-             SELECT tenant_id, tag, ?2 FROM agent_card_manifest_skill_tags
-             WHERE tenant_id = ?1 AND manifest_id = ?3",
-        )
-        .and_then(|mut s| s.execute(params![tenant, instance, manifest]))
-        .map_err(sql_error)?;
-    }
-    Ok(())
-}
-
-/// Gives every instance that links a manifest its new skill tags.
-fn relink_manifest_tags(conn: &Connection, tenant: &str, manifest: &str) -> Result<(), StoreError> {
-    delete_side_rows(
-        conn,
-        "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id IN
-         (SELECT id FROM agent_instances WHERE tenant_id = ?1 AND manifest_id = ?2)",
-        tenant,
-        manifest,
-    )?;
-    delete_side_rows(
-        conn,
-        "INSERT OR IGNORE INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
-         SELECT i.tenant_id, t.tag, i.id FROM agent_instances i
-         JOIN agent_card_manifest_skill_tags t ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id
-         WHERE i.tenant_id = ?1 AND i.manifest_id = ?2",
-        tenant,
-        manifest,
-    )?;
-    Ok(())
-}
-
-fn delete_side_rows(
-    conn: &Connection,
-    sql: &str,
-    tenant: &str,
-    id: &str,
-) -> Result<usize, StoreError> {
+/// Runs a statement taking `?1` tenant and `?2` id; the rows it changed.
+fn execute(conn: &Connection, sql: &str, tenant: &str, id: &str) -> Result<usize, StoreError> {
     conn.prepare_cached(sql)
         .and_then(|mut s| s.execute(params![tenant, id]))
         .map_err(sql_error)
-}
-
-/// Deletes an entity's row, then the rows that hang off it (`dependents`,
-/// each taking `?1` tenant and `?2` id); `NotFound` when there was no row,
-/// `PreconditionFailed` when its version is not `if_match`.
-fn delete_entity(
-    conn: &Connection,
-    table: Table,
-    tenant: &str,
-    id: &str,
-    if_match: Option<i64>,
-    dependents: &[&str],
-) -> Result<(), StoreError> {
-    check_stored_version(conn, table, tenant, id, if_match)?;
-    let sql = format!(
-        "DELETE FROM {} WHERE tenant_id = ?1 AND id = ?2",
-        table.name()
-    );
-    if delete_side_rows(conn, &sql, tenant, id)? == 0 {
-        return Err(not_found(table.kind(), id));
-    }
-    cache::record(table, tenant, id);
-    for sql in dependents {
-        delete_side_rows(conn, sql, tenant, id)?;
-    }
-    Ok(())
-}
-
-/// Refuses a write whose expected version (`if_match`) is not `actual`.
-fn ensure_version(
-    kind: EntityKind,
-    id: &str,
-    actual: i64,
-    if_match: Option<i64>,
-) -> Result<(), StoreError> {
-    match if_match {
-        Some(expected) if expected != actual => Err(StoreError::PreconditionFailed {
-            kind,
-            id: id.to_owned(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Checks a delete's precondition against the stored version; `NotFound`
-/// when the entity is missing and a version was expected.
-fn check_stored_version(
-    conn: &Connection,
-    table: Table,
-    tenant: &str,
-    id: &str,
-    if_match: Option<i64>,
-) -> Result<(), StoreError> {
-    if if_match.is_none() {
-        return Ok(());
-    }
-    let sql = format!(
-        "SELECT version FROM {} WHERE tenant_id = ?1 AND id = ?2",
-        table.name()
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
-    let version: Option<i64> = stmt
-        .query_row(params![tenant, id], |r| r.get(0))
-        .optional()
-        .map_err(sql_error)?;
-    let version = version.ok_or_else(|| not_found(table.kind(), id))?;
-    ensure_version(table.kind(), id, version, if_match)
-}
-
-fn not_found(kind: EntityKind, id: &str) -> StoreError {
-    StoreError::NotFound {
-        kind,
-        id: id.to_owned(),
-    }
-}
-
-/// Creates a manifest from a nested or direct create body.
-fn create_manifest_row(
-    conn: &Connection,
-    tenant: &str,
-    id: &str,
-    write: &EntityWrite,
-    ctx: &WriteContext,
-) -> Result<Stored, StoreError> {
-    ensure_required(&AGENT_CARD_MANIFEST, &write.props)?;
-    let doc = new_document(&AGENT_CARD_MANIFEST, id, &write.props, ctx);
-    insert_entity(conn, Table::Manifests, tenant, &doc, None)
-}
-
-/// Carries out an instance write's `agentCardManifest` part; returns the new link.
-fn apply_manifest_change(
-    conn: &Connection,
-    tenant: &str,
-    current: Option<String>,
-    change: ManifestChange,
-    ctx: &WriteContext,
-) -> Result<Option<String>, StoreError> {
-    match change {
-        ManifestChange::Unlink => Ok(None),
-        ManifestChange::Bind(id) => {
-            if !exists(conn, Table::Manifests, tenant, &id)? {
-                return Err(not_found(EntityKind::Manifest, &id));
-            }
-            Ok(Some(id))
-        }
-        ManifestChange::Upsert(nested) => {
-            if let Some(id) = current
-                && let Some(mut row) = get_row(conn, Table::Manifests, tenant, &id)?
-            {
-                apply_patch(&mut row.doc, &nested.props, ctx);
-                update_entity(conn, Table::Manifests, tenant, &id, &row)?;
-                return Ok(Some(id));
-            }
-            let id = nested.id.clone().unwrap_or_else(new_id);
-            create_manifest_row(conn, tenant, &id, &nested, ctx)?;
-            Ok(Some(id))
-        }
-    }
 }
 
 fn count_rows(conn: &Connection, sql: &str, tenant: &str, scope: &str) -> Result<u64, StoreError> {
@@ -978,18 +853,13 @@ impl Store for SqliteStore {
         let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
             .write(move |conn| {
-                if exists(conn, Table::Instances, &tenant, &id)? {
-                    return Err(StoreError::AlreadyExists {
-                        kind: EntityKind::Instance,
-                        id,
-                    });
-                }
-                let link = match write.manifest {
-                    Some(change) => apply_manifest_change(conn, &tenant, None, change, &ctx)?,
-                    None => None,
-                };
-                let doc = new_document(&AGENT_INSTANCE, &id, &write.props, &ctx);
-                insert_entity(conn, Table::Instances, &tenant, &doc, link.as_deref())
+                write::run_now(write::create_instance(
+                    &mut SqliteRows(conn),
+                    &tenant,
+                    &id,
+                    &write,
+                    &ctx,
+                ))
             })
             .await
     }
@@ -1008,15 +878,13 @@ impl Store for SqliteStore {
         let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
             .write(move |conn| {
-                let mut row = get_row(conn, Table::Instances, &tenant, &id)?
-                    .ok_or_else(|| not_found(EntityKind::Instance, &id))?;
-                ensure_version(EntityKind::Instance, &id, row.version, ctx.if_match)?;
-                if let Some(change) = write.manifest {
-                    row.manifest_id =
-                        apply_manifest_change(conn, &tenant, row.manifest_id.take(), change, &ctx)?;
-                }
-                apply_patch(&mut row.doc, &write.props, &ctx);
-                update_entity(conn, Table::Instances, &tenant, &id, &row)
+                write::run_now(write::update_instance(
+                    &mut SqliteRows(conn),
+                    &tenant,
+                    &id,
+                    &write,
+                    &ctx,
+                ))
             })
             .await
     }
@@ -1030,12 +898,12 @@ impl Store for SqliteStore {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.writer
             .write(move |conn| {
-                let dependents = [
-                    "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2",
-                    "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND instance_id = ?2",
-                    "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id = ?2",
-                ];
-                delete_entity(conn, Table::Instances, &tenant, &id, if_match, &dependents)
+                write::run_now(write::delete_instance(
+                    &mut SqliteRows(conn),
+                    &tenant,
+                    &id,
+                    if_match,
+                ))
             })
             .await
     }
@@ -1057,7 +925,15 @@ impl Store for SqliteStore {
     ) -> Result<Stored, StoreError> {
         let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
-            .write(move |conn| create_manifest_row(conn, &tenant, &id, &write, &ctx))
+            .write(move |conn| {
+                write::run_now(write::create_manifest(
+                    &mut SqliteRows(conn),
+                    &tenant,
+                    &id,
+                    &write,
+                    &ctx,
+                ))
+            })
             .await
     }
 
@@ -1085,22 +961,12 @@ impl Store for SqliteStore {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.writer
             .write(move |conn| {
-                let linked = count_rows(
-                    conn,
-                    "SELECT count(*) FROM agent_instances WHERE tenant_id = ?1 AND manifest_id = ?2",
+                write::run_now(write::delete_manifest(
+                    &mut SqliteRows(conn),
                     &tenant,
                     &id,
-                )?;
-                if !exists(conn, Table::Manifests, &tenant, &id)? {
-                    return Err(not_found(EntityKind::Manifest, &id));
-                }
-                check_stored_version(conn, Table::Manifests, &tenant, &id, if_match)?;
-                if linked > 0 {
-                    return Err(StoreError::ManifestInUse { id, instances: linked });
-                }
-                let dependents =
-                    ["DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2"];
-                delete_entity(conn, Table::Manifests, &tenant, &id, None, &dependents)
+                    if_match,
+                ))
             })
             .await
     }
@@ -1116,8 +982,13 @@ impl Store for SqliteStore {
         let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
             .write(move |conn| {
-                let doc = new_document(&AGENT_COLLECTION, &id, &write.props, &ctx);
-                insert_entity(conn, Table::Collections, &tenant, &doc, None)
+                write::run_now(write::create_collection(
+                    &mut SqliteRows(conn),
+                    &tenant,
+                    &id,
+                    &write,
+                    &ctx,
+                ))
             })
             .await
     }
@@ -1147,9 +1018,12 @@ impl Store for SqliteStore {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.writer
             .write(move |conn| {
-                let dependents =
-                    ["DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2"];
-                delete_entity(conn, Table::Collections, &tenant, &id, if_match, &dependents)
+                write::run_now(write::delete_collection(
+                    &mut SqliteRows(conn),
+                    &tenant,
+                    &id,
+                    if_match,
+                ))
             })
             .await
     }
@@ -1168,20 +1042,12 @@ impl Store for SqliteStore {
         );
         self.writer
             .write(move |conn| {
-                if !exists(conn, Table::Collections, &tenant, &cid)? {
-                    return Err(not_found(EntityKind::Collection, &cid));
-                }
-                if !exists(conn, Table::Instances, &tenant, &iid)? {
-                    return Err(not_found(EntityKind::Instance, &iid));
-                }
-                let mut stmt = conn
-                    .prepare_cached("INSERT INTO agent_collection_members (tenant_id, collection_id, instance_id) VALUES (?1, ?2, ?3)")
-                    .map_err(sql_error)?;
-                match stmt.execute(params![tenant, cid, iid]) {
-                    Ok(_) => Ok(()),
-                    Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyMember { collection: cid, instance: iid }),
-                    Err(e) => Err(sql_error(e)),
-                }
+                write::run_now(write::add_member(
+                    &mut SqliteRows(conn),
+                    &tenant,
+                    &cid,
+                    &iid,
+                ))
             })
             .await
     }
@@ -1200,16 +1066,12 @@ impl Store for SqliteStore {
         );
         self.writer
             .write(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached("DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2 AND instance_id = ?3")
-                    .map_err(sql_error)?;
-                if stmt.execute(params![tenant, cid, iid]).map_err(sql_error)? > 0 {
-                    return Ok(());
-                }
-                if !exists(conn, Table::Collections, &tenant, &cid)? {
-                    return Err(not_found(EntityKind::Collection, &cid));
-                }
-                Err(StoreError::NotMember { collection: cid, instance: iid })
+                write::run_now(write::remove_member(
+                    &mut SqliteRows(conn),
+                    &tenant,
+                    &cid,
+                    &iid,
+                ))
             })
             .await
     }
@@ -1527,11 +1389,14 @@ impl SqliteStore {
         let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
             .write(move |conn| {
-                let mut row = get_row(conn, table, &tenant, &id)?
-                    .ok_or_else(|| not_found(table.kind(), &id))?;
-                ensure_version(table.kind(), &id, row.version, ctx.if_match)?;
-                apply_patch(&mut row.doc, &props, &ctx);
-                update_entity(conn, table, &tenant, &id, &row)
+                write::run_now(write::update_plain(
+                    &mut SqliteRows(conn),
+                    table,
+                    &tenant,
+                    &id,
+                    &props,
+                    &ctx,
+                ))
             })
             .await
     }

@@ -1,0 +1,585 @@
+//! The registry's write path, written once for every backend: each write
+//! loads the rows it needs, decides in plain code (with the domain's pure
+//! functions) and persists, over [`Rows`], the few row operations a backend
+//! implements inside one write transaction. SQLite runs these steps on its
+//! writer thread, where they never wait ([`run_now`]); PostgreSQL awaits
+//! them inside a transaction that locks what it reads.
+
+use super::{EntityKind, StoreError, Stored};
+use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
+use crate::domain::{
+    EntityWrite, ManifestChange, RESERVED_COLLECTIONS, WriteContext, apply_patch, ensure_required,
+    new_document, new_id, reserved_collection_document,
+};
+use serde_json::{Map, Value};
+
+/// The three entity tables share one shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Table {
+    Instances,
+    Manifests,
+    Collections,
+}
+
+impl Table {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Table::Instances => "agent_instances",
+            Table::Manifests => "agent_card_manifests",
+            Table::Collections => "agent_collections",
+        }
+    }
+
+    pub(super) fn kind(self) -> EntityKind {
+        match self {
+            Table::Instances => EntityKind::Instance,
+            Table::Manifests => EntityKind::Manifest,
+            Table::Collections => EntityKind::Collection,
+        }
+    }
+
+    pub(super) fn ty(self) -> &'static EntityType {
+        match self {
+            Table::Instances => &AGENT_INSTANCE,
+            Table::Manifests => &AGENT_CARD_MANIFEST,
+            Table::Collections => &AGENT_COLLECTION,
+        }
+    }
+
+    /// The property its side table mirrors (owners of instances, skill tags
+    /// of manifests).
+    pub(super) fn side_field(self) -> Option<&'static str> {
+        match self {
+            Table::Instances => Some("ownerIds"),
+            Table::Manifests => Some("skills"),
+            Table::Collections => None,
+        }
+    }
+}
+
+/// Columns mirrored from the document that have indexes, and the document
+/// property each mirrors, in the order of [`Row::columns`].
+pub(super) const INDEXED_COLUMNS: [(&str, &str); 3] = [
+    ("display_name", "displayName"),
+    ("managed_by", "managedBy"),
+    ("originating_store", "originatingStore"),
+];
+
+/// A row loaded for a read-modify-write.
+pub(super) struct Row {
+    pub doc: Map<String, Value>,
+    pub version: i64,
+    pub manifest_id: Option<String>,
+    /// The link as loaded, so an update that keeps it leaves the instance's
+    /// skill tags alone.
+    pub loaded_manifest_id: Option<String>,
+    /// The value the side table mirrors as loaded, so an update that leaves
+    /// it alone does not rewrite the side table.
+    pub side: Option<Value>,
+    /// The indexed columns as loaded ([`INDEXED_COLUMNS`]), so an update can
+    /// rewrite only the index entries of the columns that change.
+    pub columns: [Option<String>; 3],
+}
+
+impl Row {
+    /// A row as read: the stored document, its version, link and columns.
+    pub(super) fn loaded(
+        table: Table,
+        doc: &str,
+        version: i64,
+        manifest_id: Option<String>,
+        columns: [Option<String>; 3],
+    ) -> Self {
+        let doc = match serde_json::from_str(doc) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        let side = table.side_field().and_then(|f| doc.get(f).cloned());
+        Row {
+            doc,
+            version,
+            loaded_manifest_id: manifest_id.clone(),
+            manifest_id,
+            side,
+            columns,
+        }
+    }
+}
+
+/// A string property of a document.
+pub(super) fn text<'a>(doc: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    doc.get(key).and_then(Value::as_str)
+}
+
+/// The values a table's side table holds for a document: an instance's
+/// owners, a manifest's skill tags.
+pub(super) fn side_values(table: Table, doc: &Map<String, Value>) -> Vec<&str> {
+    let items = |key: &str| doc.get(key).and_then(Value::as_array).into_iter().flatten();
+    match table {
+        Table::Instances => items("ownerIds").filter_map(Value::as_str).collect(),
+        Table::Manifests => items("skills")
+            .filter_map(|s| s.get("tags")?.as_array())
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect(),
+        Table::Collections => Vec::new(),
+    }
+}
+
+/// The row operations a backend carries out inside the current write
+/// transaction.
+pub(super) trait Rows {
+    /// What a step fails with: a [`StoreError`], or the backend's own error
+    /// still to be classified (PostgreSQL retries serialization failures).
+    type Error: From<StoreError>;
+
+    /// The row, held until the transaction ends (PostgreSQL locks it).
+    async fn row(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<Row>, Self::Error>;
+    /// Whether the row exists; with `hold`, it cannot be deleted or changed
+    /// by others until the transaction ends.
+    async fn exists(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+        hold: bool,
+    ) -> Result<bool, Self::Error>;
+    /// Inserts the row of a complete document at version 1 (and an
+    /// instance's manifest link); `None` when the id is taken and `if_new`,
+    /// else a taken id is `AlreadyExists`.
+    async fn insert(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        doc: &Map<String, Value>,
+        manifest_id: Option<&str>,
+        if_new: bool,
+    ) -> Result<Option<Stored>, Self::Error>;
+    /// Writes the row's document, columns and link at the next version.
+    async fn update(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+        row: &Row,
+    ) -> Result<Stored, Self::Error>;
+    /// Deletes the row; false when there was none.
+    async fn delete(&mut self, table: Table, tenant: &str, id: &str) -> Result<bool, Self::Error>;
+    /// Deletes what hangs off a deleted row: side-table rows, memberships.
+    async fn delete_dependents(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+    ) -> Result<(), Self::Error>;
+    /// Replaces the side-table rows of an entity with `values`.
+    async fn set_side_values(
+        &mut self,
+        table: Table,
+        tenant: &str,
+        id: &str,
+        values: &[&str],
+    ) -> Result<(), Self::Error>;
+    /// Gives an instance the skill tags of the manifest it links (none if none).
+    async fn link_instance_tags(
+        &mut self,
+        tenant: &str,
+        instance: &str,
+        manifest: Option<&str>,
+    ) -> Result<(), Self::Error>;
+    /// Gives every instance that links a manifest the manifest's skill tags.
+    async fn relink_manifest_tags(
+        &mut self,
+        tenant: &str,
+        manifest: &str,
+    ) -> Result<(), Self::Error>;
+    /// How many instances link a manifest.
+    async fn instances_linking(&mut self, tenant: &str, manifest: &str)
+    -> Result<u64, Self::Error>;
+    /// Adds a membership; false when it existed.
+    async fn insert_member(
+        &mut self,
+        tenant: &str,
+        collection: &str,
+        instance: &str,
+    ) -> Result<bool, Self::Error>;
+    /// Removes a membership; false when there was none.
+    async fn delete_member(
+        &mut self,
+        tenant: &str,
+        collection: &str,
+        instance: &str,
+    ) -> Result<bool, Self::Error>;
+}
+
+/// Runs steps that never wait (SQLite's, on the writer thread) to the end.
+pub(super) fn run_now<T>(steps: impl std::future::Future<Output = T>) -> T {
+    let mut steps = std::pin::pin!(steps);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match steps.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(value) => value,
+        std::task::Poll::Pending => unreachable!("a step that never waits waited"),
+    }
+}
+
+pub(super) fn not_found(kind: EntityKind, id: &str) -> StoreError {
+    StoreError::NotFound {
+        kind,
+        id: id.to_owned(),
+    }
+}
+
+/// Refuses a write whose expected version (`if_match`) is not `actual`.
+pub(super) fn ensure_version(
+    kind: EntityKind,
+    id: &str,
+    actual: i64,
+    if_match: Option<i64>,
+) -> Result<(), StoreError> {
+    match if_match {
+        Some(expected) if expected != actual => Err(StoreError::PreconditionFailed {
+            kind,
+            id: id.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Inserts an entity with its side-table rows and, for an instance that
+/// links a manifest, the manifest's skill tags.
+pub(super) async fn insert_entity<R: Rows>(
+    r: &mut R,
+    table: Table,
+    tenant: &str,
+    doc: &Map<String, Value>,
+    manifest_id: Option<&str>,
+    if_new: bool,
+) -> Result<Option<Stored>, R::Error> {
+    let Some(stored) = r.insert(table, tenant, doc, manifest_id, if_new).await? else {
+        return Ok(None);
+    };
+    if table.side_field().is_some() {
+        let values = side_values(table, doc);
+        r.set_side_values(table, tenant, &stored.id, &values)
+            .await?;
+    }
+    if manifest_id.is_some() {
+        r.link_instance_tags(tenant, &stored.id, manifest_id)
+            .await?;
+    }
+    Ok(Some(stored))
+}
+
+async fn insert_new<R: Rows>(
+    r: &mut R,
+    table: Table,
+    tenant: &str,
+    doc: &Map<String, Value>,
+    manifest_id: Option<&str>,
+) -> Result<Stored, R::Error> {
+    match insert_entity(r, table, tenant, doc, manifest_id, false).await? {
+        Some(stored) => Ok(stored),
+        None => Err(StoreError::AlreadyExists {
+            kind: table.kind(),
+            id: text(doc, "id").unwrap_or_default().to_owned(),
+        }
+        .into()),
+    }
+}
+
+/// Writes a changed row, and its side-table rows and skill tags when what
+/// they mirror changed.
+async fn update_entity<R: Rows>(
+    r: &mut R,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    row: &Row,
+) -> Result<Stored, R::Error> {
+    let stored = r.update(table, tenant, id, row).await?;
+    if table
+        .side_field()
+        .is_some_and(|f| row.doc.get(f) != row.side.as_ref())
+    {
+        let values = side_values(table, &row.doc);
+        r.set_side_values(table, tenant, id, &values).await?;
+        if table == Table::Manifests {
+            r.relink_manifest_tags(tenant, id).await?;
+        }
+    }
+    if table == Table::Instances && row.manifest_id != row.loaded_manifest_id {
+        r.link_instance_tags(tenant, id, row.manifest_id.as_deref())
+            .await?;
+    }
+    Ok(stored)
+}
+
+/// Deletes an entity and what hangs off it; `NotFound` when it is missing,
+/// `PreconditionFailed` when its version is not `if_match`. The row goes
+/// first: its lock makes a concurrent writer adding a dependent row finish
+/// before the dependents are deleted.
+async fn delete_entity<R: Rows>(
+    r: &mut R,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Result<(), R::Error> {
+    if if_match.is_some() {
+        let row = r
+            .row(table, tenant, id)
+            .await?
+            .ok_or_else(|| not_found(table.kind(), id))?;
+        ensure_version(table.kind(), id, row.version, if_match)?;
+    }
+    if !r.delete(table, tenant, id).await? {
+        return Err(not_found(table.kind(), id).into());
+    }
+    r.delete_dependents(table, tenant, id).await
+}
+
+/// Loads a row for an update, checking its expected version.
+async fn row_to_update<R: Rows>(
+    r: &mut R,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Result<Row, R::Error> {
+    let row = r
+        .row(table, tenant, id)
+        .await?
+        .ok_or_else(|| not_found(table.kind(), id))?;
+    ensure_version(table.kind(), id, row.version, if_match)?;
+    Ok(row)
+}
+
+/// Creates a manifest from a nested or direct create body.
+async fn create_manifest_row<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    id: &str,
+    write: &EntityWrite,
+    ctx: &WriteContext,
+) -> Result<Stored, R::Error> {
+    ensure_required(&AGENT_CARD_MANIFEST, &write.props).map_err(StoreError::from)?;
+    let doc = new_document(&AGENT_CARD_MANIFEST, id, &write.props, ctx);
+    insert_new(r, Table::Manifests, tenant, &doc, None).await
+}
+
+/// Carries out an instance write's `agentCardManifest` part; returns the new link.
+async fn apply_manifest_change<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    current: Option<String>,
+    change: &ManifestChange,
+    ctx: &WriteContext,
+) -> Result<Option<String>, R::Error> {
+    match change {
+        ManifestChange::Unlink => Ok(None),
+        ManifestChange::Bind(id) => {
+            // Held: the manifest cannot be deleted before this commits.
+            if !r.exists(Table::Manifests, tenant, id, true).await? {
+                return Err(not_found(EntityKind::Manifest, id).into());
+            }
+            Ok(Some(id.clone()))
+        }
+        ManifestChange::Upsert(nested) => {
+            if let Some(id) = current
+                && let Some(mut row) = r.row(Table::Manifests, tenant, &id).await?
+            {
+                apply_patch(&mut row.doc, &nested.props, ctx);
+                update_entity(r, Table::Manifests, tenant, &id, &row).await?;
+                return Ok(Some(id));
+            }
+            let id = nested.id.clone().unwrap_or_else(new_id);
+            create_manifest_row(r, tenant, &id, nested, ctx).await?;
+            Ok(Some(id))
+        }
+    }
+}
+
+pub(super) async fn create_instance<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    id: &str,
+    write: &EntityWrite,
+    ctx: &WriteContext,
+) -> Result<Stored, R::Error> {
+    if r.exists(Table::Instances, tenant, id, false).await? {
+        return Err(StoreError::AlreadyExists {
+            kind: EntityKind::Instance,
+            id: id.to_owned(),
+        }
+        .into());
+    }
+    let link = match &write.manifest {
+        Some(change) => apply_manifest_change(r, tenant, None, change, ctx).await?,
+        None => None,
+    };
+    let doc = new_document(&AGENT_INSTANCE, id, &write.props, ctx);
+    insert_new(r, Table::Instances, tenant, &doc, link.as_deref()).await
+}
+
+pub(super) async fn update_instance<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    id: &str,
+    write: &EntityWrite,
+    ctx: &WriteContext,
+) -> Result<Stored, R::Error> {
+    let mut row = row_to_update(r, Table::Instances, tenant, id, ctx.if_match).await?;
+    if let Some(change) = &write.manifest {
+        row.manifest_id =
+            apply_manifest_change(r, tenant, row.manifest_id.take(), change, ctx).await?;
+    }
+    apply_patch(&mut row.doc, &write.props, ctx);
+    update_entity(r, Table::Instances, tenant, id, &row).await
+}
+
+/// A PATCH of an entity without links: merged into the row as stored.
+pub(super) async fn update_plain<R: Rows>(
+    r: &mut R,
+    table: Table,
+    tenant: &str,
+    id: &str,
+    props: &Map<String, Value>,
+    ctx: &WriteContext,
+) -> Result<Stored, R::Error> {
+    let mut row = row_to_update(r, table, tenant, id, ctx.if_match).await?;
+    apply_patch(&mut row.doc, props, ctx);
+    update_entity(r, table, tenant, id, &row).await
+}
+
+pub(super) async fn delete_instance<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Result<(), R::Error> {
+    delete_entity(r, Table::Instances, tenant, id, if_match).await
+}
+
+pub(super) async fn create_manifest<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    id: &str,
+    write: &EntityWrite,
+    ctx: &WriteContext,
+) -> Result<Stored, R::Error> {
+    create_manifest_row(r, tenant, id, write, ctx).await
+}
+
+/// Deletes a manifest no instance links.
+pub(super) async fn delete_manifest<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Result<(), R::Error> {
+    // Held first: an instance being linked to it commits before the count
+    // below, which then sees it.
+    let row = r
+        .row(Table::Manifests, tenant, id)
+        .await?
+        .ok_or_else(|| not_found(EntityKind::Manifest, id))?;
+    ensure_version(EntityKind::Manifest, id, row.version, if_match)?;
+    let linked = r.instances_linking(tenant, id).await?;
+    if linked > 0 {
+        return Err(StoreError::ManifestInUse {
+            id: id.to_owned(),
+            instances: linked,
+        }
+        .into());
+    }
+    delete_entity(r, Table::Manifests, tenant, id, None).await
+}
+
+pub(super) async fn create_collection<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    id: &str,
+    write: &EntityWrite,
+    ctx: &WriteContext,
+) -> Result<Stored, R::Error> {
+    let doc = new_document(&AGENT_COLLECTION, id, &write.props, ctx);
+    insert_new(r, Table::Collections, tenant, &doc, None).await
+}
+
+pub(super) async fn delete_collection<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Result<(), R::Error> {
+    delete_entity(r, Table::Collections, tenant, id, if_match).await
+}
+
+pub(super) async fn add_member<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    collection: &str,
+    instance: &str,
+) -> Result<(), R::Error> {
+    // Held: neither side can be deleted before this commits.
+    if !r
+        .exists(Table::Collections, tenant, collection, true)
+        .await?
+    {
+        return Err(not_found(EntityKind::Collection, collection).into());
+    }
+    if !r.exists(Table::Instances, tenant, instance, true).await? {
+        return Err(not_found(EntityKind::Instance, instance).into());
+    }
+    if !r.insert_member(tenant, collection, instance).await? {
+        return Err(StoreError::AlreadyMember {
+            collection: collection.to_owned(),
+            instance: instance.to_owned(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+pub(super) async fn remove_member<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    collection: &str,
+    instance: &str,
+) -> Result<(), R::Error> {
+    if r.delete_member(tenant, collection, instance).await? {
+        return Ok(());
+    }
+    if !r
+        .exists(Table::Collections, tenant, collection, false)
+        .await?
+    {
+        return Err(not_found(EntityKind::Collection, collection).into());
+    }
+    Err(StoreError::NotMember {
+        collection: collection.to_owned(),
+        instance: instance.to_owned(),
+    }
+    .into())
+}
+
+/// Stores the tenant's Global and Quarantined collections where missing
+/// (another writer may store them meanwhile: an id taken is left alone).
+pub(super) async fn ensure_reserved<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    now: &str,
+) -> Result<(), R::Error> {
+    for c in &RESERVED_COLLECTIONS {
+        if !r.exists(Table::Collections, tenant, c.id, false).await? {
+            let doc = reserved_collection_document(c, now);
+            insert_entity(r, Table::Collections, tenant, &doc, None, true).await?;
+        }
+    }
+    Ok(())
+}
