@@ -17,7 +17,7 @@ use crate::domain::{
     ManifestChange, WriteContext, ensure_collection_name_free, ensure_required, new_document,
     new_id, parse_write, reserved_collection, reserved_collection_document,
 };
-use crate::store::{EntityKind, ImportMode, ImportReport, Store, StoreError, TenantState};
+use crate::store::{Entity, ImportMode, ImportReport, Store, StoreError, TenantState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -253,7 +253,7 @@ fn bind_reference(id: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Reference {
     pub item: String,
-    pub kind: EntityKind,
+    pub kind: Entity,
     pub id: String,
     /// Resolved inside the snapshot (or a reserved collection).
     pub local: bool,
@@ -266,11 +266,11 @@ pub struct ParsedTenant {
     pub references: Vec<Reference>,
 }
 
-fn label(kind: EntityKind) -> &'static str {
+fn label(kind: Entity) -> &'static str {
     match kind {
-        EntityKind::Instance => "agent instance",
-        EntityKind::Manifest => "agent card manifest",
-        EntityKind::Collection => "agent collection",
+        Entity::Instance => "agent instance",
+        Entity::Manifest => "agent card manifest",
+        Entity::Collection => "agent collection",
     }
 }
 
@@ -326,7 +326,7 @@ pub fn parse_tenant(
         let local = seen.contains(&("m", id.clone()));
         out.references.push(Reference {
             item,
-            kind: EntityKind::Manifest,
+            kind: Entity::Manifest,
             id,
             local,
         });
@@ -335,8 +335,8 @@ pub fn parse_tenant(
         for instance in instances {
             let item = format!("members['{collection}']: '{instance}'");
             for (set, kind, id) in [
-                ("c", EntityKind::Collection, collection),
-                ("i", EntityKind::Instance, instance),
+                ("c", Entity::Collection, collection),
+                ("i", Entity::Instance, instance),
             ] {
                 let local = seen.contains(&(set, id.clone()))
                     || (set == "c" && reserved_collection(id).is_some());
@@ -472,9 +472,9 @@ async fn check_references(
 ) -> Result<(), Invalid> {
     for r in parsed.references.iter().filter(|r| !r.local) {
         let found = match r.kind {
-            EntityKind::Manifest => store.get_manifest(tenant, &r.id).await,
-            EntityKind::Instance => store.get_instance(tenant, &r.id).await,
-            EntityKind::Collection => store.get_collection(tenant, &r.id).await,
+            Entity::Manifest => store.get_manifest(tenant, &r.id).await,
+            Entity::Instance => store.get_instance(tenant, &r.id).await,
+            Entity::Collection => store.get_collection(tenant, &r.id).await,
         }
         .map_err(|e| invalid(&r.item, store_reason(e)))?
         .is_some();

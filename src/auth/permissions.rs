@@ -9,6 +9,7 @@
 //! so, and handlers restrict what they touch.
 
 use super::{CallerKind, Principal};
+use crate::domain::Entity;
 
 /// What a request does, for authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,14 +59,6 @@ pub enum Reserved {
     No,
     Global,
     Quarantined,
-}
-
-/// The kinds of object `*.ManagedBy` permissions restrict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Managed {
-    Instances,
-    Manifests,
-    Collections,
 }
 
 // Agent Registry permissions.
@@ -609,17 +602,17 @@ pub struct Grant {
 
 impl Grant {
     /// The app id the objects of `kind` must name in `managedBy`, if restricted.
-    pub fn restricted(&self, kind: Managed) -> Option<&str> {
+    pub fn restricted(&self, kind: Entity) -> Option<&str> {
         let on = match kind {
-            Managed::Instances => self.instances,
-            Managed::Manifests => self.manifests,
-            Managed::Collections => self.collections,
+            Entity::Instance => self.instances,
+            Entity::Manifest => self.manifests,
+            Entity::Collection => self.collections,
         };
         if on { self.managed_by.as_deref() } else { None }
     }
 
     /// Refuses an object of `kind` whose `managedBy` is not the caller's (when restricted).
-    pub fn check_object(&self, kind: Managed, managed_by: Option<&str>) -> Result<(), Denied> {
+    pub fn check_object(&self, kind: Entity, managed_by: Option<&str>) -> Result<(), Denied> {
         match self.restricted(kind) {
             Some(app) if managed_by != Some(app) => Err(Denied::NotManagedByCaller),
             _ => Ok(()),
@@ -636,14 +629,14 @@ impl Grant {
     }
 }
 
-fn managed_kind(permission: &str) -> Option<Managed> {
+fn managed_kind(permission: &str) -> Option<Entity> {
     if !permission.ends_with(".ManagedBy") {
         return None;
     }
     match permission.split('.').next() {
-        Some("AgentInstance") => Some(Managed::Instances),
-        Some("AgentCardManifest") => Some(Managed::Manifests),
-        Some("AgentCollection") => Some(Managed::Collections),
+        Some("AgentInstance") => Some(Entity::Instance),
+        Some("AgentCardManifest") => Some(Entity::Manifest),
+        Some("AgentCollection") => Some(Entity::Collection),
         _ => None,
     }
 }
@@ -706,9 +699,9 @@ pub fn authorize_on(p: &Principal, action: Action, reserved: Reserved) -> Result
                     .find(|perm| managed_kind(perm).is_some() && held(perm))
                 {
                     Some(perm) if p.app_id.is_some() => match managed_kind(perm) {
-                        Some(Managed::Instances) => grant.instances = true,
-                        Some(Managed::Manifests) => grant.manifests = true,
-                        Some(Managed::Collections) => grant.collections = true,
+                        Some(Entity::Instance) => grant.instances = true,
+                        Some(Entity::Manifest) => grant.manifests = true,
+                        Some(Entity::Collection) => grant.collections = true,
                         None => {}
                     },
                     _ => {
@@ -919,23 +912,23 @@ mod tests {
     #[test]
     fn a_full_permission_beats_managed_by_and_managed_by_restricts() {
         let both = authorize_on(&application(&[IM, IW]), A::UpdateInstance, Reserved::No).unwrap();
-        assert_eq!(both.restricted(Managed::Instances), None);
+        assert_eq!(both.restricted(Entity::Instance), None);
         let managed = authorize_on(&application(&[IM]), A::UpdateInstance, Reserved::No).unwrap();
-        assert_eq!(managed.restricted(Managed::Instances), Some("app-1"));
+        assert_eq!(managed.restricted(Entity::Instance), Some("app-1"));
         assert_eq!(
-            managed.check_object(Managed::Instances, Some("app-1")),
+            managed.check_object(Entity::Instance, Some("app-1")),
             Ok(())
         );
         assert_eq!(
-            managed.check_object(Managed::Instances, Some("app-2")),
+            managed.check_object(Entity::Instance, Some("app-2")),
             Err(Denied::NotManagedByCaller)
         );
         assert_eq!(
-            managed.check_object(Managed::Instances, None),
+            managed.check_object(Entity::Instance, None),
             Err(Denied::NotManagedByCaller)
         );
         assert_eq!(
-            managed.check_object(Managed::Manifests, None),
+            managed.check_object(Entity::Manifest, None),
             Ok(()),
             "other kinds are not restricted"
         );

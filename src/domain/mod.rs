@@ -14,6 +14,34 @@ pub use write::{
     parse_entity_reference, parse_write, unquote_key,
 };
 
+/// The Agent Registry's kinds of entity: one enum for the store's tables,
+/// the permission table's `*.ManagedBy` scopes and the errors that name a
+/// kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entity {
+    Instance,
+    Manifest,
+    Collection,
+}
+
+impl Entity {
+    pub const ALL: [Entity; 3] = [Entity::Instance, Entity::Manifest, Entity::Collection];
+
+    /// The entity type: properties, navigations, entity set.
+    pub fn ty(self) -> &'static schema::EntityType {
+        match self {
+            Entity::Instance => &schema::AGENT_INSTANCE,
+            Entity::Manifest => &schema::AGENT_CARD_MANIFEST,
+            Entity::Collection => &schema::AGENT_COLLECTION,
+        }
+    }
+
+    /// The kind whose entity set is `set` (`agentInstances`, …).
+    pub fn of_set(set: &str) -> Option<Entity> {
+        Entity::ALL.into_iter().find(|e| e.ty().entity_set == set)
+    }
+}
+
 /// Why the domain refused a write. Every variant is the client's doing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {

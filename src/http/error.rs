@@ -9,7 +9,7 @@ use crate::clock::error_timestamp;
 use crate::domain::DomainError;
 use crate::domain::copilot::CopilotError;
 use crate::odata::ODataError;
-use crate::store::{EntityKind, StoreError};
+use crate::store::{Entity, StoreError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::borrow::Cow;
@@ -83,7 +83,7 @@ pub enum ApiError {
     IfNoneMatchNotStar,
     /// `If-None-Match: *` on a write, and the entity exists.
     #[error("{kind:?} '{id}' exists despite If-None-Match: *")]
-    EntityExists { kind: EntityKind, id: String },
+    EntityExists { kind: Entity, id: String },
     #[error("method not allowed on a Copilot path")]
     CopilotMethodNotAllowed,
     #[error(transparent)]
@@ -142,11 +142,11 @@ fn report(status: StatusCode, code: &'static str, message: impl Into<String>) ->
     }
 }
 
-fn entity_label(kind: EntityKind) -> &'static str {
+fn entity_label(kind: Entity) -> &'static str {
     match kind {
-        EntityKind::Instance => "agent instance",
-        EntityKind::Manifest => "agent card manifest",
-        EntityKind::Collection => "agent collection",
+        Entity::Instance => "agent instance",
+        Entity::Manifest => "agent card manifest",
+        Entity::Collection => "agent collection",
     }
 }
 
@@ -428,9 +428,9 @@ fn store_report(e: &StoreError) -> ErrorReport {
     match e {
         StoreError::NotFound { kind, id } => {
             let code = match kind {
-                EntityKind::Instance => "AgentNotFound",
-                EntityKind::Manifest => "AgentCardNotFound",
-                EntityKind::Collection => "AgentCollectionNotFound",
+                Entity::Instance => "AgentNotFound",
+                Entity::Manifest => "AgentCardNotFound",
+                Entity::Collection => "AgentCollectionNotFound",
             };
             report(
                 S::NOT_FOUND,
@@ -440,9 +440,9 @@ fn store_report(e: &StoreError) -> ErrorReport {
         }
         StoreError::AlreadyExists { kind, id } => {
             let code = match kind {
-                EntityKind::Instance => "AgentAlreadyExists",
-                EntityKind::Manifest => "AgentCardAlreadyExists",
-                EntityKind::Collection => "AgentCollectionAlreadyExists",
+                Entity::Instance => "AgentAlreadyExists",
+                Entity::Manifest => "AgentCardAlreadyExists",
+                Entity::Collection => "AgentCollectionAlreadyExists",
             };
             report(
                 S::CONFLICT,
@@ -713,7 +713,7 @@ mod tests {
             ),
             (
                 s(StoreError::NotFound {
-                    kind: EntityKind::Instance,
+                    kind: Entity::Instance,
                     id: "i".into(),
                 }),
                 404,
@@ -721,7 +721,7 @@ mod tests {
             ),
             (
                 s(StoreError::NotFound {
-                    kind: EntityKind::Manifest,
+                    kind: Entity::Manifest,
                     id: "m".into(),
                 }),
                 404,
@@ -729,7 +729,7 @@ mod tests {
             ),
             (
                 s(StoreError::NotFound {
-                    kind: EntityKind::Collection,
+                    kind: Entity::Collection,
                     id: "c".into(),
                 }),
                 404,
@@ -737,7 +737,7 @@ mod tests {
             ),
             (
                 s(StoreError::AlreadyExists {
-                    kind: EntityKind::Instance,
+                    kind: Entity::Instance,
                     id: "i".into(),
                 }),
                 409,
@@ -745,7 +745,7 @@ mod tests {
             ),
             (
                 s(StoreError::AlreadyExists {
-                    kind: EntityKind::Manifest,
+                    kind: Entity::Manifest,
                     id: "m".into(),
                 }),
                 409,
@@ -753,7 +753,7 @@ mod tests {
             ),
             (
                 s(StoreError::AlreadyExists {
-                    kind: EntityKind::Collection,
+                    kind: Entity::Collection,
                     id: "c".into(),
                 }),
                 409,
@@ -761,7 +761,7 @@ mod tests {
             ),
             (
                 s(StoreError::PreconditionFailed {
-                    kind: EntityKind::Instance,
+                    kind: Entity::Instance,
                     id: "i".into(),
                 }),
                 412,
@@ -859,7 +859,7 @@ mod tests {
             (ApiError::IfNoneMatchNotStar, 400, "BadRequest"),
             (
                 ApiError::EntityExists {
-                    kind: EntityKind::Collection,
+                    kind: Entity::Collection,
                     id: "c".into(),
                 },
                 412,

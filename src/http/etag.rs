@@ -10,7 +10,7 @@
 //! headers compare tags weakly, as OData services do.
 
 use super::error::{ApiError, Header};
-use crate::store::{EntityKind, StoreError, Stored};
+use crate::store::{Entity, StoreError, Stored};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -210,7 +210,7 @@ impl Conditions {
     pub fn expected_version(
         &self,
         current: &Stored,
-        kind: EntityKind,
+        kind: Entity,
     ) -> Result<Option<i64>, ApiError> {
         let expected = match &self.if_match {
             None | Some(Condition::Any) => None,
@@ -261,7 +261,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Conditions {
 pub fn refuse_existing(
     create_only: bool,
     created: Result<Stored, StoreError>,
-    kind: EntityKind,
+    kind: Entity,
     id: &str,
 ) -> Result<Stored, ApiError> {
     match created {
@@ -397,7 +397,7 @@ mod tests {
         for sent in [tag.clone(), strong, format!(r#""0-0", {tag}"#)] {
             let c = Conditions::from_headers(&headers(header::IF_MATCH, &[&sent])).unwrap();
             assert_eq!(
-                c.expected_version(&s, EntityKind::Instance).unwrap(),
+                c.expected_version(&s, Entity::Instance).unwrap(),
                 Some(3),
                 "{sent}"
             );
@@ -405,14 +405,11 @@ mod tests {
         let stale = of(&stored(2, "2025-01-01T00:00:00.0000000Z"));
         let c = Conditions::from_headers(&headers(header::IF_MATCH, &[&stale])).unwrap();
         assert!(matches!(
-            c.expected_version(&s, EntityKind::Instance),
+            c.expected_version(&s, Entity::Instance),
             Err(ApiError::Store(StoreError::PreconditionFailed { .. }))
         ));
         let any = Conditions::from_headers(&headers(header::IF_MATCH, &["*"])).unwrap();
-        assert_eq!(
-            any.expected_version(&s, EntityKind::Instance).unwrap(),
-            None
-        );
+        assert_eq!(any.expected_version(&s, Entity::Instance).unwrap(), None);
     }
 
     #[test]
@@ -421,7 +418,7 @@ mod tests {
         let star = Conditions::from_headers(&headers(header::IF_NONE_MATCH, &["*"])).unwrap();
         assert!(star.create_only().unwrap());
         assert!(matches!(
-            star.expected_version(&s, EntityKind::Collection),
+            star.expected_version(&s, Entity::Collection),
             Err(ApiError::EntityExists { .. })
         ));
         let tags = Conditions::from_headers(&headers(header::IF_NONE_MATCH, &[r#""a""#])).unwrap();

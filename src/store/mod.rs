@@ -14,25 +14,19 @@ use crate::odata::{Cursor, Expr, OrderKey, Search};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-/// Which kind of entity an error is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntityKind {
-    Instance,
-    Manifest,
-    Collection,
-}
+pub use crate::domain::Entity;
 
 /// Why a storage call failed, in the terms the HTTP layer must tell apart.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{kind:?} '{id}' does not exist")]
-    NotFound { kind: EntityKind, id: String },
+    NotFound { kind: Entity, id: String },
     #[error("{kind:?} '{id}' already exists")]
-    AlreadyExists { kind: EntityKind, id: String },
+    AlreadyExists { kind: Entity, id: String },
     /// The entity exists, but its version is not the one the write expected
     /// (`WriteContext::if_match` or a delete's `if_match`).
     #[error("{kind:?} '{id}' has changed since the version the write expected")]
-    PreconditionFailed { kind: EntityKind, id: String },
+    PreconditionFailed { kind: Entity, id: String },
     #[error("manifest '{id}' is still linked from {instances} agent instance(s)")]
     ManifestInUse { id: String, instances: u64 },
     #[error("instance '{instance}' is already a member of collection '{collection}'")]

@@ -5,44 +5,22 @@
 //! writer thread, where they never wait ([`run_now`]); PostgreSQL awaits
 //! them inside a transaction that locks what it reads.
 
-use super::{EntityKind, StoreError, Stored};
-use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
+use super::{Entity, StoreError, Stored};
+use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
 use crate::domain::{
     EntityWrite, ManifestChange, RESERVED_COLLECTIONS, WriteContext, apply_patch, ensure_required,
     new_document, new_id, reserved_collection_document,
 };
 use serde_json::{Map, Value};
 
-/// The three entity tables share one shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Table {
-    Instances,
-    Manifests,
-    Collections,
-}
-
-impl Table {
-    pub(super) fn name(self) -> &'static str {
+/// The table of each kind of entity, and what its side table mirrors. The
+/// three entity tables share one shape.
+impl Entity {
+    pub(super) fn table(self) -> &'static str {
         match self {
-            Table::Instances => "agent_instances",
-            Table::Manifests => "agent_card_manifests",
-            Table::Collections => "agent_collections",
-        }
-    }
-
-    pub(super) fn kind(self) -> EntityKind {
-        match self {
-            Table::Instances => EntityKind::Instance,
-            Table::Manifests => EntityKind::Manifest,
-            Table::Collections => EntityKind::Collection,
-        }
-    }
-
-    pub(super) fn ty(self) -> &'static EntityType {
-        match self {
-            Table::Instances => &AGENT_INSTANCE,
-            Table::Manifests => &AGENT_CARD_MANIFEST,
-            Table::Collections => &AGENT_COLLECTION,
+            Entity::Instance => "agent_instances",
+            Entity::Manifest => "agent_card_manifests",
+            Entity::Collection => "agent_collections",
         }
     }
 
@@ -50,9 +28,9 @@ impl Table {
     /// of manifests).
     pub(super) fn side_field(self) -> Option<&'static str> {
         match self {
-            Table::Instances => Some("ownerIds"),
-            Table::Manifests => Some("skills"),
-            Table::Collections => None,
+            Entity::Instance => Some("ownerIds"),
+            Entity::Manifest => Some("skills"),
+            Entity::Collection => None,
         }
     }
 }
@@ -84,7 +62,7 @@ pub(super) struct Row {
 impl Row {
     /// A row as read: the stored document, its version, link and columns.
     pub(super) fn loaded(
-        table: Table,
+        table: Entity,
         doc: &str,
         version: i64,
         manifest_id: Option<String>,
@@ -113,16 +91,16 @@ pub(super) fn text<'a>(doc: &'a Map<String, Value>, key: &str) -> Option<&'a str
 
 /// The values a table's side table holds for a document: an instance's
 /// owners, a manifest's skill tags.
-pub(super) fn side_values(table: Table, doc: &Map<String, Value>) -> Vec<&str> {
+pub(super) fn side_values(table: Entity, doc: &Map<String, Value>) -> Vec<&str> {
     let items = |key: &str| doc.get(key).and_then(Value::as_array).into_iter().flatten();
     match table {
-        Table::Instances => items("ownerIds").filter_map(Value::as_str).collect(),
-        Table::Manifests => items("skills")
+        Entity::Instance => items("ownerIds").filter_map(Value::as_str).collect(),
+        Entity::Manifest => items("skills")
             .filter_map(|s| s.get("tags")?.as_array())
             .flatten()
             .filter_map(Value::as_str)
             .collect(),
-        Table::Collections => Vec::new(),
+        Entity::Collection => Vec::new(),
     }
 }
 
@@ -136,7 +114,7 @@ pub(super) trait Rows {
     /// The row, held until the transaction ends (PostgreSQL locks it).
     async fn row(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
     ) -> Result<Option<Row>, Self::Error>;
@@ -144,7 +122,7 @@ pub(super) trait Rows {
     /// by others until the transaction ends.
     async fn exists(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
         hold: bool,
@@ -154,7 +132,7 @@ pub(super) trait Rows {
     /// else a taken id is `AlreadyExists`.
     async fn insert(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         doc: &Map<String, Value>,
         manifest_id: Option<&str>,
@@ -163,24 +141,24 @@ pub(super) trait Rows {
     /// Writes the row's document, columns and link at the next version.
     async fn update(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
         row: &Row,
     ) -> Result<Stored, Self::Error>;
     /// Deletes the row; false when there was none.
-    async fn delete(&mut self, table: Table, tenant: &str, id: &str) -> Result<bool, Self::Error>;
+    async fn delete(&mut self, table: Entity, tenant: &str, id: &str) -> Result<bool, Self::Error>;
     /// Deletes what hangs off a deleted row: side-table rows, memberships.
     async fn delete_dependents(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
     ) -> Result<(), Self::Error>;
     /// Replaces the side-table rows of an entity with `values`.
     async fn set_side_values(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
         values: &[&str],
@@ -227,7 +205,7 @@ pub(super) fn run_now<T>(steps: impl std::future::Future<Output = T>) -> T {
     }
 }
 
-pub(super) fn not_found(kind: EntityKind, id: &str) -> StoreError {
+pub(super) fn not_found(kind: Entity, id: &str) -> StoreError {
     StoreError::NotFound {
         kind,
         id: id.to_owned(),
@@ -236,7 +214,7 @@ pub(super) fn not_found(kind: EntityKind, id: &str) -> StoreError {
 
 /// Refuses a write whose expected version (`if_match`) is not `actual`.
 pub(super) fn ensure_version(
-    kind: EntityKind,
+    kind: Entity,
     id: &str,
     actual: i64,
     if_match: Option<i64>,
@@ -254,7 +232,7 @@ pub(super) fn ensure_version(
 /// links a manifest, the manifest's skill tags.
 pub(super) async fn insert_entity<R: Rows>(
     r: &mut R,
-    table: Table,
+    table: Entity,
     tenant: &str,
     doc: &Map<String, Value>,
     manifest_id: Option<&str>,
@@ -277,7 +255,7 @@ pub(super) async fn insert_entity<R: Rows>(
 
 async fn insert_new<R: Rows>(
     r: &mut R,
-    table: Table,
+    table: Entity,
     tenant: &str,
     doc: &Map<String, Value>,
     manifest_id: Option<&str>,
@@ -285,7 +263,7 @@ async fn insert_new<R: Rows>(
     match insert_entity(r, table, tenant, doc, manifest_id, false).await? {
         Some(stored) => Ok(stored),
         None => Err(StoreError::AlreadyExists {
-            kind: table.kind(),
+            kind: table,
             id: text(doc, "id").unwrap_or_default().to_owned(),
         }
         .into()),
@@ -296,7 +274,7 @@ async fn insert_new<R: Rows>(
 /// they mirror changed.
 async fn update_entity<R: Rows>(
     r: &mut R,
-    table: Table,
+    table: Entity,
     tenant: &str,
     id: &str,
     row: &Row,
@@ -308,11 +286,11 @@ async fn update_entity<R: Rows>(
     {
         let values = side_values(table, &row.doc);
         r.set_side_values(table, tenant, id, &values).await?;
-        if table == Table::Manifests {
+        if table == Entity::Manifest {
             r.relink_manifest_tags(tenant, id).await?;
         }
     }
-    if table == Table::Instances && row.manifest_id != row.loaded_manifest_id {
+    if table == Entity::Instance && row.manifest_id != row.loaded_manifest_id {
         r.link_instance_tags(tenant, id, row.manifest_id.as_deref())
             .await?;
     }
@@ -325,7 +303,7 @@ async fn update_entity<R: Rows>(
 /// before the dependents are deleted.
 async fn delete_entity<R: Rows>(
     r: &mut R,
-    table: Table,
+    table: Entity,
     tenant: &str,
     id: &str,
     if_match: Option<i64>,
@@ -334,11 +312,11 @@ async fn delete_entity<R: Rows>(
         let row = r
             .row(table, tenant, id)
             .await?
-            .ok_or_else(|| not_found(table.kind(), id))?;
-        ensure_version(table.kind(), id, row.version, if_match)?;
+            .ok_or_else(|| not_found(table, id))?;
+        ensure_version(table, id, row.version, if_match)?;
     }
     if !r.delete(table, tenant, id).await? {
-        return Err(not_found(table.kind(), id).into());
+        return Err(not_found(table, id).into());
     }
     r.delete_dependents(table, tenant, id).await
 }
@@ -346,7 +324,7 @@ async fn delete_entity<R: Rows>(
 /// Loads a row for an update, checking its expected version.
 async fn row_to_update<R: Rows>(
     r: &mut R,
-    table: Table,
+    table: Entity,
     tenant: &str,
     id: &str,
     if_match: Option<i64>,
@@ -354,8 +332,8 @@ async fn row_to_update<R: Rows>(
     let row = r
         .row(table, tenant, id)
         .await?
-        .ok_or_else(|| not_found(table.kind(), id))?;
-    ensure_version(table.kind(), id, row.version, if_match)?;
+        .ok_or_else(|| not_found(table, id))?;
+    ensure_version(table, id, row.version, if_match)?;
     Ok(row)
 }
 
@@ -369,7 +347,7 @@ async fn create_manifest_row<R: Rows>(
 ) -> Result<Stored, R::Error> {
     ensure_required(&AGENT_CARD_MANIFEST, &write.props).map_err(StoreError::from)?;
     let doc = new_document(&AGENT_CARD_MANIFEST, id, &write.props, ctx);
-    insert_new(r, Table::Manifests, tenant, &doc, None).await
+    insert_new(r, Entity::Manifest, tenant, &doc, None).await
 }
 
 /// Carries out an instance write's `agentCardManifest` part; returns the new link.
@@ -384,17 +362,17 @@ async fn apply_manifest_change<R: Rows>(
         ManifestChange::Unlink => Ok(None),
         ManifestChange::Bind(id) => {
             // Held: the manifest cannot be deleted before this commits.
-            if !r.exists(Table::Manifests, tenant, id, true).await? {
-                return Err(not_found(EntityKind::Manifest, id).into());
+            if !r.exists(Entity::Manifest, tenant, id, true).await? {
+                return Err(not_found(Entity::Manifest, id).into());
             }
             Ok(Some(id.clone()))
         }
         ManifestChange::Upsert(nested) => {
             if let Some(id) = current
-                && let Some(mut row) = r.row(Table::Manifests, tenant, &id).await?
+                && let Some(mut row) = r.row(Entity::Manifest, tenant, &id).await?
             {
                 apply_patch(&mut row.doc, &nested.props, ctx);
-                update_entity(r, Table::Manifests, tenant, &id, &row).await?;
+                update_entity(r, Entity::Manifest, tenant, &id, &row).await?;
                 return Ok(Some(id));
             }
             let id = nested.id.clone().unwrap_or_else(new_id);
@@ -411,9 +389,9 @@ pub(super) async fn create_instance<R: Rows>(
     write: &EntityWrite,
     ctx: &WriteContext,
 ) -> Result<Stored, R::Error> {
-    if r.exists(Table::Instances, tenant, id, false).await? {
+    if r.exists(Entity::Instance, tenant, id, false).await? {
         return Err(StoreError::AlreadyExists {
-            kind: EntityKind::Instance,
+            kind: Entity::Instance,
             id: id.to_owned(),
         }
         .into());
@@ -423,7 +401,7 @@ pub(super) async fn create_instance<R: Rows>(
         None => None,
     };
     let doc = new_document(&AGENT_INSTANCE, id, &write.props, ctx);
-    insert_new(r, Table::Instances, tenant, &doc, link.as_deref()).await
+    insert_new(r, Entity::Instance, tenant, &doc, link.as_deref()).await
 }
 
 pub(super) async fn update_instance<R: Rows>(
@@ -433,19 +411,19 @@ pub(super) async fn update_instance<R: Rows>(
     write: &EntityWrite,
     ctx: &WriteContext,
 ) -> Result<Stored, R::Error> {
-    let mut row = row_to_update(r, Table::Instances, tenant, id, ctx.if_match).await?;
+    let mut row = row_to_update(r, Entity::Instance, tenant, id, ctx.if_match).await?;
     if let Some(change) = &write.manifest {
         row.manifest_id =
             apply_manifest_change(r, tenant, row.manifest_id.take(), change, ctx).await?;
     }
     apply_patch(&mut row.doc, &write.props, ctx);
-    update_entity(r, Table::Instances, tenant, id, &row).await
+    update_entity(r, Entity::Instance, tenant, id, &row).await
 }
 
 /// A PATCH of an entity without links: merged into the row as stored.
 pub(super) async fn update_plain<R: Rows>(
     r: &mut R,
-    table: Table,
+    table: Entity,
     tenant: &str,
     id: &str,
     props: &Map<String, Value>,
@@ -462,7 +440,7 @@ pub(super) async fn delete_instance<R: Rows>(
     id: &str,
     if_match: Option<i64>,
 ) -> Result<(), R::Error> {
-    delete_entity(r, Table::Instances, tenant, id, if_match).await
+    delete_entity(r, Entity::Instance, tenant, id, if_match).await
 }
 
 pub(super) async fn create_manifest<R: Rows>(
@@ -485,10 +463,10 @@ pub(super) async fn delete_manifest<R: Rows>(
     // Held first: an instance being linked to it commits before the count
     // below, which then sees it.
     let row = r
-        .row(Table::Manifests, tenant, id)
+        .row(Entity::Manifest, tenant, id)
         .await?
-        .ok_or_else(|| not_found(EntityKind::Manifest, id))?;
-    ensure_version(EntityKind::Manifest, id, row.version, if_match)?;
+        .ok_or_else(|| not_found(Entity::Manifest, id))?;
+    ensure_version(Entity::Manifest, id, row.version, if_match)?;
     let linked = r.instances_linking(tenant, id).await?;
     if linked > 0 {
         return Err(StoreError::ManifestInUse {
@@ -497,7 +475,7 @@ pub(super) async fn delete_manifest<R: Rows>(
         }
         .into());
     }
-    delete_entity(r, Table::Manifests, tenant, id, None).await
+    delete_entity(r, Entity::Manifest, tenant, id, None).await
 }
 
 pub(super) async fn create_collection<R: Rows>(
@@ -508,7 +486,7 @@ pub(super) async fn create_collection<R: Rows>(
     ctx: &WriteContext,
 ) -> Result<Stored, R::Error> {
     let doc = new_document(&AGENT_COLLECTION, id, &write.props, ctx);
-    insert_new(r, Table::Collections, tenant, &doc, None).await
+    insert_new(r, Entity::Collection, tenant, &doc, None).await
 }
 
 pub(super) async fn delete_collection<R: Rows>(
@@ -517,7 +495,7 @@ pub(super) async fn delete_collection<R: Rows>(
     id: &str,
     if_match: Option<i64>,
 ) -> Result<(), R::Error> {
-    delete_entity(r, Table::Collections, tenant, id, if_match).await
+    delete_entity(r, Entity::Collection, tenant, id, if_match).await
 }
 
 pub(super) async fn add_member<R: Rows>(
@@ -528,13 +506,13 @@ pub(super) async fn add_member<R: Rows>(
 ) -> Result<(), R::Error> {
     // Held: neither side can be deleted before this commits.
     if !r
-        .exists(Table::Collections, tenant, collection, true)
+        .exists(Entity::Collection, tenant, collection, true)
         .await?
     {
-        return Err(not_found(EntityKind::Collection, collection).into());
+        return Err(not_found(Entity::Collection, collection).into());
     }
-    if !r.exists(Table::Instances, tenant, instance, true).await? {
-        return Err(not_found(EntityKind::Instance, instance).into());
+    if !r.exists(Entity::Instance, tenant, instance, true).await? {
+        return Err(not_found(Entity::Instance, instance).into());
     }
     if !r.insert_member(tenant, collection, instance).await? {
         return Err(StoreError::AlreadyMember {
@@ -556,10 +534,10 @@ pub(super) async fn remove_member<R: Rows>(
         return Ok(());
     }
     if !r
-        .exists(Table::Collections, tenant, collection, false)
+        .exists(Entity::Collection, tenant, collection, false)
         .await?
     {
-        return Err(not_found(EntityKind::Collection, collection).into());
+        return Err(not_found(Entity::Collection, collection).into());
     }
     Err(StoreError::NotMember {
         collection: collection.to_owned(),
@@ -576,9 +554,9 @@ pub(super) async fn ensure_reserved<R: Rows>(
     now: &str,
 ) -> Result<(), R::Error> {
     for c in &RESERVED_COLLECTIONS {
-        if !r.exists(Table::Collections, tenant, c.id, false).await? {
+        if !r.exists(Entity::Collection, tenant, c.id, false).await? {
             let doc = reserved_collection_document(c, now);
-            insert_entity(r, Table::Collections, tenant, &doc, None, true).await?;
+            insert_entity(r, Entity::Collection, tenant, &doc, None, true).await?;
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 use agentry::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
 use agentry::domain::{EntityWrite, ManifestChange, WriteContext, parse_write};
 use agentry::odata::Cursor;
-use agentry::store::{Criteria, EntityKind, ListQuery, Relation, Store, StoreError};
+use agentry::store::{Criteria, Entity, ListQuery, Relation, Store, StoreError};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -107,7 +107,7 @@ async fn an_instance_is_created_read_updated_and_deleted_with_versions() {
             matches!(
                 again,
                 Err(StoreError::AlreadyExists {
-                    kind: EntityKind::Instance,
+                    kind: Entity::Instance,
                     ..
                 })
             ),
@@ -174,7 +174,7 @@ async fn a_nested_manifest_is_created_then_updated_and_a_failed_write_leaves_not
         assert!(matches!(
             st.update_instance("t", "i", bad, &c).await,
             Err(StoreError::NotFound {
-                kind: EntityKind::Manifest,
+                kind: Entity::Manifest,
                 ..
             })
         ));
@@ -226,7 +226,7 @@ async fn memberships_follow_their_instances_and_collections() {
         assert!(matches!(
             st.add_member("t", "c", "nope").await,
             Err(StoreError::NotFound {
-                kind: EntityKind::Instance,
+                kind: Entity::Instance,
                 ..
             })
         ));
@@ -386,7 +386,7 @@ fn expecting(now: &str, version: i64) -> WriteContext {
     }
 }
 
-fn is_precondition_failed(r: &Result<impl std::fmt::Debug, StoreError>, kind: EntityKind) -> bool {
+fn is_precondition_failed(r: &Result<impl std::fmt::Debug, StoreError>, kind: Entity) -> bool {
     matches!(r, Err(StoreError::PreconditionFailed { kind: k, .. }) if *k == kind)
 }
 
@@ -424,7 +424,7 @@ async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             )
             .await;
         assert!(
-            is_precondition_failed(&stale, EntityKind::Instance),
+            is_precondition_failed(&stale, Entity::Instance),
             "{}: {stale:?}",
             b.name
         );
@@ -455,7 +455,7 @@ async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             )
             .await;
         assert!(
-            is_precondition_failed(&again, EntityKind::Instance),
+            is_precondition_failed(&again, Entity::Instance),
             "{}",
             b.name
         );
@@ -467,7 +467,7 @@ async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             .update_instance("t", "i", nested(), &expecting(now, 1))
             .await;
         assert!(
-            is_precondition_failed(&refused, EntityKind::Instance),
+            is_precondition_failed(&refused, Entity::Instance),
             "{}",
             b.name
         );
@@ -506,7 +506,7 @@ async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             .update_manifest("t", "m", props("x"), &expecting(now, 2))
             .await;
         assert!(
-            is_precondition_failed(&stale, EntityKind::Manifest),
+            is_precondition_failed(&stale, Entity::Manifest),
             "{}",
             b.name
         );
@@ -519,7 +519,7 @@ async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             .update_collection("t", "c", props("y"), &expecting(now, 5))
             .await;
         assert!(
-            is_precondition_failed(&stale, EntityKind::Collection),
+            is_precondition_failed(&stale, Entity::Collection),
             "{}",
             b.name
         );
@@ -537,7 +537,7 @@ async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             matches!(
                 gone,
                 Err(StoreError::NotFound {
-                    kind: EntityKind::Instance,
+                    kind: Entity::Instance,
                     ..
                 })
             ),
@@ -551,7 +551,7 @@ async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             matches!(
                 gone,
                 Err(StoreError::NotFound {
-                    kind: EntityKind::Collection,
+                    kind: Entity::Collection,
                     ..
                 })
             ),
@@ -600,7 +600,7 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
 
         let r = st.delete_instance("t", "i", Some(1)).await;
         assert!(
-            is_precondition_failed(&r, EntityKind::Instance),
+            is_precondition_failed(&r, Entity::Instance),
             "{}: {r:?}",
             b.name
         );
@@ -616,7 +616,7 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             matches!(
                 r,
                 Err(StoreError::NotFound {
-                    kind: EntityKind::Instance,
+                    kind: Entity::Instance,
                     ..
                 })
             ),
@@ -626,7 +626,7 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
 
         let r = st.delete_manifest("t", "m", Some(9)).await;
         assert!(
-            is_precondition_failed(&r, EntityKind::Manifest),
+            is_precondition_failed(&r, Entity::Manifest),
             "{}: {r:?}",
             b.name
         );
@@ -641,7 +641,7 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             matches!(
                 r,
                 Err(StoreError::NotFound {
-                    kind: EntityKind::Manifest,
+                    kind: Entity::Manifest,
                     ..
                 })
             ),
@@ -651,7 +651,7 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
 
         let r = st.delete_collection("t", "c", Some(3)).await;
         assert!(
-            is_precondition_failed(&r, EntityKind::Collection),
+            is_precondition_failed(&r, Entity::Collection),
             "{}: {r:?}",
             b.name
         );
@@ -666,7 +666,7 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             matches!(
                 r,
                 Err(StoreError::NotFound {
-                    kind: EntityKind::Collection,
+                    kind: Entity::Collection,
                     ..
                 })
             ),

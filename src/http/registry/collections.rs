@@ -7,7 +7,7 @@ use super::{
     ListRequest, Result, claim_managed_by, count_criteria, created, entity_response,
     expected_version, managed_filter, missing, single, updated, visible, write_context,
 };
-use crate::auth::permissions::{Action, Grant, Managed, Reserved, authorize, authorize_on};
+use crate::auth::permissions::{Action, Grant, Reserved, authorize, authorize_on};
 use crate::auth::{CallerKind, Principal};
 use crate::domain::schema::{AGENT_COLLECTION, AGENT_INSTANCE};
 use crate::domain::{
@@ -20,7 +20,7 @@ use crate::http::extract::{Caller, JsonBody, Keys, Meta, ODataQuery, PreferRepre
 use crate::http::request::RequestMeta;
 use crate::http::respond;
 use crate::odata::filter::{self, Expr};
-use crate::store::{EntityKind, Relation, Stored};
+use crate::store::{Entity, Relation, Stored};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
@@ -36,20 +36,14 @@ fn reserved(id: &str) -> Reserved {
 
 async fn require(app: &AppState, p: &Principal, grant: &Grant, id: &str) -> Result<Stored> {
     let stored = app.store().get_collection(&p.tenant_id, id).await?;
-    visible(
-        grant,
-        Managed::Collections,
-        stored,
-        EntityKind::Collection,
-        id,
-    )
+    visible(grant, Entity::Collection, stored, id)
 }
 
 /// What a collection list shows: a restricted application its own
 /// collections; a user holding only the Global or Quarantined read
 /// permissions, those collections.
 fn list_restriction(p: &Principal, grant: &Grant) -> Option<Expr> {
-    if let Some(f) = managed_filter(grant, Managed::Collections) {
+    if let Some(f) = managed_filter(grant, Entity::Collection) {
         return Some(f);
     }
     let has = |perm: &str| p.scopes.iter().any(|s| s == perm);
@@ -109,14 +103,14 @@ pub(super) async fn create(
     let grant = authorize(&p, Action::CreateCollection)?;
     let mut write = parse_write(&AGENT_COLLECTION, body, true)?;
     domain::ensure_collection_name_free(&write.props)?;
-    claim_managed_by(&grant, Managed::Collections, &mut write.props, true)?;
+    claim_managed_by(&grant, Entity::Collection, &mut write.props, true)?;
     let create_only = cond.create_only()?;
     let id = write.id.clone().unwrap_or_else(domain::new_id);
     let result = app
         .store()
         .create_collection(&p.tenant_id, &id, write, &write_context(&app, &p))
         .await;
-    let stored = etag::refuse_existing(create_only, result, EntityKind::Collection, &id)?;
+    let stored = etag::refuse_existing(create_only, result, Entity::Collection, &id)?;
     created(&meta, &AGENT_COLLECTION, stored)
 }
 
@@ -154,13 +148,13 @@ pub(super) async fn update(
     domain::ensure_collection_mutable(&id)?;
     let mut write = parse_write(&AGENT_COLLECTION, body, false)?;
     domain::ensure_collection_name_free(&write.props)?;
-    if grant.restricted(Managed::Collections).is_some() {
+    if grant.restricted(Entity::Collection).is_some() {
         require(&app, &p, &grant, &id).await?;
-        claim_managed_by(&grant, Managed::Collections, &mut write.props, false)?;
+        claim_managed_by(&grant, Entity::Collection, &mut write.props, false)?;
     }
     let current = require(&app, &p, &grant, &id);
     let ctx = WriteContext {
-        if_match: expected_version(&cond, EntityKind::Collection, current).await?,
+        if_match: expected_version(&cond, Entity::Collection, current).await?,
         ..write_context(&app, &p)
     };
     let stored = app
@@ -178,11 +172,11 @@ pub(super) async fn remove(
 ) -> Result {
     let grant = authorize_on(&p, Action::DeleteCollection, reserved(&id))?;
     domain::ensure_collection_mutable(&id)?;
-    if grant.restricted(Managed::Collections).is_some() {
+    if grant.restricted(Entity::Collection).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
     let current = require(&app, &p, &grant, &id);
-    let if_match = expected_version(&cond, EntityKind::Collection, current).await?;
+    let if_match = expected_version(&cond, Entity::Collection, current).await?;
     app.store()
         .delete_collection(&p.tenant_id, &id, if_match)
         .await?;
@@ -195,7 +189,7 @@ pub(super) async fn remove(
 /// restricted caller manages it.
 async fn member_access(app: &AppState, p: &Principal, action: Action, cid: &str) -> Result<Grant> {
     let grant = authorize_on(p, action, reserved(cid))?;
-    if grant.restricted(Managed::Collections).is_some() {
+    if grant.restricted(Entity::Collection).is_some() {
         require(app, p, &grant, cid).await?;
     }
     Ok(grant)
@@ -223,7 +217,7 @@ async fn members_page(
 /// Adds instance `iid`, which a restricted caller must manage too.
 async fn add(app: &AppState, p: &Principal, cid: &str, iid: &str) -> Result<()> {
     let grant = member_access(app, p, Action::AddMember, cid).await?;
-    if grant.restricted(Managed::Instances).is_some() {
+    if grant.restricted(Entity::Instance).is_some() {
         super::instances::require(app, p, &grant, iid).await?;
     }
     app.store().add_member(&p.tenant_id, cid, iid).await?;
@@ -269,7 +263,7 @@ async fn add_entity(
         .store()
         .get_instance(&p.tenant_id, &iid)
         .await?
-        .ok_or_else(|| missing(EntityKind::Instance, &iid))?;
+        .ok_or_else(|| missing(Entity::Instance, &iid))?;
     let context = respond::context_url(meta, AGENT_INSTANCE.entity_set, "/$entity");
     let body = respond::with_etag(&stored.doc, &etag::of(&stored));
     let mut response = respond::json(StatusCode::CREATED, respond::entity_body(&context, &body));
@@ -293,7 +287,7 @@ async fn member(
         .await?
         .is_none()
     {
-        return Err(missing(EntityKind::Collection, cid));
+        return Err(missing(Entity::Collection, cid));
     }
     if !app.store().is_member(&p.tenant_id, cid, mid).await? {
         return Err(ApiError::NotInCollection {
@@ -305,7 +299,7 @@ async fn member(
         .store()
         .get_instance(&p.tenant_id, mid)
         .await?
-        .ok_or_else(|| missing(EntityKind::Instance, mid))?;
+        .ok_or_else(|| missing(Entity::Instance, mid))?;
     entity_response(app, meta, &p.tenant_id, &AGENT_INSTANCE, &q.options, stored).await
 }
 

@@ -6,7 +6,7 @@ use super::{
     expected_version, managed_filter, missing, single, updated, visible, write_context,
 };
 use crate::auth::Principal;
-use crate::auth::permissions::{Action, Grant, Managed, authorize};
+use crate::auth::permissions::{Action, Grant, authorize};
 use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
 use crate::domain::{self, EntityWrite, ManifestChange, WriteContext, parse_write};
 use crate::http::AppState;
@@ -14,7 +14,7 @@ use crate::http::error::ApiError;
 use crate::http::etag::{self, Conditions};
 use crate::http::extract::{Caller, JsonBody, Keys, Meta, ODataQuery, PreferRepresentation};
 use crate::http::respond;
-use crate::store::{EntityKind, Relation, Stored};
+use crate::store::{Entity, Relation, Stored};
 use axum::extract::State;
 use serde_json::Map;
 
@@ -26,7 +26,7 @@ pub(super) async fn require(
     id: &str,
 ) -> Result<Stored> {
     let stored = app.store().get_instance(&p.tenant_id, id).await?;
-    visible(grant, Managed::Instances, stored, EntityKind::Instance, id)
+    visible(grant, Entity::Instance, stored, id)
 }
 
 /// Adds what a nested manifest or a bind needs to the grant, and applies
@@ -42,7 +42,7 @@ async fn authorize_manifest_part(
     match &mut write.manifest {
         Some(ManifestChange::Upsert(nested)) => {
             let grant = grant.and(authorize(p, Action::WriteNestedManifest)?);
-            if grant.restricted(Managed::Manifests).is_none() {
+            if grant.restricted(Entity::Manifest).is_none() {
                 return Ok(grant);
             }
             // Only a restricted caller needs to know which manifest it would update.
@@ -54,24 +54,18 @@ async fn authorize_manifest_part(
                 // Updating the linked manifest: it must be one the caller manages.
                 Some(m) => {
                     let mid = m.id.clone();
-                    visible(
-                        &grant,
-                        Managed::Manifests,
-                        Some(m),
-                        EntityKind::Manifest,
-                        &mid,
-                    )?;
-                    claim_managed_by(&grant, Managed::Manifests, &mut nested.props, false)?;
+                    visible(&grant, Entity::Manifest, Some(m), &mid)?;
+                    claim_managed_by(&grant, Entity::Manifest, &mut nested.props, false)?;
                 }
-                None => claim_managed_by(&grant, Managed::Manifests, &mut nested.props, true)?,
+                None => claim_managed_by(&grant, Entity::Manifest, &mut nested.props, true)?,
             }
             Ok(grant)
         }
         Some(ManifestChange::Bind(id)) => {
             let grant = grant.and(authorize(p, Action::BindManifest)?);
-            if grant.restricted(Managed::Manifests).is_some() {
+            if grant.restricted(Entity::Manifest).is_some() {
                 let stored = app.store().get_manifest(&p.tenant_id, id).await?;
-                visible(&grant, Managed::Manifests, stored, EntityKind::Manifest, id)?;
+                visible(&grant, Entity::Manifest, stored, id)?;
             }
             Ok(grant)
         }
@@ -86,7 +80,7 @@ pub(super) async fn list(
     q: ODataQuery,
 ) -> Result {
     let grant = authorize(&p, Action::ListInstances)?;
-    let restrict = managed_filter(&grant, Managed::Instances);
+    let restrict = managed_filter(&grant, Entity::Instance);
     let list = ListRequest {
         app: &app,
         meta: &meta,
@@ -103,7 +97,7 @@ pub(super) async fn count(State(app): State<AppState>, Caller(p): Caller, q: ODa
     let criteria = count_criteria(
         &q,
         &AGENT_INSTANCE,
-        managed_filter(&grant, Managed::Instances),
+        managed_filter(&grant, Entity::Instance),
     )?;
     Ok(respond::count(
         app.store()
@@ -121,7 +115,7 @@ pub(super) async fn create(
 ) -> Result {
     let grant = authorize(&p, Action::CreateInstance)?;
     let mut write = parse_write(&AGENT_INSTANCE, body, true)?;
-    claim_managed_by(&grant, Managed::Instances, &mut write.props, true)?;
+    claim_managed_by(&grant, Entity::Instance, &mut write.props, true)?;
     authorize_manifest_part(&app, &p, &mut write, None, grant).await?;
     let create_only = cond.create_only()?;
     let id = write.id.clone().unwrap_or_else(domain::new_id);
@@ -129,7 +123,7 @@ pub(super) async fn create(
         .store()
         .create_instance(&p.tenant_id, &id, write, &write_context(&app, &p))
         .await;
-    let stored = etag::refuse_existing(create_only, result, EntityKind::Instance, &id)?;
+    let stored = etag::refuse_existing(create_only, result, Entity::Instance, &id)?;
     created(&meta, &AGENT_INSTANCE, stored)
 }
 
@@ -165,14 +159,14 @@ pub(super) async fn update(
 ) -> Result {
     let grant = authorize(&p, Action::UpdateInstance)?;
     let mut write = parse_write(&AGENT_INSTANCE, body, false)?;
-    if grant.restricted(Managed::Instances).is_some() {
+    if grant.restricted(Entity::Instance).is_some() {
         require(&app, &p, &grant, &id).await?;
-        claim_managed_by(&grant, Managed::Instances, &mut write.props, false)?;
+        claim_managed_by(&grant, Entity::Instance, &mut write.props, false)?;
     }
     authorize_manifest_part(&app, &p, &mut write, Some(&id), grant.clone()).await?;
     let current = require(&app, &p, &grant, &id);
     let ctx = WriteContext {
-        if_match: expected_version(&cond, EntityKind::Instance, current).await?,
+        if_match: expected_version(&cond, Entity::Instance, current).await?,
         ..write_context(&app, &p)
     };
     let stored = app
@@ -189,11 +183,11 @@ pub(super) async fn remove(
     cond: Conditions,
 ) -> Result {
     let grant = authorize(&p, Action::DeleteInstance)?;
-    if grant.restricted(Managed::Instances).is_some() {
+    if grant.restricted(Entity::Instance).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
     let current = require(&app, &p, &grant, &id);
-    let if_match = expected_version(&cond, EntityKind::Instance, current).await?;
+    let if_match = expected_version(&cond, Entity::Instance, current).await?;
     app.store()
         .delete_instance(&p.tenant_id, &id, if_match)
         .await?;
@@ -202,7 +196,7 @@ pub(super) async fn remove(
 
 /// The linked manifest, both objects visible to the caller.
 async fn linked_manifest(app: &AppState, p: &Principal, grant: &Grant, id: &str) -> Result<Stored> {
-    if grant.restricted(Managed::Instances).is_some() {
+    if grant.restricted(Entity::Instance).is_some() {
         require(app, p, grant, id).await?;
     }
     let manifest = app
@@ -211,13 +205,7 @@ async fn linked_manifest(app: &AppState, p: &Principal, grant: &Grant, id: &str)
         .await?
         .ok_or_else(|| ApiError::ManifestNotLinked(id.to_owned()))?;
     let mid = manifest.id.clone();
-    visible(
-        grant,
-        Managed::Manifests,
-        Some(manifest),
-        EntityKind::Manifest,
-        &mid,
-    )
+    visible(grant, Entity::Manifest, Some(manifest), &mid)
 }
 
 pub(super) async fn get_manifest(
@@ -251,11 +239,11 @@ pub(super) async fn update_manifest(
 ) -> Result {
     let grant = authorize(&p, Action::UpdateInstanceManifest)?;
     let mut write = parse_write(&AGENT_CARD_MANIFEST, body, false)?;
-    claim_managed_by(&grant, Managed::Manifests, &mut write.props, false)?;
+    claim_managed_by(&grant, Entity::Manifest, &mut write.props, false)?;
     let manifest = linked_manifest(&app, &p, &grant, &id).await?;
     // The conditions name the manifest this path leads to.
     let ctx = WriteContext {
-        if_match: cond.expected_version(&manifest, EntityKind::Manifest)?,
+        if_match: cond.expected_version(&manifest, Entity::Manifest)?,
         ..write_context(&app, &p)
     };
     let stored = app
@@ -274,13 +262,13 @@ pub(super) async fn unlink_manifest(
     cond: Conditions,
 ) -> Result {
     let grant = authorize(&p, Action::UnlinkInstanceManifest)?;
-    if grant.restricted(Managed::Instances).is_some() {
+    if grant.restricted(Entity::Instance).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
     let Some(manifest) = app.store().get_instance_manifest(&p.tenant_id, &id).await? else {
         return Err(ApiError::ManifestNotLinked(id));
     };
-    cond.expected_version(&manifest, EntityKind::Manifest)?;
+    cond.expected_version(&manifest, Entity::Manifest)?;
     let write = EntityWrite {
         id: None,
         props: Map::new(),
@@ -300,7 +288,7 @@ pub(super) async fn list_collections(
     q: ODataQuery,
 ) -> Result {
     let grant = authorize(&p, Action::ListInstanceCollections)?;
-    if grant.restricted(Managed::Instances).is_some() {
+    if grant.restricted(Entity::Instance).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
     let list = ListRequest {
@@ -321,7 +309,7 @@ pub(super) async fn count_collections(
     q: ODataQuery,
 ) -> Result {
     let grant = authorize(&p, Action::ListInstanceCollections)?;
-    if grant.restricted(Managed::Instances).is_some() {
+    if grant.restricted(Entity::Instance).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
     let criteria = count_criteria(&q, &AGENT_COLLECTION, None)?;
@@ -346,7 +334,7 @@ pub(super) async fn get_collection(
         .store()
         .get_collection(&p.tenant_id, &cid)
         .await?
-        .ok_or_else(|| missing(EntityKind::Collection, &cid))?;
+        .ok_or_else(|| missing(Entity::Collection, &cid))?;
     if !app.store().is_member(&p.tenant_id, &cid, &id).await? {
         return Err(ApiError::NotInCollection {
             instance: id,

@@ -6,19 +6,19 @@ use super::{
     expected_version, managed_filter, single, updated, visible, write_context,
 };
 use crate::auth::Principal;
-use crate::auth::permissions::{Action, Grant, Managed, authorize};
+use crate::auth::permissions::{Action, Grant, authorize};
 use crate::domain::schema::AGENT_CARD_MANIFEST;
 use crate::domain::{self, WriteContext, parse_write};
 use crate::http::AppState;
 use crate::http::etag::{self, Conditions};
 use crate::http::extract::{Caller, JsonBody, Keys, Meta, ODataQuery};
 use crate::http::respond;
-use crate::store::{EntityKind, Relation, Stored};
+use crate::store::{Entity, Relation, Stored};
 use axum::extract::State;
 
 async fn require(app: &AppState, p: &Principal, grant: &Grant, id: &str) -> Result<Stored> {
     let stored = app.store().get_manifest(&p.tenant_id, id).await?;
-    visible(grant, Managed::Manifests, stored, EntityKind::Manifest, id)
+    visible(grant, Entity::Manifest, stored, id)
 }
 
 pub(super) async fn list(
@@ -28,7 +28,7 @@ pub(super) async fn list(
     q: ODataQuery,
 ) -> Result {
     let grant = authorize(&p, Action::ListManifests)?;
-    let restrict = managed_filter(&grant, Managed::Manifests);
+    let restrict = managed_filter(&grant, Entity::Manifest);
     let list = ListRequest {
         app: &app,
         meta: &meta,
@@ -45,7 +45,7 @@ pub(super) async fn count(State(app): State<AppState>, Caller(p): Caller, q: ODa
     let criteria = count_criteria(
         &q,
         &AGENT_CARD_MANIFEST,
-        managed_filter(&grant, Managed::Manifests),
+        managed_filter(&grant, Entity::Manifest),
     )?;
     Ok(respond::count(
         app.store().count_manifests(&p.tenant_id, &criteria).await?,
@@ -62,14 +62,14 @@ pub(super) async fn create(
 ) -> Result {
     let grant = authorize(&p, Action::CreateManifest)?;
     let mut write = parse_write(&AGENT_CARD_MANIFEST, body, true)?;
-    claim_managed_by(&grant, Managed::Manifests, &mut write.props, true)?;
+    claim_managed_by(&grant, Entity::Manifest, &mut write.props, true)?;
     let create_only = cond.create_only()?;
     let id = write.id.clone().unwrap_or_else(domain::new_id);
     let result = app
         .store()
         .create_manifest(&p.tenant_id, &id, write, &write_context(&app, &p))
         .await;
-    let stored = etag::refuse_existing(create_only, result, EntityKind::Manifest, &id)?;
+    let stored = etag::refuse_existing(create_only, result, Entity::Manifest, &id)?;
     created(&meta, &AGENT_CARD_MANIFEST, stored)
 }
 
@@ -105,13 +105,13 @@ pub(super) async fn update(
 ) -> Result {
     let grant = authorize(&p, Action::UpdateManifest)?;
     let mut write = parse_write(&AGENT_CARD_MANIFEST, body, false)?;
-    if grant.restricted(Managed::Manifests).is_some() {
+    if grant.restricted(Entity::Manifest).is_some() {
         require(&app, &p, &grant, &id).await?;
-        claim_managed_by(&grant, Managed::Manifests, &mut write.props, false)?;
+        claim_managed_by(&grant, Entity::Manifest, &mut write.props, false)?;
     }
     let current = require(&app, &p, &grant, &id);
     let ctx = WriteContext {
-        if_match: expected_version(&cond, EntityKind::Manifest, current).await?,
+        if_match: expected_version(&cond, Entity::Manifest, current).await?,
         ..write_context(&app, &p)
     };
     let stored = app
@@ -129,11 +129,11 @@ pub(super) async fn remove(
     cond: Conditions,
 ) -> Result {
     let grant = authorize(&p, Action::DeleteManifest)?;
-    if grant.restricted(Managed::Manifests).is_some() {
+    if grant.restricted(Entity::Manifest).is_some() {
         require(&app, &p, &grant, &id).await?;
     }
     let current = require(&app, &p, &grant, &id);
-    let if_match = expected_version(&cond, EntityKind::Manifest, current).await?;
+    let if_match = expected_version(&cond, Entity::Manifest, current).await?;
     app.store()
         .delete_manifest(&p.tenant_id, &id, if_match)
         .await?;

@@ -18,14 +18,12 @@ use super::extract::{Caller, JsonBody, Meta, ODataQuery};
 use super::request::RequestMeta;
 use super::respond;
 use crate::auth::Principal;
-use crate::auth::permissions::{Action, Denied, Grant, Managed, authorize};
+use crate::auth::permissions::{Action, Denied, Grant, authorize};
 use crate::domain::schema::EntityType;
 use crate::domain::{DomainError, WriteContext};
 use crate::odata::filter::{self, Expr};
 use crate::odata::{DEFAULT_TOP, ODataError, QueryOptions, SkipToken};
-use crate::store::{
-    Criteria, EntityKind, ListQuery, Navigation, Page, Relation, StoreError, Stored,
-};
+use crate::store::{Criteria, Entity, ListQuery, Navigation, Page, Relation, StoreError, Stored};
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -162,6 +160,11 @@ fn navigations(ty: &EntityType, q: &QueryOptions) -> Vec<Navigation> {
         .collect()
 }
 
+/// The kind of a registry entity type.
+fn kind_of(ty: &'static EntityType) -> Entity {
+    Entity::of_set(ty.entity_set).expect("a registry entity type")
+}
+
 /// One page of `ty`'s entities along `relation`.
 async fn list_page(
     app: &AppState,
@@ -171,10 +174,10 @@ async fn list_page(
     q: &ListQuery,
 ) -> Result<Page> {
     let store = app.store();
-    Ok(match ty.entity_set {
-        "agentInstances" => store.list_instances(tenant, relation, q).await?,
-        "agentCardManifests" => store.list_manifests(tenant, q).await?,
-        _ => store.list_collections(tenant, relation, q).await?,
+    Ok(match kind_of(ty) {
+        Entity::Instance => store.list_instances(tenant, relation, q).await?,
+        Entity::Manifest => store.list_manifests(tenant, q).await?,
+        Entity::Collection => store.list_collections(tenant, relation, q).await?,
     })
 }
 
@@ -184,7 +187,7 @@ async fn list_page(
 /// it (404 when absent or hidden).
 async fn expected_version(
     cond: &etag::Conditions,
-    kind: EntityKind,
+    kind: Entity,
     current: impl std::future::Future<Output = Result<Stored>>,
 ) -> Result<Option<i64>> {
     if !cond.any() {
@@ -194,7 +197,7 @@ async fn expected_version(
     cond.expected_version(&stored, kind)
 }
 
-fn missing(kind: EntityKind, id: &str) -> ApiError {
+fn missing(kind: Entity, id: &str) -> ApiError {
     StoreError::NotFound {
         kind,
         id: id.to_owned(),
@@ -216,26 +219,20 @@ fn managed_by_of(stored: &Stored) -> Option<String> {
 /// An object the caller may see: a caller restricted to the objects it
 /// manages sees the others as absent (404 rather than 403, which would
 /// disclose them).
-fn visible(
-    grant: &Grant,
-    kind: Managed,
-    stored: Option<Stored>,
-    entity: EntityKind,
-    id: &str,
-) -> Result<Stored> {
-    let stored = stored.ok_or_else(|| missing(entity, id))?;
+fn visible(grant: &Grant, kind: Entity, stored: Option<Stored>, id: &str) -> Result<Stored> {
+    let stored = stored.ok_or_else(|| missing(kind, id))?;
     if grant.restricted(kind).is_some()
         && grant
             .check_object(kind, managed_by_of(&stored).as_deref())
             .is_err()
     {
-        return Err(missing(entity, id));
+        return Err(missing(kind, id));
     }
     Ok(stored)
 }
 
 /// The condition a restricted caller's lists get: `managedBy eq '<app id>'`.
-fn managed_filter(grant: &Grant, kind: Managed) -> Option<Expr> {
+fn managed_filter(grant: &Grant, kind: Entity) -> Option<Expr> {
     grant
         .restricted(kind)
         .map(|app| filter::equals("managedBy", app))
@@ -246,7 +243,7 @@ fn managed_filter(grant: &Grant, kind: Managed) -> Option<Expr> {
 /// On update, `managedBy` may only be set to the caller's own id.
 fn claim_managed_by(
     grant: &Grant,
-    kind: Managed,
+    kind: Entity,
     props: &mut Map<String, Value>,
     creating: bool,
 ) -> Result<()> {
@@ -321,14 +318,9 @@ async fn entity_response(
             ..ListQuery::first(1)
         };
         let page = list_page(app, tenant, ty, Relation::All, &again).await?;
-        let kind = match ty.entity_set {
-            "agentInstances" => EntityKind::Instance,
-            "agentCardManifests" => EntityKind::Manifest,
-            _ => EntityKind::Collection,
-        };
         match page.items.into_iter().zip(page.related).next() {
             Some(found) => found,
-            None => return Err(missing(kind, &id)),
+            None => return Err(missing(kind_of(ty), &id)),
         }
     };
     let tag = etag::of(&stored);

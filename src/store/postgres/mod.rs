@@ -16,9 +16,9 @@ mod policies;
 mod query;
 mod tenant;
 
-use super::write::{self, Row, Table, not_found, text};
+use super::write::{self, Row, not_found, text};
 use super::{
-    Criteria, EXPANDED_LIMIT, EntityKind, ImportMode, ImportReport, ListQuery, Navigation, Page,
+    Criteria, EXPANDED_LIMIT, Entity, ImportMode, ImportReport, ListQuery, Navigation, Page,
     Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
 };
 use crate::domain::apps::AppRegistration;
@@ -313,17 +313,17 @@ struct PgRows<'t, C>(&'t C);
 
 /// The statements that delete what hangs off a deleted row, each taking
 /// `$1` tenant and `$2` id.
-fn dependents(table: Table) -> &'static [&'static str] {
+fn dependents(table: Entity) -> &'static [&'static str] {
     match table {
-        Table::Instances => &[
+        Entity::Instance => &[
             "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2",
             "DELETE FROM agent_collection_members WHERE tenant_id = $1 AND instance_id = $2",
             "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id = $2",
         ],
-        Table::Manifests => &[
+        Entity::Manifest => &[
             "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2",
         ],
-        Table::Collections => {
+        Entity::Collection => {
             &["DELETE FROM agent_collection_members WHERE tenant_id = $1 AND collection_id = $2"]
         }
     }
@@ -338,15 +338,15 @@ async fn execute(c: &impl GenericClient, sql: &str, tenant: &str, id: &str) -> S
 impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
     type Error = Fail;
 
-    async fn row(&mut self, table: Table, tenant: &str, id: &str) -> Step<Option<Row>> {
-        let link = if table == Table::Instances {
+    async fn row(&mut self, table: Entity, tenant: &str, id: &str) -> Step<Option<Row>> {
+        let link = if table == Entity::Instance {
             "manifest_id"
         } else {
             "NULL::text"
         };
         let sql = format!(
             "SELECT doc::text, version, {link}, display_name, managed_by, originating_store FROM {} WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-            table.name()
+            table.table()
         );
         let stmt = self.0.prepare_cached(&sql).await?;
         let Some(r) = self.0.query_opt(&stmt, &[&tenant, &id]).await? else {
@@ -361,13 +361,13 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         )))
     }
 
-    async fn exists(&mut self, table: Table, tenant: &str, id: &str, hold: bool) -> Step<bool> {
+    async fn exists(&mut self, table: Entity, tenant: &str, id: &str, hold: bool) -> Step<bool> {
         exists(self.0, table, tenant, id, hold).await
     }
 
     async fn insert(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         doc: &Map<String, Value>,
         manifest_id: Option<&str>,
@@ -375,7 +375,7 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
     ) -> Step<Option<Stored>> {
         let id = text(doc, "id").unwrap_or_default().to_owned();
         let body = Value::Object(doc.clone()).to_string();
-        let (link_col, link_val) = if table == Table::Instances {
+        let (link_col, link_val) = if table == Entity::Instance {
             (", manifest_id", ", $10")
         } else {
             ("", "")
@@ -383,7 +383,7 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         let sql = format!(
             "INSERT INTO {} (tenant_id, id, display_name, managed_by, originating_store, created_at, modified_at, version, doc{link_col})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json{link_val}){}",
-            table.name(),
+            table.table(),
             if if_new { " ON CONFLICT DO NOTHING" } else { "" }
         );
         let stmt = self.0.prepare_cached(&sql).await?;
@@ -398,7 +398,7 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![
             &tenant, &id, &name, &managed, &store, &created, &modified, &version, &body,
         ];
-        if table == Table::Instances {
+        if table == Entity::Instance {
             params.push(&manifest_id);
         }
         match self.0.execute(&stmt, &params).await {
@@ -408,19 +408,17 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
                 doc: body,
                 version,
             })),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
-                kind: table.kind(),
-                id,
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::AlreadyExists { kind: table, id }.into())
             }
-            .into()),
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn update(&mut self, table: Table, tenant: &str, id: &str, row: &Row) -> Step<Stored> {
+    async fn update(&mut self, table: Entity, tenant: &str, id: &str, row: &Row) -> Step<Stored> {
         let body = Value::Object(row.doc.clone()).to_string();
         let version = row.version + 1;
-        let link = if table == Table::Instances {
+        let link = if table == Entity::Instance {
             ", manifest_id = $9"
         } else {
             ""
@@ -428,7 +426,7 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         let sql = format!(
             "UPDATE {} SET display_name = $3, managed_by = $4, originating_store = $5, modified_at = $6, version = $7, doc = $8::text::json{link}
              WHERE tenant_id = $1 AND id = $2",
-            table.name()
+            table.table()
         );
         let stmt = self.0.prepare_cached(&sql).await?;
         let modified = text(&row.doc, "lastModifiedDateTime").unwrap_or_default();
@@ -440,7 +438,7 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![
             &tenant, &id, &name, &managed, &store, &modified, &version, &body,
         ];
-        if table == Table::Instances {
+        if table == Entity::Instance {
             params.push(&row.manifest_id);
         }
         self.0.execute(&stmt, &params).await?;
@@ -451,15 +449,15 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         })
     }
 
-    async fn delete(&mut self, table: Table, tenant: &str, id: &str) -> Step<bool> {
+    async fn delete(&mut self, table: Entity, tenant: &str, id: &str) -> Step<bool> {
         let sql = format!(
             "DELETE FROM {} WHERE tenant_id = $1 AND id = $2",
-            table.name()
+            table.table()
         );
         Ok(execute(self.0, &sql, tenant, id).await? > 0)
     }
 
-    async fn delete_dependents(&mut self, table: Table, tenant: &str, id: &str) -> Step<()> {
+    async fn delete_dependents(&mut self, table: Entity, tenant: &str, id: &str) -> Step<()> {
         for sql in dependents(table) {
             execute(self.0, sql, tenant, id).await?;
         }
@@ -468,23 +466,23 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
 
     async fn set_side_values(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
         values: &[&str],
     ) -> Step<()> {
         let (delete, insert) = match table {
-            Table::Instances => (
+            Entity::Instance => (
                 "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2",
                 "INSERT INTO agent_instance_owners (tenant_id, instance_id, owner_id)
                  SELECT $1, $2, v FROM unnest($3::text[]) AS v ON CONFLICT DO NOTHING",
             ),
-            Table::Manifests => (
+            Entity::Manifest => (
                 "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2",
                 "INSERT INTO agent_card_manifest_skill_tags (tenant_id, manifest_id, tag)
                  SELECT $1, $2, v FROM unnest($3::text[]) AS v ON CONFLICT DO NOTHING",
             ),
-            Table::Collections => return Ok(()),
+            Entity::Collection => return Ok(()),
         };
         execute(self.0, delete, tenant, id).await?;
         if !values.is_empty() {
@@ -597,13 +595,13 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
 
 async fn get_stored(
     c: &impl GenericClient,
-    table: Table,
+    table: Entity,
     tenant: &str,
     id: &str,
 ) -> Step<Option<Stored>> {
     let sql = format!(
         "SELECT doc::text, version FROM {} WHERE tenant_id = $1 AND id = $2",
-        table.name()
+        table.table()
     );
     let stmt = c.prepare_cached(&sql).await?;
     let row = c.query_opt(&stmt, &[&tenant, &id]).await?;
@@ -621,14 +619,14 @@ async fn get_stored(
 /// changed until the transaction ends.
 async fn exists(
     c: &impl GenericClient,
-    table: Table,
+    table: Entity,
     tenant: &str,
     id: &str,
     share: bool,
 ) -> Step<bool> {
     let sql = format!(
         "SELECT 1 FROM {} WHERE tenant_id = $1 AND id = $2{}",
-        table.name(),
+        table.table(),
         if share { " FOR SHARE" } else { "" }
     );
     let stmt = c.prepare_cached(&sql).await?;
@@ -639,7 +637,7 @@ async fn exists(
 /// left alone and `None` says so, else it is `AlreadyExists`.
 async fn insert_entity_row<C: GenericClient + Sync>(
     c: &C,
-    table: Table,
+    table: Entity,
     tenant: &str,
     doc: &Map<String, Value>,
     manifest_id: Option<&str>,
@@ -740,7 +738,7 @@ async fn linked_manifest(
         )
         .await?;
     let Some(r) = c.query_opt(&stmt, &[&tenant, &instance_id]).await? else {
-        return Err(not_found(EntityKind::Instance, instance_id).into());
+        return Err(not_found(Entity::Instance, instance_id).into());
     };
     let id: Option<String> = r.try_get(0)?;
     let doc: Option<String> = r.try_get(1)?;
@@ -769,23 +767,23 @@ async fn run_count(c: &impl GenericClient, compiled: &query::Compiled) -> Step<u
 async fn relation_source<'a>(
     c: &impl GenericClient,
     tenant: &str,
-    listing: Table,
+    listing: Entity,
     relation: Relation<'a>,
 ) -> Step<query::Source<'a>> {
     Ok(match relation {
-        Relation::MembersOf(cid) if listing == Table::Instances => {
-            if !exists(c, Table::Collections, tenant, cid, false).await? {
-                return Err(not_found(EntityKind::Collection, cid).into());
+        Relation::MembersOf(cid) if listing == Entity::Instance => {
+            if !exists(c, Entity::Collection, tenant, cid, false).await? {
+                return Err(not_found(Entity::Collection, cid).into());
             }
             query::Source::MembersOf(cid)
         }
-        Relation::CollectionsOf(iid) if listing == Table::Collections => {
-            if !exists(c, Table::Instances, tenant, iid, false).await? {
-                return Err(not_found(EntityKind::Instance, iid).into());
+        Relation::CollectionsOf(iid) if listing == Entity::Collection => {
+            if !exists(c, Entity::Instance, tenant, iid, false).await? {
+                return Err(not_found(Entity::Instance, iid).into());
             }
             query::Source::CollectionsOf(iid)
         }
-        _ => query::Source::Table(listing.name()),
+        _ => query::Source::Table(listing.table()),
     })
 }
 
@@ -902,7 +900,7 @@ impl Store for PgStore {
     }
 
     async fn get_instance(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        read!(self, |c| get_stored(&c, Table::Instances, tenant, id)
+        read!(self, |c| get_stored(&c, Entity::Instance, tenant, id)
             .await?)
     }
 
@@ -964,7 +962,7 @@ impl Store for PgStore {
     }
 
     async fn get_manifest(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        read!(self, |c| get_stored(&c, Table::Manifests, tenant, id)
+        read!(self, |c| get_stored(&c, Entity::Manifest, tenant, id)
             .await?)
     }
 
@@ -975,7 +973,7 @@ impl Store for PgStore {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
-        self.update_plain(Table::Manifests, tenant, id, &props, ctx)
+        self.update_plain(Entity::Manifest, tenant, id, &props, ctx)
             .await
     }
 
@@ -1014,7 +1012,7 @@ impl Store for PgStore {
 
     async fn get_collection(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
         self.ensure_reserved(tenant).await?;
-        read!(self, |c| get_stored(&c, Table::Collections, tenant, id)
+        read!(self, |c| get_stored(&c, Entity::Collection, tenant, id)
             .await?)
     }
 
@@ -1025,7 +1023,7 @@ impl Store for PgStore {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
-        self.update_plain(Table::Collections, tenant, id, &props, ctx)
+        self.update_plain(Entity::Collection, tenant, id, &props, ctx)
             .await
     }
 
@@ -1102,7 +1100,7 @@ impl Store for PgStore {
         relation: Relation<'_>,
         q: &ListQuery,
     ) -> Result<Page, StoreError> {
-        self.list(tenant, Table::Instances, relation, q).await
+        self.list(tenant, Entity::Instance, relation, q).await
     }
 
     async fn count_instances(
@@ -1111,16 +1109,16 @@ impl Store for PgStore {
         relation: Relation<'_>,
         criteria: &Criteria,
     ) -> Result<u64, StoreError> {
-        self.count(tenant, Table::Instances, relation, criteria)
+        self.count(tenant, Entity::Instance, relation, criteria)
             .await
     }
 
     async fn list_manifests(&self, tenant: &str, q: &ListQuery) -> Result<Page, StoreError> {
-        self.list(tenant, Table::Manifests, Relation::All, q).await
+        self.list(tenant, Entity::Manifest, Relation::All, q).await
     }
 
     async fn count_manifests(&self, tenant: &str, criteria: &Criteria) -> Result<u64, StoreError> {
-        self.count(tenant, Table::Manifests, Relation::All, criteria)
+        self.count(tenant, Entity::Manifest, Relation::All, criteria)
             .await
     }
 
@@ -1130,7 +1128,7 @@ impl Store for PgStore {
         relation: Relation<'_>,
         q: &ListQuery,
     ) -> Result<Page, StoreError> {
-        self.list(tenant, Table::Collections, relation, q).await
+        self.list(tenant, Entity::Collection, relation, q).await
     }
 
     async fn count_collections(
@@ -1139,7 +1137,7 @@ impl Store for PgStore {
         relation: Relation<'_>,
         criteria: &Criteria,
     ) -> Result<u64, StoreError> {
-        self.count(tenant, Table::Collections, relation, criteria)
+        self.count(tenant, Entity::Collection, relation, criteria)
             .await
     }
 
@@ -1320,11 +1318,11 @@ impl PgStore {
     async fn list(
         &self,
         tenant: &str,
-        listing: Table,
+        listing: Entity,
         relation: Relation<'_>,
         q: &ListQuery,
     ) -> Result<Page, StoreError> {
-        if listing == Table::Collections || matches!(relation, Relation::MembersOf(_)) {
+        if listing == Entity::Collection || matches!(relation, Relation::MembersOf(_)) {
             self.ensure_reserved(tenant).await?;
         }
         let ty = listing.ty();
@@ -1332,7 +1330,7 @@ impl PgStore {
             // One statement needs no transaction to be a snapshot.
             return read!(self, |c| run_list(
                 &c,
-                &query::list(tenant, ty, query::Source::Table(listing.name()), q),
+                &query::list(tenant, ty, query::Source::Table(listing.table()), q),
                 q
             )
             .await?);
@@ -1352,15 +1350,15 @@ impl PgStore {
     async fn count(
         &self,
         tenant: &str,
-        listing: Table,
+        listing: Entity,
         relation: Relation<'_>,
         criteria: &Criteria,
     ) -> Result<u64, StoreError> {
-        if listing == Table::Collections || matches!(relation, Relation::MembersOf(_)) {
+        if listing == Entity::Collection || matches!(relation, Relation::MembersOf(_)) {
             self.ensure_reserved(tenant).await?;
         }
         if relation == Relation::All {
-            let source = query::Source::Table(listing.name());
+            let source = query::Source::Table(listing.table());
             return read!(self, |c| run_count(
                 &c,
                 &query::count(tenant, listing.ty(), source, criteria)
@@ -1376,13 +1374,13 @@ impl PgStore {
     /// PATCH of an entity without links: merge into the locked row.
     async fn update_plain(
         &self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
         props: &Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
-        if table == Table::Collections {
+        if table == Entity::Collection {
             self.ensure_reserved(tenant).await?;
         }
         transaction!(self, |tx| write::update_plain(

@@ -1,11 +1,11 @@
 //! Whole tenants: export for snapshots, import for restores, resets and seed
 //! files. An import is one transaction, so it commits or rolls back whole.
 
-use super::{Step, Table, exists, insert_entity_row, object, policies};
+use super::{Step, exists, insert_entity_row, object, policies};
 use crate::domain::copilot::TenantSetting;
 use crate::domain::{RESERVED_COLLECTIONS, reserved_collection_document};
 use crate::store::{
-    EntityKind, ImportMode, ImportReport, Section, StoreError, TenantState, member_key,
+    Entity, ImportMode, ImportReport, Section, StoreError, TenantState, member_key,
     split_member_key,
 };
 use deadpool_postgres::GenericClient;
@@ -227,30 +227,30 @@ pub(super) async fn import(
         }
     };
     for doc in &state.manifests {
-        let created = insert_entity_row(c, Table::Manifests, tenant, doc, None, true).await?;
+        let created = insert_entity_row(c, Entity::Manifest, tenant, doc, None, true).await?;
         count(created.is_some());
     }
     for (doc, link) in &state.instances {
         if let Some(m) = link
-            && !exists(c, Table::Manifests, tenant, m, true).await?
+            && !exists(c, Entity::Manifest, tenant, m, true).await?
         {
             return Err(StoreError::NotFound {
-                kind: EntityKind::Manifest,
+                kind: Entity::Manifest,
                 id: m.clone(),
             }
             .into());
         }
         let created =
-            insert_entity_row(c, Table::Instances, tenant, doc, link.as_deref(), true).await?;
+            insert_entity_row(c, Entity::Instance, tenant, doc, link.as_deref(), true).await?;
         count(created.is_some());
     }
     for doc in &state.collections {
-        let created = insert_entity_row(c, Table::Collections, tenant, doc, None, true).await?;
+        let created = insert_entity_row(c, Entity::Collection, tenant, doc, None, true).await?;
         count(created.is_some());
     }
     for r in &RESERVED_COLLECTIONS {
         let doc = reserved_collection_document(r, now);
-        insert_entity_row(c, Table::Collections, tenant, &doc, None, true).await?;
+        insert_entity_row(c, Entity::Collection, tenant, &doc, None, true).await?;
     }
     let member = c
         .prepare_cached(
@@ -260,12 +260,12 @@ pub(super) async fn import(
         .await?;
     for (collection, instance) in &state.members {
         for (table, id) in [
-            (Table::Collections, collection),
-            (Table::Instances, instance),
+            (Entity::Collection, collection),
+            (Entity::Instance, instance),
         ] {
             if !exists(c, table, tenant, id, true).await? {
                 return Err(StoreError::NotFound {
-                    kind: table.kind(),
+                    kind: table,
                     id: id.clone(),
                 }
                 .into());

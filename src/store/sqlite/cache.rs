@@ -12,7 +12,7 @@
 //! Memory is bounded by the bytes the entries hold; the oldest entry not read
 //! since it was last passed over is evicted first (second-chance FIFO).
 
-use super::Table;
+use super::Entity;
 use crate::store::Stored;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -26,7 +26,7 @@ const ENTRY_OVERHEAD: usize = 128;
 pub(super) enum Changed {
     #[default]
     Nothing,
-    Entities(Vec<(Table, String, String)>),
+    Entities(Vec<(Entity, String, String)>),
     /// Bulk changes (a tenant replaced): forget everything.
     Everything,
 }
@@ -38,7 +38,7 @@ thread_local! {
 
 /// Records that a stored document of `table` changed (inserted, updated or
 /// deleted); called inside write jobs, on the writer thread.
-pub(super) fn record(table: Table, tenant: &str, id: &str) {
+pub(super) fn record(table: Entity, tenant: &str, id: &str) {
     CHANGED.with_borrow_mut(|c| match c {
         Changed::Everything => {}
         Changed::Entities(keys) => keys.push((table, tenant.to_owned(), id.to_owned())),
@@ -86,17 +86,17 @@ struct Slot {
 }
 
 struct Record {
-    table: Table,
+    table: Entity,
     tenant: String,
     id: String,
     stamp: u64,
 }
 
-fn slot_index(table: Table) -> usize {
+fn slot_index(table: Entity) -> usize {
     match table {
-        Table::Instances => 0,
-        Table::Manifests => 1,
-        Table::Collections => 2,
+        Entity::Instance => 0,
+        Entity::Manifest => 1,
+        Entity::Collection => 2,
     }
 }
 
@@ -123,7 +123,7 @@ impl DocCache {
         self.capacity > 0
     }
 
-    pub(super) fn get(&self, table: Table, tenant: &str, id: &str) -> Option<Stored> {
+    pub(super) fn get(&self, table: Entity, tenant: &str, id: &str) -> Option<Stored> {
         let mut state = self.state();
         let slot = state.tables[slot_index(table)]
             .get_mut(tenant)?
@@ -143,7 +143,7 @@ impl DocCache {
 
     /// Keeps a document read from the database, unless a write was
     /// committed since `ticket` was taken (the read may predate it).
-    pub(super) fn insert(&self, ticket: Ticket, table: Table, tenant: &str, stored: &Stored) {
+    pub(super) fn insert(&self, ticket: Ticket, table: Entity, tenant: &str, stored: &Stored) {
         let w = weight(&stored.id, &stored.doc);
         if w > self.capacity / 8 {
             return;
@@ -211,7 +211,7 @@ impl DocCache {
 }
 
 impl State {
-    fn remove(&mut self, table: Table, tenant: &str, id: &str) -> bool {
+    fn remove(&mut self, table: Entity, tenant: &str, id: &str) -> bool {
         let Some(ids) = self.tables[slot_index(table)].get_mut(tenant) else {
             return false;
         };
@@ -274,22 +274,22 @@ mod tests {
     }
 
     fn keep(cache: &DocCache, id: &str, version: i64) {
-        cache.insert(cache.ticket(), Table::Instances, "t", &stored(id, version));
+        cache.insert(cache.ticket(), Entity::Instance, "t", &stored(id, version));
     }
 
     #[test]
     fn a_kept_document_is_served_until_its_change_is_committed() {
         let cache = DocCache::new(1 << 20);
         keep(&cache, "a", 1);
-        assert_eq!(cache.get(Table::Instances, "t", "a").unwrap().version, 1);
-        assert!(cache.get(Table::Manifests, "t", "a").is_none());
-        assert!(cache.get(Table::Instances, "other", "a").is_none());
+        assert_eq!(cache.get(Entity::Instance, "t", "a").unwrap().version, 1);
+        assert!(cache.get(Entity::Manifest, "t", "a").is_none());
+        assert!(cache.get(Entity::Instance, "other", "a").is_none());
         cache.invalidate(Changed::Entities(vec![(
-            Table::Instances,
+            Entity::Instance,
             "t".into(),
             "a".into(),
         )]));
-        assert!(cache.get(Table::Instances, "t", "a").is_none());
+        assert!(cache.get(Entity::Instance, "t", "a").is_none());
         assert_eq!(cache.bytes(), 0);
     }
 
@@ -298,14 +298,14 @@ mod tests {
         let cache = DocCache::new(1 << 20);
         let before = cache.ticket();
         cache.invalidate(Changed::Entities(vec![(
-            Table::Instances,
+            Entity::Instance,
             "t".into(),
             "a".into(),
         )]));
-        cache.insert(before, Table::Instances, "t", &stored("a", 1));
-        assert!(cache.get(Table::Instances, "t", "a").is_none());
+        cache.insert(before, Entity::Instance, "t", &stored("a", 1));
+        assert!(cache.get(Entity::Instance, "t", "a").is_none());
         keep(&cache, "a", 2);
-        assert_eq!(cache.get(Table::Instances, "t", "a").unwrap().version, 2);
+        assert_eq!(cache.get(Entity::Instance, "t", "a").unwrap().version, 2);
     }
 
     #[test]
@@ -314,8 +314,8 @@ mod tests {
         keep(&cache, "a", 1);
         keep(&cache, "b", 1);
         cache.invalidate(Changed::Everything);
-        assert!(cache.get(Table::Instances, "t", "a").is_none());
-        assert!(cache.get(Table::Instances, "t", "b").is_none());
+        assert!(cache.get(Entity::Instance, "t", "a").is_none());
+        assert!(cache.get(Entity::Instance, "t", "b").is_none());
         assert_eq!(cache.bytes(), 0);
     }
 
@@ -326,20 +326,20 @@ mod tests {
         for i in 0..10 {
             keep(&cache, &format!("id-{i:03}"), 1);
         }
-        assert!(cache.get(Table::Instances, "t", "id-000").is_some());
+        assert!(cache.get(Entity::Instance, "t", "id-000").is_some());
         for i in 10..15 {
             keep(&cache, &format!("id-{i:03}"), 1);
         }
         assert!(cache.bytes() <= one * 10);
         assert!(
-            cache.get(Table::Instances, "t", "id-000").is_some(),
+            cache.get(Entity::Instance, "t", "id-000").is_some(),
             "read, so spared"
         );
         assert!(
-            cache.get(Table::Instances, "t", "id-001").is_none(),
+            cache.get(Entity::Instance, "t", "id-001").is_none(),
             "oldest unread"
         );
-        assert!(cache.get(Table::Instances, "t", "id-014").is_some());
+        assert!(cache.get(Entity::Instance, "t", "id-014").is_some());
     }
 
     #[test]
@@ -347,7 +347,7 @@ mod tests {
         let cache = DocCache::new(0);
         assert!(!cache.enabled());
         keep(&cache, "a", 1);
-        assert!(cache.get(Table::Instances, "t", "a").is_none());
+        assert!(cache.get(Entity::Instance, "t", "a").is_none());
     }
 
     #[test]
@@ -356,7 +356,7 @@ mod tests {
         for v in 0..5_000 {
             keep(&cache, "a", v);
             cache.invalidate(Changed::Entities(vec![(
-                Table::Instances,
+                Entity::Instance,
                 "t".into(),
                 "a".into(),
             )]));
@@ -366,21 +366,21 @@ mod tests {
 
     #[test]
     fn changes_are_recorded_per_thread_until_taken() {
-        record(Table::Instances, "t", "a");
-        record(Table::Collections, "t", "c");
+        record(Entity::Instance, "t", "a");
+        record(Entity::Collection, "t", "c");
         std::thread::spawn(|| assert_eq!(take_recorded(), Changed::Nothing))
             .join()
             .unwrap();
         assert_eq!(
             take_recorded(),
             Changed::Entities(vec![
-                (Table::Instances, "t".into(), "a".into()),
-                (Table::Collections, "t".into(), "c".into()),
+                (Entity::Instance, "t".into(), "a".into()),
+                (Entity::Collection, "t".into(), "c".into()),
             ])
         );
-        record(Table::Instances, "t", "a");
+        record(Entity::Instance, "t", "a");
         record_everything();
-        record(Table::Instances, "t", "b");
+        record(Entity::Instance, "t", "b");
         assert_eq!(take_recorded(), Changed::Everything);
         assert_eq!(take_recorded(), Changed::Nothing);
     }

@@ -16,9 +16,9 @@ mod query;
 mod tenant;
 mod writer;
 
-use super::write::{self, INDEXED_COLUMNS, Row, Table, not_found, text};
+use super::write::{self, INDEXED_COLUMNS, Row, not_found, text};
 use super::{
-    Criteria, EXPANDED_LIMIT, EntityKind, ImportMode, ImportReport, ListQuery, Navigation, Page,
+    Criteria, EXPANDED_LIMIT, Entity, ImportMode, ImportReport, ListQuery, Navigation, Page,
     Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
 };
 use crate::domain::apps::AppRegistration;
@@ -159,7 +159,7 @@ impl SqliteStore {
     /// Reads a document by id, from the cache when it holds it.
     fn read_stored(
         &self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
     ) -> Result<Option<Stored>, StoreError> {
@@ -320,17 +320,17 @@ struct SqliteRows<'c>(&'c Connection);
 
 /// The statements that delete what hangs off a deleted row, each taking
 /// `?1` tenant and `?2` id.
-fn dependents(table: Table) -> &'static [&'static str] {
+fn dependents(table: Entity) -> &'static [&'static str] {
     match table {
-        Table::Instances => &[
+        Entity::Instance => &[
             "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2",
             "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND instance_id = ?2",
             "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id = ?2",
         ],
-        Table::Manifests => &[
+        Entity::Manifest => &[
             "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2",
         ],
-        Table::Collections => {
+        Entity::Collection => {
             &["DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2"]
         }
     }
@@ -341,18 +341,18 @@ impl write::Rows for SqliteRows<'_> {
 
     async fn row(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
     ) -> Result<Option<Row>, StoreError> {
-        let link = if table == Table::Instances {
+        let link = if table == Entity::Instance {
             "manifest_id"
         } else {
             "NULL"
         };
         let sql = format!(
             "SELECT doc, version, {link}, display_name, managed_by, originating_store FROM {} WHERE tenant_id = ?1 AND id = ?2",
-            table.name()
+            table.table()
         );
         let mut stmt = self.0.prepare_cached(&sql).map_err(sql_error)?;
         let row = stmt
@@ -372,7 +372,7 @@ impl write::Rows for SqliteRows<'_> {
 
     async fn exists(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
         _hold: bool,
@@ -383,7 +383,7 @@ impl write::Rows for SqliteRows<'_> {
 
     async fn insert(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         doc: &Map<String, Value>,
         manifest_id: Option<&str>,
@@ -391,7 +391,7 @@ impl write::Rows for SqliteRows<'_> {
     ) -> Result<Option<Stored>, StoreError> {
         let id = text(doc, "id").unwrap_or_default().to_owned();
         let body = serde_json::to_string(doc).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let (cols, vals) = if table == Table::Instances {
+        let (cols, vals) = if table == Entity::Instance {
             (", manifest_id", ", ?10")
         } else {
             ("", "")
@@ -400,7 +400,7 @@ impl write::Rows for SqliteRows<'_> {
             "INSERT {}INTO {} (tenant_id, id, display_name, managed_by, originating_store, created_at, modified_at, version, doc{cols})
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9{vals})",
             if if_new { "OR IGNORE " } else { "" },
-            table.name()
+            table.table()
         );
         let mut stmt = self.0.prepare_cached(&sql).map_err(sql_error)?;
         let common = params![
@@ -414,7 +414,7 @@ impl write::Rows for SqliteRows<'_> {
             1i64,
             body,
         ];
-        let result = if table == Table::Instances {
+        let result = if table == Entity::Instance {
             let mut all: Vec<&dyn rusqlite::ToSql> = common.to_vec();
             all.push(&manifest_id);
             stmt.execute(all.as_slice())
@@ -425,10 +425,7 @@ impl write::Rows for SqliteRows<'_> {
             Ok(0) => return Ok(None),
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists {
-                    kind: table.kind(),
-                    id,
-                });
+                return Err(StoreError::AlreadyExists { kind: table, id });
             }
             Err(e) => return Err(sql_error(e)),
         }
@@ -442,7 +439,7 @@ impl write::Rows for SqliteRows<'_> {
 
     async fn update(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
         row: &Row,
@@ -454,14 +451,14 @@ impl write::Rows for SqliteRows<'_> {
         // entries of every index on a column the statement sets, changed or not.
         let mut sql = format!(
             "UPDATE {} SET modified_at = ?6, version = ?7, doc = ?9",
-            table.name()
+            table.table()
         );
         for (n, ((column, field), loaded)) in INDEXED_COLUMNS.iter().zip(&row.columns).enumerate() {
             if text(&row.doc, field) != loaded.as_deref() {
                 sql.push_str(&format!(", {column} = ?{}", n + 3));
             }
         }
-        if table == Table::Instances && row.manifest_id != row.loaded_manifest_id {
+        if table == Entity::Instance && row.manifest_id != row.loaded_manifest_id {
             sql.push_str(", manifest_id = ?8");
         }
         sql.push_str(" WHERE tenant_id = ?1 AND id = ?2");
@@ -486,10 +483,10 @@ impl write::Rows for SqliteRows<'_> {
         })
     }
 
-    async fn delete(&mut self, table: Table, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&mut self, table: Entity, tenant: &str, id: &str) -> Result<bool, StoreError> {
         let sql = format!(
             "DELETE FROM {} WHERE tenant_id = ?1 AND id = ?2",
-            table.name()
+            table.table()
         );
         let deleted = execute(self.0, &sql, tenant, id)? > 0;
         if deleted {
@@ -500,7 +497,7 @@ impl write::Rows for SqliteRows<'_> {
 
     async fn delete_dependents(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
     ) -> Result<(), StoreError> {
@@ -512,21 +509,21 @@ impl write::Rows for SqliteRows<'_> {
 
     async fn set_side_values(
         &mut self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
         values: &[&str],
     ) -> Result<(), StoreError> {
         let (delete, insert) = match table {
-            Table::Instances => (
+            Entity::Instance => (
                 "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2",
                 "INSERT OR IGNORE INTO agent_instance_owners (tenant_id, owner_id, instance_id) VALUES (?1, ?2, ?3)",
             ),
-            Table::Manifests => (
+            Entity::Manifest => (
                 "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2",
                 "INSERT OR IGNORE INTO agent_card_manifest_skill_tags (tenant_id, tag, manifest_id) VALUES (?1, ?2, ?3)",
             ),
-            Table::Collections => return Ok(()),
+            Entity::Collection => return Ok(()),
         };
         execute(self.0, delete, tenant, id)?;
         let mut insert = self.0.prepare_cached(insert).map_err(sql_error)?;
@@ -623,19 +620,19 @@ impl write::Rows for SqliteRows<'_> {
 
 fn get_stored(
     conn: &Connection,
-    table: Table,
+    table: Entity,
     tenant: &str,
     id: &str,
 ) -> Result<Option<Stored>, StoreError> {
     // Literal per table: a point read formats no SQL.
     let sql = match table {
-        Table::Instances => {
+        Entity::Instance => {
             "SELECT doc, version FROM agent_instances WHERE tenant_id = ?1 AND id = ?2"
         }
-        Table::Manifests => {
+        Entity::Manifest => {
             "SELECT doc, version FROM agent_card_manifests WHERE tenant_id = ?1 AND id = ?2"
         }
-        Table::Collections => {
+        Entity::Collection => {
             "SELECT doc, version FROM agent_collections WHERE tenant_id = ?1 AND id = ?2"
         }
     };
@@ -651,10 +648,10 @@ fn get_stored(
     .map_err(sql_error)
 }
 
-fn exists(conn: &Connection, table: Table, tenant: &str, id: &str) -> Result<bool, StoreError> {
+fn exists(conn: &Connection, table: Entity, tenant: &str, id: &str) -> Result<bool, StoreError> {
     let sql = format!(
         "SELECT 1 FROM {} WHERE tenant_id = ?1 AND id = ?2",
-        table.name()
+        table.table()
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
     stmt.exists(params![tenant, id]).map_err(sql_error)
@@ -663,7 +660,7 @@ fn exists(conn: &Connection, table: Table, tenant: &str, id: &str) -> Result<boo
 /// Inserts an entity (an id taken is `AlreadyExists`) with its side tables.
 fn insert_entity(
     conn: &Connection,
-    table: Table,
+    table: Entity,
     tenant: &str,
     doc: &Map<String, Value>,
     manifest_id: Option<&str>,
@@ -677,7 +674,7 @@ fn insert_entity(
         false,
     ))?;
     inserted.ok_or_else(|| StoreError::AlreadyExists {
-        kind: table.kind(),
+        kind: table,
         id: text(doc, "id").unwrap_or_default().to_owned(),
     })
 }
@@ -768,9 +765,9 @@ fn linked_manifest(
         .optional()
         .map_err(sql_error)?;
     match link {
-        None => Err(not_found(EntityKind::Instance, instance_id)),
+        None => Err(not_found(Entity::Instance, instance_id)),
         Some(None) => Ok(None),
-        Some(Some(mid)) => get_stored(conn, Table::Manifests, tenant, &mid),
+        Some(Some(mid)) => get_stored(conn, Entity::Manifest, tenant, &mid),
     }
 }
 
@@ -815,28 +812,28 @@ fn run_count(conn: &Connection, compiled: &query::Compiled) -> Result<u64, Store
 fn relation_source<'a>(
     conn: &Connection,
     tenant: &str,
-    listing: Table,
+    listing: Entity,
     relation: Relation<'a>,
 ) -> Result<(query::Source<'a>, &'static EntityType), StoreError> {
     let ty: &'static EntityType = match listing {
-        Table::Instances => &AGENT_INSTANCE,
-        Table::Manifests => &AGENT_CARD_MANIFEST,
-        Table::Collections => &AGENT_COLLECTION,
+        Entity::Instance => &AGENT_INSTANCE,
+        Entity::Manifest => &AGENT_CARD_MANIFEST,
+        Entity::Collection => &AGENT_COLLECTION,
     };
     let source = match relation {
-        Relation::MembersOf(cid) if listing == Table::Instances => {
-            if !exists(conn, Table::Collections, tenant, cid)? {
-                return Err(not_found(EntityKind::Collection, cid));
+        Relation::MembersOf(cid) if listing == Entity::Instance => {
+            if !exists(conn, Entity::Collection, tenant, cid)? {
+                return Err(not_found(Entity::Collection, cid));
             }
             query::Source::MembersOf(cid)
         }
-        Relation::CollectionsOf(iid) if listing == Table::Collections => {
-            if !exists(conn, Table::Instances, tenant, iid)? {
-                return Err(not_found(EntityKind::Instance, iid));
+        Relation::CollectionsOf(iid) if listing == Entity::Collection => {
+            if !exists(conn, Entity::Instance, tenant, iid)? {
+                return Err(not_found(Entity::Instance, iid));
             }
             query::Source::CollectionsOf(iid)
         }
-        _ => query::Source::Table(listing.name()),
+        _ => query::Source::Table(listing.table()),
     };
     Ok((source, ty))
 }
@@ -865,7 +862,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_instance(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        self.read_stored(Table::Instances, tenant, id)
+        self.read_stored(Entity::Instance, tenant, id)
     }
 
     async fn update_instance(
@@ -938,7 +935,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_manifest(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        self.read_stored(Table::Manifests, tenant, id)
+        self.read_stored(Entity::Manifest, tenant, id)
     }
 
     async fn update_manifest(
@@ -948,7 +945,7 @@ impl Store for SqliteStore {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
-        self.update_plain(Table::Manifests, tenant, id, props, ctx)
+        self.update_plain(Entity::Manifest, tenant, id, props, ctx)
             .await
     }
 
@@ -995,7 +992,7 @@ impl Store for SqliteStore {
 
     async fn get_collection(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
         self.ensure_reserved(tenant).await?;
-        self.read_stored(Table::Collections, tenant, id)
+        self.read_stored(Entity::Collection, tenant, id)
     }
 
     async fn update_collection(
@@ -1005,7 +1002,7 @@ impl Store for SqliteStore {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
-        self.update_plain(Table::Collections, tenant, id, props, ctx)
+        self.update_plain(Entity::Collection, tenant, id, props, ctx)
             .await
     }
 
@@ -1097,7 +1094,7 @@ impl Store for SqliteStore {
         relation: Relation<'_>,
         q: &ListQuery,
     ) -> Result<Page, StoreError> {
-        self.list(tenant, Table::Instances, relation, q).await
+        self.list(tenant, Entity::Instance, relation, q).await
     }
 
     async fn count_instances(
@@ -1106,16 +1103,16 @@ impl Store for SqliteStore {
         relation: Relation<'_>,
         criteria: &Criteria,
     ) -> Result<u64, StoreError> {
-        self.count(tenant, Table::Instances, relation, criteria)
+        self.count(tenant, Entity::Instance, relation, criteria)
             .await
     }
 
     async fn list_manifests(&self, tenant: &str, q: &ListQuery) -> Result<Page, StoreError> {
-        self.list(tenant, Table::Manifests, Relation::All, q).await
+        self.list(tenant, Entity::Manifest, Relation::All, q).await
     }
 
     async fn count_manifests(&self, tenant: &str, criteria: &Criteria) -> Result<u64, StoreError> {
-        self.count(tenant, Table::Manifests, Relation::All, criteria)
+        self.count(tenant, Entity::Manifest, Relation::All, criteria)
             .await
     }
 
@@ -1125,7 +1122,7 @@ impl Store for SqliteStore {
         relation: Relation<'_>,
         q: &ListQuery,
     ) -> Result<Page, StoreError> {
-        self.list(tenant, Table::Collections, relation, q).await
+        self.list(tenant, Entity::Collection, relation, q).await
     }
 
     async fn count_collections(
@@ -1134,7 +1131,7 @@ impl Store for SqliteStore {
         relation: Relation<'_>,
         criteria: &Criteria,
     ) -> Result<u64, StoreError> {
-        self.count(tenant, Table::Collections, relation, criteria)
+        self.count(tenant, Entity::Collection, relation, criteria)
             .await
     }
 
@@ -1321,11 +1318,11 @@ impl SqliteStore {
     async fn list(
         &self,
         tenant: &str,
-        listing: Table,
+        listing: Entity,
         relation: Relation<'_>,
         q: &ListQuery,
     ) -> Result<Page, StoreError> {
-        if listing == Table::Collections || matches!(relation, Relation::MembersOf(_)) {
+        if listing == Entity::Collection || matches!(relation, Relation::MembersOf(_)) {
             self.ensure_reserved(tenant).await?;
         }
         let run = |conn: &Connection| {
@@ -1354,11 +1351,11 @@ impl SqliteStore {
     async fn count(
         &self,
         tenant: &str,
-        listing: Table,
+        listing: Entity,
         relation: Relation<'_>,
         criteria: &Criteria,
     ) -> Result<u64, StoreError> {
-        if listing == Table::Collections || matches!(relation, Relation::MembersOf(_)) {
+        if listing == Entity::Collection || matches!(relation, Relation::MembersOf(_)) {
             self.ensure_reserved(tenant).await?;
         }
         let run = |conn: &Connection| {
@@ -1377,13 +1374,13 @@ impl SqliteStore {
     /// PATCH of an entity without links: merge inside the write transaction.
     async fn update_plain(
         &self,
-        table: Table,
+        table: Entity,
         tenant: &str,
         id: &str,
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
-        if table == Table::Collections {
+        if table == Entity::Collection {
             self.ensure_reserved(tenant).await?;
         }
         let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());

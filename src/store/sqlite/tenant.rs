@@ -1,11 +1,11 @@
 //! Whole tenants: export for snapshots, import for restores, resets and seed
 //! files. An import is one writer job, so it commits or rolls back whole.
 
-use super::{Table, exists, insert_entity, policies, sql_error};
+use super::{exists, insert_entity, policies, sql_error};
 use crate::domain::copilot::{Policy, TenantSetting};
 use crate::domain::{RESERVED_COLLECTIONS, reserved_collection_document};
 use crate::store::{
-    EntityKind, ImportMode, ImportReport, Section, StoreError, TenantState, member_key,
+    Entity, ImportMode, ImportReport, Section, StoreError, TenantState, member_key,
     split_member_key,
 };
 use rusqlite::{Connection, params};
@@ -222,42 +222,42 @@ pub(super) fn import(
         }
     };
     for doc in &state.manifests {
-        count(insert_new(conn, Table::Manifests, tenant, doc, None)?);
+        count(insert_new(conn, Entity::Manifest, tenant, doc, None)?);
     }
     for (doc, link) in &state.instances {
         if let Some(m) = link
-            && !exists(conn, Table::Manifests, tenant, m)?
+            && !exists(conn, Entity::Manifest, tenant, m)?
         {
             return Err(StoreError::NotFound {
-                kind: EntityKind::Manifest,
+                kind: Entity::Manifest,
                 id: m.clone(),
             });
         }
         count(insert_new(
             conn,
-            Table::Instances,
+            Entity::Instance,
             tenant,
             doc,
             link.as_deref(),
         )?);
     }
     for doc in &state.collections {
-        count(insert_new(conn, Table::Collections, tenant, doc, None)?);
+        count(insert_new(conn, Entity::Collection, tenant, doc, None)?);
     }
     for c in &RESERVED_COLLECTIONS {
-        if !exists(conn, Table::Collections, tenant, c.id)? {
+        if !exists(conn, Entity::Collection, tenant, c.id)? {
             let doc = reserved_collection_document(c, now);
-            insert_entity(conn, Table::Collections, tenant, &doc, None)?;
+            insert_entity(conn, Entity::Collection, tenant, &doc, None)?;
         }
     }
     for (collection, instance) in &state.members {
         for (table, id) in [
-            (Table::Collections, collection),
-            (Table::Instances, instance),
+            (Entity::Collection, collection),
+            (Entity::Instance, instance),
         ] {
             if !exists(conn, table, tenant, id)? {
                 return Err(StoreError::NotFound {
-                    kind: table.kind(),
+                    kind: table,
                     id: id.clone(),
                 });
             }
@@ -297,7 +297,7 @@ pub(super) fn import(
 /// Inserts an entity unless its id exists; `Ok(false)` if it was kept.
 fn insert_new(
     conn: &Connection,
-    table: Table,
+    table: Entity,
     tenant: &str,
     doc: &Map<String, Value>,
     link: Option<&str>,
