@@ -307,6 +307,7 @@ pub fn parse_tenant(
                     now: now.to_owned(),
                     actor: None,
                     if_match: None,
+                    scope: Default::default(),
                 };
                 unique(&mut seen, "m", &id, &item)?;
                 let doc = new_document(&AGENT_CARD_MANIFEST, &id, &nested.props, &ctx);
@@ -356,6 +357,7 @@ pub fn parse_tenant(
         now: now.to_owned(),
         actor: None,
         if_match: None,
+        scope: Default::default(),
     };
     for (i, body) in seed.copilot.policies.iter().enumerate() {
         let item = format!("copilot.policies[{i}]");
@@ -441,6 +443,7 @@ fn entity(
         now: created.unwrap_or_else(|| now.to_owned()),
         actor: created_by,
         if_match: None,
+        scope: Default::default(),
     };
     let mut doc = new_document(ty, &id, &write.props, &ctx);
     if let Some(m) = modified {

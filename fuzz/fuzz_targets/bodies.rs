@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         now: "2026-01-01T00:00:00.0000000Z".into(),
         actor: Some("fuzz".into()),
         if_match: None,
+        scope: Default::default(),
     };
     let rules = CopilotRules::default();
     for ty in [&AGENT_INSTANCE, &AGENT_CARD_MANIFEST, &AGENT_COLLECTION] {

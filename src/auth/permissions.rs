@@ -619,6 +619,21 @@ impl Grant {
         }
     }
 
+    /// The objects a write under this grant may touch (checked by the store
+    /// inside the write).
+    pub fn scope(&self) -> crate::domain::Scope {
+        match &self.managed_by {
+            Some(app) => crate::domain::Scope::managed_by(
+                app.clone(),
+                Entity::ALL
+                    .into_iter()
+                    .filter(|kind| self.restricted(*kind).is_some())
+                    .collect(),
+            ),
+            None => crate::domain::Scope::default(),
+        }
+    }
+
     /// Merges another grant (for a request that needs several actions).
     pub fn and(mut self, other: Grant) -> Grant {
         self.instances |= other.instances;

@@ -10,7 +10,7 @@ pub mod schema;
 mod write;
 
 pub use write::{
-    EntityWrite, ManifestChange, WriteContext, apply_patch, ensure_required, new_document,
+    EntityWrite, ManifestChange, Scope, WriteContext, apply_patch, ensure_required, new_document,
     parse_entity_reference, parse_write, unquote_key,
 };
 
@@ -45,6 +45,10 @@ impl Entity {
 /// Why the domain refused a write. Every variant is the client's doing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
+    /// A write under a `*.ManagedBy` permission would hand an object to
+    /// another application (see [`Scope::claim`]).
+    #[error("the object's managedBy may only name the calling application")]
+    NotManagedByCaller,
     #[error("the request body must be a JSON object")]
     NotAnObject,
     #[error("property '{property}' does not exist on type '{type_name}'")]
@@ -154,6 +158,7 @@ pub fn reserved_collection_document(
         now: now.to_owned(),
         actor: None,
         if_match: None,
+        scope: Default::default(),
     };
     new_document(&schema::AGENT_COLLECTION, c.id, &props, &ctx)
 }

@@ -17,6 +17,65 @@ pub struct WriteContext {
     /// `If-Match`); `None` writes unconditionally. The store checks it in
     /// the same transaction as the write.
     pub if_match: Option<i64>,
+    /// The objects the write may touch, checked by the store in the same
+    /// transaction as the write.
+    pub scope: Scope,
+}
+
+/// Which objects a write may touch. A caller let in by a `*.ManagedBy`
+/// permission may touch, of the kinds that permission covers, only the
+/// objects whose `managedBy` is its application; the others are absent to
+/// it (404, which discloses nothing). The default touches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// The application, and the kinds restricted to its objects.
+    managed_by: Option<(String, Vec<super::Entity>)>,
+}
+
+impl Scope {
+    /// Objects of `kinds` only where `managedBy` is `app`.
+    pub fn managed_by(app: impl Into<String>, kinds: Vec<super::Entity>) -> Self {
+        Self {
+            managed_by: Some((app.into(), kinds)),
+        }
+    }
+
+    /// The application whose objects of `kind` alone may be touched.
+    pub fn restricted(&self, kind: super::Entity) -> Option<&str> {
+        match &self.managed_by {
+            Some((app, kinds)) if kinds.contains(&kind) => Some(app),
+            _ => None,
+        }
+    }
+
+    /// Whether an object of `kind` with this stored document may be touched.
+    pub fn allows(&self, kind: super::Entity, doc: &Map<String, Value>) -> bool {
+        self.restricted(kind)
+            .is_none_or(|app| doc.get("managedBy").and_then(Value::as_str) == Some(app))
+    }
+
+    /// Applies the scope to a write body of `kind`: on create, an absent (or
+    /// null) `managedBy` becomes the restricting application's; a value
+    /// naming another application is refused, on create and on update.
+    pub fn claim(
+        &self,
+        kind: super::Entity,
+        props: &mut Map<String, Value>,
+        creating: bool,
+    ) -> Result<(), DomainError> {
+        let Some(app) = self.restricted(kind) else {
+            return Ok(());
+        };
+        match props.get("managedBy") {
+            None | Some(Value::Null) if creating => {
+                props.insert("managedBy".into(), Value::String(app.to_owned()));
+                Ok(())
+            }
+            None => Ok(()),
+            Some(Value::String(v)) if v == app => Ok(()),
+            Some(_) => Err(DomainError::NotManagedByCaller),
+        }
+    }
 }
 
 /// A validated create or update body.
@@ -367,6 +426,7 @@ mod tests {
             now: "2025-01-01T00:00:00.0000000Z".into(),
             actor: Some("user-1".into()),
             if_match: None,
+            scope: Default::default(),
         }
     }
 
@@ -607,6 +667,7 @@ mod tests {
             now: "2026-01-01T00:00:00.0000000Z".into(),
             actor: Some("other".into()),
             if_match: None,
+            scope: Default::default(),
         };
         let patch = parse_write(&AGENT_INSTANCE, json!({"ownerIds": ["q"]}), false).unwrap();
         apply_patch(&mut doc, &patch.props, &later);

@@ -200,6 +200,7 @@ fn write_context(app: &AppState, caller: &Principal) -> WriteContext {
         now: app.now(),
         actor: caller.actor_id().map(str::to_owned),
         if_match: None,
+        scope: Default::default(),
     }
 }
 

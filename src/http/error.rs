@@ -377,6 +377,7 @@ fn domain_report(e: &DomainError) -> ErrorReport {
             report(S::BAD_REQUEST, "ValidationError", sentence(e.to_string()))
         }
         DomainError::Copilot(c) => copilot_report(c),
+        DomainError::NotManagedByCaller => ApiError::Denied(Denied::NotManagedByCaller).report(),
     }
 }
 

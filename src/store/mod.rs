@@ -346,9 +346,10 @@ pub struct StoreStats {
 /// scoped to one tenant.
 ///
 /// Optimistic concurrency: an entity's `version` starts at 1 and grows on
-/// every change. An update whose `ctx.if_match` or a delete whose `if_match`
-/// names another version fails with `PreconditionFailed`, checked inside the
-/// write transaction; a missing entity is `NotFound` either way. A nested
+/// every change. A write whose `ctx.if_match` names another version fails
+/// with `PreconditionFailed`, checked inside the write transaction; a
+/// missing entity, or one outside `ctx.scope` (the `*.ManagedBy`
+/// permissions), is `NotFound` either way, checked in the same transaction. A nested
 /// manifest change in an instance update is governed by the instance's
 /// precondition alone. Updates without a precondition merge their
 /// properties into the latest stored document, never into a stale copy.
@@ -370,12 +371,13 @@ pub trait Store: Send + Sync + 'static {
         write: EntityWrite,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    /// `if_match`: the version the entity must still have (`None`: any).
+    /// `ctx.if_match`: the version the entity must still have; `ctx.scope`:
+    /// what the caller may delete (else `NotFound`).
     async fn delete_instance(
         &self,
         tenant: &str,
         id: &str,
-        if_match: Option<i64>,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError>;
     /// The manifest linked from an instance; `NotFound` for a missing instance.
     async fn get_instance_manifest(
@@ -400,12 +402,13 @@ pub trait Store: Send + Sync + 'static {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    /// `if_match`: the version the entity must still have (`None`: any).
+    /// `ctx.if_match`: the version the entity must still have; `ctx.scope`:
+    /// what the caller may delete (else `NotFound`).
     async fn delete_manifest(
         &self,
         tenant: &str,
         id: &str,
-        if_match: Option<i64>,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError>;
 
     // Agent collections
@@ -424,24 +427,29 @@ pub trait Store: Send + Sync + 'static {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    /// `if_match`: the version the entity must still have (`None`: any).
+    /// `ctx.if_match`: the version the entity must still have; `ctx.scope`:
+    /// what the caller may delete (else `NotFound`).
     async fn delete_collection(
         &self,
         tenant: &str,
         id: &str,
-        if_match: Option<i64>,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError>;
+    /// `ctx.scope`: which collections and instances the caller may touch.
     async fn add_member(
         &self,
         tenant: &str,
         collection_id: &str,
         instance_id: &str,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError>;
+    /// `ctx.scope`: which collections and instances the caller may touch.
     async fn remove_member(
         &self,
         tenant: &str,
         collection_id: &str,
         instance_id: &str,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError>;
     async fn is_member(
         &self,

@@ -297,23 +297,19 @@ async fn update_entity<R: Rows>(
     Ok(stored)
 }
 
-/// Deletes an entity and what hangs off it; `NotFound` when it is missing,
-/// `PreconditionFailed` when its version is not `if_match`. The row goes
-/// first: its lock makes a concurrent writer adding a dependent row finish
-/// before the dependents are deleted.
+/// Deletes an entity and what hangs off it; `NotFound` when it is missing
+/// or out of the write's scope, `PreconditionFailed` when its version is
+/// not the expected one. The row goes first: its lock makes a concurrent
+/// writer adding a dependent row finish before the dependents are deleted.
 async fn delete_entity<R: Rows>(
     r: &mut R,
     table: Entity,
     tenant: &str,
     id: &str,
-    if_match: Option<i64>,
+    ctx: &WriteContext,
 ) -> Result<(), R::Error> {
-    if if_match.is_some() {
-        let row = r
-            .row(table, tenant, id)
-            .await?
-            .ok_or_else(|| not_found(table, id))?;
-        ensure_version(table, id, row.version, if_match)?;
+    if ctx.if_match.is_some() || ctx.scope.restricted(table).is_some() {
+        row_to_write(r, table, tenant, id, ctx).await?;
     }
     if !r.delete(table, tenant, id).await? {
         return Err(not_found(table, id).into());
@@ -321,20 +317,39 @@ async fn delete_entity<R: Rows>(
     r.delete_dependents(table, tenant, id).await
 }
 
-/// Loads a row for an update, checking its expected version.
-async fn row_to_update<R: Rows>(
+/// Loads a row to write: one the write's scope may touch (else it is
+/// absent), at the version the write expects.
+async fn row_to_write<R: Rows>(
     r: &mut R,
     table: Entity,
     tenant: &str,
     id: &str,
-    if_match: Option<i64>,
+    ctx: &WriteContext,
 ) -> Result<Row, R::Error> {
     let row = r
         .row(table, tenant, id)
         .await?
+        .filter(|row| ctx.scope.allows(table, &row.doc))
         .ok_or_else(|| not_found(table, id))?;
-    ensure_version(table, id, row.version, if_match)?;
+    ensure_version(table, id, row.version, ctx.if_match)?;
     Ok(row)
+}
+
+/// Whether a row the write must not change exists and is in its scope;
+/// held until the transaction ends either way.
+async fn in_scope<R: Rows>(
+    r: &mut R,
+    table: Entity,
+    tenant: &str,
+    id: &str,
+    ctx: &WriteContext,
+) -> Result<bool, R::Error> {
+    if ctx.scope.restricted(table).is_none() {
+        return r.exists(table, tenant, id, true).await;
+    }
+    Ok(r.row(table, tenant, id)
+        .await?
+        .is_some_and(|row| ctx.scope.allows(table, &row.doc)))
 }
 
 /// Creates a manifest from a nested or direct create body.
@@ -362,7 +377,7 @@ async fn apply_manifest_change<R: Rows>(
         ManifestChange::Unlink => Ok(None),
         ManifestChange::Bind(id) => {
             // Held: the manifest cannot be deleted before this commits.
-            if !r.exists(Entity::Manifest, tenant, id, true).await? {
+            if !in_scope(r, Entity::Manifest, tenant, id, ctx).await? {
                 return Err(not_found(Entity::Manifest, id).into());
             }
             Ok(Some(id.clone()))
@@ -371,12 +386,23 @@ async fn apply_manifest_change<R: Rows>(
             if let Some(id) = current
                 && let Some(mut row) = r.row(Entity::Manifest, tenant, &id).await?
             {
-                apply_patch(&mut row.doc, &nested.props, ctx);
+                if !ctx.scope.allows(Entity::Manifest, &row.doc) {
+                    return Err(not_found(Entity::Manifest, &id).into());
+                }
+                let mut props = nested.props.clone();
+                ctx.scope
+                    .claim(Entity::Manifest, &mut props, false)
+                    .map_err(StoreError::from)?;
+                apply_patch(&mut row.doc, &props, ctx);
                 update_entity(r, Entity::Manifest, tenant, &id, &row).await?;
                 return Ok(Some(id));
             }
+            let mut nested = nested.as_ref().clone();
+            ctx.scope
+                .claim(Entity::Manifest, &mut nested.props, true)
+                .map_err(StoreError::from)?;
             let id = nested.id.clone().unwrap_or_else(new_id);
-            create_manifest_row(r, tenant, &id, nested, ctx).await?;
+            create_manifest_row(r, tenant, &id, &nested, ctx).await?;
             Ok(Some(id))
         }
     }
@@ -411,7 +437,7 @@ pub(super) async fn update_instance<R: Rows>(
     write: &EntityWrite,
     ctx: &WriteContext,
 ) -> Result<Stored, R::Error> {
-    let mut row = row_to_update(r, Entity::Instance, tenant, id, ctx.if_match).await?;
+    let mut row = row_to_write(r, Entity::Instance, tenant, id, ctx).await?;
     if let Some(change) = &write.manifest {
         row.manifest_id =
             apply_manifest_change(r, tenant, row.manifest_id.take(), change, ctx).await?;
@@ -429,7 +455,7 @@ pub(super) async fn update_plain<R: Rows>(
     props: &Map<String, Value>,
     ctx: &WriteContext,
 ) -> Result<Stored, R::Error> {
-    let mut row = row_to_update(r, table, tenant, id, ctx.if_match).await?;
+    let mut row = row_to_write(r, table, tenant, id, ctx).await?;
     apply_patch(&mut row.doc, props, ctx);
     update_entity(r, table, tenant, id, &row).await
 }
@@ -438,9 +464,9 @@ pub(super) async fn delete_instance<R: Rows>(
     r: &mut R,
     tenant: &str,
     id: &str,
-    if_match: Option<i64>,
+    ctx: &WriteContext,
 ) -> Result<(), R::Error> {
-    delete_entity(r, Entity::Instance, tenant, id, if_match).await
+    delete_entity(r, Entity::Instance, tenant, id, ctx).await
 }
 
 pub(super) async fn create_manifest<R: Rows>(
@@ -458,15 +484,11 @@ pub(super) async fn delete_manifest<R: Rows>(
     r: &mut R,
     tenant: &str,
     id: &str,
-    if_match: Option<i64>,
+    ctx: &WriteContext,
 ) -> Result<(), R::Error> {
     // Held first: an instance being linked to it commits before the count
     // below, which then sees it.
-    let row = r
-        .row(Entity::Manifest, tenant, id)
-        .await?
-        .ok_or_else(|| not_found(Entity::Manifest, id))?;
-    ensure_version(Entity::Manifest, id, row.version, if_match)?;
+    row_to_write(r, Entity::Manifest, tenant, id, ctx).await?;
     let linked = r.instances_linking(tenant, id).await?;
     if linked > 0 {
         return Err(StoreError::ManifestInUse {
@@ -475,7 +497,12 @@ pub(super) async fn delete_manifest<R: Rows>(
         }
         .into());
     }
-    delete_entity(r, Entity::Manifest, tenant, id, None).await
+    let unconditional = WriteContext {
+        if_match: None,
+        scope: Default::default(),
+        ..ctx.clone()
+    };
+    delete_entity(r, Entity::Manifest, tenant, id, &unconditional).await
 }
 
 pub(super) async fn create_collection<R: Rows>(
@@ -493,25 +520,24 @@ pub(super) async fn delete_collection<R: Rows>(
     r: &mut R,
     tenant: &str,
     id: &str,
-    if_match: Option<i64>,
+    ctx: &WriteContext,
 ) -> Result<(), R::Error> {
-    delete_entity(r, Entity::Collection, tenant, id, if_match).await
+    delete_entity(r, Entity::Collection, tenant, id, ctx).await
 }
 
+/// Adds an instance to a collection, both in the write's scope.
 pub(super) async fn add_member<R: Rows>(
     r: &mut R,
     tenant: &str,
     collection: &str,
     instance: &str,
+    ctx: &WriteContext,
 ) -> Result<(), R::Error> {
     // Held: neither side can be deleted before this commits.
-    if !r
-        .exists(Entity::Collection, tenant, collection, true)
-        .await?
-    {
+    if !in_scope(r, Entity::Collection, tenant, collection, ctx).await? {
         return Err(not_found(Entity::Collection, collection).into());
     }
-    if !r.exists(Entity::Instance, tenant, instance, true).await? {
+    if !in_scope(r, Entity::Instance, tenant, instance, ctx).await? {
         return Err(not_found(Entity::Instance, instance).into());
     }
     if !r.insert_member(tenant, collection, instance).await? {
@@ -524,12 +550,19 @@ pub(super) async fn add_member<R: Rows>(
     Ok(())
 }
 
+/// Removes an instance from a collection in the write's scope.
 pub(super) async fn remove_member<R: Rows>(
     r: &mut R,
     tenant: &str,
     collection: &str,
     instance: &str,
+    ctx: &WriteContext,
 ) -> Result<(), R::Error> {
+    if ctx.scope.restricted(Entity::Collection).is_some()
+        && !in_scope(r, Entity::Collection, tenant, collection, ctx).await?
+    {
+        return Err(not_found(Entity::Collection, collection).into());
+    }
     if r.delete_member(tenant, collection, instance).await? {
         return Ok(());
     }

@@ -800,3 +800,67 @@ async fn a_managed_by_app_nests_only_manifests_it_manages() {
         Value::Null
     );
 }
+
+/// The version in an `ETag` header, `W/"<version>-<fingerprint>"`.
+fn version_of(r: &reqwest::Response) -> u64 {
+    let tag = r.headers()["etag"].to_str().unwrap();
+    tag.trim_start_matches("W/\"")
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_managed_by_change_racing_a_restricted_patch_never_lets_the_old_owner_write_after_it() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let a = s.app_token("app-a", &["AgentInstance.ReadWrite.ManagedBy"]);
+    let admin = s.app_token("app-admin", &["AgentInstance.ReadWrite.All"]);
+    let mut raced = 0;
+    for n in 0..40 {
+        let id = format!("race-{n}");
+        let mut body = instance_body(&id, "start");
+        body["managedBy"] = json!("app-a");
+        let r = s
+            .client
+            .post(s.url("/agentRegistry/agentInstances"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let path = s.url(&format!("/agentRegistry/agentInstances/{id}"));
+        let give_away = s
+            .client
+            .patch(&path)
+            .bearer_auth(&admin)
+            .json(&json!({"managedBy": "app-b"}))
+            .send();
+        let write = s
+            .client
+            .patch(&path)
+            .bearer_auth(&a)
+            .json(&json!({"displayName": "written by app-a"}))
+            .send();
+        let (given, written) = tokio::join!(give_away, write);
+        let (given, written) = (given.unwrap(), written.unwrap());
+        assert_eq!(given.status(), StatusCode::NO_CONTENT);
+        match written.status() {
+            // Its write came first: it must be ordered before the change.
+            StatusCode::NO_CONTENT => {
+                assert!(version_of(&written) < version_of(&given), "{id}");
+            }
+            // The change came first: the object is no longer its own.
+            StatusCode::NOT_FOUND => raced += 1,
+            other => panic!("{id}: {other}"),
+        }
+        let stored = s
+            .get_json(&format!("/agentRegistry/agentInstances/{id}"))
+            .await;
+        assert_eq!(stored["managedBy"], "app-b");
+    }
+    // Both orders happen, so the check above was put to the test.
+    assert!(raced < 40, "app-a never wrote first");
+}

@@ -228,6 +228,7 @@ fn write_ctx() -> agentry::domain::WriteContext {
         now: "2026-01-01T00:00:00.0000000Z".into(),
         actor: Some("actor".into()),
         if_match: None,
+        scope: Default::default(),
     }
 }
 

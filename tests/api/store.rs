@@ -37,6 +37,15 @@ fn ctx(now: &str) -> WriteContext {
         now: now.into(),
         actor: Some("actor".into()),
         if_match: None,
+        scope: Default::default(),
+    }
+}
+
+/// A delete's context: the entity must be at `version` (`None`: any).
+fn deleting(version: Option<i64>) -> WriteContext {
+    WriteContext {
+        if_match: version,
+        ..WriteContext::default()
     }
 }
 
@@ -114,10 +123,10 @@ async fn an_instance_is_created_read_updated_and_deleted_with_versions() {
             "{}",
             b.name
         );
-        st.delete_instance("t", "i", None).await.unwrap();
+        st.delete_instance("t", "i", &deleting(None)).await.unwrap();
         assert!(
             matches!(
-                st.delete_instance("t", "i", None).await,
+                st.delete_instance("t", "i", &deleting(None)).await,
                 Err(StoreError::NotFound { .. })
             ),
             "{}",
@@ -185,7 +194,7 @@ async fn a_nested_manifest_is_created_then_updated_and_a_failed_write_leaves_not
             b.name
         );
 
-        let in_use = st.delete_manifest("t", "m", None).await;
+        let in_use = st.delete_manifest("t", "m", &deleting(None)).await;
         assert!(
             matches!(in_use, Err(StoreError::ManifestInUse { instances: 1, .. })),
             "{}",
@@ -217,14 +226,20 @@ async fn memberships_follow_their_instances_and_collections() {
         )
         .unwrap();
         st.create_collection("t", "c", coll, &c).await.unwrap();
-        st.add_member("t", "c", "i1").await.unwrap();
-        st.add_member("t", "c", "i2").await.unwrap();
+        st.add_member("t", "c", "i1", &WriteContext::default())
+            .await
+            .unwrap();
+        st.add_member("t", "c", "i2", &WriteContext::default())
+            .await
+            .unwrap();
         assert!(matches!(
-            st.add_member("t", "c", "i2").await,
+            st.add_member("t", "c", "i2", &WriteContext::default())
+                .await,
             Err(StoreError::AlreadyMember { .. })
         ));
         assert!(matches!(
-            st.add_member("t", "c", "nope").await,
+            st.add_member("t", "c", "nope", &WriteContext::default())
+                .await,
             Err(StoreError::NotFound {
                 kind: Entity::Instance,
                 ..
@@ -239,7 +254,9 @@ async fn memberships_follow_their_instances_and_collections() {
             b.name
         );
 
-        st.delete_instance("t", "i1", None).await.unwrap();
+        st.delete_instance("t", "i1", &deleting(None))
+            .await
+            .unwrap();
         let page = st
             .list_instances("t", Relation::MembersOf("c"), &ListQuery::first(10))
             .await
@@ -251,7 +268,9 @@ async fn memberships_follow_their_instances_and_collections() {
             b.name
         );
 
-        st.delete_collection("t", "c", None).await.unwrap();
+        st.delete_collection("t", "c", &deleting(None))
+            .await
+            .unwrap();
         assert_eq!(
             st.count_collections("t", Relation::CollectionsOf("i2"), &Criteria::default())
                 .await
@@ -598,7 +617,7 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
         .unwrap();
         st.create_collection("t", "c", coll, &c).await.unwrap();
 
-        let r = st.delete_instance("t", "i", Some(1)).await;
+        let r = st.delete_instance("t", "i", &deleting(Some(1))).await;
         assert!(
             is_precondition_failed(&r, Entity::Instance),
             "{}: {r:?}",
@@ -609,9 +628,11 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             "{}",
             b.name
         );
-        st.delete_instance("t", "i", Some(2)).await.unwrap();
+        st.delete_instance("t", "i", &deleting(Some(2)))
+            .await
+            .unwrap();
         assert_eq!(st.get_instance("t", "i").await.unwrap(), None, "{}", b.name);
-        let r = st.delete_instance("t", "i", Some(2)).await;
+        let r = st.delete_instance("t", "i", &deleting(Some(2))).await;
         assert!(
             matches!(
                 r,
@@ -624,7 +645,7 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             b.name
         );
 
-        let r = st.delete_manifest("t", "m", Some(9)).await;
+        let r = st.delete_manifest("t", "m", &deleting(Some(9))).await;
         assert!(
             is_precondition_failed(&r, Entity::Manifest),
             "{}: {r:?}",
@@ -635,8 +656,10 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             "{}",
             b.name
         );
-        st.delete_manifest("t", "m", Some(1)).await.unwrap();
-        let r = st.delete_manifest("t", "m", Some(1)).await;
+        st.delete_manifest("t", "m", &deleting(Some(1)))
+            .await
+            .unwrap();
+        let r = st.delete_manifest("t", "m", &deleting(Some(1))).await;
         assert!(
             matches!(
                 r,
@@ -649,7 +672,7 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             b.name
         );
 
-        let r = st.delete_collection("t", "c", Some(3)).await;
+        let r = st.delete_collection("t", "c", &deleting(Some(3))).await;
         assert!(
             is_precondition_failed(&r, Entity::Collection),
             "{}: {r:?}",
@@ -660,8 +683,10 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             "{}",
             b.name
         );
-        st.delete_collection("t", "c", Some(1)).await.unwrap();
-        let r = st.delete_collection("t", "c", None).await;
+        st.delete_collection("t", "c", &deleting(Some(1)))
+            .await
+            .unwrap();
+        let r = st.delete_collection("t", "c", &deleting(None)).await;
         assert!(
             matches!(
                 r,
@@ -869,7 +894,9 @@ async fn an_export_reads_each_section_in_key_order_a_chunk_at_a_time() {
             st.create_collection("t", id, coll, &c).await.unwrap();
         }
         for (coll, inst) in [("c2", "i1"), ("c1", "i2"), ("c1", "i1")] {
-            st.add_member("t", coll, inst).await.unwrap();
+            st.add_member("t", coll, inst, &WriteContext::default())
+                .await
+                .unwrap();
         }
         st.create_instance(
             "u",
@@ -993,7 +1020,9 @@ async fn skill_tag_filters_through_the_manifest_link_follow_links_and_skills() {
         assert_eq!(ids(with("blue", "")).await, ["i2"], "{}", b.name);
 
         // A deleted instance is gone from the tag's pages; the other tenant never saw any.
-        st.delete_instance("t", "i1", None).await.unwrap();
+        st.delete_instance("t", "i1", &deleting(None))
+            .await
+            .unwrap();
         assert!(ids(with("green", "")).await.is_empty(), "{}", b.name);
         let other = st
             .list_instances("u", Relation::All, &with("blue", ""))
@@ -1092,8 +1121,10 @@ async fn a_read_by_id_after_an_acknowledged_write_never_sees_what_it_replaced() 
             b.name
         );
 
-        st.delete_instance("t", "i", None).await.unwrap();
-        st.delete_collection("t", "c", None).await.unwrap();
+        st.delete_instance("t", "i", &deleting(None)).await.unwrap();
+        st.delete_collection("t", "c", &deleting(None))
+            .await
+            .unwrap();
         assert_eq!(st.get_instance("t", "i").await.unwrap(), None, "{}", b.name);
         assert_eq!(
             st.get_collection("t", "c").await.unwrap(),
@@ -1160,5 +1191,176 @@ async fn readers_racing_a_writer_see_versions_only_move_forward() {
             61
         );
         st.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_scoped_write_finds_other_applications_objects_absent_inside_the_write() {
+    use agentry::domain::Scope;
+    for b in backends().await {
+        let st = &b.store;
+        let admin = ctx("2025-01-01T00:00:00.0000000Z");
+        let app_a = WriteContext {
+            scope: Scope::managed_by(
+                "app-a",
+                vec![Entity::Instance, Entity::Manifest, Entity::Collection],
+            ),
+            ..ctx("2025-01-02T00:00:00.0000000Z")
+        };
+        for (id, owner) in [("mine", "app-a"), ("theirs", "app-b")] {
+            st.create_manifest(
+                "t",
+                &format!("m-{id}"),
+                parse_write(
+                    &AGENT_CARD_MANIFEST,
+                    json!({"displayName": id, "managedBy": owner}),
+                    true,
+                )
+                .unwrap(),
+                &admin,
+            )
+            .await
+            .unwrap();
+            let mut body = json!({"displayName": id, "ownerIds": ["o"], "managedBy": owner});
+            body["agentCardManifest@odata.bind"] = json!(format!("agentCardManifests('m-{id}')"));
+            st.create_instance("t", id, create(body), &admin)
+                .await
+                .unwrap();
+            st.create_collection(
+                "t",
+                &format!("c-{id}"),
+                parse_write(
+                    &AGENT_COLLECTION,
+                    json!({"displayName": id, "ownerIds": ["o"], "managedBy": owner}),
+                    true,
+                )
+                .unwrap(),
+                &admin,
+            )
+            .await
+            .unwrap();
+        }
+        let absent = |r: Result<_, StoreError>, kind: Entity| matches!(r, Err(StoreError::NotFound { kind: k, .. }) if k == kind);
+        let rename = || update(json!({"displayName": "renamed"}));
+        let nested = || update(json!({"agentCardManifest": {"description": "changed"}}));
+        let bind = |m: &str| {
+            update(json!({"agentCardManifest@odata.bind": format!("agentCardManifests('{m}')")}))
+        };
+        let name = b.name;
+        // Another application's objects are absent to every kind of write.
+        assert!(
+            absent(
+                st.update_instance("t", "theirs", rename(), &app_a)
+                    .await
+                    .map(|_| ()),
+                Entity::Instance
+            ),
+            "{name}"
+        );
+        assert!(
+            absent(
+                st.delete_instance("t", "theirs", &app_a).await,
+                Entity::Instance
+            ),
+            "{name}"
+        );
+        let props = |v: Value| v.as_object().unwrap().clone();
+        assert!(
+            absent(
+                st.update_manifest("t", "m-theirs", props(json!({"description": "x"})), &app_a)
+                    .await
+                    .map(|_| ()),
+                Entity::Manifest
+            ),
+            "{name}"
+        );
+        assert!(
+            absent(
+                st.delete_manifest("t", "m-theirs", &app_a).await,
+                Entity::Manifest
+            ),
+            "{name}"
+        );
+        assert!(
+            absent(
+                st.update_collection("t", "c-theirs", props(json!({"description": "x"})), &app_a)
+                    .await
+                    .map(|_| ()),
+                Entity::Collection
+            ),
+            "{name}"
+        );
+        assert!(
+            absent(
+                st.delete_collection("t", "c-theirs", &app_a).await,
+                Entity::Collection
+            ),
+            "{name}"
+        );
+        assert!(
+            absent(
+                st.add_member("t", "c-theirs", "mine", &app_a).await,
+                Entity::Collection
+            ),
+            "{name}"
+        );
+        assert!(
+            absent(
+                st.add_member("t", "c-mine", "theirs", &app_a).await,
+                Entity::Instance
+            ),
+            "{name}"
+        );
+        assert!(
+            absent(
+                st.update_instance("t", "mine", bind("m-theirs"), &app_a)
+                    .await
+                    .map(|_| ()),
+                Entity::Manifest
+            ),
+            "{name}"
+        );
+        // Its own instance linking another application's manifest: the
+        // nested update is refused, and nothing of the write is kept.
+        st.update_instance("t", "mine", bind("m-theirs"), &admin)
+            .await
+            .unwrap();
+        assert!(
+            absent(
+                st.update_instance("t", "mine", nested(), &app_a)
+                    .await
+                    .map(|_| ()),
+                Entity::Manifest
+            ),
+            "{name}"
+        );
+        let theirs = doc(&st.get_manifest("t", "m-theirs").await.unwrap().unwrap());
+        assert_eq!(theirs["description"], Value::Null, "{name}");
+        // Its own objects it writes as it likes; a new nested manifest is its own.
+        st.update_instance("t", "mine", bind("m-mine"), &app_a)
+            .await
+            .unwrap();
+        st.update_instance("t", "mine", nested(), &app_a)
+            .await
+            .unwrap();
+        st.add_member("t", "c-mine", "mine", &app_a).await.unwrap();
+        st.remove_member("t", "c-mine", "mine", &app_a)
+            .await
+            .unwrap();
+        st.delete_collection("t", "c-mine", &app_a).await.unwrap();
+        st.create_instance(
+            "t",
+            "fresh",
+            create(json!({"displayName": "f", "ownerIds": ["o"], "managedBy": "app-a", "agentCardManifest": {"displayName": "new"}})),
+            &app_a,
+        )
+        .await
+        .unwrap();
+        let fresh = st
+            .get_instance_manifest("t", "fresh")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(doc(&fresh)["managedBy"], "app-a", "{name}");
     }
 }

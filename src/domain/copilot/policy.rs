@@ -226,6 +226,7 @@ pub fn parse_new_policy(
             now: stamp,
             actor: None,
             if_match: None,
+            scope: Default::default(),
         },
     );
     policy.validate(strict)?;
@@ -362,6 +363,7 @@ mod tests {
             now: "2026-01-01T00:00:00.0000000Z".into(),
             actor: None,
             if_match: None,
+            scope: Default::default(),
         }
     }
 
@@ -513,6 +515,7 @@ mod tests {
             now: "2026-02-01T00:00:00.0000000Z".into(),
             actor: None,
             if_match: None,
+            scope: Default::default(),
         };
         p.apply(&patch, &later);
         p.validate(false).unwrap();

@@ -261,6 +261,7 @@ mod tests {
             now: "2026-04-06T13:37:18.0000000Z".into(),
             actor: None,
             if_match: None,
+            scope: Default::default(),
         }
     }
 

@@ -29,48 +29,15 @@ pub(super) async fn require(
     visible(grant, Entity::Instance, stored, id)
 }
 
-/// Adds what a nested manifest or a bind needs to the grant, and applies
-/// the manifest side of a restricted (`ManagedBy`) caller's rules.
-/// `instance` names the instance being updated (`None` on create).
-async fn authorize_manifest_part(
-    app: &AppState,
-    p: &Principal,
-    write: &mut EntityWrite,
-    instance: Option<&str>,
-    grant: Grant,
-) -> Result<Grant> {
-    match &mut write.manifest {
-        Some(ManifestChange::Upsert(nested)) => {
-            let grant = grant.and(authorize(p, Action::WriteNestedManifest)?);
-            if grant.restricted(Entity::Manifest).is_none() {
-                return Ok(grant);
-            }
-            // Only a restricted caller needs to know which manifest it would update.
-            let linked = match instance {
-                Some(id) => app.store().get_instance_manifest(&p.tenant_id, id).await?,
-                None => None,
-            };
-            match linked {
-                // Updating the linked manifest: it must be one the caller manages.
-                Some(m) => {
-                    let mid = m.id.clone();
-                    visible(&grant, Entity::Manifest, Some(m), &mid)?;
-                    claim_managed_by(&grant, Entity::Manifest, &mut nested.props, false)?;
-                }
-                None => claim_managed_by(&grant, Entity::Manifest, &mut nested.props, true)?,
-            }
-            Ok(grant)
-        }
-        Some(ManifestChange::Bind(id)) => {
-            let grant = grant.and(authorize(p, Action::BindManifest)?);
-            if grant.restricted(Entity::Manifest).is_some() {
-                let stored = app.store().get_manifest(&p.tenant_id, id).await?;
-                visible(&grant, Entity::Manifest, stored, id)?;
-            }
-            Ok(grant)
-        }
-        Some(ManifestChange::Unlink) | None => Ok(grant),
-    }
+/// Adds what a nested manifest or a bind needs to the grant. What a
+/// restricted (`ManagedBy`) caller may do with the manifest is checked by
+/// the store inside the write (`domain::Scope`).
+fn authorize_manifest_part(p: &Principal, write: &EntityWrite, grant: Grant) -> Result<Grant> {
+    Ok(match &write.manifest {
+        Some(ManifestChange::Upsert(_)) => grant.and(authorize(p, Action::WriteNestedManifest)?),
+        Some(ManifestChange::Bind(_)) => grant.and(authorize(p, Action::BindManifest)?),
+        Some(ManifestChange::Unlink) | None => grant,
+    })
 }
 
 pub(super) async fn list(
@@ -116,12 +83,12 @@ pub(super) async fn create(
     let grant = authorize(&p, Action::CreateInstance)?;
     let mut write = parse_write(&AGENT_INSTANCE, body, true)?;
     claim_managed_by(&grant, Entity::Instance, &mut write.props, true)?;
-    authorize_manifest_part(&app, &p, &mut write, None, grant).await?;
+    let grant = authorize_manifest_part(&p, &write, grant)?;
     let create_only = cond.create_only()?;
     let id = write.id.clone().unwrap_or_else(domain::new_id);
     let result = app
         .store()
-        .create_instance(&p.tenant_id, &id, write, &write_context(&app, &p))
+        .create_instance(&p.tenant_id, &id, write, &write_context(&app, &p, &grant))
         .await;
     let stored = etag::refuse_existing(create_only, result, Entity::Instance, &id)?;
     created(&meta, &AGENT_INSTANCE, stored)
@@ -159,15 +126,12 @@ pub(super) async fn update(
 ) -> Result {
     let grant = authorize(&p, Action::UpdateInstance)?;
     let mut write = parse_write(&AGENT_INSTANCE, body, false)?;
-    if grant.restricted(Entity::Instance).is_some() {
-        require(&app, &p, &grant, &id).await?;
-        claim_managed_by(&grant, Entity::Instance, &mut write.props, false)?;
-    }
-    authorize_manifest_part(&app, &p, &mut write, Some(&id), grant.clone()).await?;
+    claim_managed_by(&grant, Entity::Instance, &mut write.props, false)?;
+    let grant = authorize_manifest_part(&p, &write, grant)?;
     let current = require(&app, &p, &grant, &id);
     let ctx = WriteContext {
         if_match: expected_version(&cond, Entity::Instance, current).await?,
-        ..write_context(&app, &p)
+        ..write_context(&app, &p, &grant)
     };
     let stored = app
         .store()
@@ -183,14 +147,12 @@ pub(super) async fn remove(
     cond: Conditions,
 ) -> Result {
     let grant = authorize(&p, Action::DeleteInstance)?;
-    if grant.restricted(Entity::Instance).is_some() {
-        require(&app, &p, &grant, &id).await?;
-    }
     let current = require(&app, &p, &grant, &id);
-    let if_match = expected_version(&cond, Entity::Instance, current).await?;
-    app.store()
-        .delete_instance(&p.tenant_id, &id, if_match)
-        .await?;
+    let ctx = WriteContext {
+        if_match: expected_version(&cond, Entity::Instance, current).await?,
+        ..write_context(&app, &p, &grant)
+    };
+    app.store().delete_instance(&p.tenant_id, &id, &ctx).await?;
     Ok(respond::no_content())
 }
 
@@ -244,7 +206,7 @@ pub(super) async fn update_manifest(
     // The conditions name the manifest this path leads to.
     let ctx = WriteContext {
         if_match: cond.expected_version(&manifest, Entity::Manifest)?,
-        ..write_context(&app, &p)
+        ..write_context(&app, &p, &grant)
     };
     let stored = app
         .store()
@@ -275,7 +237,7 @@ pub(super) async fn unlink_manifest(
         manifest: Some(ManifestChange::Unlink),
     };
     app.store()
-        .update_instance(&p.tenant_id, &id, write, &write_context(&app, &p))
+        .update_instance(&p.tenant_id, &id, write, &write_context(&app, &p, &grant))
         .await?;
     Ok(respond::no_content())
 }

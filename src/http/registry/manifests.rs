@@ -67,7 +67,7 @@ pub(super) async fn create(
     let id = write.id.clone().unwrap_or_else(domain::new_id);
     let result = app
         .store()
-        .create_manifest(&p.tenant_id, &id, write, &write_context(&app, &p))
+        .create_manifest(&p.tenant_id, &id, write, &write_context(&app, &p, &grant))
         .await;
     let stored = etag::refuse_existing(create_only, result, Entity::Manifest, &id)?;
     created(&meta, &AGENT_CARD_MANIFEST, stored)
@@ -105,14 +105,11 @@ pub(super) async fn update(
 ) -> Result {
     let grant = authorize(&p, Action::UpdateManifest)?;
     let mut write = parse_write(&AGENT_CARD_MANIFEST, body, false)?;
-    if grant.restricted(Entity::Manifest).is_some() {
-        require(&app, &p, &grant, &id).await?;
-        claim_managed_by(&grant, Entity::Manifest, &mut write.props, false)?;
-    }
+    claim_managed_by(&grant, Entity::Manifest, &mut write.props, false)?;
     let current = require(&app, &p, &grant, &id);
     let ctx = WriteContext {
         if_match: expected_version(&cond, Entity::Manifest, current).await?,
-        ..write_context(&app, &p)
+        ..write_context(&app, &p, &grant)
     };
     let stored = app
         .store()
@@ -129,13 +126,11 @@ pub(super) async fn remove(
     cond: Conditions,
 ) -> Result {
     let grant = authorize(&p, Action::DeleteManifest)?;
-    if grant.restricted(Entity::Manifest).is_some() {
-        require(&app, &p, &grant, &id).await?;
-    }
     let current = require(&app, &p, &grant, &id);
-    let if_match = expected_version(&cond, Entity::Manifest, current).await?;
-    app.store()
-        .delete_manifest(&p.tenant_id, &id, if_match)
-        .await?;
+    let ctx = WriteContext {
+        if_match: expected_version(&cond, Entity::Manifest, current).await?,
+        ..write_context(&app, &p, &grant)
+    };
+    app.store().delete_manifest(&p.tenant_id, &id, &ctx).await?;
     Ok(respond::no_content())
 }

@@ -18,7 +18,7 @@ use super::extract::{Caller, JsonBody, Meta, ODataQuery};
 use super::request::RequestMeta;
 use super::respond;
 use crate::auth::Principal;
-use crate::auth::permissions::{Action, Denied, Grant, authorize};
+use crate::auth::permissions::{Action, Grant, authorize};
 use crate::domain::schema::EntityType;
 use crate::domain::{DomainError, WriteContext};
 use crate::odata::filter::{self, Expr};
@@ -129,11 +129,14 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn write_context(app: &AppState, caller: &Principal) -> WriteContext {
+/// Who writes, when, and what the grant lets them touch (checked by the
+/// store inside the write).
+fn write_context(app: &AppState, caller: &Principal, grant: &Grant) -> WriteContext {
     WriteContext {
         now: app.now(),
         actor: caller.actor_id().map(str::to_owned),
         if_match: None,
+        scope: grant.scope(),
     }
 }
 
@@ -238,27 +241,15 @@ fn managed_filter(grant: &Grant, kind: Entity) -> Option<Expr> {
         .map(|app| filter::equals("managedBy", app))
 }
 
-/// On create, a restricted caller's objects are managed by it: an absent
-/// `managedBy` becomes the caller's app id; another value is refused.
-/// On update, `managedBy` may only be set to the caller's own id.
+/// Applies the grant's `*.ManagedBy` scope to a write body (see
+/// [`crate::domain::Scope::claim`]).
 fn claim_managed_by(
     grant: &Grant,
     kind: Entity,
     props: &mut Map<String, Value>,
     creating: bool,
 ) -> Result<()> {
-    let Some(app) = grant.restricted(kind) else {
-        return Ok(());
-    };
-    match props.get("managedBy") {
-        None | Some(Value::Null) if creating => {
-            props.insert("managedBy".into(), Value::String(app.to_owned()));
-            Ok(())
-        }
-        None => Ok(()),
-        Some(Value::String(v)) if v == app => Ok(()),
-        Some(_) => Err(Denied::NotManagedByCaller.into()),
-    }
+    Ok(grant.scope().claim(kind, props, creating)?)
 }
 
 // ---------------------------------------------------------------- shaping

@@ -925,13 +925,13 @@ impl Store for PgStore {
         &self,
         tenant: &str,
         id: &str,
-        if_match: Option<i64>,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError> {
         transaction!(self, |tx| write::delete_instance(
             &mut PgRows(&tx),
             tenant,
             id,
-            if_match
+            ctx
         )
         .await?)
     }
@@ -981,13 +981,13 @@ impl Store for PgStore {
         &self,
         tenant: &str,
         id: &str,
-        if_match: Option<i64>,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError> {
         transaction!(self, |tx| write::delete_manifest(
             &mut PgRows(&tx),
             tenant,
             id,
-            if_match
+            ctx
         )
         .await?)
     }
@@ -1031,13 +1031,13 @@ impl Store for PgStore {
         &self,
         tenant: &str,
         id: &str,
-        if_match: Option<i64>,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError> {
         transaction!(self, |tx| write::delete_collection(
             &mut PgRows(&tx),
             tenant,
             id,
-            if_match
+            ctx
         )
         .await?)
     }
@@ -1047,13 +1047,15 @@ impl Store for PgStore {
         tenant: &str,
         collection_id: &str,
         instance_id: &str,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError> {
         self.ensure_reserved(tenant).await?;
         transaction!(self, |tx| write::add_member(
             &mut PgRows(&tx),
             tenant,
             collection_id,
-            instance_id
+            instance_id,
+            ctx
         )
         .await?)
     }
@@ -1063,13 +1065,15 @@ impl Store for PgStore {
         tenant: &str,
         collection_id: &str,
         instance_id: &str,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError> {
         self.ensure_reserved(tenant).await?;
         transaction!(self, |tx| write::remove_member(
             &mut PgRows(&tx),
             tenant,
             collection_id,
-            instance_id
+            instance_id,
+            ctx
         )
         .await?)
     }

@@ -890,16 +890,16 @@ impl Store for SqliteStore {
         &self,
         tenant: &str,
         id: &str,
-        if_match: Option<i64>,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError> {
-        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
             .write(move |conn| {
                 write::run_now(write::delete_instance(
                     &mut SqliteRows(conn),
                     &tenant,
                     &id,
-                    if_match,
+                    &ctx,
                 ))
             })
             .await
@@ -953,16 +953,16 @@ impl Store for SqliteStore {
         &self,
         tenant: &str,
         id: &str,
-        if_match: Option<i64>,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError> {
-        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
             .write(move |conn| {
                 write::run_now(write::delete_manifest(
                     &mut SqliteRows(conn),
                     &tenant,
                     &id,
-                    if_match,
+                    &ctx,
                 ))
             })
             .await
@@ -1010,16 +1010,16 @@ impl Store for SqliteStore {
         &self,
         tenant: &str,
         id: &str,
-        if_match: Option<i64>,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError> {
-        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
             .write(move |conn| {
                 write::run_now(write::delete_collection(
                     &mut SqliteRows(conn),
                     &tenant,
                     &id,
-                    if_match,
+                    &ctx,
                 ))
             })
             .await
@@ -1030,12 +1030,14 @@ impl Store for SqliteStore {
         tenant: &str,
         collection_id: &str,
         instance_id: &str,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError> {
         self.ensure_reserved(tenant).await?;
-        let (tenant, cid, iid) = (
+        let (tenant, cid, iid, ctx) = (
             tenant.to_owned(),
             collection_id.to_owned(),
             instance_id.to_owned(),
+            ctx.clone(),
         );
         self.writer
             .write(move |conn| {
@@ -1044,6 +1046,7 @@ impl Store for SqliteStore {
                     &tenant,
                     &cid,
                     &iid,
+                    &ctx,
                 ))
             })
             .await
@@ -1054,12 +1057,14 @@ impl Store for SqliteStore {
         tenant: &str,
         collection_id: &str,
         instance_id: &str,
+        ctx: &WriteContext,
     ) -> Result<(), StoreError> {
         self.ensure_reserved(tenant).await?;
-        let (tenant, cid, iid) = (
+        let (tenant, cid, iid, ctx) = (
             tenant.to_owned(),
             collection_id.to_owned(),
             instance_id.to_owned(),
+            ctx.clone(),
         );
         self.writer
             .write(move |conn| {
@@ -1068,6 +1073,7 @@ impl Store for SqliteStore {
                     &tenant,
                     &cid,
                     &iid,
+                    &ctx,
                 ))
             })
             .await

@@ -441,6 +441,7 @@ fn context(r: &mut Lcg) -> WriteContext {
         now: crate::clock::entity_timestamp(t),
         actor: None,
         if_match: None,
+        scope: Default::default(),
     }
 }
 
@@ -501,10 +502,10 @@ async fn load(
             .await
             .unwrap();
         for member in ids.iter().filter(|_| r.chance(30)) {
-            store.add_member(TENANT, &id, member).await.unwrap();
+            store.add_member(TENANT, &id, member, &ctx).await.unwrap();
         }
         // Every collection holds MEMBER (adding it twice is refused).
-        let _ = store.add_member(TENANT, &id, MEMBER).await;
+        let _ = store.add_member(TENANT, &id, MEMBER, &ctx).await;
     }
     // Read the tenant's first page once, which also stores its reserved collections.
     store
