@@ -3,6 +3,7 @@
 //! stored is what is served) and writes as validated domain values.
 
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 mod write;
 

@@ -1,4 +1,5 @@
-//! OData syntax trees translated into SQLite SQL.
+//! SQLite's dialect of the OData → SQL translation (`store::sql`), and its
+//! page and count statements.
 //!
 //! Properties with their own column (`id`, `displayName`, `managedBy`,
 //! `originatingStore`, the timestamps) are read from it, so their filters and
@@ -15,62 +16,29 @@
 //! into a join, which returned wrong rows and counts where two such terms
 //! meet (`ownerIds/any() and agentCardManifest/…/all(…)`).
 
-use crate::domain::schema::{AGENT_CARD_MANIFEST, EntityType};
-use crate::odata::filter::{CmpOp, Func, Literal, Operand, Path, Quantifier};
-use crate::odata::{Cursor, Expr, SEARCHABLE, Search};
-use crate::store::{Criteria, ListQuery, Side, is_name, pages_by_name, side_term, side_values};
-use rusqlite::types::Value as SqlValue;
+use super::super::sql::{Builder, Dialect, Kind, Lit, Val, column, is_null, like_escape};
+pub(super) use super::super::sql::{Compiled, Source, side_columns};
+use crate::domain::schema::EntityType;
+use crate::odata::filter::{Func, Literal, Operand};
+use crate::odata::{Cursor, Expr};
+use crate::store::{Criteria, ListQuery, pages_by_name, side_term};
+use rusqlite::ToSql;
+use rusqlite::types::{ToSqlOutput, Value as SqlValue};
 use std::borrow::Cow;
 
-/// What a list reads from.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Source<'a> {
-    /// Every row of an entity table.
-    Table(&'static str),
-    /// The instances that are members of a collection.
-    MembersOf(&'a str),
-    /// The collections an instance belongs to.
-    CollectionsOf(&'a str),
-}
-
-/// The table of a side table, its entity id column and its value column.
-fn side_columns(side: Side) -> (&'static str, &'static str, &'static str) {
-    match side {
-        Side::Owners => ("agent_instance_owners", "instance_id", "owner_id"),
-        Side::InstanceTags => ("agent_instance_skill_tags", "instance_id", "tag"),
-        Side::ManifestTags => ("agent_card_manifest_skill_tags", "manifest_id", "tag"),
+impl ToSql for Lit {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Lit::Text(s) => ToSqlOutput::from(s.as_str()),
+            Lit::Int(i) => ToSqlOutput::from(*i),
+            Lit::Float(f) => ToSqlOutput::from(*f),
+            // SQLite keeps booleans as 0 and 1.
+            Lit::Bool(b) => ToSqlOutput::from(i64::from(*b)),
+        })
     }
 }
 
-/// A statement and its parameters, in order.
-#[derive(Debug)]
-pub(super) struct Compiled {
-    pub sql: String,
-    pub params: Vec<SqlValue>,
-    /// Sort values selected after id, doc and version (the paging cursor's).
-    pub sort_columns: usize,
-}
-
-struct Builder<'a> {
-    tenant: &'a str,
-    params: Vec<SqlValue>,
-    aliases: usize,
-    /// Lambda variables in scope: name and the `json_each` alias holding it.
-    vars: Vec<(String, String)>,
-}
-
-fn column(property: &str) -> Option<&'static str> {
-    Some(match property {
-        "id" => "id",
-        "displayName" => "display_name",
-        "managedBy" => "managed_by",
-        "originatingStore" => "originating_store",
-        "createdDateTime" => "created_at",
-        "lastModifiedDateTime" => "modified_at",
-        _ => return None,
-    })
-}
-
+/// A JSON path (`$."a"."b"`) of schema-checked property names.
 fn json_path(segments: &[String]) -> String {
     let mut p = String::from("$");
     for s in segments {
@@ -81,248 +49,113 @@ fn json_path(segments: &[String]) -> String {
     p.replace('\'', "''")
 }
 
-fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            out.push('\\');
+/// An operand as SQL text with no parameter: literals quoted in place.
+fn inline(b: &mut Builder<Sqlite>, base: &str, ty: &'static EntityType, o: &Operand) -> String {
+    match o {
+        Operand::Property(p) => b.value(base, ty, &p.segments).sql,
+        Operand::Literal(Literal::String(s) | Literal::DateTime(s) | Literal::Guid(s)) => {
+            format!("'{}'", s.replace('\'', "''"))
         }
-        out.push(c);
+        Operand::Literal(Literal::Bool(v)) => i64::from(*v).to_string(),
+        Operand::Literal(Literal::Number(n)) => format!("{n:?}"),
+        Operand::Literal(Literal::Null) => "NULL".into(),
     }
-    out
 }
 
-impl<'a> Builder<'a> {
-    fn new(tenant: &'a str) -> Self {
-        Self {
-            tenant,
-            params: Vec::new(),
-            aliases: 0,
-            vars: Vec::new(),
-        }
+/// SQLite: `?` placeholders, `json_extract` and `json_each`, names with
+/// `COLLATE NOCASE` (the collation of either side of a comparison applies
+/// to both), `LIKE`, which ignores ASCII case already.
+pub(super) struct Sqlite;
+
+impl Dialect for Sqlite {
+    const TRUE: &'static str = "1";
+    const FALSE: &'static str = "0";
+    const EXISTS: &'static str = "+EXISTS";
+    const REPEATS: bool = false;
+
+    fn placeholder(_: usize, _: &Lit) -> String {
+        "?".into()
     }
 
-    fn alias(&mut self, prefix: &str) -> String {
-        self.aliases += 1;
-        format!("{prefix}{}", self.aliases)
+    fn doc(base: &str) -> String {
+        format!("{base}.doc")
     }
 
-    fn param(&mut self, v: SqlValue) -> &'static str {
-        self.params.push(v);
-        "?"
-    }
-
-    fn var(&self, name: &str) -> Option<String> {
-        self.vars
-            .iter()
-            .rev()
-            .find(|(v, _)| v == name)
-            .map(|(_, a)| a.clone())
-    }
-
-    /// The SQL value of a property path read from row `base` of type `ty`.
-    fn value(&mut self, base: &str, ty: &'static EntityType, segments: &[String]) -> String {
-        let Some(first) = segments.first() else {
-            return "NULL".into();
-        };
-        if let Some(alias) = self.var(first) {
-            return if segments.len() == 1 {
-                format!("{alias}.value")
-            } else {
-                format!(
-                    "json_extract({alias}.value, '{}')",
-                    json_path(&segments[1..])
-                )
-            };
-        }
-        if ty.navigation(first).is_some() {
-            let m = self.alias("m");
-            let inner = self.value(&m, &AGENT_CARD_MANIFEST, &segments[1..]);
-            return format!(
-                "(SELECT {inner} FROM agent_card_manifests {m} WHERE {m}.tenant_id = {base}.tenant_id AND {m}.id = {base}.manifest_id)"
-            );
-        }
-        if segments.len() == 1
-            && let Some(col) = column(first)
-        {
-            return format!("{base}.{col}");
-        }
-        format!("json_extract({base}.doc, '{}')", json_path(segments))
-    }
-
-    fn literal(&mut self, l: &Literal) -> String {
-        match l {
-            Literal::Null => "NULL".into(),
-            Literal::Bool(b) => self.param(SqlValue::Integer(i64::from(*b))).into(),
-            Literal::Number(n) => self.param(SqlValue::Real(*n)).into(),
-            Literal::String(s) | Literal::DateTime(s) | Literal::Guid(s) => {
-                self.param(SqlValue::Text(s.clone())).into()
-            }
-        }
-    }
-
-    fn operand(&mut self, base: &str, ty: &'static EntityType, o: &Operand) -> String {
-        match o {
-            Operand::Property(p) => self.value(base, ty, &p.segments),
-            Operand::Literal(l) => self.literal(l),
-        }
-    }
-
-    /// An operand of a comparison: a name compares without ASCII case (the
-    /// collation of either side applies to both in SQLite).
-    fn folded(&mut self, base: &str, ty: &'static EntityType, o: &Operand) -> String {
-        match o {
-            Operand::Property(p) => self.sort_value(base, ty, &p.segments),
-            Operand::Literal(l) => self.literal(l),
-        }
-    }
-
-    /// A property's value as it sorts and compares: names without ASCII case.
-    fn sort_value(&mut self, base: &str, ty: &'static EntityType, segments: &[String]) -> String {
-        let x = self.value(base, ty, segments);
-        let is_var = segments.first().is_some_and(|s| self.var(s).is_some());
-        if !is_var && is_name(ty, segments) {
-            format!("{x} COLLATE NOCASE")
+    fn extract(src: &str, segments: &[String], kind: Kind) -> Val {
+        let sql = if segments.is_empty() {
+            src.to_owned()
         } else {
-            x
-        }
+            format!("json_extract({src}, '{}')", json_path(segments))
+        };
+        Val { sql, kind }
     }
 
-    /// An operand as SQL text with no parameter: literals quoted in place.
-    fn inline(&mut self, base: &str, ty: &'static EntityType, o: &Operand) -> String {
-        match o {
-            Operand::Property(p) => self.value(base, ty, &p.segments),
-            Operand::Literal(Literal::String(s) | Literal::DateTime(s) | Literal::Guid(s)) => {
-                format!("'{}'", s.replace('\'', "''"))
-            }
-            Operand::Literal(Literal::Bool(b)) => i64::from(*b).to_string(),
-            Operand::Literal(Literal::Number(n)) => format!("{n:?}"),
-            Operand::Literal(Literal::Null) => "NULL".into(),
-        }
+    fn elements(src: &str, segments: &[String], j: &str) -> String {
+        format!("json_each({src}, '{}') AS {j}", json_path(segments))
     }
 
-    fn predicate(&mut self, base: &str, ty: &'static EntityType, e: &Expr) -> String {
-        match e {
-            Expr::And(a, b) => {
-                let (a, b) = (self.predicate(base, ty, a), self.predicate(base, ty, b));
-                format!("({a} AND {b})")
-            }
-            Expr::Or(a, b) => {
-                let (a, b) = (self.predicate(base, ty, a), self.predicate(base, ty, b));
-                format!("({a} OR {b})")
-            }
-            Expr::Not(a) => format!("(NOT {})", self.predicate(base, ty, a)),
-            Expr::Compare(op, a, b) => self.compare(base, ty, *op, a, b),
-            Expr::In(a, values) => {
-                if let Operand::Literal(l) = a {
-                    // Known on both sides: decide here.
-                    return if values.contains(l) {
-                        "1".into()
-                    } else {
-                        "0".into()
-                    };
-                }
-                let x = self.folded(base, ty, a);
-                let non_null: Vec<&Literal> =
-                    values.iter().filter(|v| **v != Literal::Null).collect();
-                let mut parts = Vec::new();
-                if !non_null.is_empty() {
-                    let list: Vec<String> = non_null.into_iter().map(|v| self.literal(v)).collect();
-                    parts.push(format!(
-                        "({x} IS NOT NULL AND {x} IN ({}))",
-                        list.join(", ")
-                    ));
-                }
-                if values.contains(&Literal::Null) {
-                    parts.push(format!("({x} IS NULL)"));
-                }
-                if parts.is_empty() {
-                    "0".into()
-                } else {
-                    format!("({})", parts.join(" OR "))
-                }
-            }
-            Expr::Call(func, a, b) => self.call(base, ty, *func, a, b),
-            Expr::Lambda {
-                quantifier,
-                collection,
-                variable,
-                body,
-            } => self.lambda(base, ty, *quantifier, collection, variable, body.as_deref()),
-            Expr::Truthy(o) => match o {
-                Operand::Literal(Literal::Bool(true)) => "1".into(),
-                Operand::Literal(_) => "0".into(),
-                Operand::Property(_) => format!("({} IS 1)", self.operand(base, ty, o)),
-            },
-        }
+    fn fold_name(sql: &str) -> String {
+        format!("{sql} COLLATE NOCASE")
     }
 
-    fn compare(
-        &mut self,
+    fn same(x: &str, y: &str) -> String {
+        format!("({x} IS {y})")
+    }
+
+    fn different(x: &str, y: &str) -> String {
+        format!("({x} IS NOT {y})")
+    }
+
+    fn bytewise(sql: String) -> String {
+        sql
+    }
+
+    fn truthy(x: &Val) -> String {
+        format!("({} IS 1)", x.sql)
+    }
+
+    fn as_text(x: &Val) -> String {
+        x.sql.clone()
+    }
+
+    /// Names with their collation; the other side needs none.
+    fn compared(
+        b: &mut Builder<Self>,
         base: &str,
         ty: &'static EntityType,
-        op: CmpOp,
-        a: &Operand,
-        b: &Operand,
-    ) -> String {
-        let is_null = |o: &Operand| matches!(o, Operand::Literal(Literal::Null));
-        let is_literal = |o: &Operand| matches!(o, Operand::Literal(_));
-        let (na, nb) = (is_null(a), is_null(b));
-        let x = self.folded(base, ty, a);
-        let y = self.folded(base, ty, b);
-        match op {
-            // Against a literal, plain `=` (which indexes serve) guarded so
-            // that a missing value gives false, never NULL.
-            CmpOp::Eq if is_literal(b) && !nb => format!("({x} IS NOT NULL AND {x} = {y})"),
-            CmpOp::Ne if is_literal(b) && !nb => format!("({x} IS NULL OR {x} <> {y})"),
-            CmpOp::Eq => format!("({x} IS {y})"),
-            CmpOp::Ne => format!("({x} IS NOT {y})"),
-            _ if na || nb => "0".into(),
-            _ => {
-                let sym = match op {
-                    CmpOp::Gt => ">",
-                    CmpOp::Ge => ">=",
-                    CmpOp::Lt => "<",
-                    _ => "<=",
-                };
-                let mut guards = Vec::new();
-                if !is_literal(a) {
-                    guards.push(format!("{x} IS NOT NULL"));
-                }
-                if !is_literal(b) {
-                    guards.push(format!("{y} IS NOT NULL"));
-                }
-                guards.push(format!("{x} {sym} {y}"));
-                format!("({})", guards.join(" AND "))
-            }
+        o: &Operand,
+        _fold: bool,
+    ) -> Val {
+        match o {
+            Operand::Property(p) => b.sort_value(base, ty, &p.segments),
+            Operand::Literal(l) => b.literal(l),
         }
     }
 
     fn call(
-        &mut self,
+        b: &mut Builder<Self>,
         base: &str,
         ty: &'static EntityType,
         func: Func,
         a: &Operand,
-        b: &Operand,
+        o: &Operand,
     ) -> String {
-        let is_null = |o: &Operand| matches!(o, Operand::Literal(Literal::Null));
-        if is_null(a) || is_null(b) {
+        if is_null(a) || is_null(o) {
             return "0".into();
         }
         if let (
             Operand::Property(p),
             Operand::Literal(Literal::String(text) | Literal::Guid(text)),
-        ) = (a, b)
+        ) = (a, o)
         {
-            let x = self.value(base, ty, &p.segments);
+            let x = b.value(base, ty, &p.segments).sql;
             let esc = like_escape(text);
             let pattern = match func {
                 Func::StartsWith => format!("{esc}%"),
                 Func::EndsWith => format!("%{esc}"),
                 Func::Contains => format!("%{esc}%"),
             };
-            let like = self.param(SqlValue::Text(pattern));
+            let like = b.param(Lit::Text(pattern));
             let mut sql = format!("({x} IS NOT NULL AND {x} LIKE {like} ESCAPE '\\'");
             // A prefix on an indexed column also becomes a range, which the
             // case-insensitive index answers.
@@ -331,8 +164,8 @@ impl<'a> Builder<'a> {
                 && column(&p.segments[0]).is_some()
                 && !text.is_empty()
             {
-                let lo = self.param(SqlValue::Text(text.clone()));
-                let hi = self.param(SqlValue::Text(format!("{text}\u{10FFFF}")));
+                let lo = b.param(Lit::Text(text.clone()));
+                let hi = b.param(Lit::Text(format!("{text}\u{10FFFF}")));
                 sql.push_str(&format!(
                     " AND {x} COLLATE NOCASE >= {lo} AND {x} COLLATE NOCASE < {hi}"
                 ));
@@ -341,8 +174,8 @@ impl<'a> Builder<'a> {
             return sql;
         }
         // Each operand appears more than once below: literals are inlined, not bound.
-        let x = self.inline(base, ty, a);
-        let y = self.inline(base, ty, b);
+        let x = inline(b, base, ty, a);
+        let y = inline(b, base, ty, o);
         let test = match func {
             Func::StartsWith => format!("substr(lower({x}), 1, length({y})) = lower({y})"),
             Func::EndsWith => {
@@ -353,202 +186,25 @@ impl<'a> Builder<'a> {
         format!("({x} IS NOT NULL AND {y} IS NOT NULL AND {test})")
     }
 
-    fn in_list(&mut self, values: &[&str]) -> String {
-        let list: Vec<&str> = values
-            .iter()
-            .map(|v| self.param(SqlValue::Text((*v).to_owned())))
-            .collect();
-        list.join(", ")
+    fn search_subject(x: &Val) -> String {
+        x.sql.clone()
     }
 
-    /// The side tables answer the common discovery filters:
-    /// `ownerIds/any(o: o eq …)` and `skills/any(s: s/tags/any(t: t eq …))`.
-    fn side_table(
-        &mut self,
-        base: &str,
-        ty: &'static EntityType,
-        segs: &[String],
-        variable: &str,
-        body: &Expr,
-    ) -> Option<String> {
-        let (side, values) = side_values(ty, segs, variable, body)?;
-        let (table, key, column) = side_columns(side);
-        let t = self.param(SqlValue::Text(self.tenant.to_owned()));
-        let list = self.in_list(&values);
-        Some(format!(
-            "({base}.id IN (SELECT {key} FROM {table} WHERE tenant_id = {t} AND {column} IN ({list})))"
-        ))
+    fn search_text(text: &str) -> String {
+        text.to_owned()
     }
 
-    fn lambda(
-        &mut self,
-        base: &str,
-        ty: &'static EntityType,
-        quantifier: Quantifier,
-        collection: &Path,
-        variable: &str,
-        body: Option<&Expr>,
-    ) -> String {
-        let segs = &collection.segments;
-        let is_var = self.var(&segs[0]).is_some();
-        if quantifier == Quantifier::Any
-            && !is_var
-            && let Some(body) = body
-            && let Some(sql) = self.side_table(base, ty, segs, variable, body)
-        {
-            return sql;
-        }
-        // Through the manifest navigation the collection is read from the
-        // linked manifest; the body's other paths still start at `base`.
-        let (source, through) = match self.var(&segs[0]) {
-            Some(alias) => (
-                format!("json_each({alias}.value, '{}')", json_path(&segs[1..])),
-                None,
-            ),
-            None if ty.navigation(&segs[0]).is_some() => {
-                let m = self.alias("m");
-                (
-                    format!("json_each({m}.doc, '{}')", json_path(&segs[1..])),
-                    Some(m),
-                )
-            }
-            None => (
-                format!("json_each({base}.doc, '{}')", json_path(segs)),
-                None,
-            ),
-        };
-        let j = self.alias("j");
-        let inner = match body {
-            None => format!("+EXISTS (SELECT 1 FROM {source} AS {j})"),
-            Some(body) => {
-                self.vars.push((variable.to_owned(), j.clone()));
-                let test = self.predicate(base, ty, body);
-                self.vars.pop();
-                match quantifier {
-                    Quantifier::Any => {
-                        format!("+EXISTS (SELECT 1 FROM {source} AS {j} WHERE {test})")
-                    }
-                    Quantifier::All => {
-                        format!("(NOT EXISTS (SELECT 1 FROM {source} AS {j} WHERE NOT {test}))")
-                    }
-                }
-            }
-        };
-        match through {
-            None => inner,
-            Some(m) => format!(
-                "+EXISTS (SELECT 1 FROM agent_card_manifests {m} WHERE {m}.tenant_id = {base}.tenant_id AND {m}.id = {base}.manifest_id AND {inner})"
-            ),
-        }
-    }
-
-    fn search(&mut self, base: &str, ty: &'static EntityType, s: &Search) -> String {
-        let mut terms = Vec::new();
-        for term in &s.terms {
-            let props: Vec<&str> = match &term.property {
-                Some(p) => vec![p.as_str()],
-                None => SEARCHABLE
-                    .iter()
-                    .copied()
-                    .filter(|p| ty.property(p).is_some())
-                    .collect(),
-            };
-            let esc = like_escape(&term.text);
-            let mut alternatives = Vec::new();
-            for p in props {
-                let x = self.value(base, ty, &[p.to_owned()]);
-                let start = self.param(SqlValue::Text(format!("{esc}%")));
-                let word = self.param(SqlValue::Text(format!("% {esc}%")));
-                alternatives.push(format!(
-                    "{x} LIKE {start} ESCAPE '\\' OR {x} LIKE {word} ESCAPE '\\'"
-                ));
-            }
-            if alternatives.is_empty() {
-                terms.push("0".to_owned());
-            } else {
-                terms.push(format!("({})", alternatives.join(" OR ")));
-            }
-        }
-        format!("({})", terms.join(if s.any { " OR " } else { " AND " }))
-    }
-
-    /// `FROM` and the tenant/relation part of `WHERE`.
-    fn source(&mut self, source: Source<'_>) -> (String, String) {
-        let t = self.param(SqlValue::Text(self.tenant.to_owned()));
-        match source {
-            Source::Table(table) => (format!("{table} e"), format!("e.tenant_id = {t}")),
-            Source::MembersOf(cid) => {
-                let c = self.param(SqlValue::Text(cid.to_owned()));
-                (
-                    "agent_collection_members r JOIN agent_instances e ON e.tenant_id = r.tenant_id AND e.id = r.instance_id".into(),
-                    format!("r.tenant_id = {t} AND r.collection_id = {c}"),
-                )
-            }
-            Source::CollectionsOf(iid) => {
-                let i = self.param(SqlValue::Text(iid.to_owned()));
-                (
-                    "agent_collection_members r JOIN agent_collections e ON e.tenant_id = r.tenant_id AND e.id = r.collection_id".into(),
-                    format!("r.tenant_id = {t} AND r.instance_id = {i}"),
-                )
-            }
-        }
-    }
-
-    fn criteria(&mut self, ty: &'static EntityType, c: &Criteria, clauses: &mut Vec<String>) {
-        if let Some(f) = &c.filter {
-            let p = self.predicate("e", ty, f);
-            clauses.push(p);
-        }
-        if let Some(s) = &c.search {
-            let p = self.search("e", ty, s);
-            clauses.push(p);
-        }
-    }
-
-    /// Rows strictly after `cursor` in the order of `keys` then id (read
-    /// from the column `id_column`).
-    fn after(
-        &mut self,
-        keys: &[(String, bool)],
-        values: &[serde_json::Value],
-        id: &str,
-        id_column: &str,
-    ) -> String {
-        let Some(((x, descending), rest)) = keys.split_first() else {
-            let p = self.param(SqlValue::Text(id.to_owned()));
-            return format!("{id_column} > {p}");
-        };
-        let v = values.first().cloned().unwrap_or(serde_json::Value::Null);
-        let values = values.get(1..).unwrap_or_default();
-        if v.is_null() {
-            let tail = self.after(rest, values, id, id_column);
-            return if *descending {
-                format!("({x} IS NULL AND {tail})")
-            } else {
-                format!("(({x} IS NULL AND {tail}) OR {x} IS NOT NULL)")
-            };
-        }
-        let first = self.param(to_sql(&v));
-        let equal = self.param(to_sql(&v));
-        let tail = self.after(rest, values, id, id_column);
-        if *descending {
-            format!("({x} < {first} OR {x} IS NULL OR ({x} = {equal} AND {tail}))")
-        } else {
-            format!("({x} > {first} OR ({x} = {equal} AND {tail}))")
-        }
-    }
-}
-
-pub(super) fn to_sql(v: &serde_json::Value) -> SqlValue {
-    match v {
-        serde_json::Value::Null => SqlValue::Null,
-        serde_json::Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
-        serde_json::Value::Number(n) => n.as_i64().map_or_else(
-            || SqlValue::Real(n.as_f64().unwrap_or(0.0)),
-            SqlValue::Integer,
-        ),
-        serde_json::Value::String(s) => SqlValue::Text(s.clone()),
-        other => SqlValue::Text(other.to_string()),
+    fn cursor(_: Kind, v: &serde_json::Value) -> Option<Lit> {
+        use serde_json::Value;
+        Some(match v {
+            Value::Null => return None,
+            Value::Bool(b) => Lit::Int(i64::from(*b)),
+            Value::Number(n) => n
+                .as_i64()
+                .map_or_else(|| Lit::Float(n.as_f64().unwrap_or(0.0)), Lit::Int),
+            Value::String(s) => Lit::Text(s.clone()),
+            other => Lit::Text(other.to_string()),
+        })
     }
 }
 
@@ -608,7 +264,7 @@ pub(super) fn list(
     source: Source<'_>,
     q: &ListQuery,
 ) -> Compiled {
-    let mut b = Builder::new(tenant);
+    let mut b = Builder::<Sqlite>::new(tenant);
     let by_name = matches!(source, Source::Table(_)) && pages_by_name(ty, q);
     let driven = match source {
         Source::Table(table) if q.order.is_empty() => q
@@ -621,8 +277,8 @@ pub(super) fn list(
     };
     let (from, scope, id_column, criteria) = match driven {
         Some((table, d, rest)) => {
-            let t = b.param(SqlValue::Text(tenant.to_owned()));
-            let v = b.param(SqlValue::Text(d.value));
+            let t = b.param(Lit::Text(tenant.to_owned()));
+            let v = b.param(Lit::Text(d.value));
             (
                 format!(
                     "{} d JOIN {table} e ON e.tenant_id = d.tenant_id AND e.id = d.{}",
@@ -644,8 +300,17 @@ pub(super) fn list(
     let mut clauses = vec![scope];
     b.criteria(ty, &criteria, &mut clauses);
     // Name order is the case-insensitive index's own: no sort.
-    let name_key = |base: &str| (format!("{base}.display_name COLLATE NOCASE"), false);
-    let keys: Vec<(String, bool)> = if by_name {
+    let name_key = |base: &str| {
+        let sql = format!("{base}.display_name COLLATE NOCASE");
+        (
+            Val {
+                sql,
+                kind: Kind::Text,
+            },
+            false,
+        )
+    };
+    let keys: Vec<(Val, bool)> = if by_name {
         vec![name_key("e")]
     } else {
         q.order
@@ -657,12 +322,12 @@ pub(super) fn list(
         let after = b.after(&keys, values, id, &id_column);
         clauses.push(after);
     }
-    let limit = SqlValue::Integer(q.limit.saturating_add(1).min(i64::MAX as usize) as i64);
-    let skip = SqlValue::Integer(q.skip.min(i64::MAX as usize) as i64);
-    let order_by = |keys: &[(String, bool)], id: &str| {
+    let limit = Lit::Int(q.limit.saturating_add(1).min(i64::MAX as usize) as i64);
+    let skip = Lit::Int(q.skip.min(i64::MAX as usize) as i64);
+    let order_by = |keys: &[(Val, bool)], id: &str| {
         let mut order: Vec<String> = keys
             .iter()
-            .map(|(x, descending)| format!("{x}{}", if *descending { " DESC" } else { "" }))
+            .map(|(x, descending)| format!("{}{}", x.sql, if *descending { " DESC" } else { "" }))
             .collect();
         order.push(id.to_owned());
         order.join(", ")
@@ -688,7 +353,7 @@ pub(super) fn list(
         clauses.join(" AND "),
         order_by(&keys, &id_column)
     );
-    let outer_keys: Vec<(String, bool)> = if by_name {
+    let outer_keys: Vec<(Val, bool)> = if by_name {
         vec![name_key("o")]
     } else {
         q.order
@@ -699,14 +364,14 @@ pub(super) fn list(
     let mut select = String::from("o.id, o.doc, o.version");
     for (x, _) in &outer_keys {
         select.push_str(", ");
-        select.push_str(x);
+        select.push_str(&x.sql);
     }
     let table = match source {
         Source::Table(t) => t,
         Source::MembersOf(_) => "agent_instances",
         Source::CollectionsOf(_) => "agent_collections",
     };
-    let mut params = vec![SqlValue::Text(tenant.to_owned())];
+    let mut params = vec![Lit::Text(tenant.to_owned())];
     params.append(&mut b.params);
     params.push(limit);
     params.push(skip);
@@ -727,7 +392,7 @@ pub(super) fn count(
     source: Source<'_>,
     c: &Criteria,
 ) -> Compiled {
-    let mut b = Builder::new(tenant);
+    let mut b = Builder::<Sqlite>::new(tenant);
     let (from, scope) = b.source(source);
     let mut clauses = vec![scope];
     b.criteria(ty, c, &mut clauses);
