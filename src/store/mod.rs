@@ -2,6 +2,7 @@
 //! backend modules. Documents cross this boundary as JSON text (what is
 //! stored is what is served) and writes as validated domain values.
 
+mod engine;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -343,19 +344,21 @@ pub struct StoreStats {
     pub batch_size_buckets: Vec<(u64, u64)>,
 }
 
-/// The storage of the Agent Registry and the Copilot settings. Every call is
-/// scoped to one tenant.
+/// The Agent Registry's objects: instances, card manifests, collections and
+/// memberships. Every call is scoped to one tenant. Written once for every
+/// backend (`engine`), over the row operations each implements.
 ///
 /// Optimistic concurrency: an entity's `version` starts at 1 and grows on
 /// every change. A write whose `ctx.if_match` names another version fails
 /// with `PreconditionFailed`, checked inside the write transaction; a
 /// missing entity, or one outside `ctx.scope` (the `*.ManagedBy`
-/// permissions), is `NotFound` either way, checked in the same transaction. A nested
-/// manifest change in an instance update is governed by the instance's
-/// precondition alone. Updates without a precondition merge their
-/// properties into the latest stored document, never into a stale copy.
+/// permissions), is `NotFound` either way, checked in the same transaction.
+/// A nested manifest change in an instance update is governed by the
+/// instance's precondition alone. Updates without a precondition merge
+/// their properties into the latest stored document, never into a stale
+/// copy.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait RegistryStore: Send + Sync {
     // Agent instances
     async fn create_instance(
         &self,
@@ -486,8 +489,12 @@ pub trait Store: Send + Sync + 'static {
         relation: Relation<'_>,
         criteria: &Criteria,
     ) -> Result<u64, StoreError>;
+}
 
-    // Copilot policies. Refusals come back as `Rejected(Copilot(..))`.
+/// The Copilot admin settings: policies and per-tenant settings.
+/// Refusals come back as `Rejected(Copilot(..))`.
+#[async_trait]
+pub trait CopilotStore: Send + Sync {
     /// Every policy of the tenant, ordered by priority, creation time, id.
     async fn list_policies(&self, tenant: &str) -> Result<Vec<Policy>, StoreError>;
     async fn get_policy(&self, tenant: &str, id: &str) -> Result<Option<Policy>, StoreError>;
@@ -528,15 +535,28 @@ pub trait Store: Send + Sync + 'static {
         patch: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Map<String, Value>, StoreError>;
+}
 
-    // Application registrations of the built-in identity provider
+/// Application registrations of the built-in identity provider.
+#[async_trait]
+pub trait AppStore: Send + Sync {
     async fn create_app(&self, app: crate::domain::apps::AppRegistration)
     -> Result<(), StoreError>;
     async fn get_app(
         &self,
         client_id: &str,
     ) -> Result<Option<crate::domain::apps::AppRegistration>, StoreError>;
+    /// The application registrations of a tenant, by client id.
+    async fn list_apps(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<crate::domain::apps::AppRegistration>, StoreError>;
+}
 
+/// Whole tenants (reset, snapshots, seed files) and whole databases
+/// (`agentry export` and `agentry import`).
+#[async_trait]
+pub trait TenantStore: Send + Sync {
     // Whole tenants (reset, snapshots, seed files)
     /// Everything the tenant holds, in id order (the reserved collections included).
     async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError>;
@@ -566,12 +586,11 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(TenantState, Option<String>), StoreError>;
-    /// The application registrations of a tenant, by client id.
-    async fn list_apps(
-        &self,
-        tenant: &str,
-    ) -> Result<Vec<crate::domain::apps::AppRegistration>, StoreError>;
+}
 
+/// The storage of the Agent Registry and the Copilot settings, by area.
+#[async_trait]
+pub trait Store: RegistryStore + CopilotStore + AppStore + TenantStore + 'static {
     /// Figures for `/metrics`.
     fn stats(&self) -> StoreStats {
         StoreStats::default()

@@ -594,3 +594,157 @@ pub(super) async fn ensure_reserved<R: Rows>(
     }
     Ok(())
 }
+
+/// One registry write as data: what the engine hands a backend to run as
+/// one transaction (see [`apply`]).
+#[derive(Debug, Clone)]
+pub enum Write {
+    CreateInstance {
+        tenant: String,
+        id: String,
+        write: EntityWrite,
+        ctx: WriteContext,
+    },
+    UpdateInstance {
+        tenant: String,
+        id: String,
+        write: EntityWrite,
+        ctx: WriteContext,
+    },
+    CreateManifest {
+        tenant: String,
+        id: String,
+        write: EntityWrite,
+        ctx: WriteContext,
+    },
+    CreateCollection {
+        tenant: String,
+        id: String,
+        write: EntityWrite,
+        ctx: WriteContext,
+    },
+    /// A PATCH of a manifest or a collection.
+    UpdatePlain {
+        table: Entity,
+        tenant: String,
+        id: String,
+        props: Map<String, Value>,
+        ctx: WriteContext,
+    },
+    Delete {
+        table: Entity,
+        tenant: String,
+        id: String,
+        ctx: WriteContext,
+    },
+    AddMember {
+        tenant: String,
+        collection: String,
+        instance: String,
+        ctx: WriteContext,
+    },
+    RemoveMember {
+        tenant: String,
+        collection: String,
+        instance: String,
+        ctx: WriteContext,
+    },
+    EnsureReserved {
+        tenant: String,
+        now: String,
+    },
+}
+
+/// What a write gives back: the entity it wrote, or nothing.
+#[derive(Debug)]
+pub enum Written {
+    Entity(Stored),
+    Done,
+}
+
+/// Runs one write over a backend's rows.
+pub(super) async fn apply<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::Error> {
+    use Written::{Done, Entity as Saved};
+    Ok(match op {
+        Write::CreateInstance {
+            tenant,
+            id,
+            write,
+            ctx,
+        } => Saved(create_instance(r, tenant, id, write, ctx).await?),
+        Write::UpdateInstance {
+            tenant,
+            id,
+            write,
+            ctx,
+        } => Saved(update_instance(r, tenant, id, write, ctx).await?),
+        Write::CreateManifest {
+            tenant,
+            id,
+            write,
+            ctx,
+        } => Saved(create_manifest(r, tenant, id, write, ctx).await?),
+        Write::CreateCollection {
+            tenant,
+            id,
+            write,
+            ctx,
+        } => Saved(create_collection(r, tenant, id, write, ctx).await?),
+        Write::UpdatePlain {
+            table,
+            tenant,
+            id,
+            props,
+            ctx,
+        } => Saved(update_plain(r, *table, tenant, id, props, ctx).await?),
+        Write::Delete {
+            table: Entity::Instance,
+            tenant,
+            id,
+            ctx,
+        } => {
+            delete_instance(r, tenant, id, ctx).await?;
+            Done
+        }
+        Write::Delete {
+            table: Entity::Manifest,
+            tenant,
+            id,
+            ctx,
+        } => {
+            delete_manifest(r, tenant, id, ctx).await?;
+            Done
+        }
+        Write::Delete {
+            table: Entity::Collection,
+            tenant,
+            id,
+            ctx,
+        } => {
+            delete_collection(r, tenant, id, ctx).await?;
+            Done
+        }
+        Write::AddMember {
+            tenant,
+            collection,
+            instance,
+            ctx,
+        } => {
+            add_member(r, tenant, collection, instance, ctx).await?;
+            Done
+        }
+        Write::RemoveMember {
+            tenant,
+            collection,
+            instance,
+            ctx,
+        } => {
+            remove_member(r, tenant, collection, instance, ctx).await?;
+            Done
+        }
+        Write::EnsureReserved { tenant, now } => {
+            ensure_reserved(r, tenant, now).await?;
+            Done
+        }
+    })
+}

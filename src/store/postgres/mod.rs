@@ -18,15 +18,16 @@ mod tenant;
 
 use super::write::{self, Row, not_found, text};
 use super::{
-    Criteria, EXPANDED_LIMIT, Entity, ImportMode, ImportReport, ListQuery, Navigation, Page,
-    Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
+    AppStore, CopilotStore, Criteria, EXPANDED_LIMIT, Entity, ImportMode, ImportReport, ListQuery,
+    Navigation, Page, Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
+    TenantStore, engine,
 };
 use crate::domain::apps::AppRegistration;
 use crate::domain::copilot::{
     CopilotError, CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
 };
 use crate::domain::schema::{AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
-use crate::domain::{DomainError, EntityWrite, WriteContext};
+use crate::domain::{DomainError, WriteContext};
 use async_trait::async_trait;
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
@@ -273,30 +274,6 @@ impl PgStore {
             .get()
             .await
             .map_err(|e| Fail::Store(pool_error(e)))
-    }
-
-    /// Stores the tenant's Global and Quarantined collections if missing.
-    async fn ensure_reserved(&self, tenant: &str) -> Result<(), StoreError> {
-        if self
-            .seeded
-            .read()
-            .expect("seed set poisoned")
-            .contains(tenant)
-        {
-            return Ok(());
-        }
-        let now = crate::clock::entity_timestamp(self.clock.now());
-        transaction!(self, |tx| write::ensure_reserved(
-            &mut PgRows(&tx),
-            tenant,
-            &now
-        )
-        .await?)?;
-        self.seeded
-            .write()
-            .expect("seed set poisoned")
-            .insert(tenant.to_owned());
-        Ok(())
     }
 }
 
@@ -880,211 +857,34 @@ async fn lock_name(c: &impl GenericClient, namespace: &str, name: &str) -> Step<
     Ok(())
 }
 
-#[async_trait]
-impl Store for PgStore {
-    async fn create_instance(
+impl engine::Backend for PgStore {
+    async fn write(&self, op: write::Write) -> Result<write::Written, StoreError> {
+        transaction!(self, |tx| write::apply(&mut PgRows(&tx), &op).await?)
+    }
+
+    async fn get(
         &self,
+        kind: Entity,
         tenant: &str,
         id: &str,
-        write: EntityWrite,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        transaction!(self, |tx| write::create_instance(
-            &mut PgRows(&tx),
-            tenant,
-            id,
-            &write,
-            ctx
-        )
-        .await?)
-    }
-
-    async fn get_instance(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        read!(self, |c| get_stored(&c, Entity::Instance, tenant, id)
-            .await?)
-    }
-
-    async fn update_instance(
-        &self,
-        tenant: &str,
-        id: &str,
-        write: EntityWrite,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        transaction!(self, |tx| write::update_instance(
-            &mut PgRows(&tx),
-            tenant,
-            id,
-            &write,
-            ctx
-        )
-        .await?)
-    }
-
-    async fn delete_instance(
-        &self,
-        tenant: &str,
-        id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        transaction!(self, |tx| write::delete_instance(
-            &mut PgRows(&tx),
-            tenant,
-            id,
-            ctx
-        )
-        .await?)
-    }
-
-    async fn get_instance_manifest(
-        &self,
-        tenant: &str,
-        instance_id: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        read!(self, |c| linked_manifest(&c, tenant, instance_id).await?)
+        read!(self, |c| get_stored(&c, kind, tenant, id).await?)
     }
 
-    async fn create_manifest(
+    async fn linked_manifest(
         &self,
         tenant: &str,
-        id: &str,
-        write: EntityWrite,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        transaction!(self, |tx| write::create_manifest(
-            &mut PgRows(&tx),
-            tenant,
-            id,
-            &write,
-            ctx
-        )
-        .await?)
-    }
-
-    async fn get_manifest(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        read!(self, |c| get_stored(&c, Entity::Manifest, tenant, id)
-            .await?)
-    }
-
-    async fn update_manifest(
-        &self,
-        tenant: &str,
-        id: &str,
-        props: Map<String, Value>,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        self.update_plain(Entity::Manifest, tenant, id, &props, ctx)
-            .await
-    }
-
-    async fn delete_manifest(
-        &self,
-        tenant: &str,
-        id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        transaction!(self, |tx| write::delete_manifest(
-            &mut PgRows(&tx),
-            tenant,
-            id,
-            ctx
-        )
-        .await?)
-    }
-
-    async fn create_collection(
-        &self,
-        tenant: &str,
-        id: &str,
-        write: EntityWrite,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        self.ensure_reserved(tenant).await?;
-        transaction!(self, |tx| write::create_collection(
-            &mut PgRows(&tx),
-            tenant,
-            id,
-            &write,
-            ctx
-        )
-        .await?)
-    }
-
-    async fn get_collection(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        self.ensure_reserved(tenant).await?;
-        read!(self, |c| get_stored(&c, Entity::Collection, tenant, id)
-            .await?)
-    }
-
-    async fn update_collection(
-        &self,
-        tenant: &str,
-        id: &str,
-        props: Map<String, Value>,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        self.update_plain(Entity::Collection, tenant, id, &props, ctx)
-            .await
-    }
-
-    async fn delete_collection(
-        &self,
-        tenant: &str,
-        id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        transaction!(self, |tx| write::delete_collection(
-            &mut PgRows(&tx),
-            tenant,
-            id,
-            ctx
-        )
-        .await?)
-    }
-
-    async fn add_member(
-        &self,
-        tenant: &str,
-        collection_id: &str,
-        instance_id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        self.ensure_reserved(tenant).await?;
-        transaction!(self, |tx| write::add_member(
-            &mut PgRows(&tx),
-            tenant,
-            collection_id,
-            instance_id,
-            ctx
-        )
-        .await?)
-    }
-
-    async fn remove_member(
-        &self,
-        tenant: &str,
-        collection_id: &str,
-        instance_id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        self.ensure_reserved(tenant).await?;
-        transaction!(self, |tx| write::remove_member(
-            &mut PgRows(&tx),
-            tenant,
-            collection_id,
-            instance_id,
-            ctx
-        )
-        .await?)
+        instance: &str,
+    ) -> Result<Option<Stored>, StoreError> {
+        read!(self, |c| linked_manifest(&c, tenant, instance).await?)
     }
 
     async fn is_member(
         &self,
         tenant: &str,
-        collection_id: &str,
-        instance_id: &str,
+        collection: &str,
+        instance: &str,
     ) -> Result<bool, StoreError> {
-        self.ensure_reserved(tenant).await?;
         read!(self, |c| {
             let stmt = c
                 .prepare_cached(
@@ -1092,59 +892,73 @@ impl Store for PgStore {
                      WHERE tenant_id = $1 AND collection_id = $2 AND instance_id = $3",
                 )
                 .await?;
-            c.query_opt(&stmt, &[&tenant, &collection_id, &instance_id])
+            c.query_opt(&stmt, &[&tenant, &collection, &instance])
                 .await?
                 .is_some()
         })
     }
 
-    async fn list_instances(
+    async fn list(
         &self,
+        listing: Entity,
         tenant: &str,
         relation: Relation<'_>,
         q: &ListQuery,
     ) -> Result<Page, StoreError> {
-        self.list(tenant, Entity::Instance, relation, q).await
+        let ty = listing.ty();
+        if relation == Relation::All && q.expand.is_empty() && !q.count {
+            // One statement needs no transaction to be a snapshot.
+            return read!(self, |c| run_list(
+                &c,
+                &query::list(tenant, ty, query::Source::Table(listing.table()), q),
+                q
+            )
+            .await?);
+        }
+        snapshot!(self, |tx| {
+            let source = relation_source(&tx, tenant, listing, relation).await?;
+            let mut page = run_list(&tx, &query::list(tenant, ty, source, q), q).await?;
+            if q.count {
+                let compiled = query::count(tenant, ty, source, &q.criteria);
+                page.count = Some(run_count(&tx, &compiled).await?);
+            }
+            page.related = expand(&tx, tenant, &page.items, &q.expand).await?;
+            page
+        })
     }
 
-    async fn count_instances(
+    async fn count(
         &self,
+        listing: Entity,
         tenant: &str,
         relation: Relation<'_>,
         criteria: &Criteria,
     ) -> Result<u64, StoreError> {
-        self.count(tenant, Entity::Instance, relation, criteria)
-            .await
+        if relation == Relation::All {
+            let source = query::Source::Table(listing.table());
+            return read!(self, |c| run_count(
+                &c,
+                &query::count(tenant, listing.ty(), source, criteria)
+            )
+            .await?);
+        }
+        snapshot!(self, |tx| {
+            let source = relation_source(&tx, tenant, listing, relation).await?;
+            run_count(&tx, &query::count(tenant, listing.ty(), source, criteria)).await?
+        })
     }
 
-    async fn list_manifests(&self, tenant: &str, q: &ListQuery) -> Result<Page, StoreError> {
-        self.list(tenant, Entity::Manifest, Relation::All, q).await
+    fn seeded(&self) -> &RwLock<HashSet<String>> {
+        &self.seeded
     }
 
-    async fn count_manifests(&self, tenant: &str, criteria: &Criteria) -> Result<u64, StoreError> {
-        self.count(tenant, Entity::Manifest, Relation::All, criteria)
-            .await
+    fn clock(&self) -> &crate::clock::SharedClock {
+        &self.clock
     }
+}
 
-    async fn list_collections(
-        &self,
-        tenant: &str,
-        relation: Relation<'_>,
-        q: &ListQuery,
-    ) -> Result<Page, StoreError> {
-        self.list(tenant, Entity::Collection, relation, q).await
-    }
-
-    async fn count_collections(
-        &self,
-        tenant: &str,
-        relation: Relation<'_>,
-        criteria: &Criteria,
-    ) -> Result<u64, StoreError> {
-        self.count(tenant, Entity::Collection, relation, criteria)
-            .await
-    }
-
+#[async_trait]
+impl CopilotStore for PgStore {
     async fn list_policies(&self, tenant: &str) -> Result<Vec<Policy>, StoreError> {
         read!(self, |c| policies::list(&c, tenant).await?)
     }
@@ -1213,7 +1027,10 @@ impl Store for PgStore {
         )
         .await?)
     }
+}
 
+#[async_trait]
+impl AppStore for PgStore {
     async fn create_app(&self, app: AppRegistration) -> Result<(), StoreError> {
         let doc = serde_json::to_string(&app).map_err(|e| StoreError::Internal(e.to_string()))?;
         transaction!(self, |tx| {
@@ -1241,23 +1058,6 @@ impl Store for PgStore {
             .transpose()
     }
 
-    async fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
-        read!(self, |c| tenant::tenants(&c).await?)
-    }
-
-    async fn export_section(
-        &self,
-        tenant: &str,
-        section: Section,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<(TenantState, Option<String>), StoreError> {
-        read!(self, |c| tenant::export_section(
-            &c, tenant, section, after, limit
-        )
-        .await?)
-    }
-
     async fn list_apps(&self, tenant: &str) -> Result<Vec<AppRegistration>, StoreError> {
         let docs: Vec<String> = read!(self, |c| {
             let stmt = c
@@ -1275,9 +1075,29 @@ impl Store for PgStore {
             .map(|d| serde_json::from_str(d).map_err(|e| StoreError::Internal(e.to_string())))
             .collect()
     }
+}
+
+#[async_trait]
+impl TenantStore for PgStore {
+    async fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
+        read!(self, |c| tenant::tenants(&c).await?)
+    }
+
+    async fn export_section(
+        &self,
+        tenant: &str,
+        section: Section,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(TenantState, Option<String>), StoreError> {
+        read!(self, |c| tenant::export_section(
+            &c, tenant, section, after, limit
+        )
+        .await?)
+    }
 
     async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError> {
-        self.ensure_reserved(tenant).await?;
+        engine::ensure_reserved(self, tenant).await?;
         // One snapshot, so the parts agree with each other.
         snapshot!(self, |tx| tenant::export(&tx, tenant).await?)
     }
@@ -1298,7 +1118,10 @@ impl Store for PgStore {
             .insert(tenant.to_owned());
         Ok(report)
     }
+}
 
+#[async_trait]
+impl Store for PgStore {
     fn stats(&self) -> StoreStats {
         let status = self.pool.status();
         StoreStats {
@@ -1315,87 +1138,6 @@ impl Store for PgStore {
 
     async fn close(&self) {
         self.pool.close();
-    }
-}
-
-impl PgStore {
-    async fn list(
-        &self,
-        tenant: &str,
-        listing: Entity,
-        relation: Relation<'_>,
-        q: &ListQuery,
-    ) -> Result<Page, StoreError> {
-        if listing == Entity::Collection || matches!(relation, Relation::MembersOf(_)) {
-            self.ensure_reserved(tenant).await?;
-        }
-        let ty = listing.ty();
-        if relation == Relation::All && q.expand.is_empty() && !q.count {
-            // One statement needs no transaction to be a snapshot.
-            return read!(self, |c| run_list(
-                &c,
-                &query::list(tenant, ty, query::Source::Table(listing.table()), q),
-                q
-            )
-            .await?);
-        }
-        snapshot!(self, |tx| {
-            let source = relation_source(&tx, tenant, listing, relation).await?;
-            let mut page = run_list(&tx, &query::list(tenant, ty, source, q), q).await?;
-            if q.count {
-                let compiled = query::count(tenant, ty, source, &q.criteria);
-                page.count = Some(run_count(&tx, &compiled).await?);
-            }
-            page.related = expand(&tx, tenant, &page.items, &q.expand).await?;
-            page
-        })
-    }
-
-    async fn count(
-        &self,
-        tenant: &str,
-        listing: Entity,
-        relation: Relation<'_>,
-        criteria: &Criteria,
-    ) -> Result<u64, StoreError> {
-        if listing == Entity::Collection || matches!(relation, Relation::MembersOf(_)) {
-            self.ensure_reserved(tenant).await?;
-        }
-        if relation == Relation::All {
-            let source = query::Source::Table(listing.table());
-            return read!(self, |c| run_count(
-                &c,
-                &query::count(tenant, listing.ty(), source, criteria)
-            )
-            .await?);
-        }
-        snapshot!(self, |tx| {
-            let source = relation_source(&tx, tenant, listing, relation).await?;
-            run_count(&tx, &query::count(tenant, listing.ty(), source, criteria)).await?
-        })
-    }
-
-    /// PATCH of an entity without links: merge into the locked row.
-    async fn update_plain(
-        &self,
-        table: Entity,
-        tenant: &str,
-        id: &str,
-        props: &Map<String, Value>,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        if table == Entity::Collection {
-            self.ensure_reserved(tenant).await?;
-        }
-        transaction!(self, |tx| write::update_plain(
-            &mut PgRows(&tx),
-            table,
-            tenant,
-            id,
-            props,
-            ctx
-        )
-        .await?)
     }
 }
 

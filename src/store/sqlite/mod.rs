@@ -18,15 +18,16 @@ mod writer;
 
 use super::write::{self, INDEXED_COLUMNS, Row, not_found, text};
 use super::{
-    Criteria, EXPANDED_LIMIT, Entity, ImportMode, ImportReport, ListQuery, Navigation, Page,
-    Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
+    AppStore, CopilotStore, Criteria, EXPANDED_LIMIT, Entity, ImportMode, ImportReport, ListQuery,
+    Navigation, Page, Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
+    TenantStore, engine,
 };
+use crate::domain::WriteContext;
 use crate::domain::apps::AppRegistration;
 use crate::domain::copilot::{
     CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
 };
 use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
-use crate::domain::{EntityWrite, WriteContext};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value};
@@ -175,30 +176,6 @@ impl SqliteStore {
             self.cache.insert(ticket, table, tenant, stored);
         }
         Ok(found)
-    }
-
-    /// Stores the tenant's Global and Quarantined collections if missing.
-    async fn ensure_reserved(&self, tenant: &str) -> Result<(), StoreError> {
-        if self
-            .seeded
-            .read()
-            .expect("seed set poisoned")
-            .contains(tenant)
-        {
-            return Ok(());
-        }
-        let t = tenant.to_owned();
-        let now = crate::clock::entity_timestamp(self.clock.now());
-        self.writer
-            .write(move |conn| {
-                write::run_now(write::ensure_reserved(&mut SqliteRows(conn), &t, &now))
-            })
-            .await?;
-        self.seeded
-            .write()
-            .expect("seed set poisoned")
-            .insert(tenant.to_owned());
-        Ok(())
     }
 }
 
@@ -838,309 +815,105 @@ fn relation_source<'a>(
     Ok((source, ty))
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn create_instance(
-        &self,
-        tenant: &str,
-        id: &str,
-        write: EntityWrite,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+impl engine::Backend for SqliteStore {
+    async fn write(&self, op: write::Write) -> Result<write::Written, StoreError> {
         self.writer
-            .write(move |conn| {
-                write::run_now(write::create_instance(
-                    &mut SqliteRows(conn),
-                    &tenant,
-                    &id,
-                    &write,
-                    &ctx,
-                ))
-            })
+            .write(move |conn| write::run_now(write::apply(&mut SqliteRows(conn), &op)))
             .await
     }
 
-    async fn get_instance(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        self.read_stored(Entity::Instance, tenant, id)
-    }
-
-    async fn update_instance(
+    async fn get(
         &self,
+        kind: Entity,
         tenant: &str,
         id: &str,
-        write: EntityWrite,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        self.writer
-            .write(move |conn| {
-                write::run_now(write::update_instance(
-                    &mut SqliteRows(conn),
-                    &tenant,
-                    &id,
-                    &write,
-                    &ctx,
-                ))
-            })
-            .await
-    }
-
-    async fn delete_instance(
-        &self,
-        tenant: &str,
-        id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        self.writer
-            .write(move |conn| {
-                write::run_now(write::delete_instance(
-                    &mut SqliteRows(conn),
-                    &tenant,
-                    &id,
-                    &ctx,
-                ))
-            })
-            .await
-    }
-
-    async fn get_instance_manifest(
-        &self,
-        tenant: &str,
-        instance_id: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        self.read(|conn| snapshot(conn, |conn| linked_manifest(conn, tenant, instance_id)))
+        self.read_stored(kind, tenant, id)
     }
 
-    async fn create_manifest(
+    async fn linked_manifest(
         &self,
         tenant: &str,
-        id: &str,
-        write: EntityWrite,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        self.writer
-            .write(move |conn| {
-                write::run_now(write::create_manifest(
-                    &mut SqliteRows(conn),
-                    &tenant,
-                    &id,
-                    &write,
-                    &ctx,
-                ))
-            })
-            .await
-    }
-
-    async fn get_manifest(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        self.read_stored(Entity::Manifest, tenant, id)
-    }
-
-    async fn update_manifest(
-        &self,
-        tenant: &str,
-        id: &str,
-        props: Map<String, Value>,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        self.update_plain(Entity::Manifest, tenant, id, props, ctx)
-            .await
-    }
-
-    async fn delete_manifest(
-        &self,
-        tenant: &str,
-        id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        self.writer
-            .write(move |conn| {
-                write::run_now(write::delete_manifest(
-                    &mut SqliteRows(conn),
-                    &tenant,
-                    &id,
-                    &ctx,
-                ))
-            })
-            .await
-    }
-
-    async fn create_collection(
-        &self,
-        tenant: &str,
-        id: &str,
-        write: EntityWrite,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        self.ensure_reserved(tenant).await?;
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        self.writer
-            .write(move |conn| {
-                write::run_now(write::create_collection(
-                    &mut SqliteRows(conn),
-                    &tenant,
-                    &id,
-                    &write,
-                    &ctx,
-                ))
-            })
-            .await
-    }
-
-    async fn get_collection(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        self.ensure_reserved(tenant).await?;
-        self.read_stored(Entity::Collection, tenant, id)
-    }
-
-    async fn update_collection(
-        &self,
-        tenant: &str,
-        id: &str,
-        props: Map<String, Value>,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        self.update_plain(Entity::Collection, tenant, id, props, ctx)
-            .await
-    }
-
-    async fn delete_collection(
-        &self,
-        tenant: &str,
-        id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        self.writer
-            .write(move |conn| {
-                write::run_now(write::delete_collection(
-                    &mut SqliteRows(conn),
-                    &tenant,
-                    &id,
-                    &ctx,
-                ))
-            })
-            .await
-    }
-
-    async fn add_member(
-        &self,
-        tenant: &str,
-        collection_id: &str,
-        instance_id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        self.ensure_reserved(tenant).await?;
-        let (tenant, cid, iid, ctx) = (
-            tenant.to_owned(),
-            collection_id.to_owned(),
-            instance_id.to_owned(),
-            ctx.clone(),
-        );
-        self.writer
-            .write(move |conn| {
-                write::run_now(write::add_member(
-                    &mut SqliteRows(conn),
-                    &tenant,
-                    &cid,
-                    &iid,
-                    &ctx,
-                ))
-            })
-            .await
-    }
-
-    async fn remove_member(
-        &self,
-        tenant: &str,
-        collection_id: &str,
-        instance_id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        self.ensure_reserved(tenant).await?;
-        let (tenant, cid, iid, ctx) = (
-            tenant.to_owned(),
-            collection_id.to_owned(),
-            instance_id.to_owned(),
-            ctx.clone(),
-        );
-        self.writer
-            .write(move |conn| {
-                write::run_now(write::remove_member(
-                    &mut SqliteRows(conn),
-                    &tenant,
-                    &cid,
-                    &iid,
-                    &ctx,
-                ))
-            })
-            .await
+        instance: &str,
+    ) -> Result<Option<Stored>, StoreError> {
+        self.read(|conn| snapshot(conn, |conn| linked_manifest(conn, tenant, instance)))
     }
 
     async fn is_member(
         &self,
         tenant: &str,
-        collection_id: &str,
-        instance_id: &str,
+        collection: &str,
+        instance: &str,
     ) -> Result<bool, StoreError> {
-        self.ensure_reserved(tenant).await?;
         self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT 1 FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2 AND instance_id = ?3")
                 .map_err(sql_error)?;
-            stmt.exists(params![tenant, collection_id, instance_id]).map_err(sql_error)
+            stmt.exists(params![tenant, collection, instance]).map_err(sql_error)
         })
     }
 
-    async fn list_instances(
+    async fn list(
         &self,
+        listing: Entity,
         tenant: &str,
         relation: Relation<'_>,
         q: &ListQuery,
     ) -> Result<Page, StoreError> {
-        self.list(tenant, Entity::Instance, relation, q).await
+        let run = |conn: &Connection| {
+            let (source, ty) = relation_source(conn, tenant, listing, relation)?;
+            let mut page = run_list(conn, &query::list(tenant, ty, source, q), q)?;
+            if q.count {
+                page.count = Some(run_count(
+                    conn,
+                    &query::count(tenant, ty, source, &q.criteria),
+                )?);
+            }
+            page.related = expand(conn, tenant, &page.items, &q.expand)?;
+            Ok(page)
+        };
+        // One statement needs no transaction to be a snapshot.
+        let single = relation == Relation::All && q.expand.is_empty() && !q.count;
+        self.read(|conn| {
+            if single {
+                run(conn)
+            } else {
+                snapshot(conn, run)
+            }
+        })
     }
 
-    async fn count_instances(
+    async fn count(
         &self,
+        listing: Entity,
         tenant: &str,
         relation: Relation<'_>,
         criteria: &Criteria,
     ) -> Result<u64, StoreError> {
-        self.count(tenant, Entity::Instance, relation, criteria)
-            .await
+        let run = |conn: &Connection| {
+            let (source, ty) = relation_source(conn, tenant, listing, relation)?;
+            run_count(conn, &query::count(tenant, ty, source, criteria))
+        };
+        self.read(|conn| {
+            if relation == Relation::All {
+                run(conn)
+            } else {
+                snapshot(conn, run)
+            }
+        })
     }
 
-    async fn list_manifests(&self, tenant: &str, q: &ListQuery) -> Result<Page, StoreError> {
-        self.list(tenant, Entity::Manifest, Relation::All, q).await
+    fn seeded(&self) -> &RwLock<HashSet<String>> {
+        &self.seeded
     }
 
-    async fn count_manifests(&self, tenant: &str, criteria: &Criteria) -> Result<u64, StoreError> {
-        self.count(tenant, Entity::Manifest, Relation::All, criteria)
-            .await
+    fn clock(&self) -> &crate::clock::SharedClock {
+        &self.clock
     }
+}
 
-    async fn list_collections(
-        &self,
-        tenant: &str,
-        relation: Relation<'_>,
-        q: &ListQuery,
-    ) -> Result<Page, StoreError> {
-        self.list(tenant, Entity::Collection, relation, q).await
-    }
-
-    async fn count_collections(
-        &self,
-        tenant: &str,
-        relation: Relation<'_>,
-        criteria: &Criteria,
-    ) -> Result<u64, StoreError> {
-        self.count(tenant, Entity::Collection, relation, criteria)
-            .await
-    }
-
+#[async_trait]
+impl CopilotStore for SqliteStore {
     async fn list_policies(&self, tenant: &str) -> Result<Vec<Policy>, StoreError> {
         self.read(|conn| policies::list(conn, tenant))
     }
@@ -1213,7 +986,10 @@ impl Store for SqliteStore {
             .write(move |conn| policies::patch_tenant_setting(conn, &tenant, kind, &patch, &ctx))
             .await
     }
+}
 
+#[async_trait]
+impl AppStore for SqliteStore {
     async fn create_app(&self, app: AppRegistration) -> Result<(), StoreError> {
         self.writer
             .write(move |conn| {
@@ -1243,20 +1019,6 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
-        self.read(tenant::tenants)
-    }
-
-    async fn export_section(
-        &self,
-        tenant: &str,
-        section: Section,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<(TenantState, Option<String>), StoreError> {
-        self.read(|conn| tenant::export_section(conn, tenant, section, after, limit))
-    }
-
     async fn list_apps(&self, tenant: &str) -> Result<Vec<AppRegistration>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn
@@ -1274,9 +1036,26 @@ impl Store for SqliteStore {
                 .collect()
         })
     }
+}
+
+#[async_trait]
+impl TenantStore for SqliteStore {
+    async fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
+        self.read(tenant::tenants)
+    }
+
+    async fn export_section(
+        &self,
+        tenant: &str,
+        section: Section,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(TenantState, Option<String>), StoreError> {
+        self.read(|conn| tenant::export_section(conn, tenant, section, after, limit))
+    }
 
     async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError> {
-        self.ensure_reserved(tenant).await?;
+        engine::ensure_reserved(self, tenant).await?;
         self.read(|conn| tenant::export(conn, tenant))
     }
 
@@ -1299,7 +1078,10 @@ impl Store for SqliteStore {
             .insert(tenant.to_owned());
         Ok(report)
     }
+}
 
+#[async_trait]
+impl Store for SqliteStore {
     fn stats(&self) -> StoreStats {
         let idle = self.readers.lock().map(|p| p.len()).unwrap_or_default();
         let mut stats = self.writer.stats();
@@ -1317,90 +1099,5 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.writer.shutdown().await;
         self.readers.lock().expect("reader pool poisoned").clear();
-    }
-}
-
-impl SqliteStore {
-    async fn list(
-        &self,
-        tenant: &str,
-        listing: Entity,
-        relation: Relation<'_>,
-        q: &ListQuery,
-    ) -> Result<Page, StoreError> {
-        if listing == Entity::Collection || matches!(relation, Relation::MembersOf(_)) {
-            self.ensure_reserved(tenant).await?;
-        }
-        let run = |conn: &Connection| {
-            let (source, ty) = relation_source(conn, tenant, listing, relation)?;
-            let mut page = run_list(conn, &query::list(tenant, ty, source, q), q)?;
-            if q.count {
-                page.count = Some(run_count(
-                    conn,
-                    &query::count(tenant, ty, source, &q.criteria),
-                )?);
-            }
-            page.related = expand(conn, tenant, &page.items, &q.expand)?;
-            Ok(page)
-        };
-        // One statement needs no transaction to be a snapshot.
-        let single = relation == Relation::All && q.expand.is_empty() && !q.count;
-        self.read(|conn| {
-            if single {
-                run(conn)
-            } else {
-                snapshot(conn, run)
-            }
-        })
-    }
-
-    async fn count(
-        &self,
-        tenant: &str,
-        listing: Entity,
-        relation: Relation<'_>,
-        criteria: &Criteria,
-    ) -> Result<u64, StoreError> {
-        if listing == Entity::Collection || matches!(relation, Relation::MembersOf(_)) {
-            self.ensure_reserved(tenant).await?;
-        }
-        let run = |conn: &Connection| {
-            let (source, ty) = relation_source(conn, tenant, listing, relation)?;
-            run_count(conn, &query::count(tenant, ty, source, criteria))
-        };
-        self.read(|conn| {
-            if relation == Relation::All {
-                run(conn)
-            } else {
-                snapshot(conn, run)
-            }
-        })
-    }
-
-    /// PATCH of an entity without links: merge inside the write transaction.
-    async fn update_plain(
-        &self,
-        table: Entity,
-        tenant: &str,
-        id: &str,
-        props: Map<String, Value>,
-        ctx: &WriteContext,
-    ) -> Result<Stored, StoreError> {
-        if table == Entity::Collection {
-            self.ensure_reserved(tenant).await?;
-        }
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        self.writer
-            .write(move |conn| {
-                write::run_now(write::update_plain(
-                    &mut SqliteRows(conn),
-                    table,
-                    &tenant,
-                    &id,
-                    &props,
-                    &ctx,
-                ))
-            })
-            .await
     }
 }

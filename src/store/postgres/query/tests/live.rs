@@ -7,7 +7,7 @@ use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANC
 use crate::domain::{WriteContext, parse_write};
 use crate::odata::QueryOptions;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Relation, Store};
+use crate::store::{RegistryStore, Relation, Store};
 use serde_json::{Value, json};
 use std::path::{Path as FsPath, PathBuf};
 use std::process::Command;

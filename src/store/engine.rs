@@ -1,0 +1,411 @@
+//! The registry's storage, written once: [`RegistryStore`] for every
+//! [`Backend`]. A backend provides transactions for [`Write`]s (which it
+//! runs with [`super::write::apply`] over its own rows), reads by id and
+//! pages; the rules of which call does what (the reserved collections, the
+//! shape of each write) live here and in `write`.
+
+use super::write::{Write, Written};
+use super::{Criteria, Entity, ListQuery, Page, RegistryStore, Relation, StoreError, Stored};
+use crate::clock::SharedClock;
+use crate::domain::{EntityWrite, WriteContext};
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::RwLock;
+
+/// What a storage backend does its own way. Public in a private module:
+/// nothing outside the store can name it.
+pub trait Backend: Send + Sync + 'static {
+    /// Runs one registry write as one transaction.
+    fn write(&self, op: Write) -> impl Future<Output = Result<Written, StoreError>> + Send;
+    /// An entity by id.
+    fn get(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Stored>, StoreError>> + Send;
+    /// The manifest an instance links; `NotFound` for a missing instance.
+    fn linked_manifest(
+        &self,
+        tenant: &str,
+        instance: &str,
+    ) -> impl Future<Output = Result<Option<Stored>, StoreError>> + Send;
+    fn is_member(
+        &self,
+        tenant: &str,
+        collection: &str,
+        instance: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// One page of `kind` along `relation`, as one snapshot (see [`ListQuery`]).
+    fn list(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        relation: Relation<'_>,
+        q: &ListQuery,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+    fn count(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        relation: Relation<'_>,
+        criteria: &Criteria,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Tenants whose reserved collections are known to be stored.
+    fn seeded(&self) -> &RwLock<HashSet<String>>;
+    /// Stamps what the store creates on its own.
+    fn clock(&self) -> &SharedClock;
+}
+
+/// Stores the tenant's Global and Quarantined collections if missing, once
+/// per tenant and process.
+pub(super) async fn ensure_reserved(b: &impl Backend, tenant: &str) -> Result<(), StoreError> {
+    if b.seeded()
+        .read()
+        .expect("seed set poisoned")
+        .contains(tenant)
+    {
+        return Ok(());
+    }
+    let now = crate::clock::entity_timestamp(b.clock().now());
+    b.write(Write::EnsureReserved {
+        tenant: tenant.to_owned(),
+        now,
+    })
+    .await?;
+    b.seeded()
+        .write()
+        .expect("seed set poisoned")
+        .insert(tenant.to_owned());
+    Ok(())
+}
+
+/// Whether a list or count along `relation` reads collections, which the
+/// reserved ones must be among.
+fn needs_reserved(kind: Entity, relation: Relation<'_>) -> bool {
+    kind == Entity::Collection || matches!(relation, Relation::MembersOf(_))
+}
+
+async fn entity(b: &impl Backend, op: Write) -> Result<Stored, StoreError> {
+    match b.write(op).await? {
+        Written::Entity(stored) => Ok(stored),
+        Written::Done => Err(StoreError::Internal(
+            "a write that returns an entity returned none".into(),
+        )),
+    }
+}
+
+async fn done(b: &impl Backend, op: Write) -> Result<(), StoreError> {
+    b.write(op).await.map(|_| ())
+}
+
+#[async_trait]
+impl<B: Backend> RegistryStore for B {
+    async fn create_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        entity(
+            self,
+            Write::CreateInstance {
+                tenant,
+                id,
+                write,
+                ctx,
+            },
+        )
+        .await
+    }
+
+    async fn get_instance(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        self.get(Entity::Instance, tenant, id).await
+    }
+
+    async fn update_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        entity(
+            self,
+            Write::UpdateInstance {
+                tenant,
+                id,
+                write,
+                ctx,
+            },
+        )
+        .await
+    }
+
+    async fn delete_instance(
+        &self,
+        tenant: &str,
+        id: &str,
+        ctx: &WriteContext,
+    ) -> Result<(), StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        let table = Entity::Instance;
+        done(
+            self,
+            Write::Delete {
+                table,
+                tenant,
+                id,
+                ctx,
+            },
+        )
+        .await
+    }
+
+    async fn get_instance_manifest(
+        &self,
+        tenant: &str,
+        instance_id: &str,
+    ) -> Result<Option<Stored>, StoreError> {
+        self.linked_manifest(tenant, instance_id).await
+    }
+
+    async fn create_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        entity(
+            self,
+            Write::CreateManifest {
+                tenant,
+                id,
+                write,
+                ctx,
+            },
+        )
+        .await
+    }
+
+    async fn get_manifest(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        self.get(Entity::Manifest, tenant, id).await
+    }
+
+    async fn update_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        let table = Entity::Manifest;
+        entity(
+            self,
+            Write::UpdatePlain {
+                table,
+                tenant,
+                id,
+                props,
+                ctx,
+            },
+        )
+        .await
+    }
+
+    async fn delete_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        ctx: &WriteContext,
+    ) -> Result<(), StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        let table = Entity::Manifest;
+        done(
+            self,
+            Write::Delete {
+                table,
+                tenant,
+                id,
+                ctx,
+            },
+        )
+        .await
+    }
+
+    async fn create_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        ensure_reserved(self, tenant).await?;
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        entity(
+            self,
+            Write::CreateCollection {
+                tenant,
+                id,
+                write,
+                ctx,
+            },
+        )
+        .await
+    }
+
+    async fn get_collection(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        ensure_reserved(self, tenant).await?;
+        self.get(Entity::Collection, tenant, id).await
+    }
+
+    async fn update_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        ensure_reserved(self, tenant).await?;
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        let table = Entity::Collection;
+        entity(
+            self,
+            Write::UpdatePlain {
+                table,
+                tenant,
+                id,
+                props,
+                ctx,
+            },
+        )
+        .await
+    }
+
+    async fn delete_collection(
+        &self,
+        tenant: &str,
+        id: &str,
+        ctx: &WriteContext,
+    ) -> Result<(), StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        let table = Entity::Collection;
+        done(
+            self,
+            Write::Delete {
+                table,
+                tenant,
+                id,
+                ctx,
+            },
+        )
+        .await
+    }
+
+    async fn add_member(
+        &self,
+        tenant: &str,
+        collection_id: &str,
+        instance_id: &str,
+        ctx: &WriteContext,
+    ) -> Result<(), StoreError> {
+        ensure_reserved(self, tenant).await?;
+        let op = Write::AddMember {
+            tenant: tenant.to_owned(),
+            collection: collection_id.to_owned(),
+            instance: instance_id.to_owned(),
+            ctx: ctx.clone(),
+        };
+        done(self, op).await
+    }
+
+    async fn remove_member(
+        &self,
+        tenant: &str,
+        collection_id: &str,
+        instance_id: &str,
+        ctx: &WriteContext,
+    ) -> Result<(), StoreError> {
+        ensure_reserved(self, tenant).await?;
+        let op = Write::RemoveMember {
+            tenant: tenant.to_owned(),
+            collection: collection_id.to_owned(),
+            instance: instance_id.to_owned(),
+            ctx: ctx.clone(),
+        };
+        done(self, op).await
+    }
+
+    async fn is_member(
+        &self,
+        tenant: &str,
+        collection_id: &str,
+        instance_id: &str,
+    ) -> Result<bool, StoreError> {
+        ensure_reserved(self, tenant).await?;
+        Backend::is_member(self, tenant, collection_id, instance_id).await
+    }
+
+    async fn list_instances(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+        q: &ListQuery,
+    ) -> Result<Page, StoreError> {
+        if needs_reserved(Entity::Instance, relation) {
+            ensure_reserved(self, tenant).await?;
+        }
+        self.list(Entity::Instance, tenant, relation, q).await
+    }
+
+    async fn count_instances(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+        criteria: &Criteria,
+    ) -> Result<u64, StoreError> {
+        if needs_reserved(Entity::Instance, relation) {
+            ensure_reserved(self, tenant).await?;
+        }
+        self.count(Entity::Instance, tenant, relation, criteria)
+            .await
+    }
+
+    async fn list_manifests(&self, tenant: &str, q: &ListQuery) -> Result<Page, StoreError> {
+        self.list(Entity::Manifest, tenant, Relation::All, q).await
+    }
+
+    async fn count_manifests(&self, tenant: &str, criteria: &Criteria) -> Result<u64, StoreError> {
+        self.count(Entity::Manifest, tenant, Relation::All, criteria)
+            .await
+    }
+
+    async fn list_collections(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+        q: &ListQuery,
+    ) -> Result<Page, StoreError> {
+        ensure_reserved(self, tenant).await?;
+        self.list(Entity::Collection, tenant, relation, q).await
+    }
+
+    async fn count_collections(
+        &self,
+        tenant: &str,
+        relation: Relation<'_>,
+        criteria: &Criteria,
+    ) -> Result<u64, StoreError> {
+        ensure_reserved(self, tenant).await?;
+        self.count(Entity::Collection, tenant, relation, criteria)
+            .await
+    }
+}
