@@ -4,6 +4,7 @@
 
 mod engine;
 pub mod postgres;
+mod read;
 mod sql;
 pub mod sqlite;
 mod write;

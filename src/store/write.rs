@@ -5,6 +5,7 @@
 //! writer thread, where they never wait ([`run_now`]); PostgreSQL awaits
 //! them inside a transaction that locks what it reads.
 
+use super::read::Reads;
 use super::{Entity, StoreError, Stored};
 use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
 use crate::domain::{
@@ -105,12 +106,8 @@ pub(super) fn side_values(table: Entity, doc: &Map<String, Value>) -> Vec<&str> 
 }
 
 /// The row operations a backend carries out inside the current write
-/// transaction.
-pub(super) trait Rows {
-    /// What a step fails with: a [`StoreError`], or the backend's own error
-    /// still to be classified (PostgreSQL retries serialization failures).
-    type Error: From<StoreError>;
-
+/// transaction, besides the reads ([`Reads`]: `exists` holds what it finds).
+pub(super) trait Rows: Reads {
     /// The row, held until the transaction ends (PostgreSQL locks it).
     async fn row(
         &mut self,
@@ -118,15 +115,6 @@ pub(super) trait Rows {
         tenant: &str,
         id: &str,
     ) -> Result<Option<Row>, Self::Error>;
-    /// Whether the row exists; with `hold`, it cannot be deleted or changed
-    /// by others until the transaction ends.
-    async fn exists(
-        &mut self,
-        table: Entity,
-        tenant: &str,
-        id: &str,
-        hold: bool,
-    ) -> Result<bool, Self::Error>;
     /// Inserts the row of a complete document at version 1 (and an
     /// instance's manifest link); `None` when the id is taken and `if_new`,
     /// else a taken id is `AlreadyExists`.

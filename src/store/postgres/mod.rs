@@ -16,17 +16,17 @@ mod policies;
 mod query;
 mod tenant;
 
+use super::read::{self, Reads};
 use super::write::{self, Row, not_found, text};
 use super::{
-    AppStore, CopilotStore, Criteria, EXPANDED_LIMIT, Entity, ImportMode, ImportReport, ListQuery,
-    Navigation, Page, Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
-    TenantStore, engine,
+    AppStore, CopilotStore, Criteria, Entity, ImportMode, ImportReport, ListQuery, Page, Relation,
+    Section, Store, StoreError, StoreStats, Stored, TenantState, TenantStore, engine,
 };
 use crate::domain::apps::AppRegistration;
 use crate::domain::copilot::{
     CopilotError, CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
 };
-use crate::domain::schema::{AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
+use crate::domain::schema::EntityType;
 use crate::domain::{DomainError, WriteContext};
 use async_trait::async_trait;
 use deadpool_postgres::{
@@ -312,9 +312,94 @@ async fn execute(c: &impl GenericClient, sql: &str, tenant: &str, id: &str) -> S
     Ok(c.execute(&stmt, &[&tenant, &id]).await?)
 }
 
-impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
+impl<C: GenericClient + Sync> read::Reads for PgRows<'_, C> {
     type Error = Fail;
 
+    async fn exists(&mut self, table: Entity, tenant: &str, id: &str, hold: bool) -> Step<bool> {
+        exists(self.0, table, tenant, id, hold).await
+    }
+
+    async fn linked_manifest(&mut self, tenant: &str, instance_id: &str) -> Step<Option<Stored>> {
+        let stmt = self
+                .0
+            .prepare_cached(
+                "SELECT i.manifest_id, m.doc::text, m.version
+                 FROM agent_instances i
+                 LEFT JOIN agent_card_manifests m ON m.tenant_id = i.tenant_id AND m.id = i.manifest_id
+                 WHERE i.tenant_id = $1 AND i.id = $2",
+            )
+            .await?;
+        let Some(r) = self.0.query_opt(&stmt, &[&tenant, &instance_id]).await? else {
+            return Err(not_found(Entity::Instance, instance_id).into());
+        };
+        let id: Option<String> = r.try_get(0)?;
+        let doc: Option<String> = r.try_get(1)?;
+        Ok(match (id, doc) {
+            (Some(id), Some(doc)) => Some(Stored {
+                id,
+                doc,
+                version: r.try_get(2)?,
+            }),
+            _ => None,
+        })
+    }
+
+    async fn rows(&mut self, page: &query::Compiled) -> Step<Vec<(Stored, Vec<Value>)>> {
+        let stmt = self.0.prepare_cached(&page.sql).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = page
+            .params
+            .iter()
+            .map(|p| p as &(dyn ToSql + Sync))
+            .collect();
+        let rows = self.0.query(&stmt, &params).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut values = Vec::with_capacity(page.sort_columns);
+            for i in 0..page.sort_columns {
+                let v: Option<Value> = r.try_get(3 + i)?;
+                values.push(v.unwrap_or(Value::Null));
+            }
+            let stored = Stored {
+                id: r.try_get(0)?,
+                doc: r.try_get(1)?,
+                version: r.try_get(2)?,
+            };
+            out.push((stored, values));
+        }
+        Ok(out)
+    }
+
+    async fn number(&mut self, count: &query::Compiled) -> Step<u64> {
+        let stmt = self.0.prepare_cached(&count.sql).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = count
+            .params
+            .iter()
+            .map(|p| p as &(dyn ToSql + Sync))
+            .collect();
+        let n: i64 = self.0.query_one(&stmt, &params).await?.try_get(0)?;
+        Ok(n as u64)
+    }
+
+    fn page_statement(
+        tenant: &str,
+        ty: &'static EntityType,
+        source: query::Source<'_>,
+        q: &ListQuery,
+    ) -> query::Compiled {
+        query::list(tenant, ty, source, q)
+    }
+
+    fn count_statement(
+        tenant: &str,
+        ty: &'static EntityType,
+        source: query::Source<'_>,
+        criteria: &Criteria,
+    ) -> query::Compiled {
+        query::count(tenant, ty, source, criteria)
+    }
+}
+
+impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
     async fn row(&mut self, table: Entity, tenant: &str, id: &str) -> Step<Option<Row>> {
         let link = if table == Entity::Instance {
             "manifest_id"
@@ -336,10 +421,6 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
             r.try_get(2)?,
             [r.try_get(3)?, r.try_get(4)?, r.try_get(5)?],
         )))
-    }
-
-    async fn exists(&mut self, table: Entity, tenant: &str, id: &str, hold: bool) -> Step<bool> {
-        exists(self.0, table, tenant, id, hold).await
     }
 
     async fn insert(
@@ -623,147 +704,6 @@ async fn insert_entity_row<C: GenericClient + Sync>(
     write::insert_entity(&mut PgRows(c), table, tenant, doc, manifest_id, if_new).await
 }
 
-async fn run_list(c: &impl GenericClient, compiled: &query::Compiled, q: &ListQuery) -> Step<Page> {
-    let stmt = c.prepare_cached(&compiled.sql).await?;
-    let params: Vec<&(dyn ToSql + Sync)> = compiled
-        .params
-        .iter()
-        .map(|p| p as &(dyn ToSql + Sync))
-        .collect();
-    let rows = c.query(&stmt, &params).await?;
-    let sort_columns = compiled.sort_columns;
-    let mut items = Vec::with_capacity(rows.len());
-    let mut cursors = Vec::with_capacity(rows.len());
-    for r in rows {
-        let id: String = r.try_get(0)?;
-        let mut values = Vec::with_capacity(sort_columns);
-        for i in 0..sort_columns {
-            let v: Option<Value> = r.try_get(3 + i)?;
-            values.push(v.unwrap_or(Value::Null));
-        }
-        cursors.push(crate::odata::Cursor {
-            values,
-            id: id.clone(),
-        });
-        items.push(Stored {
-            id,
-            doc: r.try_get(1)?,
-            version: r.try_get(2)?,
-        });
-    }
-    let more = items.len() > q.limit;
-    items.truncate(q.limit);
-    cursors.truncate(q.limit);
-    Ok(Page {
-        items,
-        more,
-        last: cursors.pop(),
-        ..Page::default()
-    })
-}
-
-/// The entities along each navigation of `expand` from each of `items`.
-async fn expand(
-    c: &impl GenericClient,
-    tenant: &str,
-    items: &[Stored],
-    expand: &[Navigation],
-) -> Step<Vec<Vec<Vec<Stored>>>> {
-    let first = ListQuery::first(EXPANDED_LIMIT);
-    let mut related = Vec::with_capacity(if expand.is_empty() { 0 } else { items.len() });
-    for item in items.iter().filter(|_| !expand.is_empty()) {
-        let mut along = Vec::with_capacity(expand.len());
-        for nav in expand {
-            let (ty, source) = match nav {
-                Navigation::Manifest => {
-                    along.push(
-                        linked_manifest(c, tenant, &item.id)
-                            .await?
-                            .into_iter()
-                            .collect(),
-                    );
-                    continue;
-                }
-                Navigation::Collections => {
-                    (&AGENT_COLLECTION, query::Source::CollectionsOf(&item.id))
-                }
-                Navigation::Members => (&AGENT_INSTANCE, query::Source::MembersOf(&item.id)),
-            };
-            along.push(
-                run_list(c, &query::list(tenant, ty, source, &first), &first)
-                    .await?
-                    .items,
-            );
-        }
-        related.push(along);
-    }
-    Ok(related)
-}
-
-/// The manifest an instance links, `NotFound` for a missing instance.
-async fn linked_manifest(
-    c: &impl GenericClient,
-    tenant: &str,
-    instance_id: &str,
-) -> Step<Option<Stored>> {
-    let stmt = c
-        .prepare_cached(
-            "SELECT i.manifest_id, m.doc::text, m.version
-             FROM agent_instances i
-             LEFT JOIN agent_card_manifests m ON m.tenant_id = i.tenant_id AND m.id = i.manifest_id
-             WHERE i.tenant_id = $1 AND i.id = $2",
-        )
-        .await?;
-    let Some(r) = c.query_opt(&stmt, &[&tenant, &instance_id]).await? else {
-        return Err(not_found(Entity::Instance, instance_id).into());
-    };
-    let id: Option<String> = r.try_get(0)?;
-    let doc: Option<String> = r.try_get(1)?;
-    Ok(match (id, doc) {
-        (Some(id), Some(doc)) => Some(Stored {
-            id,
-            doc,
-            version: r.try_get(2)?,
-        }),
-        _ => None,
-    })
-}
-
-async fn run_count(c: &impl GenericClient, compiled: &query::Compiled) -> Step<u64> {
-    let stmt = c.prepare_cached(&compiled.sql).await?;
-    let params: Vec<&(dyn ToSql + Sync)> = compiled
-        .params
-        .iter()
-        .map(|p| p as &(dyn ToSql + Sync))
-        .collect();
-    let n: i64 = c.query_one(&stmt, &params).await?.try_get(0)?;
-    Ok(n as u64)
-}
-
-/// The source a relation lists, after checking its anchor exists.
-async fn relation_source<'a>(
-    c: &impl GenericClient,
-    tenant: &str,
-    listing: Entity,
-    relation: Relation<'a>,
-) -> Step<query::Source<'a>> {
-    Ok(match relation {
-        Relation::MembersOf(cid) if listing == Entity::Instance => {
-            if !exists(c, Entity::Collection, tenant, cid, false).await? {
-                return Err(not_found(Entity::Collection, cid).into());
-            }
-            query::Source::MembersOf(cid)
-        }
-        Relation::CollectionsOf(iid) if listing == Entity::Collection => {
-            if !exists(c, Entity::Instance, tenant, iid, false).await? {
-                return Err(not_found(Entity::Instance, iid).into());
-            }
-            query::Source::CollectionsOf(iid)
-        }
-        _ => query::Source::Table(listing.table()),
-    })
-}
-
 /// Compiles the page query and the count of `q` for `ty`, from the whole
 /// table and from each relation that lists `ty`, and checks that the
 /// placeholders of each statement (`$1` … outside quoted text) are exactly
@@ -876,7 +816,9 @@ impl engine::Backend for PgStore {
         tenant: &str,
         instance: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        read!(self, |c| linked_manifest(&c, tenant, instance).await?)
+        read!(self, |c| PgRows(&c)
+            .linked_manifest(tenant, instance)
+            .await?)
     }
 
     async fn is_member(
@@ -905,26 +847,25 @@ impl engine::Backend for PgStore {
         relation: Relation<'_>,
         q: &ListQuery,
     ) -> Result<Page, StoreError> {
-        let ty = listing.ty();
         if relation == Relation::All && q.expand.is_empty() && !q.count {
             // One statement needs no transaction to be a snapshot.
-            return read!(self, |c| run_list(
-                &c,
-                &query::list(tenant, ty, query::Source::Table(listing.table()), q),
+            return read!(self, |c| read::page(
+                &mut PgRows(&c),
+                tenant,
+                listing,
+                relation,
                 q
             )
             .await?);
         }
-        snapshot!(self, |tx| {
-            let source = relation_source(&tx, tenant, listing, relation).await?;
-            let mut page = run_list(&tx, &query::list(tenant, ty, source, q), q).await?;
-            if q.count {
-                let compiled = query::count(tenant, ty, source, &q.criteria);
-                page.count = Some(run_count(&tx, &compiled).await?);
-            }
-            page.related = expand(&tx, tenant, &page.items, &q.expand).await?;
-            page
-        })
+        snapshot!(self, |tx| read::page(
+            &mut PgRows(&tx),
+            tenant,
+            listing,
+            relation,
+            q
+        )
+        .await?)
     }
 
     async fn count(
@@ -935,17 +876,23 @@ impl engine::Backend for PgStore {
         criteria: &Criteria,
     ) -> Result<u64, StoreError> {
         if relation == Relation::All {
-            let source = query::Source::Table(listing.table());
-            return read!(self, |c| run_count(
-                &c,
-                &query::count(tenant, listing.ty(), source, criteria)
+            return read!(self, |c| read::count(
+                &mut PgRows(&c),
+                tenant,
+                listing,
+                relation,
+                criteria
             )
             .await?);
         }
-        snapshot!(self, |tx| {
-            let source = relation_source(&tx, tenant, listing, relation).await?;
-            run_count(&tx, &query::count(tenant, listing.ty(), source, criteria)).await?
-        })
+        snapshot!(self, |tx| read::count(
+            &mut PgRows(&tx),
+            tenant,
+            listing,
+            relation,
+            criteria
+        )
+        .await?)
     }
 
     fn seeded(&self) -> &RwLock<HashSet<String>> {

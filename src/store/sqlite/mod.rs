@@ -16,18 +16,18 @@ mod query;
 mod tenant;
 mod writer;
 
+use super::read::{self, Reads};
 use super::write::{self, INDEXED_COLUMNS, Row, not_found, text};
 use super::{
-    AppStore, CopilotStore, Criteria, EXPANDED_LIMIT, Entity, ImportMode, ImportReport, ListQuery,
-    Navigation, Page, Relation, Section, Store, StoreError, StoreStats, Stored, TenantState,
-    TenantStore, engine,
+    AppStore, CopilotStore, Criteria, Entity, ImportMode, ImportReport, ListQuery, Page, Relation,
+    Section, Store, StoreError, StoreStats, Stored, TenantState, TenantStore, engine,
 };
 use crate::domain::WriteContext;
 use crate::domain::apps::AppRegistration;
 use crate::domain::copilot::{
     CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
 };
-use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
+use crate::domain::schema::EntityType;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value};
@@ -313,9 +313,96 @@ fn dependents(table: Entity) -> &'static [&'static str] {
     }
 }
 
-impl write::Rows for SqliteRows<'_> {
+impl read::Reads for SqliteRows<'_> {
     type Error = StoreError;
 
+    async fn exists(
+        &mut self,
+        table: Entity,
+        tenant: &str,
+        id: &str,
+        _hold: bool,
+    ) -> Result<bool, StoreError> {
+        // The single writer holds every row it reads until it commits.
+        exists(self.0, table, tenant, id)
+    }
+
+    async fn linked_manifest(
+        &mut self,
+        tenant: &str,
+        instance: &str,
+    ) -> Result<Option<Stored>, StoreError> {
+        let mut stmt = self
+            .0
+            .prepare_cached(
+                "SELECT manifest_id FROM agent_instances WHERE tenant_id = ?1 AND id = ?2",
+            )
+            .map_err(sql_error)?;
+        let link: Option<Option<String>> = stmt
+            .query_row(params![tenant, instance], |r| r.get(0))
+            .optional()
+            .map_err(sql_error)?;
+        match link {
+            None => Err(not_found(Entity::Instance, instance)),
+            Some(None) => Ok(None),
+            Some(Some(mid)) => get_stored(self.0, Entity::Manifest, tenant, &mid),
+        }
+    }
+
+    async fn rows(
+        &mut self,
+        page: &query::Compiled,
+    ) -> Result<Vec<(Stored, Vec<Value>)>, StoreError> {
+        let mut stmt = self.0.prepare_cached(&page.sql).map_err(sql_error)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(page.params.iter()))
+            .map_err(sql_error)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(sql_error)? {
+            let mut values = Vec::with_capacity(page.sort_columns);
+            for c in 0..page.sort_columns {
+                values.push(query::to_json(r.get(3 + c).map_err(sql_error)?));
+            }
+            let stored = Stored {
+                id: r.get(0).map_err(sql_error)?,
+                doc: r.get(1).map_err(sql_error)?,
+                version: r.get(2).map_err(sql_error)?,
+            };
+            out.push((stored, values));
+        }
+        Ok(out)
+    }
+
+    async fn number(&mut self, count: &query::Compiled) -> Result<u64, StoreError> {
+        let mut stmt = self.0.prepare_cached(&count.sql).map_err(sql_error)?;
+        let n: i64 = stmt
+            .query_row(rusqlite::params_from_iter(count.params.iter()), |r| {
+                r.get(0)
+            })
+            .map_err(sql_error)?;
+        Ok(n as u64)
+    }
+
+    fn page_statement(
+        tenant: &str,
+        ty: &'static EntityType,
+        source: query::Source<'_>,
+        q: &ListQuery,
+    ) -> query::Compiled {
+        query::list(tenant, ty, source, q)
+    }
+
+    fn count_statement(
+        tenant: &str,
+        ty: &'static EntityType,
+        source: query::Source<'_>,
+        criteria: &Criteria,
+    ) -> query::Compiled {
+        query::count(tenant, ty, source, criteria)
+    }
+}
+
+impl write::Rows for SqliteRows<'_> {
     async fn row(
         &mut self,
         table: Entity,
@@ -345,17 +432,6 @@ impl write::Rows for SqliteRows<'_> {
             .map_err(sql_error)?;
         Ok(row
             .map(|(doc, version, link, columns)| Row::loaded(table, &doc, version, link, columns)))
-    }
-
-    async fn exists(
-        &mut self,
-        table: Entity,
-        tenant: &str,
-        id: &str,
-        _hold: bool,
-    ) -> Result<bool, StoreError> {
-        // The single writer holds every row it reads until it commits.
-        exists(self.0, table, tenant, id)
     }
 
     async fn insert(
@@ -671,46 +747,6 @@ fn count_rows(conn: &Connection, sql: &str, tenant: &str, scope: &str) -> Result
     Ok(n as u64)
 }
 
-/// Runs a compiled page query and reads the next page's cursor off the last row.
-fn run_list(
-    conn: &Connection,
-    compiled: &query::Compiled,
-    q: &ListQuery,
-) -> Result<Page, StoreError> {
-    let mut stmt = conn.prepare_cached(&compiled.sql).map_err(sql_error)?;
-    let sort_columns = compiled.sort_columns;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(compiled.params.iter()))
-        .map_err(sql_error)?;
-    let mut items = Vec::new();
-    let mut cursors = Vec::new();
-    while let Some(r) = rows.next().map_err(sql_error)? {
-        let id: String = r.get(0).map_err(sql_error)?;
-        let mut values = Vec::with_capacity(sort_columns);
-        for c in 0..sort_columns {
-            values.push(query::to_json(r.get(3 + c).map_err(sql_error)?));
-        }
-        cursors.push(crate::odata::Cursor {
-            values,
-            id: id.clone(),
-        });
-        items.push(Stored {
-            id,
-            doc: r.get(1).map_err(sql_error)?,
-            version: r.get(2).map_err(sql_error)?,
-        });
-    }
-    let more = items.len() > q.limit;
-    items.truncate(q.limit);
-    cursors.truncate(q.limit);
-    Ok(Page {
-        items,
-        more,
-        last: cursors.pop(),
-        ..Page::default()
-    })
-}
-
 /// Runs several statements as one snapshot: a read transaction, so that no
 /// commit lands between them (outside one, each statement reads the
 /// database as it is when the statement starts).
@@ -726,93 +762,6 @@ fn snapshot<R>(
         conn.execute_batch("ROLLBACK").map_err(sql_error)?;
     }
     result
-}
-
-/// The manifest an instance links, `NotFound` for a missing instance.
-fn linked_manifest(
-    conn: &Connection,
-    tenant: &str,
-    instance_id: &str,
-) -> Result<Option<Stored>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT manifest_id FROM agent_instances WHERE tenant_id = ?1 AND id = ?2")
-        .map_err(sql_error)?;
-    let link: Option<Option<String>> = stmt
-        .query_row(params![tenant, instance_id], |r| r.get(0))
-        .optional()
-        .map_err(sql_error)?;
-    match link {
-        None => Err(not_found(Entity::Instance, instance_id)),
-        Some(None) => Ok(None),
-        Some(Some(mid)) => get_stored(conn, Entity::Manifest, tenant, &mid),
-    }
-}
-
-/// The entities along each navigation of `expand` from each of `items`.
-fn expand(
-    conn: &Connection,
-    tenant: &str,
-    items: &[Stored],
-    expand: &[Navigation],
-) -> Result<Vec<Vec<Vec<Stored>>>, StoreError> {
-    if expand.is_empty() {
-        return Ok(Vec::new());
-    }
-    let first = ListQuery::first(EXPANDED_LIMIT);
-    let along = |nav: Navigation, id: &str| -> Result<Vec<Stored>, StoreError> {
-        let (ty, source) = match nav {
-            Navigation::Manifest => {
-                return Ok(linked_manifest(conn, tenant, id)?.into_iter().collect());
-            }
-            Navigation::Collections => (&AGENT_COLLECTION, query::Source::CollectionsOf(id)),
-            Navigation::Members => (&AGENT_INSTANCE, query::Source::MembersOf(id)),
-        };
-        Ok(run_list(conn, &query::list(tenant, ty, source, &first), &first)?.items)
-    };
-    items
-        .iter()
-        .map(|item| expand.iter().map(|&nav| along(nav, &item.id)).collect())
-        .collect()
-}
-
-fn run_count(conn: &Connection, compiled: &query::Compiled) -> Result<u64, StoreError> {
-    let mut stmt = conn.prepare_cached(&compiled.sql).map_err(sql_error)?;
-    let n: i64 = stmt
-        .query_row(rusqlite::params_from_iter(compiled.params.iter()), |r| {
-            r.get(0)
-        })
-        .map_err(sql_error)?;
-    Ok(n as u64)
-}
-
-/// The source and type a relation lists, after checking its anchor exists.
-fn relation_source<'a>(
-    conn: &Connection,
-    tenant: &str,
-    listing: Entity,
-    relation: Relation<'a>,
-) -> Result<(query::Source<'a>, &'static EntityType), StoreError> {
-    let ty: &'static EntityType = match listing {
-        Entity::Instance => &AGENT_INSTANCE,
-        Entity::Manifest => &AGENT_CARD_MANIFEST,
-        Entity::Collection => &AGENT_COLLECTION,
-    };
-    let source = match relation {
-        Relation::MembersOf(cid) if listing == Entity::Instance => {
-            if !exists(conn, Entity::Collection, tenant, cid)? {
-                return Err(not_found(Entity::Collection, cid));
-            }
-            query::Source::MembersOf(cid)
-        }
-        Relation::CollectionsOf(iid) if listing == Entity::Collection => {
-            if !exists(conn, Entity::Instance, tenant, iid)? {
-                return Err(not_found(Entity::Instance, iid));
-            }
-            query::Source::CollectionsOf(iid)
-        }
-        _ => query::Source::Table(listing.table()),
-    };
-    Ok((source, ty))
 }
 
 impl engine::Backend for SqliteStore {
@@ -836,7 +785,11 @@ impl engine::Backend for SqliteStore {
         tenant: &str,
         instance: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        self.read(|conn| snapshot(conn, |conn| linked_manifest(conn, tenant, instance)))
+        self.read(|conn| {
+            snapshot(conn, |conn| {
+                write::run_now(SqliteRows(conn).linked_manifest(tenant, instance))
+            })
+        })
     }
 
     async fn is_member(
@@ -861,16 +814,13 @@ impl engine::Backend for SqliteStore {
         q: &ListQuery,
     ) -> Result<Page, StoreError> {
         let run = |conn: &Connection| {
-            let (source, ty) = relation_source(conn, tenant, listing, relation)?;
-            let mut page = run_list(conn, &query::list(tenant, ty, source, q), q)?;
-            if q.count {
-                page.count = Some(run_count(
-                    conn,
-                    &query::count(tenant, ty, source, &q.criteria),
-                )?);
-            }
-            page.related = expand(conn, tenant, &page.items, &q.expand)?;
-            Ok(page)
+            write::run_now(read::page(
+                &mut SqliteRows(conn),
+                tenant,
+                listing,
+                relation,
+                q,
+            ))
         };
         // One statement needs no transaction to be a snapshot.
         let single = relation == Relation::All && q.expand.is_empty() && !q.count;
@@ -891,8 +841,13 @@ impl engine::Backend for SqliteStore {
         criteria: &Criteria,
     ) -> Result<u64, StoreError> {
         let run = |conn: &Connection| {
-            let (source, ty) = relation_source(conn, tenant, listing, relation)?;
-            run_count(conn, &query::count(tenant, ty, source, criteria))
+            write::run_now(read::count(
+                &mut SqliteRows(conn),
+                tenant,
+                listing,
+                relation,
+                criteria,
+            ))
         };
         self.read(|conn| {
             if relation == Relation::All {
