@@ -313,7 +313,21 @@ pub fn split_member_key(key: &str) -> (&str, &str) {
     key.split_once('\u{0}').unwrap_or((key, ""))
 }
 
-/// How [`Store::import_tenant`] treats what the tenant already holds.
+/// Every table that holds a tenant's data, but the application
+/// registrations (credentials, like the keys, survive a reset).
+const TENANT_TABLES: &[&str] = &[
+    "agent_instances",
+    "agent_instance_owners",
+    "agent_instance_skill_tags",
+    "agent_card_manifests",
+    "agent_card_manifest_skill_tags",
+    "agent_collections",
+    "agent_collection_members",
+    "copilot_policies",
+    "copilot_tenant_settings",
+];
+
+/// How [`TenantStore::import_tenant`] treats what the tenant already holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportMode {
     /// Delete everything of the tenant first (reset and snapshot restore).

@@ -34,19 +34,15 @@ pub(super) trait Reads {
     async fn rows(&mut self, page: &Compiled) -> Result<Vec<(Stored, Vec<Value>)>, Self::Error>;
     /// The number a count statement answers.
     async fn number(&mut self, count: &Compiled) -> Result<u64, Self::Error>;
-    /// The backend's page statement and count statement (its dialect).
+    /// The backend's page statement (its own: see its `query` module).
     fn page_statement(
         tenant: &str,
         ty: &'static EntityType,
         source: Source<'_>,
         q: &ListQuery,
     ) -> Compiled;
-    fn count_statement(
-        tenant: &str,
-        ty: &'static EntityType,
-        source: Source<'_>,
-        criteria: &Criteria,
-    ) -> Compiled;
+    /// The backend's SQL dialect.
+    type Dialect: super::sql::Dialect;
 }
 
 /// The source a relation lists, after checking its anchor exists.
@@ -108,7 +104,7 @@ pub(super) async fn page<R: Reads>(
     let rows = r.rows(&R::page_statement(tenant, ty, source, q)).await?;
     let mut page = assemble(rows, q.limit);
     if q.count {
-        let count = R::count_statement(tenant, ty, source, &q.criteria);
+        let count = super::sql::count::<R::Dialect>(tenant, ty, source, &q.criteria);
         page.count = Some(r.number(&count).await?);
     }
     page.related = expand(r, tenant, &page.items, &q.expand).await?;
@@ -124,8 +120,13 @@ pub(super) async fn count<R: Reads>(
     criteria: &Criteria,
 ) -> Result<u64, R::Error> {
     let source = source(r, tenant, listing, relation).await?;
-    r.number(&R::count_statement(tenant, listing.ty(), source, criteria))
-        .await
+    r.number(&super::sql::count::<R::Dialect>(
+        tenant,
+        listing.ty(),
+        source,
+        criteria,
+    ))
+    .await
 }
 
 /// The entities along each navigation of `expand` from each of `items`.

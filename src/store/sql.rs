@@ -707,3 +707,24 @@ impl<D: Dialect> Builder<D> {
         }
     }
 }
+
+/// The count statement of the rows a filter and a search select.
+pub(super) fn count<D: Dialect>(
+    tenant: &str,
+    ty: &'static EntityType,
+    source: Source<'_>,
+    c: &Criteria,
+) -> Compiled {
+    let mut b = Builder::<D>::new(tenant);
+    let (from, scope) = b.source(source);
+    let mut clauses = vec![scope];
+    b.criteria(ty, c, &mut clauses);
+    Compiled {
+        sql: format!(
+            "SELECT count(*) FROM {from} WHERE {}",
+            clauses.join(" AND ")
+        ),
+        params: b.params,
+        sort_columns: 0,
+    }
+}

@@ -389,14 +389,7 @@ impl<C: GenericClient + Sync> read::Reads for PgRows<'_, C> {
         query::list(tenant, ty, source, q)
     }
 
-    fn count_statement(
-        tenant: &str,
-        ty: &'static EntityType,
-        source: query::Source<'_>,
-        criteria: &Criteria,
-    ) -> query::Compiled {
-        query::count(tenant, ty, source, criteria)
-    }
+    type Dialect = query::Postgres;
 }
 
 impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {

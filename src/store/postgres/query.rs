@@ -386,25 +386,14 @@ pub(super) fn list(
     }
 }
 
-/// The count query for the same rows: one `bigint`.
+/// The count statement for the same rows.
 pub(super) fn count(
     tenant: &str,
     ty: &'static EntityType,
     source: Source<'_>,
     c: &Criteria,
 ) -> Compiled {
-    let mut b = Builder::<Postgres>::new(tenant);
-    let (from, scope) = b.source(source);
-    let mut clauses = vec![scope];
-    b.criteria(ty, c, &mut clauses);
-    Compiled {
-        sql: format!(
-            "SELECT count(*) FROM {from} WHERE {}",
-            clauses.join(" AND ")
-        ),
-        params: b.params,
-        sort_columns: 0,
-    }
+    super::super::sql::count::<Postgres>(tenant, ty, source, c)
 }
 
 #[cfg(test)]

@@ -392,14 +392,7 @@ impl read::Reads for SqliteRows<'_> {
         query::list(tenant, ty, source, q)
     }
 
-    fn count_statement(
-        tenant: &str,
-        ty: &'static EntityType,
-        source: query::Source<'_>,
-        criteria: &Criteria,
-    ) -> query::Compiled {
-        query::count(tenant, ty, source, criteria)
-    }
+    type Dialect = query::Sqlite;
 }
 
 impl write::Rows for SqliteRows<'_> {

@@ -5,25 +5,11 @@ use super::{exists, insert_entity, policies, sql_error};
 use crate::domain::copilot::{Policy, TenantSetting};
 use crate::domain::{RESERVED_COLLECTIONS, reserved_collection_document};
 use crate::store::{
-    Entity, ImportMode, ImportReport, Section, StoreError, TenantState, member_key,
+    Entity, ImportMode, ImportReport, Section, StoreError, TENANT_TABLES, TenantState, member_key,
     split_member_key,
 };
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
-
-/// Every table that holds a tenant's data, but the application registrations
-/// (credentials, like the keys, survive a reset).
-const TENANT_TABLES: &[&str] = &[
-    "agent_instances",
-    "agent_instance_owners",
-    "agent_instance_skill_tags",
-    "agent_card_manifests",
-    "agent_card_manifest_skill_tags",
-    "agent_collections",
-    "agent_collection_members",
-    "copilot_policies",
-    "copilot_tenant_settings",
-];
 
 fn docs(
     conn: &Connection,
