@@ -7,6 +7,7 @@ pub mod postgres;
 mod read;
 mod sql;
 pub mod sqlite;
+mod statements;
 mod write;
 
 use crate::domain::copilot::{

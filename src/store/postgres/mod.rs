@@ -20,7 +20,7 @@ use super::read::{self, Reads};
 use super::write::{self, Row, not_found, text};
 use super::{
     AppStore, CopilotStore, Criteria, Entity, ImportMode, ImportReport, ListQuery, Page, Relation,
-    Section, Store, StoreError, StoreStats, Stored, TenantState, TenantStore, engine,
+    Section, Store, StoreError, StoreStats, Stored, TenantState, TenantStore, engine, statements,
 };
 use crate::domain::apps::AppRegistration;
 use crate::domain::copilot::{
@@ -288,24 +288,6 @@ fn object(text: &str) -> Map<String, Value> {
 /// [`write::Rows`]): rows read for a write are locked until it commits.
 struct PgRows<'t, C>(&'t C);
 
-/// The statements that delete what hangs off a deleted row, each taking
-/// `$1` tenant and `$2` id.
-fn dependents(table: Entity) -> &'static [&'static str] {
-    match table {
-        Entity::Instance => &[
-            "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2",
-            "DELETE FROM agent_collection_members WHERE tenant_id = $1 AND instance_id = $2",
-            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id = $2",
-        ],
-        Entity::Manifest => &[
-            "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2",
-        ],
-        Entity::Collection => {
-            &["DELETE FROM agent_collection_members WHERE tenant_id = $1 AND collection_id = $2"]
-        }
-    }
-}
-
 /// Runs a statement taking `$1` tenant and `$2` id; the rows it changed.
 async fn execute(c: &impl GenericClient, sql: &str, tenant: &str, id: &str) -> Step<u64> {
     let stmt = c.prepare_cached(sql).await?;
@@ -501,15 +483,11 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
     }
 
     async fn delete(&mut self, table: Entity, tenant: &str, id: &str) -> Step<bool> {
-        let sql = format!(
-            "DELETE FROM {} WHERE tenant_id = $1 AND id = $2",
-            table.table()
-        );
-        Ok(execute(self.0, &sql, tenant, id).await? > 0)
+        Ok(execute(self.0, &statements::delete_row(table), tenant, id).await? > 0)
     }
 
     async fn delete_dependents(&mut self, table: Entity, tenant: &str, id: &str) -> Step<()> {
-        for sql in dependents(table) {
+        for sql in statements::dependents(table) {
             execute(self.0, sql, tenant, id).await?;
         }
         Ok(())
@@ -522,22 +500,17 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         id: &str,
         values: &[&str],
     ) -> Step<()> {
-        let (delete, insert) = match table {
-            Entity::Instance => (
-                "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2",
-                "INSERT INTO agent_instance_owners (tenant_id, instance_id, owner_id)
-                 SELECT $1, $2, v FROM unnest($3::text[]) AS v ON CONFLICT DO NOTHING",
-            ),
-            Entity::Manifest => (
-                "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2",
-                "INSERT INTO agent_card_manifest_skill_tags (tenant_id, manifest_id, tag)
-                 SELECT $1, $2, v FROM unnest($3::text[]) AS v ON CONFLICT DO NOTHING",
-            ),
-            Entity::Collection => return Ok(()),
+        let Some((delete, side)) = statements::side_values(table) else {
+            return Ok(());
         };
         execute(self.0, delete, tenant, id).await?;
         if !values.is_empty() {
-            let stmt = self.0.prepare_cached(insert).await?;
+            let insert = format!(
+                "INSERT INTO {} (tenant_id, {}, {})
+                 SELECT $1, $2, v FROM unnest($3::text[]) AS v ON CONFLICT DO NOTHING",
+                side.table, side.key, side.value
+            );
+            let stmt = self.0.prepare_cached(&insert).await?;
             self.0.execute(&stmt, &[&tenant, &id, &values]).await?;
         }
         Ok(())
@@ -549,22 +522,11 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         instance: &str,
         manifest: Option<&str>,
     ) -> Step<()> {
-        execute(
-            self.0,
-            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id = $2",
-            tenant,
-            instance,
-        )
-        .await?;
+        execute(self.0, statements::DELETE_INSTANCE_TAGS, tenant, instance).await?;
         if let Some(manifest) = manifest {
             let stmt = self
                 .0
-                .prepare_cached(
-                    "INSERT INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
-                     SELECT tenant_id, tag, $2 FROM agent_card_manifest_skill_tags
-                     WHERE tenant_id = $1 AND manifest_id = $3
-                     ON CONFLICT DO NOTHING",
-                )
+                .prepare_cached(statements::COPY_MANIFEST_TAGS)
                 .await?;
             self.0
                 .execute(&stmt, &[&tenant, &instance, &manifest])
@@ -574,27 +536,14 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
     }
 
     async fn relink_manifest_tags(&mut self, tenant: &str, manifest: &str) -> Step<()> {
-        for sql in [
-            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id IN
-             (SELECT id FROM agent_instances WHERE tenant_id = $1 AND manifest_id = $2)",
-            "INSERT INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
-             SELECT i.tenant_id, t.tag, i.id FROM agent_instances i
-             JOIN agent_card_manifest_skill_tags t ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id
-             WHERE i.tenant_id = $1 AND i.manifest_id = $2
-             ON CONFLICT DO NOTHING",
-        ] {
+        for sql in statements::RELINK_MANIFEST_TAGS {
             execute(self.0, sql, tenant, manifest).await?;
         }
         Ok(())
     }
 
     async fn instances_linking(&mut self, tenant: &str, manifest: &str) -> Step<u64> {
-        let stmt = self
-            .0
-            .prepare_cached(
-                "SELECT count(*) FROM agent_instances WHERE tenant_id = $1 AND manifest_id = $2",
-            )
-            .await?;
+        let stmt = self.0.prepare_cached(statements::COUNT_LINKING).await?;
         let n: i64 = self
             .0
             .query_one(&stmt, &[&tenant, &manifest])
@@ -609,13 +558,7 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         collection: &str,
         instance: &str,
     ) -> Step<bool> {
-        let stmt = self
-            .0
-            .prepare_cached(
-                "INSERT INTO agent_collection_members (tenant_id, collection_id, instance_id)
-                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .await?;
+        let stmt = self.0.prepare_cached(statements::INSERT_MEMBER).await?;
         Ok(self
             .0
             .execute(&stmt, &[&tenant, &collection, &instance])
@@ -629,13 +572,7 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         collection: &str,
         instance: &str,
     ) -> Step<bool> {
-        let stmt = self
-            .0
-            .prepare_cached(
-                "DELETE FROM agent_collection_members
-                 WHERE tenant_id = $1 AND collection_id = $2 AND instance_id = $3",
-            )
-            .await?;
+        let stmt = self.0.prepare_cached(statements::DELETE_MEMBER).await?;
         Ok(self
             .0
             .execute(&stmt, &[&tenant, &collection, &instance])

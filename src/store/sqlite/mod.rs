@@ -20,7 +20,7 @@ use super::read::{self, Reads};
 use super::write::{self, INDEXED_COLUMNS, Row, not_found, text};
 use super::{
     AppStore, CopilotStore, Criteria, Entity, ImportMode, ImportReport, ListQuery, Page, Relation,
-    Section, Store, StoreError, StoreStats, Stored, TenantState, TenantStore, engine,
+    Section, Store, StoreError, StoreStats, Stored, TenantState, TenantStore, engine, statements,
 };
 use crate::domain::WriteContext;
 use crate::domain::apps::AppRegistration;
@@ -295,24 +295,6 @@ pub(super) fn migrate(conn: &Connection) -> Result<Vec<String>, StoreError> {
 /// [`write::Rows`]): plain statements, which never wait.
 struct SqliteRows<'c>(&'c Connection);
 
-/// The statements that delete what hangs off a deleted row, each taking
-/// `?1` tenant and `?2` id.
-fn dependents(table: Entity) -> &'static [&'static str] {
-    match table {
-        Entity::Instance => &[
-            "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2",
-            "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND instance_id = ?2",
-            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id = ?2",
-        ],
-        Entity::Manifest => &[
-            "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2",
-        ],
-        Entity::Collection => {
-            &["DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2"]
-        }
-    }
-}
-
 impl read::Reads for SqliteRows<'_> {
     type Error = StoreError;
 
@@ -530,11 +512,7 @@ impl write::Rows for SqliteRows<'_> {
     }
 
     async fn delete(&mut self, table: Entity, tenant: &str, id: &str) -> Result<bool, StoreError> {
-        let sql = format!(
-            "DELETE FROM {} WHERE tenant_id = ?1 AND id = ?2",
-            table.table()
-        );
-        let deleted = execute(self.0, &sql, tenant, id)? > 0;
+        let deleted = execute(self.0, &statements::delete_row(table), tenant, id)? > 0;
         if deleted {
             cache::record(table, tenant, id);
         }
@@ -547,7 +525,7 @@ impl write::Rows for SqliteRows<'_> {
         tenant: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        for sql in dependents(table) {
+        for sql in statements::dependents(table) {
             execute(self.0, sql, tenant, id)?;
         }
         Ok(())
@@ -560,22 +538,18 @@ impl write::Rows for SqliteRows<'_> {
         id: &str,
         values: &[&str],
     ) -> Result<(), StoreError> {
-        let (delete, insert) = match table {
-            Entity::Instance => (
-                "DELETE FROM agent_instance_owners WHERE tenant_id = ?1 AND instance_id = ?2",
-                "INSERT OR IGNORE INTO agent_instance_owners (tenant_id, owner_id, instance_id) VALUES (?1, ?2, ?3)",
-            ),
-            Entity::Manifest => (
-                "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = ?1 AND manifest_id = ?2",
-                "INSERT OR IGNORE INTO agent_card_manifest_skill_tags (tenant_id, tag, manifest_id) VALUES (?1, ?2, ?3)",
-            ),
-            Entity::Collection => return Ok(()),
+        let Some((delete, side)) = statements::side_values(table) else {
+            return Ok(());
         };
         execute(self.0, delete, tenant, id)?;
-        let mut insert = self.0.prepare_cached(insert).map_err(sql_error)?;
+        let insert = format!(
+            "INSERT OR IGNORE INTO {} (tenant_id, {}, {}) VALUES (?1, ?2, ?3)",
+            side.table, side.key, side.value
+        );
+        let mut insert = self.0.prepare_cached(&insert).map_err(sql_error)?;
         for value in values {
             insert
-                .execute(params![tenant, value, id])
+                .execute(params![tenant, id, value])
                 .map_err(sql_error)?;
         }
         Ok(())
@@ -587,19 +561,10 @@ impl write::Rows for SqliteRows<'_> {
         instance: &str,
         manifest: Option<&str>,
     ) -> Result<(), StoreError> {
-        execute(
-            self.0,
-            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id = ?2",
-            tenant,
-            instance,
-        )?;
+        execute(self.0, statements::DELETE_INSTANCE_TAGS, tenant, instance)?;
         if let Some(manifest) = manifest {
             self.0
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
-                     SELECT tenant_id, tag, ?2 FROM agent_card_manifest_skill_tags
-                     WHERE tenant_id = ?1 AND manifest_id = ?3",
-                )
+                .prepare_cached(statements::COPY_MANIFEST_TAGS)
                 .and_then(|mut s| s.execute(params![tenant, instance, manifest]))
                 .map_err(sql_error)?;
         }
@@ -611,26 +576,14 @@ impl write::Rows for SqliteRows<'_> {
         tenant: &str,
         manifest: &str,
     ) -> Result<(), StoreError> {
-        for sql in [
-            "DELETE FROM agent_instance_skill_tags WHERE tenant_id = ?1 AND instance_id IN
-             (SELECT id FROM agent_instances WHERE tenant_id = ?1 AND manifest_id = ?2)",
-            "INSERT OR IGNORE INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
-             SELECT i.tenant_id, t.tag, i.id FROM agent_instances i
-             JOIN agent_card_manifest_skill_tags t ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id
-             WHERE i.tenant_id = ?1 AND i.manifest_id = ?2",
-        ] {
+        for sql in statements::RELINK_MANIFEST_TAGS {
             execute(self.0, sql, tenant, manifest)?;
         }
         Ok(())
     }
 
     async fn instances_linking(&mut self, tenant: &str, manifest: &str) -> Result<u64, StoreError> {
-        count_rows(
-            self.0,
-            "SELECT count(*) FROM agent_instances WHERE tenant_id = ?1 AND manifest_id = ?2",
-            tenant,
-            manifest,
-        )
+        count_rows(self.0, statements::COUNT_LINKING, tenant, manifest)
     }
 
     async fn insert_member(
@@ -640,9 +593,7 @@ impl write::Rows for SqliteRows<'_> {
         instance: &str,
     ) -> Result<bool, StoreError> {
         self.0
-            .prepare_cached(
-                "INSERT OR IGNORE INTO agent_collection_members (tenant_id, collection_id, instance_id) VALUES (?1, ?2, ?3)",
-            )
+            .prepare_cached(statements::INSERT_MEMBER)
             .and_then(|mut s| s.execute(params![tenant, collection, instance]))
             .map(|n| n > 0)
             .map_err(sql_error)
@@ -655,9 +606,7 @@ impl write::Rows for SqliteRows<'_> {
         instance: &str,
     ) -> Result<bool, StoreError> {
         self.0
-            .prepare_cached(
-                "DELETE FROM agent_collection_members WHERE tenant_id = ?1 AND collection_id = ?2 AND instance_id = ?3",
-            )
+            .prepare_cached(statements::DELETE_MEMBER)
             .and_then(|mut s| s.execute(params![tenant, collection, instance]))
             .map(|n| n > 0)
             .map_err(sql_error)

@@ -1,0 +1,165 @@
+//! The registry's row statements that both backends run as written.
+//!
+//! They use `$n` placeholders, which PostgreSQL numbers and SQLite reads as
+//! named parameters numbered in the order they first appear (so each
+//! statement here names `$1`, `$2`, … in that order, as the test below
+//! checks), and `ON CONFLICT DO NOTHING`, which both accept; every
+//! `INSERT … SELECT` has a `WHERE`, which SQLite needs to tell its `ON`
+//! apart from a join's.
+
+use crate::domain::Entity;
+
+/// Deletes a row: `$1` tenant, `$2` id.
+pub(super) fn delete_row(entity: Entity) -> String {
+    format!(
+        "DELETE FROM {} WHERE tenant_id = $1 AND id = $2",
+        entity.table()
+    )
+}
+
+/// What hangs off a row and goes with it: `$1` tenant, `$2` id.
+pub(super) fn dependents(entity: Entity) -> &'static [&'static str] {
+    match entity {
+        Entity::Instance => &[
+            DELETE_OWNERS,
+            "DELETE FROM agent_collection_members WHERE tenant_id = $1 AND instance_id = $2",
+            DELETE_INSTANCE_TAGS,
+        ],
+        Entity::Manifest => &[DELETE_MANIFEST_TAGS],
+        Entity::Collection => {
+            &["DELETE FROM agent_collection_members WHERE tenant_id = $1 AND collection_id = $2"]
+        }
+    }
+}
+
+/// Clears the side values of a row (`$1` tenant, `$2` id): the statement
+/// that empties its side table, and that table's name and columns, into
+/// which each backend inserts in its own way. `None`: the entity has none.
+pub(super) fn side_values(entity: Entity) -> Option<(&'static str, SideTable)> {
+    match entity {
+        Entity::Instance => Some((
+            DELETE_OWNERS,
+            SideTable {
+                table: "agent_instance_owners",
+                key: "instance_id",
+                value: "owner_id",
+            },
+        )),
+        Entity::Manifest => Some((
+            DELETE_MANIFEST_TAGS,
+            SideTable {
+                table: "agent_card_manifest_skill_tags",
+                key: "manifest_id",
+                value: "tag",
+            },
+        )),
+        Entity::Collection => None,
+    }
+}
+
+/// A table of one multi-valued property: `(tenant_id, key, value)`.
+pub(super) struct SideTable {
+    pub table: &'static str,
+    pub key: &'static str,
+    pub value: &'static str,
+}
+
+const DELETE_OWNERS: &str =
+    "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2";
+const DELETE_MANIFEST_TAGS: &str =
+    "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2";
+
+/// An instance's copy of its manifest's skill tags: `$1` tenant, `$2` instance.
+pub(super) const DELETE_INSTANCE_TAGS: &str =
+    "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id = $2";
+/// `$1` tenant, `$2` instance, `$3` manifest.
+pub(super) const COPY_MANIFEST_TAGS: &str =
+    "INSERT INTO agent_instance_skill_tags (tenant_id, instance_id, tag)
+     SELECT $1, $2, tag FROM agent_card_manifest_skill_tags
+     WHERE tenant_id = $1 AND manifest_id = $3
+     ON CONFLICT DO NOTHING";
+
+/// Recopies a manifest's skill tags to every instance linking it: `$1`
+/// tenant, `$2` manifest.
+pub(super) const RELINK_MANIFEST_TAGS: [&str; 2] = [
+    "DELETE FROM agent_instance_skill_tags WHERE tenant_id = $1 AND instance_id IN
+     (SELECT id FROM agent_instances WHERE tenant_id = $1 AND manifest_id = $2)",
+    "INSERT INTO agent_instance_skill_tags (tenant_id, tag, instance_id)
+     SELECT i.tenant_id, t.tag, i.id FROM agent_instances i
+     JOIN agent_card_manifest_skill_tags t
+       ON t.tenant_id = i.tenant_id AND t.manifest_id = i.manifest_id
+     WHERE i.tenant_id = $1 AND i.manifest_id = $2
+     ON CONFLICT DO NOTHING",
+];
+
+/// `$1` tenant, `$2` manifest.
+pub(super) const COUNT_LINKING: &str =
+    "SELECT count(*) FROM agent_instances WHERE tenant_id = $1 AND manifest_id = $2";
+
+/// `$1` tenant, `$2` collection, `$3` instance.
+pub(super) const INSERT_MEMBER: &str =
+    "INSERT INTO agent_collection_members (tenant_id, collection_id, instance_id)
+     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+/// `$1` tenant, `$2` collection, `$3` instance.
+pub(super) const DELETE_MEMBER: &str = "DELETE FROM agent_collection_members
+     WHERE tenant_id = $1 AND collection_id = $2 AND instance_id = $3";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_statement() -> Vec<String> {
+        let mut all = vec![
+            DELETE_INSTANCE_TAGS.to_owned(),
+            COPY_MANIFEST_TAGS.to_owned(),
+            COUNT_LINKING.to_owned(),
+            INSERT_MEMBER.to_owned(),
+            DELETE_MEMBER.to_owned(),
+        ];
+        all.extend(RELINK_MANIFEST_TAGS.map(str::to_owned));
+        for e in Entity::ALL {
+            all.push(delete_row(e));
+            all.extend(dependents(e).iter().map(|s| s.to_string()));
+            all.extend(side_values(e).map(|(s, _)| s.to_owned()));
+        }
+        all
+    }
+
+    /// The `$n` of `sql`, in order of appearance.
+    fn placeholders(sql: &str) -> Vec<usize> {
+        let mut found = Vec::new();
+        let mut rest = sql;
+        while let Some(at) = rest.find('$') {
+            rest = &rest[at + 1..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            found.push(digits.parse().expect("a numbered placeholder"));
+        }
+        found
+    }
+
+    /// Whether `sql` names `$1`, `$2`, … each first after the one before.
+    fn in_first_appearance_order(sql: &str) -> bool {
+        let mut next = 1;
+        for n in placeholders(sql) {
+            if n > next {
+                return false;
+            }
+            next += usize::from(n == next);
+        }
+        next > 1
+    }
+
+    #[test]
+    fn every_shared_statement_names_its_placeholders_in_first_appearance_order() {
+        for sql in every_statement() {
+            assert!(in_first_appearance_order(&sql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn the_order_check_refuses_two_before_one_and_a_statement_without_placeholders() {
+        assert!(!in_first_appearance_order("SELECT $2 WHERE x = $1"));
+        assert!(!in_first_appearance_order("SELECT 1"));
+        assert!(in_first_appearance_order("SELECT $1, $2 WHERE x = $1"));
+    }
+}
