@@ -8,6 +8,7 @@ mod read;
 mod sql;
 pub mod sqlite;
 mod statements;
+mod tenant;
 mod write;
 
 use crate::domain::copilot::{

@@ -104,6 +104,28 @@ pub(super) const INSERT_MEMBER: &str =
 pub(super) const DELETE_MEMBER: &str = "DELETE FROM agent_collection_members
      WHERE tenant_id = $1 AND collection_id = $2 AND instance_id = $3";
 
+/// Up to `$4` (collection, instance) pairs of tenant `$1` after `($2, $3)`.
+pub(super) const MEMBERSHIPS_AFTER: &str =
+    "SELECT collection_id, instance_id FROM agent_collection_members
+     WHERE tenant_id = $1 AND (collection_id, instance_id) > ($2, $3)
+     ORDER BY collection_id, instance_id LIMIT $4";
+
+/// Every tenant with objects or application registrations.
+pub(super) fn tenants() -> String {
+    let union = super::TENANT_TABLES
+        .iter()
+        .chain(&["app_registrations"])
+        .map(|t| format!("SELECT DISTINCT tenant_id FROM {t}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ");
+    format!("{union} ORDER BY tenant_id")
+}
+
+/// Empties table `table` of tenant `$1`.
+pub(super) fn clear(table: &str) -> String {
+    format!("DELETE FROM {table} WHERE tenant_id = $1")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,7 +137,9 @@ mod tests {
             COUNT_LINKING.to_owned(),
             INSERT_MEMBER.to_owned(),
             DELETE_MEMBER.to_owned(),
+            MEMBERSHIPS_AFTER.to_owned(),
         ];
+        all.extend(super::super::TENANT_TABLES.iter().map(|t| clear(t)));
         all.extend(RELINK_MANIFEST_TAGS.map(str::to_owned));
         for e in Entity::ALL {
             all.push(delete_row(e));

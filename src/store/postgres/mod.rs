@@ -621,19 +621,6 @@ async fn exists(
     Ok(c.query_opt(&stmt, &[&tenant, &id]).await?.is_some())
 }
 
-/// Inserts an entity with its side tables; with `if_new`, an id taken is
-/// left alone and `None` says so, else it is `AlreadyExists`.
-async fn insert_entity_row<C: GenericClient + Sync>(
-    c: &C,
-    table: Entity,
-    tenant: &str,
-    doc: &Map<String, Value>,
-    manifest_id: Option<&str>,
-    if_new: bool,
-) -> Step<Option<Stored>> {
-    write::insert_entity(&mut PgRows(c), table, tenant, doc, manifest_id, if_new).await
-}
-
 /// Compiles the page query and the count of `q` for `ty`, from the whole
 /// table and from each relation that lists `ty`, and checks that the
 /// placeholders of each statement (`$1` … outside quoted text) are exactly
@@ -967,16 +954,20 @@ impl TenantStore for PgStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(TenantState, Option<String>), StoreError> {
-        read!(self, |c| tenant::export_section(
-            &c, tenant, section, after, limit
-        )
-        .await?)
+        read!(self, |c| {
+            let rows = &mut PgRows(&c);
+            crate::store::tenant::export_section(rows, tenant, section, after, limit).await?
+        })
     }
 
     async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError> {
         engine::ensure_reserved(self, tenant).await?;
         // One snapshot, so the parts agree with each other.
-        snapshot!(self, |tx| tenant::export(&tx, tenant).await?)
+        snapshot!(self, |tx| crate::store::tenant::export(
+            &mut PgRows(&tx),
+            tenant
+        )
+        .await?)
     }
 
     async fn import_tenant(
@@ -986,8 +977,12 @@ impl TenantStore for PgStore {
         mode: ImportMode,
         now: &str,
     ) -> Result<ImportReport, StoreError> {
-        let report = transaction!(self, |tx| tenant::import(&tx, tenant, &state, mode, now)
-            .await?)?;
+        let report = transaction!(self, |tx| {
+            // Policy writers of this tenant wait for the import to finish.
+            policies::lock(&tx, tenant).await?;
+            let rows = &mut PgRows(&tx);
+            crate::store::tenant::import(rows, tenant, &state, mode, now).await?
+        })?;
         // The import stored the reserved collections.
         self.seeded
             .write()

@@ -652,28 +652,6 @@ fn exists(conn: &Connection, table: Entity, tenant: &str, id: &str) -> Result<bo
     stmt.exists(params![tenant, id]).map_err(sql_error)
 }
 
-/// Inserts an entity (an id taken is `AlreadyExists`) with its side tables.
-fn insert_entity(
-    conn: &Connection,
-    table: Entity,
-    tenant: &str,
-    doc: &Map<String, Value>,
-    manifest_id: Option<&str>,
-) -> Result<Stored, StoreError> {
-    let inserted = write::run_now(write::insert_entity(
-        &mut SqliteRows(conn),
-        table,
-        tenant,
-        doc,
-        manifest_id,
-        false,
-    ))?;
-    inserted.ok_or_else(|| StoreError::AlreadyExists {
-        kind: table,
-        id: text(doc, "id").unwrap_or_default().to_owned(),
-    })
-}
-
 /// Runs a statement taking `?1` tenant and `?2` id; the rows it changed.
 fn execute(conn: &Connection, sql: &str, tenant: &str, id: &str) -> Result<usize, StoreError> {
     conn.prepare_cached(sql)
@@ -948,12 +926,21 @@ impl TenantStore for SqliteStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(TenantState, Option<String>), StoreError> {
-        self.read(|conn| tenant::export_section(conn, tenant, section, after, limit))
+        self.read(|conn| {
+            let rows = &mut SqliteRows(conn);
+            write::run_now(crate::store::tenant::export_section(
+                rows, tenant, section, after, limit,
+            ))
+        })
     }
 
     async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError> {
         engine::ensure_reserved(self, tenant).await?;
-        self.read(|conn| tenant::export(conn, tenant))
+        self.read(|conn| {
+            snapshot(conn, |conn| {
+                write::run_now(crate::store::tenant::export(&mut SqliteRows(conn), tenant))
+            })
+        })
     }
 
     async fn import_tenant(
@@ -966,7 +953,10 @@ impl TenantStore for SqliteStore {
         let (t, now) = (tenant.to_owned(), now.to_owned());
         let report = self
             .writer
-            .write(move |conn| tenant::import(conn, &t, &state, mode, &now))
+            .write(move |conn| {
+                let rows = &mut SqliteRows(conn);
+                write::run_now(crate::store::tenant::import(rows, &t, &state, mode, &now))
+            })
             .await?;
         // The import stored the reserved collections.
         self.seeded
