@@ -474,13 +474,11 @@ async fn check_references(
     parsed: &ParsedTenant,
 ) -> Result<(), Invalid> {
     for r in parsed.references.iter().filter(|r| !r.local) {
-        let found = match r.kind {
-            Entity::Manifest => store.get_manifest(tenant, &r.id).await,
-            Entity::Instance => store.get_instance(tenant, &r.id).await,
-            Entity::Collection => store.get_collection(tenant, &r.id).await,
-        }
-        .map_err(|e| invalid(&r.item, store_reason(e)))?
-        .is_some();
+        let found = store
+            .get_entity(r.kind, tenant, &r.id)
+            .await
+            .map_err(|e| invalid(&r.item, store_reason(e)))?
+            .is_some();
         if !found {
             return Err(invalid(
                 &r.item,

@@ -103,6 +103,60 @@ async fn done(b: &impl Backend, op: Write) -> Result<(), StoreError> {
 
 #[async_trait]
 impl<B: Backend> RegistryStore for B {
+    async fn get_entity(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<Stored>, StoreError> {
+        if kind == Entity::Collection {
+            ensure_reserved(self, tenant).await?;
+        }
+        self.get(kind, tenant, id).await
+    }
+
+    async fn delete_entity(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        id: &str,
+        ctx: &WriteContext,
+    ) -> Result<(), StoreError> {
+        let op = Write::Delete {
+            table: kind,
+            tenant: tenant.to_owned(),
+            id: id.to_owned(),
+            ctx: ctx.clone(),
+        };
+        done(self, op).await
+    }
+
+    async fn list_entities(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        relation: Relation<'_>,
+        q: &ListQuery,
+    ) -> Result<Page, StoreError> {
+        if needs_reserved(kind, relation) {
+            ensure_reserved(self, tenant).await?;
+        }
+        self.list(kind, tenant, relation, q).await
+    }
+
+    async fn count_entities(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        relation: Relation<'_>,
+        criteria: &Criteria,
+    ) -> Result<u64, StoreError> {
+        if needs_reserved(kind, relation) {
+            ensure_reserved(self, tenant).await?;
+        }
+        self.count(kind, tenant, relation, criteria).await
+    }
+
     async fn create_instance(
         &self,
         tenant: &str,
@@ -123,10 +177,6 @@ impl<B: Backend> RegistryStore for B {
         .await
     }
 
-    async fn get_instance(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        self.get(Entity::Instance, tenant, id).await
-    }
-
     async fn update_instance(
         &self,
         tenant: &str,
@@ -141,26 +191,6 @@ impl<B: Backend> RegistryStore for B {
                 tenant,
                 id,
                 write,
-                ctx,
-            },
-        )
-        .await
-    }
-
-    async fn delete_instance(
-        &self,
-        tenant: &str,
-        id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        let table = Entity::Instance;
-        done(
-            self,
-            Write::Delete {
-                table,
-                tenant,
-                id,
                 ctx,
             },
         )
@@ -195,10 +225,6 @@ impl<B: Backend> RegistryStore for B {
         .await
     }
 
-    async fn get_manifest(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        self.get(Entity::Manifest, tenant, id).await
-    }
-
     async fn update_manifest(
         &self,
         tenant: &str,
@@ -215,26 +241,6 @@ impl<B: Backend> RegistryStore for B {
                 tenant,
                 id,
                 props,
-                ctx,
-            },
-        )
-        .await
-    }
-
-    async fn delete_manifest(
-        &self,
-        tenant: &str,
-        id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        let table = Entity::Manifest;
-        done(
-            self,
-            Write::Delete {
-                table,
-                tenant,
-                id,
                 ctx,
             },
         )
@@ -262,11 +268,6 @@ impl<B: Backend> RegistryStore for B {
         .await
     }
 
-    async fn get_collection(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError> {
-        ensure_reserved(self, tenant).await?;
-        self.get(Entity::Collection, tenant, id).await
-    }
-
     async fn update_collection(
         &self,
         tenant: &str,
@@ -284,26 +285,6 @@ impl<B: Backend> RegistryStore for B {
                 tenant,
                 id,
                 props,
-                ctx,
-            },
-        )
-        .await
-    }
-
-    async fn delete_collection(
-        &self,
-        tenant: &str,
-        id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError> {
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        let table = Entity::Collection;
-        done(
-            self,
-            Write::Delete {
-                table,
-                tenant,
-                id,
                 ctx,
             },
         )
@@ -352,60 +333,5 @@ impl<B: Backend> RegistryStore for B {
     ) -> Result<bool, StoreError> {
         ensure_reserved(self, tenant).await?;
         Backend::is_member(self, tenant, collection_id, instance_id).await
-    }
-
-    async fn list_instances(
-        &self,
-        tenant: &str,
-        relation: Relation<'_>,
-        q: &ListQuery,
-    ) -> Result<Page, StoreError> {
-        if needs_reserved(Entity::Instance, relation) {
-            ensure_reserved(self, tenant).await?;
-        }
-        self.list(Entity::Instance, tenant, relation, q).await
-    }
-
-    async fn count_instances(
-        &self,
-        tenant: &str,
-        relation: Relation<'_>,
-        criteria: &Criteria,
-    ) -> Result<u64, StoreError> {
-        if needs_reserved(Entity::Instance, relation) {
-            ensure_reserved(self, tenant).await?;
-        }
-        self.count(Entity::Instance, tenant, relation, criteria)
-            .await
-    }
-
-    async fn list_manifests(&self, tenant: &str, q: &ListQuery) -> Result<Page, StoreError> {
-        self.list(Entity::Manifest, tenant, Relation::All, q).await
-    }
-
-    async fn count_manifests(&self, tenant: &str, criteria: &Criteria) -> Result<u64, StoreError> {
-        self.count(Entity::Manifest, tenant, Relation::All, criteria)
-            .await
-    }
-
-    async fn list_collections(
-        &self,
-        tenant: &str,
-        relation: Relation<'_>,
-        q: &ListQuery,
-    ) -> Result<Page, StoreError> {
-        ensure_reserved(self, tenant).await?;
-        self.list(Entity::Collection, tenant, relation, q).await
-    }
-
-    async fn count_collections(
-        &self,
-        tenant: &str,
-        relation: Relation<'_>,
-        criteria: &Criteria,
-    ) -> Result<u64, StoreError> {
-        ensure_reserved(self, tenant).await?;
-        self.count(Entity::Collection, tenant, relation, criteria)
-            .await
     }
 }

@@ -376,6 +376,40 @@ pub struct StoreStats {
 /// copy.
 #[async_trait]
 pub trait RegistryStore: Send + Sync {
+    // Any entity
+    async fn get_entity(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<Stored>, StoreError>;
+    /// `ctx.if_match`: the version the entity must still have; `ctx.scope`:
+    /// what the caller may delete (else `NotFound`). A manifest is refused
+    /// while instances link it.
+    async fn delete_entity(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        id: &str,
+        ctx: &WriteContext,
+    ) -> Result<(), StoreError>;
+    /// One page of `kind` along `relation` (`All`, or the members or
+    /// collections of one object), as one snapshot.
+    async fn list_entities(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        relation: Relation<'_>,
+        query: &ListQuery,
+    ) -> Result<Page, StoreError>;
+    async fn count_entities(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        relation: Relation<'_>,
+        criteria: &Criteria,
+    ) -> Result<u64, StoreError>;
+
     // Agent instances
     async fn create_instance(
         &self,
@@ -384,7 +418,6 @@ pub trait RegistryStore: Send + Sync {
         write: EntityWrite,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    async fn get_instance(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError>;
     async fn update_instance(
         &self,
         tenant: &str,
@@ -392,14 +425,6 @@ pub trait RegistryStore: Send + Sync {
         write: EntityWrite,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    /// `ctx.if_match`: the version the entity must still have; `ctx.scope`:
-    /// what the caller may delete (else `NotFound`).
-    async fn delete_instance(
-        &self,
-        tenant: &str,
-        id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError>;
     /// The manifest linked from an instance; `NotFound` for a missing instance.
     async fn get_instance_manifest(
         &self,
@@ -415,7 +440,6 @@ pub trait RegistryStore: Send + Sync {
         write: EntityWrite,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    async fn get_manifest(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError>;
     async fn update_manifest(
         &self,
         tenant: &str,
@@ -423,14 +447,6 @@ pub trait RegistryStore: Send + Sync {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    /// `ctx.if_match`: the version the entity must still have; `ctx.scope`:
-    /// what the caller may delete (else `NotFound`).
-    async fn delete_manifest(
-        &self,
-        tenant: &str,
-        id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError>;
 
     // Agent collections
     async fn create_collection(
@@ -440,7 +456,6 @@ pub trait RegistryStore: Send + Sync {
         write: EntityWrite,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    async fn get_collection(&self, tenant: &str, id: &str) -> Result<Option<Stored>, StoreError>;
     async fn update_collection(
         &self,
         tenant: &str,
@@ -448,14 +463,6 @@ pub trait RegistryStore: Send + Sync {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
-    /// `ctx.if_match`: the version the entity must still have; `ctx.scope`:
-    /// what the caller may delete (else `NotFound`).
-    async fn delete_collection(
-        &self,
-        tenant: &str,
-        id: &str,
-        ctx: &WriteContext,
-    ) -> Result<(), StoreError>;
     /// `ctx.scope`: which collections and instances the caller may touch.
     async fn add_member(
         &self,
@@ -478,34 +485,6 @@ pub trait RegistryStore: Send + Sync {
         collection_id: &str,
         instance_id: &str,
     ) -> Result<bool, StoreError>;
-
-    // Lists
-    async fn list_instances(
-        &self,
-        tenant: &str,
-        relation: Relation<'_>,
-        query: &ListQuery,
-    ) -> Result<Page, StoreError>;
-    async fn count_instances(
-        &self,
-        tenant: &str,
-        relation: Relation<'_>,
-        criteria: &Criteria,
-    ) -> Result<u64, StoreError>;
-    async fn list_manifests(&self, tenant: &str, query: &ListQuery) -> Result<Page, StoreError>;
-    async fn count_manifests(&self, tenant: &str, criteria: &Criteria) -> Result<u64, StoreError>;
-    async fn list_collections(
-        &self,
-        tenant: &str,
-        relation: Relation<'_>,
-        query: &ListQuery,
-    ) -> Result<Page, StoreError>;
-    async fn count_collections(
-        &self,
-        tenant: &str,
-        relation: Relation<'_>,
-        criteria: &Criteria,
-    ) -> Result<u64, StoreError>;
 }
 
 /// The Copilot admin settings: policies and per-tenant settings.

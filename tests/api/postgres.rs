@@ -295,7 +295,11 @@ async fn writers_in_two_processes_lose_no_update_and_resolve_one_policy() {
     for t in tasks {
         t.await.unwrap();
     }
-    let last = stores[1].get_instance("t", "hot").await.unwrap().unwrap();
+    let last = stores[1]
+        .get_entity(agentry::store::Entity::Instance, "t", "hot")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         last.version,
         1 + 6 * fields.len() as i64,

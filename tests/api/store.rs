@@ -77,13 +77,15 @@ async fn an_instance_is_created_read_updated_and_deleted_with_versions() {
             .unwrap();
         assert_eq!(created.version, 1, "{}", b.name);
         assert_eq!(
-            st.get_instance("t", "i").await.unwrap(),
+            st.get_entity(Entity::Instance, "t", "i").await.unwrap(),
             Some(created.clone()),
             "{}",
             b.name
         );
         assert_eq!(
-            st.get_instance("other-tenant", "i").await.unwrap(),
+            st.get_entity(Entity::Instance, "other-tenant", "i")
+                .await
+                .unwrap(),
             None,
             "{}",
             b.name
@@ -123,10 +125,13 @@ async fn an_instance_is_created_read_updated_and_deleted_with_versions() {
             "{}",
             b.name
         );
-        st.delete_instance("t", "i", &deleting(None)).await.unwrap();
+        st.delete_entity(Entity::Instance, "t", "i", &deleting(None))
+            .await
+            .unwrap();
         assert!(
             matches!(
-                st.delete_instance("t", "i", &deleting(None)).await,
+                st.delete_entity(Entity::Instance, "t", "i", &deleting(None))
+                    .await,
                 Err(StoreError::NotFound { .. })
             ),
             "{}",
@@ -188,13 +193,19 @@ async fn a_nested_manifest_is_created_then_updated_and_a_failed_write_leaves_not
             })
         ));
         assert_eq!(
-            doc(&st.get_instance("t", "i").await.unwrap().unwrap())["displayName"],
+            doc(&st
+                .get_entity(Entity::Instance, "t", "i")
+                .await
+                .unwrap()
+                .unwrap())["displayName"],
             "a",
             "{}",
             b.name
         );
 
-        let in_use = st.delete_manifest("t", "m", &deleting(None)).await;
+        let in_use = st
+            .delete_entity(Entity::Manifest, "t", "m", &deleting(None))
+            .await;
         assert!(
             matches!(in_use, Err(StoreError::ManifestInUse { instances: 1, .. })),
             "{}",
@@ -246,19 +257,29 @@ async fn memberships_follow_their_instances_and_collections() {
             })
         ));
         assert_eq!(
-            st.count_instances("t", Relation::MembersOf("c"), &Criteria::default())
-                .await
-                .unwrap(),
+            st.count_entities(
+                Entity::Instance,
+                "t",
+                Relation::MembersOf("c"),
+                &Criteria::default()
+            )
+            .await
+            .unwrap(),
             2,
             "{}",
             b.name
         );
 
-        st.delete_instance("t", "i1", &deleting(None))
+        st.delete_entity(Entity::Instance, "t", "i1", &deleting(None))
             .await
             .unwrap();
         let page = st
-            .list_instances("t", Relation::MembersOf("c"), &ListQuery::first(10))
+            .list_entities(
+                Entity::Instance,
+                "t",
+                Relation::MembersOf("c"),
+                &ListQuery::first(10),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -268,20 +289,25 @@ async fn memberships_follow_their_instances_and_collections() {
             b.name
         );
 
-        st.delete_collection("t", "c", &deleting(None))
+        st.delete_entity(Entity::Collection, "t", "c", &deleting(None))
             .await
             .unwrap();
         assert_eq!(
-            st.count_collections("t", Relation::CollectionsOf("i2"), &Criteria::default())
-                .await
-                .unwrap(),
+            st.count_entities(
+                Entity::Collection,
+                "t",
+                Relation::CollectionsOf("i2"),
+                &Criteria::default()
+            )
+            .await
+            .unwrap(),
             0,
             "{}",
             b.name
         );
         // The reserved collections are there from the first touch.
         assert_eq!(
-            st.count_collections("t", Relation::All, &Criteria::default())
+            st.count_entities(Entity::Collection, "t", Relation::All, &Criteria::default())
                 .await
                 .unwrap(),
             2,
@@ -301,11 +327,16 @@ async fn keyset_pages_start_strictly_after_the_cursor() {
             let w = parse_write(&AGENT_CARD_MANIFEST, json!({"displayName": id}), true).unwrap();
             st.create_manifest("t", id, w, &c).await.unwrap();
         }
-        let first = st.list_manifests("t", &ListQuery::first(2)).await.unwrap();
+        let first = st
+            .list_entities(Entity::Manifest, "t", Relation::All, &ListQuery::first(2))
+            .await
+            .unwrap();
         assert_eq!((first.items.len(), first.more), (2, true));
         let next = st
-            .list_manifests(
+            .list_entities(
+                Entity::Manifest,
                 "t",
+                Relation::All,
                 &ListQuery {
                     after: Some(Cursor {
                         values: vec![],
@@ -323,8 +354,10 @@ async fn keyset_pages_start_strictly_after_the_cursor() {
             b.name
         );
         let last = st
-            .list_manifests(
+            .list_entities(
+                Entity::Manifest,
                 "t",
+                Relation::All,
                 &ListQuery {
                     after: Some(Cursor {
                         values: vec![],
@@ -379,7 +412,11 @@ async fn concurrent_patches_of_different_properties_all_survive() {
         for t in tasks {
             t.await.unwrap();
         }
-        let last = st.get_instance("t", "hot").await.unwrap().unwrap();
+        let last = st
+            .get_entity(Entity::Instance, "t", "hot")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             last.version,
             1 + 5 * fields.len() as i64,
@@ -447,7 +484,11 @@ async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             "{}: {stale:?}",
             b.name
         );
-        let kept = st.get_instance("t", "i").await.unwrap().unwrap();
+        let kept = st
+            .get_entity(Entity::Instance, "t", "i")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (kept.version, doc(&kept)["displayName"].as_str()),
             (1, Some("a")),
@@ -491,7 +532,9 @@ async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             b.name
         );
         assert_eq!(
-            st.get_manifest("t", "nested").await.unwrap(),
+            st.get_entity(Entity::Manifest, "t", "nested")
+                .await
+                .unwrap(),
             None,
             "{}",
             b.name
@@ -505,7 +548,11 @@ async fn updates_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             .await
             .unwrap();
         assert_eq!(with_manifest.version, 4, "{}", b.name);
-        let nested_manifest = st.get_manifest("t", "nested").await.unwrap().unwrap();
+        let nested_manifest = st
+            .get_entity(Entity::Manifest, "t", "nested")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (
                 nested_manifest.version,
@@ -617,22 +664,34 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
         .unwrap();
         st.create_collection("t", "c", coll, &c).await.unwrap();
 
-        let r = st.delete_instance("t", "i", &deleting(Some(1))).await;
+        let r = st
+            .delete_entity(Entity::Instance, "t", "i", &deleting(Some(1)))
+            .await;
         assert!(
             is_precondition_failed(&r, Entity::Instance),
             "{}: {r:?}",
             b.name
         );
         assert!(
-            st.get_instance("t", "i").await.unwrap().is_some(),
+            st.get_entity(Entity::Instance, "t", "i")
+                .await
+                .unwrap()
+                .is_some(),
             "{}",
             b.name
         );
-        st.delete_instance("t", "i", &deleting(Some(2)))
+        st.delete_entity(Entity::Instance, "t", "i", &deleting(Some(2)))
             .await
             .unwrap();
-        assert_eq!(st.get_instance("t", "i").await.unwrap(), None, "{}", b.name);
-        let r = st.delete_instance("t", "i", &deleting(Some(2))).await;
+        assert_eq!(
+            st.get_entity(Entity::Instance, "t", "i").await.unwrap(),
+            None,
+            "{}",
+            b.name
+        );
+        let r = st
+            .delete_entity(Entity::Instance, "t", "i", &deleting(Some(2)))
+            .await;
         assert!(
             matches!(
                 r,
@@ -645,21 +704,28 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             b.name
         );
 
-        let r = st.delete_manifest("t", "m", &deleting(Some(9))).await;
+        let r = st
+            .delete_entity(Entity::Manifest, "t", "m", &deleting(Some(9)))
+            .await;
         assert!(
             is_precondition_failed(&r, Entity::Manifest),
             "{}: {r:?}",
             b.name
         );
         assert!(
-            st.get_manifest("t", "m").await.unwrap().is_some(),
+            st.get_entity(Entity::Manifest, "t", "m")
+                .await
+                .unwrap()
+                .is_some(),
             "{}",
             b.name
         );
-        st.delete_manifest("t", "m", &deleting(Some(1)))
+        st.delete_entity(Entity::Manifest, "t", "m", &deleting(Some(1)))
             .await
             .unwrap();
-        let r = st.delete_manifest("t", "m", &deleting(Some(1))).await;
+        let r = st
+            .delete_entity(Entity::Manifest, "t", "m", &deleting(Some(1)))
+            .await;
         assert!(
             matches!(
                 r,
@@ -672,21 +738,28 @@ async fn deletes_with_a_stale_expected_version_are_refused_and_matching_ones_pas
             b.name
         );
 
-        let r = st.delete_collection("t", "c", &deleting(Some(3))).await;
+        let r = st
+            .delete_entity(Entity::Collection, "t", "c", &deleting(Some(3)))
+            .await;
         assert!(
             is_precondition_failed(&r, Entity::Collection),
             "{}: {r:?}",
             b.name
         );
         assert!(
-            st.get_collection("t", "c").await.unwrap().is_some(),
+            st.get_entity(Entity::Collection, "t", "c")
+                .await
+                .unwrap()
+                .is_some(),
             "{}",
             b.name
         );
-        st.delete_collection("t", "c", &deleting(Some(1)))
+        st.delete_entity(Entity::Collection, "t", "c", &deleting(Some(1)))
             .await
             .unwrap();
-        let r = st.delete_collection("t", "c", &deleting(None)).await;
+        let r = st
+            .delete_entity(Entity::Collection, "t", "c", &deleting(None))
+            .await;
         assert!(
             matches!(
                 r,
@@ -835,7 +908,7 @@ async fn side_tables_follow_updates_of_what_they_index_and_only_those() {
             .unwrap();
         assert_eq!(
             ids(st
-                .list_instances("t", Relation::All, &owner_filter("old"))
+                .list_entities(Entity::Instance, "t", Relation::All, &owner_filter("old"))
                 .await
                 .unwrap()),
             ["i"],
@@ -848,7 +921,7 @@ async fn side_tables_follow_updates_of_what_they_index_and_only_those() {
             .unwrap();
         assert!(
             ids(st
-                .list_instances("t", Relation::All, &owner_filter("old"))
+                .list_entities(Entity::Instance, "t", Relation::All, &owner_filter("old"))
                 .await
                 .unwrap())
             .is_empty(),
@@ -857,7 +930,7 @@ async fn side_tables_follow_updates_of_what_they_index_and_only_those() {
         );
         assert_eq!(
             ids(st
-                .list_instances("t", Relation::All, &owner_filter("new"))
+                .list_entities(Entity::Instance, "t", Relation::All, &owner_filter("new"))
                 .await
                 .unwrap()),
             ["i"],
@@ -986,7 +1059,10 @@ async fn skill_tag_filters_through_the_manifest_link_follow_links_and_skills() {
             ))
         };
         let ids = async |q: ListQuery| {
-            let page = st.list_instances("t", Relation::All, &q).await.unwrap();
+            let page = st
+                .list_entities(Entity::Instance, "t", Relation::All, &q)
+                .await
+                .unwrap();
             page.items.into_iter().map(|s| s.id).collect::<Vec<_>>()
         };
         assert_eq!(ids(with("red", "")).await, ["i1", "i2", "i3"], "{}", b.name);
@@ -1020,12 +1096,12 @@ async fn skill_tag_filters_through_the_manifest_link_follow_links_and_skills() {
         assert_eq!(ids(with("blue", "")).await, ["i2"], "{}", b.name);
 
         // A deleted instance is gone from the tag's pages; the other tenant never saw any.
-        st.delete_instance("t", "i1", &deleting(None))
+        st.delete_entity(Entity::Instance, "t", "i1", &deleting(None))
             .await
             .unwrap();
         assert!(ids(with("green", "")).await.is_empty(), "{}", b.name);
         let other = st
-            .list_instances("u", Relation::All, &with("blue", ""))
+            .list_entities(Entity::Instance, "u", Relation::All, &with("blue", ""))
             .await
             .unwrap();
         assert!(other.items.is_empty(), "{}", b.name);
@@ -1062,9 +1138,24 @@ async fn a_read_by_id_after_an_acknowledged_write_never_sees_what_it_replaced() 
         .unwrap();
         // Each read below follows a read of the same id, so a cached copy exists.
         for round in 2..5 {
-            assert!(st.get_instance("t", "i").await.unwrap().is_some());
-            assert!(st.get_manifest("t", "m").await.unwrap().is_some());
-            assert!(st.get_collection("t", "c").await.unwrap().is_some());
+            assert!(
+                st.get_entity(Entity::Instance, "t", "i")
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            assert!(
+                st.get_entity(Entity::Manifest, "t", "m")
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            assert!(
+                st.get_entity(Entity::Collection, "t", "c")
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
             let v = format!("v{round}");
             st.update_instance(
                 "t",
@@ -1078,19 +1169,19 @@ async fn a_read_by_id_after_an_acknowledged_write_never_sees_what_it_replaced() 
             props.insert("displayName".into(), json!(format!("col {v}")));
             st.update_collection("t", "c", props, &c).await.unwrap();
             assert_eq!(
-                name(st.get_instance("t", "i").await.unwrap()),
+                name(st.get_entity(Entity::Instance, "t", "i").await.unwrap()),
                 Some(json!(v)),
                 "{}",
                 b.name
             );
             assert_eq!(
-                name(st.get_manifest("t", "m").await.unwrap()),
+                name(st.get_entity(Entity::Manifest, "t", "m").await.unwrap()),
                 Some(json!(format!("card {v}"))),
                 "{}",
                 b.name
             );
             assert_eq!(
-                name(st.get_collection("t", "c").await.unwrap()),
+                name(st.get_entity(Entity::Collection, "t", "c").await.unwrap()),
                 Some(json!(format!("col {v}"))),
                 "{}",
                 b.name
@@ -1103,7 +1194,7 @@ async fn a_read_by_id_after_an_acknowledged_write_never_sees_what_it_replaced() 
             .await
             .unwrap();
         assert_eq!(
-            name(st.get_instance("t", "i").await.unwrap()),
+            name(st.get_entity(Entity::Instance, "t", "i").await.unwrap()),
             Some(json!("after export"))
         );
         st.import_tenant(
@@ -1115,19 +1206,26 @@ async fn a_read_by_id_after_an_acknowledged_write_never_sees_what_it_replaced() 
         .await
         .unwrap();
         assert_eq!(
-            name(st.get_instance("t", "i").await.unwrap()),
+            name(st.get_entity(Entity::Instance, "t", "i").await.unwrap()),
             Some(json!("v4")),
             "{}",
             b.name
         );
 
-        st.delete_instance("t", "i", &deleting(None)).await.unwrap();
-        st.delete_collection("t", "c", &deleting(None))
+        st.delete_entity(Entity::Instance, "t", "i", &deleting(None))
             .await
             .unwrap();
-        assert_eq!(st.get_instance("t", "i").await.unwrap(), None, "{}", b.name);
+        st.delete_entity(Entity::Collection, "t", "c", &deleting(None))
+            .await
+            .unwrap();
         assert_eq!(
-            st.get_collection("t", "c").await.unwrap(),
+            st.get_entity(Entity::Instance, "t", "i").await.unwrap(),
+            None,
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            st.get_entity(Entity::Collection, "t", "c").await.unwrap(),
             None,
             "{}",
             b.name
@@ -1159,7 +1257,11 @@ async fn readers_racing_a_writer_see_versions_only_move_forward() {
                 let mut reads = 0u32;
                 while !stop.load(std::sync::atomic::Ordering::Acquire) {
                     let floor = acknowledged.load(std::sync::atomic::Ordering::Acquire);
-                    let got = st.get_instance("t", "hot").await.unwrap().unwrap();
+                    let got = st
+                        .get_entity(Entity::Instance, "t", "hot")
+                        .await
+                        .unwrap()
+                        .unwrap();
                     assert!(
                         got.version >= floor,
                         "read v{} after v{floor} was acknowledged",
@@ -1187,7 +1289,11 @@ async fn readers_racing_a_writer_see_versions_only_move_forward() {
             assert!(r.await.unwrap() > 0, "{}: every reader read", b.name);
         }
         assert_eq!(
-            st.get_instance("t", "hot").await.unwrap().unwrap().version,
+            st.get_entity(Entity::Instance, "t", "hot")
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
             61
         );
         st.close().await;
@@ -1259,7 +1365,8 @@ async fn a_scoped_write_finds_other_applications_objects_absent_inside_the_write
         );
         assert!(
             absent(
-                st.delete_instance("t", "theirs", &app_a).await,
+                st.delete_entity(Entity::Instance, "t", "theirs", &app_a)
+                    .await,
                 Entity::Instance
             ),
             "{name}"
@@ -1276,7 +1383,8 @@ async fn a_scoped_write_finds_other_applications_objects_absent_inside_the_write
         );
         assert!(
             absent(
-                st.delete_manifest("t", "m-theirs", &app_a).await,
+                st.delete_entity(Entity::Manifest, "t", "m-theirs", &app_a)
+                    .await,
                 Entity::Manifest
             ),
             "{name}"
@@ -1292,7 +1400,8 @@ async fn a_scoped_write_finds_other_applications_objects_absent_inside_the_write
         );
         assert!(
             absent(
-                st.delete_collection("t", "c-theirs", &app_a).await,
+                st.delete_entity(Entity::Collection, "t", "c-theirs", &app_a)
+                    .await,
                 Entity::Collection
             ),
             "{name}"
@@ -1334,7 +1443,11 @@ async fn a_scoped_write_finds_other_applications_objects_absent_inside_the_write
             ),
             "{name}"
         );
-        let theirs = doc(&st.get_manifest("t", "m-theirs").await.unwrap().unwrap());
+        let theirs = doc(&st
+            .get_entity(Entity::Manifest, "t", "m-theirs")
+            .await
+            .unwrap()
+            .unwrap());
         assert_eq!(theirs["description"], Value::Null, "{name}");
         // Its own objects it writes as it likes; a new nested manifest is its own.
         st.update_instance("t", "mine", bind("m-mine"), &app_a)
@@ -1347,7 +1460,9 @@ async fn a_scoped_write_finds_other_applications_objects_absent_inside_the_write
         st.remove_member("t", "c-mine", "mine", &app_a)
             .await
             .unwrap();
-        st.delete_collection("t", "c-mine", &app_a).await.unwrap();
+        st.delete_entity(Entity::Collection, "t", "c-mine", &app_a)
+            .await
+            .unwrap();
         st.create_instance(
             "t",
             "fresh",

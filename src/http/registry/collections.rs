@@ -3,9 +3,10 @@
 //! `/agentInstances/{iid}/collections/{cid}/members…` ones. Global and
 //! Quarantined have permissions of their own.
 
+use super::sets::Set;
 use super::{
     ListRequest, Result, claim_managed_by, count_criteria, created, entity_response,
-    expected_version, managed_filter, missing, single, updated, visible, write_context,
+    expected_version, managed_filter, missing, require, single, updated, write_context,
 };
 use crate::auth::permissions::{Action, Grant, Reserved, authorize, authorize_on};
 use crate::auth::{CallerKind, Principal};
@@ -20,10 +21,32 @@ use crate::http::extract::{Caller, JsonBody, Keys, Meta, ODataQuery, PreferRepre
 use crate::http::request::RequestMeta;
 use crate::http::respond;
 use crate::odata::filter::{self, Expr};
-use crate::store::{Entity, Relation, Stored};
+use crate::store::{Entity, Relation};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
+
+/// `agentCollections` for the shared handlers ([`super::sets`]).
+pub(super) struct Collections;
+
+impl Set for Collections {
+    const ENTITY: Entity = Entity::Collection;
+    const LIST: Action = Action::ListCollections;
+    const GET: Action = Action::GetCollection;
+    const DELETE: Action = Action::DeleteCollection;
+
+    fn reserved(id: &str) -> Reserved {
+        reserved(id)
+    }
+
+    fn list_restriction(p: &Principal, grant: &Grant) -> Option<Expr> {
+        list_restriction(p, grant)
+    }
+
+    fn deletable(id: &str) -> std::result::Result<(), DomainError> {
+        domain::ensure_collection_mutable(id)
+    }
+}
 
 /// Which reserved collection an id names.
 fn reserved(id: &str) -> Reserved {
@@ -32,11 +55,6 @@ fn reserved(id: &str) -> Reserved {
         Some("Quarantined") => Reserved::Quarantined,
         _ => Reserved::No,
     }
-}
-
-async fn require(app: &AppState, p: &Principal, grant: &Grant, id: &str) -> Result<Stored> {
-    let stored = app.store().get_collection(&p.tenant_id, id).await?;
-    visible(grant, Entity::Collection, stored, id)
 }
 
 /// What a collection list shows: a restricted application its own
@@ -64,35 +82,6 @@ fn list_restriction(p: &Principal, grant: &Grant) -> Option<Expr> {
     None
 }
 
-pub(super) async fn list(
-    State(app): State<AppState>,
-    Meta(meta): Meta,
-    Caller(p): Caller,
-    q: ODataQuery,
-) -> Result {
-    let grant = authorize(&p, Action::ListCollections)?;
-    let restrict = list_restriction(&p, &grant);
-    let list = ListRequest {
-        app: &app,
-        meta: &meta,
-        caller: &p,
-        query: &q,
-        ty: &AGENT_COLLECTION,
-        restrict,
-    };
-    list.run(Relation::All).await
-}
-
-pub(super) async fn count(State(app): State<AppState>, Caller(p): Caller, q: ODataQuery) -> Result {
-    let grant = authorize(&p, Action::ListCollections)?;
-    let criteria = count_criteria(&q, &AGENT_COLLECTION, list_restriction(&p, &grant))?;
-    Ok(respond::count(
-        app.store()
-            .count_collections(&p.tenant_id, Relation::All, &criteria)
-            .await?,
-    ))
-}
-
 pub(super) async fn create(
     State(app): State<AppState>,
     Meta(meta): Meta,
@@ -114,27 +103,6 @@ pub(super) async fn create(
     created(&meta, &AGENT_COLLECTION, stored)
 }
 
-pub(super) async fn get_one(
-    State(app): State<AppState>,
-    Meta(meta): Meta,
-    Caller(p): Caller,
-    Keys(id): Keys<String>,
-    q: ODataQuery,
-) -> Result {
-    let grant = authorize_on(&p, Action::GetCollection, reserved(&id))?;
-    single(&q, &AGENT_COLLECTION)?;
-    let stored = require(&app, &p, &grant, &id).await?;
-    entity_response(
-        &app,
-        &meta,
-        &p.tenant_id,
-        &AGENT_COLLECTION,
-        &q.options,
-        stored,
-    )
-    .await
-}
-
 pub(super) async fn update(
     State(app): State<AppState>,
     Meta(meta): Meta,
@@ -149,7 +117,7 @@ pub(super) async fn update(
     let mut write = parse_write(&AGENT_COLLECTION, body, false)?;
     domain::ensure_collection_name_free(&write.props)?;
     claim_managed_by(&grant, Entity::Collection, &mut write.props, false)?;
-    let current = require(&app, &p, &grant, &id);
+    let current = require(&app, &p, &grant, Entity::Collection, &id);
     let ctx = WriteContext {
         if_match: expected_version(&cond, Entity::Collection, current).await?,
         ..write_context(&app, &p, &grant)
@@ -161,25 +129,6 @@ pub(super) async fn update(
     updated(&meta, &AGENT_COLLECTION, prefer, stored)
 }
 
-pub(super) async fn remove(
-    State(app): State<AppState>,
-    Caller(p): Caller,
-    Keys(id): Keys<String>,
-    cond: Conditions,
-) -> Result {
-    let grant = authorize_on(&p, Action::DeleteCollection, reserved(&id))?;
-    domain::ensure_collection_mutable(&id)?;
-    let current = require(&app, &p, &grant, &id);
-    let ctx = WriteContext {
-        if_match: expected_version(&cond, Entity::Collection, current).await?,
-        ..write_context(&app, &p, &grant)
-    };
-    app.store()
-        .delete_collection(&p.tenant_id, &id, &ctx)
-        .await?;
-    Ok(respond::no_content())
-}
-
 // ---------------------------------------------------------------- membership
 
 /// Authorizes a membership action on collection `cid` and checks a
@@ -187,7 +136,7 @@ pub(super) async fn remove(
 async fn member_access(app: &AppState, p: &Principal, action: Action, cid: &str) -> Result<Grant> {
     let grant = authorize_on(p, action, reserved(cid))?;
     if grant.restricted(Entity::Collection).is_some() {
-        require(app, p, &grant, cid).await?;
+        require(app, p, &grant, Entity::Collection, cid).await?;
     }
     Ok(grant)
 }
@@ -257,7 +206,7 @@ async fn add_entity(
     add(app, p, cid, &iid).await?;
     let stored = app
         .store()
-        .get_instance(&p.tenant_id, &iid)
+        .get_entity(Entity::Instance, &p.tenant_id, &iid)
         .await?
         .ok_or_else(|| missing(Entity::Instance, &iid))?;
     let context = respond::context_url(meta, AGENT_INSTANCE.entity_set, "/$entity");
@@ -279,7 +228,7 @@ async fn member(
     single(q, &AGENT_INSTANCE)?;
     if app
         .store()
-        .get_collection(&p.tenant_id, cid)
+        .get_entity(Entity::Collection, &p.tenant_id, cid)
         .await?
         .is_none()
     {
@@ -293,7 +242,7 @@ async fn member(
     }
     let stored = app
         .store()
-        .get_instance(&p.tenant_id, mid)
+        .get_entity(Entity::Instance, &p.tenant_id, mid)
         .await?
         .ok_or_else(|| missing(Entity::Instance, mid))?;
     entity_response(app, meta, &p.tenant_id, &AGENT_INSTANCE, &q.options, stored).await
@@ -329,7 +278,12 @@ pub(super) async fn count_members(
     let criteria = count_criteria(&q, &AGENT_INSTANCE, None)?;
     Ok(respond::count(
         app.store()
-            .count_instances(&p.tenant_id, Relation::MembersOf(&cid), &criteria)
+            .count_entities(
+                Entity::Instance,
+                &p.tenant_id,
+                Relation::MembersOf(&cid),
+                &criteria,
+            )
             .await?,
     ))
 }
@@ -376,7 +330,7 @@ pub(super) async fn remove_member(
 
 async fn require_anchor(app: &AppState, p: &Principal, id: &str) -> Result<()> {
     let grant = authorize(p, Action::ListInstanceCollections)?;
-    super::instances::require(app, p, &grant, id).await?;
+    super::require(app, p, &grant, Entity::Instance, id).await?;
     Ok(())
 }
 

@@ -1,9 +1,10 @@
 //! `agentInstances`: create, read, update (nested manifest or bind), delete,
 //! and the `agentCardManifest` and `collections` navigations.
 
+use super::sets::Set;
 use super::{
     ListRequest, Result, claim_managed_by, count_criteria, created, entity_response,
-    expected_version, managed_filter, missing, single, updated, visible, write_context,
+    expected_version, missing, require, single, updated, visible, write_context,
 };
 use crate::auth::Principal;
 use crate::auth::permissions::{Action, Grant, authorize};
@@ -18,15 +19,14 @@ use crate::store::{Entity, Relation, Stored};
 use axum::extract::State;
 use serde_json::Map;
 
-/// The instance `id` as the caller may see it (404 otherwise).
-pub(super) async fn require(
-    app: &AppState,
-    p: &Principal,
-    grant: &Grant,
-    id: &str,
-) -> Result<Stored> {
-    let stored = app.store().get_instance(&p.tenant_id, id).await?;
-    visible(grant, Entity::Instance, stored, id)
+/// `agentInstances` for the shared handlers ([`super::sets`]).
+pub(super) struct Instances;
+
+impl Set for Instances {
+    const ENTITY: Entity = Entity::Instance;
+    const LIST: Action = Action::ListInstances;
+    const GET: Action = Action::GetInstance;
+    const DELETE: Action = Action::DeleteInstance;
 }
 
 /// Adds what a nested manifest or a bind needs to the grant. What a
@@ -38,39 +38,6 @@ fn authorize_manifest_part(p: &Principal, write: &EntityWrite, grant: Grant) -> 
         Some(ManifestChange::Bind(_)) => grant.and(authorize(p, Action::BindManifest)?),
         Some(ManifestChange::Unlink) | None => grant,
     })
-}
-
-pub(super) async fn list(
-    State(app): State<AppState>,
-    Meta(meta): Meta,
-    Caller(p): Caller,
-    q: ODataQuery,
-) -> Result {
-    let grant = authorize(&p, Action::ListInstances)?;
-    let restrict = managed_filter(&grant, Entity::Instance);
-    let list = ListRequest {
-        app: &app,
-        meta: &meta,
-        caller: &p,
-        query: &q,
-        ty: &AGENT_INSTANCE,
-        restrict,
-    };
-    list.run(Relation::All).await
-}
-
-pub(super) async fn count(State(app): State<AppState>, Caller(p): Caller, q: ODataQuery) -> Result {
-    let grant = authorize(&p, Action::ListInstances)?;
-    let criteria = count_criteria(
-        &q,
-        &AGENT_INSTANCE,
-        managed_filter(&grant, Entity::Instance),
-    )?;
-    Ok(respond::count(
-        app.store()
-            .count_instances(&p.tenant_id, Relation::All, &criteria)
-            .await?,
-    ))
 }
 
 pub(super) async fn create(
@@ -94,27 +61,6 @@ pub(super) async fn create(
     created(&meta, &AGENT_INSTANCE, stored)
 }
 
-pub(super) async fn get_one(
-    State(app): State<AppState>,
-    Meta(meta): Meta,
-    Caller(p): Caller,
-    Keys(id): Keys<String>,
-    q: ODataQuery,
-) -> Result {
-    let grant = authorize(&p, Action::GetInstance)?;
-    single(&q, &AGENT_INSTANCE)?;
-    let stored = require(&app, &p, &grant, &id).await?;
-    entity_response(
-        &app,
-        &meta,
-        &p.tenant_id,
-        &AGENT_INSTANCE,
-        &q.options,
-        stored,
-    )
-    .await
-}
-
 pub(super) async fn update(
     State(app): State<AppState>,
     Meta(meta): Meta,
@@ -128,7 +74,7 @@ pub(super) async fn update(
     let mut write = parse_write(&AGENT_INSTANCE, body, false)?;
     claim_managed_by(&grant, Entity::Instance, &mut write.props, false)?;
     let grant = authorize_manifest_part(&p, &write, grant)?;
-    let current = require(&app, &p, &grant, &id);
+    let current = require(&app, &p, &grant, Entity::Instance, &id);
     let ctx = WriteContext {
         if_match: expected_version(&cond, Entity::Instance, current).await?,
         ..write_context(&app, &p, &grant)
@@ -140,26 +86,10 @@ pub(super) async fn update(
     updated(&meta, &AGENT_INSTANCE, prefer, stored)
 }
 
-pub(super) async fn remove(
-    State(app): State<AppState>,
-    Caller(p): Caller,
-    Keys(id): Keys<String>,
-    cond: Conditions,
-) -> Result {
-    let grant = authorize(&p, Action::DeleteInstance)?;
-    let current = require(&app, &p, &grant, &id);
-    let ctx = WriteContext {
-        if_match: expected_version(&cond, Entity::Instance, current).await?,
-        ..write_context(&app, &p, &grant)
-    };
-    app.store().delete_instance(&p.tenant_id, &id, &ctx).await?;
-    Ok(respond::no_content())
-}
-
 /// The linked manifest, both objects visible to the caller.
 async fn linked_manifest(app: &AppState, p: &Principal, grant: &Grant, id: &str) -> Result<Stored> {
     if grant.restricted(Entity::Instance).is_some() {
-        require(app, p, grant, id).await?;
+        require(app, p, grant, Entity::Instance, id).await?;
     }
     let manifest = app
         .store()
@@ -225,7 +155,7 @@ pub(super) async fn unlink_manifest(
 ) -> Result {
     let grant = authorize(&p, Action::UnlinkInstanceManifest)?;
     if grant.restricted(Entity::Instance).is_some() {
-        require(&app, &p, &grant, &id).await?;
+        require(&app, &p, &grant, Entity::Instance, &id).await?;
     }
     let Some(manifest) = app.store().get_instance_manifest(&p.tenant_id, &id).await? else {
         return Err(ApiError::ManifestNotLinked(id));
@@ -251,7 +181,7 @@ pub(super) async fn list_collections(
 ) -> Result {
     let grant = authorize(&p, Action::ListInstanceCollections)?;
     if grant.restricted(Entity::Instance).is_some() {
-        require(&app, &p, &grant, &id).await?;
+        require(&app, &p, &grant, Entity::Instance, &id).await?;
     }
     let list = ListRequest {
         app: &app,
@@ -272,12 +202,17 @@ pub(super) async fn count_collections(
 ) -> Result {
     let grant = authorize(&p, Action::ListInstanceCollections)?;
     if grant.restricted(Entity::Instance).is_some() {
-        require(&app, &p, &grant, &id).await?;
+        require(&app, &p, &grant, Entity::Instance, &id).await?;
     }
     let criteria = count_criteria(&q, &AGENT_COLLECTION, None)?;
     Ok(respond::count(
         app.store()
-            .count_collections(&p.tenant_id, Relation::CollectionsOf(&id), &criteria)
+            .count_entities(
+                Entity::Collection,
+                &p.tenant_id,
+                Relation::CollectionsOf(&id),
+                &criteria,
+            )
             .await?,
     ))
 }
@@ -291,10 +226,10 @@ pub(super) async fn get_collection(
 ) -> Result {
     let grant = authorize(&p, Action::ListInstanceCollections)?;
     single(&q, &AGENT_COLLECTION)?;
-    require(&app, &p, &grant, &id).await?;
+    require(&app, &p, &grant, Entity::Instance, &id).await?;
     let collection = app
         .store()
-        .get_collection(&p.tenant_id, &cid)
+        .get_entity(Entity::Collection, &p.tenant_id, &cid)
         .await?
         .ok_or_else(|| missing(Entity::Collection, &cid))?;
     if !app.store().is_member(&p.tenant_id, &cid, &id).await? {

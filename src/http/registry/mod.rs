@@ -3,6 +3,7 @@
 //! checks the request's shape, asks the domain to validate the body and the
 //! store to do the work, and shapes the answer.
 //!
+//! - [`sets`]: list, `$count`, get and delete, once for every entity set.
 //! - [`instances`]: `agentInstances` and their manifest and collections navigations.
 //! - [`manifests`]: the `agentCardManifests` set.
 //! - [`collections`]: `agentCollections` and membership, on both documented paths.
@@ -10,6 +11,7 @@
 mod collections;
 mod instances;
 mod manifests;
+mod sets;
 
 use super::AppState;
 use super::error::ApiError;
@@ -39,18 +41,24 @@ pub fn singleton() -> MethodRouter<AppState> {
 /// The registry's routes under their full paths (`/beta/agentRegistry/…`):
 /// merged rather than nested, a request passes no prefix-stripping layer.
 pub fn routes() -> Router<AppState> {
-    use collections as c;
-    use instances as i;
-    use manifests as m;
+    use collections::{self as c, Collections};
+    use instances::{self as i, Instances};
+    use manifests::{self as m, Manifests};
+    use sets::{count, get_one, list, remove};
     Router::new()
         .route(
             "/beta/agentRegistry/agentInstances",
-            get(i::list).post(i::create),
+            get(list::<Instances>).post(i::create),
         )
-        .route("/beta/agentRegistry/agentInstances/$count", get(i::count))
+        .route(
+            "/beta/agentRegistry/agentInstances/$count",
+            get(count::<Instances>),
+        )
         .route(
             "/beta/agentRegistry/agentInstances/{id}",
-            get(i::get_one).patch(i::update).delete(i::remove),
+            get(get_one::<Instances>)
+                .patch(i::update)
+                .delete(remove::<Instances>),
         )
         .route(
             "/beta/agentRegistry/agentInstances/{id}/agentCardManifest",
@@ -88,24 +96,31 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/beta/agentRegistry/agentCardManifests",
-            get(m::list).post(m::create),
+            get(list::<Manifests>).post(m::create),
         )
         .route(
             "/beta/agentRegistry/agentCardManifests/$count",
-            get(m::count),
+            get(count::<Manifests>),
         )
         .route(
             "/beta/agentRegistry/agentCardManifests/{id}",
-            get(m::get_one).patch(m::update).delete(m::remove),
+            get(get_one::<Manifests>)
+                .patch(m::update)
+                .delete(remove::<Manifests>),
         )
         .route(
             "/beta/agentRegistry/agentCollections",
-            get(c::list).post(c::create),
+            get(list::<Collections>).post(c::create),
         )
-        .route("/beta/agentRegistry/agentCollections/$count", get(c::count))
+        .route(
+            "/beta/agentRegistry/agentCollections/$count",
+            get(count::<Collections>),
+        )
         .route(
             "/beta/agentRegistry/agentCollections/{id}",
-            get(c::get_one).patch(c::update).delete(c::remove),
+            get(get_one::<Collections>)
+                .patch(c::update)
+                .delete(remove::<Collections>),
         )
         .route(
             "/beta/agentRegistry/agentCollections/{id}/members",
@@ -176,12 +191,11 @@ async fn list_page(
     relation: Relation<'_>,
     q: &ListQuery,
 ) -> Result<Page> {
-    let store = app.store();
-    Ok(match kind_of(ty) {
-        Entity::Instance => store.list_instances(tenant, relation, q).await?,
-        Entity::Manifest => store.list_manifests(tenant, q).await?,
-        Entity::Collection => store.list_collections(tenant, relation, q).await?,
-    })
+    let page = app
+        .store()
+        .list_entities(kind_of(ty), tenant, relation, q)
+        .await?;
+    Ok(page)
 }
 
 /// Evaluates the conditional headers of a PATCH or DELETE: `None` when
@@ -217,6 +231,18 @@ fn managed_by_of(stored: &Stored) -> Option<String> {
         .get("managedBy")
         .and_then(Value::as_str)
         .map(str::to_owned)
+}
+
+/// The object `id` of `kind` as the caller may see it (404 otherwise).
+async fn require(
+    app: &AppState,
+    p: &Principal,
+    grant: &Grant,
+    kind: Entity,
+    id: &str,
+) -> Result<Stored> {
+    let stored = app.store().get_entity(kind, &p.tenant_id, id).await?;
+    visible(grant, kind, stored, id)
 }
 
 /// An object the caller may see: a caller restricted to the objects it

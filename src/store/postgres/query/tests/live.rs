@@ -6,6 +6,7 @@ use super::super::*;
 use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
 use crate::domain::{WriteContext, parse_write};
 use crate::odata::QueryOptions;
+use crate::store::Entity;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{RegistryStore, Relation, Store};
 use serde_json::{Value, json};
@@ -233,17 +234,29 @@ impl Listing {
 
     async fn sqlite_page(self, store: &SqliteStore, q: &ListQuery) -> crate::store::Page {
         let r = match self {
-            Listing::Instances => store.list_instances(TENANT, Relation::All, q).await,
-            Listing::MembersOf(c) => {
+            Listing::Instances => {
                 store
-                    .list_instances(TENANT, Relation::MembersOf(c), q)
+                    .list_entities(Entity::Instance, TENANT, Relation::All, q)
                     .await
             }
-            Listing::Manifests => store.list_manifests(TENANT, q).await,
-            Listing::Collections => store.list_collections(TENANT, Relation::All, q).await,
+            Listing::MembersOf(c) => {
+                store
+                    .list_entities(Entity::Instance, TENANT, Relation::MembersOf(c), q)
+                    .await
+            }
+            Listing::Manifests => {
+                store
+                    .list_entities(Entity::Manifest, TENANT, Relation::All, q)
+                    .await
+            }
+            Listing::Collections => {
+                store
+                    .list_entities(Entity::Collection, TENANT, Relation::All, q)
+                    .await
+            }
             Listing::CollectionsOf(i) => {
                 store
-                    .list_collections(TENANT, Relation::CollectionsOf(i), q)
+                    .list_entities(Entity::Collection, TENANT, Relation::CollectionsOf(i), q)
                     .await
             }
         };
@@ -252,17 +265,29 @@ impl Listing {
 
     async fn sqlite_count(self, store: &SqliteStore, c: &Criteria) -> u64 {
         let r = match self {
-            Listing::Instances => store.count_instances(TENANT, Relation::All, c).await,
-            Listing::MembersOf(id) => {
+            Listing::Instances => {
                 store
-                    .count_instances(TENANT, Relation::MembersOf(id), c)
+                    .count_entities(Entity::Instance, TENANT, Relation::All, c)
                     .await
             }
-            Listing::Manifests => store.count_manifests(TENANT, c).await,
-            Listing::Collections => store.count_collections(TENANT, Relation::All, c).await,
+            Listing::MembersOf(id) => {
+                store
+                    .count_entities(Entity::Instance, TENANT, Relation::MembersOf(id), c)
+                    .await
+            }
+            Listing::Manifests => {
+                store
+                    .count_entities(Entity::Manifest, TENANT, Relation::All, c)
+                    .await
+            }
+            Listing::Collections => {
+                store
+                    .count_entities(Entity::Collection, TENANT, Relation::All, c)
+                    .await
+            }
             Listing::CollectionsOf(id) => {
                 store
-                    .count_collections(TENANT, Relation::CollectionsOf(id), c)
+                    .count_entities(Entity::Collection, TENANT, Relation::CollectionsOf(id), c)
                     .await
             }
         };
@@ -509,7 +534,12 @@ async fn load(
     }
     // Read the tenant's first page once, which also stores its reserved collections.
     store
-        .list_collections(TENANT, Relation::All, &ListQuery::first(1))
+        .list_entities(
+            Entity::Collection,
+            TENANT,
+            Relation::All,
+            &ListQuery::first(1),
+        )
         .await
         .unwrap();
     let client = cluster.database(name).await;
