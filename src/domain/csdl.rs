@@ -1,12 +1,9 @@
 //! The OData CSDL (XML) description of the Agent Registry, generated from
 //! [`super::schema`], for `GET /beta/$metadata`. Pure text building.
 
-use super::schema::{
-    AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, ComplexType, EntityType, Kind,
-};
+use super::Entity;
+use super::schema::{ComplexType, Kind};
 use std::fmt::Write;
-
-const ENTITY_TYPES: [&EntityType; 3] = [&AGENT_INSTANCE, &AGENT_CARD_MANIFEST, &AGENT_COLLECTION];
 
 /// `microsoft.graph.agentSkill` → `graph.agentSkill`
 fn alias(qualified: &str) -> String {
@@ -43,7 +40,7 @@ fn complex_types() -> Vec<&'static ComplexType> {
         }
     }
     let mut out = Vec::new();
-    for ty in ENTITY_TYPES {
+    for ty in Entity::ALL.map(Entity::ty) {
         for p in ty.properties {
             visit(p.kind, &mut out);
         }
@@ -76,7 +73,7 @@ pub fn metadata_document() -> String {
     out.push_str("      <EntityType Name=\"entity\" Abstract=\"true\">\n        <Key>\n          <PropertyRef Name=\"id\"/>\n        </Key>\n");
     property(&mut out, "id", Kind::String);
     out.push_str("      </EntityType>\n");
-    for ty in ENTITY_TYPES {
+    for ty in Entity::ALL.map(Entity::ty) {
         let _ = writeln!(
             out,
             "      <EntityType Name=\"{}\" BaseType=\"graph.entity\">",
@@ -108,7 +105,7 @@ pub fn metadata_document() -> String {
         out.push_str("      </ComplexType>\n");
     }
     out.push_str("      <EntityType Name=\"agentRegistry\" BaseType=\"graph.entity\">\n");
-    for ty in ENTITY_TYPES {
+    for ty in Entity::ALL.map(Entity::ty) {
         let _ = writeln!(
             out,
             "        <NavigationProperty Name=\"{}\" Type=\"Collection({})\" ContainsTarget=\"true\"/>",
@@ -131,7 +128,7 @@ mod tests {
     #[test]
     fn every_entity_type_property_and_navigation_is_described() {
         let doc = metadata_document();
-        for ty in ENTITY_TYPES {
+        for ty in Entity::ALL.map(Entity::ty) {
             assert!(doc.contains(&format!("<EntityType Name=\"{}\"", ty.short_name())));
             for p in ty.properties {
                 assert!(doc.contains(&format!("Name=\"{}\"", p.name)), "{}", p.name);

@@ -5,9 +5,8 @@
 //! against the document.
 
 use super::routes::{Auth, Body, C, I, IDP, M, OPERATIONS, Operation};
-use crate::domain::schema::{
-    AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, ComplexType, EntityType, Kind,
-};
+use crate::domain::Entity;
+use crate::domain::schema::{ComplexType, Kind};
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -67,7 +66,7 @@ fn object_schema(properties: &[crate::domain::schema::Property]) -> Value {
 
 fn schemas() -> Map<String, Value> {
     let mut out = Map::new();
-    let entities: [&EntityType; 3] = [&AGENT_INSTANCE, &AGENT_CARD_MANIFEST, &AGENT_COLLECTION];
+    let entities = Entity::ALL.map(Entity::ty);
     let mut complex: Vec<&ComplexType> = Vec::new();
     fn visit(kind: Kind, out: &mut Vec<&'static ComplexType>) {
         if let Kind::Complex(t) | Kind::ComplexCollection(t) = kind
