@@ -4,19 +4,20 @@
 //! and path the router serves. The API tests check every answer they get
 //! against the document.
 
-use super::routes::{Auth, Body, C, I, IDP, M, OPERATIONS, Operation};
+use super::routes::{Auth, Body, C, Docs, I, IDP, M, OPERATIONS, Operation};
 use crate::domain::Entity;
 use crate::domain::schema::{ComplexType, Kind};
-use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodFilter, MethodRouter, on};
 use serde_json::{Map, Value, json};
 
-pub fn routes() -> Router<super::AppState> {
-    Router::new()
-        .route("/beta/$metadata", get(metadata))
-        .route("/openapi.json", get(openapi))
+/// The handler of each operation of this module, for `method`.
+pub fn handler(op: Docs, method: MethodFilter) -> MethodRouter<super::AppState> {
+    match op {
+        Docs::Metadata => on(method, metadata),
+        Docs::OpenApi => on(method, openapi),
+    }
 }
 
 async fn metadata() -> Response {

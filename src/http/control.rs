@@ -14,38 +14,38 @@ use super::extract::{Caller, JsonBody, Keys, Meta};
 use super::faults::{self, NewRule};
 use super::journal::{self, Filter};
 use super::respond;
+use super::routes::Control;
 use crate::auth::Principal;
 use crate::auth::permissions::{Action, authorize};
 use crate::domain::WriteContext;
 use crate::domain::copilot::{CopilotError, parse_new_policy, parse_policy_patch};
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use serde_json::{Value, json};
 
 type Result<T = Response> = std::result::Result<T, ApiError>;
 
-/// Routes under `/_agentry/copilot`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/policies", get(list).post(create))
-        .route("/policies/{id}", get(read).patch(update).delete(remove))
-}
-
-/// The rest of `/_agentry`: reset, snapshots, faults, the journal.
-pub fn tenant_routes() -> Router<AppState> {
-    Router::new()
-        .route("/reset", post(reset))
-        .route("/snapshot", get(export_snapshot).put(restore_snapshot))
-        .route(
-            "/faults",
-            get(list_faults).post(add_fault).delete(clear_faults),
-        )
-        .route("/faults/{id}", delete(remove_fault))
-        .route("/requests", get(requests).delete(clear_requests))
-        .route("/requests.har", get(requests_har))
+/// The handler of each operation of this module, for `method`.
+pub fn handler(op: Control, method: MethodFilter) -> MethodRouter<AppState> {
+    match op {
+        Control::ListPolicies => on(method, list),
+        Control::CreatePolicy => on(method, create),
+        Control::GetPolicy => on(method, read),
+        Control::UpdatePolicy => on(method, update),
+        Control::DeletePolicy => on(method, remove),
+        Control::Reset => on(method, reset),
+        Control::ExportSnapshot => on(method, export_snapshot),
+        Control::RestoreSnapshot => on(method, restore_snapshot),
+        Control::ListFaults => on(method, list_faults),
+        Control::AddFault => on(method, add_fault),
+        Control::ClearFaults => on(method, clear_faults),
+        Control::RemoveFault => on(method, remove_fault),
+        Control::ListRequests => on(method, requests),
+        Control::ClearRequests => on(method, clear_requests),
+        Control::RequestsHar => on(method, requests_har),
+    }
 }
 
 async fn reset(State(app): State<AppState>, Caller(p): Caller) -> Result {

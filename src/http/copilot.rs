@@ -10,16 +10,16 @@ use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Keys, Meta, ODataQuery};
 use super::request::RequestMeta;
 use super::respond;
+use super::routes::Copilot;
 use crate::auth::Principal;
 use crate::auth::permissions::{Action, authorize};
 use crate::domain::WriteContext;
 use crate::domain::copilot::{self, SettingView, TenantSetting, catalog};
 use crate::odata::{ODataError, QueryOptions};
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{MethodRouter, any, get};
+use axum::routing::{MethodFilter, MethodRouter, any, on};
 use serde_json::{Map, Value};
 
 const SETTING_TYPE: &str = "microsoft.graph.copilotPolicySetting";
@@ -27,39 +27,37 @@ const SETTING_PROPERTIES: &[&str] = &["id", "value", "policyId"];
 
 type Result<T = Response> = std::result::Result<T, ApiError>;
 
-/// Routes under `/beta/copilot`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/admin", container())
-        .route("/admin/settings", container())
-        .route("/admin/policySettings", container())
-        .route(
-            "/admin/policySettings/{id}",
-            get(get_policy_setting).patch(patch_policy_setting),
-        )
-        .route("/admin/settings/limitedMode", limited_mode())
-        .route("/settings", container())
-        .route("/settings/people", container())
-        .route(
-            "/settings/people/enhancedPersonalization",
-            get(get_enhanced_personalization).patch(patch_enhanced_personalization),
-        )
-        .method_not_allowed_fallback(method_not_allowed)
+/// The handler of each operation of this module, for `method`. The other
+/// methods of these paths answer [`method_not_allowed`].
+pub fn handler(op: Copilot, method: MethodFilter) -> MethodRouter<AppState> {
+    match op {
+        Copilot::GetPolicySetting => on(method, get_policy_setting),
+        Copilot::UpdatePolicySetting => on(method, patch_policy_setting),
+        // Served under `/beta` and `/v1.0`.
+        Copilot::GetLimitedMode => on(method, get_limited_mode),
+        Copilot::UpdateLimitedMode => on(method, patch_limited_mode),
+        Copilot::GetEnhancedPersonalization => on(method, get_enhanced_personalization),
+        Copilot::UpdateEnhancedPersonalization => on(method, patch_enhanced_personalization),
+    }
 }
+
+/// The paths that exist but have no documented method.
+pub const CONTAINERS: &[&str] = &[
+    "/beta/copilot",
+    "/beta/copilot/admin",
+    "/beta/copilot/admin/settings",
+    "/beta/copilot/admin/policySettings",
+    "/beta/copilot/settings",
+    "/beta/copilot/settings/people",
+];
 
 /// A path that exists but has no documented method.
 pub fn container() -> MethodRouter<AppState> {
     any(method_not_allowed)
 }
 
-/// `…/copilot/admin/settings/limitedMode`, served under `/beta` and `/v1.0`.
-pub fn limited_mode() -> MethodRouter<AppState> {
-    get(get_limited_mode)
-        .patch(patch_limited_mode)
-        .fallback(method_not_allowed)
-}
-
-async fn method_not_allowed() -> ApiError {
+/// Graph's answer to a method a Copilot path does not document.
+pub async fn method_not_allowed() -> ApiError {
     ApiError::CopilotMethodNotAllowed
 }
 

@@ -5,18 +5,20 @@
 use super::AppState;
 use super::error::ApiError;
 use super::respond;
-use axum::Router;
+use super::routes::Health;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodFilter, MethodRouter, on};
 use serde_json::json;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+/// The handler of each operation of this module, for `method`.
+pub fn handler(op: Health, method: MethodFilter) -> MethodRouter<AppState> {
+    match op {
+        Health::Liveness => on(method, healthz),
+        Health::Readiness => on(method, readyz),
+        Health::Metrics => on(method, metrics),
+    }
 }
 
 async fn healthz() -> Response {

@@ -7,27 +7,26 @@
 use super::AppState;
 use super::extract::Meta;
 use super::request::RequestMeta;
+use super::routes::Identity;
 use crate::auth::{CallerKind, GRAPH_APP_ID, GRAPH_AUDIENCE, TokenRequest};
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use base64::Engine;
 use serde_json::json;
 
 /// Lifetime of tokens from the token endpoint, as Entra's default.
 const TOKEN_LIFETIME: i64 = 3599;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/{tenant}/v2.0/.well-known/openid-configuration",
-            get(discovery),
-        )
-        .route("/{tenant}/discovery/v2.0/keys", get(jwks))
-        .route("/{tenant}/oauth2/v2.0/token", post(token))
+/// The handler of each operation of this module, for `method`.
+pub fn handler(op: Identity, method: MethodFilter) -> MethodRouter<AppState> {
+    match op {
+        Identity::Discovery => on(method, discovery),
+        Identity::Keys => on(method, jwks),
+        Identity::Token => on(method, token),
+    }
 }
 
 async fn discovery(Meta(meta): Meta, Path(tenant): Path<String>) -> Response {

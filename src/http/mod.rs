@@ -43,6 +43,7 @@ use crate::store::Store;
 use axum::Router;
 use axum::http::Uri;
 use axum::response::IntoResponse;
+use axum::routing::{MethodFilter, MethodRouter};
 use error::ApiError;
 use std::sync::Arc;
 
@@ -173,6 +174,56 @@ impl AppState {
     }
 }
 
+/// The router, built from [`routes::OPERATIONS`]: each operation's path and
+/// method, served by the handler its area maps it to. Copilot's paths
+/// answer the methods they do not document with Graph's own 405, and so do
+/// the Copilot containers, which have no operation.
+fn router() -> Router<AppState> {
+    use routes::Handler;
+    let mut paths: Vec<(&str, MethodRouter<AppState>, bool)> = Vec::new();
+    for o in routes::OPERATIONS {
+        let method = method_filter(o.method);
+        let handler = match o.handler {
+            Handler::Reg(op) => registry::handler(op, method),
+            Handler::Cop(op) => copilot::handler(op, method),
+            Handler::Ctl(op) => control::handler(op, method),
+            Handler::Svc(op) => health::handler(op, method),
+            Handler::Doc(op) => apidoc::handler(op, method),
+            Handler::Idp(op) => identity::handler(op, method),
+        };
+        let copilot = matches!(o.handler, Handler::Cop(_));
+        match paths.iter_mut().find(|(path, ..)| *path == o.path) {
+            Some((_, routes, _)) => *routes = std::mem::take(routes).merge(handler),
+            None => paths.push((o.path, handler, copilot)),
+        }
+    }
+    let mut router = Router::new();
+    for (path, routes, copilot) in paths {
+        let routes = if copilot {
+            routes.fallback(copilot::method_not_allowed)
+        } else {
+            routes
+        };
+        router = router.route(path, routes);
+    }
+    for path in copilot::CONTAINERS {
+        router = router.route(path, copilot::container());
+    }
+    router
+}
+
+/// The method filter of an operation's method.
+fn method_filter(method: &str) -> MethodFilter {
+    match method {
+        "GET" => MethodFilter::GET,
+        "POST" => MethodFilter::POST,
+        "PATCH" => MethodFilter::PATCH,
+        "PUT" => MethodFilter::PUT,
+        "DELETE" => MethodFilter::DELETE,
+        other => unreachable!("an operation with method {other}"),
+    }
+}
+
 /// The complete service, outermost first: the Graph conventions layer (ids,
 /// OData key rewriting, authentication, faults and throttling, conditional
 /// reads, envelope, journal, metrics), panic catching, the router.
@@ -187,20 +238,7 @@ pub fn service(
 + Send
 + Sync
 + 'static {
-    let routes = Router::new()
-        .merge(registry::routes())
-        .route("/beta/agentRegistry", registry::singleton())
-        .nest("/beta/copilot", copilot::routes())
-        .route("/beta/copilot", copilot::container())
-        .route(
-            "/v1.0/copilot/admin/settings/limitedMode",
-            copilot::limited_mode(),
-        )
-        .nest("/_agentry/copilot", control::routes())
-        .nest("/_agentry", control::tenant_routes())
-        .merge(health::routes())
-        .merge(apidoc::routes())
-        .merge(identity::routes())
+    let routes = router()
         .fallback(unknown_path)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());

@@ -19,6 +19,7 @@ use super::etag;
 use super::extract::{Caller, JsonBody, Meta, ODataQuery};
 use super::request::RequestMeta;
 use super::respond;
+use super::routes::Registry;
 use crate::auth::Principal;
 use crate::auth::permissions::{Action, Grant, authorize};
 use crate::domain::schema::EntityType;
@@ -26,122 +27,59 @@ use crate::domain::{DomainError, WriteContext};
 use crate::odata::filter::{self, Expr};
 use crate::odata::{DEFAULT_TOP, ODataError, QueryOptions, SkipToken};
 use crate::store::{Criteria, Entity, ListQuery, Navigation, Page, Relation, StoreError, Stored};
-use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use serde_json::{Map, Value};
 
 type Result<T = Response> = std::result::Result<T, ApiError>;
 
-pub fn singleton() -> MethodRouter<AppState> {
-    get(get_registry).patch(patch_registry)
-}
-
-/// The registry's routes under their full paths (`/beta/agentRegistry/…`):
-/// merged rather than nested, a request passes no prefix-stripping layer.
-pub fn routes() -> Router<AppState> {
+/// The handler of each operation of the registry, for `method`.
+pub fn handler(op: Registry, method: MethodFilter) -> MethodRouter<AppState> {
+    use Registry as R;
     use collections::{self as c, Collections};
     use instances::{self as i, Instances};
     use manifests::{self as m, Manifests};
     use sets::{count, get_one, list, remove};
-    Router::new()
-        .route(
-            "/beta/agentRegistry/agentInstances",
-            get(list::<Instances>).post(i::create),
-        )
-        .route(
-            "/beta/agentRegistry/agentInstances/$count",
-            get(count::<Instances>),
-        )
-        .route(
-            "/beta/agentRegistry/agentInstances/{id}",
-            get(get_one::<Instances>)
-                .patch(i::update)
-                .delete(remove::<Instances>),
-        )
-        .route(
-            "/beta/agentRegistry/agentInstances/{id}/agentCardManifest",
-            get(i::get_manifest)
-                .patch(i::update_manifest)
-                .delete(i::unlink_manifest),
-        )
-        .route(
-            "/beta/agentRegistry/agentInstances/{id}/collections",
-            get(i::list_collections),
-        )
-        .route(
-            "/beta/agentRegistry/agentInstances/{id}/collections/$count",
-            get(i::count_collections),
-        )
-        .route(
-            "/beta/agentRegistry/agentInstances/{id}/collections/{cid}",
-            get(i::get_collection),
-        )
-        .route(
-            "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members",
-            get(c::doc_list_members).post(c::doc_add_member_entity),
-        )
-        .route(
-            "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/$ref",
-            post(c::doc_add_member_ref),
-        )
-        .route(
-            "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/{mid}",
-            get(c::doc_get_member).delete(c::doc_remove_member),
-        )
-        .route(
-            "/beta/agentRegistry/agentInstances/{id}/collections/{cid}/members/{mid}/$ref",
-            delete(c::doc_remove_member),
-        )
-        .route(
-            "/beta/agentRegistry/agentCardManifests",
-            get(list::<Manifests>).post(m::create),
-        )
-        .route(
-            "/beta/agentRegistry/agentCardManifests/$count",
-            get(count::<Manifests>),
-        )
-        .route(
-            "/beta/agentRegistry/agentCardManifests/{id}",
-            get(get_one::<Manifests>)
-                .patch(m::update)
-                .delete(remove::<Manifests>),
-        )
-        .route(
-            "/beta/agentRegistry/agentCollections",
-            get(list::<Collections>).post(c::create),
-        )
-        .route(
-            "/beta/agentRegistry/agentCollections/$count",
-            get(count::<Collections>),
-        )
-        .route(
-            "/beta/agentRegistry/agentCollections/{id}",
-            get(get_one::<Collections>)
-                .patch(c::update)
-                .delete(remove::<Collections>),
-        )
-        .route(
-            "/beta/agentRegistry/agentCollections/{id}/members",
-            get(c::list_members).post(c::add_member_entity),
-        )
-        .route(
-            "/beta/agentRegistry/agentCollections/{id}/members/$count",
-            get(c::count_members),
-        )
-        .route(
-            "/beta/agentRegistry/agentCollections/{id}/members/$ref",
-            post(c::add_member_ref),
-        )
-        .route(
-            "/beta/agentRegistry/agentCollections/{id}/members/{mid}",
-            get(c::get_member).delete(c::remove_member),
-        )
-        .route(
-            "/beta/agentRegistry/agentCollections/{id}/members/{mid}/$ref",
-            delete(c::remove_member),
-        )
+    match op {
+        R::GetRegistry => on(method, get_registry),
+        R::UpdateRegistry => on(method, patch_registry),
+        R::ListInstances => on(method, list::<Instances>),
+        R::CreateInstance => on(method, i::create),
+        R::CountInstances => on(method, count::<Instances>),
+        R::GetInstance => on(method, get_one::<Instances>),
+        R::UpdateInstance => on(method, i::update),
+        R::DeleteInstance => on(method, remove::<Instances>),
+        R::GetInstanceManifest => on(method, i::get_manifest),
+        R::UpdateInstanceManifest => on(method, i::update_manifest),
+        R::UnlinkInstanceManifest => on(method, i::unlink_manifest),
+        R::ListInstanceCollections => on(method, i::list_collections),
+        R::CountInstanceCollections => on(method, i::count_collections),
+        R::GetInstanceCollection => on(method, i::get_collection),
+        R::ListMembersViaInstance => on(method, c::doc_list_members),
+        R::AddMemberViaInstance => on(method, c::doc_add_member_entity),
+        R::AddMemberRefViaInstance => on(method, c::doc_add_member_ref),
+        R::GetMemberViaInstance => on(method, c::doc_get_member),
+        R::RemoveMemberViaInstance => on(method, c::doc_remove_member),
+        R::ListManifests => on(method, list::<Manifests>),
+        R::CreateManifest => on(method, m::create),
+        R::CountManifests => on(method, count::<Manifests>),
+        R::GetManifest => on(method, get_one::<Manifests>),
+        R::UpdateManifest => on(method, m::update),
+        R::DeleteManifest => on(method, remove::<Manifests>),
+        R::ListCollections => on(method, list::<Collections>),
+        R::CreateCollection => on(method, c::create),
+        R::CountCollections => on(method, count::<Collections>),
+        R::GetCollection => on(method, get_one::<Collections>),
+        R::UpdateCollection => on(method, c::update),
+        R::DeleteCollection => on(method, remove::<Collections>),
+        R::ListMembers => on(method, c::list_members),
+        R::AddMember => on(method, c::add_member_entity),
+        R::CountMembers => on(method, c::count_members),
+        R::AddMemberRef => on(method, c::add_member_ref),
+        R::GetMember => on(method, c::get_member),
+        R::RemoveMember => on(method, c::remove_member),
+    }
 }
 
 /// Who writes, when, and what the grant lets them touch (checked by the
