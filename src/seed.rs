@@ -12,10 +12,13 @@
 //! timestamps) are kept when given, so an export restores exactly.
 
 use crate::domain::copilot::{CopilotRules, TenantSetting, parse_new_policy};
-use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, EntityType};
+use crate::domain::schema::{
+    AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, AGENT_REGISTRATION, EntityType,
+};
 use crate::domain::{
-    ManifestChange, WriteContext, ensure_collection_name_free, ensure_required, new_document,
-    new_id, parse_write, reserved_collection, reserved_collection_document,
+    ManifestChange, WriteContext, ensure_collection_name_free, ensure_registration_owner,
+    ensure_required, new_document, new_id, parse_write, reserved_collection,
+    reserved_collection_document,
 };
 use crate::store::{Entity, ImportMode, ImportReport, Store, StoreError, TenantState};
 use serde::{Deserialize, Serialize};
@@ -43,6 +46,9 @@ pub struct TenantSeed {
     pub agent_collections: Vec<Value>,
     /// Collection id to the ids of its member instances.
     pub members: BTreeMap<String, Vec<String>>,
+    /// Create bodies as `POST /copilot/agentRegistrations` takes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agent_registrations: Vec<Value>,
     pub copilot: CopilotSeed,
 }
 
@@ -227,6 +233,7 @@ pub fn to_seed(state: TenantState) -> TenantSeed {
             .collect(),
         agent_collections: state.collections.into_iter().map(Value::Object).collect(),
         members,
+        agent_registrations: state.registrations.into_iter().map(Value::Object).collect(),
         copilot: CopilotSeed {
             policies: state.policies.iter().map(|p| p.to_json()).collect(),
             limited_mode,
@@ -271,6 +278,7 @@ fn label(kind: Entity) -> &'static str {
         Entity::Instance => "agent instance",
         Entity::Manifest => "agent card manifest",
         Entity::Collection => "agent collection",
+        Entity::Registration => "agent registration",
     }
 }
 
@@ -352,6 +360,22 @@ pub fn parse_tenant(
                 .members
                 .push((collection.clone(), instance.clone()));
         }
+    }
+    let mut sources = HashSet::new();
+    for (i, body) in seed.agent_registrations.iter().enumerate() {
+        let item = format!("agentRegistrations[{i}]");
+        let (doc, _) = entity(&AGENT_REGISTRATION, body, now).map_err(|r| invalid(&item, r))?;
+        ensure_registration_owner(&doc).map_err(|e| invalid(&item, e))?;
+        unique(&mut seen, "r", id_of(&doc), &item)?;
+        if let Some(source) = doc.get("sourceAgentId").and_then(Value::as_str)
+            && !sources.insert(source.to_owned())
+        {
+            return Err(invalid(
+                item,
+                format!("the sourceAgentId '{source}' appears twice"),
+            ));
+        }
+        out.state.registrations.push(doc);
     }
     let ctx = WriteContext {
         now: now.to_owned(),

@@ -53,6 +53,10 @@ pub enum Record {
         collection_id: String,
         instance_id: String,
     },
+    Registration {
+        tenant: String,
+        data: Map<String, Value>,
+    },
     Policy {
         tenant: String,
         data: Policy,
@@ -78,6 +82,7 @@ impl Record {
             | Record::Manifest { tenant, .. }
             | Record::Instance { tenant, .. }
             | Record::Member { tenant, .. }
+            | Record::Registration { tenant, .. }
             | Record::Policy { tenant, .. }
             | Record::Setting { tenant, .. }
             | Record::App { tenant, .. } => Some(tenant),
@@ -164,6 +169,12 @@ fn records_of(tenant: &str, state: TenantState) -> Vec<Record> {
                 collection_id,
                 instance_id,
             }),
+    );
+    out.extend(
+        state
+            .registrations
+            .into_iter()
+            .map(|data| Record::Registration { tenant: t(), data }),
     );
     out.extend(
         state
@@ -265,6 +276,7 @@ impl Batch {
                 instance_id,
                 ..
             } => s.members.push((collection_id, instance_id)),
+            Record::Registration { data, .. } => s.registrations.push(data),
             Record::Policy { data, .. } => s.policies.push(data),
             Record::Setting { data, name, .. } => {
                 if let Some(kind) = TenantSetting::ALL.into_iter().find(|k| k.key() == name) {

@@ -42,6 +42,11 @@ pub enum Action {
     RemoveMember,
     GetRegistry,
     UpdateRegistry,
+    ListRegistrations,
+    GetRegistration,
+    CreateRegistration,
+    UpdateRegistration,
+    DeleteRegistration,
     GetPolicySetting,
     UpdatePolicySetting,
     GetLimitedMode,
@@ -75,6 +80,9 @@ const GR: &str = "AgentCollection.Read.Global";
 const GW: &str = "AgentCollection.ReadWrite.Global";
 const QR: &str = "AgentCollection.Read.Quarantined";
 const QW: &str = "AgentCollection.ReadWrite.Quarantined";
+// Agent 365 registration permissions.
+const RGR: &str = "AgentRegistration.Read.All";
+const RGW: &str = "AgentRegistration.ReadWrite.All";
 // Copilot settings permissions.
 const PSR: &str = "CopilotPolicySettings.Read";
 const PSW: &str = "CopilotPolicySettings.ReadWrite";
@@ -383,6 +391,39 @@ pub static RULES: &[Rule] = &[
         Some(&[&[IW, MW, CW]]),
         REGISTRY_ROLES,
     ),
+    // Agent 365 registrations: delegated (with the role Microsoft's tooling
+    // points at) and application; no `.ManagedBy` variant (an application
+    // may name only itself in `managedByAppId`).
+    rule(
+        A::ListRegistrations,
+        Some(&[&[RGR, RGW]]),
+        Some(&[&[RGR, RGW]]),
+        REGISTRY_ROLES,
+    ),
+    rule(
+        A::GetRegistration,
+        Some(&[&[RGR, RGW]]),
+        Some(&[&[RGR, RGW]]),
+        REGISTRY_ROLES,
+    ),
+    rule(
+        A::CreateRegistration,
+        Some(&[&[RGW]]),
+        Some(&[&[RGW]]),
+        REGISTRY_ROLES,
+    ),
+    rule(
+        A::UpdateRegistration,
+        Some(&[&[RGW]]),
+        Some(&[&[RGW]]),
+        REGISTRY_ROLES,
+    ),
+    rule(
+        A::DeleteRegistration,
+        Some(&[&[RGW]]),
+        Some(&[&[RGW]]),
+        REGISTRY_ROLES,
+    ),
     // Copilot admin settings: delegated only, with the roles the reference recommends.
     rule(
         A::GetPolicySetting,
@@ -607,6 +648,8 @@ impl Grant {
             Entity::Instance => self.instances,
             Entity::Manifest => self.manifests,
             Entity::Collection => self.collections,
+            // Registrations have no `*.ManagedBy` permission.
+            Entity::Registration => false,
         };
         if on { self.managed_by.as_deref() } else { None }
     }
@@ -717,7 +760,7 @@ pub fn authorize_on(p: &Principal, action: Action, reserved: Reserved) -> Result
                         Some(Entity::Instance) => grant.instances = true,
                         Some(Entity::Manifest) => grant.manifests = true,
                         Some(Entity::Collection) => grant.collections = true,
-                        None => {}
+                        Some(Entity::Registration) | None => {}
                     },
                     _ => {
                         return Err(Denied::MissingPermission {

@@ -2,7 +2,7 @@
 //! [`super::schema`], for `GET /beta/$metadata`. Pure text building.
 
 use super::Entity;
-use super::schema::{ComplexType, Kind};
+use super::schema::{ComplexType, EnumType, Kind};
 use std::fmt::Write;
 
 /// `microsoft.graph.agentSkill` → `graph.agentSkill`
@@ -24,6 +24,8 @@ fn edm_type(kind: Kind) -> String {
         Kind::ComplexCollection(t) => format!("Collection({})", alias(t.qualified)),
         Kind::Open => "Edm.Untyped".into(),
         Kind::OpenCollection => "Collection(Edm.Untyped)".into(),
+        Kind::Untyped => "Edm.Untyped".into(),
+        Kind::Enum(t) => alias(t.qualified),
     }
 }
 
@@ -47,6 +49,34 @@ fn complex_types() -> Vec<&'static ComplexType> {
     }
     out
 }
+
+/// Every enumeration the complex and entity types use, each once.
+fn enum_types() -> Vec<&'static EnumType> {
+    let mut out: Vec<&'static EnumType> = Vec::new();
+    let kinds = Entity::ALL
+        .iter()
+        .flat_map(|e| e.ty().properties.iter().map(|p| p.kind))
+        .chain(
+            complex_types()
+                .into_iter()
+                .flat_map(|t| t.properties.iter().map(|p| p.kind)),
+        );
+    for kind in kinds {
+        if let Kind::Enum(t) = kind
+            && !out.iter().any(|e| std::ptr::eq(*e, t))
+        {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// The singletons the entity sets hang from, each with its type's name:
+/// `agentRegistry` (`graph.agentRegistry`), `copilot` (`graph.copilotRoot`).
+const SINGLETONS: [(&str, &str); 2] = [
+    ("agentRegistry", "agentRegistry"),
+    ("copilot", "copilotRoot"),
+];
 
 fn property(out: &mut String, name: &str, kind: Kind) {
     let nullable = if kind.is_collection() || name == "id" {
@@ -104,18 +134,38 @@ pub fn metadata_document() -> String {
         }
         out.push_str("      </ComplexType>\n");
     }
-    out.push_str("      <EntityType Name=\"agentRegistry\" BaseType=\"graph.entity\">\n");
-    for ty in Entity::ALL.map(Entity::ty) {
+    for t in enum_types() {
+        let _ = writeln!(out, "      <EnumType Name=\"{}\">", short(t.qualified));
+        for (n, member) in t.members.iter().enumerate() {
+            let _ = writeln!(out, "        <Member Name=\"{member}\" Value=\"{n}\"/>");
+        }
+        out.push_str("      </EnumType>\n");
+    }
+    for (singleton, type_name) in SINGLETONS {
         let _ = writeln!(
             out,
-            "        <NavigationProperty Name=\"{}\" Type=\"Collection({})\" ContainsTarget=\"true\"/>",
-            ty.entity_set,
-            alias(ty.qualified)
+            "      <EntityType Name=\"{type_name}\" BaseType=\"graph.entity\">"
+        );
+        for ty in Entity::ALL.map(Entity::ty) {
+            if ty.container != singleton {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "        <NavigationProperty Name=\"{}\" Type=\"Collection({})\" ContainsTarget=\"true\"/>",
+                ty.entity_set,
+                alias(ty.qualified)
+            );
+        }
+        out.push_str("      </EntityType>\n");
+    }
+    out.push_str("      <EntityContainer Name=\"GraphService\">\n");
+    for (singleton, type_name) in SINGLETONS {
+        let _ = writeln!(
+            out,
+            "        <Singleton Name=\"{singleton}\" Type=\"graph.{type_name}\"/>"
         );
     }
-    out.push_str("      </EntityType>\n");
-    out.push_str("      <EntityContainer Name=\"GraphService\">\n");
-    out.push_str("        <Singleton Name=\"agentRegistry\" Type=\"graph.agentRegistry\"/>\n");
     out.push_str("      </EntityContainer>\n");
     out.push_str("    </Schema>\n  </edmx:DataServices>\n</edmx:Edmx>\n");
     out

@@ -22,10 +22,17 @@ pub enum Entity {
     Instance,
     Manifest,
     Collection,
+    /// `/copilot/agentRegistrations`, the Agent 365 successor of instances.
+    Registration,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 3] = [Entity::Instance, Entity::Manifest, Entity::Collection];
+    pub const ALL: [Entity; 4] = [
+        Entity::Instance,
+        Entity::Manifest,
+        Entity::Collection,
+        Entity::Registration,
+    ];
 
     /// The entity type: properties, navigations, entity set.
     pub fn ty(self) -> &'static schema::EntityType {
@@ -33,6 +40,15 @@ impl Entity {
             Entity::Instance => &schema::AGENT_INSTANCE,
             Entity::Manifest => &schema::AGENT_CARD_MANIFEST,
             Entity::Collection => &schema::AGENT_COLLECTION,
+            Entity::Registration => &schema::AGENT_REGISTRATION,
+        }
+    }
+
+    /// The property naming the application that manages an object.
+    pub fn managed_by_property(self) -> &'static str {
+        match self {
+            Entity::Registration => "managedByAppId",
+            _ => "managedBy",
         }
     }
 
@@ -61,6 +77,12 @@ pub enum DomainError {
         property: String,
         expected: &'static str,
     },
+    #[error("'{value}' is not a member of '{type_name}' (property '{property}')")]
+    NotAMember {
+        property: String,
+        value: String,
+        type_name: &'static str,
+    },
     #[error("property '{property}' is required")]
     MissingRequired { property: &'static str },
     #[error("property '{property}' cannot be null")]
@@ -78,6 +100,10 @@ pub enum DomainError {
     NavigationNotWritable { property: String },
     #[error("a request cannot both nest agentCardManifest and bind it with @odata.bind")]
     BindAndNested,
+    #[error("an agent registration needs 'ownerIds' (at least one) or 'managedByAppId'")]
+    RegistrationWithoutOwner,
+    #[error("You do not have permission to create an agent registration managed by another AppId.")]
+    ManagedByAnotherApp,
     #[error("the name '{0}' is reserved for a built-in collection")]
     ReservedCollectionName(String),
     #[error("the built-in collection '{0}' cannot be changed or deleted")]
@@ -85,6 +111,40 @@ pub enum DomainError {
     /// A Copilot settings rule refused the request.
     #[error(transparent)]
     Copilot(#[from] copilot::CopilotError),
+}
+
+/// Refuses a registration document that names neither owners nor a
+/// managing application (the documented rule, checked on create and on the
+/// result of every update).
+pub fn ensure_registration_owner(
+    doc: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), DomainError> {
+    let owners = doc
+        .get("ownerIds")
+        .and_then(|v| v.as_array())
+        .is_some_and(|a| !a.is_empty());
+    let managed = doc
+        .get("managedByAppId")
+        .and_then(|v| v.as_str())
+        .is_some_and(|s| !s.is_empty());
+    if owners || managed {
+        Ok(())
+    } else {
+        Err(DomainError::RegistrationWithoutOwner)
+    }
+}
+
+/// Refuses a registration an application would hand to another
+/// application: an application caller may set `managedByAppId` only to its
+/// own app id (delegated callers, administrators, may set any).
+pub fn ensure_managed_by_caller(
+    props: &serde_json::Map<String, serde_json::Value>,
+    app_id: Option<&str>,
+) -> Result<(), DomainError> {
+    match props.get("managedByAppId").and_then(|v| v.as_str()) {
+        Some(named) if Some(named) != app_id => Err(DomainError::ManagedByAnotherApp),
+        _ => Ok(()),
+    }
 }
 
 /// The collections every tenant has from the start.

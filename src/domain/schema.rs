@@ -2,7 +2,9 @@
 //! their kinds, which the server owns. Body validation, `$select` checking and
 //! the canonical stored document are all driven from these tables.
 
-pub use crate::odata::edm::{Access, ComplexType, EntityType, Kind, Navigation, Property};
+pub use crate::odata::edm::{
+    Access, ComplexType, EntityType, EnumType, Kind, Navigation, Property,
+};
 
 const fn rw(name: &'static str, kind: Kind) -> Property {
     Property {
@@ -76,6 +78,7 @@ pub static AGENT_SKILL: ComplexType = ComplexType {
 pub static AGENT_INSTANCE: EntityType = EntityType {
     qualified: "microsoft.graph.agentInstance",
     entity_set: "agentInstances",
+    container: "agentRegistry",
     properties: &[
         rw("id", Kind::String),
         rw("ownerIds", Kind::StringCollection),
@@ -115,6 +118,7 @@ pub static AGENT_INSTANCE: EntityType = EntityType {
 pub static AGENT_CARD_MANIFEST: EntityType = EntityType {
     qualified: "microsoft.graph.agentCardManifest",
     entity_set: "agentCardManifests",
+    container: "agentRegistry",
     properties: &[
         rw("id", Kind::String),
         rw("ownerIds", Kind::StringCollection),
@@ -145,6 +149,7 @@ pub static AGENT_CARD_MANIFEST: EntityType = EntityType {
 pub static AGENT_COLLECTION: EntityType = EntityType {
     qualified: "microsoft.graph.agentCollection",
     entity_set: "agentCollections",
+    container: "agentRegistry",
     properties: &[
         rw("id", Kind::String),
         rw("ownerIds", Kind::StringCollection),
@@ -162,4 +167,58 @@ pub static AGENT_COLLECTION: EntityType = EntityType {
         collection: true,
     }],
     required_on_create: &["displayName", "ownerIds"],
+};
+
+pub static A2A_AUTHORIZATION_TYPE: EnumType = EnumType {
+    qualified: "microsoft.graph.a2aAuthorizationType",
+    members: &[
+        "none",
+        "oAuthPluginVault",
+        "apiKeyPluginVault",
+        "dynamicClientRegistration",
+        "connectionVault",
+        "unknownFutureValue",
+    ],
+};
+
+pub static A2A_AUTHORIZATION: ComplexType = ComplexType {
+    qualified: "microsoft.graph.a2aAuthorization",
+    properties: &[
+        rw("type", Kind::Enum(&A2A_AUTHORIZATION_TYPE)),
+        rw("referenceId", Kind::String),
+    ],
+};
+
+/// The Agent 365 successor of an agent instance, under `/copilot`. Every
+/// property is the client's: the registration mirrors a source system
+/// (`createdBy` and the `source*DateTime` stamps come from it), so the server
+/// stamps nothing.
+pub static AGENT_REGISTRATION: EntityType = EntityType {
+    qualified: "microsoft.graph.agentRegistration",
+    entity_set: "agentRegistrations",
+    container: "copilot",
+    properties: &[
+        rw("id", Kind::String),
+        rw("displayName", Kind::String),
+        rw("description", Kind::String),
+        rw("ownerIds", Kind::StringCollection),
+        rw("createdBy", Kind::String),
+        rw("sourceCreatedDateTime", Kind::DateTimeOffset),
+        rw("sourceLastModifiedDateTime", Kind::DateTimeOffset),
+        rw("lastPublishedBy", Kind::String),
+        rw("managedByAppId", Kind::String),
+        rw("sourceAgentId", Kind::String),
+        rw("originatingStore", Kind::String),
+        rw("agentIdentityId", Kind::String),
+        rw("agentIdentityBlueprintId", Kind::String),
+        rw("agentCard", Kind::Untyped),
+        rw("a2aAuthorization", Kind::Complex(&A2A_AUTHORIZATION)),
+    ],
+    navigations: &[],
+    required_on_create: &[
+        "displayName",
+        "createdBy",
+        "sourceCreatedDateTime",
+        "sourceLastModifiedDateTime",
+    ],
 };

@@ -249,8 +249,24 @@ fn check_value(path: &str, kind: Kind, value: Value) -> Result<Value, DomainErro
     match (kind, value) {
         (k, Value::Null) if k.is_collection() => Ok(Value::Array(Vec::new())),
         (_, Value::Null) => Ok(Value::Null),
-        (Kind::String | Kind::DateTimeOffset, v @ Value::String(_)) => Ok(v),
-        (Kind::String | Kind::DateTimeOffset, _) => Err(wrong("a string")),
+        (Kind::String, v @ Value::String(_)) => Ok(v),
+        (Kind::String, _) => Err(wrong("a string")),
+        (Kind::DateTimeOffset, Value::String(s)) => date_time(&s)
+            .map(Value::String)
+            .ok_or_else(|| wrong("a date and time with its offset, such as 2025-01-31T09:00:00Z")),
+        (Kind::DateTimeOffset, _) => Err(wrong("a string")),
+        (Kind::Enum(t), Value::String(s)) if t.members.contains(&s.as_str()) => {
+            Ok(Value::String(s))
+        }
+        (Kind::Enum(t), v) => Err(DomainError::NotAMember {
+            property: path.to_owned(),
+            value: match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            },
+            type_name: t.qualified,
+        }),
+        (Kind::Untyped, v) => Ok(v),
         (Kind::Boolean, v @ Value::Bool(_)) => Ok(v),
         (Kind::Boolean, _) => Err(wrong("a boolean")),
         (Kind::StringCollection, Value::Array(items)) => {
@@ -289,6 +305,14 @@ fn check_value(path: &str, kind: Kind, value: Value) -> Result<Value, DomainErro
     }
 }
 
+/// A client's `Edm.DateTimeOffset` (RFC 3339), in the form Graph writes
+/// them: UTC with seven fractional digits.
+fn date_time(text: &str) -> Option<String> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(crate::odata::edm::date_time_offset(t))
+}
+
 fn check_complex(
     path: &str,
     t: &'static ComplexType,
@@ -325,10 +349,11 @@ pub fn new_document(
 ) -> Map<String, Value> {
     let mut doc = Map::new();
     for p in ty.properties {
+        let owned = p.access == Access::ServerOwned;
         let value = match p.name {
             "id" => Value::String(id.to_owned()),
-            "createdBy" => ctx.actor.clone().map_or(Value::Null, Value::String),
-            "createdDateTime" | "lastModifiedDateTime" => Value::String(ctx.now.clone()),
+            "createdBy" if owned => ctx.actor.clone().map_or(Value::Null, Value::String),
+            "createdDateTime" | "lastModifiedDateTime" if owned => Value::String(ctx.now.clone()),
             name => props.get(name).cloned().unwrap_or_else(|| {
                 if p.kind.is_collection() {
                     Value::Array(Vec::new())

@@ -4,7 +4,7 @@
 //! and path the router serves. The API tests check every answer they get
 //! against the document.
 
-use super::routes::{Auth, Body, C, Docs, I, IDP, M, OPERATIONS, Operation};
+use super::routes::{Auth, Body, C, Docs, I, IDP, M, OPERATIONS, Operation, R};
 use crate::domain::Entity;
 use crate::domain::schema::{ComplexType, Kind};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -50,6 +50,12 @@ fn kind_schema(kind: Kind) -> Value {
         }
         Kind::Open => json!({"type": ["object", "null"]}),
         Kind::OpenCollection => json!({"type": "array", "items": {"type": "object"}}),
+        Kind::Untyped => json!({}),
+        Kind::Enum(t) => {
+            let mut members: Vec<Value> = t.members.iter().map(|m| json!(m)).collect();
+            members.push(Value::Null);
+            json!({"type": ["string", "null"], "enum": members})
+        }
     }
 }
 
@@ -169,15 +175,16 @@ enum Conditional {
 }
 
 /// The paths whose PATCH and DELETE take `If-Match`.
-const CONDITIONAL_WRITES: [&str; 4] = [
+const CONDITIONAL_WRITES: [&str; 5] = [
     "/beta/agentRegistry/agentInstances/{id}",
     "/beta/agentRegistry/agentInstances/{id}/agentCardManifest",
     "/beta/agentRegistry/agentCardManifests/{id}",
     "/beta/agentRegistry/agentCollections/{id}",
+    "/beta/copilot/agentRegistrations/{id}",
 ];
 
 fn conditional(o: &Operation) -> Conditional {
-    let entity = matches!(o.response, Body::Schema(I | M | C));
+    let entity = matches!(o.response, Body::Schema(I | M | C | R));
     match o.method {
         "GET" if entity => Conditional::Read,
         "POST" if entity && o.status == 201 && o.path.matches('/').count() == 3 => {

@@ -147,6 +147,7 @@ fn entity_label(kind: Entity) -> &'static str {
         Entity::Instance => "agent instance",
         Entity::Manifest => "agent card manifest",
         Entity::Collection => "agent collection",
+        Entity::Registration => "agent registration",
     }
 }
 
@@ -373,11 +374,16 @@ fn domain_report(e: &DomainError) -> ErrorReport {
         | DomainError::InvalidId
         | DomainError::InvalidReference { .. }
         | DomainError::NavigationNotWritable { .. }
+        | DomainError::NotAMember { .. }
+        | DomainError::RegistrationWithoutOwner
         | DomainError::BindAndNested => {
             report(S::BAD_REQUEST, "ValidationError", sentence(e.to_string()))
         }
         DomainError::Copilot(c) => copilot_report(c),
         DomainError::NotManagedByCaller => ApiError::Denied(Denied::NotManagedByCaller).report(),
+        DomainError::ManagedByAnotherApp => {
+            report(S::FAILED_DEPENDENCY, "FailedDependency", e.to_string())
+        }
     }
 }
 
@@ -432,6 +438,7 @@ fn store_report(e: &StoreError) -> ErrorReport {
                 Entity::Instance => "AgentNotFound",
                 Entity::Manifest => "AgentCardNotFound",
                 Entity::Collection => "AgentCollectionNotFound",
+                Entity::Registration => "AgentRegistrationNotFound",
             };
             report(
                 S::NOT_FOUND,
@@ -444,6 +451,7 @@ fn store_report(e: &StoreError) -> ErrorReport {
                 Entity::Instance => "AgentAlreadyExists",
                 Entity::Manifest => "AgentCardAlreadyExists",
                 Entity::Collection => "AgentCollectionAlreadyExists",
+                Entity::Registration => "AgentRegistrationAlreadyExists",
             };
             report(
                 S::CONFLICT,
@@ -462,6 +470,16 @@ fn store_report(e: &StoreError) -> ErrorReport {
                 ),
             )
         },
+        StoreError::SourceAgentIdTaken {
+            source_agent_id,
+            existing,
+        } => report(
+            S::CONFLICT,
+            "Conflict",
+            format!(
+                "An agent registration with sourceAgentId '{source_agent_id}' already exists (id '{existing}'); sourceAgentId is unique in a tenant."
+            ),
+        ),
         StoreError::ManifestInUse { id, instances } => report(
             S::CONFLICT,
             "Conflict",

@@ -2,6 +2,7 @@
 //! `@odata.nextLink`, and the OData media type.
 
 use super::request::RequestMeta;
+use crate::domain::schema::EntityType;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -50,11 +51,13 @@ pub fn no_content() -> Response {
     response
 }
 
-/// `{root}/$metadata#agentRegistry/{set}{projection}`
-pub fn context_url(meta: &RequestMeta, set: &str, projection: &str) -> String {
+/// `{root}/$metadata#{container}/{set}{projection}`
+pub fn context_url(meta: &RequestMeta, ty: &EntityType, projection: &str) -> String {
     format!(
-        "{}/$metadata#agentRegistry/{set}{projection}",
-        meta.service_root()
+        "{}/$metadata#{}/{}{projection}",
+        meta.service_root(),
+        ty.container,
+        ty.entity_set
     )
 }
 
@@ -77,10 +80,11 @@ pub fn entity_body(context: &str, doc: &str) -> String {
     out
 }
 
-/// A stored entity's body as is: `@odata.context` (for `set`, no
+/// A stored entity's body as is: `@odata.context` (for `ty`'s set, no
 /// projection), `@odata.etag`, then the document's members. Written into one
 /// buffer, without parsing the document.
-pub fn stored_entity_body(meta: &RequestMeta, set: &str, etag: &str, doc: &str) -> String {
+pub fn stored_entity_body(meta: &RequestMeta, ty: &EntityType, etag: &str, doc: &str) -> String {
+    let set = ty.entity_set;
     let rest = doc
         .trim_start()
         .strip_prefix('{')
@@ -89,7 +93,9 @@ pub fn stored_entity_body(meta: &RequestMeta, set: &str, etag: &str, doc: &str) 
     let mut out = String::with_capacity(doc.len() + meta.origin.len() + set.len() + 96);
     out.push_str("{\"@odata.context\":\"");
     push_escaped(&mut out, &meta.origin);
-    out.push_str("/beta/$metadata#agentRegistry/");
+    out.push_str("/beta/$metadata#");
+    out.push_str(ty.container);
+    out.push('/');
     push_escaped(&mut out, set);
     out.push_str("/$entity\",\"@odata.etag\":\"");
     push_escaped(&mut out, etag);
@@ -250,22 +256,19 @@ mod tests {
 
     #[test]
     fn a_stored_entity_body_is_the_context_the_etag_and_the_document() {
-        let body = stored_entity_body(&meta(), "agentInstances", r#"W/"2-00ff""#, r#"{"id":"a"}"#);
-        let context = context_url(&meta(), "agentInstances", "/$entity");
-        assert_eq!(
-            body,
-            entity_body(&context, &with_etag(r#"{"id":"a"}"#, r#"W/"2-00ff""#))
-        );
+        use crate::domain::schema::{AGENT_INSTANCE, AGENT_REGISTRATION};
+        for ty in [&AGENT_INSTANCE, &AGENT_REGISTRATION] {
+            let body = stored_entity_body(&meta(), ty, r#"W/"2-00ff""#, r#"{"id":"a"}"#);
+            let context = context_url(&meta(), ty, "/$entity");
+            assert!(context.ends_with(&format!("#{}/{}/$entity", ty.container, ty.entity_set)));
+            assert_eq!(
+                body,
+                entity_body(&context, &with_etag(r#"{"id":"a"}"#, r#"W/"2-00ff""#))
+            );
+        }
         let mut escaped = String::new();
         push_escaped(&mut escaped, "a\"b\\c\nd");
         assert_eq!(escaped, r#"a\"b\\c\nd"#);
-        assert_eq!(
-            stored_entity_body(&meta(), "s\\t", "e", "{}"),
-            entity_body(
-                &context_url(&meta(), "s\\t", "/$entity"),
-                &with_etag("{}", "e")
-            )
-        );
     }
 
     #[test]

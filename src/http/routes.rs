@@ -81,6 +81,12 @@ pub enum Registry {
     AddMemberRef,
     GetMember,
     RemoveMember,
+    ListRegistrations,
+    CreateRegistration,
+    CountRegistrations,
+    GetRegistration,
+    UpdateRegistration,
+    DeleteRegistration,
 }
 
 /// The Copilot admin settings (`/beta/copilot`, `/v1.0/copilot`).
@@ -191,12 +197,14 @@ use axum::http::Uri;
 
 pub(super) const REG: &str = "Agent Registry";
 pub(super) const COP: &str = "Copilot settings";
+pub(super) const A365: &str = "Agent 365";
 pub(super) const CTL: &str = "Control plane";
 pub(super) const OPS: &str = "Operations";
 pub(super) const IDP: &str = "Identity provider";
 pub(super) const I: &str = "agentInstance";
 pub(super) const M: &str = "agentCardManifest";
 pub(super) const C: &str = "agentCollection";
+pub(super) const R: &str = "agentRegistration";
 pub(super) const LIST: Body = Schema("collection");
 pub(super) const REF: Body = Schema("reference");
 
@@ -242,6 +250,12 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/beta/agentRegistry/agentCollections/{id}/members/{mid}", Reg(GetMember), "Get a member of a collection", REG, Graph, Empty, 200, Schema(I)),
     op("DELETE", "/beta/agentRegistry/agentCollections/{id}/members/{mid}", Reg(RemoveMember), "Remove a member of a collection", REG, Graph, Empty, 204, Empty),
     op("DELETE", "/beta/agentRegistry/agentCollections/{id}/members/{mid}/$ref", Reg(RemoveMember), "Remove a member reference", REG, Graph, Empty, 204, Empty),
+    op("GET", "/beta/copilot/agentRegistrations", Reg(ListRegistrations), "List agent registrations", A365, Graph, Empty, 200, LIST),
+    op("POST", "/beta/copilot/agentRegistrations", Reg(CreateRegistration), "Create an agent registration", A365, Graph, Schema(R), 201, Schema(R)),
+    op("GET", "/beta/copilot/agentRegistrations/$count", Reg(CountRegistrations), "Count agent registrations", A365, Graph, Empty, 200, Text("text/plain")),
+    op("GET", "/beta/copilot/agentRegistrations/{id}", Reg(GetRegistration), "Get an agent registration", A365, Graph, Empty, 200, Schema(R)),
+    op("PATCH", "/beta/copilot/agentRegistrations/{id}", Reg(UpdateRegistration), "Update an agent registration", A365, Graph, Schema(R), 200, Empty),
+    op("DELETE", "/beta/copilot/agentRegistrations/{id}", Reg(DeleteRegistration), "Delete an agent registration", A365, Graph, Empty, 204, Empty),
     op("GET", "/beta/copilot/admin/policySettings/{id}", Cop(GetPolicySetting), "Get a Copilot policy setting", COP, Graph, Empty, 200, Object),
     op("PATCH", "/beta/copilot/admin/policySettings/{id}", Cop(UpdatePolicySetting), "Update a Copilot policy setting", COP, Graph, Object, 200, Object),
     op("GET", "/beta/copilot/admin/settings/limitedMode", Cop(GetLimitedMode), "Get Copilot limited mode", COP, Graph, Empty, 200, Object),

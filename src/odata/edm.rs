@@ -16,6 +16,10 @@ pub enum Kind {
     /// An open type: any JSON object, kept exactly as sent (annotations too).
     Open,
     OpenCollection,
+    /// `Edm.Untyped`: any JSON value, kept exactly as sent.
+    Untyped,
+    /// A string that must be one of an enumeration's members.
+    Enum(&'static EnumType),
 }
 
 impl Kind {
@@ -37,6 +41,8 @@ impl Kind {
             Kind::ComplexCollection(_) => "a collection of objects",
             Kind::Open => "an object",
             Kind::OpenCollection => "a collection of objects",
+            Kind::Untyped => "Edm.Untyped",
+            Kind::Enum(t) => t.qualified,
         }
     }
 }
@@ -68,6 +74,13 @@ impl ComplexType {
     }
 }
 
+/// An enumeration: a string property holding one of `members`.
+#[derive(Debug)]
+pub struct EnumType {
+    pub qualified: &'static str,
+    pub members: &'static [&'static str],
+}
+
 /// A navigation property of an entity type.
 #[derive(Debug)]
 pub struct Navigation {
@@ -80,8 +93,10 @@ pub struct Navigation {
 pub struct EntityType {
     /// `microsoft.graph.agentInstance`
     pub qualified: &'static str,
-    /// `agentInstances`, the entity set under `/agentRegistry`.
+    /// `agentInstances`, the entity set under [`Self::container`].
     pub entity_set: &'static str,
+    /// The singleton the entity set hangs from: `agentRegistry`, `copilot`.
+    pub container: &'static str,
     /// Properties in the order they are written, `id` first.
     pub properties: &'static [Property],
     pub navigations: &'static [Navigation],

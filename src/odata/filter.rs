@@ -736,6 +736,8 @@ fn kind_ty(kind: Kind) -> Ty {
         Kind::ComplexCollection(t) => Ty::ComplexCollection(t),
         Kind::Open => Ty::Open,
         Kind::OpenCollection => Ty::OpenCollection,
+        Kind::Untyped => Ty::Open,
+        Kind::Enum(_) => Ty::String,
     }
 }
 

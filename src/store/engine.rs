@@ -247,6 +247,48 @@ impl<B: Backend> RegistryStore for B {
         .await
     }
 
+    async fn create_registration(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        entity(
+            self,
+            Write::CreateRegistration {
+                tenant,
+                id,
+                write,
+                ctx,
+            },
+        )
+        .await
+    }
+
+    async fn update_registration(
+        &self,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        let table = Entity::Registration;
+        entity(
+            self,
+            Write::UpdatePlain {
+                table,
+                tenant,
+                id,
+                props,
+                ctx,
+            },
+        )
+        .await
+    }
+
     async fn create_collection(
         &self,
         tenant: &str,

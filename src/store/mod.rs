@@ -32,6 +32,12 @@ pub enum StoreError {
     /// (`WriteContext::if_match` or a delete's `if_match`).
     #[error("{kind:?} '{id}' has changed since the version the write expected")]
     PreconditionFailed { kind: Entity, id: String },
+    /// Another registration of the tenant has this `sourceAgentId`.
+    #[error("sourceAgentId '{source_agent_id}' is registered as '{existing}'")]
+    SourceAgentIdTaken {
+        source_agent_id: String,
+        existing: String,
+    },
     #[error("manifest '{id}' is still linked from {instances} agent instance(s)")]
     ManifestInUse { id: String, instances: u64 },
     #[error("instance '{instance}' is already a member of collection '{collection}'")]
@@ -141,6 +147,8 @@ pub enum Side {
     InstanceTags,
     /// A manifest's skill tags: `skills/any(s: s/tags/any(t: t eq …))`.
     ManifestTags,
+    /// Registration owners: `ownerIds/any(o: o eq …)`.
+    RegistrationOwners,
 }
 
 /// The side table that answers `collection/any(variable: body)` on `ty`, and
@@ -175,6 +183,9 @@ pub fn side_values<'e>(
             Some((Side::InstanceTags, tags()?))
         }
         ("agentCardManifests", [s]) if s == "skills" => Some((Side::ManifestTags, tags()?)),
+        ("agentRegistrations", [p]) if p == "ownerIds" => {
+            Some((Side::RegistrationOwners, equality_literals(body, variable)?))
+        }
         _ => None,
     }
 }
@@ -276,6 +287,8 @@ pub struct TenantState {
     pub collections: Vec<Map<String, Value>>,
     /// (collection id, instance id) pairs.
     pub members: Vec<(String, String)>,
+    /// Agent registrations (`/copilot/agentRegistrations`).
+    pub registrations: Vec<Map<String, Value>>,
     pub policies: Vec<Policy>,
     pub settings: Vec<(TenantSetting, Map<String, Value>)>,
 }
@@ -289,16 +302,18 @@ pub enum Section {
     Manifests,
     Instances,
     Members,
+    Registrations,
     Policies,
     Settings,
 }
 
 impl Section {
-    pub const ALL: [Section; 6] = [
+    pub const ALL: [Section; 7] = [
         Section::Collections,
         Section::Manifests,
         Section::Instances,
         Section::Members,
+        Section::Registrations,
         Section::Policies,
         Section::Settings,
     ];
@@ -325,6 +340,8 @@ const TENANT_TABLES: &[&str] = &[
     "agent_card_manifest_skill_tags",
     "agent_collections",
     "agent_collection_members",
+    "agent_registrations",
+    "agent_registration_owners",
     "copilot_policies",
     "copilot_tenant_settings",
 ];
@@ -441,6 +458,23 @@ pub trait RegistryStore: Send + Sync {
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
     async fn update_manifest(
+        &self,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError>;
+
+    // Agent registrations (`/copilot/agentRegistrations`)
+    /// `SourceAgentIdTaken` when another registration has its `sourceAgentId`.
+    async fn create_registration(
+        &self,
+        tenant: &str,
+        id: &str,
+        write: EntityWrite,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError>;
+    async fn update_registration(
         &self,
         tenant: &str,
         id: &str,

@@ -35,6 +35,7 @@ pub(super) enum Source<'a> {
 pub(super) fn side_columns(side: Side) -> (&'static str, &'static str, &'static str) {
     match side {
         Side::Owners => ("agent_instance_owners", "instance_id", "owner_id"),
+        Side::RegistrationOwners => ("agent_registration_owners", "registration_id", "owner_id"),
         Side::InstanceTags => ("agent_instance_skill_tags", "instance_id", "tag"),
         Side::ManifestTags => ("agent_card_manifest_skill_tags", "manifest_id", "tag"),
     }
@@ -141,17 +142,20 @@ pub(super) trait Dialect: Sized {
     fn cursor(kind: Kind, v: &serde_json::Value) -> Option<Lit>;
 }
 
-/// The column of a property that has one.
-pub(super) fn column(property: &str) -> Option<&'static str> {
-    Some(match property {
-        "id" => "id",
-        "displayName" => "display_name",
-        "managedBy" => "managed_by",
-        "originatingStore" => "originating_store",
-        "createdDateTime" => "created_at",
-        "lastModifiedDateTime" => "modified_at",
-        _ => return None,
-    })
+/// The column of a property of `ty` that has one.
+pub(super) fn column(ty: &EntityType, property: &str) -> Option<&'static str> {
+    match property {
+        "id" => return Some("id"),
+        "createdDateTime" => return Some("created_at"),
+        "lastModifiedDateTime" => return Some("modified_at"),
+        _ => {}
+    }
+    let entity = super::Entity::of_set(ty.entity_set)?;
+    entity
+        .columns()
+        .iter()
+        .find(|(_, p)| *p == property)
+        .map(|(c, _)| *c)
 }
 
 /// The entity a single-valued navigation of `ty` leads to, when storage can
@@ -284,7 +288,7 @@ impl<D: Dialect> Builder<D> {
             };
         }
         if segments.len() == 1
-            && let Some(col) = column(first)
+            && let Some(col) = column(ty, first)
         {
             return Val {
                 sql: format!("{base}.{col}"),

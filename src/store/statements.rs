@@ -29,6 +29,7 @@ pub(super) fn dependents(entity: Entity) -> &'static [&'static str] {
         Entity::Collection => {
             &["DELETE FROM agent_collection_members WHERE tenant_id = $1 AND collection_id = $2"]
         }
+        Entity::Registration => &[DELETE_REGISTRATION_OWNERS],
     }
 }
 
@@ -54,7 +55,23 @@ pub(super) fn side_values(entity: Entity) -> Option<(&'static str, SideTable)> {
             },
         )),
         Entity::Collection => None,
+        Entity::Registration => Some((
+            DELETE_REGISTRATION_OWNERS,
+            SideTable {
+                table: "agent_registration_owners",
+                key: "registration_id",
+                value: "owner_id",
+            },
+        )),
     }
+}
+
+/// The id of a row whose indexed `column` is `$2`, in tenant `$1`.
+pub(super) fn id_where(entity: Entity, column: &str) -> String {
+    format!(
+        "SELECT id FROM {} WHERE tenant_id = $1 AND {column} = $2",
+        entity.table()
+    )
 }
 
 /// A table of one multi-valued property: `(tenant_id, key, value)`.
@@ -66,6 +83,8 @@ pub(super) struct SideTable {
 
 const DELETE_OWNERS: &str =
     "DELETE FROM agent_instance_owners WHERE tenant_id = $1 AND instance_id = $2";
+const DELETE_REGISTRATION_OWNERS: &str =
+    "DELETE FROM agent_registration_owners WHERE tenant_id = $1 AND registration_id = $2";
 const DELETE_MANIFEST_TAGS: &str =
     "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2";
 

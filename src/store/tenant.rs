@@ -3,7 +3,7 @@
 //! for restores, resets and seed files, inside the caller's transaction so
 //! that an import commits or rolls back whole.
 
-use super::write::{Rows, insert_entity, not_found};
+use super::write::{Rows, ensure_source_agent_free, insert_entity, not_found};
 use super::{Entity, ImportMode, ImportReport, Section, TenantState, member_key, split_member_key};
 use crate::domain::copilot::{Policy, TenantSetting};
 use crate::domain::{RESERVED_COLLECTIONS, reserved_collection_document};
@@ -98,6 +98,7 @@ pub(super) async fn export<R: TenantRows>(
         instances: documents(r, Entity::Instance, tenant, "", all).await?,
         collections: unlinked(documents(r, Entity::Collection, tenant, "", all).await?),
         members: r.memberships(tenant, ("", ""), all).await?,
+        registrations: unlinked(documents(r, Entity::Registration, tenant, "", all).await?),
         policies: r.policies(tenant).await?,
         settings: settings(r, tenant).await?,
     })
@@ -119,10 +120,11 @@ pub(super) async fn export_section<R: TenantRows>(
     // The key of the last of `got` rows, when the chunk was full.
     let next = |got: usize, last: Option<String>| if got < limit { None } else { last };
     let cursor = match section {
-        Section::Collections | Section::Manifests | Section::Instances => {
+        Section::Collections | Section::Manifests | Section::Instances | Section::Registrations => {
             let kind = match section {
                 Section::Collections => Entity::Collection,
                 Section::Manifests => Entity::Manifest,
+                Section::Registrations => Entity::Registration,
                 _ => Entity::Instance,
             };
             let rows = documents(r, kind, tenant, from, n).await?;
@@ -133,6 +135,9 @@ pub(super) async fn export_section<R: TenantRows>(
                 Entity::Manifest => state.manifests = rows.into_iter().map(|(d, _)| d).collect(),
                 Entity::Collection => {
                     state.collections = rows.into_iter().map(|(d, _)| d).collect()
+                }
+                Entity::Registration => {
+                    state.registrations = rows.into_iter().map(|(d, _)| d).collect()
                 }
             }
             next(got, last)
@@ -214,6 +219,12 @@ pub(super) async fn import<R: TenantRows>(
             }
         }
         count(r.insert_member(tenant, collection, instance).await?);
+    }
+    for doc in &state.registrations {
+        let id = doc.get("id").and_then(Value::as_str).unwrap_or_default();
+        ensure_source_agent_free(r, tenant, id, doc).await?;
+        let created = insert_entity(r, Entity::Registration, tenant, doc, None, true).await?;
+        count(created.is_some());
     }
     for policy in &state.policies {
         count(r.insert_policy(tenant, policy).await?);

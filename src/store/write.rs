@@ -7,42 +7,80 @@
 
 use super::read::Reads;
 use super::{Entity, StoreError, Stored};
-use crate::domain::schema::{AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE};
+use crate::domain::schema::{
+    AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, AGENT_REGISTRATION,
+};
 use crate::domain::{
-    EntityWrite, ManifestChange, RESERVED_COLLECTIONS, WriteContext, apply_patch, ensure_required,
-    new_document, new_id, reserved_collection_document,
+    EntityWrite, ManifestChange, RESERVED_COLLECTIONS, WriteContext, apply_patch,
+    ensure_registration_owner, ensure_required, new_document, new_id, reserved_collection_document,
 };
 use serde_json::{Map, Value};
 
-/// The table of each kind of entity, and what its side table mirrors. The
-/// three entity tables share one shape.
+/// The table of each kind of entity, its indexed columns and what its side
+/// table mirrors. The entity tables share one shape: key, timestamps,
+/// version, document, and the indexed columns of [`Entity::columns`].
 impl Entity {
     pub(super) fn table(self) -> &'static str {
         match self {
             Entity::Instance => "agent_instances",
             Entity::Manifest => "agent_card_manifests",
             Entity::Collection => "agent_collections",
+            Entity::Registration => "agent_registrations",
         }
     }
 
-    /// The property its side table mirrors (owners of instances, skill tags
-    /// of manifests).
+    /// The property its side table mirrors (owners of instances and
+    /// registrations, skill tags of manifests).
     pub(super) fn side_field(self) -> Option<&'static str> {
         match self {
-            Entity::Instance => Some("ownerIds"),
+            Entity::Instance | Entity::Registration => Some("ownerIds"),
             Entity::Manifest => Some("skills"),
             Entity::Collection => None,
         }
     }
+
+    /// Columns mirrored from the document that have indexes, and the
+    /// document property each mirrors, in the order of [`Row::columns`].
+    pub(super) fn columns(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Entity::Registration => &REGISTRATION_COLUMNS,
+            _ => &REGISTRY_COLUMNS,
+        }
+    }
+
+    /// `column = $n, …` or `column, …`: the indexed columns in a statement,
+    /// numbered from `first` when `numbered`.
+    pub(super) fn column_list(self, first: usize, numbered: bool) -> String {
+        let mut out = String::new();
+        for (n, (column, _)) in self.columns().iter().enumerate() {
+            out.push_str(", ");
+            out.push_str(column);
+            if numbered {
+                out.push_str(&format!(" = ${}", first + n));
+            }
+        }
+        out
+    }
 }
 
-/// Columns mirrored from the document that have indexes, and the document
-/// property each mirrors, in the order of [`Row::columns`].
-pub(super) const INDEXED_COLUMNS: [(&str, &str); 3] = [
+const REGISTRY_COLUMNS: [(&str, &str); 3] = [
     ("display_name", "displayName"),
     ("managed_by", "managedBy"),
     ("originating_store", "originatingStore"),
 ];
+
+const REGISTRATION_COLUMNS: [(&str, &str); 5] = [
+    ("display_name", "displayName"),
+    ("managed_by", "managedByAppId"),
+    ("originating_store", "originatingStore"),
+    ("source_agent_id", "sourceAgentId"),
+    ("agent_identity_id", "agentIdentityId"),
+];
+
+/// The values of a document's indexed columns, in [`Entity::columns`] order.
+pub(super) fn column_values(table: Entity, doc: &Map<String, Value>) -> Vec<Option<&str>> {
+    table.columns().iter().map(|(_, p)| text(doc, p)).collect()
+}
 
 /// A row loaded for a read-modify-write.
 pub(super) struct Row {
@@ -55,9 +93,9 @@ pub(super) struct Row {
     /// The value the side table mirrors as loaded, so an update that leaves
     /// it alone does not rewrite the side table.
     pub side: Option<Value>,
-    /// The indexed columns as loaded ([`INDEXED_COLUMNS`]), so an update can
-    /// rewrite only the index entries of the columns that change.
-    pub columns: [Option<String>; 3],
+    /// The indexed columns as loaded ([`Entity::columns`]), so an update
+    /// can rewrite only the index entries of the columns that change.
+    pub columns: Vec<Option<String>>,
 }
 
 impl Row {
@@ -67,7 +105,7 @@ impl Row {
         doc: &str,
         version: i64,
         manifest_id: Option<String>,
-        columns: [Option<String>; 3],
+        columns: Vec<Option<String>>,
     ) -> Self {
         let doc = match serde_json::from_str(doc) {
             Ok(Value::Object(m)) => m,
@@ -95,7 +133,9 @@ pub(super) fn text<'a>(doc: &'a Map<String, Value>, key: &str) -> Option<&'a str
 pub(super) fn side_values(table: Entity, doc: &Map<String, Value>) -> Vec<&str> {
     let items = |key: &str| doc.get(key).and_then(Value::as_array).into_iter().flatten();
     match table {
-        Entity::Instance => items("ownerIds").filter_map(Value::as_str).collect(),
+        Entity::Instance | Entity::Registration => {
+            items("ownerIds").filter_map(Value::as_str).collect()
+        }
         Entity::Manifest => items("skills")
             .filter_map(|s| s.get("tags")?.as_array())
             .flatten()
@@ -134,6 +174,14 @@ pub(super) trait Rows: Reads {
         id: &str,
         row: &Row,
     ) -> Result<Stored, Self::Error>;
+    /// The id of a row whose indexed `column` holds `value`, if any.
+    async fn id_where(
+        &mut self,
+        table: Entity,
+        tenant: &str,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<String>, Self::Error>;
     /// Deletes the row; false when there was none.
     async fn delete(&mut self, table: Entity, tenant: &str, id: &str) -> Result<bool, Self::Error>;
     /// Deletes what hangs off a deleted row: side-table rows, memberships.
@@ -445,7 +493,51 @@ pub(super) async fn update_plain<R: Rows>(
 ) -> Result<Stored, R::Error> {
     let mut row = row_to_write(r, table, tenant, id, ctx).await?;
     apply_patch(&mut row.doc, props, ctx);
+    if table == Entity::Registration {
+        ensure_registration_owner(&row.doc).map_err(StoreError::from)?;
+        ensure_source_agent_free(r, tenant, id, &row.doc).await?;
+    }
     update_entity(r, table, tenant, id, &row).await
+}
+
+/// Creates an agent registration, whose `sourceAgentId` no other
+/// registration of the tenant may hold.
+pub(super) async fn create_registration<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    id: &str,
+    write: &EntityWrite,
+    ctx: &WriteContext,
+) -> Result<Stored, R::Error> {
+    let doc = new_document(&AGENT_REGISTRATION, id, &write.props, ctx);
+    ensure_registration_owner(&doc).map_err(StoreError::from)?;
+    ensure_source_agent_free(r, tenant, id, &doc).await?;
+    insert_new(r, Entity::Registration, tenant, &doc, None).await
+}
+
+/// Refuses a registration document whose `sourceAgentId` another
+/// registration (not `id`) holds. The unique index behind the lookup keeps
+/// it true under concurrent writers too.
+pub(super) async fn ensure_source_agent_free<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    id: &str,
+    doc: &Map<String, Value>,
+) -> Result<(), R::Error> {
+    let Some(source) = text(doc, "sourceAgentId") else {
+        return Ok(());
+    };
+    match r
+        .id_where(Entity::Registration, tenant, "source_agent_id", source)
+        .await?
+    {
+        Some(existing) if existing != id => Err(StoreError::SourceAgentIdTaken {
+            source_agent_id: source.to_owned(),
+            existing,
+        }
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 pub(super) async fn delete_instance<R: Rows>(
@@ -611,6 +703,12 @@ pub enum Write {
         write: EntityWrite,
         ctx: WriteContext,
     },
+    CreateRegistration {
+        tenant: String,
+        id: String,
+        write: EntityWrite,
+        ctx: WriteContext,
+    },
     /// A PATCH of a manifest or a collection.
     UpdatePlain {
         table: Entity,
@@ -678,6 +776,12 @@ pub(super) async fn apply<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::
             write,
             ctx,
         } => Saved(create_collection(r, tenant, id, write, ctx).await?),
+        Write::CreateRegistration {
+            tenant,
+            id,
+            write,
+            ctx,
+        } => Saved(create_registration(r, tenant, id, write, ctx).await?),
         Write::UpdatePlain {
             table,
             tenant,
@@ -710,6 +814,15 @@ pub(super) async fn apply<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::
             ctx,
         } => {
             delete_collection(r, tenant, id, ctx).await?;
+            Done
+        }
+        Write::Delete {
+            table: Entity::Registration,
+            tenant,
+            id,
+            ctx,
+        } => {
+            delete_entity(r, Entity::Registration, tenant, id, ctx).await?;
             Done
         }
         Write::AddMember {

@@ -78,6 +78,13 @@ pub(crate) async fn populate(s: &TestServer) {
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
     }
     let r = s
+        .post(
+            "/copilot/agentRegistrations",
+            crate::registrations::registration("reg's", "source 1"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = s
         .admin(Method::POST, "/copilot/policies")
         .json(
             &json!({"id": "p1", "displayName": "Defaults", "service": "cloudPolicyService",
@@ -170,6 +177,7 @@ async fn a_snapshot_round_trip_through_a_reset_is_exact() {
     assert_eq!(tenant["copilot"]["policies"][0]["id"], "p1");
     assert_eq!(tenant["copilot"]["limitedMode"]["groupId"], "g");
     assert!(tenant["agentInstances"][0]["createdBy"].is_string());
+    assert_eq!(tenant["agentRegistrations"][0]["sourceAgentId"], "source 1");
 
     let r = s.admin(Method::POST, "/reset").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);

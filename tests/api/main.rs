@@ -18,6 +18,7 @@ mod paging;
 mod permissions;
 mod pg;
 mod postgres;
+mod registrations;
 mod store;
 mod support;
 mod tenancy;

@@ -209,7 +209,7 @@ async fn add_entity(
         .get_entity(Entity::Instance, &p.tenant_id, &iid)
         .await?
         .ok_or_else(|| missing(Entity::Instance, &iid))?;
-    let context = respond::context_url(meta, AGENT_INSTANCE.entity_set, "/$entity");
+    let context = respond::context_url(meta, &AGENT_INSTANCE, "/$entity");
     let body = respond::with_etag(&stored.doc, &etag::of(&stored));
     let mut response = respond::json(StatusCode::CREATED, respond::entity_body(&context, &body));
     etag::set_header(&mut response, &stored);

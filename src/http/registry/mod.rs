@@ -1,5 +1,6 @@
-//! `/beta/agentRegistry`: agent instances, card manifests, collections and
-//! membership. Each handler checks the caller against the permission table,
+//! The registry's entity sets: `/beta/agentRegistry` (agent instances, card
+//! manifests, collections and membership) and its Agent 365 successor,
+//! `/beta/copilot/agentRegistrations`. Each handler checks the caller against the permission table,
 //! checks the request's shape, asks the domain to validate the body and the
 //! store to do the work, and shapes the answer.
 //!
@@ -7,10 +8,12 @@
 //! - [`instances`]: `agentInstances` and their manifest and collections navigations.
 //! - [`manifests`]: the `agentCardManifests` set.
 //! - [`collections`]: `agentCollections` and membership, on both documented paths.
+//! - [`registrations`]: `/beta/copilot/agentRegistrations`, the Agent 365 successor.
 
 mod collections;
 mod instances;
 mod manifests;
+mod registrations;
 mod sets;
 
 use super::AppState;
@@ -40,6 +43,7 @@ pub fn handler(op: Registry, method: MethodFilter) -> MethodRouter<AppState> {
     use collections::{self as c, Collections};
     use instances::{self as i, Instances};
     use manifests::{self as m, Manifests};
+    use registrations::{self as r, Registrations};
     use sets::{count, get_one, list, remove};
     match op {
         R::GetRegistry => on(method, get_registry),
@@ -79,6 +83,12 @@ pub fn handler(op: Registry, method: MethodFilter) -> MethodRouter<AppState> {
         R::AddMemberRef => on(method, c::add_member_ref),
         R::GetMember => on(method, c::get_member),
         R::RemoveMember => on(method, c::remove_member),
+        R::ListRegistrations => on(method, list::<Registrations>),
+        R::CreateRegistration => on(method, r::create),
+        R::CountRegistrations => on(method, count::<Registrations>),
+        R::GetRegistration => on(method, get_one::<Registrations>),
+        R::UpdateRegistration => on(method, r::update),
+        R::DeleteRegistration => on(method, remove::<Registrations>),
     }
 }
 
@@ -281,14 +291,11 @@ async fn entity_response(
     let tag = etag::of(&stored);
     let header = HeaderValue::from_str(&tag).ok();
     let body = if q.reshapes() {
-        let context = respond::context_url(
-            meta,
-            ty.entity_set,
-            &format!("{}/$entity", q.context_projection()),
-        );
+        let context =
+            respond::context_url(meta, ty, &format!("{}/$entity", q.context_projection()));
         respond::entity_body(&context, &shape(q, stored, related))
     } else {
-        respond::stored_entity_body(meta, ty.entity_set, &tag, &stored.doc)
+        respond::stored_entity_body(meta, ty, &tag, &stored.doc)
     };
     let mut response = respond::json(StatusCode::OK, body);
     if let Some(v) = header {
@@ -300,7 +307,7 @@ async fn entity_response(
 /// The body of a write's answer: the stored entity with its `@odata.context`
 /// and `@odata.etag`.
 fn written_body(meta: &RequestMeta, ty: &'static EntityType, stored: &Stored) -> String {
-    respond::stored_entity_body(meta, ty.entity_set, &etag::of(stored), &stored.doc)
+    respond::stored_entity_body(meta, ty, &etag::of(stored), &stored.doc)
 }
 
 fn created(meta: &RequestMeta, ty: &'static EntityType, stored: Stored) -> Result {
@@ -308,8 +315,9 @@ fn created(meta: &RequestMeta, ty: &'static EntityType, stored: Stored) -> Resul
     etag::set_header(&mut response, &stored);
     let key = percent_encoding::utf8_percent_encode(&stored.id, percent_encoding::NON_ALPHANUMERIC);
     let location = format!(
-        "{}/agentRegistry/{}/{key}",
+        "{}/{}/{}/{key}",
         meta.service_root(),
+        ty.container,
         ty.entity_set
     );
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -454,7 +462,7 @@ impl ListRequest<'_> {
             .into_iter()
             .map(|stored| shape(q, stored, related.next().unwrap_or_default()))
             .collect();
-        let context = respond::context_url(self.meta, self.ty.entity_set, &q.context_projection());
+        let context = respond::context_url(self.meta, self.ty, &q.context_projection());
         Ok(respond::json(
             StatusCode::OK,
             respond::collection_body(&context, page.count, next.as_deref(), &items),

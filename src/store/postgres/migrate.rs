@@ -21,6 +21,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0004_one_name_index",
         include_str!("migrations/0004_one_name_index.sql"),
     ),
+    (
+        "0005_agent_registrations",
+        include_str!("migrations/0005_agent_registrations.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("agentry" in ASCII).

@@ -17,7 +17,7 @@ mod query;
 mod tenant;
 
 use super::read::{self, Reads};
-use super::write::{self, Row, not_found, text};
+use super::write::{self, Row, column_values, not_found, text};
 use super::{
     AppStore, CopilotStore, Criteria, Entity, ImportMode, ImportReport, ListQuery, Page, Relation,
     Section, Store, StoreError, StoreStats, Stored, TenantState, TenantStore, engine, statements,
@@ -88,11 +88,14 @@ impl From<DomainError> for Fail {
 }
 
 impl Fail {
+    /// Serialization failures and deadlocks, and a concurrent registration
+    /// of the same `sourceAgentId`: run again, the write then finds the
+    /// other one committed and answers as it would have.
     fn retryable(&self) -> bool {
         matches!(self, Fail::Db(e) if matches!(
             e.code(),
             Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
-        ))
+        ) || is_source_agent_violation(e))
     }
 
     fn into_store(self) -> StoreError {
@@ -142,7 +145,15 @@ fn pool_error(e: PoolError) -> StoreError {
 }
 
 fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION) && !is_source_agent_violation(e)
+}
+
+/// The unique index of registrations' `sourceAgentId`, which the write path
+/// checks first: a violation means a concurrent writer got there between.
+fn is_source_agent_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+        && e.as_db_error().and_then(|d| d.constraint())
+            == Some("agent_registrations_by_source_agent_id")
 }
 
 /// Runs `$body` inside a transaction `$tx` and commits it. `?` and `return`
@@ -382,7 +393,8 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
             "NULL::text"
         };
         let sql = format!(
-            "SELECT doc::text, version, {link}, display_name, managed_by, originating_store FROM {} WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            "SELECT doc::text, version, {link}{} FROM {} WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            table.column_list(0, false),
             table.table()
         );
         let stmt = self.0.prepare_cached(&sql).await?;
@@ -394,7 +406,9 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
             r.try_get::<_, &str>(0)?,
             r.try_get(1)?,
             r.try_get(2)?,
-            [r.try_get(3)?, r.try_get(4)?, r.try_get(5)?],
+            (0..table.columns().len())
+                .map(|n| r.try_get(3 + n))
+                .collect::<Result<Vec<_>, _>>()?,
         )))
     }
 
@@ -408,31 +422,36 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
     ) -> Step<Option<Stored>> {
         let id = text(doc, "id").unwrap_or_default().to_owned();
         let body = Value::Object(doc.clone()).to_string();
-        let (link_col, link_val) = if table == Entity::Instance {
-            (", manifest_id", ", $10")
-        } else {
-            ("", "")
-        };
+        let linked = table == Entity::Instance;
+        let columns = column_values(table, doc);
+        let first = if linked { 8 } else { 7 };
+        let values: String = (0..columns.len())
+            .map(|n| format!(", ${}", first + n))
+            .collect();
         let sql = format!(
-            "INSERT INTO {} (tenant_id, id, display_name, managed_by, originating_store, created_at, modified_at, version, doc{link_col})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json{link_val}){}",
+            "INSERT INTO {} (tenant_id, id, created_at, modified_at, version, doc{}{})
+             VALUES ($1, $2, $3, $4, $5, $6::text::json{}{values}){}",
             table.table(),
-            if if_new { " ON CONFLICT DO NOTHING" } else { "" }
+            if linked { ", manifest_id" } else { "" },
+            table.column_list(0, false),
+            if linked { ", $7" } else { "" },
+            if if_new {
+                " ON CONFLICT DO NOTHING"
+            } else {
+                ""
+            }
         );
         let stmt = self.0.prepare_cached(&sql).await?;
         let version = 1i64;
         let created = text(doc, "createdDateTime").unwrap_or_default();
         let modified = text(doc, "lastModifiedDateTime").unwrap_or_default();
-        let (name, managed, store) = (
-            text(doc, "displayName"),
-            text(doc, "managedBy"),
-            text(doc, "originatingStore"),
-        );
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-            &tenant, &id, &name, &managed, &store, &created, &modified, &version, &body,
-        ];
-        if table == Entity::Instance {
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&tenant, &id, &created, &modified, &version, &body];
+        if linked {
             params.push(&manifest_id);
+        }
+        for c in &columns {
+            params.push(c);
         }
         match self.0.execute(&stmt, &params).await {
             Ok(0) => Ok(None),
@@ -451,28 +470,24 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
     async fn update(&mut self, table: Entity, tenant: &str, id: &str, row: &Row) -> Step<Stored> {
         let body = Value::Object(row.doc.clone()).to_string();
         let version = row.version + 1;
-        let link = if table == Entity::Instance {
-            ", manifest_id = $9"
-        } else {
-            ""
-        };
+        let linked = table == Entity::Instance;
+        let first = if linked { 7 } else { 6 };
         let sql = format!(
-            "UPDATE {} SET display_name = $3, managed_by = $4, originating_store = $5, modified_at = $6, version = $7, doc = $8::text::json{link}
+            "UPDATE {} SET modified_at = $3, version = $4, doc = $5::text::json{}{}
              WHERE tenant_id = $1 AND id = $2",
-            table.table()
+            table.table(),
+            if linked { ", manifest_id = $6" } else { "" },
+            table.column_list(first, true),
         );
         let stmt = self.0.prepare_cached(&sql).await?;
         let modified = text(&row.doc, "lastModifiedDateTime").unwrap_or_default();
-        let (name, managed, store) = (
-            text(&row.doc, "displayName"),
-            text(&row.doc, "managedBy"),
-            text(&row.doc, "originatingStore"),
-        );
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-            &tenant, &id, &name, &managed, &store, &modified, &version, &body,
-        ];
-        if table == Entity::Instance {
+        let columns = column_values(table, &row.doc);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant, &id, &modified, &version, &body];
+        if linked {
             params.push(&row.manifest_id);
+        }
+        for c in &columns {
+            params.push(c);
         }
         self.0.execute(&stmt, &params).await?;
         Ok(Stored {
@@ -480,6 +495,21 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
             doc: body,
             version,
         })
+    }
+
+    async fn id_where(
+        &mut self,
+        table: Entity,
+        tenant: &str,
+        column: &'static str,
+        value: &str,
+    ) -> Step<Option<String>> {
+        let stmt = self
+            .0
+            .prepare_cached(&statements::id_where(table, column))
+            .await?;
+        let row = self.0.query_opt(&stmt, &[&tenant, &value]).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     async fn delete(&mut self, table: Entity, tenant: &str, id: &str) -> Step<bool> {

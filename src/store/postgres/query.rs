@@ -286,7 +286,7 @@ impl Dialect for Postgres {
             // which its expression index answers even in a generic plan.
             let is_name = p.segments.len() == 1
                 && !b.is_var(&p.segments[0])
-                && column(&p.segments[0]) == Some("display_name");
+                && column(ty, &p.segments[0]) == Some("display_name");
             if func == Func::StartsWith && is_name && !lowered.is_empty() {
                 let end = prefix_end(&lowered);
                 let lo = b.param(Lit::Text(lowered));

@@ -72,7 +72,7 @@ struct State {
     bytes: usize,
     next_stamp: u64,
     /// Per table, per tenant, per id: lookups borrow the request's strings.
-    tables: [HashMap<String, HashMap<String, Slot>>; 3],
+    tables: [HashMap<String, HashMap<String, Slot>>; Entity::ALL.len()],
     /// Insertion order for eviction; records of removed entries are skipped.
     queue: VecDeque<Record>,
     live: usize,
@@ -97,6 +97,7 @@ fn slot_index(table: Entity) -> usize {
         Entity::Instance => 0,
         Entity::Manifest => 1,
         Entity::Collection => 2,
+        Entity::Registration => 3,
     }
 }
 

@@ -17,7 +17,7 @@ mod tenant;
 mod writer;
 
 use super::read::{self, Reads};
-use super::write::{self, INDEXED_COLUMNS, Row, not_found, text};
+use super::write::{self, Row, column_values, not_found, text};
 use super::{
     AppStore, CopilotStore, Criteria, Entity, ImportMode, ImportReport, ListQuery, Page, Relation,
     Section, Store, StoreError, StoreStats, Stored, TenantState, TenantStore, engine, statements,
@@ -57,6 +57,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_one_name_index",
         include_str!("migrations/0005_one_name_index.sql"),
+    ),
+    (
+        "0006_agent_registrations",
+        include_str!("migrations/0006_agent_registrations.sql"),
     ),
 ];
 /// Idle read connections kept for reuse.
@@ -390,7 +394,8 @@ impl write::Rows for SqliteRows<'_> {
             "NULL"
         };
         let sql = format!(
-            "SELECT doc, version, {link}, display_name, managed_by, originating_store FROM {} WHERE tenant_id = ?1 AND id = ?2",
+            "SELECT doc, version, {link}{} FROM {} WHERE tenant_id = ?1 AND id = ?2",
+            table.column_list(0, false),
             table.table()
         );
         let mut stmt = self.0.prepare_cached(&sql).map_err(sql_error)?;
@@ -400,7 +405,9 @@ impl write::Rows for SqliteRows<'_> {
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, Option<String>>(2)?,
-                    [r.get(3)?, r.get(4)?, r.get(5)?],
+                    (0..table.columns().len())
+                        .map(|n| r.get(3 + n))
+                        .collect::<Result<Vec<_>, _>>()?,
                 ))
             })
             .optional()
@@ -419,36 +426,35 @@ impl write::Rows for SqliteRows<'_> {
     ) -> Result<Option<Stored>, StoreError> {
         let id = text(doc, "id").unwrap_or_default().to_owned();
         let body = serde_json::to_string(doc).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let (cols, vals) = if table == Entity::Instance {
-            (", manifest_id", ", ?10")
-        } else {
-            ("", "")
-        };
-        let sql = format!(
-            "INSERT {}INTO {} (tenant_id, id, display_name, managed_by, originating_store, created_at, modified_at, version, doc{cols})
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9{vals})",
+        let linked = table == Entity::Instance;
+        let columns = column_values(table, doc);
+        let mut sql = format!(
+            "INSERT {}INTO {} (tenant_id, id, created_at, modified_at, version, doc{}{}) VALUES (?1, ?2, ?3, ?4, ?5, ?6",
             if if_new { "OR IGNORE " } else { "" },
-            table.table()
+            table.table(),
+            if linked { ", manifest_id" } else { "" },
+            table.column_list(0, false),
         );
+        let first = if linked { 8 } else { 7 };
+        if linked {
+            sql.push_str(", ?7");
+        }
+        for n in 0..columns.len() {
+            sql.push_str(&format!(", ?{}", first + n));
+        }
+        sql.push(')');
         let mut stmt = self.0.prepare_cached(&sql).map_err(sql_error)?;
-        let common = params![
-            tenant,
-            id,
-            text(doc, "displayName"),
-            text(doc, "managedBy"),
-            text(doc, "originatingStore"),
-            text(doc, "createdDateTime").unwrap_or_default(),
-            text(doc, "lastModifiedDateTime").unwrap_or_default(),
-            1i64,
-            body,
-        ];
-        let result = if table == Entity::Instance {
-            let mut all: Vec<&dyn rusqlite::ToSql> = common.to_vec();
+        let created = text(doc, "createdDateTime").unwrap_or_default();
+        let modified = text(doc, "lastModifiedDateTime").unwrap_or_default();
+        let mut all: Vec<&dyn rusqlite::ToSql> =
+            vec![&tenant, &id, &created, &modified, &1i64, &body];
+        if linked {
             all.push(&manifest_id);
-            stmt.execute(all.as_slice())
-        } else {
-            stmt.execute(common)
-        };
+        }
+        for c in &columns {
+            all.push(c);
+        }
+        let result = stmt.execute(all.as_slice());
         match result {
             Ok(0) => return Ok(None),
             Ok(_) => {}
@@ -476,39 +482,52 @@ impl write::Rows for SqliteRows<'_> {
             serde_json::to_string(&row.doc).map_err(|e| StoreError::Internal(e.to_string()))?;
         let version = row.version + 1;
         // Only the columns whose values change are set: SQLite rewrites the
-        // entries of every index on a column the statement sets, changed or not.
+        // entries of every index on a column the statement sets, changed or
+        // not. The document is the last parameter, so every parameter is
+        // counted whichever columns the statement names.
+        let columns = column_values(table, &row.doc);
+        let doc_param = 6 + columns.len();
         let mut sql = format!(
-            "UPDATE {} SET modified_at = ?6, version = ?7, doc = ?9",
+            "UPDATE {} SET modified_at = ?3, version = ?4, doc = ?{doc_param}",
             table.table()
         );
-        for (n, ((column, field), loaded)) in INDEXED_COLUMNS.iter().zip(&row.columns).enumerate() {
-            if text(&row.doc, field) != loaded.as_deref() {
-                sql.push_str(&format!(", {column} = ?{}", n + 3));
+        for (n, ((column, _), loaded)) in table.columns().iter().zip(&row.columns).enumerate() {
+            if columns[n] != loaded.as_deref() {
+                sql.push_str(&format!(", {column} = ?{}", n + 6));
             }
         }
         if table == Entity::Instance && row.manifest_id != row.loaded_manifest_id {
-            sql.push_str(", manifest_id = ?8");
+            sql.push_str(", manifest_id = ?5");
         }
         sql.push_str(" WHERE tenant_id = ?1 AND id = ?2");
         let mut stmt = self.0.prepare_cached(&sql).map_err(sql_error)?;
-        stmt.execute(params![
-            tenant,
-            id,
-            text(&row.doc, "displayName"),
-            text(&row.doc, "managedBy"),
-            text(&row.doc, "originatingStore"),
-            text(&row.doc, "lastModifiedDateTime").unwrap_or_default(),
-            version,
-            row.manifest_id,
-            body,
-        ])
-        .map_err(sql_error)?;
+        let modified = text(&row.doc, "lastModifiedDateTime").unwrap_or_default();
+        let mut all: Vec<&dyn rusqlite::ToSql> =
+            vec![&tenant, &id, &modified, &version, &row.manifest_id];
+        for c in &columns {
+            all.push(c);
+        }
+        all.push(&body);
+        stmt.execute(all.as_slice()).map_err(sql_error)?;
         cache::record(table, tenant, id);
         Ok(Stored {
             id: id.to_owned(),
             doc: body,
             version,
         })
+    }
+
+    async fn id_where(
+        &mut self,
+        table: Entity,
+        tenant: &str,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.0
+            .prepare_cached(&statements::id_where(table, column))
+            .and_then(|mut s| s.query_row(params![tenant, value], |r| r.get(0)).optional())
+            .map_err(sql_error)
     }
 
     async fn delete(&mut self, table: Entity, tenant: &str, id: &str) -> Result<bool, StoreError> {
@@ -629,6 +648,9 @@ fn get_stored(
         }
         Entity::Collection => {
             "SELECT doc, version FROM agent_collections WHERE tenant_id = ?1 AND id = ?2"
+        }
+        Entity::Registration => {
+            "SELECT doc, version FROM agent_registrations WHERE tenant_id = ?1 AND id = ?2"
         }
     };
     let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;

@@ -161,7 +161,7 @@ impl Dialect for Sqlite {
             // case-insensitive index answers.
             if func == Func::StartsWith
                 && p.segments.len() == 1
-                && column(&p.segments[0]).is_some()
+                && column(ty, &p.segments[0]).is_some()
                 && !text.is_empty()
             {
                 let lo = b.param(Lit::Text(text.clone()));
