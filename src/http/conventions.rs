@@ -31,6 +31,7 @@ pub async fn graph_conventions(
     let started = Instant::now();
     let meta = Arc::new(RequestMeta::new(
         req.headers(),
+        req.uri().path(),
         app.trust_proxy(),
         app.scheme(),
     ));

@@ -70,16 +70,6 @@ fn write_context(app: &AppState, caller: &Principal) -> WriteContext {
     }
 }
 
-/// `http://host/beta` or `http://host/v1.0`, whichever the request used.
-fn service_root(meta: &RequestMeta, path: &str) -> String {
-    let version = if path.starts_with("/v1.0/") {
-        "v1.0"
-    } else {
-        "beta"
-    };
-    format!("{}/{version}", meta.origin)
-}
-
 /// Checks the options of a single-object GET: `$select` of known properties only.
 fn single_object(q: &QueryOptions, type_name: &'static str, properties: &[&str]) -> Result<()> {
     q.for_single_entity()?;
@@ -174,7 +164,7 @@ async fn get_tenant_setting(
     let doc = kind.apply(stored, &Map::new());
     let context = format!(
         "{}/$metadata#{}{}/$entity",
-        service_root(meta, &q.path),
+        meta.service_root(),
         kind.context_path(),
         q.options.context_projection()
     );
@@ -186,7 +176,6 @@ async fn patch_tenant_setting(
     app: &AppState,
     meta: &RequestMeta,
     p: &Principal,
-    path: &str,
     body: Value,
     kind: TenantSetting,
 ) -> Result {
@@ -197,7 +186,7 @@ async fn patch_tenant_setting(
         .await?;
     let context = format!(
         "{}/$metadata#{}/$entity",
-        service_root(meta, path),
+        meta.service_root(),
         kind.context_path()
     );
     Ok(object_response(context, kind.type_name(), doc))
@@ -217,11 +206,11 @@ async fn patch_limited_mode(
     State(app): State<AppState>,
     Meta(meta): Meta,
     Caller(p): Caller,
-    q: ODataQuery,
+    _q: ODataQuery,
     JsonBody(body): JsonBody,
 ) -> Result {
     authorize(&p, Action::UpdateLimitedMode)?;
-    patch_tenant_setting(&app, &meta, &p, &q.path, body, TenantSetting::LimitedMode).await
+    patch_tenant_setting(&app, &meta, &p, body, TenantSetting::LimitedMode).await
 }
 
 /// Enhanced personalization also accepts application tokens, as documented.
@@ -239,7 +228,7 @@ async fn patch_enhanced_personalization(
     State(app): State<AppState>,
     Meta(meta): Meta,
     Caller(p): Caller,
-    q: ODataQuery,
+    _q: ODataQuery,
     JsonBody(body): JsonBody,
 ) -> Result {
     authorize(&p, Action::UpdateEnhancedPersonalization)?;
@@ -247,7 +236,6 @@ async fn patch_enhanced_personalization(
         &app,
         &meta,
         &p,
-        &q.path,
         body,
         TenantSetting::EnhancedPersonalization,
     )

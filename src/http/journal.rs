@@ -579,6 +579,7 @@ mod tests {
                 request_id: "r".into(),
                 client_request_id: None,
                 origin: "http://localhost".into(),
+                root: "/beta",
             }),
             caller: Arc::new(Principal {
                 tenant_id: tenant.into(),

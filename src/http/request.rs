@@ -11,12 +11,14 @@ pub struct RequestMeta {
     pub client_request_id: Option<String>,
     /// `scheme://host[:port]`, from which absolute URLs are built.
     pub origin: String,
+    /// The Graph version the request is under: `/beta` or `/v1.0`.
+    pub root: &'static str,
 }
 
 impl RequestMeta {
     /// A fresh request id, the client's request id if it sent a usable one,
     /// and the origin (`X-Forwarded-*` only from a trusted proxy).
-    pub fn new(headers: &HeaderMap, trust_proxy: bool, scheme: &str) -> Self {
+    pub fn new(headers: &HeaderMap, path: &str, trust_proxy: bool, scheme: &str) -> Self {
         static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
         Self {
             request_id: request_id(),
@@ -26,12 +28,18 @@ impl RequestMeta {
                 .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID)
                 .map(str::to_owned),
             origin: origin(headers, trust_proxy, scheme),
+            root: if path.starts_with("/v1.0/") {
+                "/v1.0"
+            } else {
+                "/beta"
+            },
         }
     }
 
-    /// The Graph root of absolute URLs: `http://host:port/beta`.
+    /// The Graph root of absolute URLs: `http://host:port/beta` (or
+    /// `/v1.0`, for a request under it).
     pub fn service_root(&self) -> String {
-        format!("{}/beta", self.origin)
+        format!("{}{}", self.origin, self.root)
     }
 }
 

@@ -93,7 +93,8 @@ pub fn stored_entity_body(meta: &RequestMeta, ty: &EntityType, etag: &str, doc: 
     let mut out = String::with_capacity(doc.len() + meta.origin.len() + set.len() + 96);
     out.push_str("{\"@odata.context\":\"");
     push_escaped(&mut out, &meta.origin);
-    out.push_str("/beta/$metadata#");
+    out.push_str(meta.root);
+    out.push_str("/$metadata#");
     out.push_str(ty.container);
     out.push('/');
     push_escaped(&mut out, set);
@@ -226,6 +227,7 @@ mod tests {
             request_id: "r".into(),
             client_request_id: None,
             origin: "http://h:1".into(),
+            root: "/beta",
         }
     }
 
