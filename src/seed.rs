@@ -12,6 +12,7 @@
 //! timestamps) are kept when given, so an export restores exactly.
 
 use crate::domain::copilot::{CopilotRules, TenantSetting, parse_new_policy};
+use crate::domain::packages::new_package;
 use crate::domain::schema::{
     AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, AGENT_REGISTRATION, EntityType,
 };
@@ -57,6 +58,10 @@ pub struct TenantSeed {
 pub struct CopilotSeed {
     /// Policies as the control API takes them.
     pub policies: Vec<Value>,
+    /// Catalog packages (`/copilot/admin/catalog/packages`) as the control
+    /// API takes them: every property of `copilotPackageDetail`, `id` required.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<Value>,
     /// Bodies as `PATCH /copilot/admin/settings/limitedMode` takes them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limited_mode: Option<Value>,
@@ -236,6 +241,7 @@ pub fn to_seed(state: TenantState) -> TenantSeed {
         agent_registrations: state.registrations.into_iter().map(Value::Object).collect(),
         copilot: CopilotSeed {
             policies: state.policies.iter().map(|p| p.to_json()).collect(),
+            packages: state.packages.into_iter().map(Value::Object).collect(),
             limited_mode,
             enhanced_personalization,
         },
@@ -279,6 +285,7 @@ fn label(kind: Entity) -> &'static str {
         Entity::Manifest => "agent card manifest",
         Entity::Collection => "agent collection",
         Entity::Registration => "agent registration",
+        Entity::Package => "package",
     }
 }
 
@@ -392,6 +399,12 @@ pub fn parse_tenant(
             .map_err(|e| invalid(&item, e))?;
         unique(&mut seen, "p", &policy.id, &item)?;
         out.state.policies.push(policy);
+    }
+    for (i, body) in seed.copilot.packages.iter().enumerate() {
+        let item = format!("copilot.packages[{i}]");
+        let doc = new_package(body.clone(), now).map_err(|e| invalid(&item, e))?;
+        unique(&mut seen, "k", id_of(&doc), &item)?;
+        out.state.packages.push(doc);
     }
     for (kind, body) in [
         (TenantSetting::LimitedMode, &seed.copilot.limited_mode),

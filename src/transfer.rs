@@ -57,6 +57,10 @@ pub enum Record {
         tenant: String,
         data: Map<String, Value>,
     },
+    Package {
+        tenant: String,
+        data: Map<String, Value>,
+    },
     Policy {
         tenant: String,
         data: Policy,
@@ -83,6 +87,7 @@ impl Record {
             | Record::Instance { tenant, .. }
             | Record::Member { tenant, .. }
             | Record::Registration { tenant, .. }
+            | Record::Package { tenant, .. }
             | Record::Policy { tenant, .. }
             | Record::Setting { tenant, .. }
             | Record::App { tenant, .. } => Some(tenant),
@@ -175,6 +180,12 @@ fn records_of(tenant: &str, state: TenantState) -> Vec<Record> {
             .registrations
             .into_iter()
             .map(|data| Record::Registration { tenant: t(), data }),
+    );
+    out.extend(
+        state
+            .packages
+            .into_iter()
+            .map(|data| Record::Package { tenant: t(), data }),
     );
     out.extend(
         state
@@ -277,6 +288,7 @@ impl Batch {
                 ..
             } => s.members.push((collection_id, instance_id)),
             Record::Registration { data, .. } => s.registrations.push(data),
+            Record::Package { data, .. } => s.packages.push(data),
             Record::Policy { data, .. } => s.policies.push(data),
             Record::Setting { data, name, .. } => {
                 if let Some(kind) = TenantSetting::ALL.into_iter().find(|k| k.key() == name) {

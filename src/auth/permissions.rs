@@ -42,6 +42,10 @@ pub enum Action {
     RemoveMember,
     GetRegistry,
     UpdateRegistry,
+    ListPackages,
+    GetPackage,
+    /// PATCH, block, unblock and reassign of a catalog package.
+    UpdatePackage,
     ListRegistrations,
     GetRegistration,
     CreateRegistration,
@@ -83,6 +87,9 @@ const QW: &str = "AgentCollection.ReadWrite.Quarantined";
 // Agent 365 registration permissions.
 const RGR: &str = "AgentRegistration.Read.All";
 const RGW: &str = "AgentRegistration.ReadWrite.All";
+// Agent 365 package catalog permissions.
+const PKR: &str = "CopilotPackages.Read.All";
+const PKW: &str = "CopilotPackages.ReadWrite.All";
 // Copilot settings permissions.
 const PSR: &str = "CopilotPolicySettings.Read";
 const PSW: &str = "CopilotPolicySettings.ReadWrite";
@@ -111,6 +118,13 @@ const ROLE_NAMES: &[(&str, &str)] = &[
 ];
 
 const REGISTRY_ROLES: &[&str] = &[AGENT_REGISTRY_ADMINISTRATOR, GLOBAL_ADMINISTRATOR];
+/// Who may view the Agent 365 inventory: its administrators and readers.
+const PACKAGE_READERS: &[&str] = &[
+    AI_ADMINISTRATOR,
+    GLOBAL_ADMINISTRATOR,
+    AI_READER,
+    GLOBAL_READER,
+];
 
 type Groups = &'static [&'static [&'static str]];
 
@@ -424,6 +438,26 @@ pub static RULES: &[Rule] = &[
         Some(&[&[RGW]]),
         REGISTRY_ROLES,
     ),
+    // The package catalog: reads for delegated and application callers;
+    // writes delegated only (since 2026-06-30), by AI or Global Administrators.
+    rule(
+        A::ListPackages,
+        Some(&[&[PKR, PKW]]),
+        Some(&[&[PKR, PKW]]),
+        PACKAGE_READERS,
+    ),
+    rule(
+        A::GetPackage,
+        Some(&[&[PKR, PKW]]),
+        Some(&[&[PKR, PKW]]),
+        PACKAGE_READERS,
+    ),
+    rule(
+        A::UpdatePackage,
+        Some(&[&[PKW]]),
+        None,
+        &[AI_ADMINISTRATOR, GLOBAL_ADMINISTRATOR],
+    ),
     // Copilot admin settings: delegated only, with the roles the reference recommends.
     rule(
         A::GetPolicySetting,
@@ -648,8 +682,8 @@ impl Grant {
             Entity::Instance => self.instances,
             Entity::Manifest => self.manifests,
             Entity::Collection => self.collections,
-            // Registrations have no `*.ManagedBy` permission.
-            Entity::Registration => false,
+            // Registrations and packages have no `*.ManagedBy` permission.
+            Entity::Registration | Entity::Package => false,
         };
         if on { self.managed_by.as_deref() } else { None }
     }
@@ -760,7 +794,7 @@ pub fn authorize_on(p: &Principal, action: Action, reserved: Reserved) -> Result
                         Some(Entity::Instance) => grant.instances = true,
                         Some(Entity::Manifest) => grant.manifests = true,
                         Some(Entity::Collection) => grant.collections = true,
-                        Some(Entity::Registration) | None => {}
+                        Some(Entity::Registration | Entity::Package) | None => {}
                     },
                     _ => {
                         return Err(Denied::MissingPermission {

@@ -18,6 +18,7 @@ fn edm_type(kind: Kind) -> String {
     match kind {
         Kind::String => "Edm.String".into(),
         Kind::Boolean => "Edm.Boolean".into(),
+        Kind::Int32 => "Edm.Int32".into(),
         Kind::DateTimeOffset => "Edm.DateTimeOffset".into(),
         Kind::StringCollection => "Collection(Edm.String)".into(),
         Kind::Complex(t) => alias(t.qualified),

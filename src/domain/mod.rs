@@ -6,6 +6,7 @@
 pub mod apps;
 pub mod copilot;
 pub mod csdl;
+pub mod packages;
 pub mod schema;
 mod write;
 
@@ -24,14 +25,17 @@ pub enum Entity {
     Collection,
     /// `/copilot/agentRegistrations`, the Agent 365 successor of instances.
     Registration,
+    /// `/copilot/admin/catalog/packages`, the Agent 365 package catalog.
+    Package,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 4] = [
+    pub const ALL: [Entity; 5] = [
         Entity::Instance,
         Entity::Manifest,
         Entity::Collection,
         Entity::Registration,
+        Entity::Package,
     ];
 
     /// The entity type: properties, navigations, entity set.
@@ -41,6 +45,7 @@ impl Entity {
             Entity::Manifest => &schema::AGENT_CARD_MANIFEST,
             Entity::Collection => &schema::AGENT_COLLECTION,
             Entity::Registration => &schema::AGENT_REGISTRATION,
+            Entity::Package => &schema::COPILOT_PACKAGE,
         }
     }
 
@@ -100,6 +105,11 @@ pub enum DomainError {
     NavigationNotWritable { property: String },
     #[error("a request cannot both nest agentCardManifest and bind it with @odata.bind")]
     BindAndNested,
+    #[error("property '{property}' cannot be changed; only {allowed} can")]
+    NotUpdatable {
+        property: String,
+        allowed: &'static str,
+    },
     #[error("an agent registration needs 'ownerIds' (at least one) or 'managedByAppId'")]
     RegistrationWithoutOwner,
     #[error("You do not have permission to create an agent registration managed by another AppId.")]

@@ -222,3 +222,123 @@ pub static AGENT_REGISTRATION: EntityType = EntityType {
         "sourceLastModifiedDateTime",
     ],
 };
+
+pub static PACKAGE_TYPE: EnumType = EnumType {
+    qualified: "microsoft.graph.packageType",
+    members: &[
+        "microsoft",
+        "external",
+        "shared",
+        "custom",
+        "unknownFutureValue",
+    ],
+};
+
+pub static PACKAGE_STATUS: EnumType = EnumType {
+    qualified: "microsoft.graph.packageStatus",
+    members: &["none", "some", "all", "unknownFutureValue"],
+};
+
+pub static ACCESS_ENTITY_TYPE: EnumType = EnumType {
+    qualified: "microsoft.graph.accessEntityType",
+    members: &["user", "group", "unknownFutureValue"],
+};
+
+pub static PACKAGE_ACCESS_ENTITY: ComplexType = ComplexType {
+    qualified: "microsoft.graph.packageAccessEntity",
+    properties: &[
+        rw("resourceId", Kind::String),
+        rw("resourceType", Kind::Enum(&ACCESS_ENTITY_TYPE)),
+    ],
+};
+
+pub static PACKAGE_ELEMENT: ComplexType = ComplexType {
+    qualified: "microsoft.graph.packageElement",
+    properties: &[rw("id", Kind::String), rw("definition", Kind::String)],
+};
+
+pub static PACKAGE_ELEMENT_DETAIL: ComplexType = ComplexType {
+    qualified: "microsoft.graph.packageElementDetail",
+    properties: &[
+        rw("elementType", Kind::String),
+        rw("elements", Kind::ComplexCollection(&PACKAGE_ELEMENT)),
+    ],
+};
+
+/// The properties of a package as a list shows it (`copilotPackage`);
+/// [`COPILOT_PACKAGE`] adds those of `copilotPackageDetail`, which a get
+/// answers with.
+pub const PACKAGE_SUMMARY: &[&str] = &[
+    "id",
+    "displayName",
+    "type",
+    "shortDescription",
+    "isBlocked",
+    "availableTo",
+    "deployedTo",
+    "lastModifiedDateTime",
+    "supportedHosts",
+    "elementTypes",
+    "publisher",
+    "platform",
+    "version",
+    "manifestVersion",
+    "manifestId",
+    "appId",
+    "assetId",
+    "createdDateTime",
+    "ownerId",
+];
+
+/// An Agent 365 catalog package (`/copilot/admin/catalog/packages`), with
+/// the detail a get returns. Graph creates none: packages come from seed
+/// files, snapshots and the control API, which write every property; Graph
+/// writes change access, blocking and owner only.
+pub static COPILOT_PACKAGE: EntityType = EntityType {
+    qualified: "microsoft.graph.copilotPackageDetail",
+    entity_set: "packages",
+    container: "copilot/admin/catalog",
+    properties: &[
+        rw("id", Kind::String),
+        rw("displayName", Kind::String),
+        rw("type", Kind::Enum(&PACKAGE_TYPE)),
+        rw("shortDescription", Kind::String),
+        rw("isBlocked", Kind::Boolean),
+        rw("availableTo", Kind::Enum(&PACKAGE_STATUS)),
+        rw("deployedTo", Kind::Enum(&PACKAGE_STATUS)),
+        rw("lastModifiedDateTime", Kind::DateTimeOffset),
+        rw("supportedHosts", Kind::StringCollection),
+        rw("elementTypes", Kind::StringCollection),
+        rw("publisher", Kind::String),
+        rw("platform", Kind::String),
+        rw("version", Kind::String),
+        rw("manifestVersion", Kind::String),
+        rw("manifestId", Kind::String),
+        rw("appId", Kind::String),
+        rw("assetId", Kind::String),
+        rw("createdDateTime", Kind::DateTimeOffset),
+        rw("ownerId", Kind::String),
+        rw("longDescription", Kind::String),
+        rw("categories", Kind::StringCollection),
+        rw("sensitivity", Kind::String),
+        rw("activeUsers", Kind::Int32),
+        rw(
+            "allowedUsersAndGroups",
+            Kind::ComplexCollection(&PACKAGE_ACCESS_ENTITY),
+        ),
+        rw(
+            "acquireUsersAndGroups",
+            Kind::ComplexCollection(&PACKAGE_ACCESS_ENTITY),
+        ),
+        rw(
+            "sharedWithUsersAndGroups",
+            Kind::ComplexCollection(&PACKAGE_ACCESS_ENTITY),
+        ),
+        rw(
+            "elementDetails",
+            Kind::ComplexCollection(&PACKAGE_ELEMENT_DETAIL),
+        ),
+    ],
+    navigations: &[],
+    required_on_create: &["displayName"],
+};

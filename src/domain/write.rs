@@ -268,6 +268,10 @@ fn check_value(path: &str, kind: Kind, value: Value) -> Result<Value, DomainErro
         }),
         (Kind::Untyped, v) => Ok(v),
         (Kind::Boolean, v @ Value::Bool(_)) => Ok(v),
+        (Kind::Int32, Value::Number(n)) if n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => {
+            Ok(Value::Number(n))
+        }
+        (Kind::Int32, _) => Err(wrong("a 32-bit integer")),
         (Kind::Boolean, _) => Err(wrong("a boolean")),
         (Kind::StringCollection, Value::Array(items)) => {
             if items.iter().all(Value::is_string) {

@@ -4,7 +4,7 @@
 //! and path the router serves. The API tests check every answer they get
 //! against the document.
 
-use super::routes::{Auth, Body, C, Docs, I, IDP, M, OPERATIONS, Operation, R};
+use super::routes::{Auth, Body, C, Docs, I, IDP, M, OPERATIONS, Operation, P, R};
 use crate::domain::Entity;
 use crate::domain::schema::{ComplexType, Kind};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -39,6 +39,7 @@ fn kind_schema(kind: Kind) -> Value {
     match kind {
         Kind::String => json!({"type": ["string", "null"]}),
         Kind::Boolean => json!({"type": ["boolean", "null"]}),
+        Kind::Int32 => json!({"type": ["integer", "null"]}),
         Kind::DateTimeOffset => json!({"type": ["string", "null"], "format": "date-time"}),
         Kind::StringCollection => json!({"type": "array", "items": {"type": "string"}}),
         Kind::Complex(t) => json!({"anyOf": [
@@ -175,16 +176,17 @@ enum Conditional {
 }
 
 /// The paths whose PATCH and DELETE take `If-Match`.
-const CONDITIONAL_WRITES: [&str; 5] = [
+const CONDITIONAL_WRITES: [&str; 6] = [
     "/beta/agentRegistry/agentInstances/{id}",
     "/beta/agentRegistry/agentInstances/{id}/agentCardManifest",
     "/beta/agentRegistry/agentCardManifests/{id}",
     "/beta/agentRegistry/agentCollections/{id}",
     "/beta/copilot/agentRegistrations/{id}",
+    "/beta/copilot/admin/catalog/packages/{id}",
 ];
 
 fn conditional(o: &Operation) -> Conditional {
-    let entity = matches!(o.response, Body::Schema(I | M | C | R));
+    let entity = matches!(o.response, Body::Schema(I | M | C | R | P));
     match o.method {
         "GET" if entity => Conditional::Read,
         "POST" if entity && o.status == 201 && o.path.matches('/').count() == 3 => {

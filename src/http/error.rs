@@ -148,6 +148,7 @@ fn entity_label(kind: Entity) -> &'static str {
         Entity::Manifest => "agent card manifest",
         Entity::Collection => "agent collection",
         Entity::Registration => "agent registration",
+        Entity::Package => "package",
     }
 }
 
@@ -376,6 +377,7 @@ fn domain_report(e: &DomainError) -> ErrorReport {
         | DomainError::NavigationNotWritable { .. }
         | DomainError::NotAMember { .. }
         | DomainError::RegistrationWithoutOwner
+        | DomainError::NotUpdatable { .. }
         | DomainError::BindAndNested => {
             report(S::BAD_REQUEST, "ValidationError", sentence(e.to_string()))
         }
@@ -439,6 +441,7 @@ fn store_report(e: &StoreError) -> ErrorReport {
                 Entity::Manifest => "AgentCardNotFound",
                 Entity::Collection => "AgentCollectionNotFound",
                 Entity::Registration => "AgentRegistrationNotFound",
+                Entity::Package => "NotFound",
             };
             report(
                 S::NOT_FOUND,
@@ -452,6 +455,7 @@ fn store_report(e: &StoreError) -> ErrorReport {
                 Entity::Manifest => "AgentCardAlreadyExists",
                 Entity::Collection => "AgentCollectionAlreadyExists",
                 Entity::Registration => "AgentRegistrationAlreadyExists",
+                Entity::Package => "Conflict",
             };
             report(
                 S::CONFLICT,

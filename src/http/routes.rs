@@ -81,6 +81,15 @@ pub enum Registry {
     AddMemberRef,
     GetMember,
     RemoveMember,
+    ListPackages,
+    CountPackages,
+    GetPackage,
+    UpdatePackage,
+    BlockPackage,
+    UnblockPackage,
+    ReassignPackage,
+    LoadPackage,
+    RemovePackage,
     ListRegistrations,
     CreateRegistration,
     CountRegistrations,
@@ -205,6 +214,7 @@ pub(super) const I: &str = "agentInstance";
 pub(super) const M: &str = "agentCardManifest";
 pub(super) const C: &str = "agentCollection";
 pub(super) const R: &str = "agentRegistration";
+pub(super) const P: &str = "copilotPackageDetail";
 pub(super) const LIST: Body = Schema("collection");
 pub(super) const REF: Body = Schema("reference");
 
@@ -256,6 +266,16 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/beta/copilot/agentRegistrations/{id}", Reg(GetRegistration), "Get an agent registration", A365, Graph, Empty, 200, Schema(R)),
     op("PATCH", "/beta/copilot/agentRegistrations/{id}", Reg(UpdateRegistration), "Update an agent registration", A365, Graph, Schema(R), 200, Empty),
     op("DELETE", "/beta/copilot/agentRegistrations/{id}", Reg(DeleteRegistration), "Delete an agent registration", A365, Graph, Empty, 204, Empty),
+    op("GET", "/beta/copilot/admin/catalog/packages", Reg(ListPackages), "List catalog packages (agents unless elementTypes is filtered on)", A365, Graph, Empty, 200, LIST),
+    op("GET", "/beta/copilot/admin/catalog/packages/$count", Reg(CountPackages), "Count catalog packages", A365, Graph, Empty, 200, Text("text/plain")),
+    op("GET", "/beta/copilot/admin/catalog/packages/{id}", Reg(GetPackage), "Get a catalog package's details", A365, Graph, Empty, 200, Schema(P)),
+    op("PATCH", "/beta/copilot/admin/catalog/packages/{id}", Reg(UpdatePackage), "Update who a package is available and deployed to", A365, Graph, Object, 204, Empty),
+    op("POST", "/beta/copilot/admin/catalog/packages/{id}/block", Reg(BlockPackage), "Block a package", A365, Graph, Empty, 204, Empty),
+    op("POST", "/beta/copilot/admin/catalog/packages/{id}/unblock", Reg(UnblockPackage), "Unblock a package", A365, Graph, Empty, 204, Empty),
+    op("POST", "/beta/copilot/admin/catalog/packages/{id}/reassign", Reg(ReassignPackage), "Reassign a package to another owner", A365, Graph, Object, 204, Empty),
+    op("GET", "/v1.0/copilot/admin/catalog/packages", Reg(ListPackages), "List catalog packages (v1.0)", A365, Graph, Empty, 200, LIST),
+    op("GET", "/v1.0/copilot/admin/catalog/packages/$count", Reg(CountPackages), "Count catalog packages (v1.0)", A365, Graph, Empty, 200, Text("text/plain")),
+    op("GET", "/v1.0/copilot/admin/catalog/packages/{id}", Reg(GetPackage), "Get a catalog package's details (v1.0)", A365, Graph, Empty, 200, Schema(P)),
     op("GET", "/beta/copilot/admin/policySettings/{id}", Cop(GetPolicySetting), "Get a Copilot policy setting", COP, Graph, Empty, 200, Object),
     op("PATCH", "/beta/copilot/admin/policySettings/{id}", Cop(UpdatePolicySetting), "Update a Copilot policy setting", COP, Graph, Object, 200, Object),
     op("GET", "/beta/copilot/admin/settings/limitedMode", Cop(GetLimitedMode), "Get Copilot limited mode", COP, Graph, Empty, 200, Object),
@@ -269,6 +289,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/_agentry/copilot/policies/{id}", Ctl(GetPolicy), "Get a Copilot policy", CTL, Admin, Empty, 200, Object),
     op("PATCH", "/_agentry/copilot/policies/{id}", Ctl(UpdatePolicy), "Update a Copilot policy", CTL, Admin, Object, 200, Object),
     op("DELETE", "/_agentry/copilot/policies/{id}", Ctl(DeletePolicy), "Delete a Copilot policy", CTL, Admin, Empty, 204, Empty),
+    op("POST", "/_agentry/copilot/packages", Reg(LoadPackage), "Load a package into the catalog", CTL, Admin, Schema(P), 201, Schema(P)),
+    op("DELETE", "/_agentry/copilot/packages/{id}", Reg(RemovePackage), "Remove a package from the catalog", CTL, Admin, Empty, 204, Empty),
     op("POST", "/_agentry/reset", Ctl(Reset), "Wipe the caller's tenant", CTL, Admin, Empty, 204, Empty),
     op("GET", "/_agentry/snapshot", Ctl(ExportSnapshot), "Export the caller's tenant (seed format)", CTL, Admin, Empty, 200, Schema("snapshot")),
     op("PUT", "/_agentry/snapshot", Ctl(RestoreSnapshot), "Replace the caller's tenant with a snapshot", CTL, Admin, Schema("snapshot"), 200, Object),

@@ -9,6 +9,7 @@
 pub enum Kind {
     String,
     Boolean,
+    Int32,
     DateTimeOffset,
     StringCollection,
     Complex(&'static ComplexType),
@@ -35,6 +36,7 @@ impl Kind {
         match self {
             Kind::String => "Edm.String",
             Kind::Boolean => "Edm.Boolean",
+            Kind::Int32 => "Edm.Int32",
             Kind::DateTimeOffset => "Edm.DateTimeOffset",
             Kind::StringCollection => "Collection(Edm.String)",
             Kind::Complex(t) => t.qualified,

@@ -113,6 +113,19 @@ pub fn one_of(property: &str, values: &[&str]) -> Expr {
     )
 }
 
+/// `collection/any(v: v in ('a', 'b'))`, for conditions the server adds itself.
+pub fn any_of(collection: &str, values: &[&str]) -> Expr {
+    Expr::Lambda {
+        quantifier: Quantifier::Any,
+        collection: Path {
+            segments: vec![collection.to_owned()],
+            position: 0,
+        },
+        variable: "v".into(),
+        body: Some(Box::new(one_of("v", values))),
+    }
+}
+
 /// Both conditions (either may be absent).
 pub fn and(a: Option<Expr>, b: Option<Expr>) -> Option<Expr> {
     match (a, b) {
@@ -122,6 +135,27 @@ pub fn and(a: Option<Expr>, b: Option<Expr>) -> Option<Expr> {
 }
 
 impl Expr {
+    /// Whether a path of the entity starting with `property` appears
+    /// anywhere in the expression (lambda variables are not the entity's).
+    pub fn mentions(&self, property: &str) -> bool {
+        let names = |o: &Operand| matches!(o, Operand::Property(p) if p.segments.first().is_some_and(|s| s == property));
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => a.mentions(property) || b.mentions(property),
+            Expr::Not(e) => e.mentions(property),
+            Expr::Compare(_, a, b) | Expr::Call(_, a, b) => names(a) || names(b),
+            Expr::In(o, _) | Expr::Truthy(o) => names(o),
+            Expr::Lambda {
+                collection,
+                variable,
+                body,
+                ..
+            } => {
+                collection.segments.first().is_some_and(|s| s == property)
+                    || (variable != property && body.as_ref().is_some_and(|b| b.mentions(property)))
+            }
+        }
+    }
+
     /// The operands of a top-level chain of `and`s; the expression itself
     /// when it is no `and`.
     pub fn conjuncts(&self) -> Vec<&Expr> {
@@ -730,6 +764,7 @@ fn kind_ty(kind: Kind) -> Ty {
     match kind {
         Kind::String => Ty::String,
         Kind::Boolean => Ty::Boolean,
+        Kind::Int32 => Ty::Number,
         Kind::DateTimeOffset => Ty::DateTime,
         Kind::StringCollection => Ty::StringCollection,
         Kind::Complex(t) => Ty::Complex(t),
@@ -949,6 +984,26 @@ mod tests {
 
     fn prop(segments: &[&str]) -> Operand {
         Operand::Property(p(segments))
+    }
+
+    #[test]
+    fn an_expression_knows_which_properties_it_mentions() {
+        let cases = [
+            ("elementTypes/any(t: t eq 'Bots')", true),
+            ("not (displayName eq 'x' or elementTypes/any())", true),
+            (
+                "supportedHosts/any(elementTypes: elementTypes eq 'x')",
+                false,
+            ),
+            ("startswith(displayName, 'a') and isBlocked", false),
+        ];
+        for (text, mentioned) in cases {
+            assert_eq!(
+                parse(text).unwrap().mentions("elementTypes"),
+                mentioned,
+                "{text}"
+            );
+        }
     }
 
     fn s(v: &str) -> Operand {

@@ -289,6 +289,37 @@ impl<B: Backend> RegistryStore for B {
         .await
     }
 
+    async fn create_package(
+        &self,
+        tenant: &str,
+        doc: Map<String, Value>,
+    ) -> Result<Stored, StoreError> {
+        let tenant = tenant.to_owned();
+        entity(self, Write::CreatePackage { tenant, doc }).await
+    }
+
+    async fn update_package(
+        &self,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
+        let table = Entity::Package;
+        entity(
+            self,
+            Write::UpdatePlain {
+                table,
+                tenant,
+                id,
+                props,
+                ctx,
+            },
+        )
+        .await
+    }
+
     async fn create_collection(
         &self,
         tenant: &str,

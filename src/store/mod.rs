@@ -289,6 +289,8 @@ pub struct TenantState {
     pub members: Vec<(String, String)>,
     /// Agent registrations (`/copilot/agentRegistrations`).
     pub registrations: Vec<Map<String, Value>>,
+    /// The package catalog (`/copilot/admin/catalog/packages`).
+    pub packages: Vec<Map<String, Value>>,
     pub policies: Vec<Policy>,
     pub settings: Vec<(TenantSetting, Map<String, Value>)>,
 }
@@ -303,17 +305,19 @@ pub enum Section {
     Instances,
     Members,
     Registrations,
+    Packages,
     Policies,
     Settings,
 }
 
 impl Section {
-    pub const ALL: [Section; 7] = [
+    pub const ALL: [Section; 8] = [
         Section::Collections,
         Section::Manifests,
         Section::Instances,
         Section::Members,
         Section::Registrations,
+        Section::Packages,
         Section::Policies,
         Section::Settings,
     ];
@@ -342,6 +346,7 @@ const TENANT_TABLES: &[&str] = &[
     "agent_collection_members",
     "agent_registrations",
     "agent_registration_owners",
+    "copilot_packages",
     "copilot_policies",
     "copilot_tenant_settings",
 ];
@@ -475,6 +480,22 @@ pub trait RegistryStore: Send + Sync {
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
     async fn update_registration(
+        &self,
+        tenant: &str,
+        id: &str,
+        props: Map<String, Value>,
+        ctx: &WriteContext,
+    ) -> Result<Stored, StoreError>;
+
+    // The package catalog (`/copilot/admin/catalog/packages`)
+    /// Stores a complete package document; `AlreadyExists` when its id is taken.
+    async fn create_package(
+        &self,
+        tenant: &str,
+        doc: Map<String, Value>,
+    ) -> Result<Stored, StoreError>;
+    /// Merges changes into a package (the Graph writes: access, block, owner).
+    async fn update_package(
         &self,
         tenant: &str,
         id: &str,

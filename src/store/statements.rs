@@ -30,6 +30,7 @@ pub(super) fn dependents(entity: Entity) -> &'static [&'static str] {
             &["DELETE FROM agent_collection_members WHERE tenant_id = $1 AND collection_id = $2"]
         }
         Entity::Registration => &[DELETE_REGISTRATION_OWNERS],
+        Entity::Package => &[],
     }
 }
 
@@ -54,7 +55,7 @@ pub(super) fn side_values(entity: Entity) -> Option<(&'static str, SideTable)> {
                 value: "tag",
             },
         )),
-        Entity::Collection => None,
+        Entity::Collection | Entity::Package => None,
         Entity::Registration => Some((
             DELETE_REGISTRATION_OWNERS,
             SideTable {

@@ -99,6 +99,7 @@ pub(super) async fn export<R: TenantRows>(
         collections: unlinked(documents(r, Entity::Collection, tenant, "", all).await?),
         members: r.memberships(tenant, ("", ""), all).await?,
         registrations: unlinked(documents(r, Entity::Registration, tenant, "", all).await?),
+        packages: unlinked(documents(r, Entity::Package, tenant, "", all).await?),
         policies: r.policies(tenant).await?,
         settings: settings(r, tenant).await?,
     })
@@ -120,11 +121,16 @@ pub(super) async fn export_section<R: TenantRows>(
     // The key of the last of `got` rows, when the chunk was full.
     let next = |got: usize, last: Option<String>| if got < limit { None } else { last };
     let cursor = match section {
-        Section::Collections | Section::Manifests | Section::Instances | Section::Registrations => {
+        Section::Collections
+        | Section::Manifests
+        | Section::Instances
+        | Section::Registrations
+        | Section::Packages => {
             let kind = match section {
                 Section::Collections => Entity::Collection,
                 Section::Manifests => Entity::Manifest,
                 Section::Registrations => Entity::Registration,
+                Section::Packages => Entity::Package,
                 _ => Entity::Instance,
             };
             let rows = documents(r, kind, tenant, from, n).await?;
@@ -139,6 +145,7 @@ pub(super) async fn export_section<R: TenantRows>(
                 Entity::Registration => {
                     state.registrations = rows.into_iter().map(|(d, _)| d).collect()
                 }
+                Entity::Package => state.packages = rows.into_iter().map(|(d, _)| d).collect(),
             }
             next(got, last)
         }
@@ -224,6 +231,10 @@ pub(super) async fn import<R: TenantRows>(
         let id = doc.get("id").and_then(Value::as_str).unwrap_or_default();
         ensure_source_agent_free(r, tenant, id, doc).await?;
         let created = insert_entity(r, Entity::Registration, tenant, doc, None, true).await?;
+        count(created.is_some());
+    }
+    for doc in &state.packages {
+        let created = insert_entity(r, Entity::Package, tenant, doc, None, true).await?;
         count(created.is_some());
     }
     for policy in &state.policies {

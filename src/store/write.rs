@@ -26,6 +26,7 @@ impl Entity {
             Entity::Manifest => "agent_card_manifests",
             Entity::Collection => "agent_collections",
             Entity::Registration => "agent_registrations",
+            Entity::Package => "copilot_packages",
         }
     }
 
@@ -35,7 +36,7 @@ impl Entity {
         match self {
             Entity::Instance | Entity::Registration => Some("ownerIds"),
             Entity::Manifest => Some("skills"),
-            Entity::Collection => None,
+            Entity::Collection | Entity::Package => None,
         }
     }
 
@@ -44,6 +45,7 @@ impl Entity {
     pub(super) fn columns(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Entity::Registration => &REGISTRATION_COLUMNS,
+            Entity::Package => &PACKAGE_COLUMNS,
             _ => &REGISTRY_COLUMNS,
         }
     }
@@ -75,6 +77,12 @@ const REGISTRATION_COLUMNS: [(&str, &str); 5] = [
     ("originating_store", "originatingStore"),
     ("source_agent_id", "sourceAgentId"),
     ("agent_identity_id", "agentIdentityId"),
+];
+
+const PACKAGE_COLUMNS: [(&str, &str); 3] = [
+    ("display_name", "displayName"),
+    ("platform", "platform"),
+    ("publisher", "publisher"),
 ];
 
 /// The values of a document's indexed columns, in [`Entity::columns`] order.
@@ -141,7 +149,7 @@ pub(super) fn side_values(table: Entity, doc: &Map<String, Value>) -> Vec<&str> 
             .flatten()
             .filter_map(Value::as_str)
             .collect(),
-        Entity::Collection => Vec::new(),
+        Entity::Collection | Entity::Package => Vec::new(),
     }
 }
 
@@ -709,6 +717,11 @@ pub enum Write {
         write: EntityWrite,
         ctx: WriteContext,
     },
+    /// A package as the control plane loads it: a complete document.
+    CreatePackage {
+        tenant: String,
+        doc: Map<String, Value>,
+    },
     /// A PATCH of a manifest or a collection.
     UpdatePlain {
         table: Entity,
@@ -782,6 +795,9 @@ pub(super) async fn apply<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::
             write,
             ctx,
         } => Saved(create_registration(r, tenant, id, write, ctx).await?),
+        Write::CreatePackage { tenant, doc } => {
+            Saved(insert_new(r, Entity::Package, tenant, doc, None).await?)
+        }
         Write::UpdatePlain {
             table,
             tenant,
@@ -817,12 +833,12 @@ pub(super) async fn apply<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::
             Done
         }
         Write::Delete {
-            table: Entity::Registration,
+            table: table @ (Entity::Registration | Entity::Package),
             tenant,
             id,
             ctx,
         } => {
-            delete_entity(r, Entity::Registration, tenant, id, ctx).await?;
+            delete_entity(r, *table, tenant, id, ctx).await?;
             Done
         }
         Write::AddMember {

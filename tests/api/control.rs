@@ -84,6 +84,13 @@ pub(crate) async fn populate(s: &TestServer) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
+    s.load_package(crate::packages::package(
+        "P_1",
+        "Travel",
+        &["DeclarativeAgent"],
+        &["Copilot"],
+    ))
+    .await;
     let r = s
         .admin(Method::POST, "/copilot/policies")
         .json(
@@ -178,6 +185,7 @@ async fn a_snapshot_round_trip_through_a_reset_is_exact() {
     assert_eq!(tenant["copilot"]["limitedMode"]["groupId"], "g");
     assert!(tenant["agentInstances"][0]["createdBy"].is_string());
     assert_eq!(tenant["agentRegistrations"][0]["sourceAgentId"], "source 1");
+    assert_eq!(tenant["copilot"]["packages"][0]["activeUsers"], 12);
 
     let r = s.admin(Method::POST, "/reset").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);

@@ -14,6 +14,7 @@ mod instances;
 mod manifests;
 mod odata;
 mod openapi;
+mod packages;
 mod paging;
 mod permissions;
 mod pg;

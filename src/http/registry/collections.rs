@@ -39,7 +39,7 @@ impl Set for Collections {
         reserved(id)
     }
 
-    fn list_restriction(p: &Principal, grant: &Grant) -> Option<Expr> {
+    fn list_restriction(p: &Principal, grant: &Grant, _filter: Option<&Expr>) -> Option<Expr> {
         list_restriction(p, grant)
     }
 
@@ -156,6 +156,7 @@ async fn members_page(
         query: q,
         ty: &AGENT_INSTANCE,
         restrict: None,
+        summary: None,
     };
     list.run(Relation::MembersOf(cid)).await
 }

@@ -190,6 +190,7 @@ pub(super) async fn list_collections(
         query: &q,
         ty: &AGENT_COLLECTION,
         restrict: None,
+        summary: None,
     };
     list.run(Relation::CollectionsOf(&id)).await
 }

@@ -1,6 +1,6 @@
 //! The registry's entity sets: `/beta/agentRegistry` (agent instances, card
-//! manifests, collections and membership) and its Agent 365 successor,
-//! `/beta/copilot/agentRegistrations`. Each handler checks the caller against the permission table,
+//! manifests, collections and membership) and its Agent 365 successors,
+//! registrations and the package catalog. Each handler checks the caller against the permission table,
 //! checks the request's shape, asks the domain to validate the body and the
 //! store to do the work, and shapes the answer.
 //!
@@ -9,10 +9,12 @@
 //! - [`manifests`]: the `agentCardManifests` set.
 //! - [`collections`]: `agentCollections` and membership, on both documented paths.
 //! - [`registrations`]: `/beta/copilot/agentRegistrations`, the Agent 365 successor.
+//! - [`packages`]: `/copilot/admin/catalog/packages`, the Agent 365 package catalog.
 
 mod collections;
 mod instances;
 mod manifests;
+mod packages;
 mod registrations;
 mod sets;
 
@@ -43,6 +45,7 @@ pub fn handler(op: Registry, method: MethodFilter) -> MethodRouter<AppState> {
     use collections::{self as c, Collections};
     use instances::{self as i, Instances};
     use manifests::{self as m, Manifests};
+    use packages::{self as k, Packages};
     use registrations::{self as r, Registrations};
     use sets::{count, get_one, list, remove};
     match op {
@@ -83,6 +86,15 @@ pub fn handler(op: Registry, method: MethodFilter) -> MethodRouter<AppState> {
         R::AddMemberRef => on(method, c::add_member_ref),
         R::GetMember => on(method, c::get_member),
         R::RemoveMember => on(method, c::remove_member),
+        R::ListPackages => on(method, list::<Packages>),
+        R::CountPackages => on(method, count::<Packages>),
+        R::GetPackage => on(method, get_one::<Packages>),
+        R::UpdatePackage => on(method, k::update),
+        R::BlockPackage => on(method, k::block),
+        R::UnblockPackage => on(method, k::unblock),
+        R::ReassignPackage => on(method, k::reassign),
+        R::LoadPackage => on(method, k::load),
+        R::RemovePackage => on(method, remove::<Packages>),
         R::ListRegistrations => on(method, list::<Registrations>),
         R::CreateRegistration => on(method, r::create),
         R::CountRegistrations => on(method, count::<Registrations>),
@@ -389,6 +401,8 @@ struct ListRequest<'a> {
     ty: &'static EntityType,
     /// A condition the server adds (what a restricted caller may see).
     restrict: Option<Expr>,
+    /// The properties each item shows unless the client selects (all: `None`).
+    summary: Option<&'static [&'static str]>,
 }
 
 impl ListRequest<'_> {
@@ -457,10 +471,21 @@ impl ListRequest<'_> {
             _ => None,
         };
         let mut related = page.related.into_iter();
+        let summary: Option<Vec<String>> = match (self.summary, &q.select) {
+            (Some(props), None) => Some(props.iter().map(|p| (*p).to_owned()).collect()),
+            _ => None,
+        };
         let items: Vec<String> = page
             .items
             .into_iter()
-            .map(|stored| shape(q, stored, related.next().unwrap_or_default()))
+            .map(|stored| match &summary {
+                Some(props) => respond::object_with_etag(
+                    etag::of(&stored),
+                    respond::project(stored.parse(), Some(props)),
+                )
+                .to_string(),
+                None => shape(q, stored, related.next().unwrap_or_default()),
+            })
             .collect();
         let context = respond::context_url(self.meta, self.ty, &q.context_projection());
         Ok(respond::json(

@@ -33,11 +33,16 @@ pub(super) trait Set: Send + Sync + 'static {
         Reserved::No
     }
 
-    /// The condition the server adds to this caller's lists and counts:
-    /// a restricted (`*.ManagedBy`) caller sees only its own objects.
-    fn list_restriction(_p: &Principal, grant: &Grant) -> Option<Expr> {
+    /// The condition the server adds to this caller's lists and counts
+    /// (given the client's own `$filter`): a restricted (`*.ManagedBy`)
+    /// caller sees only its own objects.
+    fn list_restriction(_p: &Principal, grant: &Grant, _filter: Option<&Expr>) -> Option<Expr> {
         managed_filter(grant, Self::ENTITY)
     }
+
+    /// The properties a list shows of each entity when the client does not
+    /// `$select` (all of them by default).
+    const SUMMARY: Option<&'static [&'static str]> = None;
 
     /// Refuses the delete of an object the domain keeps.
     fn deletable(_id: &str) -> std::result::Result<(), DomainError> {
@@ -58,7 +63,8 @@ pub(super) async fn list<S: Set>(
         caller: &p,
         query: &q,
         ty: S::ENTITY.ty(),
-        restrict: S::list_restriction(&p, &grant),
+        restrict: S::list_restriction(&p, &grant, q.options.filter.as_ref()),
+        summary: S::SUMMARY,
     };
     list.run(Relation::All).await
 }
@@ -69,7 +75,8 @@ pub(super) async fn count<S: Set>(
     q: ODataQuery,
 ) -> Result {
     let grant = authorize_on(&p, S::LIST, Reserved::No)?;
-    let criteria = count_criteria(&q, S::ENTITY.ty(), S::list_restriction(&p, &grant))?;
+    let restrict = S::list_restriction(&p, &grant, q.options.filter.as_ref());
+    let criteria = count_criteria(&q, S::ENTITY.ty(), restrict)?;
     let n = app
         .store()
         .count_entities(S::ENTITY, &p.tenant_id, Relation::All, &criteria)

@@ -25,6 +25,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0005_agent_registrations",
         include_str!("migrations/0005_agent_registrations.sql"),
     ),
+    (
+        "0006_copilot_packages",
+        include_str!("migrations/0006_copilot_packages.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("agentry" in ASCII).

@@ -98,6 +98,7 @@ fn slot_index(table: Entity) -> usize {
         Entity::Manifest => 1,
         Entity::Collection => 2,
         Entity::Registration => 3,
+        Entity::Package => 4,
     }
 }
 

@@ -62,6 +62,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_agent_registrations",
         include_str!("migrations/0006_agent_registrations.sql"),
     ),
+    (
+        "0007_copilot_packages",
+        include_str!("migrations/0007_copilot_packages.sql"),
+    ),
 ];
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 32;
@@ -651,6 +655,9 @@ fn get_stored(
         }
         Entity::Registration => {
             "SELECT doc, version FROM agent_registrations WHERE tenant_id = ?1 AND id = ?2"
+        }
+        Entity::Package => {
+            "SELECT doc, version FROM copilot_packages WHERE tenant_id = ?1 AND id = ?2"
         }
     };
     let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
