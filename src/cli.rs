@@ -52,6 +52,29 @@ enum Command {
     Export(ExportArgs),
     /// Read an export into the database; objects whose id exists are kept.
     Import(ImportArgs),
+    /// Work on the registry's data.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RegistryCommand {
+    /// Copy agent instances and their card manifests into Agent 365 agent registrations
+    /// (same ids; running it again updates, never duplicates).
+    Migrate(RegistryMigrateArgs),
+}
+
+#[derive(Debug, Args)]
+struct RegistryMigrateArgs {
+    /// Only this tenant [default: every tenant of the database].
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Print what would be done, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Database URL [default: sqlite://<data-dir>/agentry.db].
+    #[arg(long, env = "AGENTRY_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -357,6 +380,27 @@ pub fn run() -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::Registry(RegistryCommand::Migrate(args)) => {
+            let url = database_url(file, cli.data_dir, args.database_url)?;
+            with_store(&url, |store| async move {
+                let tenants = match args.tenant {
+                    Some(t) => vec![t],
+                    None => store.list_tenants().await?,
+                };
+                let now = crate::clock::entity_timestamp(crate::clock::wall_now());
+                for tenant in tenants {
+                    let report = crate::successor::migrate_tenant(
+                        store.as_ref(),
+                        &tenant,
+                        &now,
+                        args.dry_run,
+                    )
+                    .await?;
+                    print_migration(&report);
+                }
+                Ok(())
+            })
+        }
         Command::Keys(KeysCommand::Rotate) => {
             let kid = KeyRing::rotate_dir(&keys_dir(cli.data_dir, cli.keys_dir, &file))?;
             println!(
@@ -414,6 +458,43 @@ fn database_url(
 
 /// Runs `work` with the store a database URL names, on a small runtime, and
 /// closes the store whatever the outcome.
+/// A tenant's migration as lines: each instance's step, then the counts
+/// and the properties that have no home in a registration.
+fn print_migration(r: &crate::successor::Report) {
+    use crate::successor::Action;
+    let verb = |a: Action| match (a, r.dry_run) {
+        (Action::Create, true) => "would create",
+        (Action::Create, false) => "created",
+        (Action::Update, true) => "would update",
+        (Action::Update, false) => "updated",
+        (Action::Unchanged, _) => "unchanged",
+        (Action::Skip, _) => "skipped",
+    };
+    println!("tenant {}", r.tenant);
+    for step in &r.steps {
+        match &step.reason {
+            Some(why) => println!("  {} {}: {why}", verb(step.action), step.id),
+            None => println!("  {} {}", verb(step.action), step.id),
+        }
+    }
+    println!(
+        "  {} instances: {} {}, {} {}, {} unchanged, {} skipped",
+        r.instances,
+        r.created,
+        verb(Action::Create),
+        r.updated,
+        verb(Action::Update),
+        r.unchanged,
+        r.skipped
+    );
+    if !r.unmapped.is_empty() {
+        println!("  values with no home in a registration (instances having one):");
+        for (field, n) in &r.unmapped {
+            println!("    {field}: {n}");
+        }
+    }
+}
+
 fn with_store<F, Fut>(database_url: &str, work: F) -> anyhow::Result<()>
 where
     F: FnOnce(std::sync::Arc<dyn crate::store::Store>) -> Fut,

@@ -10,7 +10,9 @@
 //! - [`store`]: one storage trait and one implementation per backend; SQL lives only there.
 //!
 //! [`app`] wires them together; [`seed`] loads a seed file through the domain
-//! and the store at start; [`cli`] and [`config`] are the binary's edge.
+//! and the store at start; [`transfer`] moves whole databases and
+//! [`successor`] copies instances into their Agent 365 registrations;
+//! [`cli`] and [`config`] are the binary's edge.
 
 pub mod app;
 pub mod auth;
@@ -23,6 +25,7 @@ pub mod http;
 pub mod odata;
 pub mod seed;
 pub mod store;
+pub mod successor;
 pub mod tls;
 pub mod transfer;
 
@@ -45,10 +48,19 @@ mod dependency_rules {
         ("store", &["domain", "odata", "clock", "files"]),
         ("seed", &["domain", "odata", "clock", "store"]),
         ("transfer", &["domain", "odata", "clock", "store"]),
+        ("successor", &["domain", "odata", "clock", "store"]),
         (
             "http",
             &[
-                "auth", "domain", "odata", "clock", "files", "store", "seed", "tls",
+                "auth",
+                "domain",
+                "odata",
+                "clock",
+                "files",
+                "store",
+                "seed",
+                "successor",
+                "tls",
             ],
         ),
         (
@@ -67,8 +79,19 @@ mod dependency_rules {
         (
             "cli",
             &[
-                "auth", "domain", "odata", "clock", "files", "store", "seed", "http", "tls",
-                "config", "app", "transfer",
+                "auth",
+                "domain",
+                "odata",
+                "clock",
+                "files",
+                "store",
+                "seed",
+                "http",
+                "tls",
+                "config",
+                "app",
+                "transfer",
+                "successor",
             ],
         ),
     ];

@@ -6,6 +6,7 @@
 pub mod apps;
 pub mod copilot;
 pub mod csdl;
+pub mod migration;
 pub mod packages;
 pub mod schema;
 mod write;

@@ -7,6 +7,7 @@
 //! - `/_agentry/reset`, `/_agentry/snapshot`: wipe, export, restore a tenant.
 //! - `/_agentry/faults`: fault rules ([`super::faults`]).
 //! - `/_agentry/requests`: the request journal ([`super::journal`]).
+//! - `/_agentry/registry/migrate`: instances into registrations ([`crate::successor`]).
 
 use super::AppState;
 use super::error::ApiError;
@@ -45,7 +46,46 @@ pub fn handler(op: Control, method: MethodFilter) -> MethodRouter<AppState> {
         Control::ListRequests => on(method, requests),
         Control::ClearRequests => on(method, clear_requests),
         Control::RequestsHar => on(method, requests_har),
+        Control::MigrateRegistry => on(method, migrate_registry),
     }
+}
+
+/// Copies the tenant's instances into registrations; the report says what
+/// was (or, with `{"dryRun": true}`, would be) done to each.
+async fn migrate_registry(
+    State(app): State<AppState>,
+    Caller(p): Caller,
+    JsonBody(body): JsonBody,
+) -> Result {
+    require_admin(&p)?;
+    let Value::Object(options) = body else {
+        return Err(crate::domain::DomainError::NotAnObject.into());
+    };
+    let mut dry_run = false;
+    for (key, value) in options {
+        match (key.as_str(), value) {
+            ("dryRun", Value::Bool(b)) => dry_run = b,
+            ("dryRun", _) => {
+                return Err(crate::domain::DomainError::WrongType {
+                    property: key,
+                    expected: "a boolean",
+                }
+                .into());
+            }
+            _ => {
+                return Err(crate::domain::DomainError::UnknownProperty {
+                    property: key,
+                    type_name: "the migration's options",
+                }
+                .into());
+            }
+        }
+    }
+    let report =
+        crate::successor::migrate_tenant(app.store(), &p.tenant_id, &app.now(), dry_run).await?;
+    let value = serde_json::to_value(&report)
+        .map_err(|e| ApiError::Internal(format!("migration report: {e}")))?;
+    Ok(respond::plain_json(StatusCode::OK, &value))
 }
 
 async fn reset(State(app): State<AppState>, Caller(p): Caller) -> Result {

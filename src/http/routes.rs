@@ -127,6 +127,7 @@ pub enum Control {
     ListRequests,
     ClearRequests,
     RequestsHar,
+    MigrateRegistry,
 }
 
 /// Health and metrics.
@@ -291,6 +292,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("DELETE", "/_agentry/copilot/policies/{id}", Ctl(DeletePolicy), "Delete a Copilot policy", CTL, Admin, Empty, 204, Empty),
     op("POST", "/_agentry/copilot/packages", Reg(LoadPackage), "Load a package into the catalog", CTL, Admin, Schema(P), 201, Schema(P)),
     op("DELETE", "/_agentry/copilot/packages/{id}", Reg(RemovePackage), "Remove a package from the catalog", CTL, Admin, Empty, 204, Empty),
+    op("POST", "/_agentry/registry/migrate", Ctl(MigrateRegistry), "Copy the tenant's agent instances into agent registrations ({\"dryRun\": true} only reports)", CTL, Admin, Object, 200, Object),
     op("POST", "/_agentry/reset", Ctl(Reset), "Wipe the caller's tenant", CTL, Admin, Empty, 204, Empty),
     op("GET", "/_agentry/snapshot", Ctl(ExportSnapshot), "Export the caller's tenant (seed format)", CTL, Admin, Empty, 200, Schema("snapshot")),
     op("PUT", "/_agentry/snapshot", Ctl(RestoreSnapshot), "Replace the caller's tenant with a snapshot", CTL, Admin, Schema("snapshot"), 200, Object),

@@ -12,6 +12,7 @@ mod etags;
 mod identity;
 mod instances;
 mod manifests;
+mod migration;
 mod odata;
 mod openapi;
 mod packages;
