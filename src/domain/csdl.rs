@@ -19,6 +19,7 @@ fn edm_type(kind: Kind) -> String {
         Kind::String => "Edm.String".into(),
         Kind::Boolean => "Edm.Boolean".into(),
         Kind::Int32 => "Edm.Int32".into(),
+        Kind::Double => "Edm.Double".into(),
         Kind::DateTimeOffset => "Edm.DateTimeOffset".into(),
         Kind::StringCollection => "Collection(Edm.String)".into(),
         Kind::Complex(t) => alias(t.qualified),

@@ -239,6 +239,22 @@ pub static PACKAGE_STATUS: EnumType = EnumType {
     members: &["none", "some", "all", "unknownFutureValue"],
 };
 
+pub static PACKAGE_REQUEST_STATUS: EnumType = EnumType {
+    qualified: "microsoft.graph.copilotPackageRequestStatus",
+    members: &["pending", "approved", "rejected", "unknownFutureValue"],
+};
+
+pub static PACKAGE_REQUEST_TYPE: EnumType = EnumType {
+    qualified: "microsoft.graph.copilotPackageRequestType",
+    members: &[
+        "publish",
+        "activate",
+        "access",
+        "update",
+        "unknownFutureValue",
+    ],
+};
+
 pub static ACCESS_ENTITY_TYPE: EnumType = EnumType {
     qualified: "microsoft.graph.accessEntityType",
     members: &["user", "group", "unknownFutureValue"],
@@ -288,6 +304,9 @@ pub const PACKAGE_SUMMARY: &[&str] = &[
     "assetId",
     "createdDateTime",
     "ownerId",
+    "agentIdentityId",
+    "requestStatus",
+    "requestType",
 ];
 
 /// An Agent 365 catalog package (`/copilot/admin/catalog/packages`), with
@@ -318,10 +337,17 @@ pub static COPILOT_PACKAGE: EntityType = EntityType {
         rw("assetId", Kind::String),
         rw("createdDateTime", Kind::DateTimeOffset),
         rw("ownerId", Kind::String),
+        rw("agentIdentityId", Kind::String),
+        rw("requestStatus", Kind::Enum(&PACKAGE_REQUEST_STATUS)),
+        rw("requestType", Kind::Enum(&PACKAGE_REQUEST_TYPE)),
         rw("longDescription", Kind::String),
         rw("categories", Kind::StringCollection),
         rw("sensitivity", Kind::String),
         rw("activeUsers", Kind::Int32),
+        rw("exceptionRate", Kind::Double),
+        rw("lastUsedDateTime", Kind::DateTimeOffset),
+        rw("totalRunTimeInHours", Kind::Double),
+        rw("totalSessions", Kind::Int32),
         rw(
             "allowedUsersAndGroups",
             Kind::ComplexCollection(&PACKAGE_ACCESS_ENTITY),

@@ -272,6 +272,8 @@ fn check_value(path: &str, kind: Kind, value: Value) -> Result<Value, DomainErro
             Ok(Value::Number(n))
         }
         (Kind::Int32, _) => Err(wrong("a 32-bit integer")),
+        (Kind::Double, v @ Value::Number(_)) => Ok(v),
+        (Kind::Double, _) => Err(wrong("a number")),
         (Kind::Boolean, _) => Err(wrong("a boolean")),
         (Kind::StringCollection, Value::Array(items)) => {
             if items.iter().all(Value::is_string) {

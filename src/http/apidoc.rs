@@ -40,6 +40,7 @@ fn kind_schema(kind: Kind) -> Value {
         Kind::String => json!({"type": ["string", "null"]}),
         Kind::Boolean => json!({"type": ["boolean", "null"]}),
         Kind::Int32 => json!({"type": ["integer", "null"]}),
+        Kind::Double => json!({"type": ["number", "null"]}),
         Kind::DateTimeOffset => json!({"type": ["string", "null"], "format": "date-time"}),
         Kind::StringCollection => json!({"type": "array", "items": {"type": "string"}}),
         Kind::Complex(t) => json!({"anyOf": [

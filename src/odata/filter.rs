@@ -764,7 +764,7 @@ fn kind_ty(kind: Kind) -> Ty {
     match kind {
         Kind::String => Ty::String,
         Kind::Boolean => Ty::Boolean,
-        Kind::Int32 => Ty::Number,
+        Kind::Int32 | Kind::Double => Ty::Number,
         Kind::DateTimeOffset => Ty::DateTime,
         Kind::StringCollection => Ty::StringCollection,
         Kind::Complex(t) => Ty::Complex(t),
