@@ -85,18 +85,19 @@ async fn the_default_page_holds_one_hundred() {
     );
 }
 
-#[tokio::test]
-async fn paging_returns_every_survivor_exactly_once_under_concurrent_writes() {
-    let s = TestServer::start().await;
+/// Pages `set` four at a time while, between pages, others insert before
+/// and after the cursor and delete rows not seen yet; every row that
+/// existed throughout must be seen exactly once.
+async fn every_survivor_exactly_once(s: &TestServer, set: &str, body: impl Fn(&str) -> Value) {
     for i in 0..30 {
-        s.create_instance(instance_body(&format!("k{i:02}"), "x"))
-            .await;
+        let r = s.post(set, body(&format!("k{i:02}"))).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
     }
     let mut seen = Vec::new();
-    let mut url = s.url("/agentRegistry/agentInstances?$top=4");
+    let mut url = s.url(&format!("{set}?$top=4"));
     let mut round = 0;
     loop {
-        let body: Value = s
+        let page: Value = s
             .client
             .get(&url)
             .bearer_auth(s.token())
@@ -107,23 +108,20 @@ async fn paging_returns_every_survivor_exactly_once_under_concurrent_writes() {
             .await
             .unwrap();
         seen.extend(
-            body["value"]
+            page["value"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|v| v["id"].as_str().unwrap().to_owned()),
         );
-        // Between pages, others insert before and after the cursor and delete unseen rows.
-        s.create_instance(instance_body(&format!("a{round:02}"), "new, sorts first"))
-            .await;
-        s.create_instance(instance_body(&format!("z{round:02}"), "new, sorts last"))
-            .await;
+        for id in [format!("a{round:02}"), format!("z{round:02}")] {
+            let r = s.post(set, body(&id)).await;
+            assert_eq!(r.status(), StatusCode::CREATED);
+        }
         let doomed = format!("k{:02}", 29 - round);
-        let _ = s
-            .delete(&format!("/agentRegistry/agentInstances/{doomed}"))
-            .await;
+        let _ = s.delete(&format!("{set}/{doomed}")).await;
         round += 1;
-        match body["@odata.nextLink"].as_str() {
+        match page["@odata.nextLink"].as_str() {
             Some(next) => url = next.to_owned(),
             None => break,
         }
@@ -140,4 +138,22 @@ async fn paging_returns_every_survivor_exactly_once_under_concurrent_writes() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn paging_returns_every_survivor_exactly_once_under_concurrent_writes() {
+    let s = TestServer::start().await;
+    every_survivor_exactly_once(&s, "/agentRegistry/agentInstances", |id| {
+        instance_body(id, "x")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn paging_registrations_returns_every_survivor_exactly_once_under_concurrent_writes() {
+    let s = TestServer::start().await;
+    every_survivor_exactly_once(&s, "/copilot/agentRegistrations", |id| {
+        crate::registrations::registration(id, &format!("source {id}"))
+    })
+    .await;
 }
