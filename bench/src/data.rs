@@ -82,6 +82,41 @@ pub fn extra_instance(k: u64) -> String {
     .to_string()
 }
 
+/// The Agent 365 registrations the harness creates and reads.
+pub const REGISTRATIONS: &str = "/beta/copilot/agentRegistrations";
+/// Managing applications of registrations; each manages 1 in 10.
+pub const MANAGERS: u64 = 10;
+
+pub fn registration_path(k: u64) -> String {
+    format!("{REGISTRATIONS}/registration-{k:08}")
+}
+
+/// The POST body of registration `k`: the documented required properties,
+/// a unique `sourceAgentId`, a managing app and a small A2A card.
+pub fn registration(k: u64) -> String {
+    json!({
+        "id": format!("registration-{k:08}"),
+        "displayName": format!("Registered agent {k:08}"),
+        "ownerIds": [owner(k)],
+        "createdBy": owner(k),
+        "sourceCreatedDateTime": "2026-01-01T00:00:00Z",
+        "sourceLastModifiedDateTime": "2026-01-01T00:00:00Z",
+        "sourceAgentId": format!("source-{k:08}"),
+        "managedByAppId": format!("app-{}", k % MANAGERS),
+        "agentCard": {"name": format!("Registered agent {k:08}"), "protocolVersion": "0.3.0",
+                      "url": format!("https://agents.example/{k}"), "skills": [{"id": "main", "name": "Main"}]},
+    })
+    .to_string()
+}
+
+/// Registrations of one managing application, a page of 100.
+pub fn registration_list_path() -> String {
+    format!(
+        "{REGISTRATIONS}?$filter={}&$top=100",
+        encode("managedByAppId eq 'app-3'")
+    )
+}
+
 pub fn rename(n: u64, revision: u64) -> String {
     json!({ "displayName": display_name(n, revision) }).to_string()
 }

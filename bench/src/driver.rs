@@ -436,6 +436,49 @@ pub async fn run(cfg: Config) -> Result<Report> {
     }
     report.posted_extra = posted.load(Ordering::Relaxed);
 
+    // Agent 365 registrations: created during their POST scenario, then
+    // read by id and listed by managing application.
+    progress("Agentry: registration POST, get by id and list");
+    let registered = Arc::new(AtomicU64::new(0));
+    let r = registered.clone();
+    let make: MakeCall = Arc::new(move |_| {
+        Call::with_body(
+            Method::POST,
+            data::REGISTRATIONS,
+            data::registration(r.fetch_add(1, Ordering::Relaxed)),
+        )
+    });
+    let m = measure(&server, &target, shape, make, ok_201).await?;
+    report.push(Row::measured(
+        "agentry",
+        "registration POST create (durable)",
+        None,
+        m,
+    ));
+    // Only registrations whose create was answered 201 are read.
+    let created = registered
+        .load(Ordering::Relaxed)
+        .saturating_sub(shape.connections as u64)
+        .max(1);
+    let make: MakeCall =
+        Arc::new(move |rng| Call::get(data::registration_path(rng.below(created))));
+    let m = measure(&server, &target, shape, make, ok_200).await?;
+    report.push(Row::measured(
+        "agentry",
+        "registration get by id",
+        Some(created),
+        m,
+    ));
+    let path = data::registration_list_path();
+    let make: MakeCall = Arc::new(move |_| Call::get(path.clone()));
+    let m = measure(&server, &target, shape, make, ok_200).await?;
+    report.push(Row::measured(
+        "agentry",
+        "registration list: managedByAppId, $top=100",
+        Some(created),
+        m,
+    ));
+
     // 3. Cold starts on the loaded folder.
     progress("Agentry: stopping (SIGTERM)");
     let stop_began = Instant::now();
