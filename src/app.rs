@@ -51,6 +51,15 @@ impl Application {
         config: &ServerConfig,
         clock: SharedClock,
     ) -> Result<Self, StartError> {
+        // The port first: a server that cannot listen must not open, migrate
+        // or seed the database on its way to failing.
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen.clone(),
+                    source,
+                })?;
         let keys = Arc::new(KeyRing::open_dir(
             &config.keys_dir,
             config.clock_skew_seconds,
@@ -78,13 +87,6 @@ impl Application {
                 "seed file loaded"
             );
         }
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| StartError::Listen {
-                    addr: config.listen.clone(),
-                    source,
-                })?;
         let files = match (&config.tls, config.tls_self_signed) {
             (Some(files), _) => Some(files.clone()),
             (None, true) => Some(crate::tls::self_signed(&config.data_dir)?),

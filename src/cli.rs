@@ -134,9 +134,15 @@ enum KeysCommand {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:7171].
+    /// Address to listen on; port 0 picks a free one, which the banner names [default: 127.0.0.1:7171].
     #[arg(long, env = "AGENTRY_LISTEN")]
     listen: Option<String>,
+    /// Print a token (the built-in admin user of the default tenant) in the banner.
+    #[arg(long)]
+    print_token: bool,
+    /// Once listening, write {"url", "token", "pid"} as JSON to this file (for test harnesses).
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
     /// Database URL: sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB [default: sqlite://<data-dir>/agentry.db].
     #[arg(long, env = "AGENTRY_DATABASE_URL")]
     database_url: Option<String>,
@@ -289,7 +295,11 @@ pub fn run() -> anyhow::Result<()> {
                 header_timeout_seconds: args.header_timeout_seconds,
                 idle_timeout_seconds: args.idle_timeout_seconds,
             };
-            serve(config::resolve(file, over)?)
+            let ready = Ready {
+                print_token: args.print_token,
+                file: args.ready_file,
+            };
+            serve(config::resolve(file, over)?, ready)
         }
         Command::App(AppCommand::Add(args)) => {
             let url = database_url(file, cli.data_dir, args.database_url)?;
@@ -425,13 +435,7 @@ pub fn run() -> anyhow::Result<()> {
                 subject,
                 scopes: list(args.scopes.as_deref(), &permissions::all_delegated_scopes()),
                 roles: list(args.roles.as_deref(), &permissions::all_application_roles()),
-                wids: list(
-                    args.wids.as_deref(),
-                    &[
-                        permissions::AGENT_REGISTRY_ADMINISTRATOR,
-                        permissions::GLOBAL_ADMINISTRATOR,
-                    ],
-                ),
+                wids: list(args.wids.as_deref(), &DEFAULT_WIDS),
                 issued_at: crate::clock::wall_now().unix_timestamp(),
                 expires_in: args.expires_in,
             };
@@ -545,7 +549,43 @@ fn keys_dir(data_dir: Option<PathBuf>, keys_dir: Option<PathBuf>, file: &FileCon
         })
 }
 
-fn serve(config: config::ServerConfig) -> anyhow::Result<()> {
+/// The directory roles of a default token.
+const DEFAULT_WIDS: [&str; 2] = [
+    permissions::AGENT_REGISTRY_ADMINISTRATOR,
+    permissions::GLOBAL_ADMINISTRATOR,
+];
+
+/// What `serve` tells a harness once it listens.
+struct Ready {
+    print_token: bool,
+    file: Option<PathBuf>,
+}
+
+/// A default token of the built-in admin user, as `agentry token` mints it.
+fn default_token(keys: &KeyRing) -> anyhow::Result<String> {
+    let request = TokenRequest {
+        tenant_id: DEFAULT_TENANT.to_owned(),
+        kind: CallerKind::Delegated,
+        subject: DEFAULT_USER.to_owned(),
+        scopes: list(None, &permissions::all_delegated_scopes()),
+        roles: Vec::new(),
+        wids: list(None, &DEFAULT_WIDS),
+        issued_at: crate::clock::wall_now().unix_timestamp(),
+        expires_in: 3600,
+    };
+    Ok(keys.mint(&request)?)
+}
+
+/// Writes `{url, token, pid}` to `path` whole: a reader never sees half of it.
+fn write_ready_file(path: &std::path::Path, url: &str, token: &str) -> anyhow::Result<()> {
+    let body = serde_json::json!({"url": url, "token": token, "pid": std::process::id()});
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, format!("{body}\n"))
+        .and_then(|()| std::fs::rename(&partial, path))
+        .with_context(|| format!("cannot write the ready file {}", path.display()))
+}
+
+fn serve(config: config::ServerConfig, ready: Ready) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -562,14 +602,41 @@ fn serve(config: config::ServerConfig) -> anyhow::Result<()> {
         let addr = app.local_addr();
         let scheme = app.scheme();
         let data_dir = config.data_dir.display();
+        let url = format!("{scheme}://{addr}/beta");
+        let token = if ready.print_token || ready.file.is_some() {
+            Some(default_token(&app.keys())?)
+        } else {
+            None
+        };
+        // A self-signed certificate is its own CA: clients trust it by file.
+        let cacert = match (&config.tls, config.tls_self_signed) {
+            (None, true) => Some(config.data_dir.join("tls").join("cert.pem")),
+            _ => None,
+        };
+        let curl = match &cacert {
+            Some(cert) => format!("curl --cacert {}", cert.display()),
+            None => "curl".to_owned(),
+        };
         // The banner is a courtesy: a closed stdout must not stop the server.
-        let banner = format!(
-            "Agentry is serving Microsoft Graph beta at {scheme}://{addr}/beta\n  \
+        let mut banner = format!(
+            "Agentry is serving Microsoft Graph beta at {url}\n  \
              database:    {}\n  \
              get a token: agentry token --data-dir {data_dir}\n  \
-             try:         curl -H \"Authorization: Bearer $(agentry token --data-dir {data_dir})\" {scheme}://{addr}/beta/agentRegistry/agentInstances\n",
+             try:         {curl} -H \"Authorization: Bearer $(agentry token --data-dir {data_dir})\" {url}/agentRegistry/agentInstances\n",
             crate::store::redact_url(&config.database_url)
         );
+        if let Some(cert) = &cacert {
+            banner.push_str(&format!(
+                "  certificate: {} (self-signed; trust it with curl --cacert, or add it to your trust store)\n",
+                cert.display()
+            ));
+        }
+        if let (true, Some(token)) = (ready.print_token, &token) {
+            banner.push_str(&format!("  token:       {token}\n"));
+        }
+        if let (Some(path), Some(token)) = (&ready.file, &token) {
+            write_ready_file(path, &url, token)?;
+        }
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
         drop(out);

@@ -21,6 +21,7 @@ mod permissions;
 mod pg;
 mod postgres;
 mod registrations;
+mod startup;
 mod store;
 mod support;
 mod tenancy;
