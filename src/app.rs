@@ -28,6 +28,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Oidc(#[from] crate::auth::oidc::OidcError),
+    #[error(transparent)]
+    Cors(#[from] crate::http::cors::BadOrigin),
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
 }
@@ -51,6 +53,7 @@ impl Application {
         config: &ServerConfig,
         clock: SharedClock,
     ) -> Result<Self, StartError> {
+        crate::http::cors::check(&config.cors_origins)?;
         // The port first: a server that cannot listen must not open, migrate
         // or seed the database on its way to failing.
         let listener =
@@ -106,6 +109,7 @@ impl Application {
             copilot: config.copilot,
             throttle: config.throttle,
             journal: config.journal,
+            cors_origins: config.cors_origins.clone(),
         };
         let external = match &config.oidc {
             Some(oidc) => Some(crate::auth::oidc::OidcIssuer::new(oidc.clone()).await?),

@@ -137,6 +137,9 @@ struct ServeArgs {
     /// Address to listen on; port 0 picks a free one, which the banner names [default: 127.0.0.1:7171].
     #[arg(long, env = "AGENTRY_LISTEN")]
     listen: Option<String>,
+    /// Let browsers on this origin call the API (CORS); repeatable, `*` for any (development only).
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
     /// Print a token (the built-in admin user of the default tenant) in the banner.
     #[arg(long)]
     print_token: bool,
@@ -267,6 +270,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let over = Overrides {
                 listen: args.listen,
+                cors_origins: args.cors_origins,
                 data_dir: cli.data_dir,
                 keys_dir: cli.keys_dir,
                 database_url: args.database_url,

@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub journal: JournalSettings,
     /// The cap on connections and their timeouts.
     pub connections: ConnectionSettings,
+    /// Origins browsers may call from (CORS); empty is off, `*` any.
+    pub cors_origins: Vec<String>,
 }
 
 impl ServerConfig {
@@ -82,6 +84,7 @@ impl ServerConfig {
             throttle: None,
             journal: JournalSettings::default(),
             connections: ConnectionSettings::default(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -126,6 +129,9 @@ pub struct FileConfig {
     pub journal: FileJournal,
     #[serde(default)]
     pub connections: FileConnections,
+    /// Origins browsers may call from (CORS).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 /// The `[connections]` table of a configuration file.
@@ -235,6 +241,8 @@ impl FileConfig {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<String>,
+    /// `--cors-origin` values; empty: the file's.
+    pub cors_origins: Vec<String>,
     pub data_dir: Option<PathBuf>,
     pub keys_dir: Option<PathBuf>,
     pub database_url: Option<String>,
@@ -390,6 +398,11 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
         throttle,
         journal,
         connections,
+        cors_origins: if over.cors_origins.is_empty() {
+            file.cors_origins
+        } else {
+            over.cors_origins
+        },
         oidc: {
             let f = file.oidc.unwrap_or_default();
             let issuer = over.oidc_issuer.unwrap_or(f.issuer);

@@ -19,6 +19,7 @@ pub mod apidoc;
 mod control;
 pub mod conventions;
 mod copilot;
+pub mod cors;
 pub mod error;
 pub mod etag;
 pub mod extract;
@@ -67,6 +68,7 @@ struct Inner {
     throttle: Option<throttle::Throttle>,
     journal: journal::Journal,
     metrics: metrics::Metrics,
+    cors_origins: Vec<String>,
 }
 
 /// Settings of the HTTP layer.
@@ -80,6 +82,8 @@ pub struct HttpSettings {
     /// Throttling mode; `None` is off.
     pub throttle: Option<throttle::ThrottleSettings>,
     pub journal: journal::JournalSettings,
+    /// Origins browsers may call from; empty: no CORS headers at all.
+    pub cors_origins: Vec<String>,
 }
 
 impl AppState {
@@ -106,6 +110,7 @@ impl AppState {
                 throttle: settings.throttle.map(throttle::Throttle::new),
                 journal: journal::Journal::new(settings.journal),
                 metrics: metrics::Metrics::default(),
+                cors_origins: settings.cors_origins,
             }),
         }
     }
@@ -247,8 +252,11 @@ pub fn service(
     }));
     // One layer before the router (no boxed service per layer and request):
     // it also applies fault rules, rewrites OData key segments and answers
-    // conditional reads (`conventions`).
+    // conditional reads (`conventions`). CORS, when on, wraps it all, so a
+    // browser's preflight is answered before authentication.
+    let cors = cors::layer(&state.inner.cors_origins);
     tower::ServiceBuilder::new()
+        .option_layer(cors)
         .layer(axum::middleware::from_fn_with_state(
             state,
             conventions::graph_conventions,

@@ -437,3 +437,88 @@ async fn everything_the_server_stamps_reads_its_injected_clock() {
         "2030-01-02T03:04:05.0000000Z"
     );
 }
+
+#[tokio::test]
+async fn browsers_on_a_configured_origin_get_preflights_without_a_token_and_readable_headers() {
+    let s =
+        TestServer::start_configured(|c| c.cors_origins = vec!["http://app.example".into()]).await;
+    let path = s.url("/agentRegistry/agentInstances");
+    let r = s
+        .client
+        .request(Method::OPTIONS, &path)
+        .header("origin", "http://app.example")
+        .header("access-control-request-method", "PATCH")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,if-match",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "answered before authentication");
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], "http://app.example");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("PATCH")
+    );
+    assert!(
+        h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("if-match")
+    );
+
+    let r = s
+        .req(Method::GET, "/agentRegistry/agentInstances")
+        .header("origin", "http://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://app.example"
+    );
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for name in ["request-id", "client-request-id", "etag", "location"] {
+        assert!(exposed.contains(name), "{name} in {exposed}");
+    }
+    // An error answer is readable too, and another origin is not let in.
+    let r = s
+        .client
+        .get(&path)
+        .header("origin", "http://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://app.example"
+    );
+    let r = s
+        .req(Method::GET, "/agentRegistry/agentInstances")
+        .header("origin", "http://elsewhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn without_configured_origins_no_cors_header_is_sent() {
+    let s = TestServer::start().await;
+    let r = s
+        .req(Method::GET, "/agentRegistry/agentInstances")
+        .header("origin", "http://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
