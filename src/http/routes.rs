@@ -141,6 +141,7 @@ pub enum Health {
 /// The API's descriptions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Docs {
+    Home,
     Metadata,
     OpenApi,
 }
@@ -306,6 +307,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/healthz", Svc(Liveness), "Liveness", OPS, Open, Empty, 200, Object),
     op("GET", "/readyz", Svc(Readiness), "Readiness (the database answers)", OPS, Open, Empty, 200, Object),
     op("GET", "/metrics", Svc(Metrics), "Prometheus metrics", OPS, Open, Empty, 200, Text("text/plain")),
+    op("GET", "/", Doc(Home), "What this server is, and where to go next", OPS, Open, Empty, 200, Text("text/html")),
     op("GET", "/beta/$metadata", Doc(Metadata), "OData CSDL of the Agent Registry", OPS, Open, Empty, 200, Text("application/xml")),
     op("GET", "/openapi.json", Doc(OpenApi), "This OpenAPI description", OPS, Open, Empty, 200, Object),
     op("GET", "/{tenant}/v2.0/.well-known/openid-configuration", Idp(Discovery), "OpenID Connect discovery", IDP, Open, Empty, 200, Object),
@@ -561,7 +563,8 @@ mod tests {
             ("/beta/agentRegistry/agentInstances/", UNMATCHED),
             ("/beta/agentRegistry/agentInstances/a/unknown", UNMATCHED),
             ("/beta/agentRegistry//agentCardManifest", UNMATCHED),
-            ("/", UNMATCHED),
+            ("/", "/"),
+            ("/nowhere", UNMATCHED),
             ("/a/b/c/d/e/f/g/h/i/j/k/l/m/n", UNMATCHED),
         ];
         for (path, label) in cases {
