@@ -423,16 +423,26 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(args) => {
-            let keys = KeyRing::open_dir(
-                &keys_dir(cli.data_dir, cli.keys_dir, &file),
-                crate::auth::DEFAULT_CLOCK_SKEW_SECONDS,
-            )?;
+            let dir = keys_dir(cli.data_dir, cli.keys_dir, &file);
+            if !dir.join("signing-key.pem").exists() {
+                eprintln!(
+                    "warning: {} holds no signing key yet; creating one, which no server started \
+                     on another folder knows: give `agentry token` the server's --data-dir (or --keys-dir)",
+                    dir.display()
+                );
+            }
+            let keys = KeyRing::open_dir(&dir, crate::auth::DEFAULT_CLOCK_SKEW_SECONDS)?;
             let (kind, subject) = match (args.user, args.app) {
                 (_, Some(app)) => (CallerKind::Application, app),
                 (Some(user), None) => (CallerKind::Delegated, user),
                 (None, None) => (CallerKind::Delegated, DEFAULT_USER.to_owned()),
             };
-            anyhow::ensure!(args.expires_in > 0, "--expires-in must be positive");
+            anyhow::ensure!(
+                (1..=crate::auth::MAX_TOKEN_LIFETIME_SECONDS).contains(&args.expires_in),
+                "--expires-in must be between 1 and {} seconds (24 hours), not {}",
+                crate::auth::MAX_TOKEN_LIFETIME_SECONDS,
+                args.expires_in
+            );
             let request = TokenRequest {
                 tenant_id: args.tenant,
                 kind,

@@ -387,6 +387,15 @@ impl KeyRing {
         found
     }
 
+    /// The ids of the keys this server accepts, the signing one first.
+    pub fn key_ids(&self) -> Vec<String> {
+        let keys = self.keys.read().expect("key lock poisoned");
+        std::iter::once(&keys.current)
+            .chain(keys.retired.iter())
+            .map(|k| k.kid.clone())
+            .collect()
+    }
+
     /// Checks signature, algorithm, issuer, expiry, not-before and audience,
     /// and returns the caller the token describes.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
@@ -400,9 +409,12 @@ impl KeyRing {
         if header.alg != Algorithm::ES256 {
             return Err(AuthError::InvalidSignature);
         }
-        let key = self
-            .decoding_key(header.kid.as_deref())
-            .ok_or(AuthError::InvalidSignature)?;
+        let key =
+            self.decoding_key(header.kid.as_deref())
+                .ok_or_else(|| AuthError::UnknownKey {
+                    kid: header.kid.clone().unwrap_or_default(),
+                    known: self.key_ids(),
+                })?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.leeway = self.clock_skew;
         validation.validate_nbf = true;
@@ -519,7 +531,13 @@ mod tests {
 
         let other_dir = tempfile::tempdir().unwrap();
         let other = KeyRing::load_or_create(other_dir.path()).unwrap();
-        assert_eq!(other.verify(&token), Err(AuthError::InvalidSignature));
+        assert_eq!(
+            other.verify(&token),
+            Err(AuthError::UnknownKey {
+                kid: first.kid(),
+                known: vec![other.kid()],
+            })
+        );
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub enum AuthError {
     Malformed,
     #[error("the token signature or algorithm is not acceptable")]
     InvalidSignature,
+    /// Signed by a key this server does not have: most often a token from
+    /// `agentry token` run on another data folder.
+    #[error("the token is signed with key '{kid}', which this server does not have (it has: {})", .known.join(", "))]
+    UnknownKey { kid: String, known: Vec<String> },
     #[error("the token has expired or is not yet valid")]
     Expired,
     #[error("the token is for another audience")]

@@ -17,6 +17,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -71,11 +72,15 @@ pub async fn graph_conventions(
         None => route_request(req, next, route).await,
     };
 
+    // The code and message of an error answer, for its log line: why a
+    // token was refused, which property was wrong.
+    let mut refusal: Option<(Cow<'static, str>, String)> = None;
     if let Some(report) = response.extensions_mut().remove::<ErrorReport>() {
         if let Some(detail) = &report.detail {
             tracing::error!(request_id = %meta.request_id, %detail, status = report.status.as_u16(), "request failed");
         }
         response = render_error(&report, &meta, response.headers(), app.time());
+        refusal = Some((report.code, report.message));
     }
     let not_allowed = response.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED;
     let headers = response.headers_mut();
@@ -102,6 +107,10 @@ pub async fn graph_conventions(
     // One line per request: refusals at `info`, failures at `warn`, the rest
     // at `debug` (a line per success costs a tenth of a cached read's CPU).
     let status = response.status().as_u16();
+    let (code, message) = match &refusal {
+        Some((code, message)) => (code.as_ref(), message.as_str()),
+        None => ("", ""),
+    };
     macro_rules! request_line {
         ($level:ident) => {
             tracing::$level!(
@@ -110,6 +119,8 @@ pub async fn graph_conventions(
                 path = %path,
                 status,
                 micros = elapsed.as_micros() as u64,
+                code,
+                message,
                 "request"
             )
         };

@@ -162,6 +162,16 @@ impl ApiError {
                     AuthError::Missing => "Access token is empty.",
                     AuthError::Malformed => "CompactToken parsing failed with error code: 80049217",
                     AuthError::InvalidSignature => "Access token validation failure.",
+                    AuthError::UnknownKey { kid, known } => {
+                        return report(
+                            S::UNAUTHORIZED,
+                            "InvalidAuthenticationToken",
+                            format!(
+                                "Access token validation failure. The token is signed with key '{kid}', which this server does not have (it has: {}); a token from 'agentry token' must come from the server's own data folder or --keys-dir.",
+                                known.join(", ")
+                            ),
+                        );
+                    }
                     AuthError::Expired => "Access token has expired or is not yet valid.",
                     AuthError::InvalidAudience => {
                         "Access token validation failure. Invalid audience."
@@ -597,6 +607,14 @@ mod tests {
             ),
             (
                 ApiError::Auth(AuthError::Expired),
+                401,
+                "InvalidAuthenticationToken",
+            ),
+            (
+                ApiError::Auth(AuthError::UnknownKey {
+                    kid: "k".into(),
+                    known: vec!["a".into()],
+                }),
                 401,
                 "InvalidAuthenticationToken",
             ),

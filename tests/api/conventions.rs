@@ -239,6 +239,12 @@ async fn missing_and_bad_tokens_are_401_with_www_authenticate() {
     let other = TestServer::start().await;
     let expired = s.keys.mint(&token_request(TENANT_A, 60, -7200)).unwrap();
     let future = s.keys.mint(&token_request(TENANT_A, 3600, 3600)).unwrap();
+    // A token of another data folder's key says so, and names the keys this server has.
+    let other_key = format!(
+        "Access token validation failure. The token is signed with key '{}', which this server does not have (it has: {}); a token from 'agentry token' must come from the server's own data folder or --keys-dir.",
+        other.keys.kid(),
+        s.keys.kid()
+    );
     let cases: Vec<(Option<String>, &str)> = vec![
         (None, "Access token is empty."),
         (Some("Bearer".into()), "Access token is empty."),
@@ -250,10 +256,7 @@ async fn missing_and_bad_tokens_are_401_with_www_authenticate() {
             Some("Basic dXNlcjpwYXNz".into()),
             "CompactToken parsing failed with error code: 80049217",
         ),
-        (
-            Some(format!("Bearer {}", other.token())),
-            "Access token validation failure.",
-        ),
+        (Some(format!("Bearer {}", other.token())), &other_key),
         (
             Some(format!("Bearer {expired}")),
             "Access token has expired or is not yet valid.",

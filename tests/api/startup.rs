@@ -149,3 +149,32 @@ async fn a_server_that_cannot_listen_stops_before_touching_the_database_or_the_s
         "no database was created or seeded"
     );
 }
+
+#[test]
+fn agentry_token_warns_when_it_creates_a_key_and_refuses_lifetimes_it_would_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .args(["token", "--data-dir"])
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let first = token(&[]);
+    assert!(first.status.success());
+    let warning = String::from_utf8_lossy(&first.stderr);
+    assert!(warning.contains("holds no signing key yet"), "{warning}");
+    let again = token(&[]);
+    assert!(
+        again.status.success() && again.stderr.is_empty(),
+        "no warning once the key exists"
+    );
+    let long = token(&["--expires-in", "100000"]);
+    assert!(!long.status.success());
+    let refusal = String::from_utf8_lossy(&long.stderr);
+    assert!(
+        refusal.contains("--expires-in must be between 1 and 86400 seconds"),
+        "{refusal}"
+    );
+}
