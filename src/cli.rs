@@ -108,6 +108,28 @@ struct ImportArgs {
 enum AppCommand {
     /// Register an application for the client-credentials flow; prints its client id and secret (shown once).
     Add(AppAddArgs),
+    /// List a tenant's applications: client id, name, roles.
+    List(AppTenantArgs),
+    /// Remove an application; tokens it already holds stay valid until they expire.
+    Remove(AppRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+struct AppTenantArgs {
+    /// Tenant id the applications belong to.
+    #[arg(long, default_value = DEFAULT_TENANT)]
+    tenant: String,
+    /// Database URL [default: sqlite://<data-dir>/agentry.db].
+    #[arg(long, env = "AGENTRY_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct AppRemoveArgs {
+    /// The application's client id.
+    client_id: String,
+    #[command(flatten)]
+    tenant: AppTenantArgs,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +162,9 @@ struct ServeArgs {
     /// Let browsers on this origin call the API (CORS); repeatable, `*` for any (development only).
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     cors_origins: Vec<String>,
+    /// Keep the database and keys in memory (a private folder in /dev/shm where there is one), deleted at exit.
+    #[arg(long, conflicts_with = "database_url")]
+    in_memory: bool,
     /// Print a token (the built-in admin user of the default tenant) in the banner.
     #[arg(long)]
     print_token: bool,
@@ -159,7 +184,7 @@ struct ServeArgs {
     #[arg(long, env = "AGENTRY_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
     /// Build absolute URLs from X-Forwarded-Host and X-Forwarded-Proto.
-    #[arg(long, env = "AGENTRY_TRUST_PROXY")]
+    #[arg(long, env = "AGENTRY_TRUST_PROXY", num_args = 0..=1, default_missing_value = "true")]
     trust_proxy: Option<bool>,
     /// A JSON file of policies and registry objects to load at start (see docs/seed.md).
     #[arg(long, env = "AGENTRY_SEED")]
@@ -168,7 +193,7 @@ struct ServeArgs {
     #[arg(long, env = "AGENTRY_COPILOT_MAX_GROUP_POLICIES")]
     copilot_max_group_policies: Option<usize>,
     /// Refuse Copilot setting values outside each setting's allowed set [default: false].
-    #[arg(long, env = "AGENTRY_COPILOT_STRICT_VALUES")]
+    #[arg(long, env = "AGENTRY_COPILOT_STRICT_VALUES", num_args = 0..=1, default_missing_value = "true")]
     copilot_strict_values: Option<bool>,
     /// Seconds of clock difference tolerated on token exp and nbf [default: 60].
     #[arg(long, env = "AGENTRY_CLOCK_SKEW_SECONDS")]
@@ -180,13 +205,13 @@ struct ServeArgs {
     #[arg(long, env = "AGENTRY_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Serve HTTPS with a self-signed certificate for localhost, kept in <data-dir>/tls.
-    #[arg(long, env = "AGENTRY_TLS_SELF_SIGNED")]
+    #[arg(long, env = "AGENTRY_TLS_SELF_SIGNED", num_args = 0..=1, default_missing_value = "true")]
     tls_self_signed: Option<bool>,
     /// Recognise a registry-scoped role: NAME=TEMPLATE-ID (repeatable), e.g. "Agent Instance Reader=<guid>".
     #[arg(long = "scoped-role")]
     scoped_roles: Vec<String>,
     /// Accept tokens signed by Agentry's own keys [default: true].
-    #[arg(long, env = "AGENTRY_BUILTIN_TOKENS")]
+    #[arg(long, env = "AGENTRY_BUILTIN_TOKENS", num_args = 0..=1, default_missing_value = "true")]
     builtin_tokens: Option<bool>,
     /// Also accept tokens of this OpenID Connect issuer (`{tenantid}` matches the token's tid).
     #[arg(long, env = "AGENTRY_OIDC_ISSUER", requires = "oidc_jwks")]
@@ -207,7 +232,7 @@ struct ServeArgs {
     #[arg(long, env = "AGENTRY_JOURNAL_SIZE")]
     journal_size: Option<usize>,
     /// Keep request and response bodies in the journal [default: false].
-    #[arg(long, env = "AGENTRY_JOURNAL_BODIES")]
+    #[arg(long, env = "AGENTRY_JOURNAL_BODIES", num_args = 0..=1, default_missing_value = "true")]
     journal_bodies: Option<bool>,
     /// Bytes of each body the journal keeps [default: 16384].
     #[arg(long, env = "AGENTRY_JOURNAL_BODY_BYTES")]
@@ -268,11 +293,20 @@ pub fn run() -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Serve(args) => {
+            let memory = if args.in_memory {
+                Some(crate::files::MemoryFolder::create().context("cannot set up --in-memory")?)
+            } else {
+                None
+            };
+            let (data_dir, keys_dir) = match &memory {
+                Some(m) => (Some(m.path().to_owned()), None),
+                None => (cli.data_dir, cli.keys_dir),
+            };
             let over = Overrides {
                 listen: args.listen,
                 cors_origins: args.cors_origins,
-                data_dir: cli.data_dir,
-                keys_dir: cli.keys_dir,
+                data_dir,
+                keys_dir,
                 database_url: args.database_url,
                 db_pool_size: args.db_pool_size,
                 read_cache_mb: args.read_cache_mb,
@@ -302,8 +336,13 @@ pub fn run() -> anyhow::Result<()> {
             let ready = Ready {
                 print_token: args.print_token,
                 file: args.ready_file,
+                in_memory: memory.is_some(),
             };
-            serve(config::resolve(file, over)?, ready)
+            let config = config::resolve(file, over)?;
+            // The folder goes when `memory` is dropped, after the server stops.
+            let served = serve(config, ready);
+            drop(memory);
+            served
         }
         Command::App(AppCommand::Add(args)) => {
             let url = database_url(file, cli.data_dir, args.database_url)?;
@@ -321,6 +360,34 @@ pub fn run() -> anyhow::Result<()> {
             println!("roles:         {}", r.roles.join(" "));
             println!("The secret is shown only now; Agentry keeps a salted hash of it.");
             Ok(())
+        }
+        Command::App(AppCommand::List(args)) => {
+            let url = database_url(file, cli.data_dir, args.database_url)?;
+            let tenant = args.tenant;
+            with_store(&url, |store| async move {
+                let apps = store.list_apps(&tenant).await?;
+                if apps.is_empty() {
+                    println!("no applications in tenant {tenant}");
+                }
+                for a in apps {
+                    println!("{}  {}  {}", a.client_id, a.display_name, a.roles.join(" "));
+                }
+                Ok(())
+            })
+        }
+        Command::App(AppCommand::Remove(args)) => {
+            let url = database_url(file, cli.data_dir, args.tenant.database_url)?;
+            let (tenant, client_id) = (args.tenant.tenant, args.client_id);
+            with_store(&url, |store| async move {
+                anyhow::ensure!(
+                    store.delete_app(&tenant, &client_id).await?,
+                    "tenant {tenant} has no application {client_id} (see agentry app list --tenant {tenant})"
+                );
+                println!(
+                    "removed {client_id}; tokens it already holds stay valid until they expire"
+                );
+                Ok(())
+            })
         }
         Command::Migrate(args) => {
             let url = database_url(file, cli.data_dir, args.database_url)?;
@@ -563,6 +630,21 @@ fn keys_dir(data_dir: Option<PathBuf>, keys_dir: Option<PathBuf>, file: &FileCon
         })
 }
 
+/// An error as one line: its message, then each cause the message does
+/// not already contain (errors that print their source would otherwise
+/// say it twice). No backtrace: these are a user's mistakes, not bugs.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
 /// The directory roles of a default token.
 const DEFAULT_WIDS: [&str; 2] = [
     permissions::AGENT_REGISTRY_ADMINISTRATOR,
@@ -573,6 +655,7 @@ const DEFAULT_WIDS: [&str; 2] = [
 struct Ready {
     print_token: bool,
     file: Option<PathBuf>,
+    in_memory: bool,
 }
 
 /// A default token of the built-in admin user, as `agentry token` mints it.
@@ -639,6 +722,9 @@ fn serve(config: config::ServerConfig, ready: Ready) -> anyhow::Result<()> {
              try:         {curl} -H \"Authorization: Bearer $(agentry token --data-dir {data_dir})\" {url}/agentRegistry/agentInstances\n",
             crate::store::redact_url(&config.database_url)
         );
+        if ready.in_memory {
+            banner.push_str("  in memory:   the database and keys are deleted when the server stops\n");
+        }
         if let Some(cert) = &cacert {
             banner.push_str(&format!(
                 "  certificate: {} (self-signed; trust it with curl --cacert, or add it to your trust store)\n",
@@ -668,6 +754,42 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_error_is_told_once_with_each_cause_it_does_not_already_name() {
+        let io = std::io::Error::other("permission denied");
+        let wrapped = anyhow::Error::new(io).context("cannot write /data/agentry.db");
+        assert_eq!(
+            describe(&wrapped),
+            "cannot write /data/agentry.db: permission denied"
+        );
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open the database: {0}")]
+        struct Repeats(#[source] std::io::Error);
+        let e = anyhow::Error::new(Repeats(std::io::Error::other("disk full")));
+        assert_eq!(describe(&e), "cannot open the database: disk full");
+    }
+
+    #[test]
+    fn a_boolean_flag_alone_means_true() {
+        let serve = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["agentry", "serve"].iter().chain(args)).unwrap();
+            match cli.command {
+                Command::Serve(s) => (s.trust_proxy, s.tls_self_signed, s.listen),
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(serve(&["--trust-proxy"]), (Some(true), None, None));
+        assert_eq!(
+            serve(&["--trust-proxy", "false"]),
+            (Some(false), None, None)
+        );
+        assert_eq!(
+            serve(&["--tls-self-signed", "--listen", "0.0.0.0:1"]),
+            (None, Some(true), Some("0.0.0.0:1".into()))
+        );
+        assert_eq!(serve(&[]), (None, None, None));
     }
 
     #[test]

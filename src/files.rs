@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Creates `dir` and any missing parent, each created one mode 700.
 /// Folders that already exist keep their mode.
@@ -103,5 +103,38 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         make_private(&file);
         assert_eq!(mode(&file), 0o600);
+    }
+}
+
+/// A private folder that lives in memory where the system offers one
+/// (`/dev/shm` on Linux; else the temporary folder), removed when dropped:
+/// the home of `agentry serve --in-memory`.
+#[derive(Debug)]
+pub struct MemoryFolder {
+    path: PathBuf,
+}
+
+impl MemoryFolder {
+    pub fn create() -> io::Result<Self> {
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_owned()
+        } else {
+            std::env::temp_dir()
+        };
+        let path = base.join(format!("agentry-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&path)?;
+        restrict(&path, 0o700)?;
+        Ok(Self { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for MemoryFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }

@@ -523,7 +523,7 @@ fn store_report(e: &StoreError) -> ErrorReport {
                 "The service is temporarily unavailable. Retry after the delay in the Retry-After header.",
             )
         },
-        StoreError::Internal(detail) => internal(detail.clone()),
+        StoreError::Internal(detail) | StoreError::UnusableUrl(detail) => internal(detail.clone()),
     }
 }
 

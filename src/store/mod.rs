@@ -59,6 +59,9 @@ pub enum StoreError {
     /// Anything else; the text is for logs, never for clients.
     #[error("storage failure: {0}")]
     Internal(String),
+    /// A database URL Agentry cannot use (at start only).
+    #[error("{0}")]
+    UnusableUrl(String),
 }
 
 impl From<CopilotError> for StoreError {
@@ -602,6 +605,8 @@ pub trait AppStore: Send + Sync {
         &self,
         tenant: &str,
     ) -> Result<Vec<crate::domain::apps::AppRegistration>, StoreError>;
+    /// Removes an application registration of `tenant`; false when it has none by that id.
+    async fn delete_app(&self, tenant: &str, client_id: &str) -> Result<bool, StoreError>;
 }
 
 /// Whole tenants (reset, snapshots, seed files) and whole databases
@@ -685,18 +690,27 @@ enum Location<'a> {
 }
 
 fn locate(database_url: &str) -> Result<Location<'_>, StoreError> {
-    if let Some(path) = database_url.strip_prefix("sqlite://") {
-        let path = path.split('?').next().unwrap_or_default();
-        return Ok(Location::Sqlite(std::path::Path::new(path)));
-    }
-    if let Some(path) = database_url.strip_prefix("sqlite:") {
+    let sqlite = database_url
+        .strip_prefix("sqlite://")
+        .map(|p| (p.split('?').next().unwrap_or_default(), p))
+        .or_else(|| database_url.strip_prefix("sqlite:").map(|p| (p, p)));
+    if let Some((path, whole)) = sqlite {
+        // An in-memory SQLite database is one per connection: the writer
+        // and each reader would see databases of their own.
+        if path.is_empty() || path.contains(":memory:") || whole.contains("mode=memory") {
+            return Err(StoreError::UnusableUrl(format!(
+                "'{database_url}' is a SQLite database in memory, one per connection, and Agentry \
+                 reads and writes on several; use `agentry serve --in-memory` for data that is gone \
+                 at exit, sqlite://PATH for a file, or postgres://USER@HOST/DB"
+            )));
+        }
         return Ok(Location::Sqlite(std::path::Path::new(path)));
     }
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         return Ok(Location::Postgres(database_url));
     }
-    Err(StoreError::Internal(format!(
-        "unsupported database URL scheme in '{}'; use sqlite://PATH or postgres://…",
+    Err(StoreError::UnusableUrl(format!(
+        "unsupported database URL scheme in '{}'; use sqlite://PATH or postgres://USER@HOST/DB",
         database_url.split("://").next().unwrap_or(database_url)
     )))
 }

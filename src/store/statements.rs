@@ -130,6 +130,10 @@ pub(super) const MEMBERSHIPS_AFTER: &str =
      WHERE tenant_id = $1 AND (collection_id, instance_id) > ($2, $3)
      ORDER BY collection_id, instance_id LIMIT $4";
 
+/// Removes application `$2` of tenant `$1`.
+pub(super) const DELETE_APP: &str =
+    "DELETE FROM app_registrations WHERE tenant_id = $1 AND client_id = $2";
+
 /// Every tenant with objects or application registrations.
 pub(super) fn tenants() -> String {
     let union = super::TENANT_TABLES

@@ -178,3 +178,137 @@ fn agentry_token_warns_when_it_creates_a_key_and_refuses_lifetimes_it_would_cut(
         "{refusal}"
     );
 }
+
+#[test]
+fn applications_are_added_listed_and_removed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .args(["app"])
+            .args(args)
+            .args(["--tenant", TENANT_A, "--data-dir"])
+            .arg(dir.path())
+            .env_remove("AGENTRY_DATABASE_URL")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (ok, added, _) = app(&[
+        "add",
+        "--name",
+        "pipeline",
+        "--roles",
+        "AgentInstance.Read.All",
+    ]);
+    assert!(ok);
+    let client_id = added
+        .lines()
+        .find_map(|l| l.strip_prefix("client id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (ok, listed, _) = app(&["list"]);
+    assert!(ok);
+    assert_eq!(
+        listed.trim(),
+        format!("{client_id}  pipeline  AgentInstance.Read.All")
+    );
+    let (ok, _, _) = app(&["remove", &client_id]);
+    assert!(ok);
+    let (_, listed, _) = app(&["list"]);
+    assert!(listed.contains("no applications"), "{listed}");
+    let (ok, _, refusal) = app(&["remove", &client_id]);
+    assert!(!ok);
+    assert!(
+        refusal.contains(&format!("has no application {client_id}")),
+        "{refusal}"
+    );
+}
+
+#[tokio::test]
+async fn in_memory_mode_writes_nothing_into_the_data_folder_and_leaves_nothing_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    let mut child = serve(
+        &dir.path().join("unused"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--in-memory",
+            "--ready-file",
+            ready.to_str().unwrap(),
+        ],
+    );
+    let began = Instant::now();
+    while !ready.exists() {
+        assert!(began.elapsed() < Duration::from_secs(20), "no ready file");
+        assert!(child.try_wait().unwrap().is_none(), "agentry exited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+    let r = client()
+        .post(format!(
+            "{}/agentRegistry/agentInstances",
+            file["url"].as_str().unwrap()
+        ))
+        .bearer_auth(file["token"].as_str().unwrap())
+        .json(&instance_body("a", "Kept in memory"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    // A normal stop (SIGTERM), as a harness ends it.
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    let banner = String::from_utf8(out.stdout).unwrap();
+    assert!(banner.contains("in memory:"), "{banner}");
+    assert!(
+        !dir.path().join("unused").exists(),
+        "the data folder is not used"
+    );
+    let database = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("database:"))
+        .unwrap()
+        .trim()
+        .trim_start_matches("sqlite://")
+        .to_owned();
+    let folder = Path::new(&database).parent().unwrap().to_owned();
+    assert!(
+        folder.starts_with("/dev/shm") || folder.starts_with(std::env::temp_dir()),
+        "{database}"
+    );
+    assert!(!folder.exists(), "{} is removed at exit", folder.display());
+}
+
+#[test]
+fn database_urls_agentry_cannot_use_are_refused_at_start_naming_the_alternatives() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in ["sqlite::memory:", "sqlite://:memory:", "mysql://x/y"] {
+        let out = serve(
+            dir.path(),
+            &["--listen", "127.0.0.1:0", "--database-url", url],
+        )
+        .wait_with_output()
+        .unwrap();
+        assert!(!out.status.success(), "{url}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("sqlite://PATH") && stderr.contains("postgres://"),
+            "{url}: {stderr}"
+        );
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "said once: {stderr}"
+        );
+    }
+}

@@ -1479,3 +1479,42 @@ async fn a_scoped_write_finds_other_applications_objects_absent_inside_the_write
         assert_eq!(doc(&fresh)["managedBy"], "app-a", "{name}");
     }
 }
+
+#[tokio::test]
+async fn application_registrations_are_listed_and_removed_per_tenant() {
+    use agentry::domain::apps::AppRegistration;
+    for b in backends().await {
+        let now = "2025-01-01T00:00:00.0000000Z".to_owned();
+        let a = AppRegistration::create("t1", "first", vec!["r".into()], now.clone()).registration;
+        let other = AppRegistration::create("t2", "other", vec![], now).registration;
+        b.store.create_app(a.clone()).await.unwrap();
+        b.store.create_app(other.clone()).await.unwrap();
+        let listed = b.store.list_apps("t1").await.unwrap();
+        assert_eq!(listed, vec![a.clone()], "{}", b.name);
+        assert!(
+            !b.store.delete_app("t1", &other.client_id).await.unwrap(),
+            "{}: another tenant's application is not removed",
+            b.name
+        );
+        assert!(
+            b.store.delete_app("t1", &a.client_id).await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            !b.store.delete_app("t1", &a.client_id).await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            b.store.get_app(&a.client_id).await.unwrap().is_none(),
+            "{}",
+            b.name
+        );
+        assert!(
+            b.store.get_app(&other.client_id).await.unwrap().is_some(),
+            "{}",
+            b.name
+        );
+    }
+}

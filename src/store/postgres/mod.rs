@@ -938,6 +938,13 @@ impl AppStore for PgStore {
         })
     }
 
+    async fn delete_app(&self, tenant: &str, client_id: &str) -> Result<bool, StoreError> {
+        let deleted = transaction!(self, |tx| {
+            execute(&tx, statements::DELETE_APP, tenant, client_id).await? > 0
+        })?;
+        Ok(deleted)
+    }
+
     async fn get_app(&self, client_id: &str) -> Result<Option<AppRegistration>, StoreError> {
         let doc: Option<String> = read!(self, |c| {
             let stmt = c

@@ -923,6 +923,13 @@ impl AppStore for SqliteStore {
         })
     }
 
+    async fn delete_app(&self, tenant: &str, client_id: &str) -> Result<bool, StoreError> {
+        let (tenant, client_id) = (tenant.to_owned(), client_id.to_owned());
+        self.writer
+            .write(move |conn| Ok(execute(conn, statements::DELETE_APP, &tenant, &client_id)? > 0))
+            .await
+    }
+
     async fn list_apps(&self, tenant: &str) -> Result<Vec<AppRegistration>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn
