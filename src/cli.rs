@@ -423,8 +423,9 @@ pub fn run() -> anyhow::Result<()> {
                 .await?;
                 bar.finish_and_clear();
                 eprintln!(
-                    "exported {} records of {} tenants",
-                    summary.records, summary.tenants
+                    "exported {} of {}",
+                    count(summary.records, "record"),
+                    count(summary.tenants, "tenant")
                 );
                 Ok(())
             })
@@ -455,8 +456,11 @@ pub fn run() -> anyhow::Result<()> {
                     .await?;
                 bar.finish_and_clear();
                 eprintln!(
-                    "imported {} records of {} tenants: {} created, {} kept (already there)",
-                    summary.records, summary.tenants, summary.created, summary.kept
+                    "imported {} of {}: {} created, {} kept (already there)",
+                    count(summary.records, "record"),
+                    count(summary.tenants, "tenant"),
+                    summary.created,
+                    summary.kept
                 );
                 Ok(())
             })
@@ -599,7 +603,11 @@ where
 /// A progress bar on standard error: of bytes when the total is known, else
 /// a count of records. Hidden when standard error is not a terminal.
 fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+    // Whole records a second (indicatif's own key prints fractions).
+    let rate = |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(w, "{:.0}/s", state.per_sec());
+    };
     let bar = match total {
         Some(bytes) => ProgressBar::new(bytes).with_style(
             ProgressStyle::with_template(
@@ -608,14 +616,24 @@ fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
             .expect("a valid template"),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {pos} records ({per_sec})")
-                .expect("a valid template"),
+            ProgressStyle::with_template("{spinner} {pos} records ({rate})")
+                .expect("a valid template")
+                .with_key("rate", rate),
         ),
     };
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar
+}
+
+/// `1 record`, `2 records`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// The keys folder of the commands that need no whole server configuration.
@@ -769,6 +787,13 @@ mod tests {
         struct Repeats(#[source] std::io::Error);
         let e = anyhow::Error::new(Repeats(std::io::Error::other("disk full")));
         assert_eq!(describe(&e), "cannot open the database: disk full");
+    }
+
+    #[test]
+    fn counts_are_singular_for_one_and_plural_otherwise() {
+        assert_eq!(count(1, "tenant"), "1 tenant");
+        assert_eq!(count(0, "record"), "0 records");
+        assert_eq!(count(2, "record"), "2 records");
     }
 
     #[test]
