@@ -165,6 +165,9 @@ struct ServeArgs {
     /// Keep the database and keys in memory (a private folder in /dev/shm where there is one), deleted at exit.
     #[arg(long, conflicts_with = "database_url")]
     in_memory: bool,
+    /// Log lines as human-readable text or as one JSON object each.
+    #[arg(long, env = "AGENTRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Print a token (the built-in admin user of the default tenant) in the banner.
     #[arg(long)]
     print_token: bool,
@@ -337,6 +340,7 @@ pub fn run() -> anyhow::Result<()> {
                 print_token: args.print_token,
                 file: args.ready_file,
                 in_memory: memory.is_some(),
+                log_format: args.log_format,
             };
             let config = config::resolve(file, over)?;
             // The folder goes when `memory` is dropped, after the server stops.
@@ -669,11 +673,18 @@ const DEFAULT_WIDS: [&str; 2] = [
     permissions::GLOBAL_ADMINISTRATOR,
 ];
 
-/// What `serve` tells a harness once it listens.
+/// What `serve` tells a harness once it listens, and how it logs.
 struct Ready {
     print_token: bool,
     file: Option<PathBuf>,
     in_memory: bool,
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// A default token of the built-in admin user, as `agentry token` mints it.
@@ -701,13 +712,18 @@ fn write_ready_file(path: &std::path::Path, url: &str, token: &str) -> anyhow::R
 }
 
 fn serve(config: config::ServerConfig, ready: Ready) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match ready.log_format {
+        LogFormat::Json => logs.json().init(),
+        // Colour only for a person at a terminal, never in a file or a pipe.
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

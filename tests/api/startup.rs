@@ -312,3 +312,88 @@ fn database_urls_agentry_cannot_use_are_refused_at_start_naming_the_alternatives
         );
     }
 }
+
+/// Starts a server with `extra`, makes one good and one refused request,
+/// stops it and returns what it logged.
+async fn logs_of_two_requests(extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--ready-file",
+        ready.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut child = serve(dir.path(), &args);
+    let began = Instant::now();
+    while !ready.exists() {
+        assert!(began.elapsed() < Duration::from_secs(20), "no ready file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+    let url = file["url"].as_str().unwrap();
+    let ok = client()
+        .get(format!("{url}/agentRegistry/agentInstances/a"))
+        .bearer_auth(file["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 404);
+    let refused = client()
+        .get(format!("{url}/agentRegistry"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    logs
+}
+
+#[tokio::test]
+async fn each_request_is_one_log_line_in_text_without_colour_or_in_json() {
+    let text = logs_of_two_requests(&[]).await;
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour codes in a pipe: {text}"
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" request ")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("route=/beta/agentRegistry/agentInstances/{id}")
+            && lines[0].contains("status=404"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("code=AgentNotFound"), "{}", lines[0]);
+    assert!(
+        lines[1].contains("code=InvalidAuthenticationToken"),
+        "{}",
+        lines[1]
+    );
+
+    let json = logs_of_two_requests(&["--log-format", "json"]).await;
+    let requests: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|v| v["fields"]["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 2, "{json}");
+    let first = &requests[0]["fields"];
+    assert_eq!(first["status"], 404);
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["route"], "/beta/agentRegistry/agentInstances/{id}");
+    assert!(
+        first["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36),
+        "{first}"
+    );
+    assert_eq!(requests[1]["fields"]["status"], 401);
+}
