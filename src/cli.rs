@@ -21,7 +21,7 @@ pub const DEFAULT_USER: &str = "c0ffee00-0000-4000-8000-0000000000a1";
     about = "A self-hostable Microsoft Graph beta Agent Registry"
 )]
 pub struct Cli {
-    /// A TOML configuration file (keys: listen, data_dir, database_url, max_body_bytes, trust_proxy, seed, [copilot]).
+    /// A TOML configuration file: every `serve` setting has a key (docs/configuration.md; examples/agentry.toml lists them all).
     #[arg(long, global = true, env = "AGENTRY_CONFIG")]
     config: Option<PathBuf>,
     /// Folder holding the SQLite database and the signing keys [default: ./agentry-data].

@@ -421,6 +421,83 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
 mod tests {
     use super::*;
 
+    /// `examples/agentry.toml` with its commented keys and tables turned on.
+    fn every_example_key() -> String {
+        include_str!("../examples/agentry.toml")
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('[')
+                        || rest.starts_with('"')
+                        || rest.split_once(" = ").is_some_and(|(k, _)| {
+                            k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        }) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_example_file_names_every_key_and_parses_with_them_all_set() {
+        // Destructured whole: a key added to FileConfig must be added here
+        // and to the example.
+        let FileConfig {
+            listen,
+            data_dir,
+            keys_dir,
+            database_url,
+            db_pool_size,
+            read_cache_mb,
+            max_body_bytes,
+            trust_proxy,
+            seed,
+            clock_skew_seconds,
+            tls_cert,
+            tls_key,
+            tls_self_signed,
+            builtin_tokens,
+            oidc,
+            scoped_roles,
+            copilot,
+            throttle,
+            journal,
+            connections,
+            cors_origins,
+        } = FileConfig::parse(&every_example_key()).unwrap();
+        let set = [
+            listen.is_some(),
+            data_dir.is_some(),
+            keys_dir.is_some(),
+            database_url.is_some(),
+            db_pool_size.is_some(),
+            read_cache_mb.is_some(),
+            max_body_bytes.is_some(),
+            trust_proxy.is_some(),
+            seed.is_some(),
+            clock_skew_seconds.is_some(),
+            tls_cert.is_some() && tls_key.is_some(),
+            tls_self_signed.is_some(),
+            builtin_tokens.is_some(),
+            oidc.is_some(),
+            !scoped_roles.is_empty(),
+            !cors_origins.is_empty(),
+            copilot.max_group_policies.is_some() && copilot.strict_values.is_some(),
+            throttle.rate.is_some() && throttle.burst.is_some(),
+            journal.size.is_some() && journal.bodies.is_some() && journal.body_bytes.is_some(),
+            connections.max.is_some()
+                && connections.header_timeout_seconds.is_some()
+                && connections.idle_timeout_seconds.is_some(),
+        ];
+        assert!(set.iter().all(|s| *s), "{set:?}");
+        // And commented out, as shipped, it sets nothing.
+        let shipped = FileConfig::parse(include_str!("../examples/agentry.toml")).unwrap();
+        assert!(shipped.listen.is_none() && shipped.oidc.is_none());
+    }
+
     #[test]
     fn defaults_apply_when_nothing_is_configured() {
         let c = resolve(FileConfig::default(), Overrides::default()).unwrap();
