@@ -20,6 +20,7 @@ mod paging;
 mod permissions;
 mod pg;
 mod postgres;
+mod readme;
 mod registrations;
 mod startup;
 mod store;
