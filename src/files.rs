@@ -20,6 +20,10 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
         Ok(()) => restrict(dir, 0o700),
         // Created meanwhile by someone else: leave its mode alone.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("{} exists and is not a folder", dir.display()),
+        )),
         Err(e) => Err(e),
     }
 }

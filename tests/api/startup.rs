@@ -397,3 +397,19 @@ async fn each_request_is_one_log_line_in_text_without_colour_or_in_json() {
     );
     assert_eq!(requests[1]["fields"]["status"], 401);
 }
+
+#[test]
+fn a_data_folder_that_cannot_be_made_is_named_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = serve(&file.join("data"), &["--listen", "127.0.0.1:0"])
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{} exists and is not a folder", file.display())),
+        "{stderr}"
+    );
+}
