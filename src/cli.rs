@@ -55,6 +55,15 @@ enum Command {
     /// Work on the registry's data.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Exit 0 when a server answers 200 on /healthz (for container health checks).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct HealthcheckArgs {
+    /// The server's address.
+    #[arg(long, default_value = "127.0.0.1:7171")]
+    addr: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -490,6 +499,7 @@ pub fn run() -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::Healthcheck(args) => healthcheck(&args.addr),
         Command::Keys(KeysCommand::Rotate) => {
             let kid = KeyRing::rotate_dir(&keys_dir(cli.data_dir, cli.keys_dir, &file))?;
             println!(
@@ -650,6 +660,30 @@ fn keys_dir(data_dir: Option<PathBuf>, keys_dir: Option<PathBuf>, file: &FileCon
                 .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
             config::default_keys_dir(&data_dir)
         })
+}
+
+/// `GET /healthz` over plain HTTP/1.1, with std alone (a container image
+/// has no curl): Ok when the answer is 200.
+fn healthcheck(addr: &str) -> anyhow::Result<()> {
+    use std::io::Read;
+    use std::net::ToSocketAddrs;
+    let timeout = std::time::Duration::from_secs(3);
+    let target = addr
+        .to_socket_addrs()
+        .with_context(|| format!("'{addr}' is not an address"))?
+        .next()
+        .with_context(|| format!("'{addr}' names no address"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)
+        .with_context(|| format!("nothing answers on {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(
+        format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut answer = String::new();
+    stream.take(4096).read_to_string(&mut answer)?;
+    let status = answer.split_whitespace().nth(1).unwrap_or_default();
+    anyhow::ensure!(status == "200", "{addr}/healthz answered {status:?}");
+    Ok(())
 }
 
 /// An error as one line: its message, then each cause the message does

@@ -413,3 +413,46 @@ fn a_data_folder_that_cannot_be_made_is_named_with_the_reason() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn agentry_healthcheck_exits_zero_only_when_a_server_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    let child = serve(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--ready-file",
+            ready.to_str().unwrap(),
+        ],
+    );
+    let began = Instant::now();
+    while !ready.exists() {
+        assert!(began.elapsed() < Duration::from_secs(20), "no ready file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+    let addr = file["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .trim_end_matches("/beta")
+        .to_owned();
+    let check = |addr: &str| {
+        Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .args(["healthcheck", "--addr", addr])
+            .output()
+            .unwrap()
+    };
+    assert!(check(&addr).status.success());
+    let mut child = child;
+    child.kill().unwrap();
+    let _ = child.wait();
+    let down = check(&addr);
+    assert!(!down.status.success());
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("nothing answers"),
+        "{down:?}"
+    );
+}
