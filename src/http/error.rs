@@ -35,6 +35,9 @@ impl Header {
 pub enum ApiError {
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A `$batch` whose own shape is wrong (400 for the whole batch).
+    #[error(transparent)]
+    Batch(super::batch::BatchError),
     #[error(transparent)]
     OData(#[from] ODataError),
     #[error(transparent)]
@@ -187,6 +190,7 @@ impl ApiError {
                 };
                 report(S::UNAUTHORIZED, "InvalidAuthenticationToken", message)
             }
+            ApiError::Batch(e) => report(S::BAD_REQUEST, "BadRequest", sentence(e.to_string())),
             ApiError::OData(e @ ODataError::SearchNeedsConsistencyLevel) => {
                 report(S::BAD_REQUEST, "Request_UnsupportedQuery", e.to_string())
             }

@@ -16,6 +16,7 @@
 //! - [`etag`]: ETags of registry entities and the conditional headers.
 
 pub mod apidoc;
+pub mod batch;
 mod control;
 pub mod conventions;
 mod copilot;
@@ -195,6 +196,7 @@ fn router() -> Router<AppState> {
             Handler::Svc(op) => health::handler(op, method),
             Handler::Doc(op) => apidoc::handler(op, method),
             Handler::Idp(op) => identity::handler(op, method),
+            Handler::Bat(op) => batch::handler(op, method),
         };
         let copilot = matches!(o.handler, Handler::Cop(_));
         match paths.iter_mut().find(|(path, ..)| *path == o.path) {

@@ -39,6 +39,13 @@ pub enum Handler {
     Svc(Health),
     Doc(Docs),
     Idp(Identity),
+    Bat(Batching),
+}
+
+/// JSON batching (`$batch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    Batch,
 }
 
 /// `/beta/agentRegistry`.
@@ -196,11 +203,12 @@ const fn op(
 }
 
 use Auth::{Admin, Graph, None as Open};
+use Batching::Batch;
 use Body::{Empty, Object, Schema, Text};
 use Control::*;
 use Copilot::*;
 use Docs::*;
-use Handler::{Cop, Ctl, Doc, Idp, Reg, Svc};
+use Handler::{Bat, Cop, Ctl, Doc, Idp, Reg, Svc};
 use Health::*;
 use Identity::*;
 use Registry::*;
@@ -278,6 +286,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/v1.0/copilot/admin/catalog/packages", Reg(ListPackages), "List catalog packages (v1.0)", A365, Graph, Empty, 200, LIST),
     op("GET", "/v1.0/copilot/admin/catalog/packages/$count", Reg(CountPackages), "Count catalog packages (v1.0)", A365, Graph, Empty, 200, Text("text/plain")),
     op("GET", "/v1.0/copilot/admin/catalog/packages/{id}", Reg(GetPackage), "Get a catalog package's details (v1.0)", A365, Graph, Empty, 200, Schema(P)),
+    op("POST", "/beta/$batch", Bat(Batch), "Run up to 20 requests in one (JSON batching)", OPS, Graph, Object, 200, Object),
+    op("POST", "/v1.0/$batch", Bat(Batch), "Run up to 20 requests in one (JSON batching, v1.0)", OPS, Graph, Object, 200, Object),
     op("GET", "/beta/copilot/admin/policySettings/{id}", Cop(GetPolicySetting), "Get a Copilot policy setting", COP, Graph, Empty, 200, Object),
     op("PATCH", "/beta/copilot/admin/policySettings/{id}", Cop(UpdatePolicySetting), "Update a Copilot policy setting", COP, Graph, Object, 200, Object),
     op("GET", "/beta/copilot/admin/settings/limitedMode", Cop(GetLimitedMode), "Get Copilot limited mode", COP, Graph, Empty, 200, Object),

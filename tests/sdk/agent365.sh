@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Agent registrations and the package catalog through Microsoft's Python SDKs
-# (microsoft-agents-m365copilot-beta and microsoft-agents-m365copilot, from the
+# Agent registrations, the package catalog and JSON batching through
+# Microsoft's Python SDKs (microsoft-agents-m365copilot-beta and
+# microsoft-agents-m365copilot, and msgraph-core's batch builder, from the
 # package registry, into a virtualenv under target/), against a server seeded
 # with examples/seed.json. CI runs this.
 set -euo pipefail
@@ -12,7 +13,8 @@ trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 venv="${AGENTRY_A365_VENV:-$root/target/a365-venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check \
-  "microsoft-agents-m365copilot-beta==1.0.0rc22" "microsoft-agents-m365copilot==1.11.0"
+  "microsoft-agents-m365copilot-beta==1.0.0rc22" "microsoft-agents-m365copilot==1.11.0" \
+  "msgraph-core==1.5.2" "Deprecated==1.3.1"
 
 cargo build --quiet --manifest-path "$root/Cargo.toml"
 bin="${CARGO_TARGET_DIR:-$root/target}/debug/agentry"

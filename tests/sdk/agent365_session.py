@@ -135,12 +135,34 @@ async def packages_v1():
     assert detail.display_name == "Contoso Travel Agent" and detail.active_users == 42, detail
 
 
+async def batching(copilot, adapter):
+    """Two package reads and a registration create in one $batch, through
+    msgraph-core's batch builder (as Graph SDK users batch)."""
+    from msgraph_core.requests.batch_request_builder import BatchRequestBuilder
+    from msgraph_core.requests.batch_request_content import BatchRequestContent
+    from msgraph_core.requests.batch_request_item import BatchRequestItem
+
+    content = BatchRequestContent()
+    listing = BatchRequestItem(request_information=copilot.admin.catalog.packages.to_get_request_information())
+    detail = BatchRequestItem(
+        request_information=copilot.admin.catalog.packages.by_copilot_package_detail_id(TRAVEL).to_get_request_information(),
+        depends_on=[listing])
+    missing = BatchRequestItem(
+        request_information=copilot.agent_registrations.by_agent_registration_id("nobody").to_get_request_information())
+    for item in (listing, detail, missing):
+        content.add_request(item.id, item)
+    result = await BatchRequestBuilder(adapter).post(content)
+    statuses = result.get_response_status_codes()
+    assert statuses == {listing.id: 200, detail.id: 200, missing.id: 404}, statuses
+
+
 async def main():
     adapter = AgentsM365CopilotBetaRequestAdapter(auth())
     adapter.base_url = ORIGIN + "/beta"
     copilot = AgentsM365CopilotBetaServiceClient(request_adapter=adapter).copilot
     await registrations(copilot)
     await packages_beta(copilot, adapter)
+    await batching(copilot, adapter)
     await packages_v1()
     print("microsoft-agents-m365copilot(-beta): every Agent 365 call answered as expected")
 
