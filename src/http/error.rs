@@ -54,6 +54,13 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("unknown segment {0}")]
     UnknownSegment(String),
+    /// A Graph operation (its template and the methods Graph has for it)
+    /// that Agentry does not serve.
+    #[error("{template} is not implemented")]
+    NotImplemented {
+        template: &'static str,
+        methods: Vec<&'static str>,
+    },
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("invalid key in path")]
@@ -221,6 +228,14 @@ impl ApiError {
                 S::BAD_REQUEST,
                 "BadRequest",
                 format!("Resource not found for the segment '{seg}'."),
+            ),
+            ApiError::NotImplemented { template, methods } => report(
+                S::NOT_IMPLEMENTED,
+                "NotImplemented",
+                format!(
+                    "{} {template} is part of Microsoft Graph, but Agentry does not implement it.",
+                    methods.join("/")
+                ),
             ),
             ApiError::MethodNotAllowed => report(
                 S::METHOD_NOT_ALLOWED,
@@ -862,6 +877,14 @@ mod tests {
                 "RequestEntityTooLarge",
             ),
             (ApiError::UnknownSegment("x".into()), 400, "BadRequest"),
+            (
+                ApiError::NotImplemented {
+                    template: "/beta/copilot/agents",
+                    methods: vec!["GET"],
+                },
+                501,
+                "NotImplemented",
+            ),
             (ApiError::MethodNotAllowed, 405, "Request_BadRequest"),
             (ApiError::InvalidKey, 400, "BadRequest"),
             (ApiError::NulCharacter("request body"), 400, "BadRequest"),

@@ -270,6 +270,11 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
+/// A path no route serves: 501 when it is a Graph operation Agentry does
+/// not implement, else Graph's 400 for the first unknown segment.
 async fn unknown_path(uri: Uri) -> ApiError {
-    ApiError::UnknownSegment(routes::unknown_segment(uri.path()))
+    match routes::graph_operation(uri.path()) {
+        Some((template, methods)) => ApiError::NotImplemented { template, methods },
+        None => ApiError::UnknownSegment(routes::unknown_segment(uri.path())),
+    }
 }

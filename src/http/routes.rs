@@ -405,6 +405,39 @@ pub fn route_label(path: &str) -> &'static str {
     best.map_or(UNMATCHED, |(_, label)| label)
 }
 
+/// Graph operations under the roots Agentry serves, as the official SDKs'
+/// request builders list them (`tests/sdk/list_operations.py` writes the
+/// file): `METHOD /version/path/{id}`, one per line.
+const SDK_OPERATIONS: &str = include_str!("sdk_operations.txt");
+
+/// The Graph operation template an unrouted path matches, with the methods
+/// Graph has for it: the path is Graph's, the gap is Agentry's.
+pub fn graph_operation(path: &str) -> Option<(&'static str, Vec<&'static str>)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let matches = |template: &str| {
+        let t: Vec<&str> = template.split('/').collect();
+        t.len() == segments.len()
+            && t.iter()
+                .zip(&segments)
+                .all(|(t, s)| *t == "{id}" && !s.is_empty() || t == s)
+    };
+    let mut found: Option<(&'static str, Vec<&'static str>)> = None;
+    for line in SDK_OPERATIONS.lines() {
+        let Some((method, template)) = line.split_once(' ') else {
+            continue;
+        };
+        if !matches(template) {
+            continue;
+        }
+        match &mut found {
+            Some((t, methods)) if *t == template => methods.push(method),
+            Some(_) => {}
+            None => found = Some((template, vec![method])),
+        }
+    }
+    found
+}
+
 /// The segment an unknown path is refused for: the first that is neither a
 /// literal segment of an operation under the same root nor a key (a segment
 /// after one that operations follow with a `{parameter}`).

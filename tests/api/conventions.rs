@@ -549,3 +549,48 @@ async fn the_root_is_a_page_naming_the_server_and_where_to_go_next() {
     }
     assert!(page.contains(&format!("{}/beta/agentRegistry/agentInstances", s.origin)));
 }
+
+#[tokio::test]
+async fn graph_operations_agentry_does_not_implement_answer_501_naming_them() {
+    let s = TestServer::start().await;
+    let cases = [
+        (
+            Method::GET,
+            "/beta/copilot/agents",
+            "GET /beta/copilot/agents",
+        ),
+        (
+            Method::GET,
+            "/beta/copilot/agents/a1",
+            "GET /beta/copilot/agents/{id}",
+        ),
+        (
+            Method::POST,
+            "/beta/copilot/communications/realtimeActivityFeed/meetings",
+            "/beta/copilot/communications/realtimeActivityFeed/meetings",
+        ),
+        (
+            Method::GET,
+            "/v1.0/copilot/users/u1",
+            "/v1.0/copilot/users/{id}",
+        ),
+    ];
+    for (method, path, named) in cases {
+        let r = s
+            .client
+            .request(method, format!("{}{path}", s.origin))
+            .bearer_auth(s.token())
+            .send()
+            .await
+            .unwrap();
+        let e = assert_graph_error(r, 501, "NotImplemented").await;
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(named) && message.contains("Agentry does not implement"),
+            "{message}"
+        );
+    }
+    // A path Graph does not have is still Graph's 400.
+    let r = s.get("/copilot/nothing").await;
+    assert_graph_error(r, 400, "BadRequest").await;
+}
