@@ -117,6 +117,17 @@ pub fn registration_list_path() -> String {
     )
 }
 
+/// A `$batch` of ten gets by id of instances `first..first + 10` (mod `size`).
+pub fn batch_of_gets(first: u64, size: u64) -> String {
+    let requests: Vec<serde_json::Value> = (0..10)
+        .map(|k| {
+            json!({"id": k.to_string(), "method": "GET",
+                   "url": format!("/agentRegistry/agentInstances/{}", id((first + k) % size))})
+        })
+        .collect();
+    json!({ "requests": requests }).to_string()
+}
+
 pub fn rename(n: u64, revision: u64) -> String {
     json!({ "displayName": display_name(n, revision) }).to_string()
 }

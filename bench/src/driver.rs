@@ -408,6 +408,22 @@ pub async fn run(cfg: Config) -> Result<Report> {
             m,
         ));
 
+        progress(&format!("Agentry: $batch of 10 gets at {size}"));
+        let make: MakeCall = Arc::new(move |rng| {
+            Call::with_body(
+                Method::POST,
+                "/beta/$batch",
+                data::batch_of_gets(rng.below(size), size),
+            )
+        });
+        let m = measure(&server, &target, shape, make, ok_200).await?;
+        report.push(Row::measured(
+            "agentry",
+            "$batch of 10 gets by id",
+            Some(size),
+            m,
+        ));
+
         // Copilot settings: the first PATCH creates the tenant-level policy,
         // later ones write into it; GET resolves the setting across policies.
         progress("Agentry: Copilot policy setting PATCH and GET");
