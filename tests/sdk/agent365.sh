@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Agent registrations, the package catalog and JSON batching through
-# Microsoft's Python SDKs (microsoft-agents-m365copilot-beta and
-# microsoft-agents-m365copilot, and msgraph-core's batch builder, from the
-# package registry, into a virtualenv under target/), against a server seeded
-# with examples/seed.json. CI runs this.
+# Agent registrations, the package catalog, JSON batching and the Copilot
+# admin settings through Microsoft's Python SDKs (microsoft-agents-m365copilot-beta
+# and microsoft-agents-m365copilot, and msgraph-core's batch builder, pinned,
+# from the package registry into a virtualenv under target/), against a server
+# seeded with examples/seed.json. CI runs this.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
@@ -24,4 +24,7 @@ for _ in $(seq 100); do grep -q http "$work/out" 2>/dev/null && break; sleep 0.1
 origin="$(grep -o 'http://[^ ]*/beta' "$work/out" | head -1)"
 origin="${origin%/beta}"
 tenant="$(python3 -c 'import json,sys; print(next(iter(json.load(open(sys.argv[1]))["tenants"])))' "$root/examples/seed.json")"
-"$venv/bin/python" "$here/agent365_session.py" "$origin" "$("$bin" token --data-dir "$work" --tenant "$tenant")"
+token="$("$bin" token --data-dir "$work" --tenant "$tenant")"
+"$venv/bin/python" "$here/agent365_session.py" "$origin" "$token"
+# The Copilot admin settings session, on the same seeded server and SDK.
+"$venv/bin/python" "$here/copilot_smoke.py" "$origin/beta" "$token"
