@@ -41,16 +41,6 @@ pub fn handler(op: Copilot, method: MethodFilter) -> MethodRouter<AppState> {
     }
 }
 
-/// The paths that exist but have no documented method.
-pub const CONTAINERS: &[&str] = &[
-    "/beta/copilot",
-    "/beta/copilot/admin",
-    "/beta/copilot/admin/settings",
-    "/beta/copilot/admin/policySettings",
-    "/beta/copilot/settings",
-    "/beta/copilot/settings/people",
-];
-
 /// A path that exists but has no documented method.
 pub fn container() -> MethodRouter<AppState> {
     any(method_not_allowed)

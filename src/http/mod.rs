@@ -213,7 +213,7 @@ fn router() -> Router<AppState> {
         };
         router = router.route(path, routes);
     }
-    for path in copilot::CONTAINERS {
+    for path in routes::CONTAINERS {
         router = router.route(path, copilot::container());
     }
     router

@@ -594,3 +594,52 @@ async fn graph_operations_agentry_does_not_implement_answer_501_naming_them() {
     let r = s.get("/copilot/nothing").await;
     assert_graph_error(r, 400, "BadRequest").await;
 }
+
+/// Every row of docs/fidelity.md, checked against the server: an
+/// implemented operation answers neither 405 nor 501, the others what the
+/// table says.
+#[tokio::test]
+async fn the_fidelity_table_says_what_the_server_answers() {
+    let s = TestServer::start().await;
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fidelity.md")).unwrap();
+    let mut checked = 0;
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let [_, method, template, answer, _] = cells.as_slice() else {
+            continue;
+        };
+        if !template.starts_with('`') {
+            continue;
+        }
+        let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+            continue;
+        };
+        let path = template
+            .trim_matches('`')
+            .replace("{id}", "x")
+            .replace('@', "%40");
+        let mut req = s
+            .client
+            .request(method.clone(), format!("{}{path}", s.origin))
+            .bearer_auth(s.token());
+        if [Method::POST, Method::PATCH, Method::PUT].contains(&method) {
+            req = req.json(&json!({}));
+        }
+        let status = req.send().await.unwrap().status().as_u16();
+        match *answer {
+            "yes" => assert!(status != 405 && status != 501, "{method} {path}: {status}"),
+            "no (405)" => assert_eq!(status, 405, "{method} {path}"),
+            "no (501)" => assert_eq!(status, 501, "{method} {path}"),
+            other if other.starts_with("no (answered as") => {
+                assert!(status != 501, "{method} {path}: {status}")
+            }
+            other => panic!("unknown answer {other}"),
+        }
+        checked += 1;
+    }
+    assert!(
+        checked > 100,
+        "the table lists the SDKs' operations ({checked})"
+    );
+}
