@@ -160,15 +160,16 @@ fn inner_answer(
     out
 }
 
-/// An error answered inside the batch, in the Graph envelope.
-fn inner_error(id: &str, status: StatusCode, code: &str, message: &str) -> Value {
+/// An error answered inside the batch, in the Graph envelope; its
+/// `innerError` names the batch's request.
+fn inner_error(id: &str, status: StatusCode, code: &str, message: &str, inner: &Value) -> Value {
     let mut headers = Map::new();
     headers.insert("Content-Type".into(), "application/json".into());
     inner_answer(
         id,
         status,
         headers,
-        Some(json!({"error": {"code": code, "message": message}})),
+        Some(json!({"error": {"code": code, "message": message, "innerError": inner}})),
     )
 }
 
@@ -181,6 +182,11 @@ async fn batch(
 ) -> Result<Response, ApiError> {
     let requests = parse(body).map_err(ApiError::Batch)?;
     let service = super::service(app.clone());
+    let inner_error_ids = json!({
+        "date": crate::clock::error_timestamp(app.time()),
+        "request-id": meta.request_id,
+        "client-request-id": meta.client_request_id.as_deref().unwrap_or(&meta.request_id),
+    });
     let mut statuses: HashMap<String, StatusCode> = HashMap::new();
     let mut responses = Vec::with_capacity(requests.len());
     for r in &requests {
@@ -195,6 +201,7 @@ async fn batch(
                 StatusCode::FAILED_DEPENDENCY,
                 "FailedDependency",
                 "A request this one depends on failed.",
+                &inner_error_ids,
             ));
             continue;
         }
@@ -207,6 +214,7 @@ async fn batch(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 "An inner request's url is relative to the batch's version (or absolute under it) and cannot be another $batch.",
+                &inner_error_ids,
             ));
             continue;
         };
@@ -238,6 +246,7 @@ async fn batch(
                             StatusCode::BAD_REQUEST,
                             "BadRequest",
                             "A string body must be base64; send JSON bodies as JSON.",
+                            &inner_error_ids,
                         ));
                         continue;
                     }
@@ -268,6 +277,7 @@ async fn batch(
                     StatusCode::BAD_REQUEST,
                     "BadRequest",
                     "The inner request's url or headers are not valid HTTP.",
+                    &inner_error_ids,
                 ));
                 continue;
             }
