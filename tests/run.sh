@@ -6,12 +6,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
-  echo "[tests] installing Debian's postgresql package (server binaries only are used)" >&2
+# PostgreSQL's server binaries (the tests start a cluster of their own) and
+# curl (the README test runs the README's curl lines).
+missing=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || missing+=(postgresql)
+command -v curl > /dev/null || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "[tests] installing Debian's ${missing[*]}" >&2
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql > /dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
 fi
 
 cargo test "$@"

@@ -88,6 +88,25 @@ fn needs_reserved(kind: Entity, relation: Relation<'_>) -> bool {
     kind == Entity::Collection || matches!(relation, Relation::MembersOf(_))
 }
 
+/// A PATCH merged into the stored entity of `table` (every set without links).
+async fn update_plain(
+    backend: &impl Backend,
+    table: Entity,
+    tenant: &str,
+    id: &str,
+    props: Map<String, Value>,
+    ctx: &WriteContext,
+) -> Result<Stored, StoreError> {
+    let op = Write::UpdatePlain {
+        table,
+        tenant: tenant.to_owned(),
+        id: id.to_owned(),
+        props,
+        ctx: ctx.clone(),
+    };
+    entity(backend, op).await
+}
+
 async fn entity(b: &impl Backend, op: Write) -> Result<Stored, StoreError> {
     match b.write(op).await? {
         Written::Entity(stored) => Ok(stored),
@@ -232,19 +251,7 @@ impl<B: Backend> RegistryStore for B {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        let table = Entity::Manifest;
-        entity(
-            self,
-            Write::UpdatePlain {
-                table,
-                tenant,
-                id,
-                props,
-                ctx,
-            },
-        )
-        .await
+        update_plain(self, Entity::Manifest, tenant, id, props, ctx).await
     }
 
     async fn create_registration(
@@ -274,19 +281,7 @@ impl<B: Backend> RegistryStore for B {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        let table = Entity::Registration;
-        entity(
-            self,
-            Write::UpdatePlain {
-                table,
-                tenant,
-                id,
-                props,
-                ctx,
-            },
-        )
-        .await
+        update_plain(self, Entity::Registration, tenant, id, props, ctx).await
     }
 
     async fn create_package(
@@ -305,19 +300,7 @@ impl<B: Backend> RegistryStore for B {
         props: Map<String, Value>,
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        let table = Entity::Package;
-        entity(
-            self,
-            Write::UpdatePlain {
-                table,
-                tenant,
-                id,
-                props,
-                ctx,
-            },
-        )
-        .await
+        update_plain(self, Entity::Package, tenant, id, props, ctx).await
     }
 
     async fn create_collection(
@@ -349,19 +332,7 @@ impl<B: Backend> RegistryStore for B {
         ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
         ensure_reserved(self, tenant).await?;
-        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
-        let table = Entity::Collection;
-        entity(
-            self,
-            Write::UpdatePlain {
-                table,
-                tenant,
-                id,
-                props,
-                ctx,
-            },
-        )
-        .await
+        update_plain(self, Entity::Collection, tenant, id, props, ctx).await
     }
 
     async fn add_member(

@@ -44,19 +44,20 @@ impl Set for Packages {
     }
 }
 
-/// Applies one of Graph's package writes: 204 with the new `ETag`.
+/// Applies one of Graph's package writes (the caller already authorised
+/// for it): 204 with the new `ETag`.
 async fn change(
     app: &AppState,
     p: &Principal,
+    grant: &Grant,
     id: &str,
     cond: &Conditions,
     props: Map<String, Value>,
 ) -> Result<Response> {
-    let grant = authorize(p, Action::UpdatePackage)?;
-    let current = require(app, p, &grant, Entity::Package, id);
+    let current = require(app, p, grant, Entity::Package, id);
     let ctx = WriteContext {
         if_match: expected_version(cond, Entity::Package, current).await?,
-        ..write_context(app, p, &grant)
+        ..write_context(app, p, grant)
     };
     let stored = app
         .store()
@@ -76,9 +77,9 @@ pub(super) async fn update(
     cond: Conditions,
     JsonBody(body): JsonBody,
 ) -> Result {
-    authorize(&p, Action::UpdatePackage)?;
+    let grant = authorize(&p, Action::UpdatePackage)?;
     let props = packages::access_patch(body)?;
-    change(&app, &p, &id, &cond, props).await
+    change(&app, &p, &grant, &id, &cond, props).await
 }
 
 pub(super) async fn block(
@@ -87,7 +88,8 @@ pub(super) async fn block(
     Keys(id): Keys<String>,
     cond: Conditions,
 ) -> Result {
-    change(&app, &p, &id, &cond, packages::blocked_patch(true)).await
+    let grant = authorize(&p, Action::UpdatePackage)?;
+    change(&app, &p, &grant, &id, &cond, packages::blocked_patch(true)).await
 }
 
 pub(super) async fn unblock(
@@ -96,7 +98,8 @@ pub(super) async fn unblock(
     Keys(id): Keys<String>,
     cond: Conditions,
 ) -> Result {
-    change(&app, &p, &id, &cond, packages::blocked_patch(false)).await
+    let grant = authorize(&p, Action::UpdatePackage)?;
+    change(&app, &p, &grant, &id, &cond, packages::blocked_patch(false)).await
 }
 
 /// `{"userId": …}`: the package's new owner.
@@ -107,9 +110,9 @@ pub(super) async fn reassign(
     cond: Conditions,
     JsonBody(body): JsonBody,
 ) -> Result {
-    authorize(&p, Action::UpdatePackage)?;
+    let grant = authorize(&p, Action::UpdatePackage)?;
     let props = packages::reassign_patch(body)?;
-    change(&app, &p, &id, &cond, props).await
+    change(&app, &p, &grant, &id, &cond, props).await
 }
 
 /// The control plane's load: a complete package, 201 with it.
