@@ -19,5 +19,25 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
 fi
 
-cargo test "$@"
-AGENTRY_TEST_BACKEND=postgres cargo test --test api "$@"
+if [ "$#" -gt 0 ]; then
+  cargo test "$@"
+  AGENTRY_TEST_BACKEND=postgres cargo test --test api "$@"
+  exit
+fi
+
+# A whole run also records the Graph operations the HTTP tests call (see
+# tests/api/support.rs), and checks them against tests/fidelity/http.txt, the
+# list docs/fidelity.md counts as covered; AGENTRY_UPDATE_FIDELITY=1 rewrites it.
+mkdir -p target/fidelity
+recorded="$PWD/target/fidelity/http.recorded"
+rm -f "$recorded"
+AGENTRY_RECORD_OPERATIONS="$recorded" cargo test
+AGENTRY_TEST_BACKEND=postgres cargo test --test api
+sort -u "$recorded" > "$recorded.sorted"
+if [ "${AGENTRY_UPDATE_FIDELITY:-}" = 1 ]; then
+  cp "$recorded.sorted" tests/fidelity/http.txt
+elif ! diff -u tests/fidelity/http.txt "$recorded.sorted"; then
+  echo "tests/fidelity/http.txt is not what the HTTP tests call (above: - listed, + called);" >&2
+  echo "rerun with AGENTRY_UPDATE_FIDELITY=1, then regenerate docs/fidelity.md" >&2
+  exit 1
+fi

@@ -25,6 +25,8 @@ pub mod error;
 pub mod etag;
 pub mod extract;
 pub mod faults;
+#[cfg(test)]
+mod fidelity;
 mod health;
 mod identity;
 pub mod journal;

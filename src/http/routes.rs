@@ -418,7 +418,7 @@ pub const CONTAINERS: &[&str] = &[
 /// Graph operations under the roots Agentry serves, as the official SDKs'
 /// request builders list them (`tests/sdk/list_operations.py` writes the
 /// file): `METHOD /version/path/{id}`, one per line.
-const SDK_OPERATIONS: &str = include_str!("sdk_operations.txt");
+pub(super) const SDK_OPERATIONS: &str = include_str!("sdk_operations.txt");
 
 /// The Graph operation template an unrouted path matches, with the methods
 /// Graph has for it: the path is Graph's, the gap is Agentry's.
@@ -458,86 +458,6 @@ pub fn graph_operation(path: &str) -> Option<(&'static str, Vec<&'static str>)> 
         }
     }
     found
-}
-
-/// `/a/{cid}/b` → `/a/{id}/b`: templates compared whatever their names.
-fn normalized(template: &str) -> String {
-    template
-        .split('/')
-        .map(|s| if s.starts_with('{') { "{id}" } else { s })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// `docs/fidelity.md`: every operation the official SDKs list under the
-/// roots Agentry serves, whether Agentry implements it, and the totals per
-/// area. Generated; a unit test keeps the file current.
-pub fn fidelity_document() -> String {
-    let served: std::collections::HashSet<(String, String)> = OPERATIONS
-        .iter()
-        .map(|o| (o.method.to_owned(), normalized(o.path)))
-        .collect();
-    let paths: std::collections::HashSet<String> = OPERATIONS
-        .iter()
-        .map(|o| normalized(o.path))
-        .chain(CONTAINERS.iter().map(|c| (*c).to_owned()))
-        .collect();
-    let mut rows = Vec::new();
-    // (area, implemented, listed), in first-seen order.
-    let mut areas: Vec<(String, usize, usize)> = Vec::new();
-    for line in SDK_OPERATIONS.lines() {
-        let Some((method, template)) = line.split_once(' ') else {
-            continue;
-        };
-        let implemented = served.contains(&(method.to_owned(), template.to_owned()));
-        let area = template.split('/').take(4).collect::<Vec<_>>().join("/");
-        match areas.iter_mut().find(|(a, ..)| *a == area) {
-            Some((_, done, all)) => {
-                *done += usize::from(implemented);
-                *all += 1;
-            }
-            None => areas.push((area, usize::from(implemented), 1)),
-        }
-        // What a request for it meets: its own route, a route of the same
-        // shape under another template (a key where the SDK has `$count`),
-        // or none.
-        let label = route_label(&template.replace("{id}", "x"));
-        let answer = match (implemented, paths.contains(template)) {
-            (true, _) => "yes".to_owned(),
-            (false, true) => "no (405)".to_owned(),
-            (false, false) if label != UNMATCHED => format!("no (answered as `{label}`)"),
-            (false, false) => "no (501)".to_owned(),
-        };
-        rows.push(format!("| {method} | `{template}` | {answer} |"));
-    }
-    let (done, all) = areas
-        .iter()
-        .fold((0, 0), |(d, a), (_, done, all)| (d + done, a + all));
-    let mut out = String::from(
-        "# Fidelity\n\n\
-         Generated from `src/http/sdk_operations.txt` (the operations of the request builders of\n\
-         `microsoft-agents-m365copilot-beta` and `microsoft-agents-m365copilot` under `/copilot`,\n\
-         listed by `tests/sdk/list_operations.py`) and the operations Agentry serves\n\
-         (`src/http/routes.rs`). Regenerate with\n\
-         `AGENTRY_UPDATE_DOCS=1 cargo test --lib fidelity`; the test fails while this file is stale.\n\
-         Where Agentry does not implement one, a path it does not serve answers 501\n\
-         `NotImplemented` naming the operation, and a method it does not serve on a path it does\n\
-         answers 405 (Kiota lists every verb of an entity, whatever the service takes). (The\n\
-         `/agentRegistry` operations of `msgraph-beta-sdk` are not listed here yet; Agentry serves\n\
-         all of them that Graph documents.)\n\n",
-    );
-    out.push_str(&format!(
-        "**{done} of {all} listed operations implemented.**\n\n| area | implemented | listed |\n|---|---|---|\n"
-    ));
-    for (area, done, all) in &areas {
-        out.push_str(&format!("| `{area}` | {done} | {all} |\n"));
-    }
-    out.push_str("\n| method | template | implemented |\n|---|---|---|\n");
-    for row in rows {
-        out.push_str(&row);
-        out.push('\n');
-    }
-    out
 }
 
 /// The segment an unknown path is refused for: the first that is neither a
@@ -715,22 +635,6 @@ mod tests {
         for (path, label) in cases {
             assert_eq!(route_label(path), label, "{path}");
         }
-    }
-
-    #[test]
-    fn the_fidelity_document_is_current() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/fidelity.md");
-        let generated = fidelity_document();
-        if std::env::var_os("AGENTRY_UPDATE_DOCS").is_some() {
-            std::fs::write(&path, &generated).unwrap();
-        }
-        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            on_disk == generated,
-            "docs/fidelity.md is stale: run AGENTRY_UPDATE_DOCS=1 cargo test --lib fidelity"
-        );
-        assert!(generated.contains("| PATCH | `/beta/copilot/agentRegistrations/{id}` | yes |"));
-        assert!(generated.contains("| GET | `/beta/copilot/agents` | no (501) |"));
     }
 
     #[test]

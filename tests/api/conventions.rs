@@ -600,13 +600,14 @@ async fn graph_operations_agentry_does_not_implement_answer_501_naming_them() {
 /// table says.
 #[tokio::test]
 async fn the_fidelity_table_says_what_the_server_answers() {
-    let s = TestServer::start().await;
+    let mut s = TestServer::start().await;
+    s.not_counted_as_coverage();
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fidelity.md")).unwrap();
     let mut checked = 0;
     for line in doc.lines() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        let [_, method, template, answer, _] = cells.as_slice() else {
+        let [_, method, template, answer, ..] = cells.as_slice() else {
             continue;
         };
         if !template.starts_with('`') {

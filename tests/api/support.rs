@@ -29,6 +29,8 @@ pub struct TestServer {
     /// What the handlers share; its journal is checked against
     /// `/openapi.json` when the server goes away.
     state: agentry::http::AppState,
+    /// Whether its answers count as HTTP-test coverage (see `record_operations`).
+    counted: bool,
     _temp: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -104,6 +106,7 @@ impl TestServer {
             data_dir: config.data_dir.clone(),
             database_url: config.database_url.clone(),
             state,
+            counted: true,
             _temp: None,
             stop: Some(stop),
             task: Some(task),
@@ -246,7 +249,50 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             self.check_against_openapi();
+            self.record_operations();
         }
+    }
+}
+
+impl TestServer {
+    /// For a test that calls operations without checking what they do (a
+    /// sweep over every path): its calls are not coverage.
+    pub fn not_counted_as_coverage(&mut self) {
+        self.counted = false;
+    }
+
+    /// With `AGENTRY_RECORD_OPERATIONS=FILE` (set by `tests/run.sh` for a
+    /// whole run), appends the Graph operations this server carried out (a
+    /// success answer, below 400), one `METHOD /template` per line. `tests/run.sh` checks
+    /// their union against `tests/fidelity/http.txt`, which
+    /// `docs/fidelity.md` counts as covered by HTTP tests.
+    fn record_operations(&self) {
+        use std::io::Write;
+        let Some(file) = std::env::var_os("AGENTRY_RECORD_OPERATIONS") else {
+            return;
+        };
+        if !self.counted {
+            return;
+        }
+        let mut lines = std::collections::BTreeSet::new();
+        for entry in self.state.journal().all() {
+            if entry.status >= 400 {
+                continue;
+            }
+            if let Some(op) = agentry::http::routes::operation(entry.method.as_str(), entry.path())
+                && (op.path.starts_with("/beta/") || op.path.starts_with("/v1.0/"))
+            {
+                lines.insert(format!("{} {}\n", op.method, op.path));
+            }
+        }
+        // One write per server, appended: servers of concurrent tests do not interleave.
+        let text: String = lines.into_iter().collect();
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .expect("record the operations answered");
     }
 }
 

@@ -131,6 +131,7 @@ async def packages_v1():
     packages = AgentsM365CopilotServiceClient(request_adapter=adapter).copilot.admin.catalog.packages
     listed = await packages.get()
     assert len(listed.value) == 2, listed.value
+    assert await packages.count.get() == 2
     detail = await packages.by_copilot_package_detail_id(TRAVEL).get()
     assert detail.display_name == "Contoso Travel Agent" and detail.active_users == 42, detail
 
