@@ -33,7 +33,7 @@ recorded="$PWD/target/fidelity/http.recorded"
 rm -f "$recorded"
 AGENTRY_RECORD_OPERATIONS="$recorded" cargo test
 AGENTRY_TEST_BACKEND=postgres cargo test --test api
-sort -u "$recorded" > "$recorded.sorted"
+LC_ALL=C sort -u "$recorded" > "$recorded.sorted"
 if [ "${AGENTRY_UPDATE_FIDELITY:-}" = 1 ]; then
   cp "$recorded.sorted" tests/fidelity/http.txt
 elif ! diff -u tests/fidelity/http.txt "$recorded.sorted"; then

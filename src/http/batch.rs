@@ -291,7 +291,9 @@ async fn batch(
     ))
 }
 
-/// An inner answer with its headers and its body: JSON as JSON, text as a string.
+/// An inner answer with its headers and its body: JSON as JSON, anything
+/// else (a `$count`'s text) base64-encoded in a string, as Graph answers it
+/// and the SDKs' batch readers decode it.
 async fn collect(id: &str, answer: Response) -> Value {
     let (parts, body) = answer.into_parts();
     let mut headers = Map::new();
@@ -314,7 +316,10 @@ async fn collect(id: &str, answer: Response) -> Value {
     } else if json {
         serde_json::from_slice(&bytes).ok()
     } else {
-        Some(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        use base64::Engine;
+        Some(Value::String(
+            base64::engine::general_purpose::STANDARD.encode(&bytes),
+        ))
     };
     inner_answer(id, parts.status, headers, body)
 }

@@ -667,6 +667,17 @@ async fn limited_mode_starts_off_and_keeps_what_a_patch_sets() {
         )
     );
     assert_eq!(body["isEnabledForGroup"], false);
+    // One setting behind both versions: a v1.0 PATCH is what beta reads.
+    let v1 = s
+        .client
+        .patch(format!("{}/v1.0{path}", s.origin))
+        .bearer_auth(s.token())
+        .json(&json!({"isEnabledForGroup": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok_json(v1).await["isEnabledForGroup"], true);
+    assert_eq!(ok_json(s.get(path).await).await["isEnabledForGroup"], true);
 
     for bad in [
         json!({"isEnabledForGroup": "yes"}),

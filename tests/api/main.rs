@@ -10,6 +10,7 @@ mod conventions;
 mod copilot;
 mod durability;
 mod etags;
+mod examples;
 mod identity;
 mod instances;
 mod manifests;
