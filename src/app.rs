@@ -42,6 +42,7 @@ pub struct Application {
     state: AppState,
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,
+    audit_retention_days: u32,
 }
 
 impl Application {
@@ -128,6 +129,7 @@ impl Application {
             state,
             store,
             keys,
+            audit_retention_days: config.audit_retention_days,
         })
     }
 
@@ -159,6 +161,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let clock = self.state.clock().clone();
+        let pruner = tokio::spawn(prune_audit_log(
+            self.store.clone(),
+            clock.clone(),
+            self.audit_retention_days,
+        ));
         let service = crate::http::service(self.state);
         let served = crate::http::serve::serve(
             self.listener,
@@ -169,8 +176,23 @@ impl Application {
             shutdown,
         )
         .await;
+        pruner.abort();
         self.store.close().await;
         served.map_err(StartError::Serve)
+    }
+}
+
+/// Every hour, from the start: deletes the audit records older than the
+/// retention. A failure is logged and tried again an hour later.
+async fn prune_audit_log(store: Arc<dyn Store>, clock: SharedClock, days: u32) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let cutoff = clock.now() - time::Duration::days(i64::from(days));
+        let before = crate::clock::entity_timestamp(cutoff);
+        if let Err(e) = store.prune_audit_log(&before).await {
+            tracing::warn!(error = %e, "pruning the audit log failed");
+        }
     }
 }
 

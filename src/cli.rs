@@ -225,6 +225,9 @@ struct ServeArgs {
     /// Accept tokens signed by Agentry's own keys [default: true].
     #[arg(long, env = "AGENTRY_BUILTIN_TOKENS", num_args = 0..=1, default_missing_value = "true")]
     builtin_tokens: Option<bool>,
+    /// Days the audit log keeps a record; older ones are pruned in the background [default: 30].
+    #[arg(long, env = "AGENTRY_AUDIT_RETENTION_DAYS")]
+    audit_retention_days: Option<u32>,
     /// Also accept tokens of this OpenID Connect issuer (`{tenantid}` matches the token's tid).
     #[arg(long, env = "AGENTRY_OIDC_ISSUER", requires = "oidc_jwks")]
     oidc_issuer: Option<String>,
@@ -332,6 +335,7 @@ pub fn run() -> anyhow::Result<()> {
                 tls_key: args.tls_key,
                 tls_self_signed: args.tls_self_signed,
                 builtin_tokens: args.builtin_tokens,
+                audit_retention_days: args.audit_retention_days,
                 scoped_roles: args.scoped_roles,
                 oidc_issuer: args.oidc_issuer,
                 oidc_audiences: args.oidc_audiences.as_deref().map(|a| list(Some(a), &[])),

@@ -58,7 +58,12 @@ pub struct ServerConfig {
     pub connections: ConnectionSettings,
     /// Origins browsers may call from (CORS); empty is off, `*` any.
     pub cors_origins: Vec<String>,
+    /// Days the audit log keeps a record; older ones are pruned in the background.
+    pub audit_retention_days: u32,
 }
+
+/// Days an audit record is kept unless configured otherwise.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 30;
 
 impl ServerConfig {
     /// A configuration with every default, rooted at `data_dir`.
@@ -85,6 +90,7 @@ impl ServerConfig {
             journal: JournalSettings::default(),
             connections: ConnectionSettings::default(),
             cors_origins: Vec::new(),
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
         }
     }
 }
@@ -117,6 +123,7 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<bool>,
     pub builtin_tokens: Option<bool>,
+    pub audit_retention_days: Option<u32>,
     pub oidc: Option<FileOidc>,
     /// Role name → template id.
     #[serde(default)]
@@ -256,6 +263,7 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<bool>,
     pub builtin_tokens: Option<bool>,
+    pub audit_retention_days: Option<u32>,
     /// `NAME=ID` pairs.
     pub scoped_roles: Vec<String>,
     pub oidc_issuer: Option<String>,
@@ -367,6 +375,11 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
             .or(file.max_body_bytes)
             .unwrap_or(DEFAULT_MAX_BODY_BYTES),
         trust_proxy: over.trust_proxy.or(file.trust_proxy).unwrap_or(false),
+        audit_retention_days: over
+            .audit_retention_days
+            .or(file.audit_retention_days)
+            .filter(|d| *d > 0)
+            .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS),
         copilot: CopilotRules {
             max_group_policies: over
                 .copilot_max_group_policies
@@ -460,6 +473,7 @@ mod tests {
             tls_key,
             tls_self_signed,
             builtin_tokens,
+            audit_retention_days,
             oidc,
             scoped_roles,
             copilot,
@@ -482,6 +496,7 @@ mod tests {
             tls_cert.is_some() && tls_key.is_some(),
             tls_self_signed.is_some(),
             builtin_tokens.is_some(),
+            audit_retention_days.is_some(),
             oidc.is_some(),
             !scoped_roles.is_empty(),
             !cors_origins.is_empty(),

@@ -286,6 +286,7 @@ fn label(kind: Entity) -> &'static str {
         Entity::Collection => "agent collection",
         Entity::Registration => "agent registration",
         Entity::Package => "package",
+        Entity::Audit => "audit record",
     }
 }
 
@@ -323,6 +324,7 @@ pub fn parse_tenant(
                     actor: None,
                     if_match: None,
                     scope: Default::default(),
+                    initiator: None,
                 };
                 unique(&mut seen, "m", &id, &item)?;
                 let doc = new_document(&AGENT_CARD_MANIFEST, &id, &nested.props, &ctx);
@@ -389,6 +391,7 @@ pub fn parse_tenant(
         actor: None,
         if_match: None,
         scope: Default::default(),
+        initiator: None,
     };
     for (i, body) in seed.copilot.policies.iter().enumerate() {
         let item = format!("copilot.policies[{i}]");
@@ -481,6 +484,7 @@ fn entity(
         actor: created_by,
         if_match: None,
         scope: Default::default(),
+        initiator: None,
     };
     let mut doc = new_document(ty, &id, &write.props, &ctx);
     if let Some(m) = modified {

@@ -130,6 +130,10 @@ pub(super) struct Claims {
     pub(super) wids: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) ver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) upn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) preferred_username: Option<String>,
     pub(super) exp: i64,
     #[serde(default)]
     pub(super) nbf: Option<i64>,
@@ -349,6 +353,8 @@ impl KeyRing {
             roles: (!delegated).then(|| req.roles.clone()),
             wids: delegated.then(|| req.wids.clone()),
             ver: Some("1.0".to_owned()),
+            upn: None,
+            preferred_username: None,
             exp: req.issued_at + lifetime,
             nbf: Some(req.issued_at),
             iat: Some(req.issued_at),
@@ -461,6 +467,7 @@ pub(super) fn principal_from(c: Claims) -> Result<Principal, AuthError> {
         wids: c.wids.unwrap_or_default(),
         scoped_roles: Vec::new(),
         expires_at: c.exp,
+        user_principal_name: c.upn.or(c.preferred_username),
     })
 }
 

@@ -44,6 +44,9 @@ pub struct Principal {
     pub scoped_roles: Vec<&'static str>,
     /// `exp`, in Unix seconds.
     pub expires_at: i64,
+    /// `upn` (or `preferred_username`): a user's sign-in name, when the
+    /// token carries one.
+    pub user_principal_name: Option<String>,
 }
 
 impl Principal {

@@ -57,6 +57,8 @@ pub enum Action {
     UpdateLimitedMode,
     GetEnhancedPersonalization,
     UpdateEnhancedPersonalization,
+    /// List, count and get of the audit log.
+    ReadAuditLog,
     /// The `/_agentry` control plane.
     Control,
 }
@@ -97,6 +99,8 @@ const LMR: &str = "CopilotSettings-LimitedMode.Read";
 const LMW: &str = "CopilotSettings-LimitedMode.ReadWrite";
 const PPR: &str = "PeopleSettings.Read.All";
 const PPW: &str = "PeopleSettings.ReadWrite.All";
+/// The audit log (`/auditLogs/directoryAudits`).
+const AUDIT: &str = "AuditLog.Read.All";
 /// The application role of the Agentry control plane.
 pub const AGENTRY_ADMIN: &str = "Agentry.Admin";
 
@@ -107,6 +111,10 @@ pub const GLOBAL_READER: &str = "f2ef992c-3afb-46b9-b7cf-a126ee74c451";
 pub const AI_ADMINISTRATOR: &str = "d2562ede-74db-457e-a7b6-544e236ebb61";
 pub const AI_READER: &str = "1fe13547-53f6-408d-ac04-7f8eed167b38";
 pub const PEOPLE_ADMINISTRATOR: &str = "024906de-61e5-49c8-8572-40335f1e0e10";
+pub const REPORTS_READER: &str = "4a5d8f65-41da-4de4-8968-e035b65339cf";
+pub const SECURITY_READER: &str = "5d6b6bb7-de71-4623-b4af-96380a352509";
+pub const SECURITY_OPERATOR: &str = "5f2222b1-57c3-48ba-8ad5-d4759f1fde6f";
+pub const SECURITY_ADMINISTRATOR: &str = "194ae4cb-b126-40b2-bd5b-6091b380977d";
 
 const ROLE_NAMES: &[(&str, &str)] = &[
     (AGENT_REGISTRY_ADMINISTRATOR, "Agent Registry Administrator"),
@@ -115,6 +123,10 @@ const ROLE_NAMES: &[(&str, &str)] = &[
     (AI_ADMINISTRATOR, "AI Administrator"),
     (AI_READER, "AI Reader"),
     (PEOPLE_ADMINISTRATOR, "People Administrator"),
+    (REPORTS_READER, "Reports Reader"),
+    (SECURITY_READER, "Security Reader"),
+    (SECURITY_OPERATOR, "Security Operator"),
+    (SECURITY_ADMINISTRATOR, "Security Administrator"),
 ];
 
 const REGISTRY_ROLES: &[&str] = &[AGENT_REGISTRY_ADMINISTRATOR, GLOBAL_ADMINISTRATOR];
@@ -124,6 +136,16 @@ const PACKAGE_READERS: &[&str] = &[
     GLOBAL_ADMINISTRATOR,
     AI_READER,
     GLOBAL_READER,
+];
+
+/// Who may read the audit log, as Graph has it for directory audits.
+const AUDIT_READERS: &[&str] = &[
+    REPORTS_READER,
+    SECURITY_READER,
+    SECURITY_OPERATOR,
+    SECURITY_ADMINISTRATOR,
+    GLOBAL_READER,
+    GLOBAL_ADMINISTRATOR,
 ];
 
 type Groups = &'static [&'static [&'static str]];
@@ -458,6 +480,13 @@ pub static RULES: &[Rule] = &[
         None,
         &[AI_ADMINISTRATOR, GLOBAL_ADMINISTRATOR],
     ),
+    // The audit log: delegated and application, as for Graph's directory audits.
+    rule(
+        A::ReadAuditLog,
+        Some(&[&[AUDIT]]),
+        Some(&[&[AUDIT]]),
+        AUDIT_READERS,
+    ),
     // Copilot admin settings: delegated only, with the roles the reference recommends.
     rule(
         A::GetPolicySetting,
@@ -682,8 +711,8 @@ impl Grant {
             Entity::Instance => self.instances,
             Entity::Manifest => self.manifests,
             Entity::Collection => self.collections,
-            // Registrations and packages have no `*.ManagedBy` permission.
-            Entity::Registration | Entity::Package => false,
+            // Registrations, packages and audit records have no `*.ManagedBy` permission.
+            Entity::Registration | Entity::Package | Entity::Audit => false,
         };
         if on { self.managed_by.as_deref() } else { None }
     }
@@ -794,7 +823,7 @@ pub fn authorize_on(p: &Principal, action: Action, reserved: Reserved) -> Result
                         Some(Entity::Instance) => grant.instances = true,
                         Some(Entity::Manifest) => grant.manifests = true,
                         Some(Entity::Collection) => grant.collections = true,
-                        Some(Entity::Registration | Entity::Package) | None => {}
+                        Some(Entity::Registration | Entity::Package | Entity::Audit) | None => {}
                     },
                     _ => {
                         return Err(Denied::MissingPermission {
@@ -827,6 +856,7 @@ mod tests {
             wids: wids.iter().map(|s| (*s).to_owned()).collect(),
             scoped_roles: vec![],
             expires_at: 0,
+            user_principal_name: None,
         }
     }
 
@@ -841,6 +871,7 @@ mod tests {
             wids: vec![],
             scoped_roles: vec![],
             expires_at: 0,
+            user_principal_name: None,
         }
     }
 

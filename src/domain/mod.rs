@@ -4,6 +4,7 @@
 //! [`copilot`]. Pure functions over JSON documents; no I/O.
 
 pub mod apps;
+pub mod audit;
 pub mod copilot;
 pub mod csdl;
 pub mod migration;
@@ -28,15 +29,19 @@ pub enum Entity {
     Registration,
     /// `/copilot/admin/catalog/packages`, the Agent 365 package catalog.
     Package,
+    /// `/auditLogs/directoryAudits`: a record of a write, made by the store
+    /// in the write's transaction ([`audit`]).
+    Audit,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 5] = [
+    pub const ALL: [Entity; 6] = [
         Entity::Instance,
         Entity::Manifest,
         Entity::Collection,
         Entity::Registration,
         Entity::Package,
+        Entity::Audit,
     ];
 
     /// The entity type: properties, navigations, entity set.
@@ -47,6 +52,7 @@ impl Entity {
             Entity::Collection => &schema::AGENT_COLLECTION,
             Entity::Registration => &schema::AGENT_REGISTRATION,
             Entity::Package => &schema::COPILOT_PACKAGE,
+            Entity::Audit => &schema::DIRECTORY_AUDIT,
         }
     }
 
@@ -230,6 +236,7 @@ pub fn reserved_collection_document(
         actor: None,
         if_match: None,
         scope: Default::default(),
+        initiator: None,
     };
     new_document(&schema::AGENT_COLLECTION, c.id, &props, &ctx)
 }

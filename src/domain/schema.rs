@@ -368,3 +368,89 @@ pub static COPILOT_PACKAGE: EntityType = EntityType {
     navigations: &[],
     required_on_create: &["displayName"],
 };
+
+pub static OPERATION_RESULT: EnumType = EnumType {
+    qualified: "microsoft.graph.operationResult",
+    members: &["success", "failure", "timeout", "unknownFutureValue"],
+};
+
+pub static AUDIT_USER_IDENTITY: ComplexType = ComplexType {
+    qualified: "microsoft.graph.auditUserIdentity",
+    properties: &[
+        ro("id", Kind::String),
+        ro("displayName", Kind::String),
+        ro("userPrincipalName", Kind::String),
+        ro("ipAddress", Kind::String),
+    ],
+};
+
+pub static APP_IDENTITY: ComplexType = ComplexType {
+    qualified: "microsoft.graph.appIdentity",
+    properties: &[
+        ro("appId", Kind::String),
+        ro("displayName", Kind::String),
+        ro("servicePrincipalId", Kind::String),
+        ro("servicePrincipalName", Kind::String),
+    ],
+};
+
+pub static AUDIT_ACTIVITY_INITIATOR: ComplexType = ComplexType {
+    qualified: "microsoft.graph.auditActivityInitiator",
+    properties: &[
+        ro("user", Kind::Complex(&AUDIT_USER_IDENTITY)),
+        ro("app", Kind::Complex(&APP_IDENTITY)),
+    ],
+};
+
+pub static MODIFIED_PROPERTY: ComplexType = ComplexType {
+    qualified: "microsoft.graph.modifiedProperty",
+    properties: &[
+        ro("displayName", Kind::String),
+        ro("oldValue", Kind::String),
+        ro("newValue", Kind::String),
+    ],
+};
+
+pub static TARGET_RESOURCE: ComplexType = ComplexType {
+    qualified: "microsoft.graph.targetResource",
+    properties: &[
+        ro("id", Kind::String),
+        ro("displayName", Kind::String),
+        ro("type", Kind::String),
+        ro("userPrincipalName", Kind::String),
+        ro("groupType", Kind::String),
+        ro(
+            "modifiedProperties",
+            Kind::ComplexCollection(&MODIFIED_PROPERTY),
+        ),
+    ],
+};
+
+pub static KEY_VALUE: ComplexType = ComplexType {
+    qualified: "microsoft.graph.keyValue",
+    properties: &[ro("key", Kind::String), ro("value", Kind::String)],
+};
+
+/// `/auditLogs/directoryAudits`: written by the service, read-only to clients.
+pub static DIRECTORY_AUDIT: EntityType = EntityType {
+    qualified: "microsoft.graph.directoryAudit",
+    entity_set: "directoryAudits",
+    container: "auditLogs",
+    properties: &[
+        ro("id", Kind::String),
+        ro("category", Kind::String),
+        ro("correlationId", Kind::String),
+        ro("result", Kind::Enum(&OPERATION_RESULT)),
+        ro("resultReason", Kind::String),
+        ro("activityDisplayName", Kind::String),
+        ro("activityDateTime", Kind::DateTimeOffset),
+        ro("loggedByService", Kind::String),
+        ro("operationType", Kind::String),
+        ro("initiatedBy", Kind::Complex(&AUDIT_ACTIVITY_INITIATOR)),
+        ro("targetResources", Kind::ComplexCollection(&TARGET_RESOURCE)),
+        ro("additionalDetails", Kind::ComplexCollection(&KEY_VALUE)),
+        ro("userAgent", Kind::String),
+    ],
+    navigations: &[],
+    required_on_create: &[],
+};

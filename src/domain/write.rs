@@ -20,6 +20,8 @@ pub struct WriteContext {
     /// The objects the write may touch, checked by the store in the same
     /// transaction as the write.
     pub scope: Scope,
+    /// Who makes the write, for the audit log; `None`: the service itself.
+    pub initiator: Option<std::sync::Arc<super::audit::Initiator>>,
 }
 
 /// Which objects a write may touch. A caller let in by a `*.ManagedBy`
@@ -458,6 +460,7 @@ mod tests {
             actor: Some("user-1".into()),
             if_match: None,
             scope: Default::default(),
+            initiator: None,
         }
     }
 
@@ -699,6 +702,7 @@ mod tests {
             actor: Some("other".into()),
             if_match: None,
             scope: Default::default(),
+            initiator: None,
         };
         let patch = parse_write(&AGENT_INSTANCE, json!({"ownerIds": ["q"]}), false).unwrap();
         apply_patch(&mut doc, &patch.props, &later);

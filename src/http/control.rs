@@ -99,7 +99,24 @@ async fn reset(State(app): State<AppState>, Caller(p): Caller) -> Result {
             &now,
         )
         .await?;
+    audit(&app, &p, "Reset tenant", "Delete", None).await?;
     Ok(respond::no_content())
+}
+
+/// Records a control-plane action in the audit log (after it, in a
+/// transaction of its own).
+async fn audit(
+    app: &AppState,
+    p: &Principal,
+    activity: &str,
+    operation_type: &'static str,
+    target: Option<&str>,
+) -> Result<()> {
+    let event = crate::domain::audit::control_event(activity, operation_type, target);
+    app.store()
+        .record_event(&p.tenant_id, event, &write_context(app, p))
+        .await?;
+    Ok(())
 }
 
 async fn export_snapshot(State(app): State<AppState>, Caller(p): Caller) -> Result {
@@ -132,6 +149,7 @@ async fn restore_snapshot(
             crate::seed::RestoreError::Invalid(i) => ApiError::InvalidSnapshot(i),
             crate::seed::RestoreError::Store(s) => ApiError::Store(s),
         })?;
+    audit(&app, &p, "Restore tenant snapshot", "Update", None).await?;
     Ok(respond::plain_json(
         StatusCode::OK,
         &json!({ "tenantId": p.tenant_id, "created": report.created }),
@@ -156,6 +174,7 @@ async fn add_fault(
     let rule: NewRule = serde_json::from_value(body)
         .map_err(|e| ApiError::InvalidControlRequest(format!("not a fault rule: {e}")))?;
     let rule = app.faults().add(rule.validate(&p.tenant_id)?)?;
+    audit(&app, &p, "Add fault rule", "Add", Some(&rule.id)).await?;
     let mut response = respond::plain_json(
         StatusCode::CREATED,
         &serde_json::to_value(&rule).unwrap_or(Value::Null),
@@ -176,12 +195,14 @@ async fn remove_fault(
     if !app.faults().remove(&p.tenant_id, &id) {
         return Err(ApiError::FaultRuleNotFound(id));
     }
+    audit(&app, &p, "Remove fault rule", "Delete", Some(&id)).await?;
     Ok(respond::no_content())
 }
 
 async fn clear_faults(State(app): State<AppState>, Caller(p): Caller) -> Result {
     require_admin(&p)?;
     app.faults().clear(&p.tenant_id);
+    audit(&app, &p, "Clear fault rules", "Delete", None).await?;
     Ok(respond::no_content())
 }
 
@@ -241,6 +262,7 @@ fn write_context(app: &AppState, caller: &Principal) -> WriteContext {
         actor: caller.actor_id().map(str::to_owned),
         if_match: None,
         scope: Default::default(),
+        initiator: Some(super::request::initiator(caller)),
     }
 }
 
@@ -263,7 +285,10 @@ async fn create(
     require_admin(&p)?;
     let rules = app.copilot_rules();
     let policy = parse_new_policy(body, rules.strict_values, &write_context(&app, &p))?;
-    let policy = app.store().create_policy(&p.tenant_id, policy).await?;
+    let policy = app
+        .store()
+        .create_policy(&p.tenant_id, policy, &write_context(&app, &p))
+        .await?;
     let mut response = respond::plain_json(StatusCode::CREATED, &policy.to_json());
     let key = percent_encoding::utf8_percent_encode(&policy.id, percent_encoding::NON_ALPHANUMERIC);
     let location = format!("{}/_agentry/copilot/policies/{key}", meta.origin);
@@ -306,6 +331,8 @@ async fn update(
 
 async fn remove(State(app): State<AppState>, Caller(p): Caller, Keys(id): Keys<String>) -> Result {
     require_admin(&p)?;
-    app.store().delete_policy(&p.tenant_id, &id).await?;
+    app.store()
+        .delete_policy(&p.tenant_id, &id, &write_context(&app, &p))
+        .await?;
     Ok(respond::no_content())
 }

@@ -56,16 +56,24 @@ pub async fn graph_conventions(
         false => None,
     };
     let mut capture = None;
+    // The caller, for the audit of a refused write (not of a fault rule's answer).
+    let mut caller = match &verdict {
+        Some(Ok(principal)) => Some(principal.clone()),
+        _ => None,
+    };
     let mut response = match verdict {
         Some(Err(e)) => ApiError::Auth(e).into_response(),
         Some(Ok(principal)) => {
             capture = Capture::start(&app, &mut req, &uri, &principal);
             let client_request_id = meta.client_request_id.as_deref();
             match faults::intercept(&app, &principal, &method, path, client_request_id).await {
-                Some(refused) => refused,
+                Some(refused) => {
+                    caller = None;
+                    refused
+                }
                 None => {
                     req.extensions_mut().insert(principal);
-                    route_request(req, next, route).await
+                    super::request::serving(meta.clone(), route_request(req, next, route)).await
                 }
             }
         }
@@ -128,10 +136,75 @@ pub async fn graph_conventions(
         (500.., None) => request_line!(warn),
         (_, None) => request_line!(info),
     }
+    if let (Some(caller), 403, Some((_, message))) = (&caller, status, &refusal) {
+        audit_refusal(
+            &app,
+            caller,
+            &meta,
+            &method,
+            req_route(route, path),
+            message,
+        )
+        .await;
+    }
     if let Some(capture) = capture {
         response = capture.finish(&app, &meta, response, elapsed).await;
     }
     response
+}
+
+/// The route a refused request names: its template, else its path.
+fn req_route<'a>(route: &'a str, path: &'a str) -> &'a str {
+    if route == super::routes::UNMATCHED {
+        path
+    } else {
+        route
+    }
+}
+
+/// Records a write the caller was not allowed to make in the audit log:
+/// what it tried (the operation's summary), who, and why it was refused.
+/// Reads are not recorded; a failure to record is logged, never answered.
+async fn audit_refusal(
+    app: &AppState,
+    caller: &std::sync::Arc<crate::auth::Principal>,
+    meta: &Arc<RequestMeta>,
+    method: &axum::http::Method,
+    route: &str,
+    reason: &str,
+) {
+    use axum::http::Method;
+    if ![Method::POST, Method::PATCH, Method::PUT, Method::DELETE].contains(method)
+        || !["/beta/", "/v1.0/", "/_agentry/"]
+            .iter()
+            .any(|root| route.starts_with(root))
+    {
+        return;
+    }
+    let category = match route {
+        r if r.contains("/agentRegistry") => "AgentRegistry",
+        r if r.contains("/copilot/agentRegistrations") => "AgentRegistration",
+        r if r.contains("/catalog/packages") => "CopilotCatalog",
+        r if r.contains("/copilot") => crate::domain::audit::COPILOT,
+        _ => crate::domain::audit::CONTROL,
+    };
+    let activity = super::routes::OPERATIONS
+        .iter()
+        .find(|o| o.path == route && o.method == method.as_str())
+        .map_or_else(|| format!("{method} {route}"), |o| o.summary.to_owned());
+    let event = crate::domain::audit::refused_event(category, &activity, method.as_str(), reason);
+    let ctx = crate::domain::WriteContext {
+        now: app.now(),
+        initiator: Some(super::request::initiator_of(caller, Some(meta))),
+        ..Default::default()
+    };
+    if let Err(e) = app
+        .store()
+        .record_event(&caller.tenant_id, event, &ctx)
+        .await
+    {
+        tracing::error!(request_id = %meta.request_id, error = %e, "the refused write could not be audited");
+    }
 }
 
 /// Routes the request; conditional reads of the registry's entities are

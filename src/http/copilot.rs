@@ -57,6 +57,7 @@ fn write_context(app: &AppState, caller: &Principal) -> WriteContext {
         actor: caller.actor_id().map(str::to_owned),
         if_match: None,
         scope: Default::default(),
+        initiator: Some(super::request::initiator(caller)),
     }
 }
 

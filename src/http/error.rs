@@ -159,6 +159,7 @@ fn entity_label(kind: Entity) -> &'static str {
         Entity::Collection => "agent collection",
         Entity::Registration => "agent registration",
         Entity::Package => "package",
+        Entity::Audit => "audit record",
     }
 }
 
@@ -470,7 +471,7 @@ fn store_report(e: &StoreError) -> ErrorReport {
                 Entity::Manifest => "AgentCardNotFound",
                 Entity::Collection => "AgentCollectionNotFound",
                 Entity::Registration => "AgentRegistrationNotFound",
-                Entity::Package => "NotFound",
+                Entity::Package | Entity::Audit => "NotFound",
             };
             report(
                 S::NOT_FOUND,
@@ -484,7 +485,7 @@ fn store_report(e: &StoreError) -> ErrorReport {
                 Entity::Manifest => "AgentCardAlreadyExists",
                 Entity::Collection => "AgentCollectionAlreadyExists",
                 Entity::Registration => "AgentRegistrationAlreadyExists",
-                Entity::Package => "Conflict",
+                Entity::Package | Entity::Audit => "Conflict",
             };
             report(
                 S::CONFLICT,

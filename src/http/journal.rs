@@ -591,6 +591,7 @@ mod tests {
                 wids: vec![],
                 scoped_roles: vec![],
                 expires_at: 0,
+                user_principal_name: None,
             }),
             request_headers: vec![],
             response_headers: vec![],

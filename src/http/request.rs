@@ -146,3 +146,50 @@ mod tests {
         );
     }
 }
+
+tokio::task_local! {
+    /// The request being served, for what is recorded of it deep in a
+    /// handler (the audit log's initiator) without every handler passing it.
+    static CURRENT: std::sync::Arc<RequestMeta>;
+}
+
+/// Serves `f` as the request `meta` (see [`initiator`]).
+pub async fn serving<F: std::future::Future>(meta: std::sync::Arc<RequestMeta>, f: F) -> F::Output {
+    CURRENT.scope(meta, f).await
+}
+
+/// Who makes the writes of the request being served: the caller and the
+/// request's ids, for the audit log.
+pub fn initiator(
+    caller: &crate::auth::Principal,
+) -> std::sync::Arc<crate::domain::audit::Initiator> {
+    let meta = CURRENT.try_with(|m| m.clone()).ok();
+    initiator_of(caller, meta.as_ref())
+}
+
+/// Who makes the writes of the request `meta`.
+pub fn initiator_of(
+    caller: &crate::auth::Principal,
+    meta: Option<&std::sync::Arc<RequestMeta>>,
+) -> std::sync::Arc<crate::domain::audit::Initiator> {
+    use crate::auth::CallerKind;
+    let (user, app) = match caller.kind {
+        CallerKind::Delegated => (
+            caller
+                .object_id
+                .clone()
+                .map(|id| (id, caller.user_principal_name.clone())),
+            caller.app_id.clone().map(|a| (a, None)),
+        ),
+        CallerKind::Application => (
+            None,
+            caller.app_id.clone().map(|a| (a, caller.object_id.clone())),
+        ),
+    };
+    std::sync::Arc::new(crate::domain::audit::Initiator {
+        user,
+        app,
+        correlation_id: meta.and_then(|m| m.client_request_id.clone()),
+        request_id: meta.map(|m| m.request_id.clone()),
+    })
+}

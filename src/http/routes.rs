@@ -103,6 +103,9 @@ pub enum Registry {
     GetRegistration,
     UpdateRegistration,
     DeleteRegistration,
+    ListAudits,
+    CountAudits,
+    GetAudit,
 }
 
 /// The Copilot admin settings (`/beta/copilot`, `/v1.0/copilot`).
@@ -217,6 +220,7 @@ use axum::http::Uri;
 pub(super) const REG: &str = "Agent Registry";
 pub(super) const COP: &str = "Copilot settings";
 pub(super) const A365: &str = "Agent 365";
+pub(super) const AUD: &str = "Audit log";
 pub(super) const CTL: &str = "Control plane";
 pub(super) const OPS: &str = "Operations";
 pub(super) const IDP: &str = "Identity provider";
@@ -225,6 +229,7 @@ pub(super) const M: &str = "agentCardManifest";
 pub(super) const C: &str = "agentCollection";
 pub(super) const R: &str = "agentRegistration";
 pub(super) const P: &str = "copilotPackageDetail";
+pub(super) const D: &str = "directoryAudit";
 pub(super) const LIST: Body = Schema("collection");
 pub(super) const REF: Body = Schema("reference");
 
@@ -286,6 +291,12 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/v1.0/copilot/admin/catalog/packages", Reg(ListPackages), "List catalog packages (v1.0)", A365, Graph, Empty, 200, LIST),
     op("GET", "/v1.0/copilot/admin/catalog/packages/$count", Reg(CountPackages), "Count catalog packages (v1.0)", A365, Graph, Empty, 200, Text("text/plain")),
     op("GET", "/v1.0/copilot/admin/catalog/packages/{id}", Reg(GetPackage), "Get a catalog package's details (v1.0)", A365, Graph, Empty, 200, Schema(P)),
+    op("GET", "/beta/auditLogs/directoryAudits", Reg(ListAudits), "List the audit log, newest first", AUD, Graph, Empty, 200, LIST),
+    op("GET", "/beta/auditLogs/directoryAudits/$count", Reg(CountAudits), "Count audit records", AUD, Graph, Empty, 200, Text("text/plain")),
+    op("GET", "/beta/auditLogs/directoryAudits/{id}", Reg(GetAudit), "Get an audit record", AUD, Graph, Empty, 200, Schema(D)),
+    op("GET", "/v1.0/auditLogs/directoryAudits", Reg(ListAudits), "List the audit log, newest first (v1.0)", AUD, Graph, Empty, 200, LIST),
+    op("GET", "/v1.0/auditLogs/directoryAudits/$count", Reg(CountAudits), "Count audit records (v1.0)", AUD, Graph, Empty, 200, Text("text/plain")),
+    op("GET", "/v1.0/auditLogs/directoryAudits/{id}", Reg(GetAudit), "Get an audit record (v1.0)", AUD, Graph, Empty, 200, Schema(D)),
     op("POST", "/beta/$batch", Bat(Batch), "Run up to 20 requests in one (JSON batching)", OPS, Graph, Object, 200, Object),
     op("POST", "/v1.0/$batch", Bat(Batch), "Run up to 20 requests in one (JSON batching, v1.0)", OPS, Graph, Object, 200, Object),
     op("GET", "/beta/copilot/admin/policySettings/{id}", Cop(GetPolicySetting), "Get a Copilot policy setting", COP, Graph, Empty, 200, Object),

@@ -288,9 +288,11 @@ impl<B: Backend> RegistryStore for B {
         &self,
         tenant: &str,
         doc: Map<String, Value>,
+        ctx: &WriteContext,
     ) -> Result<Stored, StoreError> {
         let tenant = tenant.to_owned();
-        entity(self, Write::CreatePackage { tenant, doc }).await
+        let ctx = ctx.clone();
+        entity(self, Write::CreatePackage { tenant, doc, ctx }).await
     }
 
     async fn update_package(
@@ -347,6 +349,27 @@ impl<B: Backend> RegistryStore for B {
             tenant: tenant.to_owned(),
             collection: collection_id.to_owned(),
             instance: instance_id.to_owned(),
+            ctx: ctx.clone(),
+        };
+        done(self, op).await
+    }
+
+    async fn prune_audit_log(&self, before: &str) -> Result<(), StoreError> {
+        let op = Write::PruneAuditLog {
+            before: before.to_owned(),
+        };
+        done(self, op).await
+    }
+
+    async fn record_event(
+        &self,
+        tenant: &str,
+        event: crate::domain::audit::Event,
+        ctx: &WriteContext,
+    ) -> Result<(), StoreError> {
+        let op = Write::Record {
+            tenant: tenant.to_owned(),
+            event,
             ctx: ctx.clone(),
         };
         done(self, op).await

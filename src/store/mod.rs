@@ -496,6 +496,7 @@ pub trait RegistryStore: Send + Sync {
         &self,
         tenant: &str,
         doc: Map<String, Value>,
+        ctx: &WriteContext,
     ) -> Result<Stored, StoreError>;
     /// Merges changes into a package (the Graph writes: access, block, owner).
     async fn update_package(
@@ -537,6 +538,18 @@ pub trait RegistryStore: Send + Sync {
         instance_id: &str,
         ctx: &WriteContext,
     ) -> Result<(), StoreError>;
+
+    /// Deletes the audit records (of every tenant) made before `before`.
+    async fn prune_audit_log(&self, before: &str) -> Result<(), StoreError>;
+
+    // The audit log (`/auditLogs/directoryAudits`): registry writes record
+    // themselves; this records anything else, in a transaction of its own.
+    async fn record_event(
+        &self,
+        tenant: &str,
+        event: crate::domain::audit::Event,
+        ctx: &WriteContext,
+    ) -> Result<(), StoreError>;
     async fn is_member(
         &self,
         tenant: &str,
@@ -553,7 +566,12 @@ pub trait CopilotStore: Send + Sync {
     async fn list_policies(&self, tenant: &str) -> Result<Vec<Policy>, StoreError>;
     async fn get_policy(&self, tenant: &str, id: &str) -> Result<Option<Policy>, StoreError>;
     /// Stores a validated policy; `PolicyAlreadyExists` when the id is taken.
-    async fn create_policy(&self, tenant: &str, policy: Policy) -> Result<Policy, StoreError>;
+    async fn create_policy(
+        &self,
+        tenant: &str,
+        policy: Policy,
+        ctx: &WriteContext,
+    ) -> Result<Policy, StoreError>;
     /// Applies a patch and validates the result inside the write transaction.
     async fn update_policy(
         &self,
@@ -563,7 +581,12 @@ pub trait CopilotStore: Send + Sync {
         rules: CopilotRules,
         ctx: &WriteContext,
     ) -> Result<Policy, StoreError>;
-    async fn delete_policy(&self, tenant: &str, id: &str) -> Result<(), StoreError>;
+    async fn delete_policy(
+        &self,
+        tenant: &str,
+        id: &str,
+        ctx: &WriteContext,
+    ) -> Result<(), StoreError>;
     /// Resolves the policy that holds a setting and writes the value into it,
     /// atomically: concurrent writes of one setting end with one of the
     /// values and nothing else changed.

@@ -144,13 +144,14 @@ pub(super) trait Dialect: Sized {
 
 /// The column of a property of `ty` that has one.
 pub(super) fn column(ty: &EntityType, property: &str) -> Option<&'static str> {
+    let entity = super::Entity::of_set(ty.entity_set)?;
+    let (created, modified) = entity.timestamps();
     match property {
         "id" => return Some("id"),
-        "createdDateTime" => return Some("created_at"),
-        "lastModifiedDateTime" => return Some("modified_at"),
+        p if p == created => return Some("created_at"),
+        p if p == modified => return Some("modified_at"),
         _ => {}
     }
-    let entity = super::Entity::of_set(ty.entity_set)?;
     entity
         .columns()
         .iter()

@@ -30,7 +30,7 @@ pub(super) fn dependents(entity: Entity) -> &'static [&'static str] {
             &["DELETE FROM agent_collection_members WHERE tenant_id = $1 AND collection_id = $2"]
         }
         Entity::Registration => &[DELETE_REGISTRATION_OWNERS],
-        Entity::Package => &[],
+        Entity::Package | Entity::Audit => &[],
     }
 }
 
@@ -55,7 +55,7 @@ pub(super) fn side_values(entity: Entity) -> Option<(&'static str, SideTable)> {
                 value: "tag",
             },
         )),
-        Entity::Collection | Entity::Package => None,
+        Entity::Collection | Entity::Package | Entity::Audit => None,
         Entity::Registration => Some((
             DELETE_REGISTRATION_OWNERS,
             SideTable {
@@ -144,6 +144,14 @@ pub(super) fn tenants() -> String {
         .join(" UNION ");
     format!("{union} ORDER BY tenant_id")
 }
+
+/// Appends to the change log: `$1` tenant, `$2` entity set, `$3` id, `$4`
+/// removed.
+pub(super) const LOG_CHANGE: &str =
+    "INSERT INTO change_log (tenant_id, entity, id, removed) VALUES ($1, $2, $3, $4)";
+
+/// Deletes the audit records made before `$1`.
+pub(super) const PRUNE_AUDIT_LOG: &str = "DELETE FROM directory_audits WHERE created_at < $1";
 
 /// Empties table `table` of tenant `$1`.
 pub(super) fn clear(table: &str) -> String {

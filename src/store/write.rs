@@ -7,6 +7,7 @@
 
 use super::read::Reads;
 use super::{Entity, StoreError, Stored};
+use crate::domain::audit::{Action, Change, Event, Initiator, audit_document};
 use crate::domain::schema::{
     AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, AGENT_REGISTRATION,
 };
@@ -27,6 +28,15 @@ impl Entity {
             Entity::Collection => "agent_collections",
             Entity::Registration => "agent_registrations",
             Entity::Package => "copilot_packages",
+            Entity::Audit => "directory_audits",
+        }
+    }
+
+    /// The properties `created_at` and `modified_at` mirror.
+    pub(super) fn timestamps(self) -> (&'static str, &'static str) {
+        match self {
+            Entity::Audit => ("activityDateTime", "activityDateTime"),
+            _ => ("createdDateTime", "lastModifiedDateTime"),
         }
     }
 
@@ -36,7 +46,7 @@ impl Entity {
         match self {
             Entity::Instance | Entity::Registration => Some("ownerIds"),
             Entity::Manifest => Some("skills"),
-            Entity::Collection | Entity::Package => None,
+            Entity::Collection | Entity::Package | Entity::Audit => None,
         }
     }
 
@@ -46,6 +56,7 @@ impl Entity {
         match self {
             Entity::Registration => &REGISTRATION_COLUMNS,
             Entity::Package => &PACKAGE_COLUMNS,
+            Entity::Audit => &AUDIT_COLUMNS,
             _ => &REGISTRY_COLUMNS,
         }
     }
@@ -79,6 +90,12 @@ const REGISTRATION_COLUMNS: [(&str, &str); 5] = [
     ("agent_identity_id", "agentIdentityId"),
 ];
 
+const AUDIT_COLUMNS: [(&str, &str); 3] = [
+    ("category", "category"),
+    ("activity", "activityDisplayName"),
+    ("correlation_id", "correlationId"),
+];
+
 const PACKAGE_COLUMNS: [(&str, &str); 3] = [
     ("display_name", "displayName"),
     ("platform", "platform"),
@@ -104,6 +121,8 @@ pub(super) struct Row {
     /// The indexed columns as loaded ([`Entity::columns`]), so an update
     /// can rewrite only the index entries of the columns that change.
     pub columns: Vec<Option<String>>,
+    /// The document as loaded, for the audit log's old values.
+    pub before: Map<String, Value>,
 }
 
 impl Row {
@@ -121,6 +140,7 @@ impl Row {
         };
         let side = table.side_field().and_then(|f| doc.get(f).cloned());
         Row {
+            before: doc.clone(),
             doc,
             version,
             loaded_manifest_id: manifest_id.clone(),
@@ -149,13 +169,24 @@ pub(super) fn side_values(table: Entity, doc: &Map<String, Value>) -> Vec<&str> 
             .flatten()
             .filter_map(Value::as_str)
             .collect(),
-        Entity::Collection | Entity::Package => Vec::new(),
+        Entity::Collection | Entity::Package | Entity::Audit => Vec::new(),
     }
 }
 
 /// The row operations a backend carries out inside the current write
 /// transaction, besides the reads ([`Reads`]: `exists` holds what it finds).
 pub(super) trait Rows: Reads {
+    /// What the write has changed so far, written to the change log and the
+    /// audit log when it is done ([`record_changes`]).
+    fn changes(&mut self) -> &mut Vec<Change>;
+    /// Appends an entity's change to the change log (what delta queries read).
+    async fn log_change(
+        &mut self,
+        tenant: &str,
+        table: Entity,
+        id: &str,
+        removed: bool,
+    ) -> Result<(), Self::Error>;
     /// The row, held until the transaction ends (PostgreSQL locks it).
     async fn row(
         &mut self,
@@ -190,6 +221,8 @@ pub(super) trait Rows: Reads {
         column: &'static str,
         value: &str,
     ) -> Result<Option<String>, Self::Error>;
+    /// Deletes the audit records (of every tenant) made before `before`.
+    async fn prune_audit_log(&mut self, before: &str) -> Result<(), Self::Error>;
     /// Deletes the row; false when there was none.
     async fn delete(&mut self, table: Entity, tenant: &str, id: &str) -> Result<bool, Self::Error>;
     /// Deletes what hangs off a deleted row: side-table rows, memberships.
@@ -285,6 +318,7 @@ pub(super) async fn insert_entity<R: Rows>(
     let Some(stored) = r.insert(table, tenant, doc, manifest_id, if_new).await? else {
         return Ok(None);
     };
+    r.changes().push(Change::created(table, doc));
     if table.side_field().is_some() {
         let values = side_values(table, doc);
         r.set_side_values(table, tenant, &stored.id, &values)
@@ -324,6 +358,17 @@ async fn update_entity<R: Rows>(
     row: &Row,
 ) -> Result<Stored, R::Error> {
     let stored = r.update(table, tenant, id, row).await?;
+    let mut change = Change::updated(table, &row.before, &row.doc);
+    if row.manifest_id != row.loaded_manifest_id {
+        // The link is a column, not a property: recorded as its navigation.
+        let id = |m: &Option<String>| m.clone().map(Value::String);
+        change.modified.push((
+            "agentCardManifest".into(),
+            id(&row.loaded_manifest_id),
+            id(&row.manifest_id),
+        ));
+    }
+    r.changes().push(change);
     if table
         .side_field()
         .is_some_and(|f| row.doc.get(f) != row.side.as_ref())
@@ -358,6 +403,7 @@ async fn delete_entity<R: Rows>(
     if !r.delete(table, tenant, id).await? {
         return Err(not_found(table, id).into());
     }
+    r.changes().push(Change::deleted(table, id));
     r.delete_dependents(table, tenant, id).await
 }
 
@@ -635,6 +681,8 @@ pub(super) async fn add_member<R: Rows>(
         }
         .into());
     }
+    r.changes()
+        .push(Change::membership(collection, instance, true));
     Ok(())
 }
 
@@ -652,6 +700,8 @@ pub(super) async fn remove_member<R: Rows>(
         return Err(not_found(Entity::Collection, collection).into());
     }
     if r.delete_member(tenant, collection, instance).await? {
+        r.changes()
+            .push(Change::membership(collection, instance, false));
         return Ok(());
     }
     if !r
@@ -721,6 +771,7 @@ pub enum Write {
     CreatePackage {
         tenant: String,
         doc: Map<String, Value>,
+        ctx: WriteContext,
     },
     /// A PATCH of a manifest or a collection.
     UpdatePlain {
@@ -752,6 +803,17 @@ pub enum Write {
         tenant: String,
         now: String,
     },
+    /// An audit record of something that is not a registry write (a
+    /// Copilot or control-plane action, a refused write).
+    Record {
+        tenant: String,
+        event: Event,
+        ctx: WriteContext,
+    },
+    /// Deletes the audit records made before `before` (every tenant's).
+    PruneAuditLog {
+        before: String,
+    },
 }
 
 /// What a write gives back: the entity it wrote, or nothing.
@@ -761,8 +823,100 @@ pub enum Written {
     Done,
 }
 
-/// Runs one write over a backend's rows.
+impl Write {
+    fn tenant(&self) -> &str {
+        match self {
+            Write::CreateInstance { tenant, .. }
+            | Write::UpdateInstance { tenant, .. }
+            | Write::CreateManifest { tenant, .. }
+            | Write::CreateCollection { tenant, .. }
+            | Write::CreateRegistration { tenant, .. }
+            | Write::CreatePackage { tenant, .. }
+            | Write::UpdatePlain { tenant, .. }
+            | Write::Delete { tenant, .. }
+            | Write::AddMember { tenant, .. }
+            | Write::RemoveMember { tenant, .. }
+            | Write::EnsureReserved { tenant, .. }
+            | Write::Record { tenant, .. } => tenant,
+            Write::PruneAuditLog { .. } => "",
+        }
+    }
+
+    /// When, and by whom (`None`: the service), the write is made.
+    fn made(&self) -> (&str, Option<&Initiator>) {
+        match self {
+            Write::CreateInstance { ctx, .. }
+            | Write::UpdateInstance { ctx, .. }
+            | Write::CreateManifest { ctx, .. }
+            | Write::CreateCollection { ctx, .. }
+            | Write::CreateRegistration { ctx, .. }
+            | Write::CreatePackage { ctx, .. }
+            | Write::UpdatePlain { ctx, .. }
+            | Write::Delete { ctx, .. }
+            | Write::AddMember { ctx, .. }
+            | Write::RemoveMember { ctx, .. }
+            | Write::Record { ctx, .. } => (&ctx.now, ctx.initiator.as_deref()),
+            Write::EnsureReserved { now, .. } | Write::PruneAuditLog { before: now } => (now, None),
+        }
+    }
+}
+
+/// Runs one write over a backend's rows, then records what it changed in
+/// the change log and the audit log, in the same transaction.
 pub(super) async fn apply<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::Error> {
+    r.changes().clear();
+    let written = carry_out(r, op).await?;
+    let (now, initiator) = op.made();
+    record_changes(r, op.tenant(), now, initiator).await?;
+    Ok(written)
+}
+
+/// Writes the changes recorded since the last call: a change log row for
+/// each entity changed (not for memberships, which no entity's properties
+/// hold) and an audit record for each.
+pub(super) async fn record_changes<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    now: &str,
+    initiator: Option<&Initiator>,
+) -> Result<(), R::Error> {
+    let changes = std::mem::take(r.changes());
+    for change in &changes {
+        if !matches!(change.action, Action::AddMember | Action::RemoveMember) {
+            r.log_change(
+                tenant,
+                change.kind,
+                &change.id,
+                change.action == Action::Delete,
+            )
+            .await?;
+        }
+        record_event(r, tenant, now, initiator, &change.event()).await?;
+    }
+    Ok(())
+}
+
+/// Writes an audit record of `event`, made at `now` by `initiator` (`None`:
+/// the service itself).
+pub(super) async fn record_event<R: Rows>(
+    r: &mut R,
+    tenant: &str,
+    now: &str,
+    initiator: Option<&Initiator>,
+    event: &Event,
+) -> Result<(), R::Error> {
+    let service = Initiator::default();
+    let doc = audit_document(
+        &crate::domain::new_id(),
+        now,
+        event,
+        initiator.unwrap_or(&service),
+    );
+    r.insert(Entity::Audit, tenant, &doc, None, false).await?;
+    Ok(())
+}
+
+async fn carry_out<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::Error> {
     use Written::{Done, Entity as Saved};
     Ok(match op {
         Write::CreateInstance {
@@ -795,7 +949,7 @@ pub(super) async fn apply<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::
             write,
             ctx,
         } => Saved(create_registration(r, tenant, id, write, ctx).await?),
-        Write::CreatePackage { tenant, doc } => {
+        Write::CreatePackage { tenant, doc, .. } => {
             Saved(insert_new(r, Entity::Package, tenant, doc, None).await?)
         }
         Write::UpdatePlain {
@@ -833,7 +987,7 @@ pub(super) async fn apply<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::
             Done
         }
         Write::Delete {
-            table: table @ (Entity::Registration | Entity::Package),
+            table: table @ (Entity::Registration | Entity::Package | Entity::Audit),
             tenant,
             id,
             ctx,
@@ -861,6 +1015,14 @@ pub(super) async fn apply<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::
         }
         Write::EnsureReserved { tenant, now } => {
             ensure_reserved(r, tenant, now).await?;
+            Done
+        }
+        Write::Record { tenant, event, ctx } => {
+            record_event(r, tenant, &ctx.now, ctx.initiator.as_deref(), event).await?;
+            Done
+        }
+        Write::PruneAuditLog { before } => {
+            r.prune_audit_log(before).await?;
             Done
         }
     })

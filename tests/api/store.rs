@@ -38,6 +38,7 @@ fn ctx(now: &str) -> WriteContext {
         actor: Some("actor".into()),
         if_match: None,
         scope: Default::default(),
+        initiator: None,
     }
 }
 
@@ -816,9 +817,9 @@ async fn copilot_policies_are_kept_per_tenant_and_a_setting_write_changes_one_po
             )
             .unwrap()
         };
-        st.create_policy("t", policy("b", 2)).await.unwrap();
-        st.create_policy("t", policy("a", 1)).await.unwrap();
-        let again = st.create_policy("t", policy("a", 1)).await.unwrap_err();
+        st.create_policy("t", policy("b", 2), &c).await.unwrap();
+        st.create_policy("t", policy("a", 1), &c).await.unwrap();
+        let again = st.create_policy("t", policy("a", 1), &c).await.unwrap_err();
         assert!(matches!(
             again,
             StoreError::Rejected(agentry::domain::DomainError::Copilot(
@@ -857,8 +858,8 @@ async fn copilot_policies_are_kept_per_tenant_and_a_setting_write_changes_one_po
         let patch = parse_policy_patch("b", json!({"priority": 0})).unwrap();
         let updated = st.update_policy("t", "b", patch, rules, &c).await.unwrap();
         assert_eq!(updated.priority, 0);
-        st.delete_policy("t", "a").await.unwrap();
-        assert!(st.delete_policy("t", "a").await.is_err());
+        st.delete_policy("t", "a", &c).await.unwrap();
+        assert!(st.delete_policy("t", "a", &c).await.is_err());
         assert_eq!(st.list_policies("t").await.unwrap().len(), 1);
 
         let kind = TenantSetting::LimitedMode;

@@ -538,12 +538,38 @@ async def teardown(reg, card_id, other_id, plain_id):
     assert await team.delete() is None
 
 
+async def audit_log(client):
+    """The session's own writes, read back from /auditLogs/directoryAudits."""
+    from msgraph_beta.generated.audit_logs.directory_audits.directory_audits_request_builder import (
+        DirectoryAuditsRequestBuilder)
+    from msgraph_beta.generated.models.operation_result import OperationResult
+    audits = client.audit_logs.directory_audits
+    query = DirectoryAuditsRequestBuilder.DirectoryAuditsRequestBuilderGetQueryParameters(
+        filter=f"targetResources/any(t:t/id eq '{AGENT}')", top=50)
+    listed = (await audits.get(RequestConfiguration(query_parameters=query))).value
+    activities = [a.activity_display_name for a in listed]
+    assert activities[-1] == "Add agent instance" and "Delete agent instance" in activities, activities
+    newest = listed[0]
+    assert isinstance(newest.activity_date_time, datetime.datetime), newest
+    assert newest.result == OperationResult.Success and newest.logged_by_service == "Agentry", newest
+    assert newest.initiated_by.user.id and newest.target_resources[0].id == AGENT, newest
+    changed = [p for a in listed if a.activity_display_name == "Update agent instance"
+               for p in a.target_resources[0].modified_properties]
+    assert "displayName" in [p.display_name for p in changed], changed
+    assert all(isinstance(p.new_value, str) or p.new_value is None for p in changed), changed
+    one = await audits.by_directory_audit_id(newest.id).get()
+    assert one.id == newest.id and one.category == "AgentRegistry", one
+    assert await audits.count.get() >= len(listed)
+    await expect_error(audits.by_directory_audit_id("no-such-record").get(), 404, "NotFound")
+
+
 async def main():
     started = time.monotonic()
     auth = AzureIdentityAuthenticationProvider(StaticToken(TOKEN), allowed_hosts=["127.0.0.1", "localhost"])
     adapter = GraphRequestAdapter(auth)
     adapter.base_url = ORIGIN + "/beta"
-    reg = GraphServiceClient(request_adapter=adapter).agent_registry
+    client = GraphServiceClient(request_adapter=adapter)
+    reg = client.agent_registry
     await registry(reg)
     plain_id = await instances(reg)
     await instance_queries(reg)
@@ -555,7 +581,8 @@ async def main():
     await paging(reg, adapter)
     await batching(reg, adapter, card_id)
     await teardown(reg, card_id, other_id, plain_id)
-    print(f"msgraph-beta-sdk: every /agentRegistry operation answered as expected ({time.monotonic() - started:.1f}s)")
+    await audit_log(client)
+    print(f"msgraph-beta-sdk: every /agentRegistry and audit log operation answered as expected ({time.monotonic() - started:.1f}s)")
 
 
 asyncio.run(main())

@@ -227,6 +227,7 @@ pub fn parse_new_policy(
             actor: None,
             if_match: None,
             scope: Default::default(),
+            initiator: None,
         },
     );
     policy.validate(strict)?;
@@ -364,6 +365,7 @@ mod tests {
             actor: None,
             if_match: None,
             scope: Default::default(),
+            initiator: None,
         }
     }
 
@@ -516,6 +518,7 @@ mod tests {
             actor: None,
             if_match: None,
             scope: Default::default(),
+            initiator: None,
         };
         p.apply(&patch, &later);
         p.validate(false).unwrap();

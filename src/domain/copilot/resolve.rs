@@ -262,6 +262,7 @@ mod tests {
             actor: None,
             if_match: None,
             scope: Default::default(),
+            initiator: None,
         }
     }
 

@@ -157,6 +157,7 @@ async fn members_page(
         ty: &AGENT_INSTANCE,
         restrict: None,
         summary: None,
+        newest_first: false,
     };
     list.run(Relation::MembersOf(cid)).await
 }

@@ -191,6 +191,7 @@ pub(super) async fn list_collections(
         ty: &AGENT_COLLECTION,
         restrict: None,
         summary: None,
+        newest_first: false,
     };
     list.run(Relation::CollectionsOf(&id)).await
 }

@@ -10,7 +10,9 @@
 //! - [`collections`]: `agentCollections` and membership, on both documented paths.
 //! - [`registrations`]: `/beta/copilot/agentRegistrations`, the Agent 365 successor.
 //! - [`packages`]: `/copilot/admin/catalog/packages`, the Agent 365 package catalog.
+//! - [`audits`]: `/auditLogs/directoryAudits`, the audit log the store writes.
 
+mod audits;
 mod collections;
 mod instances;
 mod manifests;
@@ -42,6 +44,7 @@ type Result<T = Response> = std::result::Result<T, ApiError>;
 /// The handler of each operation of the registry, for `method`.
 pub fn handler(op: Registry, method: MethodFilter) -> MethodRouter<AppState> {
     use Registry as R;
+    use audits::Audits;
     use collections::{self as c, Collections};
     use instances::{self as i, Instances};
     use manifests::{self as m, Manifests};
@@ -101,6 +104,9 @@ pub fn handler(op: Registry, method: MethodFilter) -> MethodRouter<AppState> {
         R::GetRegistration => on(method, get_one::<Registrations>),
         R::UpdateRegistration => on(method, r::update),
         R::DeleteRegistration => on(method, remove::<Registrations>),
+        R::ListAudits => on(method, list::<Audits>),
+        R::CountAudits => on(method, count::<Audits>),
+        R::GetAudit => on(method, get_one::<Audits>),
     }
 }
 
@@ -112,6 +118,7 @@ fn write_context(app: &AppState, caller: &Principal, grant: &Grant) -> WriteCont
         actor: caller.actor_id().map(str::to_owned),
         if_match: None,
         scope: grant.scope(),
+        initiator: Some(crate::http::request::initiator(caller)),
     }
 }
 
@@ -403,6 +410,9 @@ struct ListRequest<'a> {
     restrict: Option<Expr>,
     /// The properties each item shows unless the client selects (all: `None`).
     summary: Option<&'static [&'static str]>,
+    /// Without `$orderby`: newest first (by the property `created_at`
+    /// mirrors) rather than by id.
+    newest_first: bool,
 }
 
 impl ListRequest<'_> {
@@ -416,9 +426,19 @@ impl ListRequest<'_> {
             Some(raw) => Some(self.app.paging().open(raw, &self.scope())?.cursor),
             None => None,
         };
+        let order = match (q.orderby.is_empty(), self.newest_first) {
+            (true, true) => vec![crate::odata::OrderKey {
+                path: crate::odata::filter::Path {
+                    segments: vec![self.created_property().to_owned()],
+                    position: 0,
+                },
+                descending: true,
+            }],
+            _ => q.orderby.clone(),
+        };
         Ok(ListQuery {
             criteria: self.criteria(),
-            order: q.orderby.clone(),
+            order,
             after,
             skip: if q.skiptoken.is_some() {
                 0
@@ -429,6 +449,13 @@ impl ListRequest<'_> {
             expand: navigations(self.ty, q),
             count: q.count,
         })
+    }
+
+    fn created_property(&self) -> &'static str {
+        match Entity::of_set(self.ty.entity_set) {
+            Some(Entity::Audit) => "activityDateTime",
+            _ => "createdDateTime",
+        }
     }
 
     fn criteria(&self) -> Criteria {

@@ -122,8 +122,11 @@ pub(super) async fn load(
     Caller(p): Caller,
     JsonBody(body): JsonBody,
 ) -> Result {
-    authorize(&p, Action::Control)?;
+    let grant = authorize(&p, Action::Control)?;
     let doc = packages::new_package(body, &app.now())?;
-    let stored = app.store().create_package(&p.tenant_id, doc).await?;
+    let stored = app
+        .store()
+        .create_package(&p.tenant_id, doc, &write_context(&app, &p, &grant))
+        .await?;
     created(&meta, &COPILOT_PACKAGE, stored)
 }

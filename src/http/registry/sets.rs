@@ -44,6 +44,9 @@ pub(super) trait Set: Send + Sync + 'static {
     /// `$select` (all of them by default).
     const SUMMARY: Option<&'static [&'static str]> = None;
 
+    /// Whether lists without `$orderby` show the newest first.
+    const NEWEST_FIRST: bool = false;
+
     /// Refuses the delete of an object the domain keeps.
     fn deletable(_id: &str) -> std::result::Result<(), DomainError> {
         Ok(())
@@ -65,6 +68,7 @@ pub(super) async fn list<S: Set>(
         ty: S::ENTITY.ty(),
         restrict: S::list_restriction(&p, &grant, q.options.filter.as_ref()),
         summary: S::SUMMARY,
+        newest_first: S::NEWEST_FIRST,
     };
     list.run(Relation::All).await
 }

@@ -29,6 +29,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0006_copilot_packages",
         include_str!("migrations/0006_copilot_packages.sql"),
     ),
+    (
+        "0007_audit_and_change_log",
+        include_str!("migrations/0007_audit_and_change_log.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("agentry" in ASCII).

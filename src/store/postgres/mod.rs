@@ -297,7 +297,15 @@ fn object(text: &str) -> Map<String, Value> {
 
 /// The write path's row operations inside a transaction (see
 /// [`write::Rows`]): rows read for a write are locked until it commits.
-struct PgRows<'t, C>(&'t C);
+/// The rows of one transaction (or read), and the changes its write has
+/// made so far.
+struct PgRows<'t, C>(&'t C, Vec<crate::domain::audit::Change>);
+
+impl<'t, C> PgRows<'t, C> {
+    fn new(client: &'t C) -> Self {
+        PgRows(client, Vec::new())
+    }
+}
 
 /// Runs a statement taking `$1` tenant and `$2` id; the rows it changed.
 async fn execute(c: &impl GenericClient, sql: &str, tenant: &str, id: &str) -> Step<u64> {
@@ -386,6 +394,30 @@ impl<C: GenericClient + Sync> read::Reads for PgRows<'_, C> {
 }
 
 impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
+    fn changes(&mut self) -> &mut Vec<crate::domain::audit::Change> {
+        &mut self.1
+    }
+
+    async fn prune_audit_log(&mut self, before: &str) -> Step<()> {
+        let stmt = self.0.prepare_cached(statements::PRUNE_AUDIT_LOG).await?;
+        self.0.execute(&stmt, &[&before]).await?;
+        Ok(())
+    }
+
+    async fn log_change(
+        &mut self,
+        tenant: &str,
+        table: Entity,
+        id: &str,
+        removed: bool,
+    ) -> Step<()> {
+        let stmt = self.0.prepare_cached(statements::LOG_CHANGE).await?;
+        self.0
+            .execute(&stmt, &[&tenant, &table.ty().entity_set, &id, &removed])
+            .await?;
+        Ok(())
+    }
+
     async fn row(&mut self, table: Entity, tenant: &str, id: &str) -> Step<Option<Row>> {
         let link = if table == Entity::Instance {
             "manifest_id"
@@ -443,8 +475,8 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         );
         let stmt = self.0.prepare_cached(&sql).await?;
         let version = 1i64;
-        let created = text(doc, "createdDateTime").unwrap_or_default();
-        let modified = text(doc, "lastModifiedDateTime").unwrap_or_default();
+        let created = text(doc, table.timestamps().0).unwrap_or_default();
+        let modified = text(doc, table.timestamps().1).unwrap_or_default();
         let mut params: Vec<&(dyn ToSql + Sync)> =
             vec![&tenant, &id, &created, &modified, &version, &body];
         if linked {
@@ -480,7 +512,7 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
             table.column_list(first, true),
         );
         let stmt = self.0.prepare_cached(&sql).await?;
-        let modified = text(&row.doc, "lastModifiedDateTime").unwrap_or_default();
+        let modified = text(&row.doc, table.timestamps().1).unwrap_or_default();
         let columns = column_values(table, &row.doc);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant, &id, &modified, &version, &body];
         if linked {
@@ -746,7 +778,7 @@ async fn lock_name(c: &impl GenericClient, namespace: &str, name: &str) -> Step<
 
 impl engine::Backend for PgStore {
     async fn write(&self, op: write::Write) -> Result<write::Written, StoreError> {
-        transaction!(self, |tx| write::apply(&mut PgRows(&tx), &op).await?)
+        transaction!(self, |tx| write::apply(&mut PgRows::new(&tx), &op).await?)
     }
 
     async fn get(
@@ -763,7 +795,7 @@ impl engine::Backend for PgStore {
         tenant: &str,
         instance: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        read!(self, |c| PgRows(&c)
+        read!(self, |c| PgRows::new(&c)
             .linked_manifest(tenant, instance)
             .await?)
     }
@@ -797,7 +829,7 @@ impl engine::Backend for PgStore {
         if relation == Relation::All && q.expand.is_empty() && !q.count {
             // One statement needs no transaction to be a snapshot.
             return read!(self, |c| read::page(
-                &mut PgRows(&c),
+                &mut PgRows::new(&c),
                 tenant,
                 listing,
                 relation,
@@ -806,7 +838,7 @@ impl engine::Backend for PgStore {
             .await?);
         }
         snapshot!(self, |tx| read::page(
-            &mut PgRows(&tx),
+            &mut PgRows::new(&tx),
             tenant,
             listing,
             relation,
@@ -824,7 +856,7 @@ impl engine::Backend for PgStore {
     ) -> Result<u64, StoreError> {
         if relation == Relation::All {
             return read!(self, |c| read::count(
-                &mut PgRows(&c),
+                &mut PgRows::new(&c),
                 tenant,
                 listing,
                 relation,
@@ -833,7 +865,7 @@ impl engine::Backend for PgStore {
             .await?);
         }
         snapshot!(self, |tx| read::count(
-            &mut PgRows(&tx),
+            &mut PgRows::new(&tx),
             tenant,
             listing,
             relation,
@@ -861,10 +893,22 @@ impl CopilotStore for PgStore {
         read!(self, |c| policies::get(&c, tenant, id, false).await?)
     }
 
-    async fn create_policy(&self, tenant: &str, policy: Policy) -> Result<Policy, StoreError> {
+    async fn create_policy(
+        &self,
+        tenant: &str,
+        policy: Policy,
+        ctx: &WriteContext,
+    ) -> Result<Policy, StoreError> {
+        let event = crate::domain::audit::policy_event(
+            &policy.id,
+            crate::domain::audit::Action::Create,
+            None,
+            Some(&policy.to_json()),
+        );
         transaction!(self, |tx| {
             policies::lock(&tx, tenant).await?;
             policies::insert(&tx, tenant, &policy).await?;
+            policies::record(&tx, tenant, ctx, &event).await?;
         })?;
         Ok(policy)
     }
@@ -883,8 +927,13 @@ impl CopilotStore for PgStore {
         .await?)
     }
 
-    async fn delete_policy(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
-        transaction!(self, |tx| policies::delete(&tx, tenant, id).await?)
+    async fn delete_policy(
+        &self,
+        tenant: &str,
+        id: &str,
+        ctx: &WriteContext,
+    ) -> Result<(), StoreError> {
+        transaction!(self, |tx| policies::delete(&tx, tenant, id, ctx).await?)
     }
 
     async fn write_policy_setting(
@@ -992,7 +1041,7 @@ impl TenantStore for PgStore {
         limit: usize,
     ) -> Result<(TenantState, Option<String>), StoreError> {
         read!(self, |c| {
-            let rows = &mut PgRows(&c);
+            let rows = &mut PgRows::new(&c);
             crate::store::tenant::export_section(rows, tenant, section, after, limit).await?
         })
     }
@@ -1001,7 +1050,7 @@ impl TenantStore for PgStore {
         engine::ensure_reserved(self, tenant).await?;
         // One snapshot, so the parts agree with each other.
         snapshot!(self, |tx| crate::store::tenant::export(
-            &mut PgRows(&tx),
+            &mut PgRows::new(&tx),
             tenant
         )
         .await?)
@@ -1017,7 +1066,7 @@ impl TenantStore for PgStore {
         let report = transaction!(self, |tx| {
             // Policy writers of this tenant wait for the import to finish.
             policies::lock(&tx, tenant).await?;
-            let rows = &mut PgRows(&tx);
+            let rows = &mut PgRows::new(&tx);
             crate::store::tenant::import(rows, tenant, &state, mode, now).await?
         })?;
         // The import stored the reserved collections.

@@ -5,11 +5,12 @@
 
 use super::{Step, lock_name};
 use crate::domain::WriteContext;
+use crate::domain::audit::{self, Action, Event};
 use crate::domain::copilot::{
     CopilotError, CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
     resolve_write,
 };
-use crate::store::StoreError;
+use crate::store::{StoreError, write};
 use deadpool_postgres::GenericClient;
 use serde_json::{Map, Value};
 
@@ -149,21 +150,48 @@ pub(super) async fn update(
     let mut policy = get(c, tenant, id, true)
         .await?
         .ok_or_else(|| CopilotError::PolicyNotFound(id.to_owned()))?;
+    let before = policy.to_json();
     policy.apply(patch, ctx);
     policy.validate(rules.strict_values)?;
     replace(c, tenant, &policy).await?;
+    let event = audit::policy_event(id, Action::Update, Some(&before), Some(&policy.to_json()));
+    record(c, tenant, ctx, &event).await?;
     Ok(policy)
 }
 
-pub(super) async fn delete(c: &impl GenericClient, tenant: &str, id: &str) -> Step<()> {
+pub(super) async fn delete(
+    c: &impl GenericClient,
+    tenant: &str,
+    id: &str,
+    ctx: &WriteContext,
+) -> Step<()> {
     lock(c, tenant).await?;
+    let before = get(c, tenant, id, true)
+        .await?
+        .ok_or_else(|| CopilotError::PolicyNotFound(id.to_owned()))?;
     let stmt = c
         .prepare_cached("DELETE FROM copilot_policies WHERE tenant_id = $1 AND id = $2")
         .await?;
-    if c.execute(&stmt, &[&tenant, &id]).await? == 0 {
-        return Err(CopilotError::PolicyNotFound(id.to_owned()).into());
-    }
-    Ok(())
+    c.execute(&stmt, &[&tenant, &id]).await?;
+    let event = audit::policy_event(id, Action::Delete, Some(&before.to_json()), None);
+    record(c, tenant, ctx, &event).await
+}
+
+/// Writes the audit record of a Copilot write, in its transaction.
+pub(super) async fn record(
+    c: &impl GenericClient,
+    tenant: &str,
+    ctx: &WriteContext,
+    event: &Event,
+) -> Step<()> {
+    write::record_event(
+        &mut super::PgRows::new(c),
+        tenant,
+        &ctx.now,
+        ctx.initiator.as_deref(),
+        event,
+    )
+    .await
 }
 
 /// Resolves the target policy and writes the value under the tenant's lock:
@@ -183,6 +211,17 @@ pub(super) async fn write_setting(
     } else {
         replace(c, tenant, &change.policy).await?;
     }
+    let before = policies
+        .iter()
+        .find(|p| p.id == change.policy.id)
+        .map(|p| p.to_json());
+    let event = audit::policy_setting_event(
+        write.setting_id,
+        &change.policy.id,
+        before.as_ref(),
+        &change.policy.to_json(),
+    );
+    record(c, tenant, ctx, &event).await?;
     Ok(change.view)
 }
 
@@ -213,6 +252,7 @@ pub(super) async fn patch_tenant_setting(
 ) -> Step<Map<String, Value>> {
     lock_name(c, kind.key(), tenant).await?;
     let current = get_tenant_setting(c, tenant, kind).await?;
+    let event_before = current.clone();
     let doc = kind.apply(current, patch);
     let stmt = c
         .prepare_cached(
@@ -224,5 +264,7 @@ pub(super) async fn patch_tenant_setting(
     let body = Value::Object(doc.clone()).to_string();
     c.execute(&stmt, &[&tenant, &kind.key(), &ctx.now, &body])
         .await?;
+    let event = audit::tenant_setting_event(kind.key(), event_before.as_ref(), &doc);
+    record(c, tenant, ctx, &event).await?;
     Ok(doc)
 }

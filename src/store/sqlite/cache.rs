@@ -99,6 +99,7 @@ fn slot_index(table: Entity) -> usize {
         Entity::Collection => 2,
         Entity::Registration => 3,
         Entity::Package => 4,
+        Entity::Audit => 5,
     }
 }
 

@@ -24,6 +24,7 @@ use super::{
 };
 use crate::domain::WriteContext;
 use crate::domain::apps::AppRegistration;
+use crate::domain::audit;
 use crate::domain::copilot::{
     CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
 };
@@ -65,6 +66,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_copilot_packages",
         include_str!("migrations/0007_copilot_packages.sql"),
+    ),
+    (
+        "0008_audit_and_change_log",
+        include_str!("migrations/0008_audit_and_change_log.sql"),
     ),
 ];
 /// Idle read connections kept for reuse.
@@ -301,7 +306,15 @@ pub(super) fn migrate(conn: &Connection) -> Result<Vec<String>, StoreError> {
 
 /// The write path's row operations on the writer's connection (see
 /// [`write::Rows`]): plain statements, which never wait.
-struct SqliteRows<'c>(&'c Connection);
+/// The rows of one transaction on a connection, and the changes its
+/// write has made so far.
+struct SqliteRows<'c>(&'c Connection, Vec<crate::domain::audit::Change>);
+
+impl<'c> SqliteRows<'c> {
+    fn new(conn: &'c Connection) -> Self {
+        SqliteRows(conn, Vec::new())
+    }
+}
 
 impl read::Reads for SqliteRows<'_> {
     type Error = StoreError;
@@ -386,6 +399,32 @@ impl read::Reads for SqliteRows<'_> {
 }
 
 impl write::Rows for SqliteRows<'_> {
+    fn changes(&mut self) -> &mut Vec<crate::domain::audit::Change> {
+        &mut self.1
+    }
+
+    async fn prune_audit_log(&mut self, before: &str) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(statements::PRUNE_AUDIT_LOG)
+            .and_then(|mut s| s.execute(params![before]))
+            .map(drop)
+            .map_err(sql_error)
+    }
+
+    async fn log_change(
+        &mut self,
+        tenant: &str,
+        table: Entity,
+        id: &str,
+        removed: bool,
+    ) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(statements::LOG_CHANGE)
+            .and_then(|mut s| s.execute(params![tenant, table.ty().entity_set, id, removed]))
+            .map(drop)
+            .map_err(sql_error)
+    }
+
     async fn row(
         &mut self,
         table: Entity,
@@ -448,8 +487,9 @@ impl write::Rows for SqliteRows<'_> {
         }
         sql.push(')');
         let mut stmt = self.0.prepare_cached(&sql).map_err(sql_error)?;
-        let created = text(doc, "createdDateTime").unwrap_or_default();
-        let modified = text(doc, "lastModifiedDateTime").unwrap_or_default();
+        let (created, modified) = table.timestamps();
+        let created = text(doc, created).unwrap_or_default();
+        let modified = text(doc, modified).unwrap_or_default();
         let mut all: Vec<&dyn rusqlite::ToSql> =
             vec![&tenant, &id, &created, &modified, &1i64, &body];
         if linked {
@@ -505,7 +545,7 @@ impl write::Rows for SqliteRows<'_> {
         }
         sql.push_str(" WHERE tenant_id = ?1 AND id = ?2");
         let mut stmt = self.0.prepare_cached(&sql).map_err(sql_error)?;
-        let modified = text(&row.doc, "lastModifiedDateTime").unwrap_or_default();
+        let modified = text(&row.doc, table.timestamps().1).unwrap_or_default();
         let mut all: Vec<&dyn rusqlite::ToSql> =
             vec![&tenant, &id, &modified, &version, &row.manifest_id];
         for c in &columns {
@@ -659,6 +699,9 @@ fn get_stored(
         Entity::Package => {
             "SELECT doc, version FROM copilot_packages WHERE tenant_id = ?1 AND id = ?2"
         }
+        Entity::Audit => {
+            "SELECT doc, version FROM directory_audits WHERE tenant_id = ?1 AND id = ?2"
+        }
     };
     let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
     stmt.query_row(params![tenant, id], |r| {
@@ -716,7 +759,7 @@ fn snapshot<R>(
 impl engine::Backend for SqliteStore {
     async fn write(&self, op: write::Write) -> Result<write::Written, StoreError> {
         self.writer
-            .write(move |conn| write::run_now(write::apply(&mut SqliteRows(conn), &op)))
+            .write(move |conn| write::run_now(write::apply(&mut SqliteRows::new(conn), &op)))
             .await
     }
 
@@ -736,7 +779,7 @@ impl engine::Backend for SqliteStore {
     ) -> Result<Option<Stored>, StoreError> {
         self.read(|conn| {
             snapshot(conn, |conn| {
-                write::run_now(SqliteRows(conn).linked_manifest(tenant, instance))
+                write::run_now(SqliteRows::new(conn).linked_manifest(tenant, instance))
             })
         })
     }
@@ -764,7 +807,7 @@ impl engine::Backend for SqliteStore {
     ) -> Result<Page, StoreError> {
         let run = |conn: &Connection| {
             write::run_now(read::page(
-                &mut SqliteRows(conn),
+                &mut SqliteRows::new(conn),
                 tenant,
                 listing,
                 relation,
@@ -791,7 +834,7 @@ impl engine::Backend for SqliteStore {
     ) -> Result<u64, StoreError> {
         let run = |conn: &Connection| {
             write::run_now(read::count(
-                &mut SqliteRows(conn),
+                &mut SqliteRows::new(conn),
                 tenant,
                 listing,
                 relation,
@@ -826,11 +869,23 @@ impl CopilotStore for SqliteStore {
         self.read(|conn| policies::get(conn, tenant, id))
     }
 
-    async fn create_policy(&self, tenant: &str, policy: Policy) -> Result<Policy, StoreError> {
-        let tenant = tenant.to_owned();
+    async fn create_policy(
+        &self,
+        tenant: &str,
+        policy: Policy,
+        ctx: &WriteContext,
+    ) -> Result<Policy, StoreError> {
+        let (tenant, ctx) = (tenant.to_owned(), ctx.clone());
         self.writer
             .write(move |conn| {
                 policies::insert(conn, &tenant, &policy)?;
+                let event = audit::policy_event(
+                    &policy.id,
+                    audit::Action::Create,
+                    None,
+                    Some(&policy.to_json()),
+                );
+                policies::record(conn, &tenant, &ctx, &event)?;
                 Ok(policy)
             })
             .await
@@ -850,10 +905,15 @@ impl CopilotStore for SqliteStore {
             .await
     }
 
-    async fn delete_policy(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
-        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+    async fn delete_policy(
+        &self,
+        tenant: &str,
+        id: &str,
+        ctx: &WriteContext,
+    ) -> Result<(), StoreError> {
+        let (tenant, id, ctx) = (tenant.to_owned(), id.to_owned(), ctx.clone());
         self.writer
-            .write(move |conn| policies::delete(conn, &tenant, &id))
+            .write(move |conn| policies::delete(conn, &tenant, &id, &ctx))
             .await
     }
 
@@ -963,7 +1023,7 @@ impl TenantStore for SqliteStore {
         limit: usize,
     ) -> Result<(TenantState, Option<String>), StoreError> {
         self.read(|conn| {
-            let rows = &mut SqliteRows(conn);
+            let rows = &mut SqliteRows::new(conn);
             write::run_now(crate::store::tenant::export_section(
                 rows, tenant, section, after, limit,
             ))
@@ -974,7 +1034,10 @@ impl TenantStore for SqliteStore {
         engine::ensure_reserved(self, tenant).await?;
         self.read(|conn| {
             snapshot(conn, |conn| {
-                write::run_now(crate::store::tenant::export(&mut SqliteRows(conn), tenant))
+                write::run_now(crate::store::tenant::export(
+                    &mut SqliteRows::new(conn),
+                    tenant,
+                ))
             })
         })
     }
@@ -990,7 +1053,7 @@ impl TenantStore for SqliteStore {
         let report = self
             .writer
             .write(move |conn| {
-                let rows = &mut SqliteRows(conn);
+                let rows = &mut SqliteRows::new(conn);
                 write::run_now(crate::store::tenant::import(rows, &t, &state, mode, &now))
             })
             .await?;

@@ -4,11 +4,12 @@
 
 use super::sql_error;
 use crate::domain::WriteContext;
+use crate::domain::audit::{self, Action, Event};
 use crate::domain::copilot::{
     CopilotError, CopilotRules, Policy, PolicyPatch, SettingView, SettingWrite, TenantSetting,
     resolve_write,
 };
-use crate::store::StoreError;
+use crate::store::{StoreError, write};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
@@ -109,21 +110,44 @@ pub(super) fn update(
 ) -> Result<Policy, StoreError> {
     let mut policy =
         get(conn, tenant, id)?.ok_or_else(|| CopilotError::PolicyNotFound(id.to_owned()))?;
+    let before = policy.to_json();
     policy.apply(patch, ctx);
     policy.validate(rules.strict_values)?;
     replace(conn, tenant, &policy)?;
+    let event = audit::policy_event(id, Action::Update, Some(&before), Some(&policy.to_json()));
+    record(conn, tenant, ctx, &event)?;
     Ok(policy)
 }
 
-pub(super) fn delete(conn: &Connection, tenant: &str, id: &str) -> Result<(), StoreError> {
-    let n = conn
-        .prepare_cached("DELETE FROM copilot_policies WHERE tenant_id = ?1 AND id = ?2")
+pub(super) fn delete(
+    conn: &Connection,
+    tenant: &str,
+    id: &str,
+    ctx: &WriteContext,
+) -> Result<(), StoreError> {
+    let before =
+        get(conn, tenant, id)?.ok_or_else(|| CopilotError::PolicyNotFound(id.to_owned()))?;
+    conn.prepare_cached("DELETE FROM copilot_policies WHERE tenant_id = ?1 AND id = ?2")
         .and_then(|mut s| s.execute(params![tenant, id]))
         .map_err(sql_error)?;
-    if n == 0 {
-        return Err(CopilotError::PolicyNotFound(id.to_owned()).into());
-    }
-    Ok(())
+    let event = audit::policy_event(id, Action::Delete, Some(&before.to_json()), None);
+    record(conn, tenant, ctx, &event)
+}
+
+/// Writes the audit record of a Copilot write, in its transaction.
+pub(super) fn record(
+    conn: &Connection,
+    tenant: &str,
+    ctx: &WriteContext,
+    event: &Event,
+) -> Result<(), StoreError> {
+    write::run_now(write::record_event(
+        &mut super::SqliteRows::new(conn),
+        tenant,
+        &ctx.now,
+        ctx.initiator.as_deref(),
+        event,
+    ))
 }
 
 /// Resolves the target policy and writes the value, inside one writer job:
@@ -142,6 +166,17 @@ pub(super) fn write_setting(
     } else {
         replace(conn, tenant, &change.policy)?;
     }
+    let before = policies
+        .iter()
+        .find(|p| p.id == change.policy.id)
+        .map(|p| p.to_json());
+    let event = audit::policy_setting_event(
+        write.setting_id,
+        &change.policy.id,
+        before.as_ref(),
+        &change.policy.to_json(),
+    );
+    record(conn, tenant, ctx, &event)?;
     Ok(change.view)
 }
 
@@ -174,6 +209,7 @@ pub(super) fn patch_tenant_setting(
     ctx: &WriteContext,
 ) -> Result<Map<String, Value>, StoreError> {
     let current = get_tenant_setting(conn, tenant, kind)?;
+    let event_before = current.clone();
     let doc = kind.apply(current, patch);
     conn.prepare_cached(
         "INSERT INTO copilot_tenant_settings (tenant_id, name, modified_at, doc)
@@ -189,5 +225,7 @@ pub(super) fn patch_tenant_setting(
         ])
     })
     .map_err(sql_error)?;
+    let event = audit::tenant_setting_event(kind.key(), event_before.as_ref(), &doc);
+    record(conn, tenant, ctx, &event)?;
     Ok(doc)
 }

@@ -467,6 +467,7 @@ fn context(r: &mut Lcg) -> WriteContext {
         actor: None,
         if_match: None,
         scope: Default::default(),
+        initiator: None,
     }
 }
 
