@@ -111,6 +111,7 @@ impl Application {
             throttle: config.throttle,
             journal: config.journal,
             cors_origins: config.cors_origins.clone(),
+            change_retention_days: config.audit_retention_days,
         };
         let external = match &config.oidc {
             Some(oidc) => Some(crate::auth::oidc::OidcIssuer::new(oidc.clone()).await?),

@@ -142,6 +142,13 @@ fn schemas() -> Map<String, Value> {
             "@odata.nextLink": {"type": "string"}}}),
     );
     out.insert(
+        "deltaCollection".into(),
+        json!({"type": "object", "required": ["value"], "properties": {
+            "value": {"type": "array", "items": {"type": "object"}},
+            "@odata.nextLink": {"type": "string"},
+            "@odata.deltaLink": {"type": "string"}}}),
+    );
+    out.insert(
         "reference".into(),
         json!({"type": "object", "required": ["@odata.id"], "properties": {"@odata.id": {"type": "string"}}}),
     );

@@ -543,6 +543,11 @@ fn store_report(e: &StoreError) -> ErrorReport {
                 "The service is temporarily unavailable. Retry after the delay in the Retry-After header.",
             )
         },
+        StoreError::SyncStateExpired => report(
+            S::BAD_REQUEST,
+            "syncStateNotFound",
+            "The delta token is older than the change log still holds (it expired, or the tenant was reset or restored); synchronize again from the start.",
+        ),
         StoreError::Internal(detail) | StoreError::UnusableUrl(detail) => internal(detail.clone()),
     }
 }

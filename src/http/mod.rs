@@ -72,6 +72,7 @@ struct Inner {
     journal: journal::Journal,
     metrics: metrics::Metrics,
     cors_origins: Vec<String>,
+    change_retention_days: u32,
 }
 
 /// Settings of the HTTP layer.
@@ -87,6 +88,9 @@ pub struct HttpSettings {
     pub journal: journal::JournalSettings,
     /// Origins browsers may call from; empty: no CORS headers at all.
     pub cors_origins: Vec<String>,
+    /// Days the audit log and the change log keep their rows (a delta
+    /// token older than this has expired).
+    pub change_retention_days: u32,
 }
 
 impl AppState {
@@ -114,6 +118,7 @@ impl AppState {
                 journal: journal::Journal::new(settings.journal),
                 metrics: metrics::Metrics::default(),
                 cors_origins: settings.cors_origins,
+                change_retention_days: settings.change_retention_days,
             }),
         }
     }
@@ -124,6 +129,11 @@ impl AppState {
 
     pub fn keys(&self) -> &KeyRing {
         &self.inner.keys
+    }
+
+    /// Days the change log keeps its rows: the lifetime of a delta token.
+    pub fn change_retention_days(&self) -> u32 {
+        self.inner.change_retention_days
     }
 
     /// Verifies bearer tokens (Agentry's own, and an external issuer's when configured).

@@ -106,6 +106,10 @@ pub enum Registry {
     ListAudits,
     CountAudits,
     GetAudit,
+    InstancesDelta,
+    ManifestsDelta,
+    CollectionsDelta,
+    RegistrationsDelta,
 }
 
 /// The Copilot admin settings (`/beta/copilot`, `/v1.0/copilot`).
@@ -231,6 +235,7 @@ pub(super) const R: &str = "agentRegistration";
 pub(super) const P: &str = "copilotPackageDetail";
 pub(super) const D: &str = "directoryAudit";
 pub(super) const LIST: Body = Schema("collection");
+pub(super) const DELTA: Body = Schema("deltaCollection");
 pub(super) const REF: Body = Schema("reference");
 
 /// Every operation Agentry serves.
@@ -291,6 +296,10 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/v1.0/copilot/admin/catalog/packages", Reg(ListPackages), "List catalog packages (v1.0)", A365, Graph, Empty, 200, LIST),
     op("GET", "/v1.0/copilot/admin/catalog/packages/$count", Reg(CountPackages), "Count catalog packages (v1.0)", A365, Graph, Empty, 200, Text("text/plain")),
     op("GET", "/v1.0/copilot/admin/catalog/packages/{id}", Reg(GetPackage), "Get a catalog package's details (v1.0)", A365, Graph, Empty, 200, Schema(P)),
+    op("GET", "/beta/agentRegistry/agentInstances/delta", Reg(InstancesDelta), "Changes to agent instances since a delta link (delta query)", REG, Graph, Empty, 200, DELTA),
+    op("GET", "/beta/agentRegistry/agentCardManifests/delta", Reg(ManifestsDelta), "Changes to card manifests since a delta link (delta query)", REG, Graph, Empty, 200, DELTA),
+    op("GET", "/beta/agentRegistry/agentCollections/delta", Reg(CollectionsDelta), "Changes to collections since a delta link (delta query)", REG, Graph, Empty, 200, DELTA),
+    op("GET", "/beta/copilot/agentRegistrations/delta", Reg(RegistrationsDelta), "Changes to agent registrations since a delta link (delta query)", A365, Graph, Empty, 200, DELTA),
     op("GET", "/beta/auditLogs/directoryAudits", Reg(ListAudits), "List the audit log, newest first", AUD, Graph, Empty, 200, LIST),
     op("GET", "/beta/auditLogs/directoryAudits/$count", Reg(CountAudits), "Count audit records", AUD, Graph, Empty, 200, Text("text/plain")),
     op("GET", "/beta/auditLogs/directoryAudits/{id}", Reg(GetAudit), "Get an audit record", AUD, Graph, Empty, 200, Schema(D)),

@@ -48,6 +48,8 @@ pub enum ODataError {
     TopOutOfRange(String),
     #[error("The $skiptoken is not valid for this request.")]
     InvalidSkipToken,
+    #[error("The $deltatoken is not valid for this request.")]
+    InvalidDeltaToken,
     #[error("Syntax error at position {position} in $filter: {message}.")]
     FilterSyntax { position: usize, message: String },
     #[error("The $filter is too complex: {0}.")]
@@ -92,6 +94,8 @@ pub struct QueryOptions {
     pub top: Option<usize>,
     pub skip: Option<usize>,
     pub skiptoken: Option<String>,
+    /// A delta link's state (delta queries only).
+    pub deltatoken: Option<String>,
     pub count: bool,
     pub filter: Option<Expr>,
     pub orderby: Vec<OrderKey>,
@@ -139,6 +143,7 @@ const OPTIONS: &[&str] = &[
     "$orderby",
     "$search",
     "$format",
+    "$deltatoken",
 ];
 
 impl QueryOptions {
@@ -183,6 +188,7 @@ impl QueryOptions {
                 }
                 "$skip" => q.skip = Some(parse_count(option, &value)?),
                 "$skiptoken" => q.skiptoken = Some(value),
+                "$deltatoken" => q.deltatoken = Some(value),
                 "$count" => {
                     q.count = match value.as_str() {
                         "true" => true,
@@ -230,6 +236,9 @@ impl QueryOptions {
         ty: &'static EntityType,
         expandable: &[&str],
     ) -> Result<(), ODataError> {
+        if self.deltatoken.is_some() {
+            return Err(ODataError::NotApplicable("$deltatoken"));
+        }
         check_select(ty, self.select.as_deref())?;
         for e in &self.expand {
             let Some(nav) = ty.navigation(&e.navigation) else {
@@ -276,6 +285,7 @@ impl QueryOptions {
             ("$top", self.top.is_some()),
             ("$skip", self.skip.is_some()),
             ("$skiptoken", self.skiptoken.is_some()),
+            ("$deltatoken", self.deltatoken.is_some()),
             ("$count", self.count),
             ("$filter", self.filter.is_some()),
             ("$orderby", !self.orderby.is_empty()),

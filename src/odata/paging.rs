@@ -59,7 +59,12 @@ impl PagingKeys {
     }
 
     pub fn seal(&self, token: &SkipToken) -> String {
-        let payload = serde_json::to_vec(token).expect("a skip token always serialises");
+        self.seal_any(token)
+    }
+
+    /// Seals any token (a skip token, a delta link's state).
+    pub fn seal_any<T: Serialize>(&self, token: &T) -> String {
+        let payload = serde_json::to_vec(token).expect("a token always serialises");
         let tag = self.mac(&payload).finalize().into_bytes();
         format!(
             "{}.{}",
@@ -70,26 +75,34 @@ impl PagingKeys {
 
     /// Opens a token, refusing one that was altered or issued for another scope.
     pub fn open(&self, raw: &str, scope: &str) -> Result<SkipToken, ODataError> {
-        let (payload, tag) = raw.split_once('.').ok_or(ODataError::InvalidSkipToken)?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| ODataError::InvalidSkipToken)?;
-        let tag = URL_SAFE_NO_PAD
-            .decode(tag)
-            .map_err(|_| ODataError::InvalidSkipToken)?;
-        // Check the length first: a truncated comparison accepts a short tag.
-        if tag.len() != 16 {
-            return Err(ODataError::InvalidSkipToken);
-        }
-        self.mac(&payload)
-            .verify_truncated_left(&tag)
-            .map_err(|_| ODataError::InvalidSkipToken)?;
-        let token: SkipToken =
-            serde_json::from_slice(&payload).map_err(|_| ODataError::InvalidSkipToken)?;
+        let token: SkipToken = self.open_any(raw).ok_or(ODataError::InvalidSkipToken)?;
         if token.scope != scope {
             return Err(ODataError::InvalidSkipToken);
         }
         Ok(token)
+    }
+
+    /// Opens a token sealed by [`Self::seal_any`]; `None` when it was
+    /// altered, sealed with another secret, or is not a `T`.
+    pub fn open_any<T: serde::de::DeserializeOwned>(&self, raw: &str) -> Option<T> {
+        let open = || -> Result<T, ODataError> {
+            let (payload, tag) = raw.split_once('.').ok_or(ODataError::InvalidSkipToken)?;
+            let payload = URL_SAFE_NO_PAD
+                .decode(payload)
+                .map_err(|_| ODataError::InvalidSkipToken)?;
+            let tag = URL_SAFE_NO_PAD
+                .decode(tag)
+                .map_err(|_| ODataError::InvalidSkipToken)?;
+            // Check the length first: a truncated comparison accepts a short tag.
+            if tag.len() != 16 {
+                return Err(ODataError::InvalidSkipToken);
+            }
+            self.mac(&payload)
+                .verify_truncated_left(&tag)
+                .map_err(|_| ODataError::InvalidSkipToken)?;
+            serde_json::from_slice(&payload).map_err(|_| ODataError::InvalidSkipToken)
+        };
+        open().ok()
     }
 }
 

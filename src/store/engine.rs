@@ -5,7 +5,10 @@
 //! shape of each write) live here and in `write`.
 
 use super::write::{Write, Written};
-use super::{Criteria, Entity, ListQuery, Page, RegistryStore, Relation, StoreError, Stored};
+use super::{
+    ChangeWindow, Criteria, Entity, ListQuery, LoggedChange, Page, RegistryStore, Relation,
+    StoreError, Stored,
+};
 use crate::clock::SharedClock;
 use crate::domain::{EntityWrite, WriteContext};
 use async_trait::async_trait;
@@ -57,6 +60,19 @@ pub trait Backend: Send + Sync + 'static {
     fn seeded(&self) -> &RwLock<HashSet<String>>;
     /// Stamps what the store creates on its own.
     fn clock(&self) -> &SharedClock;
+    /// See [`RegistryStore::change_position`].
+    fn change_position(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    /// See [`RegistryStore::changes`].
+    fn changes(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        window: &ChangeWindow,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<LoggedChange>, StoreError>> + Send;
 }
 
 /// Stores the tenant's Global and Quarantined collections if missing, once
@@ -352,6 +368,23 @@ impl<B: Backend> RegistryStore for B {
             ctx: ctx.clone(),
         };
         done(self, op).await
+    }
+
+    async fn change_position(&self, tenant: &str) -> Result<String, StoreError> {
+        // The reserved collections exist before any position is handed out,
+        // so a first round does not see them created again in the next.
+        ensure_reserved(self, tenant).await?;
+        Backend::change_position(self, tenant).await
+    }
+
+    async fn changes(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        window: &ChangeWindow,
+        limit: usize,
+    ) -> Result<Vec<LoggedChange>, StoreError> {
+        Backend::changes(self, kind, tenant, window, limit).await
     }
 
     async fn prune_audit_log(&self, before: &str) -> Result<(), StoreError> {

@@ -62,6 +62,28 @@ pub enum StoreError {
     /// A database URL Agentry cannot use (at start only).
     #[error("{0}")]
     UnusableUrl(String),
+    /// A delta round's starting position is older than what the change log
+    /// still holds in full (a reset, a restored snapshot, another backend).
+    #[error("the change log no longer holds the changes after this position")]
+    SyncStateExpired,
+}
+
+/// A delta round's window on a tenant's change log: the changes after the
+/// position `from` up to the position `to` (each backend's own text: a
+/// sequence number, a snapshot), past the sequence number `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeWindow {
+    pub from: String,
+    pub to: String,
+    pub after: i64,
+}
+
+/// One row of the change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedChange {
+    pub seq: i64,
+    pub id: String,
+    pub removed: bool,
 }
 
 impl From<CopilotError> for StoreError {
@@ -539,8 +561,24 @@ pub trait RegistryStore: Send + Sync {
         ctx: &WriteContext,
     ) -> Result<(), StoreError>;
 
-    /// Deletes the audit records (of every tenant) made before `before`.
+    /// Deletes the audit records and the change log rows (of every tenant)
+    /// made before `before`.
     async fn prune_audit_log(&self, before: &str) -> Result<(), StoreError>;
+
+    // The change log, for delta queries.
+    /// Where the tenant's change log stands now: the `to` of a delta round
+    /// starting now, the `from` of the round after it.
+    async fn change_position(&self, tenant: &str) -> Result<String, StoreError>;
+    /// Up to `limit` changes of `kind` in `window`, in log order;
+    /// `SyncStateExpired` when `window.from` is older than the tenant's
+    /// last reset or restore.
+    async fn changes(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        window: &ChangeWindow,
+        limit: usize,
+    ) -> Result<Vec<LoggedChange>, StoreError>;
 
     // The audit log (`/auditLogs/directoryAudits`): registry writes record
     // themselves; this records anything else, in a transaction of its own.

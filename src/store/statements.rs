@@ -146,12 +146,16 @@ pub(super) fn tenants() -> String {
 }
 
 /// Appends to the change log: `$1` tenant, `$2` entity set, `$3` id, `$4`
-/// removed.
+/// removed, `$5` when.
 pub(super) const LOG_CHANGE: &str =
-    "INSERT INTO change_log (tenant_id, entity, id, removed) VALUES ($1, $2, $3, $4)";
+    "INSERT INTO change_log (tenant_id, entity, id, removed, at) VALUES ($1, $2, $3, $4, $5)";
 
-/// Deletes the audit records made before `$1`.
-pub(super) const PRUNE_AUDIT_LOG: &str = "DELETE FROM directory_audits WHERE created_at < $1";
+/// Deletes the change log rows made before `$1`: those below the first one
+/// made since, in sequence order, which is the order they were made (found
+/// without an index on the time).
+pub(super) const PRUNE_CHANGE_LOG: &str = "DELETE FROM change_log WHERE seq < COALESCE(
+       (SELECT seq FROM change_log WHERE at >= $1 ORDER BY seq LIMIT 1),
+       (SELECT MAX(seq) + 1 FROM change_log))";
 
 /// Empties table `table` of tenant `$1`.
 pub(super) fn clear(table: &str) -> String {

@@ -3,7 +3,7 @@
 //! for restores, resets and seed files, inside the caller's transaction so
 //! that an import commits or rolls back whole.
 
-use super::write::{Rows, ensure_source_agent_free, insert_entity, not_found};
+use super::write::{Rows, ensure_source_agent_free, insert_entity, not_found, record_changes};
 use super::{Entity, ImportMode, ImportReport, Section, TenantState, member_key, split_member_key};
 use crate::domain::copilot::{Policy, TenantSetting};
 use crate::domain::{RESERVED_COLLECTIONS, reserved_collection_document};
@@ -245,6 +245,14 @@ pub(super) async fn import<R: TenantRows>(
     for (kind, doc) in &state.settings {
         let text = Value::Object(doc.clone()).to_string();
         count(r.insert_setting(tenant, kind.key(), &text, now).await?);
+    }
+    match mode {
+        // What a merge adds, delta clients must see; a bulk load is not
+        // audited object by object.
+        ImportMode::Merge => record_changes(r, tenant, now, None, false).await?,
+        // A replaced tenant starts a new horizon ([`TenantRows::clear`]):
+        // every delta token from before must resync.
+        ImportMode::Replace => r.changes().clear(),
     }
     Ok(report)
 }

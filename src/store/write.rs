@@ -90,11 +90,9 @@ const REGISTRATION_COLUMNS: [(&str, &str); 5] = [
     ("agent_identity_id", "agentIdentityId"),
 ];
 
-const AUDIT_COLUMNS: [(&str, &str); 3] = [
-    ("category", "category"),
-    ("activity", "activityDisplayName"),
-    ("correlation_id", "correlationId"),
-];
+/// None: an audit record's filters read its document (an index more would
+/// cost every write).
+const AUDIT_COLUMNS: [(&str, &str); 0] = [];
 
 const PACKAGE_COLUMNS: [(&str, &str); 3] = [
     ("display_name", "displayName"),
@@ -179,13 +177,15 @@ pub(super) trait Rows: Reads {
     /// What the write has changed so far, written to the change log and the
     /// audit log when it is done ([`record_changes`]).
     fn changes(&mut self) -> &mut Vec<Change>;
-    /// Appends an entity's change to the change log (what delta queries read).
+    /// Appends an entity's change, made at `at`, to the change log (what
+    /// delta queries read).
     async fn log_change(
         &mut self,
         tenant: &str,
         table: Entity,
         id: &str,
         removed: bool,
+        at: &str,
     ) -> Result<(), Self::Error>;
     /// The row, held until the transaction ends (PostgreSQL locks it).
     async fn row(
@@ -221,8 +221,9 @@ pub(super) trait Rows: Reads {
         column: &'static str,
         value: &str,
     ) -> Result<Option<String>, Self::Error>;
-    /// Deletes the audit records (of every tenant) made before `before`.
-    async fn prune_audit_log(&mut self, before: &str) -> Result<(), Self::Error>;
+    /// Deletes the audit records and change log rows (of every tenant)
+    /// made before `before`.
+    async fn prune(&mut self, before: &str) -> Result<(), Self::Error>;
     /// Deletes the row; false when there was none.
     async fn delete(&mut self, table: Entity, tenant: &str, id: &str) -> Result<bool, Self::Error>;
     /// Deletes what hangs off a deleted row: side-table rows, memberships.
@@ -867,18 +868,19 @@ pub(super) async fn apply<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::
     r.changes().clear();
     let written = carry_out(r, op).await?;
     let (now, initiator) = op.made();
-    record_changes(r, op.tenant(), now, initiator).await?;
+    record_changes(r, op.tenant(), now, initiator, true).await?;
     Ok(written)
 }
 
 /// Writes the changes recorded since the last call: a change log row for
 /// each entity changed (not for memberships, which no entity's properties
-/// hold) and an audit record for each.
+/// hold) and, when `audit`, an audit record for each.
 pub(super) async fn record_changes<R: Rows>(
     r: &mut R,
     tenant: &str,
     now: &str,
     initiator: Option<&Initiator>,
+    audit: bool,
 ) -> Result<(), R::Error> {
     let changes = std::mem::take(r.changes());
     for change in &changes {
@@ -888,10 +890,13 @@ pub(super) async fn record_changes<R: Rows>(
                 change.kind,
                 &change.id,
                 change.action == Action::Delete,
+                now,
             )
             .await?;
         }
-        record_event(r, tenant, now, initiator, &change.event()).await?;
+        if audit {
+            record_event(r, tenant, now, initiator, &change.event()).await?;
+        }
     }
     Ok(())
 }
@@ -1022,7 +1027,7 @@ async fn carry_out<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::Error> 
             Done
         }
         Write::PruneAuditLog { before } => {
-            r.prune_audit_log(before).await?;
+            r.prune(before).await?;
             Done
         }
     })

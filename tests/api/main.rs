@@ -9,6 +9,7 @@ mod consistency;
 mod control;
 mod conventions;
 mod copilot;
+mod delta;
 mod durability;
 mod etags;
 mod examples;

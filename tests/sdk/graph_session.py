@@ -538,6 +538,30 @@ async def teardown(reg, card_id, other_id, plain_id):
     assert await team.delete() is None
 
 
+async def delta(reg):
+    """A delta query through the SDK's with_url: a first round, then the changes since."""
+    instances = reg.agent_instances
+
+    async def follow(url):
+        seen = []
+        while True:
+            page = await instances.with_url(url).get()
+            seen.extend(page.value)
+            links = page.additional_data
+            if page.odata_next_link:
+                url = page.odata_next_link
+            else:
+                return seen, links["@odata.deltaLink"]
+
+    first, link = await follow(ORIGIN + "/beta/agentRegistry/agentInstances/delta?$select=id,displayName")
+    assert all(isinstance(i, AgentInstance) for i in first), first
+    created = await instances.post(AgentInstance(id="SDK delta agent", display_name="Delta", owner_ids=["o1"]))
+    await instances.by_agent_instance_id(created.id).delete()
+    changes, _ = await follow(link)
+    assert [(c.id, c.additional_data.get("@removed")) for c in changes] == [
+        ("SDK delta agent", {"reason": "deleted"})], changes
+
+
 async def audit_log(client):
     """The session's own writes, read back from /auditLogs/directoryAudits."""
     from msgraph_beta.generated.audit_logs.directory_audits.directory_audits_request_builder import (
@@ -581,6 +605,7 @@ async def main():
     await paging(reg, adapter)
     await batching(reg, adapter, card_id)
     await teardown(reg, card_id, other_id, plain_id)
+    await delta(reg)
     await audit_log(client)
     print(f"msgraph-beta-sdk: every /agentRegistry and audit log operation answered as expected ({time.monotonic() - started:.1f}s)")
 

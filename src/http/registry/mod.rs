@@ -11,9 +11,11 @@
 //! - [`registrations`]: `/beta/copilot/agentRegistrations`, the Agent 365 successor.
 //! - [`packages`]: `/copilot/admin/catalog/packages`, the Agent 365 package catalog.
 //! - [`audits`]: `/auditLogs/directoryAudits`, the audit log the store writes.
+//! - [`delta`]: `…/delta` on the entity sets, read from the change log.
 
 mod audits;
 mod collections;
+mod delta;
 mod instances;
 mod manifests;
 mod packages;
@@ -104,6 +106,10 @@ pub fn handler(op: Registry, method: MethodFilter) -> MethodRouter<AppState> {
         R::GetRegistration => on(method, get_one::<Registrations>),
         R::UpdateRegistration => on(method, r::update),
         R::DeleteRegistration => on(method, remove::<Registrations>),
+        R::InstancesDelta => on(method, delta::delta::<Instances>),
+        R::ManifestsDelta => on(method, delta::delta::<Manifests>),
+        R::CollectionsDelta => on(method, delta::delta::<Collections>),
+        R::RegistrationsDelta => on(method, delta::delta::<Registrations>),
         R::ListAudits => on(method, list::<Audits>),
         R::CountAudits => on(method, count::<Audits>),
         R::GetAudit => on(method, get_one::<Audits>),
@@ -381,6 +387,7 @@ fn count_criteria(
         ("$top", o.top.is_some()),
         ("$skip", o.skip.is_some()),
         ("$skiptoken", o.skiptoken.is_some()),
+        ("$deltatoken", o.deltatoken.is_some()),
         ("$count", o.count),
         ("$orderby", !o.orderby.is_empty()),
         ("$select", o.select.is_some()),

@@ -11,6 +11,7 @@
 //!   fail fast with [`StoreError::Unavailable`], and broken connections are
 //!   replaced once it is back, without restarting Agentry.
 
+mod changes;
 mod migrate;
 mod policies;
 mod query;
@@ -398,9 +399,12 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         &mut self.1
     }
 
-    async fn prune_audit_log(&mut self, before: &str) -> Step<()> {
-        let stmt = self.0.prepare_cached(statements::PRUNE_AUDIT_LOG).await?;
-        self.0.execute(&stmt, &[&before]).await?;
+    async fn prune(&mut self, before: &str) -> Step<()> {
+        const PRUNE_AUDITS: &str = "DELETE FROM directory_audits WHERE created_at < $1";
+        for sql in [statements::PRUNE_CHANGE_LOG, PRUNE_AUDITS] {
+            let stmt = self.0.prepare_cached(sql).await?;
+            self.0.execute(&stmt, &[&before]).await?;
+        }
         Ok(())
     }
 
@@ -410,10 +414,14 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         table: Entity,
         id: &str,
         removed: bool,
+        at: &str,
     ) -> Step<()> {
         let stmt = self.0.prepare_cached(statements::LOG_CHANGE).await?;
         self.0
-            .execute(&stmt, &[&tenant, &table.ty().entity_set, &id, &removed])
+            .execute(
+                &stmt,
+                &[&tenant, &table.ty().entity_set, &id, &removed, &at],
+            )
             .await?;
         Ok(())
     }
@@ -880,6 +888,23 @@ impl engine::Backend for PgStore {
 
     fn clock(&self) -> &crate::clock::SharedClock {
         &self.clock
+    }
+
+    async fn change_position(&self, _tenant: &str) -> Result<String, StoreError> {
+        read!(self, |c| changes::position(&c).await?)
+    }
+
+    async fn changes(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        window: &super::ChangeWindow,
+        limit: usize,
+    ) -> Result<Vec<super::LoggedChange>, StoreError> {
+        snapshot!(self, |tx| changes::changes(
+            &tx, kind, tenant, window, limit
+        )
+        .await?)
     }
 }
 

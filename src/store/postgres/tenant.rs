@@ -14,7 +14,7 @@ impl<C: GenericClient + Sync> TenantRows for PgRows<'_, C> {
                 .execute(&statements::clear(table), &[&tenant])
                 .await?;
         }
-        Ok(())
+        super::changes::clear(self.0, tenant).await
     }
 
     async fn documents(

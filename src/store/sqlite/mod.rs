@@ -10,6 +10,7 @@
 //!   which the writer keeps in step: it is the database's only writer.
 
 mod cache;
+mod changes;
 mod durability;
 mod policies;
 mod query;
@@ -403,12 +404,19 @@ impl write::Rows for SqliteRows<'_> {
         &mut self.1
     }
 
-    async fn prune_audit_log(&mut self, before: &str) -> Result<(), StoreError> {
-        self.0
-            .prepare_cached(statements::PRUNE_AUDIT_LOG)
-            .and_then(|mut s| s.execute(params![before]))
-            .map(drop)
-            .map_err(sql_error)
+    async fn prune(&mut self, before: &str) -> Result<(), StoreError> {
+        // Records are appended in time order: the ones below the first made
+        // since `before`, by rowid, without an index on the time.
+        const PRUNE_AUDITS: &str = "DELETE FROM directory_audits WHERE rowid < COALESCE(
+            (SELECT rowid FROM directory_audits WHERE created_at >= $1 ORDER BY rowid LIMIT 1),
+            (SELECT MAX(rowid) + 1 FROM directory_audits))";
+        for sql in [statements::PRUNE_CHANGE_LOG, PRUNE_AUDITS] {
+            self.0
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![before]))
+                .map_err(sql_error)?;
+        }
+        Ok(())
     }
 
     async fn log_change(
@@ -417,10 +425,11 @@ impl write::Rows for SqliteRows<'_> {
         table: Entity,
         id: &str,
         removed: bool,
+        at: &str,
     ) -> Result<(), StoreError> {
         self.0
             .prepare_cached(statements::LOG_CHANGE)
-            .and_then(|mut s| s.execute(params![tenant, table.ty().entity_set, id, removed]))
+            .and_then(|mut s| s.execute(params![tenant, table.ty().entity_set, id, removed, at]))
             .map(drop)
             .map_err(sql_error)
     }
@@ -856,6 +865,20 @@ impl engine::Backend for SqliteStore {
 
     fn clock(&self) -> &crate::clock::SharedClock {
         &self.clock
+    }
+
+    async fn change_position(&self, _tenant: &str) -> Result<String, StoreError> {
+        self.read(changes::position)
+    }
+
+    async fn changes(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        window: &super::ChangeWindow,
+        limit: usize,
+    ) -> Result<Vec<super::LoggedChange>, StoreError> {
+        self.read(|conn| changes::changes(conn, kind, tenant, window, limit))
     }
 }
 

@@ -16,7 +16,7 @@ impl TenantRows for SqliteRows<'_> {
                 .and_then(|mut s| s.execute(params![tenant]))
                 .map_err(sql_error)?;
         }
-        Ok(())
+        super::changes::clear(self.0, tenant)
     }
 
     async fn documents(
