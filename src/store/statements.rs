@@ -152,10 +152,11 @@ pub(super) const LOG_CHANGE: &str =
 
 /// Deletes the change log rows made before `$1`: those below the first one
 /// made since, in sequence order, which is the order they were made (found
-/// without an index on the time).
+/// without an index on the time). The newest row always stays: SQLite
+/// would give its sequence number out again.
 pub(super) const PRUNE_CHANGE_LOG: &str = "DELETE FROM change_log WHERE seq < COALESCE(
        (SELECT seq FROM change_log WHERE at >= $1 ORDER BY seq LIMIT 1),
-       (SELECT MAX(seq) + 1 FROM change_log))";
+       (SELECT MAX(seq) FROM change_log))";
 
 /// Empties table `table` of tenant `$1`.
 pub(super) fn clear(table: &str) -> String {

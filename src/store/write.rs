@@ -221,6 +221,14 @@ pub(super) trait Rows: Reads {
         column: &'static str,
         value: &str,
     ) -> Result<Option<String>, Self::Error>;
+    /// Appends an audit record (`doc`, its JSON text) made at `at`.
+    async fn insert_audit(
+        &mut self,
+        tenant: &str,
+        id: &str,
+        at: &str,
+        doc: &str,
+    ) -> Result<(), Self::Error>;
     /// Deletes the audit records and change log rows (of every tenant)
     /// made before `before`.
     async fn prune(&mut self, before: &str) -> Result<(), Self::Error>;
@@ -911,14 +919,9 @@ pub(super) async fn record_event<R: Rows>(
     event: &Event,
 ) -> Result<(), R::Error> {
     let service = Initiator::default();
-    let doc = audit_document(
-        &crate::domain::new_id(),
-        now,
-        event,
-        initiator.unwrap_or(&service),
-    );
-    r.insert(Entity::Audit, tenant, &doc, None, false).await?;
-    Ok(())
+    let id = crate::domain::new_id();
+    let doc = audit_document(&id, now, event, initiator.unwrap_or(&service));
+    r.insert_audit(tenant, &id, now, &doc).await
 }
 
 async fn carry_out<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::Error> {

@@ -84,11 +84,10 @@ pub(super) async fn changes(
         .collect()
 }
 
-/// Starts a tenant's log afresh (a reset, a restored snapshot): its rows
-/// go, and every snapshot that does not see this transaction is expired.
+/// Starts a tenant's log afresh (a reset, a restored snapshot): every
+/// snapshot that does not see this transaction is expired (the older rows
+/// stay until pruned; no round reads them again).
 pub(super) async fn clear(c: &impl GenericClient, tenant: &str) -> Step<()> {
-    c.execute("DELETE FROM change_log WHERE tenant_id = $1", &[&tenant])
-        .await?;
     c.execute(
         "INSERT INTO change_log_horizon (tenant_id, txid)
          VALUES ($1, pg_current_xact_id()::text::bigint)

@@ -399,6 +399,15 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         &mut self.1
     }
 
+    async fn insert_audit(&mut self, tenant: &str, id: &str, at: &str, doc: &str) -> Step<()> {
+        const INSERT: &str = "INSERT INTO directory_audits
+            (tenant_id, id, created_at, modified_at, version, doc)
+            VALUES ($1, $2, $3, $3, 1, $4::text::json)";
+        let stmt = self.0.prepare_cached(INSERT).await?;
+        self.0.execute(&stmt, &[&tenant, &id, &at, &doc]).await?;
+        Ok(())
+    }
+
     async fn prune(&mut self, before: &str) -> Step<()> {
         const PRUNE_AUDITS: &str = "DELETE FROM directory_audits WHERE created_at < $1";
         for sql in [statements::PRUNE_CHANGE_LOG, PRUNE_AUDITS] {

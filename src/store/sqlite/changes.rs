@@ -1,18 +1,17 @@
 //! The change log in SQLite. One writer commits the log's rows in sequence
-//! order, so a position is a sequence number: the highest one given out
-//! (`sqlite_sequence`, which pruning leaves alone).
+//! order, so a position is a sequence number: the highest one given out.
+//! Rows are only ever deleted by pruning, which keeps the newest, so that
+//! number never goes back.
 
 use super::sql_error;
 use crate::store::{ChangeWindow, Entity, LoggedChange, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub(super) fn position(conn: &Connection) -> Result<String, StoreError> {
-    conn.prepare_cached(
-        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'change_log'), 0)",
-    )
-    .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-    .map(|seq| seq.to_string())
-    .map_err(sql_error)
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM change_log")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .map(|seq| seq.to_string())
+        .map_err(sql_error)
 }
 
 fn parse(position: &str) -> Result<i64, StoreError> {
@@ -62,12 +61,10 @@ pub(super) fn changes(
     rows.collect::<Result<_, _>>().map_err(sql_error)
 }
 
-/// Starts a tenant's log afresh (a reset, a restored snapshot): its rows go,
-/// and its horizon moves past every position given out so far.
+/// Starts a tenant's log afresh (a reset, a restored snapshot): its horizon
+/// moves past every position given out so far (its older rows stay until
+/// pruned; no round reads them again).
 pub(super) fn clear(conn: &Connection, tenant: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM change_log WHERE tenant_id = ?1")
-        .and_then(|mut s| s.execute(params![tenant]))
-        .map_err(sql_error)?;
     // A row of no entity takes the next sequence number: the horizon.
     conn.prepare_cached(
         "INSERT INTO change_log (tenant_id, entity, id, removed, at) VALUES (?1, '', '', 1, '')",

@@ -404,6 +404,22 @@ impl write::Rows for SqliteRows<'_> {
         &mut self.1
     }
 
+    async fn insert_audit(
+        &mut self,
+        tenant: &str,
+        id: &str,
+        at: &str,
+        doc: &str,
+    ) -> Result<(), StoreError> {
+        const INSERT: &str = "INSERT INTO directory_audits
+            (tenant_id, id, created_at, modified_at, version, doc) VALUES (?1, ?2, ?3, ?3, 1, ?4)";
+        self.0
+            .prepare_cached(INSERT)
+            .and_then(|mut s| s.execute(params![tenant, id, at, doc]))
+            .map(drop)
+            .map_err(sql_error)
+    }
+
     async fn prune(&mut self, before: &str) -> Result<(), StoreError> {
         // Records are appended in time order: the ones below the first made
         // since `before`, by rowid, without an index on the time.

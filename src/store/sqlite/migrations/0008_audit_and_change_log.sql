@@ -16,9 +16,11 @@ CREATE INDEX directory_audits_by_created_at ON directory_audits (tenant_id, crea
 
 -- Every change of an entity, in commit order (one writer): what delta
 -- queries read. `entity` is the entity set (`agentInstances`), `removed` 1
--- for a delete, `at` when (pruned with the audit log's retention).
+-- for a delete, `at` when (pruned with the audit log's retention, which
+-- always keeps the newest row, so a sequence number is never given twice
+-- without AUTOINCREMENT's extra table).
 CREATE TABLE change_log (
-    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq       INTEGER PRIMARY KEY,
     tenant_id TEXT    NOT NULL,
     entity    TEXT    NOT NULL,
     id        TEXT    NOT NULL,
