@@ -112,6 +112,7 @@ impl Application {
             journal: config.journal,
             cors_origins: config.cors_origins.clone(),
             change_retention_days: config.audit_retention_days,
+            card_validation: config.card_validation,
         };
         let external = match &config.oidc {
             Some(oidc) => Some(crate::auth::oidc::OidcIssuer::new(oidc.clone()).await?),

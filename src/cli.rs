@@ -57,6 +57,25 @@ enum Command {
     Registry(RegistryCommand),
     /// Exit 0 when a server answers 200 on /healthz (for container health checks).
     Healthcheck(HealthcheckArgs),
+    /// Work on A2A agent cards.
+    #[command(subcommand)]
+    Card(CardCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CardCommand {
+    /// Check an agent card against the A2A version it is written in (0.3 or 1.0):
+    /// prints each problem as a JSON pointer and a message; exits 1 when there is one.
+    Validate(CardValidateArgs),
+}
+
+#[derive(Debug, Args)]
+struct CardValidateArgs {
+    /// The card, a JSON file (`-` reads standard input).
+    file: PathBuf,
+    /// Also print the card in the v1.0 shape (a v0.3 card converted).
+    #[arg(long)]
+    to_v1: bool,
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +247,10 @@ struct ServeArgs {
     /// Days the audit log keeps a record; older ones are pruned in the background [default: 30].
     #[arg(long, env = "AGENTRY_AUDIT_RETENTION_DAYS")]
     audit_retention_days: Option<u32>,
+    /// Check the A2A cards of agent registrations: off (kept as sent), warn (kept, problems
+    /// reported as @agentry.cardValidation) or require (an invalid card is refused) [default: off].
+    #[arg(long, env = "AGENTRY_CARD_VALIDATION")]
+    card_validation: Option<crate::domain::a2a::ValidationMode>,
     /// Also accept tokens of this OpenID Connect issuer (`{tenantid}` matches the token's tid).
     #[arg(long, env = "AGENTRY_OIDC_ISSUER", requires = "oidc_jwks")]
     oidc_issuer: Option<String>,
@@ -336,6 +359,7 @@ pub fn run() -> anyhow::Result<()> {
                 tls_self_signed: args.tls_self_signed,
                 builtin_tokens: args.builtin_tokens,
                 audit_retention_days: args.audit_retention_days,
+                card_validation: args.card_validation,
                 scoped_roles: args.scoped_roles,
                 oidc_issuer: args.oidc_issuer,
                 oidc_audiences: args.oidc_audiences.as_deref().map(|a| list(Some(a), &[])),
@@ -504,6 +528,7 @@ pub fn run() -> anyhow::Result<()> {
             })
         }
         Command::Healthcheck(args) => healthcheck(&args.addr),
+        Command::Card(CardCommand::Validate(args)) => validate_card(&args),
         Command::Keys(KeysCommand::Rotate) => {
             let kid = KeyRing::rotate_dir(&keys_dir(cli.data_dir, cli.keys_dir, &file))?;
             println!(
@@ -668,6 +693,45 @@ fn keys_dir(data_dir: Option<PathBuf>, keys_dir: Option<PathBuf>, file: &FileCon
 
 /// `GET /healthz` over plain HTTP/1.1, with std alone (a container image
 /// has no curl): Ok when the answer is 200.
+fn validate_card(args: &CardValidateArgs) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut text = String::new();
+    if args.file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
+    }
+    let card: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", args.file.display()))?;
+    let report = crate::domain::a2a::validate(&card);
+    let version = report.version.map_or("unknown", |v| v.as_str());
+    for p in &report.problems {
+        let at = if p.pointer.is_empty() {
+            "(card)"
+        } else {
+            &p.pointer
+        };
+        println!("{at}: {}", p.message);
+    }
+    if args.to_v1 {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::domain::a2a::to_v1(&card))?
+        );
+    }
+    if report.is_valid() {
+        eprintln!("a valid A2A {version} agent card");
+        Ok(())
+    } else {
+        eprintln!(
+            "{} problem(s) in this A2A {version} agent card",
+            report.problems.len()
+        );
+        std::process::exit(1)
+    }
+}
+
 fn healthcheck(addr: &str) -> anyhow::Result<()> {
     use std::io::Read;
     use std::net::ToSocketAddrs;

@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Days the audit log keeps a record; older ones are pruned in the background.
     pub audit_retention_days: u32,
+    /// How the A2A cards of registrations are checked (off, warn, require).
+    pub card_validation: crate::domain::a2a::ValidationMode,
 }
 
 /// Days an audit record is kept unless configured otherwise.
@@ -91,6 +93,7 @@ impl ServerConfig {
             connections: ConnectionSettings::default(),
             cors_origins: Vec::new(),
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
+            card_validation: Default::default(),
         }
     }
 }
@@ -124,6 +127,7 @@ pub struct FileConfig {
     pub tls_self_signed: Option<bool>,
     pub builtin_tokens: Option<bool>,
     pub audit_retention_days: Option<u32>,
+    pub card_validation: Option<crate::domain::a2a::ValidationMode>,
     pub oidc: Option<FileOidc>,
     /// Role name → template id.
     #[serde(default)]
@@ -264,6 +268,7 @@ pub struct Overrides {
     pub tls_self_signed: Option<bool>,
     pub builtin_tokens: Option<bool>,
     pub audit_retention_days: Option<u32>,
+    pub card_validation: Option<crate::domain::a2a::ValidationMode>,
     /// `NAME=ID` pairs.
     pub scoped_roles: Vec<String>,
     pub oidc_issuer: Option<String>,
@@ -380,6 +385,10 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
             .or(file.audit_retention_days)
             .filter(|d| *d > 0)
             .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS),
+        card_validation: over
+            .card_validation
+            .or(file.card_validation)
+            .unwrap_or_default(),
         copilot: CopilotRules {
             max_group_policies: over
                 .copilot_max_group_policies
@@ -474,6 +483,7 @@ mod tests {
             tls_self_signed,
             builtin_tokens,
             audit_retention_days,
+            card_validation,
             oidc,
             scoped_roles,
             copilot,
@@ -497,6 +507,7 @@ mod tests {
             tls_self_signed.is_some(),
             builtin_tokens.is_some(),
             audit_retention_days.is_some(),
+            card_validation.is_some(),
             oidc.is_some(),
             !scoped_roles.is_empty(),
             !cors_origins.is_empty(),

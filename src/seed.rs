@@ -325,6 +325,7 @@ pub fn parse_tenant(
                     if_match: None,
                     scope: Default::default(),
                     initiator: None,
+                    card_validation: Default::default(),
                 };
                 unique(&mut seen, "m", &id, &item)?;
                 let doc = new_document(&AGENT_CARD_MANIFEST, &id, &nested.props, &ctx);
@@ -392,6 +393,7 @@ pub fn parse_tenant(
         if_match: None,
         scope: Default::default(),
         initiator: None,
+        card_validation: Default::default(),
     };
     for (i, body) in seed.copilot.policies.iter().enumerate() {
         let item = format!("copilot.policies[{i}]");
@@ -485,6 +487,7 @@ fn entity(
         if_match: None,
         scope: Default::default(),
         initiator: None,
+        card_validation: Default::default(),
     };
     let mut doc = new_document(ty, &id, &write.props, &ctx);
     if let Some(m) = modified {

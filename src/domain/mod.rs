@@ -3,6 +3,7 @@
 //! collections are reserved. The Copilot admin settings model lives in
 //! [`copilot`]. Pure functions over JSON documents; no I/O.
 
+pub mod a2a;
 pub mod apps;
 pub mod audit;
 pub mod copilot;
@@ -128,6 +129,12 @@ pub enum DomainError {
     /// A Copilot settings rule refused the request.
     #[error(transparent)]
     Copilot(#[from] copilot::CopilotError),
+    /// The tenant requires valid A2A cards and this one is not (every problem listed).
+    #[error("the agent card is not a valid A2A {version} card ({} problem(s))", problems.len())]
+    InvalidAgentCard {
+        version: &'static str,
+        problems: Vec<a2a::Problem>,
+    },
 }
 
 /// Refuses a registration document that names neither owners nor a
@@ -237,6 +244,7 @@ pub fn reserved_collection_document(
         if_match: None,
         scope: Default::default(),
         initiator: None,
+        card_validation: Default::default(),
     };
     new_document(&schema::AGENT_COLLECTION, c.id, &props, &ctx)
 }

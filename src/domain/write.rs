@@ -22,6 +22,8 @@ pub struct WriteContext {
     pub scope: Scope,
     /// Who makes the write, for the audit log; `None`: the service itself.
     pub initiator: Option<std::sync::Arc<super::audit::Initiator>>,
+    /// How the A2A cards the write stores are checked.
+    pub card_validation: super::a2a::ValidationMode,
 }
 
 /// Which objects a write may touch. A caller let in by a `*.ManagedBy`
@@ -461,6 +463,7 @@ mod tests {
             if_match: None,
             scope: Default::default(),
             initiator: None,
+            card_validation: Default::default(),
         }
     }
 
@@ -703,6 +706,7 @@ mod tests {
             if_match: None,
             scope: Default::default(),
             initiator: None,
+            card_validation: Default::default(),
         };
         let patch = parse_write(&AGENT_INSTANCE, json!({"ownerIds": ["q"]}), false).unwrap();
         apply_patch(&mut doc, &patch.props, &later);

@@ -196,6 +196,7 @@ async fn audit_refusal(
     let ctx = crate::domain::WriteContext {
         now: app.now(),
         initiator: Some(super::request::initiator_of(caller, Some(meta))),
+        card_validation: Default::default(),
         ..Default::default()
     };
     if let Err(e) = app

@@ -58,6 +58,7 @@ fn write_context(app: &AppState, caller: &Principal) -> WriteContext {
         if_match: None,
         scope: Default::default(),
         initiator: Some(super::request::initiator(caller)),
+        card_validation: Default::default(),
     }
 }
 

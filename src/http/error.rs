@@ -140,6 +140,8 @@ pub struct ErrorReport {
     pub inner_code: Option<&'static str>,
     /// For logs only: never sent to the client.
     pub detail: Option<String>,
+    /// `error.details`: (code, message, target) of each part of the problem.
+    pub details: Vec<(&'static str, String, String)>,
 }
 
 fn report(status: StatusCode, code: &'static str, message: impl Into<String>) -> ErrorReport {
@@ -149,6 +151,7 @@ fn report(status: StatusCode, code: &'static str, message: impl Into<String>) ->
         message: message.into(),
         inner_code: None,
         detail: None,
+        details: Vec::new(),
     }
 }
 
@@ -412,6 +415,19 @@ fn domain_report(e: &DomainError) -> ErrorReport {
             report(S::BAD_REQUEST, "ValidationError", sentence(e.to_string()))
         }
         DomainError::Copilot(c) => copilot_report(c),
+        DomainError::InvalidAgentCard { problems, .. } => ErrorReport {
+            details: problems
+                .iter()
+                .map(|p| {
+                    (
+                        "invalidAgentCard",
+                        p.message.clone(),
+                        format!("agentCard{}", p.pointer),
+                    )
+                })
+                .collect(),
+            ..report(S::BAD_REQUEST, "ValidationError", sentence(e.to_string()))
+        },
         DomainError::NotManagedByCaller => ApiError::Denied(Denied::NotManagedByCaller).report(),
         DomainError::ManagedByAnotherApp => {
             report(S::FAILED_DEPENDENCY, "FailedDependency", e.to_string())
@@ -570,14 +586,21 @@ pub fn envelope(
         "client-request-id".into(),
         client_request_id.unwrap_or(request_id).into(),
     );
-    serde_json::json!({
-        "error": {
-            "code": report.code,
-            "message": report.message,
-            "innerError": inner,
-        }
-    })
-    .to_string()
+    let mut error = serde_json::json!({
+        "code": report.code,
+        "message": report.message,
+        "innerError": inner,
+    });
+    if !report.details.is_empty() {
+        error["details"] = report
+            .details
+            .iter()
+            .map(|(code, message, target)| {
+                serde_json::json!({"code": code, "message": message, "target": target})
+            })
+            .collect();
+    }
+    serde_json::json!({ "error": error }).to_string()
 }
 
 /// Domain messages are fragments; the envelope wants sentences.

@@ -73,6 +73,7 @@ struct Inner {
     metrics: metrics::Metrics,
     cors_origins: Vec<String>,
     change_retention_days: u32,
+    card_validation: crate::domain::a2a::ValidationMode,
 }
 
 /// Settings of the HTTP layer.
@@ -91,6 +92,8 @@ pub struct HttpSettings {
     /// Days the audit log and the change log keep their rows (a delta
     /// token older than this has expired).
     pub change_retention_days: u32,
+    /// How the A2A cards of writes are checked.
+    pub card_validation: crate::domain::a2a::ValidationMode,
 }
 
 impl AppState {
@@ -119,6 +122,7 @@ impl AppState {
                 metrics: metrics::Metrics::default(),
                 cors_origins: settings.cors_origins,
                 change_retention_days: settings.change_retention_days,
+                card_validation: settings.card_validation,
             }),
         }
     }
@@ -129,6 +133,11 @@ impl AppState {
 
     pub fn keys(&self) -> &KeyRing {
         &self.inner.keys
+    }
+
+    /// How the A2A cards of writes are checked (`card_validation`).
+    pub fn card_validation(&self) -> crate::domain::a2a::ValidationMode {
+        self.inner.card_validation
     }
 
     /// Days the change log keeps its rows: the lifetime of a delta token.

@@ -557,6 +557,10 @@ pub(super) async fn update_plain<R: Rows>(
     let mut row = row_to_write(r, table, tenant, id, ctx).await?;
     apply_patch(&mut row.doc, props, ctx);
     if table == Entity::Registration {
+        if props.contains_key("agentCard") {
+            crate::domain::a2a::check_registration_card(&mut row.doc, ctx.card_validation)
+                .map_err(StoreError::from)?;
+        }
         ensure_registration_owner(&row.doc).map_err(StoreError::from)?;
         ensure_source_agent_free(r, tenant, id, &row.doc).await?;
     }
@@ -572,7 +576,9 @@ pub(super) async fn create_registration<R: Rows>(
     write: &EntityWrite,
     ctx: &WriteContext,
 ) -> Result<Stored, R::Error> {
-    let doc = new_document(&AGENT_REGISTRATION, id, &write.props, ctx);
+    let mut doc = new_document(&AGENT_REGISTRATION, id, &write.props, ctx);
+    crate::domain::a2a::check_registration_card(&mut doc, ctx.card_validation)
+        .map_err(StoreError::from)?;
     ensure_registration_owner(&doc).map_err(StoreError::from)?;
     ensure_source_agent_free(r, tenant, id, &doc).await?;
     insert_new(r, Entity::Registration, tenant, &doc, None).await

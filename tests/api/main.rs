@@ -1,6 +1,7 @@
 //! HTTP tests against a real server on a loopback port, plus the storage
 //! conformance suite. One test binary keeps linking fast.
 
+mod a2a;
 mod audit;
 mod batch;
 mod collections;

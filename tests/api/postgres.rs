@@ -230,6 +230,7 @@ fn write_ctx() -> agentry::domain::WriteContext {
         if_match: None,
         scope: Default::default(),
         initiator: None,
+        card_validation: Default::default(),
     }
 }
 

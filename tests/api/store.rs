@@ -39,6 +39,7 @@ fn ctx(now: &str) -> WriteContext {
         if_match: None,
         scope: Default::default(),
         initiator: None,
+        card_validation: Default::default(),
     }
 }
 

@@ -228,6 +228,7 @@ pub fn parse_new_policy(
             if_match: None,
             scope: Default::default(),
             initiator: None,
+            card_validation: Default::default(),
         },
     );
     policy.validate(strict)?;
@@ -366,6 +367,7 @@ mod tests {
             if_match: None,
             scope: Default::default(),
             initiator: None,
+            card_validation: Default::default(),
         }
     }
 
@@ -519,6 +521,7 @@ mod tests {
             if_match: None,
             scope: Default::default(),
             initiator: None,
+            card_validation: Default::default(),
         };
         p.apply(&patch, &later);
         p.validate(false).unwrap();

@@ -263,6 +263,7 @@ mod tests {
             if_match: None,
             scope: Default::default(),
             initiator: None,
+            card_validation: Default::default(),
         }
     }
 

@@ -125,6 +125,7 @@ fn write_context(app: &AppState, caller: &Principal, grant: &Grant) -> WriteCont
         if_match: None,
         scope: grant.scope(),
         initiator: Some(crate::http::request::initiator(caller)),
+        card_validation: app.card_validation(),
     }
 }
 

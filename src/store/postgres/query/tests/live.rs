@@ -468,6 +468,7 @@ fn context(r: &mut Lcg) -> WriteContext {
         if_match: None,
         scope: Default::default(),
         initiator: None,
+        card_validation: Default::default(),
     }
 }
 

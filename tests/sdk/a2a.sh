@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# A2A's official Python SDK (`a2a-sdk`, both lines, pinned, into virtualenvs
+# under target/) re-judges the card corpus of tests/a2a and fails when its
+# verdicts differ from tests/a2a/expected.json, against which the Rust
+# validator's unit test checks its own. CI runs this.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$here/../.."
+for line in "0.3 a2a-sdk==0.3.26 pydantic==2.14.4" "1.0 a2a-sdk==1.3.0 protobuf==7.36.2"; do
+  read -r version pins <<< "$line"
+  venv="$root/target/a2a-$version-venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  if [ "$(cat "$venv/pins" 2>/dev/null)" != "$pins" ]; then
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $pins
+    echo "$pins" > "$venv/pins"
+  fi
+  "$venv/bin/python" "$root/tests/a2a/check_cards.py" --version "$version"
+done
