@@ -89,17 +89,7 @@ impl Change {
         before: &Map<String, Value>,
         after: &Map<String, Value>,
     ) -> Change {
-        let mut modified: Vec<_> = after
-            .iter()
-            .filter(|(k, v)| !is_bookkeeping(k) && before.get(*k) != Some(*v))
-            .map(|(k, v)| (k.clone(), before.get(k).cloned(), Some(v.clone())))
-            .collect();
-        modified.extend(
-            before
-                .iter()
-                .filter(|(k, _)| !is_bookkeeping(k) && !after.contains_key(*k))
-                .map(|(k, v)| (k.clone(), Some(v.clone()), None)),
-        );
+        let modified = differences(before, after);
         Change {
             kind,
             id: text(after, "id"),

@@ -235,16 +235,7 @@ async fn an_audit_record_is_read_by_id_and_pages_follow_next_links() {
         "{AUDITS}?$filter=category eq 'AgentRegistry'&$top=2"
     ));
     loop {
-        let page: Value = s
-            .client
-            .get(&url)
-            .bearer_auth(s.token())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = s.get_json_at(&url).await;
         for r in page["value"].as_array().unwrap() {
             seen.push(r["id"].clone());
         }

@@ -15,15 +15,7 @@ async fn round(s: &TestServer, url: &str) -> (Vec<Value>, String) {
     let mut items = Vec::new();
     let mut url = url.to_owned();
     loop {
-        let r = s
-            .client
-            .get(&url)
-            .bearer_auth(s.token())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "{url}");
-        let page: Value = r.json().await.unwrap();
+        let page = s.get_json_at(&url).await;
         items.extend(page["value"].as_array().unwrap().iter().cloned());
         match (
             page["@odata.nextLink"].as_str(),

@@ -173,6 +173,19 @@ impl TestServer {
         self.req(Method::GET, path).send().await.expect("request")
     }
 
+    /// GETs an absolute URL (a next link, a delta link) with a valid token; asserts 200.
+    pub async fn get_json_at(&self, url: &str) -> Value {
+        let r = self
+            .client
+            .get(url)
+            .bearer_auth(self.token())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::OK, "GET {url}");
+        r.json().await.expect("json")
+    }
+
     pub async fn get_json(&self, path: &str) -> Value {
         let r = self.get(path).await;
         assert_eq!(r.status(), StatusCode::OK, "GET {path}");
