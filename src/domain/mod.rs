@@ -11,6 +11,7 @@ pub mod csdl;
 pub mod migration;
 pub mod packages;
 pub mod schema;
+pub mod subscriptions;
 mod write;
 
 pub use write::{

@@ -133,3 +133,8 @@ pub fn date_time_offset(t: time::OffsetDateTime) -> String {
         .format(FORMAT)
         .expect("a UTC time always formats")
 }
+
+/// Reads an `Edm.DateTimeOffset` (RFC 3339, any offset).
+pub fn parse_date_time_offset(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}

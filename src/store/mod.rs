@@ -83,7 +83,7 @@ pub struct ChangeWindow {
 pub struct LoggedChange {
     pub seq: i64,
     pub id: String,
-    pub removed: bool,
+    pub change: crate::domain::subscriptions::ChangeType,
 }
 
 impl From<CopilotError> for StoreError {
@@ -652,6 +652,76 @@ pub trait CopilotStore: Send + Sync {
     ) -> Result<Map<String, Value>, StoreError>;
 }
 
+/// Where a subscription's delivery stands in its tenant's change log (its
+/// outbox): the changes up to `from` are delivered; those after `after` up
+/// to `to`, when set, are being delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub tenant: String,
+    pub id: String,
+    pub entity: Entity,
+    /// The subscription as served.
+    pub doc: Map<String, Value>,
+    pub from: String,
+    pub to: Option<String>,
+    pub after: i64,
+    /// Failed attempts in a row, and since when.
+    pub failures: u32,
+    pub failing_since: Option<String>,
+}
+
+/// Change notification subscriptions and their delivery state. Times are
+/// entity timestamps (`clock::entity_timestamp`), which sort as text.
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// Stores a subscription of `entity`'s changes; its delivery starts at
+    /// the tenant's change log position as the subscription commits.
+    async fn create_subscription(
+        &self,
+        tenant: &str,
+        entity: Entity,
+        doc: &Map<String, Value>,
+        expires_at: &str,
+        now: &str,
+    ) -> Result<(), StoreError>;
+    async fn get_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<Map<String, Value>>, StoreError>;
+    /// The tenant's subscriptions, by id.
+    async fn list_subscriptions(&self, tenant: &str)
+    -> Result<Vec<Map<String, Value>>, StoreError>;
+    /// Replaces a subscription's document and expiry; false when it has none by that id.
+    async fn update_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        doc: &Map<String, Value>,
+        expires_at: &str,
+    ) -> Result<bool, StoreError>;
+    async fn delete_subscription(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
+    /// Deletes the subscriptions (of every tenant) expired at `now`.
+    async fn delete_expired_subscriptions(&self, now: &str) -> Result<u64, StoreError>;
+    /// Takes (or keeps) the lease on up to `limit` unexpired subscriptions
+    /// due at `now` that no other `owner` holds, until `lease_until`.
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: &str,
+        lease_until: &str,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Saves a delivery's progress and its next attempt, while `owner`
+    /// holds its lease; false when it does not (or the subscription is gone).
+    async fn save_delivery(
+        &self,
+        owner: &str,
+        delivery: &Delivery,
+        next_attempt_at: &str,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Application registrations of the built-in identity provider.
 #[async_trait]
 pub trait AppStore: Send + Sync {
@@ -707,7 +777,9 @@ pub trait TenantStore: Send + Sync {
 
 /// The storage of the Agent Registry and the Copilot settings, by area.
 #[async_trait]
-pub trait Store: RegistryStore + CopilotStore + AppStore + TenantStore + 'static {
+pub trait Store:
+    RegistryStore + CopilotStore + AppStore + TenantStore + SubscriptionStore + 'static
+{
     /// Figures for `/metrics`.
     fn stats(&self) -> StoreStats {
         StoreStats::default()

@@ -146,9 +146,9 @@ pub(super) fn tenants() -> String {
 }
 
 /// Appends to the change log: `$1` tenant, `$2` entity set, `$3` id, `$4`
-/// removed, `$5` when.
+/// the change's code (`ChangeType::code`), `$5` when.
 pub(super) const LOG_CHANGE: &str =
-    "INSERT INTO change_log (tenant_id, entity, id, removed, at) VALUES ($1, $2, $3, $4, $5)";
+    "INSERT INTO change_log (tenant_id, entity, id, change, at) VALUES ($1, $2, $3, $4, $5)";
 
 /// Deletes the change log rows made before `$1`: those below the first one
 /// made since, in sequence order, which is the order they were made (found
@@ -161,6 +161,48 @@ pub(super) const PRUNE_CHANGE_LOG: &str = "DELETE FROM change_log WHERE seq < CO
 /// Empties table `table` of tenant `$1`.
 pub(super) fn clear(table: &str) -> String {
     format!("DELETE FROM {table} WHERE tenant_id = $1")
+}
+
+/// A subscription's delivery state, as [`crate::store::Delivery`] reads it.
+const DELIVERY_COLUMNS: &str = "tenant_id, id, entity, doc, position_from, position_to,
+    position_after, failures, failing_since";
+
+/// Stores a subscription: `$1` tenant, `$2` id, `$3` entity set, `$4` doc,
+/// `$5` expiry, `$6` change log position, `$7` now (due at once).
+pub(super) const CREATE_SUBSCRIPTION: &str = "INSERT INTO subscriptions
+    (tenant_id, id, entity, doc, expires_at, position_from, next_attempt_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// `$1` tenant, `$2` id, `$3` doc, `$4` expiry.
+pub(super) const UPDATE_SUBSCRIPTION: &str =
+    "UPDATE subscriptions SET doc = $3, expires_at = $4 WHERE tenant_id = $1 AND id = $2";
+
+pub(super) const DELETE_SUBSCRIPTION: &str =
+    "DELETE FROM subscriptions WHERE tenant_id = $1 AND id = $2";
+
+pub(super) const DELETE_EXPIRED_SUBSCRIPTIONS: &str =
+    "DELETE FROM subscriptions WHERE expires_at <= $1";
+
+/// Saves a delivery while `$3` holds its lease: `$1` tenant, `$2` id,
+/// `$4`–`$8` its state, `$9` its next attempt.
+pub(super) const SAVE_DELIVERY: &str = "UPDATE subscriptions SET position_from = $4,
+    position_to = $5, position_after = $6, failures = $7, failing_since = $8,
+    next_attempt_at = $9
+    WHERE tenant_id = $1 AND id = $2 AND lease_owner = $3";
+
+/// Leases due subscriptions to `$1` until `$3` (`$2` now, `$4` how many);
+/// `{lock}` is PostgreSQL's `FOR UPDATE SKIP LOCKED`, empty on SQLite
+/// (whose one writer needs none).
+pub(super) fn claim_deliveries(lock: &str) -> String {
+    format!(
+        "UPDATE subscriptions SET lease_owner = $1, lease_until = $3
+         WHERE (tenant_id, id) IN (
+             SELECT tenant_id, id FROM subscriptions
+             WHERE next_attempt_at <= $2 AND expires_at > $2
+               AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $2)
+             ORDER BY next_attempt_at LIMIT $4 {lock})
+         RETURNING {DELIVERY_COLUMNS}"
+    )
 }
 
 #[cfg(test)]

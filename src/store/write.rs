@@ -11,6 +11,7 @@ use crate::domain::audit::{Action, Change, Event, Initiator, audit_document};
 use crate::domain::schema::{
     AGENT_CARD_MANIFEST, AGENT_COLLECTION, AGENT_INSTANCE, AGENT_REGISTRATION,
 };
+use crate::domain::subscriptions::ChangeType;
 use crate::domain::{
     EntityWrite, ManifestChange, RESERVED_COLLECTIONS, WriteContext, apply_patch,
     ensure_registration_owner, ensure_required, new_document, new_id, reserved_collection_document,
@@ -184,7 +185,7 @@ pub(super) trait Rows: Reads {
         tenant: &str,
         table: Entity,
         id: &str,
-        removed: bool,
+        change: ChangeType,
         at: &str,
     ) -> Result<(), Self::Error>;
     /// The row, held until the transaction ends (PostgreSQL locks it).
@@ -898,15 +899,15 @@ pub(super) async fn record_changes<R: Rows>(
 ) -> Result<(), R::Error> {
     let changes = std::mem::take(r.changes());
     for change in &changes {
-        if !matches!(change.action, Action::AddMember | Action::RemoveMember) {
-            r.log_change(
-                tenant,
-                change.kind,
-                &change.id,
-                change.action == Action::Delete,
-                now,
-            )
-            .await?;
+        let logged = match change.action {
+            Action::Create => Some(ChangeType::Created),
+            Action::Update => Some(ChangeType::Updated),
+            Action::Delete => Some(ChangeType::Deleted),
+            Action::AddMember | Action::RemoveMember => None,
+        };
+        if let Some(logged) = logged {
+            r.log_change(tenant, change.kind, &change.id, logged, now)
+                .await?;
         }
         if audit {
             record_event(r, tenant, now, initiator, &change.event()).await?;

@@ -1520,3 +1520,215 @@ async fn application_registrations_are_listed_and_removed_per_tenant() {
         );
     }
 }
+
+fn subscription_doc(id: &str, app: &str) -> serde_json::Map<String, Value> {
+    match json!({"id": id, "applicationId": app, "resource": "agentRegistry/agentInstances",
+                 "changeType": "created", "notificationUrl": "http://127.0.0.1:9/hook"})
+    {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_are_stored_leased_to_one_owner_and_expire() {
+    const T: &str = "tenant-subscriptions";
+    for b in backends().await {
+        let s = b.store.as_ref();
+        let (now, later, much_later) = (
+            "2026-01-01T00:00:00.0000000Z",
+            "2026-01-01T00:00:10.0000000Z",
+            "2026-01-02T00:00:00.0000000Z",
+        );
+        s.create_subscription(
+            T,
+            Entity::Instance,
+            &subscription_doc("s1", "app"),
+            much_later,
+            now,
+        )
+        .await
+        .unwrap();
+        s.create_subscription(
+            T,
+            Entity::Collection,
+            &subscription_doc("s2", "app"),
+            later,
+            now,
+        )
+        .await
+        .unwrap();
+        let listed = s.list_subscriptions(T).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|d| d["id"].clone()).collect::<Vec<_>>(),
+            [json!("s1"), json!("s2")],
+            "{}",
+            b.name
+        );
+        assert!(
+            s.list_subscriptions("other").await.unwrap().is_empty(),
+            "{}",
+            b.name
+        );
+
+        // Both due at once; one owner holds them until its lease ends.
+        let claimed = s.claim_deliveries("one", now, later, 10).await.unwrap();
+        assert_eq!(claimed.len(), 2, "{}", b.name);
+        let d = claimed.iter().find(|d| d.id == "s1").unwrap().clone();
+        assert_eq!(
+            (d.entity, d.failures, d.after),
+            (Entity::Instance, 0, 0),
+            "{}",
+            b.name
+        );
+        assert!(
+            s.claim_deliveries("two", now, later, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.claim_deliveries("one", now, later, 10)
+                .await
+                .unwrap()
+                .len(),
+            2,
+            "{}",
+            b.name
+        );
+
+        // Only the holder saves progress; a later attempt waits its time.
+        let moved = agentry::store::Delivery {
+            failures: 3,
+            after: 7,
+            to: Some("x".into()),
+            ..d.clone()
+        };
+        assert!(
+            !s.save_delivery("two", &moved, later).await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            s.save_delivery("one", &moved, later).await.unwrap(),
+            "{}",
+            b.name
+        );
+        let due_now: Vec<String> = s
+            .claim_deliveries("one", now, later, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(due_now, ["s2"], "{}", b.name);
+        // After the lease ends another owner takes over, with the progress saved.
+        let after_lease = "2026-01-01T00:00:11.0000000Z";
+        let taken = s
+            .claim_deliveries("two", after_lease, much_later, 10)
+            .await
+            .unwrap();
+        let s1 = taken.iter().find(|d| d.id == "s1").expect("s1 taken over");
+        assert_eq!(
+            (s1.failures, s1.after, s1.to.as_deref()),
+            (3, 7, Some("x")),
+            "{}",
+            b.name
+        );
+        assert!(
+            taken.iter().all(|d| d.id != "s2"),
+            "s2 expired at 00:00:10: {}",
+            b.name
+        );
+
+        // Renewal, deletion, expiry.
+        let mut doc = subscription_doc("s1", "app");
+        doc.insert("clientState".into(), "renewed".into());
+        assert!(
+            s.update_subscription(T, "s1", &doc, much_later)
+                .await
+                .unwrap(),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.get_subscription(T, "s1").await.unwrap().unwrap()["clientState"],
+            "renewed"
+        );
+        assert!(
+            !s.update_subscription(T, "nope", &doc, much_later)
+                .await
+                .unwrap(),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.delete_expired_subscriptions(after_lease).await.unwrap(),
+            1,
+            "{}",
+            b.name
+        );
+        assert!(
+            s.get_subscription(T, "s2").await.unwrap().is_none(),
+            "{}",
+            b.name
+        );
+        assert!(s.delete_subscription(T, "s1").await.unwrap(), "{}", b.name);
+        assert!(!s.delete_subscription(T, "s1").await.unwrap(), "{}", b.name);
+        assert!(
+            s.list_subscriptions(T).await.unwrap().is_empty(),
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_change_log_tells_creates_from_updates_and_deletes() {
+    use agentry::domain::subscriptions::ChangeType;
+    const T: &str = "tenant-change-types";
+    for b in backends().await {
+        let s = b.store.as_ref();
+        let from = s.change_position(T).await.unwrap();
+        s.create_instance(
+            T,
+            "c1",
+            create(json!({"id": "c1", "displayName": "One", "ownerIds": ["o"]})),
+            &ctx("2026-01-01T00:00:00.0000000Z"),
+        )
+        .await
+        .unwrap();
+        s.update_instance(
+            T,
+            "c1",
+            update(json!({"displayName": "Uno"})),
+            &ctx("2026-01-01T00:00:01.0000000Z"),
+        )
+        .await
+        .unwrap();
+        s.delete_entity(Entity::Instance, T, "c1", &deleting(None))
+            .await
+            .unwrap();
+        let to = s.change_position(T).await.unwrap();
+        let window = agentry::store::ChangeWindow { from, to, after: 0 };
+        let logged: Vec<ChangeType> = s
+            .changes(Entity::Instance, T, &window, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.change)
+            .collect();
+        assert_eq!(
+            logged,
+            [
+                ChangeType::Created,
+                ChangeType::Updated,
+                ChangeType::Deleted
+            ],
+            "{}",
+            b.name
+        );
+    }
+}

@@ -13,6 +13,7 @@
 use super::sets::Set;
 use super::{Result, managed_by_of};
 use crate::auth::permissions::{Reserved, authorize_on};
+use crate::domain::subscriptions::ChangeType;
 use crate::http::AppState;
 use crate::http::etag;
 use crate::http::extract::{Caller, Meta, ODataQuery};
@@ -232,7 +233,7 @@ async fn changes<S: Set>(
             .iter()
             .rev()
             .find(|r| r.id == id)
-            .is_some_and(|r| r.removed);
+            .is_some_and(|r| r.change == ChangeType::Deleted);
         let stored = if deleted {
             None
         } else {

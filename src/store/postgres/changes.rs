@@ -5,6 +5,7 @@
 //! snapshot does, paged by sequence number.
 
 use super::Step;
+use crate::domain::subscriptions::ChangeType;
 use crate::store::{ChangeWindow, Entity, LoggedChange, StoreError};
 use deadpool_postgres::GenericClient;
 
@@ -50,7 +51,7 @@ pub(super) async fn changes(
     }
     let stmt = c
         .prepare_cached(
-            "SELECT seq, id, removed FROM change_log
+            "SELECT seq, id, change FROM change_log
              WHERE tenant_id = $1 AND entity = $2
                AND txid >= pg_snapshot_xmin($3::text::pg_snapshot)
                AND NOT pg_visible_in_snapshot(txid, $3::text::pg_snapshot)
@@ -78,7 +79,7 @@ pub(super) async fn changes(
             Ok(LoggedChange {
                 seq: r.try_get(0)?,
                 id: r.try_get(1)?,
-                removed: r.try_get(2)?,
+                change: ChangeType::from_code(r.try_get(2)?),
             })
         })
         .collect()

@@ -33,6 +33,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0007_audit_and_change_log",
         include_str!("migrations/0007_audit_and_change_log.sql"),
     ),
+    (
+        "0008_subscriptions",
+        include_str!("migrations/0008_subscriptions.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("agentry" in ASCII).

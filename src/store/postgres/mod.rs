@@ -422,14 +422,14 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         tenant: &str,
         table: Entity,
         id: &str,
-        removed: bool,
+        change: crate::domain::subscriptions::ChangeType,
         at: &str,
     ) -> Step<()> {
         let stmt = self.0.prepare_cached(statements::LOG_CHANGE).await?;
         self.0
             .execute(
                 &stmt,
-                &[&tenant, &table.ty().entity_set, &id, &removed, &at],
+                &[&tenant, &table.ty().entity_set, &id, &change.code(), &at],
             )
             .await?;
         Ok(())
@@ -1132,6 +1132,8 @@ impl Store for PgStore {
         self.pool.close();
     }
 }
+
+mod subscriptions;
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 //! number never goes back.
 
 use super::sql_error;
+use crate::domain::subscriptions::ChangeType;
 use crate::store::{ChangeWindow, Entity, LoggedChange, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -35,7 +36,7 @@ pub(super) fn changes(
     }
     let mut stmt = conn
         .prepare_cached(
-            "SELECT seq, id, removed FROM change_log
+            "SELECT seq, id, change FROM change_log
              WHERE tenant_id = ?1 AND entity = ?2 AND seq > ?3 AND seq <= ?4
              ORDER BY seq LIMIT ?5",
         )
@@ -53,7 +54,7 @@ pub(super) fn changes(
                 Ok(LoggedChange {
                     seq: r.get(0)?,
                     id: r.get(1)?,
-                    removed: r.get(2)?,
+                    change: ChangeType::from_code(r.get(2)?),
                 })
             },
         )
@@ -67,7 +68,7 @@ pub(super) fn changes(
 pub(super) fn clear(conn: &Connection, tenant: &str) -> Result<(), StoreError> {
     // A row of no entity takes the next sequence number: the horizon.
     conn.prepare_cached(
-        "INSERT INTO change_log (tenant_id, entity, id, removed, at) VALUES (?1, '', '', 1, '')",
+        "INSERT INTO change_log (tenant_id, entity, id, change, at) VALUES (?1, '', '', 1, '')",
     )
     .and_then(|mut s| s.execute(params![tenant]))
     .map_err(sql_error)?;

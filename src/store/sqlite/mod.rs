@@ -14,6 +14,7 @@ mod changes;
 mod durability;
 mod policies;
 mod query;
+mod subscriptions;
 mod tenant;
 mod writer;
 
@@ -71,6 +72,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0008_audit_and_change_log",
         include_str!("migrations/0008_audit_and_change_log.sql"),
+    ),
+    (
+        "0009_subscriptions",
+        include_str!("migrations/0009_subscriptions.sql"),
     ),
 ];
 /// Idle read connections kept for reuse.
@@ -440,12 +445,20 @@ impl write::Rows for SqliteRows<'_> {
         tenant: &str,
         table: Entity,
         id: &str,
-        removed: bool,
+        change: crate::domain::subscriptions::ChangeType,
         at: &str,
     ) -> Result<(), StoreError> {
         self.0
             .prepare_cached(statements::LOG_CHANGE)
-            .and_then(|mut s| s.execute(params![tenant, table.ty().entity_set, id, removed, at]))
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant,
+                    table.ty().entity_set,
+                    id,
+                    change.code(),
+                    at
+                ])
+            })
             .map(drop)
             .map_err(sql_error)
     }
