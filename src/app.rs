@@ -30,6 +30,8 @@ pub enum StartError {
     Oidc(#[from] crate::auth::oidc::OidcError),
     #[error(transparent)]
     Cors(#[from] crate::http::cors::BadOrigin),
+    #[error("cannot send change notifications: {0}")]
+    Notify(#[from] crate::notify::NotifyError),
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
 }
@@ -113,6 +115,7 @@ impl Application {
             cors_origins: config.cors_origins.clone(),
             change_retention_days: config.audit_retention_days,
             card_validation: config.card_validation,
+            notifier: notifier(&config.notifications, &listener)?,
         };
         let external = match &config.oidc {
             Some(oidc) => Some(crate::auth::oidc::OidcIssuer::new(oidc.clone()).await?),
@@ -168,6 +171,12 @@ impl Application {
             clock.clone(),
             self.audit_retention_days,
         ));
+        let notifier = tokio::spawn(
+            self.state
+                .notifier()
+                .clone()
+                .run(self.store.clone(), clock.clone()),
+        );
         let service = crate::http::service(self.state);
         let served = crate::http::serve::serve(
             self.listener,
@@ -179,9 +188,27 @@ impl Application {
         )
         .await;
         pruner.abort();
+        notifier.abort();
         self.store.close().await;
         served.map_err(StartError::Serve)
     }
+}
+
+/// The change notification sender: the configured allow-list, or public
+/// addresses plus loopback when the server listens on loopback only.
+fn notifier(
+    config: &crate::config::NotificationConfig,
+    listener: &TcpListener,
+) -> Result<crate::notify::Notifier, StartError> {
+    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+    let allow = config
+        .allow
+        .clone()
+        .unwrap_or_else(|| crate::notify::AllowList::default_for(loopback));
+    let mut settings = crate::notify::NotifySettings::new(allow);
+    settings.max_minutes = config.max_minutes;
+    settings.retry_for = std::time::Duration::from_secs(config.retry_seconds);
+    Ok(crate::notify::Notifier::new(settings)?)
 }
 
 /// Every hour, from the start: deletes the audit records older than the

@@ -251,6 +251,20 @@ struct ServeArgs {
     /// reported as @agentry.cardValidation) or require (an invalid card is refused) [default: off].
     #[arg(long, env = "AGENTRY_CARD_VALIDATION")]
     card_validation: Option<crate::domain::a2a::ValidationMode>,
+    /// Send change notifications only to these hosts or networks: `public`, `loopback`,
+    /// `10.0.0.0/8`, `hooks.example.com`, `*.example.com`; repeatable
+    /// [default: public, and loopback when listening on loopback].
+    #[arg(
+        long = "notification-allow",
+        env = "AGENTRY_NOTIFICATION_ALLOW",
+        value_delimiter = ',',
+        value_name = "HOST_OR_NETWORK"
+    )]
+    notification_allow: Vec<String>,
+    /// Seconds a failing notification receiver is retried before its changes are dropped
+    /// (and a `missed` lifecycle notification sent) [default: 14400].
+    #[arg(long, env = "AGENTRY_NOTIFICATION_RETRY_SECONDS")]
+    notification_retry_seconds: Option<u64>,
     /// Also accept tokens of this OpenID Connect issuer (`{tenantid}` matches the token's tid).
     #[arg(long, env = "AGENTRY_OIDC_ISSUER", requires = "oidc_jwks")]
     oidc_issuer: Option<String>,
@@ -360,6 +374,8 @@ pub fn run() -> anyhow::Result<()> {
                 builtin_tokens: args.builtin_tokens,
                 audit_retention_days: args.audit_retention_days,
                 card_validation: args.card_validation,
+                notification_allow: args.notification_allow,
+                notification_retry_seconds: args.notification_retry_seconds,
                 scoped_roles: args.scoped_roles,
                 oidc_issuer: args.oidc_issuer,
                 oidc_audiences: args.oidc_audiences.as_deref().map(|a| list(Some(a), &[])),

@@ -62,6 +62,30 @@ pub struct ServerConfig {
     pub audit_retention_days: u32,
     /// How the A2A cards of registrations are checked (off, warn, require).
     pub card_validation: crate::domain::a2a::ValidationMode,
+    /// Change notifications: where they may go, how long receivers are retried.
+    pub notifications: NotificationConfig,
+}
+
+/// Change notification settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationConfig {
+    /// Hosts and networks notifications may go to; `None`: public
+    /// addresses, and loopback when listening on loopback.
+    pub allow: Option<crate::notify::AllowList>,
+    /// The longest lifetime of a subscription, in minutes.
+    pub max_minutes: u32,
+    /// Seconds a failing receiver is retried before its changes are dropped.
+    pub retry_seconds: u64,
+}
+
+impl Default for NotificationConfig {
+    fn default() -> Self {
+        NotificationConfig {
+            allow: None,
+            max_minutes: 4230,
+            retry_seconds: 4 * 3600,
+        }
+    }
 }
 
 /// Days an audit record is kept unless configured otherwise.
@@ -94,6 +118,7 @@ impl ServerConfig {
             cors_origins: Vec::new(),
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             card_validation: Default::default(),
+            notifications: NotificationConfig::default(),
         }
     }
 }
@@ -140,6 +165,8 @@ pub struct FileConfig {
     pub journal: FileJournal,
     #[serde(default)]
     pub connections: FileConnections,
+    #[serde(default)]
+    pub notifications: FileNotifications,
     /// Origins browsers may call from (CORS).
     #[serde(default)]
     pub cors_origins: Vec<String>,
@@ -171,6 +198,15 @@ pub struct FileJournal {
     pub size: Option<usize>,
     pub bodies: Option<bool>,
     pub body_bytes: Option<usize>,
+}
+
+/// The `[notifications]` table of a configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileNotifications {
+    pub allow: Option<Vec<String>>,
+    pub max_minutes: Option<u32>,
+    pub retry_seconds: Option<u64>,
 }
 
 /// The `[oidc]` table of a configuration file.
@@ -206,6 +242,8 @@ pub enum ConfigError {
     UnknownScopedRole(String),
     #[error("'{0}' is not NAME=TEMPLATE-ID")]
     BadScopedRole(String),
+    #[error("notification allow-list: {0}")]
+    BadAllowList(#[from] crate::notify::BadRule),
 }
 
 /// Role names and template ids from the file and `--scoped-role NAME=ID`.
@@ -269,6 +307,9 @@ pub struct Overrides {
     pub builtin_tokens: Option<bool>,
     pub audit_retention_days: Option<u32>,
     pub card_validation: Option<crate::domain::a2a::ValidationMode>,
+    /// `--notification-allow` values; empty: the file's.
+    pub notification_allow: Vec<String>,
+    pub notification_retry_seconds: Option<u64>,
     /// `NAME=ID` pairs.
     pub scoped_roles: Vec<String>,
     pub oidc_issuer: Option<String>,
@@ -289,7 +330,13 @@ pub struct Overrides {
 /// Merges flags and environment over the file over the defaults.
 pub fn resolve(file: FileConfig, over: Overrides) -> Result<ServerConfig, ConfigError> {
     let roles = scoped_roles(&file.scoped_roles, &over.scoped_roles)?;
+    let allow = match (&over.notification_allow, &file.notifications.allow) {
+        (flags, _) if !flags.is_empty() => Some(crate::notify::AllowList::parse(flags)?),
+        (_, Some(entries)) => Some(crate::notify::AllowList::parse(entries)?),
+        _ => None,
+    };
     let mut config = merge(file, over);
+    config.notifications.allow = allow;
     config.scoped_roles = roles;
     Ok(config)
 }
@@ -389,6 +436,18 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
             .card_validation
             .or(file.card_validation)
             .unwrap_or_default(),
+        notifications: NotificationConfig {
+            allow: None,
+            max_minutes: file
+                .notifications
+                .max_minutes
+                .filter(|m| *m > 0)
+                .unwrap_or(NotificationConfig::default().max_minutes),
+            retry_seconds: over
+                .notification_retry_seconds
+                .or(file.notifications.retry_seconds)
+                .unwrap_or(NotificationConfig::default().retry_seconds),
+        },
         copilot: CopilotRules {
             max_group_policies: over
                 .copilot_max_group_policies
@@ -490,6 +549,7 @@ mod tests {
             throttle,
             journal,
             connections,
+            notifications,
             cors_origins,
         } = FileConfig::parse(&every_example_key()).unwrap();
         let set = [
@@ -517,6 +577,9 @@ mod tests {
             connections.max.is_some()
                 && connections.header_timeout_seconds.is_some()
                 && connections.idle_timeout_seconds.is_some(),
+            notifications.allow.is_some()
+                && notifications.max_minutes.is_some()
+                && notifications.retry_seconds.is_some(),
         ];
         assert!(set.iter().all(|s| *s), "{set:?}");
         // And commented out, as shipped, it sets nothing.

@@ -22,6 +22,7 @@ pub mod config;
 pub mod domain;
 pub mod files;
 pub mod http;
+pub mod notify;
 pub mod odata;
 pub mod seed;
 pub mod store;
@@ -48,6 +49,7 @@ mod dependency_rules {
         ("store", &["domain", "odata", "clock", "files"]),
         ("seed", &["domain", "odata", "clock", "store"]),
         ("transfer", &["domain", "odata", "clock", "store"]),
+        ("notify", &["domain", "odata", "clock", "store", "tls"]),
         ("successor", &["domain", "odata", "clock", "store"]),
         (
             "http",
@@ -61,19 +63,20 @@ mod dependency_rules {
                 "seed",
                 "successor",
                 "tls",
+                "notify",
             ],
         ),
         (
             "config",
             &[
-                "auth", "domain", "odata", "clock", "files", "store", "http", "tls",
+                "auth", "domain", "odata", "clock", "files", "store", "http", "tls", "notify",
             ],
         ),
         (
             "app",
             &[
                 "auth", "domain", "odata", "clock", "files", "store", "seed", "http", "tls",
-                "config",
+                "config", "notify",
             ],
         ),
         (
@@ -92,6 +95,7 @@ mod dependency_rules {
                 "app",
                 "transfer",
                 "successor",
+                "notify",
             ],
         ),
     ];

@@ -149,6 +149,17 @@ fn schemas() -> Map<String, Value> {
             "@odata.deltaLink": {"type": "string"}}}),
     );
     out.insert(
+        "subscription".into(),
+        json!({"type": "object", "properties": {
+            "id": {"type": "string"}, "resource": {"type": "string"},
+            "changeType": {"type": "string"}, "notificationUrl": {"type": "string"},
+            "lifecycleNotificationUrl": {"type": ["string", "null"]},
+            "expirationDateTime": {"type": "string", "format": "date-time"},
+            "clientState": {"type": ["string", "null"]},
+            "applicationId": {"type": ["string", "null"]}, "creatorId": {"type": ["string", "null"]},
+            "includeResourceData": {"type": ["boolean", "null"]}}}),
+    );
+    out.insert(
         "reference".into(),
         json!({"type": "object", "required": ["@odata.id"], "properties": {"@odata.id": {"type": "string"}}}),
     );

@@ -116,6 +116,10 @@ pub async fn graph_conventions(
     // access log; `RUST_LOG=warn` turns it off where a line per request
     // costs too much).
     let status = response.status().as_u16();
+    if method != axum::http::Method::GET && status < 300 {
+        // A write (or a batch of them) may have grown the change log.
+        app.notifier().wake();
+    }
     macro_rules! request_line {
         ($level:ident $(, $field:ident = $value:expr)*) => {
             tracing::$level!(

@@ -117,6 +117,14 @@ pub enum ApiError {
     InvalidControlRequest(String),
     #[error("fault rule {0} does not exist")]
     FaultRuleNotFound(String),
+    /// A subscription request Graph would refuse.
+    #[error(transparent)]
+    Subscription(#[from] crate::domain::subscriptions::SubscriptionError),
+    /// A subscription's receiver failed the validation handshake.
+    #[error("validation handshake failed: {0}")]
+    Handshake(#[from] crate::notify::NotifyError),
+    #[error("subscription {0} does not exist")]
+    SubscriptionNotFound(String),
     /// The database does not answer (readiness probe).
     #[error("not ready: {0}")]
     NotReady(String),
@@ -347,6 +355,29 @@ impl ApiError {
             ApiError::InvalidControlRequest(reason) => {
                 report(S::BAD_REQUEST, "BadRequest", sentence(reason.clone()))
             }
+            ApiError::Subscription(e) => {
+                report(S::BAD_REQUEST, "InvalidRequest", sentence(e.to_string()))
+            }
+            ApiError::Handshake(e) => {
+                use crate::notify::NotifyError as N;
+                let message = match e {
+                    N::NotAllowed(host) => format!(
+                        "Subscription validation request failed. The notification URL's host '{host}' is not on this service's allow-list."
+                    ),
+                    N::Timeout(_) => "Subscription validation request timed out.".to_owned(),
+                    N::WrongToken => "Subscription validation request failed. Response must exactly match validationToken query parameter.".to_owned(),
+                    N::Status(_) | N::Unreachable(_) => "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.".to_owned(),
+                };
+                ErrorReport {
+                    detail: Some(e.to_string()),
+                    ..report(S::BAD_REQUEST, "InvalidRequest", message)
+                }
+            }
+            ApiError::SubscriptionNotFound(id) => report(
+                S::NOT_FOUND,
+                "ResourceNotFound",
+                format!("The subscription '{id}' does not exist."),
+            ),
             ApiError::FaultRuleNotFound(id) => report(
                 S::NOT_FOUND,
                 "Request_ResourceNotFound",
@@ -1024,6 +1055,28 @@ mod tests {
                 ApiError::FaultRuleNotFound("x".into()),
                 404,
                 "Request_ResourceNotFound",
+            ),
+            (
+                ApiError::Subscription(
+                    crate::domain::subscriptions::SubscriptionError::ExpirationInPast,
+                ),
+                400,
+                "InvalidRequest",
+            ),
+            (
+                ApiError::Handshake(crate::notify::NotifyError::WrongToken),
+                400,
+                "InvalidRequest",
+            ),
+            (
+                ApiError::Handshake(crate::notify::NotifyError::NotAllowed("10.0.0.1".into())),
+                400,
+                "InvalidRequest",
+            ),
+            (
+                ApiError::SubscriptionNotFound("x".into()),
+                404,
+                "ResourceNotFound",
             ),
             (ApiError::NotReady("x".into()), 503, "serviceNotAvailable"),
         ];

@@ -227,7 +227,7 @@ pub fn document(coverage: &Coverage) -> String {
          - `src/http/sdk_operations.txt`: the operations of the official SDKs' request builders\n  \
          under the roots Agentry serves (`microsoft-agents-m365copilot-beta` and\n  \
          `microsoft-agents-m365copilot` under `/copilot`, `msgraph-beta-sdk` under\n  \
-         `/agentRegistry` and `/auditLogs`), listed by `tests/sdk/list_operations.py`;\n\
+         `/agentRegistry`, `/auditLogs` and `/subscriptions`), listed by `tests/sdk/list_operations.py`;\n\
          - the operations Agentry serves (`src/http/routes.rs`);\n\
          - `tests/fidelity/http.txt`: the operations the HTTP tests carried out (answered\n  \
          below 400), recorded by `tests/run.sh`, which fails while the file differs;\n\

@@ -5,6 +5,7 @@
 //! - [`extract`]: extractors whose rejections are Graph errors.
 //! - [`registry`]: the `/beta/agentRegistry` handlers.
 //! - [`copilot`]: the `/beta/copilot` handlers (Copilot admin settings).
+//! - [`subscriptions`]: `/subscriptions`, change notification subscriptions.
 //! - [`control`]: the `/_agentry` control API (not Graph; plain JSON).
 //! - [`faults`], [`throttle`]: fault rules and throttling, a layer after authentication.
 //! - [`journal`]: the request journal; [`metrics`]: `/metrics`; [`health`]: probes.
@@ -36,6 +37,7 @@ pub mod request;
 pub mod respond;
 pub mod routes;
 pub mod serve;
+mod subscriptions;
 pub mod throttle;
 
 use crate::auth::KeyRing;
@@ -74,6 +76,7 @@ struct Inner {
     cors_origins: Vec<String>,
     change_retention_days: u32,
     card_validation: crate::domain::a2a::ValidationMode,
+    notifier: crate::notify::Notifier,
 }
 
 /// Settings of the HTTP layer.
@@ -94,6 +97,8 @@ pub struct HttpSettings {
     pub change_retention_days: u32,
     /// How the A2A cards of writes are checked.
     pub card_validation: crate::domain::a2a::ValidationMode,
+    /// Change notifications: the handshake and the delivery worker.
+    pub notifier: crate::notify::Notifier,
 }
 
 impl AppState {
@@ -123,6 +128,7 @@ impl AppState {
                 cors_origins: settings.cors_origins,
                 change_retention_days: settings.change_retention_days,
                 card_validation: settings.card_validation,
+                notifier: settings.notifier,
             }),
         }
     }
@@ -138,6 +144,11 @@ impl AppState {
     /// How the A2A cards of writes are checked (`card_validation`).
     pub fn card_validation(&self) -> crate::domain::a2a::ValidationMode {
         self.inner.card_validation
+    }
+
+    /// Change notifications: the handshake, and waking the delivery worker.
+    pub fn notifier(&self) -> &crate::notify::Notifier {
+        &self.inner.notifier
     }
 
     /// Days the change log keeps its rows: the lifetime of a delta token.
@@ -218,6 +229,7 @@ fn router() -> Router<AppState> {
             Handler::Doc(op) => apidoc::handler(op, method),
             Handler::Idp(op) => identity::handler(op, method),
             Handler::Bat(op) => batch::handler(op, method),
+            Handler::Sub(op) => subscriptions::handler(op, method),
         };
         let copilot = matches!(o.handler, Handler::Cop(_));
         match paths.iter_mut().find(|(path, ..)| *path == o.path) {

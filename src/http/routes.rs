@@ -40,6 +40,18 @@ pub enum Handler {
     Doc(Docs),
     Idp(Identity),
     Bat(Batching),
+    Sub(Subscriptions),
+}
+
+/// `/subscriptions`: change notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscriptions {
+    List,
+    Create,
+    Get,
+    Update,
+    Delete,
+    Reauthorize,
 }
 
 /// JSON batching (`$batch`).
@@ -215,7 +227,7 @@ use Body::{Empty, Object, Schema, Text};
 use Control::*;
 use Copilot::*;
 use Docs::*;
-use Handler::{Bat, Cop, Ctl, Doc, Idp, Reg, Svc};
+use Handler::{Bat, Cop, Ctl, Doc, Idp, Reg, Sub, Svc};
 use Health::*;
 use Identity::*;
 use Registry::*;
@@ -226,6 +238,7 @@ pub(super) const COP: &str = "Copilot settings";
 pub(super) const A365: &str = "Agent 365";
 pub(super) const AUD: &str = "Audit log";
 pub(super) const CTL: &str = "Control plane";
+pub(super) const NOT: &str = "Change notifications";
 pub(super) const OPS: &str = "Operations";
 pub(super) const IDP: &str = "Identity provider";
 pub(super) const I: &str = "agentInstance";
@@ -234,6 +247,7 @@ pub(super) const C: &str = "agentCollection";
 pub(super) const R: &str = "agentRegistration";
 pub(super) const P: &str = "copilotPackageDetail";
 pub(super) const D: &str = "directoryAudit";
+pub(super) const S: &str = "subscription";
 pub(super) const LIST: Body = Schema("collection");
 pub(super) const DELTA: Body = Schema("deltaCollection");
 pub(super) const REF: Body = Schema("reference");
@@ -306,6 +320,17 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/v1.0/auditLogs/directoryAudits", Reg(ListAudits), "List the audit log, newest first (v1.0)", AUD, Graph, Empty, 200, LIST),
     op("GET", "/v1.0/auditLogs/directoryAudits/$count", Reg(CountAudits), "Count audit records (v1.0)", AUD, Graph, Empty, 200, Text("text/plain")),
     op("GET", "/v1.0/auditLogs/directoryAudits/{id}", Reg(GetAudit), "Get an audit record (v1.0)", AUD, Graph, Empty, 200, Schema(D)),
+    op("GET", "/beta/subscriptions", Sub(Subscriptions::List), "List the caller's change notification subscriptions", NOT, Graph, Empty, 200, LIST),
+    op("POST", "/beta/subscriptions", Sub(Subscriptions::Create), "Subscribe to changes (after the receiver's validation handshake)", NOT, Graph, Schema(S), 201, Schema(S)),
+    op("GET", "/beta/subscriptions/{id}", Sub(Subscriptions::Get), "Get a subscription", NOT, Graph, Empty, 200, Schema(S)),
+    op("PATCH", "/beta/subscriptions/{id}", Sub(Subscriptions::Update), "Renew a subscription or change its receiver", NOT, Graph, Schema(S), 200, Schema(S)),
+    op("DELETE", "/beta/subscriptions/{id}", Sub(Subscriptions::Delete), "Delete a subscription", NOT, Graph, Empty, 204, Empty),
+    op("POST", "/beta/subscriptions/{id}/reauthorize", Sub(Subscriptions::Reauthorize), "Reauthorize a subscription (never required: Agentry sends no reauthorizationRequired)", NOT, Graph, Empty, 204, Empty),
+    op("GET", "/v1.0/subscriptions", Sub(Subscriptions::List), "List the caller's change notification subscriptions (v1.0)", NOT, Graph, Empty, 200, LIST),
+    op("POST", "/v1.0/subscriptions", Sub(Subscriptions::Create), "Subscribe to changes (v1.0)", NOT, Graph, Schema(S), 201, Schema(S)),
+    op("GET", "/v1.0/subscriptions/{id}", Sub(Subscriptions::Get), "Get a subscription (v1.0)", NOT, Graph, Empty, 200, Schema(S)),
+    op("PATCH", "/v1.0/subscriptions/{id}", Sub(Subscriptions::Update), "Renew a subscription or change its receiver (v1.0)", NOT, Graph, Schema(S), 200, Schema(S)),
+    op("DELETE", "/v1.0/subscriptions/{id}", Sub(Subscriptions::Delete), "Delete a subscription (v1.0)", NOT, Graph, Empty, 204, Empty),
     op("POST", "/beta/$batch", Bat(Batch), "Run up to 20 requests in one (JSON batching)", OPS, Graph, Object, 200, Object),
     op("POST", "/v1.0/$batch", Bat(Batch), "Run up to 20 requests in one (JSON batching, v1.0)", OPS, Graph, Object, 200, Object),
     op("GET", "/beta/copilot/admin/policySettings/{id}", Cop(GetPolicySetting), "Get a Copilot policy setting", COP, Graph, Empty, 200, Object),

@@ -34,10 +34,10 @@ async fn data_survives_a_graceful_restart() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
-struct Process(Child, String);
+pub(crate) struct Process(pub Child, pub String);
 
 impl Process {
-    fn start(dir: &std::path::Path) -> Self {
+    pub(crate) fn start(dir: &std::path::Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)

@@ -29,6 +29,7 @@ mod readme;
 mod registrations;
 mod startup;
 mod store;
+mod subscriptions;
 mod support;
 mod tenancy;
 mod transfer;

@@ -587,6 +587,63 @@ async def audit_log(client):
     await expect_error(audits.by_directory_audit_id("no-such-record").get(), 404, "NotFound")
 
 
+async def subscriptions(client):
+    """Change notifications through the SDK: the handshake, the session's writes notified to a
+    receiver on loopback, renewal, listing, deletion, and a receiver off the allow-list."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlparse
+    from msgraph_beta.generated.models.subscription import Subscription
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            token = parse_qs(urlparse(self.path).query).get("validationToken")
+            answer = token[0].encode() if token else b""
+            if not token:
+                received.extend(json.loads(body)["value"])
+            self.send_response(200 if token else 202)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{hook.server_port}/hook"
+    expiry = datetime.datetime.now(UTC) + datetime.timedelta(hours=1)
+    sub = await client.subscriptions.post(Subscription(
+        change_type="created,deleted", notification_url=url, resource="agentRegistry/agentInstances",
+        expiration_date_time=expiry, client_state="sdk-state"))
+    assert sub.id and sub.client_state == "sdk-state" and sub.resource == "agentRegistry/agentInstances", sub
+    assert isinstance(sub.expiration_date_time, datetime.datetime), sub
+    assert sub.id in [s.id for s in (await client.subscriptions.get()).value]
+    instances = client.agent_registry.agent_instances
+    await instances.post(AgentInstance(id="SDK notified agent", display_name="Notified", owner_ids=["o1"]))
+    await instances.by_agent_instance_id("SDK notified agent").delete()
+    for _ in range(200):
+        if len(received) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert [(n["changeType"], n["resourceData"]["id"], n["clientState"]) for n in received] == [
+        ("created", "SDK notified agent", "sdk-state"), ("deleted", "SDK notified agent", "sdk-state")], received
+    one = client.subscriptions.by_subscription_id(sub.id)
+    renewed = await one.patch(Subscription(expiration_date_time=expiry + datetime.timedelta(hours=1)))
+    assert renewed.expiration_date_time > sub.expiration_date_time, renewed
+    assert (await one.get()).expiration_date_time == renewed.expiration_date_time
+    await one.reauthorize.post()
+    await one.delete()
+    await expect_error(one.get(), 404, "ResourceNotFound")
+    await expect_error(client.subscriptions.post(Subscription(
+        change_type="created", notification_url="http://10.0.0.1/hook", resource="agentRegistry/agentInstances",
+        expiration_date_time=expiry)), 400, "InvalidRequest")
+    hook.shutdown()
+
+
 async def main():
     started = time.monotonic()
     auth = AzureIdentityAuthenticationProvider(StaticToken(TOKEN), allowed_hosts=["127.0.0.1", "localhost"])
@@ -607,7 +664,8 @@ async def main():
     await teardown(reg, card_id, other_id, plain_id)
     await delta(reg)
     await audit_log(client)
-    print(f"msgraph-beta-sdk: every /agentRegistry and audit log operation answered as expected ({time.monotonic() - started:.1f}s)")
+    await subscriptions(client)
+    print(f"msgraph-beta-sdk: every /agentRegistry, audit log and subscription operation answered as expected ({time.monotonic() - started:.1f}s)")
 
 
 asyncio.run(main())

@@ -1,6 +1,6 @@
 """Lists the operations (method and path template) of the request builders
 of Microsoft's SDKs installed in this Python environment (the Agent 365
-SDKs under /copilot, msgraph-beta-sdk under /agentRegistry and /auditLogs), under the roots
+SDKs under /copilot, msgraph-beta-sdk under /agentRegistry, /auditLogs and /subscriptions), under the roots
 Agentry serves, one per line: `GET /beta/copilot/agents/{id}`. Parameters
 are written `{id}`. Usage: list_operations.py > src/http/sdk_operations.txt
 (run in the virtualenv of tests/sdk/sessions.sh)."""
@@ -12,7 +12,7 @@ import re
 PACKAGES = [
     ("microsoft_agents_m365copilot_beta", "/beta", ("copilot",)),
     ("microsoft_agents_m365copilot", "/v1.0", ("copilot",)),
-    ("msgraph_beta", "/beta", ("agent_registry", "audit_logs")),
+    ("msgraph_beta", "/beta", ("agent_registry", "audit_logs", "subscriptions")),
 ]
 
 
