@@ -5,6 +5,10 @@
 //! The rules follow the A2A specification of each version (v0.3.0's JSON
 //! schema, v1.0's proto): required members, member types, URLs, security
 //! schemes and requirements, skills, interfaces and transports.
+//!
+//! Signatures: what a card's signature covers ([`canonical`]).
+
+pub mod canonical;
 
 use serde_json::{Map, Value, json};
 
