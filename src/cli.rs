@@ -67,6 +67,48 @@ enum CardCommand {
     /// Check an agent card against the A2A version it is written in (0.3 or 1.0):
     /// prints each problem as a JSON pointer and a message; exits 1 when there is one.
     Validate(CardValidateArgs),
+    /// Sign an agent card: prints it with one more entry in `signatures`, a JWS
+    /// (payload detached) over the card's canonical form.
+    Sign(CardSignArgs),
+    /// Check an agent card's signatures against trusted keys: prints the outcome;
+    /// exits 0 only when a signature verifies.
+    Verify(CardVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct CardSignArgs {
+    /// The card, a JSON file (`-` reads standard input).
+    file: PathBuf,
+    /// The private key, PEM: PKCS#8 (`PRIVATE KEY`), or PKCS#1 for RSA.
+    #[arg(long)]
+    key: PathBuf,
+    /// The key id verifiers know the key by (the protected header's `kid`).
+    #[arg(long)]
+    kid: String,
+    /// ES256, ES384, RS256, PS256 or EdDSA [default: ES256 for a P-256 key, ES384 for
+    /// P-384, RS256 for RSA, EdDSA for Ed25519].
+    #[arg(long)]
+    alg: Option<crate::domain::a2a::signature::Algorithm>,
+    /// A JWK set URL for the protected header's `jku`.
+    #[arg(long)]
+    jku: Option<String>,
+    /// What is signed: `jcs` (the A2A specification's form) or `a2a-python` (the form
+    /// the official Python SDK's verifier rebuilds).
+    #[arg(long, default_value = "jcs")]
+    form: crate::domain::a2a::canonical::CanonicalForm,
+}
+
+#[derive(Debug, Args)]
+struct CardVerifyArgs {
+    /// The card, a JSON file (`-` reads standard input).
+    file: PathBuf,
+    /// The trusted keys: a JWK set (JSON; an entry may add `expires` and `revoked`),
+    /// one JWK, or a PEM public key (with --kid).
+    #[arg(long)]
+    keys: PathBuf,
+    /// The kid of the PEM public key given as --keys.
+    #[arg(long)]
+    kid: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -545,6 +587,8 @@ pub fn run() -> anyhow::Result<()> {
         }
         Command::Healthcheck(args) => healthcheck(&args.addr),
         Command::Card(CardCommand::Validate(args)) => validate_card(&args),
+        Command::Card(CardCommand::Sign(args)) => sign_card(&args),
+        Command::Card(CardCommand::Verify(args)) => verify_card(&args),
         Command::Keys(KeysCommand::Rotate) => {
             let kid = KeyRing::rotate_dir(&keys_dir(cli.data_dir, cli.keys_dir, &file))?;
             println!(
@@ -707,19 +751,21 @@ fn keys_dir(data_dir: Option<PathBuf>, keys_dir: Option<PathBuf>, file: &FileCon
         })
 }
 
-/// `GET /healthz` over plain HTTP/1.1, with std alone (a container image
-/// has no curl): Ok when the answer is 200.
-fn validate_card(args: &CardValidateArgs) -> anyhow::Result<()> {
+/// A card file's JSON (`-` is standard input).
+fn read_card(file: &std::path::Path) -> anyhow::Result<serde_json::Value> {
     use std::io::Read;
     let mut text = String::new();
-    if args.file.as_os_str() == "-" {
+    if file.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text)?;
     } else {
-        text = std::fs::read_to_string(&args.file)
-            .with_context(|| format!("cannot read {}", args.file.display()))?;
+        text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
     }
-    let card: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", args.file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))
+}
+
+fn validate_card(args: &CardValidateArgs) -> anyhow::Result<()> {
+    let card = read_card(&args.file)?;
     let report = crate::domain::a2a::validate(&card);
     let version = report.version.map_or("unknown", |v| v.as_str());
     for p in &report.problems {
@@ -748,6 +794,49 @@ fn validate_card(args: &CardValidateArgs) -> anyhow::Result<()> {
     }
 }
 
+fn sign_card(args: &CardSignArgs) -> anyhow::Result<()> {
+    use crate::domain::a2a::signature;
+    let card = read_card(&args.file)?;
+    let pem = std::fs::read_to_string(&args.key)
+        .with_context(|| format!("cannot read {}", args.key.display()))?;
+    let alg = match args.alg {
+        Some(alg) => alg,
+        None => signature::default_algorithm(&pem)?,
+    };
+    let signed = signature::sign_as(&card, &pem, &args.kid, alg, args.jku.as_deref(), args.form)?;
+    println!("{}", serde_json::to_string_pretty(&signed)?);
+    Ok(())
+}
+
+fn verify_card(args: &CardVerifyArgs) -> anyhow::Result<()> {
+    use crate::domain::a2a::signature::{TrustStore, verify};
+    let card = read_card(&args.file)?;
+    let text = std::fs::read_to_string(&args.keys)
+        .with_context(|| format!("cannot read {}", args.keys.display()))?;
+    let store = if text.contains("-----BEGIN ") {
+        let kid = args
+            .kid
+            .as_deref()
+            .context("a PEM key needs --kid, the kid its signatures name")?;
+        TrustStore::from_pem(kid, &text)?
+    } else {
+        anyhow::ensure!(
+            args.kid.is_none(),
+            "--kid is for a PEM key; a JWK set names its keys"
+        );
+        TrustStore::from_jwks(&text)?
+    };
+    let check = verify(&card, &store, crate::clock::wall_now());
+    println!("{check}");
+    if check.is_verified() {
+        Ok(())
+    } else {
+        std::process::exit(1)
+    }
+}
+
+/// `GET /healthz` over plain HTTP/1.1, with std alone (a container image
+/// has no curl): Ok when the answer is 200.
 fn healthcheck(addr: &str) -> anyhow::Result<()> {
     use std::io::Read;
     use std::net::ToSocketAddrs;

@@ -8,6 +8,7 @@ pub mod apps;
 pub mod audit;
 pub mod copilot;
 pub mod csdl;
+pub mod jcs;
 pub mod migration;
 pub mod packages;
 pub mod schema;

@@ -2,11 +2,17 @@
 # A2A's official Python SDK (`a2a-sdk`, both lines, pinned, into virtualenvs
 # under target/) re-judges the card corpus of tests/a2a and fails when its
 # verdicts differ from tests/a2a/expected.json, against which the Rust
-# validator's unit test checks its own. CI runs this.
+# validator's unit test checks its own. Then it signs and verifies cards both
+# ways with `agentry card sign`/`verify` (tests/a2a/check_signatures.py).
+# CI runs this. AGENTRY_BIN names a built agentry instead of building one.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
-for line in "0.3 a2a-sdk==0.3.26 pydantic==2.14.4" "1.0 a2a-sdk==1.3.0 protobuf==7.36.2"; do
+if [ -z "${AGENTRY_BIN:-}" ]; then
+  cargo build --quiet --manifest-path "$root/Cargo.toml"
+  AGENTRY_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/agentry"
+fi
+for line in "0.3 a2a-sdk==0.3.26 pydantic==2.14.4 PyJWT==2.15.1" "1.0 a2a-sdk==1.3.0 protobuf==7.36.2 PyJWT==2.15.1"; do
   read -r version pins <<< "$line"
   venv="$root/target/a2a-$version-venv"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
@@ -16,4 +22,5 @@ for line in "0.3 a2a-sdk==0.3.26 pydantic==2.14.4" "1.0 a2a-sdk==1.3.0 protobuf=
     echo "$pins" > "$venv/pins"
   fi
   "$venv/bin/python" "$root/tests/a2a/check_cards.py" --version "$version"
+  "$venv/bin/python" "$root/tests/a2a/check_signatures.py" --version "$version" --agentry "$AGENTRY_BIN"
 done

@@ -5,6 +5,12 @@
 //! The rules follow the A2A specification of each version (v0.3.0's JSON
 //! schema, v1.0's proto): required members, member types, URLs, security
 //! schemes and requirements, skills, interfaces and transports.
+//!
+//! Signatures: what a card's signature covers ([`canonical`]), and checking
+//! and making them against trusted keys ([`signature`]).
+
+pub mod canonical;
+pub mod signature;
 
 use serde_json::{Map, Value, json};
 
