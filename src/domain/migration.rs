@@ -103,7 +103,16 @@ fn skill(s: &Value) -> Value {
     Value::Object(out)
 }
 
-/// The A2A card of an instance and its manifest, when either has card data.
+/// The A2A (v0.3) card of an instance and the manifest it links, when
+/// either has card data: what a registration migrated from them holds, and
+/// what is served to A2A clients for the instance.
+pub fn card_of(
+    instance: &Map<String, Value>,
+    manifest: Option<&Map<String, Value>>,
+) -> Option<Value> {
+    card(instance, manifest)
+}
+
 fn card(instance: &Map<String, Value>, manifest: Option<&Map<String, Value>>) -> Option<Value> {
     let has_card_data = CARD_FROM_INSTANCE.iter().any(|k| present(instance.get(*k)));
     if manifest.is_none() && !has_card_data {

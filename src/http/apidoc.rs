@@ -248,7 +248,7 @@ const CONDITIONAL_WRITES: [&str; 6] = [
 fn conditional(o: &Operation) -> Conditional {
     let entity = matches!(o.response, Body::Schema(I | M | C | R | P));
     match o.method {
-        "GET" if entity => Conditional::Read,
+        "GET" if entity || o.path.ends_with("/agent-card.json") => Conditional::Read,
         "POST" if entity && o.status == 201 && o.path.matches('/').count() == 3 => {
             Conditional::Create
         }

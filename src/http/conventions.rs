@@ -47,7 +47,7 @@ pub async fn graph_conventions(
     let route = route_label(req.uri().path());
     req.extensions_mut().insert(meta.clone());
 
-    let needs_token = ["/beta", "/v1.0", "/_agentry"]
+    let needs_token = ["/beta", "/v1.0", "/_agentry", "/a2a"]
         .iter()
         .any(|root| under_root(path, root))
         && !PUBLIC_PATHS.contains(&path);

@@ -125,6 +125,9 @@ pub enum ApiError {
     Handshake(#[from] crate::notify::NotifyError),
     #[error("subscription {0} does not exist")]
     SubscriptionNotFound(String),
+    /// An agent whose card is asked for has no card data.
+    #[error("agent {0} has no A2A card")]
+    AgentHasNoCard(String),
     /// The database does not answer (readiness probe).
     #[error("not ready: {0}")]
     NotReady(String),
@@ -373,6 +376,11 @@ impl ApiError {
                     ..report(S::BAD_REQUEST, "InvalidRequest", message)
                 }
             }
+            ApiError::AgentHasNoCard(id) => report(
+                S::NOT_FOUND,
+                "ResourceNotFound",
+                format!("The agent '{id}' has no A2A card."),
+            ),
             ApiError::SubscriptionNotFound(id) => report(
                 S::NOT_FOUND,
                 "ResourceNotFound",
@@ -1075,6 +1083,11 @@ mod tests {
             ),
             (
                 ApiError::SubscriptionNotFound("x".into()),
+                404,
+                "ResourceNotFound",
+            ),
+            (
+                ApiError::AgentHasNoCard("x".into()),
                 404,
                 "ResourceNotFound",
             ),

@@ -122,6 +122,7 @@ pub enum Registry {
     ManifestsDelta,
     CollectionsDelta,
     RegistrationsDelta,
+    GetAgentCard,
 }
 
 /// The Copilot admin settings (`/beta/copilot`, `/v1.0/copilot`).
@@ -239,6 +240,7 @@ pub(super) const A365: &str = "Agent 365";
 pub(super) const AUD: &str = "Audit log";
 pub(super) const CTL: &str = "Control plane";
 pub(super) const NOT: &str = "Change notifications";
+pub(super) const A2A: &str = "A2A";
 pub(super) const OPS: &str = "Operations";
 pub(super) const IDP: &str = "Identity provider";
 pub(super) const I: &str = "agentInstance";
@@ -331,6 +333,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/v1.0/subscriptions/{id}", Sub(Subscriptions::Get), "Get a subscription (v1.0)", NOT, Graph, Empty, 200, Schema(S)),
     op("PATCH", "/v1.0/subscriptions/{id}", Sub(Subscriptions::Update), "Renew a subscription or change its receiver (v1.0)", NOT, Graph, Schema(S), 200, Schema(S)),
     op("DELETE", "/v1.0/subscriptions/{id}", Sub(Subscriptions::Delete), "Delete a subscription (v1.0)", NOT, Graph, Empty, 204, Empty),
+    op("GET", "/a2a/{tenant}/agents/{id}/.well-known/agent-card.json", Reg(GetAgentCard), "An agent's A2A card (v1.0; v0.3 with A2A-Version: 0.3)", A2A, Graph, Empty, 200, Object),
     op("POST", "/beta/$batch", Bat(Batch), "Run up to 20 requests in one (JSON batching)", OPS, Graph, Object, 200, Object),
     op("POST", "/v1.0/$batch", Bat(Batch), "Run up to 20 requests in one (JSON batching, v1.0)", OPS, Graph, Object, 200, Object),
     op("GET", "/beta/copilot/admin/policySettings/{id}", Cop(GetPolicySetting), "Get a Copilot policy setting", COP, Graph, Empty, 200, Object),

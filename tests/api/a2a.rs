@@ -108,3 +108,124 @@ async fn with_validation_require_an_invalid_card_is_refused_with_every_problem()
         .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+fn card_path(tenant: &str, id: &str) -> String {
+    format!(
+        "/a2a/{tenant}/agents/{}/.well-known/agent-card.json",
+        key(id)
+    )
+}
+
+async fn fetch_card(s: &TestServer, path: &str, version: Option<&str>) -> reqwest::Response {
+    let mut r = s
+        .client
+        .get(format!("{}{path}", s.origin))
+        .bearer_auth(s.token());
+    if let Some(v) = version {
+        r = r.header("A2A-Version", v);
+    }
+    r.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_instance_card_is_served_to_a2a_clients_in_v1_or_v03_with_an_etag() {
+    let s = TestServer::start().await;
+    let mut body = instance_body("agent 1", "Travel");
+    body["url"] = "https://travel.example/a2a".into();
+    body["agentCardManifest"] = json!({
+        "id": "m1", "displayName": "Travel", "description": "Books trips", "version": "1.0.0",
+        "ownerIds": [USER], "defaultInputModes": ["text/plain"], "defaultOutputModes": ["text/plain"],
+        "capabilities": {"streaming": true},
+        "skills": [{"id": "book", "displayName": "Book", "description": "Books", "tags": ["travel"]}],
+    });
+    s.create_instance(body).await;
+    let path = card_path(TENANT_A, "agent 1");
+
+    let r = fetch_card(&s, &path, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["a2a-version"], "1.0");
+    assert_eq!(r.headers()["cache-control"], "private, max-age=300");
+    let tag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let v1: Value = r.json().await.unwrap();
+    assert_eq!(
+        v1["supportedInterfaces"],
+        json!([{"url": "https://travel.example/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "0.3.0"}])
+    );
+    assert_eq!(v1["skills"][0]["name"], "Book");
+    let report = agentry::domain::a2a::validate(&v1);
+    assert!(report.is_valid(), "{:?}", report.problems);
+
+    let r = fetch_card(&s, &path, Some("0.3")).await;
+    assert_eq!(r.headers()["a2a-version"], "0.3");
+    let v03: Value = r.json().await.unwrap();
+    assert_eq!(v03["url"], "https://travel.example/a2a");
+    assert_eq!(v03["protocolVersion"], "0.3.0");
+    assert!(v03.get("supportedInterfaces").is_none());
+
+    let r = s
+        .client
+        .get(format!("{}{path}", s.origin))
+        .bearer_auth(s.token())
+        .header("If-None-Match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    // A change to the card changes its tag.
+    let r = s
+        .patch(
+            &format!("/agentRegistry/agentInstances/{}", key("agent 1")),
+            json!({"url": "https://travel.example/v2"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = fetch_card(&s, &path, None).await;
+    assert_ne!(r.headers()["etag"].to_str().unwrap(), tag);
+}
+
+#[tokio::test]
+async fn a_registration_card_is_served_with_its_signatures() {
+    let s = server(ValidationMode::Off).await;
+    let mut c = card("https://travel.example/a2a");
+    c["signatures"] = json!([{"protected": "eyJhbGciOiJFUzI1NiJ9", "signature": "c2ln"}]);
+    let r = s.post(SET, registration("reg-1", c)).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = fetch_card(&s, &card_path(TENANT_A, "reg-1"), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let served: Value = r.json().await.unwrap();
+    assert_eq!(served["signatures"][0]["protected"], "eyJhbGciOiJFUzI1NiJ9");
+    assert_eq!(
+        served["supportedInterfaces"][0]["url"],
+        "https://travel.example/a2a"
+    );
+}
+
+#[tokio::test]
+async fn cards_are_not_served_when_quarantined_cardless_foreign_or_without_a_token() {
+    let s = TestServer::start().await;
+    let mut body = instance_body("q1", "Quarantined");
+    body["url"] = "https://q.example/a2a".into();
+    s.create_instance(body).await;
+    s.create_instance(instance_body("plain", "No card")).await;
+    let path = card_path(TENANT_A, "q1");
+    assert_eq!(fetch_card(&s, &path, None).await.status(), StatusCode::OK);
+    let r = s
+        .post(
+            &format!("/agentRegistry/agentCollections/{QUARANTINED}/members/$ref"),
+            json!({"@odata.id": s.url("/agentRegistry/agentInstances/q1")}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_graph_error(fetch_card(&s, &path, None).await, 404, "AgentNotFound").await;
+    let r = fetch_card(&s, &card_path(TENANT_A, "plain"), None).await;
+    assert_graph_error(r, 404, "ResourceNotFound").await;
+    let r = fetch_card(&s, &card_path(TENANT_B, "q1"), None).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = s
+        .client
+        .get(format!("{}{}", s.origin, card_path(TENANT_A, "plain")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

@@ -687,6 +687,122 @@ pub fn to_v1(card: &Value) -> Value {
     Value::Object(out)
 }
 
+/// A v1.0 card in the v0.3 shape, for clients that ask for it: the first
+/// supported interface becomes `url`, `preferredTransport` and
+/// `protocolVersion`, the others `additionalInterfaces`, and security
+/// goes back as [`to_v1`] brought it. What v0.3 has no place for (an
+/// interface's tenant, a later protocol version of the others) is
+/// dropped. A v0.3 card is returned as it is.
+pub fn to_v03(card: &Value) -> Value {
+    let Some(obj) = card.as_object() else {
+        return card.clone();
+    };
+    if detect(obj) != Some(CardVersion::V10) {
+        return card.clone();
+    }
+    let mut out = obj.clone();
+    let interfaces = match out.remove("supportedInterfaces") {
+        Some(Value::Array(list)) => list,
+        _ => Vec::new(),
+    };
+    let field = |i: &Value, name: &str| i.get(name).cloned().unwrap_or(Value::Null);
+    let mut first = true;
+    let mut additional = Vec::new();
+    for i in &interfaces {
+        if first {
+            first = false;
+            out.insert("url".into(), field(i, "url"));
+            out.insert("preferredTransport".into(), field(i, "protocolBinding"));
+            let version = i
+                .get("protocolVersion")
+                .filter(|v| v.as_str().is_some_and(|s| s.starts_with("0.3")))
+                .cloned()
+                .unwrap_or_else(|| "0.3.0".into());
+            out.insert("protocolVersion".into(), version);
+        } else {
+            additional
+                .push(json!({"url": field(i, "url"), "transport": field(i, "protocolBinding")}));
+        }
+    }
+    out.entry("protocolVersion")
+        .or_insert_with(|| "0.3.0".into());
+    if !additional.is_empty() {
+        out.insert("additionalInterfaces".into(), Value::Array(additional));
+    }
+    if let Some(caps) = out.get_mut("capabilities").and_then(Value::as_object_mut)
+        && caps.remove("extendedAgentCard") == Some(Value::Bool(true))
+    {
+        out.insert(
+            "supportsAuthenticatedExtendedCard".into(),
+            Value::Bool(true),
+        );
+    }
+    if let Some(requirements) = out.remove("securityRequirements") {
+        out.insert("security".into(), requirements_to_v03(requirements));
+    }
+    if let Some(Value::Array(skills)) = out.get_mut("skills") {
+        for skill in skills.iter_mut().filter_map(Value::as_object_mut) {
+            if let Some(requirements) = skill.remove("securityRequirements") {
+                skill.insert("security".into(), requirements_to_v03(requirements));
+            }
+        }
+    }
+    if let Some(Value::Object(schemes)) = out.get_mut("securitySchemes") {
+        for scheme in schemes.values_mut() {
+            let Some((wrapper, Value::Object(inner))) = scheme
+                .as_object()
+                .filter(|m| m.len() == 1)
+                .and_then(|m| m.iter().next())
+            else {
+                continue;
+            };
+            let ty = match wrapper.as_str() {
+                "apiKeySecurityScheme" => "apiKey",
+                "httpAuthSecurityScheme" => "http",
+                "oauth2SecurityScheme" => "oauth2",
+                "openIdConnectSecurityScheme" => "openIdConnect",
+                "mtlsSecurityScheme" => "mutualTLS",
+                _ => continue,
+            };
+            let mut s = Map::new();
+            s.insert("type".into(), ty.into());
+            for (k, v) in inner {
+                s.insert(
+                    if k == "location" {
+                        "in".into()
+                    } else {
+                        k.clone()
+                    },
+                    v.clone(),
+                );
+            }
+            *scheme = Value::Object(s);
+        }
+    }
+    Value::Object(out)
+}
+
+fn requirements_to_v03(requirements: Value) -> Value {
+    let Value::Array(list) = requirements else {
+        return requirements;
+    };
+    Value::Array(
+        list.into_iter()
+            .map(|r| match r.get("schemes") {
+                Some(Value::Object(schemes)) => Value::Object(
+                    schemes
+                        .iter()
+                        .map(|(name, s)| {
+                            (name.clone(), s.get("list").cloned().unwrap_or(json!([])))
+                        })
+                        .collect(),
+                ),
+                _ => r,
+            })
+            .collect(),
+    )
+}
+
 fn requirements_to_v1(security: Value) -> Value {
     let Value::Array(list) = security else {
         return security;
@@ -710,6 +826,20 @@ fn requirements_to_v1(security: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_v1_card_converted_back_to_v03_is_the_v03_card_it_came_from() {
+        let mut original = v03();
+        // What v1.0 has no place for, and so cannot come back.
+        original["capabilities"]
+            .as_object_mut()
+            .unwrap()
+            .remove("stateTransitionHistory");
+        let back = to_v03(&to_v1(&original));
+        assert_eq!(back, original);
+        assert_eq!(validate(&back).problems, Vec::new());
+        assert_eq!(to_v03(&original), original, "a v0.3 card stays as it is");
+    }
 
     fn v03() -> Value {
         json!({

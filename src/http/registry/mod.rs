@@ -12,8 +12,10 @@
 //! - [`packages`]: `/copilot/admin/catalog/packages`, the Agent 365 package catalog.
 //! - [`audits`]: `/auditLogs/directoryAudits`, the audit log the store writes.
 //! - [`delta`]: `…/delta` on the entity sets, read from the change log.
+//! - [`cards`]: `/a2a/{tenant}/agents/{id}/.well-known/agent-card.json`, cards for A2A clients.
 
 mod audits;
+mod cards;
 mod collections;
 mod delta;
 mod instances;
@@ -113,6 +115,7 @@ pub fn handler(op: Registry, method: MethodFilter) -> MethodRouter<AppState> {
         R::ListAudits => on(method, list::<Audits>),
         R::CountAudits => on(method, count::<Audits>),
         R::GetAudit => on(method, get_one::<Audits>),
+        R::GetAgentCard => on(method, cards::agent_card),
     }
 }
 
