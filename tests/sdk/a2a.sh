@@ -3,7 +3,10 @@
 # under target/) re-judges the card corpus of tests/a2a and fails when its
 # verdicts differ from tests/a2a/expected.json, against which the Rust
 # validator's unit test checks its own. Then it signs and verifies cards both
-# ways with `agentry card sign`/`verify` (tests/a2a/check_signatures.py).
+# ways with `agentry card sign`/`verify` (tests/a2a/check_signatures.py), and
+# fetches the cards a running `agentry serve` serves at
+# /a2a/{tenantId}/agents/{id}/.well-known/agent-card.json with the SDK's card
+# resolver and signature verifier (tests/a2a/check_serving.py).
 # CI runs this. AGENTRY_BIN names a built agentry instead of building one.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -23,4 +26,5 @@ for line in "0.3 a2a-sdk==0.3.26 pydantic==2.14.4 PyJWT==2.15.1" "1.0 a2a-sdk==1
   fi
   "$venv/bin/python" "$root/tests/a2a/check_cards.py" --version "$version"
   "$venv/bin/python" "$root/tests/a2a/check_signatures.py" --version "$version" --agentry "$AGENTRY_BIN"
+  "$venv/bin/python" "$root/tests/a2a/check_serving.py" --version "$version" --agentry "$AGENTRY_BIN"
 done

@@ -3,7 +3,8 @@
 //! built from the instance and the manifest it links (as the migration to
 //! registrations maps them); a registration's is its `agentCard`. Served in
 //! the v1.0 shape, or in v0.3 when the client sends `A2A-Version: 0.3`,
-//! with the card's signatures as stored, an `ETag` and `If-None-Match`.
+//! with the card's signatures as stored (dropped from a card converted to
+//! the other shape, which they do not cover), an `ETag` and `If-None-Match`.
 //! Quarantined instances are not served.
 
 use super::{Result, visible};
@@ -52,11 +53,22 @@ pub(super) async fn agent_card(
             .ok_or_else(missing)?,
     };
     let v03 = wants_v03(&headers);
-    let card = if v03 {
+    let stored_v03 = card
+        .as_object()
+        .and_then(a2a::detect)
+        .is_some_and(|v| v == a2a::CardVersion::V03);
+    let mut card = if v03 {
         a2a::to_v03(&card)
     } else {
         a2a::to_v1(&card)
     };
+    if v03 != stored_v03
+        && let Some(obj) = card.as_object_mut()
+    {
+        // Signatures cover the shape that was signed: a converted card
+        // goes out unsigned rather than with signatures that cannot verify.
+        obj.remove("signatures");
+    }
     let body = card.to_string();
     let tag = entity_tag(&body);
     let matches = headers
