@@ -30,6 +30,8 @@ pub enum StartError {
     Oidc(#[from] crate::auth::oidc::OidcError),
     #[error(transparent)]
     Cors(#[from] crate::http::cors::BadOrigin),
+    #[error("cannot read the card trust store {path}: {reason}")]
+    TrustStore { path: String, reason: String },
     #[error("cannot send change notifications: {0}")]
     Notify(#[from] crate::notify::NotifyError),
     #[error("the server stopped with an error: {0}")]
@@ -115,6 +117,7 @@ impl Application {
             cors_origins: config.cors_origins.clone(),
             change_retention_days: config.audit_retention_days,
             card_validation: config.card_validation,
+            card_signatures: signature_policy(config)?,
             notifier: notifier(&config.notifications, &listener)?,
         };
         let external = match &config.oidc {
@@ -192,6 +195,37 @@ impl Application {
         self.store.close().await;
         served.map_err(StartError::Serve)
     }
+}
+
+/// How registered cards' signatures are checked, with the trust store read
+/// once at start; `None` when they are not.
+fn signature_policy(
+    config: &ServerConfig,
+) -> Result<Option<Arc<crate::domain::a2a::SignaturePolicy>>, StartError> {
+    use crate::domain::a2a::{SignatureMode, SignaturePolicy, signature::TrustStore};
+    if config.card_signatures == SignatureMode::Off {
+        return Ok(None);
+    }
+    let trust = match &config.card_trust_store {
+        Some(path) => {
+            let fail = |reason: String| StartError::TrustStore {
+                path: path.display().to_string(),
+                reason,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+            TrustStore::from_jwks(&text).map_err(|e| fail(e.to_string()))?
+        }
+        None => {
+            tracing::warn!(
+                "card signatures are checked but no trust store is configured: no signature can verify"
+            );
+            TrustStore::default()
+        }
+    };
+    Ok(Some(Arc::new(SignaturePolicy {
+        mode: config.card_signatures,
+        trust,
+    })))
 }
 
 /// The change notification sender: the configured allow-list, or public

@@ -293,6 +293,14 @@ struct ServeArgs {
     /// reported as @agentry.cardValidation) or require (an invalid card is refused) [default: off].
     #[arg(long, env = "AGENTRY_CARD_VALIDATION")]
     card_validation: Option<crate::domain::a2a::ValidationMode>,
+    /// Check the signatures of agent registrations' A2A cards: off, verify-if-present (a signed
+    /// card must verify) or require (every card must be signed and verify) [default: off].
+    #[arg(long, env = "AGENTRY_CARD_SIGNATURES")]
+    card_signatures: Option<crate::domain::a2a::SignatureMode>,
+    /// The keys card signatures are checked against: a JSON JWK set (entries may add
+    /// `expires` and `revoked`, or give `{"kid", "pem"}`).
+    #[arg(long, env = "AGENTRY_CARD_TRUST_STORE", value_name = "FILE")]
+    card_trust_store: Option<PathBuf>,
     /// Send change notifications only to these hosts or networks: `public`, `loopback`,
     /// `10.0.0.0/8`, `hooks.example.com`, `*.example.com`; repeatable
     /// [default: public, and loopback when listening on loopback].
@@ -416,6 +424,8 @@ pub fn run() -> anyhow::Result<()> {
                 builtin_tokens: args.builtin_tokens,
                 audit_retention_days: args.audit_retention_days,
                 card_validation: args.card_validation,
+                card_signatures: args.card_signatures,
+                card_trust_store: args.card_trust_store,
                 notification_allow: args.notification_allow,
                 notification_retry_seconds: args.notification_retry_seconds,
                 scoped_roles: args.scoped_roles,

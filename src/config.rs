@@ -62,6 +62,10 @@ pub struct ServerConfig {
     pub audit_retention_days: u32,
     /// How the A2A cards of registrations are checked (off, warn, require).
     pub card_validation: crate::domain::a2a::ValidationMode,
+    /// Whether their signatures are checked (off, verify-if-present, require).
+    pub card_signatures: crate::domain::a2a::SignatureMode,
+    /// The keys card signatures are checked against: a JWK set (JSON).
+    pub card_trust_store: Option<PathBuf>,
     /// Change notifications: where they may go, how long receivers are retried.
     pub notifications: NotificationConfig,
 }
@@ -118,6 +122,8 @@ impl ServerConfig {
             cors_origins: Vec::new(),
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             card_validation: Default::default(),
+            card_signatures: Default::default(),
+            card_trust_store: None,
             notifications: NotificationConfig::default(),
         }
     }
@@ -153,6 +159,8 @@ pub struct FileConfig {
     pub builtin_tokens: Option<bool>,
     pub audit_retention_days: Option<u32>,
     pub card_validation: Option<crate::domain::a2a::ValidationMode>,
+    pub card_signatures: Option<crate::domain::a2a::SignatureMode>,
+    pub card_trust_store: Option<PathBuf>,
     pub oidc: Option<FileOidc>,
     /// Role name → template id.
     #[serde(default)]
@@ -307,6 +315,8 @@ pub struct Overrides {
     pub builtin_tokens: Option<bool>,
     pub audit_retention_days: Option<u32>,
     pub card_validation: Option<crate::domain::a2a::ValidationMode>,
+    pub card_signatures: Option<crate::domain::a2a::SignatureMode>,
+    pub card_trust_store: Option<PathBuf>,
     /// `--notification-allow` values; empty: the file's.
     pub notification_allow: Vec<String>,
     pub notification_retry_seconds: Option<u64>,
@@ -436,6 +446,11 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
             .card_validation
             .or(file.card_validation)
             .unwrap_or_default(),
+        card_signatures: over
+            .card_signatures
+            .or(file.card_signatures)
+            .unwrap_or_default(),
+        card_trust_store: over.card_trust_store.or(file.card_trust_store),
         notifications: NotificationConfig {
             allow: None,
             max_minutes: file
@@ -543,6 +558,8 @@ mod tests {
             builtin_tokens,
             audit_retention_days,
             card_validation,
+            card_signatures,
+            card_trust_store,
             oidc,
             scoped_roles,
             copilot,
@@ -568,6 +585,7 @@ mod tests {
             builtin_tokens.is_some(),
             audit_retention_days.is_some(),
             card_validation.is_some(),
+            card_signatures.is_some() && card_trust_store.is_some(),
             oidc.is_some(),
             !scoped_roles.is_empty(),
             !cors_origins.is_empty(),

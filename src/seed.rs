@@ -326,6 +326,7 @@ pub fn parse_tenant(
                     scope: Default::default(),
                     initiator: None,
                     card_validation: Default::default(),
+                    card_signatures: Default::default(),
                 };
                 unique(&mut seen, "m", &id, &item)?;
                 let doc = new_document(&AGENT_CARD_MANIFEST, &id, &nested.props, &ctx);
@@ -394,6 +395,7 @@ pub fn parse_tenant(
         scope: Default::default(),
         initiator: None,
         card_validation: Default::default(),
+        card_signatures: Default::default(),
     };
     for (i, body) in seed.copilot.policies.iter().enumerate() {
         let item = format!("copilot.policies[{i}]");
@@ -488,6 +490,7 @@ fn entity(
         scope: Default::default(),
         initiator: None,
         card_validation: Default::default(),
+        card_signatures: Default::default(),
     };
     let mut doc = new_document(ty, &id, &write.props, &ctx);
     if let Some(m) = modified {

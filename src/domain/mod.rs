@@ -137,6 +137,10 @@ pub enum DomainError {
         version: &'static str,
         problems: Vec<a2a::Problem>,
     },
+    /// The tenant requires verified card signatures and this card's do not
+    /// verify (the outcome, in words).
+    #[error("the agent card's signature is not accepted: {0}")]
+    UntrustedAgentCard(String),
 }
 
 /// Refuses a registration document that names neither owners nor a
@@ -247,6 +251,7 @@ pub fn reserved_collection_document(
         scope: Default::default(),
         initiator: None,
         card_validation: Default::default(),
+        card_signatures: Default::default(),
     };
     new_document(&schema::AGENT_COLLECTION, c.id, &props, &ctx)
 }

@@ -24,6 +24,8 @@ pub struct WriteContext {
     pub initiator: Option<std::sync::Arc<super::audit::Initiator>>,
     /// How the A2A cards the write stores are checked.
     pub card_validation: super::a2a::ValidationMode,
+    /// How their signatures are checked, and against which keys.
+    pub card_signatures: Option<std::sync::Arc<super::a2a::SignaturePolicy>>,
 }
 
 /// Which objects a write may touch. A caller let in by a `*.ManagedBy`
@@ -464,6 +466,7 @@ mod tests {
             scope: Default::default(),
             initiator: None,
             card_validation: Default::default(),
+            card_signatures: Default::default(),
         }
     }
 
@@ -707,6 +710,7 @@ mod tests {
             scope: Default::default(),
             initiator: None,
             card_validation: Default::default(),
+            card_signatures: Default::default(),
         };
         let patch = parse_write(&AGENT_INSTANCE, json!({"ownerIds": ["q"]}), false).unwrap();
         apply_patch(&mut doc, &patch.props, &later);

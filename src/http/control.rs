@@ -264,6 +264,7 @@ fn write_context(app: &AppState, caller: &Principal) -> WriteContext {
         scope: Default::default(),
         initiator: Some(super::request::initiator(caller)),
         card_validation: Default::default(),
+        card_signatures: Default::default(),
     }
 }
 

@@ -201,6 +201,7 @@ async fn audit_refusal(
         now: app.now(),
         initiator: Some(super::request::initiator_of(caller, Some(meta))),
         card_validation: Default::default(),
+        card_signatures: Default::default(),
         ..Default::default()
     };
     if let Err(e) = app

@@ -467,6 +467,10 @@ fn domain_report(e: &DomainError) -> ErrorReport {
                 .collect(),
             ..report(S::BAD_REQUEST, "ValidationError", sentence(e.to_string()))
         },
+        DomainError::UntrustedAgentCard(_) => ErrorReport {
+            inner_code: Some("invalidAgentCardSignature"),
+            ..report(S::BAD_REQUEST, "ValidationError", sentence(e.to_string()))
+        },
         DomainError::NotManagedByCaller => ApiError::Denied(Denied::NotManagedByCaller).report(),
         DomainError::ManagedByAnotherApp => {
             report(S::FAILED_DEPENDENCY, "FailedDependency", e.to_string())

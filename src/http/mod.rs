@@ -76,6 +76,7 @@ struct Inner {
     cors_origins: Vec<String>,
     change_retention_days: u32,
     card_validation: crate::domain::a2a::ValidationMode,
+    card_signatures: Option<Arc<crate::domain::a2a::SignaturePolicy>>,
     notifier: crate::notify::Notifier,
 }
 
@@ -97,6 +98,8 @@ pub struct HttpSettings {
     pub change_retention_days: u32,
     /// How the A2A cards of writes are checked.
     pub card_validation: crate::domain::a2a::ValidationMode,
+    /// How their signatures are checked; `None`: not at all.
+    pub card_signatures: Option<Arc<crate::domain::a2a::SignaturePolicy>>,
     /// Change notifications: the handshake and the delivery worker.
     pub notifier: crate::notify::Notifier,
 }
@@ -128,6 +131,7 @@ impl AppState {
                 cors_origins: settings.cors_origins,
                 change_retention_days: settings.change_retention_days,
                 card_validation: settings.card_validation,
+                card_signatures: settings.card_signatures,
                 notifier: settings.notifier,
             }),
         }
@@ -144,6 +148,11 @@ impl AppState {
     /// How the A2A cards of writes are checked (`card_validation`).
     pub fn card_validation(&self) -> crate::domain::a2a::ValidationMode {
         self.inner.card_validation
+    }
+
+    /// How the signatures of registered cards are checked.
+    pub fn card_signatures(&self) -> Option<Arc<crate::domain::a2a::SignaturePolicy>> {
+        self.inner.card_signatures.clone()
     }
 
     /// Change notifications: the handshake, and waking the delivery worker.

@@ -559,13 +559,23 @@ pub(super) async fn update_plain<R: Rows>(
     apply_patch(&mut row.doc, props, ctx);
     if table == Entity::Registration {
         if props.contains_key("agentCard") {
-            crate::domain::a2a::check_registration_card(&mut row.doc, ctx.card_validation)
-                .map_err(StoreError::from)?;
+            check_card(&mut row.doc, ctx).map_err(StoreError::from)?;
         }
         ensure_registration_owner(&row.doc).map_err(StoreError::from)?;
         ensure_source_agent_free(r, tenant, id, &row.doc).await?;
     }
     update_entity(r, table, tenant, id, &row).await
+}
+
+/// Checks a registration's A2A card and its signatures as the write's
+/// context says (annotating the document, or refusing the card).
+fn check_card(
+    doc: &mut Map<String, Value>,
+    ctx: &WriteContext,
+) -> Result<(), crate::domain::DomainError> {
+    use crate::domain::a2a;
+    a2a::check_registration_card(doc, ctx.card_validation)?;
+    a2a::check_registration_signatures(doc, ctx.card_signatures.as_deref(), &ctx.now)
 }
 
 /// Creates an agent registration, whose `sourceAgentId` no other
@@ -578,8 +588,7 @@ pub(super) async fn create_registration<R: Rows>(
     ctx: &WriteContext,
 ) -> Result<Stored, R::Error> {
     let mut doc = new_document(&AGENT_REGISTRATION, id, &write.props, ctx);
-    crate::domain::a2a::check_registration_card(&mut doc, ctx.card_validation)
-        .map_err(StoreError::from)?;
+    check_card(&mut doc, ctx).map_err(StoreError::from)?;
     ensure_registration_owner(&doc).map_err(StoreError::from)?;
     ensure_source_agent_free(r, tenant, id, &doc).await?;
     insert_new(r, Entity::Registration, tenant, &doc, None).await

@@ -193,11 +193,17 @@ async fn a_registration_card_is_served_with_its_signatures() {
     let r = fetch_card(&s, &card_path(TENANT_A, "reg-1"), None).await;
     assert_eq!(r.status(), StatusCode::OK);
     let served: Value = r.json().await.unwrap();
-    assert_eq!(served["signatures"][0]["protected"], "eyJhbGciOiJFUzI1NiJ9");
     assert_eq!(
         served["supportedInterfaces"][0]["url"],
         "https://travel.example/a2a"
     );
+    assert!(
+        served.get("signatures").is_none(),
+        "converted: the signatures cannot cover it"
+    );
+    let r = fetch_card(&s, &card_path(TENANT_A, "reg-1"), Some("0.3")).await;
+    let served: Value = r.json().await.unwrap();
+    assert_eq!(served["signatures"][0]["protected"], "eyJhbGciOiJFUzI1NiJ9");
 }
 
 #[tokio::test]
@@ -228,4 +234,110 @@ async fn cards_are_not_served_when_quarantined_cardless_foreign_or_without_a_tok
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn signing_server(mode: agentry::domain::a2a::SignatureMode) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = std::fs::read_to_string("tests/a2a/keys/p256.pub.pem").unwrap();
+    let store = dir.path().join("keys.json");
+    std::fs::write(
+        &store,
+        json!({"keys": [{"kid": "p256", "pem": pem}]}).to_string(),
+    )
+    .unwrap();
+    let s = TestServer::start_configured(|c| {
+        c.card_signatures = mode;
+        c.card_trust_store = Some(store.clone());
+    })
+    .await;
+    drop(dir); // read at start
+    s
+}
+
+fn signed(card: &Value) -> Value {
+    use agentry::domain::a2a::signature::{Algorithm, sign};
+    let key = std::fs::read_to_string("tests/a2a/keys/p256.pem").unwrap();
+    sign(card, &key, "p256", Algorithm::Es256, None).unwrap()
+}
+
+#[tokio::test]
+async fn with_signatures_required_only_cards_signed_by_a_trusted_key_are_registered() {
+    use agentry::domain::a2a::SignatureMode;
+    let s = signing_server(SignatureMode::Require).await;
+    let good = signed(&card("https://travel.example/a2a"));
+    let r = s.post(SET, registration("signed", good.clone())).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let got = s.get_json(&format!("{SET}/signed")).await;
+    assert_eq!(
+        got["@agentry.cardSignature"],
+        json!({"result": "verified", "kid": "p256", "form": "jcs"})
+    );
+    let r = s
+        .post(
+            SET,
+            registration("unsigned", card("https://travel.example/a2a")),
+        )
+        .await;
+    let e = assert_graph_error(r, 400, "ValidationError").await;
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("unsigned"),
+        "{e}"
+    );
+    let mut tampered = good.clone();
+    tampered["description"] = "Changed after signing".into();
+    let r = s.post(SET, registration("tampered", tampered)).await;
+    let e = assert_graph_error(r, 400, "ValidationError").await;
+    assert_eq!(
+        e["error"]["innerError"]["code"], "invalidAgentCardSignature",
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn with_verify_if_present_unsigned_cards_pass_and_signed_ones_must_verify() {
+    use agentry::domain::a2a::SignatureMode;
+    let s = signing_server(SignatureMode::VerifyIfPresent).await;
+    let r = s
+        .post(
+            SET,
+            registration("plain", card("https://travel.example/a2a")),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let got = s.get_json(&format!("{SET}/plain")).await;
+    assert_eq!(got["@agentry.cardSignature"], json!({"result": "unsigned"}));
+    // Signed by a key the trust store does not hold: refused.
+    let mut other = card("https://travel.example/a2a");
+    let key = std::fs::read_to_string("tests/a2a/keys/p384.pem").unwrap();
+    other = agentry::domain::a2a::signature::sign(
+        &other,
+        &key,
+        "unknown-kid",
+        agentry::domain::a2a::signature::Algorithm::Es384,
+        None,
+    )
+    .unwrap();
+    let r = s.post(SET, registration("stranger", other)).await;
+    let e = assert_graph_error(r, 400, "ValidationError").await;
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("untrusted key"),
+        "{e}"
+    );
+    // A PATCH to a signed card that breaks its signature is refused too.
+    let good = signed(&card("https://travel.example/a2a"));
+    assert_eq!(
+        s.post(SET, registration("later", good.clone()))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let mut broken = good;
+    broken["name"] = "Renamed".into();
+    let r = s
+        .patch(&format!("{SET}/later"), json!({"agentCard": broken}))
+        .await;
+    assert_graph_error(r, 400, "ValidationError").await;
 }

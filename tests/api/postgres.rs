@@ -231,6 +231,7 @@ fn write_ctx() -> agentry::domain::WriteContext {
         scope: Default::default(),
         initiator: None,
         card_validation: Default::default(),
+        card_signatures: Default::default(),
     }
 }
 

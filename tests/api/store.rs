@@ -40,6 +40,7 @@ fn ctx(now: &str) -> WriteContext {
         scope: Default::default(),
         initiator: None,
         card_validation: Default::default(),
+        card_signatures: Default::default(),
     }
 }
 

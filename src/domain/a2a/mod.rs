@@ -13,6 +13,7 @@ pub mod canonical;
 pub mod signature;
 
 use serde_json::{Map, Value, json};
+use signature::{SignatureCheck, TrustStore};
 
 /// How strictly the cards a tenant registers are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -41,6 +42,91 @@ impl std::str::FromStr for ValidationMode {
 
 /// The annotation a checked card's entity carries.
 pub const ANNOTATION: &str = "@agentry.cardValidation";
+
+/// The annotation of a card whose signatures were checked.
+pub const SIGNATURE_ANNOTATION: &str = "@agentry.cardSignature";
+
+/// Whether the signatures of the cards a tenant registers are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureMode {
+    /// Not checked (Graph's behaviour).
+    #[default]
+    Off,
+    /// A signed card must verify; an unsigned one is accepted.
+    VerifyIfPresent,
+    /// Every card must carry a signature that verifies.
+    Require,
+}
+
+impl std::str::FromStr for SignatureMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(SignatureMode::Off),
+            "verify-if-present" => Ok(SignatureMode::VerifyIfPresent),
+            "require" => Ok(SignatureMode::Require),
+            other => Err(format!(
+                "'{other}' is not off, verify-if-present or require"
+            )),
+        }
+    }
+}
+
+/// How registered cards' signatures are checked: the mode and the keys
+/// the operator trusts.
+#[derive(Debug, Clone, Default)]
+pub struct SignaturePolicy {
+    pub mode: SignatureMode,
+    pub trust: TrustStore,
+}
+
+/// Checks the signatures of a registration's `agentCard` as `policy` says:
+/// records the outcome as [`SIGNATURE_ANNOTATION`], and refuses the card
+/// when the mode requires a verified signature (`require`) or a signed
+/// card fails to verify (`verify-if-present`, `require`).
+pub fn check_registration_signatures(
+    doc: &mut Map<String, Value>,
+    policy: Option<&SignaturePolicy>,
+    now: &str,
+) -> Result<(), super::DomainError> {
+    let card = doc.get("agentCard").filter(|c| c.is_object());
+    let (policy, card) = match (policy, card) {
+        (Some(p), Some(card)) if p.mode != SignatureMode::Off => (p, card),
+        _ => {
+            doc.remove(SIGNATURE_ANNOTATION);
+            return Ok(());
+        }
+    };
+    let now =
+        crate::odata::edm::parse_date_time_offset(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let check = signature::verify(card, &policy.trust, now);
+    let accepted = matches!(
+        (&check, policy.mode),
+        (SignatureCheck::Verified { .. }, _)
+            | (SignatureCheck::Unsigned, SignatureMode::VerifyIfPresent)
+    );
+    let refused = !accepted;
+    if refused {
+        return Err(super::DomainError::UntrustedAgentCard(check.to_string()));
+    }
+    doc.insert(SIGNATURE_ANNOTATION.to_owned(), signature_json(&check));
+    Ok(())
+}
+
+/// `{"result": "verified", "kid": …, "form": …}`, `{"result": "unsigned"}`.
+fn signature_json(check: &SignatureCheck) -> Value {
+    match check {
+        SignatureCheck::Verified { kid, form } => {
+            json!({"result": "verified", "kid": kid, "form": form.as_str()})
+        }
+        SignatureCheck::Unsigned => json!({"result": "unsigned"}),
+        SignatureCheck::Invalid { reason } => json!({"result": "invalid", "reason": reason}),
+        SignatureCheck::UntrustedKey { kid } => json!({"result": "untrusted-key", "kid": kid}),
+        SignatureCheck::ExpiredKey { kid } => json!({"result": "expired-key", "kid": kid}),
+        SignatureCheck::RevokedKey { kid } => json!({"result": "revoked-key", "kid": kid}),
+    }
+}
 
 /// Checks the `agentCard` of a registration document being written, as
 /// `mode` says: records the result as [`ANNOTATION`] (`warn`, `require`),

@@ -229,6 +229,7 @@ pub fn parse_new_policy(
             scope: Default::default(),
             initiator: None,
             card_validation: Default::default(),
+            card_signatures: Default::default(),
         },
     );
     policy.validate(strict)?;
@@ -368,6 +369,7 @@ mod tests {
             scope: Default::default(),
             initiator: None,
             card_validation: Default::default(),
+            card_signatures: Default::default(),
         }
     }
 
@@ -522,6 +524,7 @@ mod tests {
             scope: Default::default(),
             initiator: None,
             card_validation: Default::default(),
+            card_signatures: Default::default(),
         };
         p.apply(&patch, &later);
         p.validate(false).unwrap();

@@ -264,6 +264,7 @@ mod tests {
             scope: Default::default(),
             initiator: None,
             card_validation: Default::default(),
+            card_signatures: Default::default(),
         }
     }
 

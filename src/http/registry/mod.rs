@@ -129,6 +129,7 @@ fn write_context(app: &AppState, caller: &Principal, grant: &Grant) -> WriteCont
         scope: grant.scope(),
         initiator: Some(crate::http::request::initiator(caller)),
         card_validation: app.card_validation(),
+        card_signatures: app.card_signatures(),
     }
 }
 

@@ -469,6 +469,7 @@ fn context(r: &mut Lcg) -> WriteContext {
         scope: Default::default(),
         initiator: None,
         card_validation: Default::default(),
+        card_signatures: Default::default(),
     }
 }
 
