@@ -134,14 +134,29 @@ impl Notifier {
     pub fn new(settings: NotifySettings) -> Result<Notifier, NotifyError> {
         crate::tls::install_crypto();
         let allow = Arc::new(settings.allow.clone());
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Arc::new(Guarded(allow.clone())))
-            .user_agent(concat!("Agentry/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| NotifyError::Unreachable(e.to_string()))?;
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(settings.timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .dns_resolver(Arc::new(Guarded(allow.clone())))
+                .user_agent(concat!("Agentry/", env!("CARGO_PKG_VERSION")))
+        };
+        let client = match builder().build() {
+            Ok(client) => client,
+            Err(e) => {
+                // No system certificates (a `FROM scratch` image): http
+                // receivers still work; https ones fail their handshake.
+                tracing::warn!(error = ?e, "no trusted certificates for https notification receivers");
+                let tls = rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth();
+                builder()
+                    .tls_backend_preconfigured(tls)
+                    .build()
+                    .map_err(|e| NotifyError::Unreachable(format!("{e:?}")))?
+            }
+        };
         Ok(Notifier {
             inner: Arc::new(Inner {
                 client,

@@ -456,3 +456,34 @@ async fn agentry_healthcheck_exits_zero_only_when_a_server_answers() {
         "{down:?}"
     );
 }
+
+#[test]
+fn the_server_starts_where_the_system_has_no_certificates() {
+    // A `FROM scratch` container has no CA certificates: the server must
+    // still start (https notification receivers then fail their handshake).
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .arg("--database-url")
+        .arg(database_url_for(dir.path()))
+        .env("SSL_CERT_FILE", dir.path().join("no-such-file"))
+        .env("SSL_CERT_DIR", dir.path().join("no-such-dir"))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        line.contains("http://127.0.0.1:"),
+        "no start line: {line:?}, stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
