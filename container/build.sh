@@ -31,6 +31,12 @@ for lib in $(ldd "$binary" | grep -o '/[^ ]*'); do
   mkdir -p "$context/rootfs$(dirname "$lib")"
   cp -L "$lib" "$context/rootfs$lib"
 done
+# The system's CA certificates, for https notification receivers and an
+# external OpenID Connect issuer's keys (the server starts without them).
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  mkdir -p "$context/rootfs/etc/ssl/certs"
+  cp -L /etc/ssl/certs/ca-certificates.crt "$context/rootfs/etc/ssl/certs/"
+fi
 
 if command -v podman > /dev/null; then
   podman build --format docker -t agentry:latest -f container/Containerfile "$context"
