@@ -347,6 +347,30 @@ pub fn control_event(activity: &str, operation_type: &'static str, target: Optio
     }
 }
 
+/// A change notification subscription created, renewed or deleted: the
+/// subscription and the resource it follows.
+pub fn subscription_event(action: Action, id: &str, resource: &str) -> Event {
+    Event {
+        category: NOTIFICATIONS,
+        activity: match action {
+            Action::Create => "Add subscription",
+            Action::Delete => "Delete subscription",
+            _ => "Update subscription",
+        }
+        .to_owned(),
+        operation_type: action.operation_type(),
+        failure: None,
+        targets: vec![Target {
+            id: id.to_owned(),
+            display_name: Some(resource.to_owned()),
+            kind: "Subscription",
+            modified: Vec::new(),
+        }],
+    }
+}
+
+/// `category` of the change notification subscriptions' records.
+pub const NOTIFICATIONS: &str = "ChangeNotifications";
 /// `category` of the Copilot settings' records.
 pub const COPILOT: &str = "CopilotSettings";
 /// `category` of the control plane's records.

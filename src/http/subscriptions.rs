@@ -11,8 +11,9 @@ use super::respond;
 use super::routes::Subscriptions;
 use crate::auth::Principal;
 use crate::auth::permissions::{Action, authorize};
-use crate::domain::Entity;
+use crate::domain::audit::{self, Action as Audited};
 use crate::domain::subscriptions::{self, Creator};
+use crate::domain::{Entity, WriteContext};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -66,6 +67,25 @@ fn entity_body(meta: &RequestMeta, status: StatusCode, doc: Map<String, Value>) 
     respond::json(status, Value::Object(body).to_string())
 }
 
+/// Records a subscription write in the audit log.
+async fn record(
+    app: &AppState,
+    p: &Principal,
+    action: Audited,
+    doc: &Map<String, Value>,
+) -> Result<()> {
+    let text = |name: &str| doc.get(name).and_then(Value::as_str).unwrap_or("");
+    let event = audit::subscription_event(action, text("id"), text("resource"));
+    let ctx = WriteContext {
+        now: app.now(),
+        actor: p.actor_id().map(str::to_owned),
+        initiator: Some(super::request::initiator(p)),
+        ..WriteContext::default()
+    };
+    app.store().record_event(&p.tenant_id, event, &ctx).await?;
+    Ok(())
+}
+
 async fn owned(app: &AppState, p: &Principal, id: &str) -> Result<Map<String, Value>> {
     match app.store().get_subscription(&p.tenant_id, id).await? {
         Some(doc) if owned_by(&doc, p) => Ok(doc),
@@ -108,6 +128,7 @@ async fn create(
     app.store()
         .create_subscription(&p.tenant_id, sub.entity, &sub.doc, &expires, &app.now())
         .await?;
+    record(&app, &p, Audited::Create, &sub.doc).await?;
     Ok(entity_body(&meta, StatusCode::CREATED, sub.doc))
 }
 
@@ -149,14 +170,16 @@ async fn update(
     {
         return Err(ApiError::SubscriptionNotFound(id));
     }
+    record(&app, &p, Audited::Update, &doc).await?;
     Ok(entity_body(&meta, StatusCode::OK, doc))
 }
 
 async fn delete(State(app): State<AppState>, Caller(p): Caller, Keys(id): Keys<String>) -> Result {
-    owned(&app, &p, &id).await?;
+    let doc = owned(&app, &p, &id).await?;
     if !app.store().delete_subscription(&p.tenant_id, &id).await? {
         return Err(ApiError::SubscriptionNotFound(id));
     }
+    record(&app, &p, Audited::Delete, &doc).await?;
     Ok(respond::no_content())
 }
 

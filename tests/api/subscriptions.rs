@@ -416,6 +416,23 @@ async fn an_application_lists_renews_and_deletes_only_its_own_subscriptions() {
     assert_graph_error(r, 404, "ResourceNotFound").await;
     assert_eq!(s.delete(&path).await.status(), StatusCode::NO_CONTENT);
     assert_graph_error(s.get(&path).await, 404, "ResourceNotFound").await;
+    let audits = s
+        .get_json("/auditLogs/directoryAudits?$filter=category eq 'ChangeNotifications'")
+        .await;
+    let activities: Vec<&str> = audits["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["activityDisplayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        activities,
+        [
+            "Delete subscription",
+            "Update subscription",
+            "Add subscription"
+        ]
+    );
     // No more notifications once deleted.
     s.create_instance(instance_body("x1", "One")).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
