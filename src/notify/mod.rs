@@ -120,6 +120,9 @@ impl reqwest::dns::Resolve for Guarded {
     }
 }
 
+/// The annotation of a subscription whose changes were dropped: when.
+pub const MISSED: &str = "@agentry.lastMissedDateTime";
+
 /// Most changes one notification POST carries.
 const BATCH: usize = 100;
 /// Most subscriptions delivered at once by one process.
@@ -343,7 +346,7 @@ impl Notifier {
             Ok(rows) => rows,
             Err(StoreError::SyncStateExpired) => {
                 // A reset or a restored snapshot: what changed is unknown.
-                self.lifecycle(&d, "missed").await;
+                self.missed(store, clock, &d).await;
                 d.from = to;
                 d.to = None;
                 d.after = 0;
@@ -377,7 +380,7 @@ impl Notifier {
                 return self.save(store, clock, &d, backoff(d.failures)).await;
             }
             tracing::warn!(subscription = %d.id, "notifications dropped after retrying for too long");
-            self.lifecycle(&d, "missed").await;
+            self.missed(store, clock, &d).await;
         }
         d.failures = 0;
         d.failing_since = None;
@@ -407,6 +410,19 @@ impl Notifier {
                 tracing::warn!(subscription = %d.id, error = %e, "could not save delivery progress")
             }
         }
+    }
+
+    /// Changes were dropped: the subscription says when (`@agentry.lastMissedDateTime`),
+    /// and its lifecycle receiver is told (`missed`).
+    async fn missed(&self, store: &dyn Store, clock: &SharedClock, d: &Delivery) {
+        let at = Value::String(entity_timestamp(clock.now()));
+        if let Err(e) = store
+            .annotate_subscription(&d.tenant, &d.id, MISSED, at)
+            .await
+        {
+            tracing::warn!(subscription = %d.id, error = %e, "could not mark a subscription");
+        }
+        self.lifecycle(d, "missed").await;
     }
 
     /// Best effort: one attempt, to `lifecycleNotificationUrl` if the

@@ -701,6 +701,16 @@ pub trait SubscriptionStore: Send + Sync {
         expires_at: &str,
     ) -> Result<bool, StoreError>;
     async fn delete_subscription(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
+    /// Sets the annotation `name` of a subscription's document to `value`
+    /// (read and written in one transaction, so a renewal is never lost);
+    /// false when it has none by that id.
+    async fn annotate_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        name: &str,
+        value: Value,
+    ) -> Result<bool, StoreError>;
     /// Deletes the subscriptions (of every tenant) expired at `now`.
     async fn delete_expired_subscriptions(&self, now: &str) -> Result<u64, StoreError>;
     /// Takes (or keeps) the lease on up to `limit` unexpired subscriptions

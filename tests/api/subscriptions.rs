@@ -335,6 +335,15 @@ async fn a_receiver_failing_past_the_retry_time_gets_a_missed_lifecycle_notifica
     let events = lifecycle.wait_for(1).await;
     assert_eq!(events[0]["lifecycleEvent"], "missed");
     assert_eq!(events[0]["subscriptionId"], sub["id"]);
+    // The subscription is marked, and keeps everything else.
+    let marked = s
+        .get_json(&format!("/subscriptions/{}", sub["id"].as_str().unwrap()))
+        .await;
+    assert!(
+        marked["@agentry.lastMissedDateTime"].is_string(),
+        "{marked}"
+    );
+    assert_eq!(marked["expirationDateTime"], sub["expirationDateTime"]);
     // Delivery goes on with the changes after the ones dropped.
     s.create_instance(instance_body("m2", "Two")).await;
     let got = receiver.wait_for(1).await;
@@ -571,4 +580,32 @@ async fn two_replicas_on_postgresql_deliver_each_change_once() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // The lease kept the two replicas from both delivering a change.
     assert_eq!(receiver.received().len(), 20);
+}
+
+#[tokio::test]
+async fn a_reset_of_the_tenant_is_a_missed_lifecycle_event_and_delivery_goes_on() {
+    let s = TestServer::start().await;
+    let receiver = Receiver::default();
+    let url = receiver.clone().start().await;
+    let lifecycle = Receiver::default();
+    let mut body = subscription(&url, "created");
+    body["lifecycleNotificationUrl"] = lifecycle.clone().start().await.into();
+    assert_eq!(
+        s.post("/subscriptions", body).await.status(),
+        StatusCode::CREATED
+    );
+    let r = s
+        .control_as(TENANT_A, Method::POST, "/reset")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let events = lifecycle.wait_for(1).await;
+    assert_eq!(events[0]["lifecycleEvent"], "missed");
+    s.create_instance(instance_body("after-reset", "A")).await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(
+        changes(&got),
+        [("created".to_owned(), "after-reset".to_owned())]
+    );
 }

@@ -138,6 +138,37 @@ impl SubscriptionStore for PgStore {
         })
     }
 
+    async fn annotate_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        name: &str,
+        value: Value,
+    ) -> Result<bool, StoreError> {
+        transaction!(self, |tx| {
+            let row = tx
+                .query_opt(
+                    "SELECT doc FROM subscriptions WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                    &[&tenant, &id],
+                )
+                .await?;
+            match row {
+                None => false,
+                Some(row) => {
+                    let text: String = row.try_get(0)?;
+                    let mut doc = from_json(&text).map_err(Fail::from)?;
+                    doc.insert(name.to_owned(), value.clone());
+                    tx.execute(
+                        "UPDATE subscriptions SET doc = $3 WHERE tenant_id = $1 AND id = $2",
+                        &[&tenant, &id, &to_json(&doc)],
+                    )
+                    .await?
+                        > 0
+                }
+            }
+        })
+    }
+
     async fn delete_expired_subscriptions(&self, now: &str) -> Result<u64, StoreError> {
         transaction!(self, |tx| {
             let stmt = tx

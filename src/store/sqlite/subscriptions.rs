@@ -151,6 +151,37 @@ impl SubscriptionStore for SqliteStore {
             .await
     }
 
+    async fn annotate_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        name: &str,
+        value: Value,
+    ) -> Result<bool, StoreError> {
+        let (tenant, id, name) = (tenant.to_owned(), id.to_owned(), name.to_owned());
+        self.writer
+            .write(move |conn| {
+                let doc: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT doc FROM subscriptions WHERE tenant_id = ?1 AND id = ?2",
+                    )
+                    .and_then(|mut s| s.query_row(params![tenant, id], |r| r.get(0)).optional())
+                    .map_err(sql_error)?;
+                let Some(doc) = doc else {
+                    return Ok(false);
+                };
+                let mut doc = from_json(&doc)?;
+                doc.insert(name, value);
+                conn.prepare_cached(
+                    "UPDATE subscriptions SET doc = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                )
+                .and_then(|mut s| s.execute(params![tenant, id, to_json(&doc)]))
+                .map(|n| n > 0)
+                .map_err(sql_error)
+            })
+            .await
+    }
+
     async fn delete_expired_subscriptions(&self, now: &str) -> Result<u64, StoreError> {
         let now = now.to_owned();
         self.writer
