@@ -1665,6 +1665,12 @@ async fn subscriptions_are_stored_leased_to_one_owner_and_expire() {
             "{}",
             b.name
         );
+        let mark = |id: &'static str| s.annotate_subscription(T, id, "@x.mark", json!(1));
+        assert!(mark("s1").await.unwrap(), "{}", b.name);
+        assert!(!mark("nope").await.unwrap(), "{}", b.name);
+        let marked = s.get_subscription(T, "s1").await.unwrap().unwrap();
+        assert_eq!(marked["@x.mark"], 1, "{}", b.name);
+        assert_eq!(marked["clientState"], "renewed", "{}", b.name);
         assert_eq!(
             s.delete_expired_subscriptions(after_lease).await.unwrap(),
             1,
