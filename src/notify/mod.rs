@@ -123,6 +123,9 @@ impl reqwest::dns::Resolve for Guarded {
 /// The annotation of a subscription whose changes were dropped: when.
 pub const MISSED: &str = "@agentry.lastMissedDateTime";
 
+/// How long the worker waits after being woken, gathering the writes of a burst.
+const COALESCE: Duration = Duration::from_millis(25);
+
 /// Most changes one notification POST carries.
 const BATCH: usize = 100;
 /// Most subscriptions delivered at once by one process.
@@ -272,7 +275,9 @@ impl Notifier {
         let mut last_sweep: Option<time::OffsetDateTime> = None;
         loop {
             tokio::select! {
-                () = self.inner.wake.notified() => {}
+                // Writes in a burst wake it once: at most one pass per
+                // COALESCE, whatever the write rate.
+                () = self.inner.wake.notified() => tokio::time::sleep(COALESCE).await,
                 () = tokio::time::sleep(self.inner.settings.poll) => {}
             }
             let now = clock.now();
