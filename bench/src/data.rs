@@ -117,15 +117,66 @@ pub fn registration_list_path() -> String {
     )
 }
 
-/// A `$batch` of ten gets by id of instances `first..first + 10` (mod `size`).
-pub fn batch_of_gets(first: u64, size: u64) -> String {
-    let requests: Vec<serde_json::Value> = (0..10)
+/// A `$batch` of `count` gets by id of instances `first..first + count`
+/// (mod `size`).
+pub fn batch_of_gets(first: u64, count: u64, size: u64) -> String {
+    let requests: Vec<serde_json::Value> = (0..count)
         .map(|k| {
             json!({"id": k.to_string(), "method": "GET",
                    "url": format!("/agentRegistry/agentInstances/{}", id((first + k) % size))})
         })
         .collect();
     json!({ "requests": requests }).to_string()
+}
+
+/// Instance changes the delta scenario makes before it follows its link.
+pub const DELTA_CHANGES: u64 = 1_000;
+
+/// A delta link that starts from now: its answer holds only the link.
+pub fn delta_latest_path() -> String {
+    format!("{API}/delta?$deltatoken=latest")
+}
+
+/// The control-plane collection packages are loaded through.
+pub const PACKAGE_LOADS: &str = "/_agentry/copilot/packages";
+/// The Graph package catalog.
+pub const PACKAGES: &str = "/beta/copilot/admin/catalog/packages";
+/// Packages loaded into the catalog.
+pub const PACKAGE_COUNT: u64 = 300;
+/// Element types of packages; the first three are agents, which the
+/// catalog lists by default: 3 in 4 packages.
+const ELEMENT_TYPES: [&str; 4] = [
+    "DeclarativeAgent",
+    "CustomEngineAgent",
+    "Bots",
+    "OfficeAddIns",
+];
+
+/// Packages of the first `count` that the default list shows (agents).
+pub fn agent_packages(count: u64) -> u64 {
+    (0..count).filter(|k| k % 4 != 3).count() as u64
+}
+
+/// The control-plane body of package `k`, with an element detail.
+pub fn package(k: u64) -> String {
+    let element_type = ELEMENT_TYPES[(k % ELEMENT_TYPES.len() as u64) as usize];
+    json!({
+        "id": format!("P_bench-{k:08}"),
+        "displayName": format!("Packaged agent {k:08}"),
+        "type": "custom",
+        "shortDescription": format!("Packaged agent {k:08}, briefly"),
+        "longDescription": format!("Packaged agent {k:08}, at length"),
+        "supportedHosts": ["Copilot", "Teams"],
+        "elementTypes": [element_type],
+        "platform": "Copilot Studio",
+        "publisher": "Contoso",
+        "version": "1.0.0",
+        "lastModifiedDateTime": "2026-02-01T00:00:00Z",
+        "activeUsers": k % 50,
+        "elementDetails": [{"elementType": "declarativeAgent",
+                            "elements": [{"id": "main", "definition": "{\"name\":\"bench\"}"}]}],
+    })
+    .to_string()
 }
 
 pub fn rename(n: u64, revision: u64) -> String {
@@ -209,6 +260,30 @@ mod tests {
         assert_eq!(matching(1000, 100, 7), 10);
         assert_eq!(matching(1008, 100, 7), 11);
         assert_eq!(matching(5, 100, 7), 0);
+    }
+
+    #[test]
+    fn batches_hold_count_gets_that_wrap_around() {
+        let v: serde_json::Value = serde_json::from_str(&batch_of_gets(995, 20, 1000)).unwrap();
+        let requests = v["requests"].as_array().unwrap();
+        assert_eq!(requests.len(), 20);
+        assert_eq!(
+            requests[4]["url"],
+            "/agentRegistry/agentInstances/agent-0000999"
+        );
+        assert_eq!(
+            requests[5]["url"],
+            "/agentRegistry/agentInstances/agent-0000000"
+        );
+    }
+
+    #[test]
+    fn three_packages_in_four_are_agents() {
+        let v: serde_json::Value = serde_json::from_str(&package(3)).unwrap();
+        assert_eq!(v["id"], "P_bench-00000003");
+        assert_eq!(v["elementTypes"][0], "OfficeAddIns");
+        assert_eq!(agent_packages(PACKAGE_COUNT), 225);
+        assert_eq!(agent_packages(5), 4);
     }
 
     #[test]

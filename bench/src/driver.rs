@@ -137,13 +137,24 @@ async fn start_agentry(
     Ok((server, began.elapsed()))
 }
 
-/// Creates instances `from..to` with `loaders` concurrent connections.
-async fn load_instances(target: &Target, from: u64, to: u64, loaders: usize) -> Result<Duration> {
+/// Sends `make(n)` for every `n` in `from..to` with `loaders` concurrent
+/// connections; the first answer other than `expect` (or failed request)
+/// stops the lot. `what` names the work in errors.
+async fn send_all(
+    target: &Target,
+    from: u64,
+    to: u64,
+    loaders: usize,
+    make: Arc<dyn Fn(u64) -> Call + Send + Sync>,
+    expect: StatusCode,
+    what: &'static str,
+) -> Result<Duration> {
     let next = Arc::new(AtomicU64::new(from));
     let began = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..loaders {
         let next = next.clone();
+        let make = make.clone();
         let mut client = Client::new(target.clone());
         tasks.push(tokio::spawn(async move {
             loop {
@@ -151,17 +162,20 @@ async fn load_instances(target: &Target, from: u64, to: u64, loaders: usize) -> 
                 if n >= to {
                     return Ok(());
                 }
-                let call = Call::with_body(Method::POST, data::API, data::instance(n));
+                let call = make(n);
                 match client.call(&call).await {
-                    Ok((s, _)) if s == StatusCode::CREATED => {}
+                    Ok((s, _)) if s == expect => {}
                     Ok((s, body)) => {
                         return Err(err(format!(
-                            "loading {} answered {s}: {}",
-                            data::id(n),
+                            "{what}: {} {} answered {s}: {}",
+                            call.method,
+                            call.path,
                             String::from_utf8_lossy(&body)
                         )));
                     }
-                    Err(e) => return Err(err(format!("loading {}: {e}", data::id(n)))),
+                    Err(e) => {
+                        return Err(err(format!("{what}: {} {}: {e}", call.method, call.path)));
+                    }
                 }
             }
         }));
@@ -172,8 +186,31 @@ async fn load_instances(target: &Target, from: u64, to: u64, loaders: usize) -> 
     Ok(began.elapsed())
 }
 
-/// Checks one filtered page before timing it: 200 and a full page of 100.
-async fn check_list(target: &Target, path: &str) -> Result<usize> {
+/// Creates instances `from..to` with `loaders` concurrent connections.
+async fn load_instances(target: &Target, from: u64, to: u64, loaders: usize) -> Result<Duration> {
+    let make = Arc::new(|n| Call::with_body(Method::POST, data::API, data::instance(n)));
+    send_all(
+        target,
+        from,
+        to,
+        loaders,
+        make,
+        StatusCode::CREATED,
+        "loading instances",
+    )
+    .await
+}
+
+/// The Graph path of an absolute link Agentry gave (`http://…/beta/…`).
+fn link_path(link: &str) -> Result<String> {
+    let at = link
+        .find("/beta/")
+        .ok_or_else(|| err(format!("odd link {link}")))?;
+    Ok(link[at..].to_owned())
+}
+
+/// GETs `path`, expecting 200 and a JSON body.
+async fn get_json(target: &Target, path: &str) -> Result<serde_json::Value> {
     let (status, body) = load::once(target, &Call::get(path)).await?;
     if status != StatusCode::OK {
         return Err(err(format!(
@@ -181,8 +218,34 @@ async fn check_list(target: &Target, path: &str) -> Result<usize> {
             String::from_utf8_lossy(&body)
         )));
     }
-    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| err(e.to_string()))?;
+    serde_json::from_slice(&body).map_err(|e| err(format!("{path}: {e}")))
+}
+
+/// Checks one filtered page before timing it: 200 and a full page of 100.
+async fn check_list(target: &Target, path: &str) -> Result<usize> {
+    let v = get_json(target, path).await?;
     Ok(v["value"].as_array().map_or(0, Vec::len))
+}
+
+/// Checks one `$batch` of `gets` gets by id before timing it: the batch's
+/// 200 alone would hide inner answers that failed.
+async fn check_batch(target: &Target, gets: u64, size: u64) -> Result<()> {
+    let call = Call::with_body(
+        Method::POST,
+        "/beta/$batch",
+        data::batch_of_gets(0, gets, size),
+    );
+    let (status, body) = load::once(target, &call).await?;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let inner = v["responses"].as_array().map_or(&[][..], Vec::as_slice);
+    let all_ok = inner.iter().all(|r| r["status"] == 200);
+    if status != StatusCode::OK || inner.len() as u64 != gets || !all_ok {
+        return Err(err(format!(
+            "a $batch of {gets} gets answered {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(600)])
+        )));
+    }
+    Ok(())
 }
 
 /// Every instance as Agentry serves it, page by page.
@@ -201,12 +264,7 @@ async fn export_instances(target: &Target) -> Result<Vec<serde_json::Value>> {
             all.append(items);
         }
         match v["@odata.nextLink"].as_str() {
-            Some(next) => {
-                let at = next
-                    .find("/beta/")
-                    .ok_or_else(|| err(format!("odd nextLink {next}")))?;
-                path = next[at..].to_owned();
-            }
+            Some(next) => path = link_path(next)?,
             None => return Ok(all),
         }
     }
@@ -408,18 +466,71 @@ pub async fn run(cfg: Config) -> Result<Report> {
             m,
         ));
 
-        progress(&format!("Agentry: $batch of 10 gets at {size}"));
-        let make: MakeCall = Arc::new(move |rng| {
+        for gets in [10, 20] {
+            progress(&format!("Agentry: $batch of {gets} gets at {size}"));
+            check_batch(&target, gets, size).await?;
+            let make: MakeCall = Arc::new(move |rng| {
+                Call::with_body(
+                    Method::POST,
+                    "/beta/$batch",
+                    data::batch_of_gets(rng.below(size), gets, size),
+                )
+            });
+            let m = measure(&server, &target, shape, make, ok_200).await?;
+            report.push(Row::measured(
+                "agentry",
+                &format!("$batch of {gets} gets by id"),
+                Some(size),
+                m,
+            ));
+        }
+
+        // A delta round: a link taken now, 1k instance changes, then the
+        // first page of the round that link reports (100 changes). Reads
+        // only, so the link's window stays the same for every request.
+        progress(&format!(
+            "Agentry: delta round after {} changes at {size}",
+            data::DELTA_CHANGES
+        ));
+        let v = get_json(&target, &data::delta_latest_path()).await?;
+        let link = v["@odata.deltaLink"]
+            .as_str()
+            .ok_or_else(|| err(format!("no @odata.deltaLink in {v}")))
+            .and_then(link_path)?;
+        let r = revision.clone();
+        let make = Arc::new(move |k: u64| {
+            let n = k % size;
             Call::with_body(
-                Method::POST,
-                "/beta/$batch",
-                data::batch_of_gets(rng.below(size), size),
+                Method::PATCH,
+                data::path(n),
+                data::rename(n, r.fetch_add(1, Ordering::Relaxed)),
             )
         });
+        let changing = send_all(
+            &target,
+            0,
+            data::DELTA_CHANGES,
+            cfg.loaders,
+            make,
+            StatusCode::NO_CONTENT,
+            "changing instances",
+        );
+        if let Err(e) = changing.await {
+            return Err(explain(&server, e).await);
+        }
+        let v = get_json(&target, &link).await?;
+        let n = v["value"].as_array().map_or(0, Vec::len);
+        if n == 0 || v["@odata.nextLink"].as_str().is_none() {
+            return Err(err(format!(
+                "{link} gave {n} changes and no next link after {} changes",
+                data::DELTA_CHANGES
+            )));
+        }
+        let make: MakeCall = Arc::new(move |_| Call::get(link.clone()));
         let m = measure(&server, &target, shape, make, ok_200).await?;
         report.push(Row::measured(
             "agentry",
-            "$batch of 10 gets by id",
+            "delta round after 1k changes (first page of 100)",
             Some(size),
             m,
         ));
@@ -492,6 +603,47 @@ pub async fn run(cfg: Config) -> Result<Report> {
         "agentry",
         "registration list: managedByAppId, $top=100",
         Some(created),
+        m,
+    ));
+
+    // The Agent 365 package catalog: loaded once through the control plane,
+    // then listed with the server's default filter (agents only).
+    progress(&format!(
+        "Agentry: loading {} packages, then the package list",
+        data::PACKAGE_COUNT
+    ));
+    let admin_token = procs::mint_admin_token(&cfg.agentry, &data_dir)?;
+    let admin = Target {
+        addr: server.addr,
+        authorization: Some(format!("Bearer {admin_token}")),
+    };
+    let make = Arc::new(|k| Call::with_body(Method::POST, data::PACKAGE_LOADS, data::package(k)));
+    let loading = send_all(
+        &admin,
+        0,
+        data::PACKAGE_COUNT,
+        cfg.loaders,
+        make,
+        StatusCode::CREATED,
+        "loading packages",
+    );
+    if let Err(e) = loading.await {
+        return Err(explain(&server, e).await);
+    }
+    let n = check_list(&target, data::PACKAGES).await?;
+    let expected = data::agent_packages(data::PACKAGE_COUNT).min(100) as usize;
+    if n != expected {
+        return Err(err(format!(
+            "{} gave {n} packages, expected {expected}",
+            data::PACKAGES
+        )));
+    }
+    let make: MakeCall = Arc::new(move |_| Call::get(data::PACKAGES));
+    let m = measure(&server, &target, shape, make, ok_200).await?;
+    report.push(Row::measured(
+        "agentry",
+        "package list: default filter (agents), first page of 100",
+        Some(data::PACKAGE_COUNT),
         m,
     ));
 

@@ -202,12 +202,28 @@ fn address_in(line: &str) -> Option<SocketAddr> {
     host.parse().ok()
 }
 
-/// Runs `agentry token --data-dir DIR` and returns the token.
+/// Runs `agentry token --data-dir DIR` and returns the token (delegated,
+/// the built-in user with every permission Agentry checks).
 pub fn mint_token(agentry: &Path, data_dir: &Path) -> anyhow_lite::Result<String> {
+    token_command(agentry, data_dir, &[])
+}
+
+/// An application token with the role `Agentry.Admin`, for the control
+/// plane (`/_agentry`), which loads packages.
+pub fn mint_admin_token(agentry: &Path, data_dir: &Path) -> anyhow_lite::Result<String> {
+    token_command(
+        agentry,
+        data_dir,
+        &["--app", "agentry-bench", "--roles", "Agentry.Admin"],
+    )
+}
+
+fn token_command(agentry: &Path, data_dir: &Path, args: &[&str]) -> anyhow_lite::Result<String> {
     let out = std::process::Command::new(agentry)
         .arg("token")
         .arg("--data-dir")
         .arg(data_dir)
+        .args(args)
         .output()?;
     if !out.status.success() {
         return Err(anyhow_lite::err(format!(
