@@ -116,8 +116,7 @@ impl Application {
             journal: config.journal,
             cors_origins: config.cors_origins.clone(),
             change_retention_days: config.audit_retention_days,
-            card_validation: config.card_validation,
-            card_signatures: signature_policy(config)?,
+            a2a: Arc::new(a2a_defaults(config)?),
             notifier: notifier(&config.notifications, &listener)?,
         };
         let external = match &config.oidc {
@@ -197,15 +196,12 @@ impl Application {
     }
 }
 
-/// How registered cards' signatures are checked, with the trust store read
-/// once at start; `None` when they are not.
-fn signature_policy(
+/// The A2A settings of tenants that set none, with the trust store read
+/// once at start.
+fn a2a_defaults(
     config: &ServerConfig,
-) -> Result<Option<Arc<crate::domain::a2a::SignaturePolicy>>, StartError> {
-    use crate::domain::a2a::{SignatureMode, SignaturePolicy, signature::TrustStore};
-    if config.card_signatures == SignatureMode::Off {
-        return Ok(None);
-    }
+) -> Result<crate::domain::a2a::settings::Defaults, StartError> {
+    use crate::domain::a2a::{SignatureMode, signature::TrustStore};
     let trust = match &config.card_trust_store {
         Some(path) => {
             let fail = |reason: String| StartError::TrustStore {
@@ -216,16 +212,20 @@ fn signature_policy(
             TrustStore::from_jwks(&text).map_err(|e| fail(e.to_string()))?
         }
         None => {
-            tracing::warn!(
-                "card signatures are checked but no trust store is configured: no signature can verify"
-            );
+            if config.card_signatures != SignatureMode::Off {
+                tracing::warn!(
+                    "card signatures are checked but no trust store is configured: no signature can verify"
+                );
+            }
             TrustStore::default()
         }
     };
-    Ok(Some(Arc::new(SignaturePolicy {
-        mode: config.card_signatures,
-        trust,
-    })))
+    Ok(crate::domain::a2a::settings::Defaults {
+        validation: config.card_validation,
+        signatures: config.card_signatures,
+        trust: Arc::new(trust),
+        watch: Default::default(),
+    })
 }
 
 /// The change notification sender: the configured allow-list, or public

@@ -51,6 +51,9 @@ pub struct TenantSeed {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub agent_registrations: Vec<Value>,
     pub copilot: CopilotSeed,
+    /// The tenant's A2A settings, as `PATCH /_agentry/a2a/settings` takes them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub a2a: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -213,12 +216,14 @@ pub fn to_seed(state: TenantState) -> TenantSeed {
     }
     let mut limited_mode = None;
     let mut enhanced_personalization = None;
+    let mut a2a = None;
     for (kind, doc) in state.settings {
         match kind {
             TenantSetting::LimitedMode => limited_mode = Some(Value::Object(doc)),
             TenantSetting::EnhancedPersonalization => {
                 enhanced_personalization = Some(Value::Object(doc));
             }
+            TenantSetting::A2a => a2a = Some(Value::Object(doc)),
         }
     }
     TenantSeed {
@@ -245,6 +250,7 @@ pub fn to_seed(state: TenantState) -> TenantSeed {
             limited_mode,
             enhanced_personalization,
         },
+        a2a,
     }
 }
 
@@ -425,6 +431,12 @@ pub fn parse_tenant(
         let patch = kind
             .parse_patch(body.clone())
             .map_err(|e| invalid(&item, e))?;
+        out.state.settings.push((kind, kind.apply(None, &patch)));
+    }
+    if let Some(body) = &seed.a2a {
+        let patch = crate::domain::a2a::settings::parse_patch(body.clone())
+            .map_err(|e| invalid("a2a", e))?;
+        let kind = TenantSetting::A2a;
         out.state.settings.push((kind, kind.apply(None, &patch)));
     }
     Ok(out)

@@ -298,14 +298,21 @@ pub fn tenant_setting_event(
     after: &Map<String, Value>,
 ) -> Event {
     let empty = Map::new();
+    // The tenant's A2A settings are stored as its Copilot settings are,
+    // but are the control plane's.
+    let a2a = name == crate::domain::a2a::settings::KEY;
     Event {
-        category: COPILOT,
-        activity: format!("Update Copilot setting {name}"),
+        category: if a2a { CONTROL } else { COPILOT },
+        activity: if a2a {
+            "Update A2A settings".to_owned()
+        } else {
+            format!("Update Copilot setting {name}")
+        },
         operation_type: "Update",
         failure: None,
         targets: vec![Target::changed(
             name,
-            "CopilotSetting",
+            if a2a { "A2aSettings" } else { "CopilotSetting" },
             before.unwrap_or(&empty),
             after,
         )],

@@ -128,6 +128,9 @@ pub enum DomainError {
     ReservedCollectionName(String),
     #[error("the built-in collection '{0}' cannot be changed or deleted")]
     ReservedCollectionImmutable(&'static str),
+    /// A trusted key set that is not one (the control plane's A2A settings).
+    #[error("'trustedKeys' is not a usable trust store: {0}")]
+    InvalidTrustStore(String),
     /// A Copilot settings rule refused the request.
     #[error(transparent)]
     Copilot(#[from] copilot::CopilotError),

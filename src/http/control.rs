@@ -8,6 +8,7 @@
 //! - `/_agentry/faults`: fault rules ([`super::faults`]).
 //! - `/_agentry/requests`: the request journal ([`super::journal`]).
 //! - `/_agentry/registry/migrate`: instances into registrations ([`crate::successor`]).
+//! - `/_agentry/a2a/settings`: the tenant's A2A settings ([`settings`]).
 
 use super::AppState;
 use super::error::ApiError;
@@ -19,6 +20,8 @@ use super::routes::Control;
 use crate::auth::Principal;
 use crate::auth::permissions::{Action, authorize};
 use crate::domain::WriteContext;
+use crate::domain::a2a::settings;
+use crate::domain::copilot::TenantSetting;
 use crate::domain::copilot::{CopilotError, parse_new_policy, parse_policy_patch};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
@@ -47,7 +50,41 @@ pub fn handler(op: Control, method: MethodFilter) -> MethodRouter<AppState> {
         Control::ClearRequests => on(method, clear_requests),
         Control::RequestsHar => on(method, requests_har),
         Control::MigrateRegistry => on(method, migrate_registry),
+        Control::GetA2aSettings => on(method, get_a2a_settings),
+        Control::UpdateA2aSettings => on(method, update_a2a_settings),
     }
+}
+
+/// The tenant's A2A settings in effect ([`crate::domain::a2a::settings::view`]).
+async fn get_a2a_settings(State(app): State<AppState>, Caller(p): Caller) -> Result {
+    require_admin(&p)?;
+    let doc = app
+        .store()
+        .get_tenant_setting(&p.tenant_id, TenantSetting::A2a)
+        .await?;
+    let view = settings::view(doc.as_ref(), app.a2a_defaults());
+    Ok(respond::plain_json(StatusCode::OK, &view))
+}
+
+/// Merges the body into the tenant's A2A settings (audited).
+async fn update_a2a_settings(
+    State(app): State<AppState>,
+    Caller(p): Caller,
+    JsonBody(body): JsonBody,
+) -> Result {
+    require_admin(&p)?;
+    let patch = settings::parse_patch(body)?;
+    let doc = app
+        .store()
+        .patch_tenant_setting(
+            &p.tenant_id,
+            TenantSetting::A2a,
+            patch,
+            &write_context(&app, &p),
+        )
+        .await?;
+    let view = settings::view(Some(&doc), app.a2a_defaults());
+    Ok(respond::plain_json(StatusCode::OK, &view))
 }
 
 /// Copies the tenant's instances into registrations; the report says what

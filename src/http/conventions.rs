@@ -51,7 +51,10 @@ pub async fn graph_conventions(
         .iter()
         .any(|root| under_root(path, root))
         && !PUBLIC_PATHS.contains(&path);
-    let verdict = match needs_token {
+    // A2A clients may fetch published cards without a token: the handler
+    // decides what an anonymous caller sees. A token that is sent is checked.
+    let anonymous = under_root(path, "/a2a") && !req.headers().contains_key(header::AUTHORIZATION);
+    let verdict = match needs_token && !anonymous {
         true => Some(authenticate(&app, req.headers()).await),
         false => None,
     };

@@ -450,6 +450,7 @@ fn domain_report(e: &DomainError) -> ErrorReport {
         | DomainError::NotAMember { .. }
         | DomainError::RegistrationWithoutOwner
         | DomainError::NotUpdatable { .. }
+        | DomainError::InvalidTrustStore(_)
         | DomainError::BindAndNested => {
             report(S::BAD_REQUEST, "ValidationError", sentence(e.to_string()))
         }

@@ -26,6 +26,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// The caller if the request carried a token (only the A2A routes let a
+/// request without one through).
+pub struct MaybeCaller(pub Option<std::sync::Arc<Principal>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> Result<Self, std::convert::Infallible> {
+        Ok(MaybeCaller(
+            parts.extensions.get::<std::sync::Arc<Principal>>().cloned(),
+        ))
+    }
+}
+
 /// Request ids and the origin for absolute URLs.
 pub struct Meta(pub std::sync::Arc<RequestMeta>);
 

@@ -75,8 +75,7 @@ struct Inner {
     metrics: metrics::Metrics,
     cors_origins: Vec<String>,
     change_retention_days: u32,
-    card_validation: crate::domain::a2a::ValidationMode,
-    card_signatures: Option<Arc<crate::domain::a2a::SignaturePolicy>>,
+    a2a: Arc<crate::domain::a2a::settings::Defaults>,
     notifier: crate::notify::Notifier,
 }
 
@@ -96,10 +95,9 @@ pub struct HttpSettings {
     /// Days the audit log and the change log keep their rows (a delta
     /// token older than this has expired).
     pub change_retention_days: u32,
-    /// How the A2A cards of writes are checked.
-    pub card_validation: crate::domain::a2a::ValidationMode,
-    /// How their signatures are checked; `None`: not at all.
-    pub card_signatures: Option<Arc<crate::domain::a2a::SignaturePolicy>>,
+    /// The A2A settings of tenants that do not set their own: how
+    /// registered cards and their signatures are checked, the trusted keys.
+    pub a2a: Arc<crate::domain::a2a::settings::Defaults>,
     /// Change notifications: the handshake and the delivery worker.
     pub notifier: crate::notify::Notifier,
 }
@@ -130,8 +128,7 @@ impl AppState {
                 metrics: metrics::Metrics::default(),
                 cors_origins: settings.cors_origins,
                 change_retention_days: settings.change_retention_days,
-                card_validation: settings.card_validation,
-                card_signatures: settings.card_signatures,
+                a2a: settings.a2a,
                 notifier: settings.notifier,
             }),
         }
@@ -145,14 +142,25 @@ impl AppState {
         &self.inner.keys
     }
 
-    /// How the A2A cards of writes are checked (`card_validation`).
-    pub fn card_validation(&self) -> crate::domain::a2a::ValidationMode {
-        self.inner.card_validation
+    /// The configuration's A2A settings, for tenants that set none.
+    pub fn a2a_defaults(&self) -> &crate::domain::a2a::settings::Defaults {
+        &self.inner.a2a
     }
 
-    /// How the signatures of registered cards are checked.
-    pub fn card_signatures(&self) -> Option<Arc<crate::domain::a2a::SignaturePolicy>> {
-        self.inner.card_signatures.clone()
+    /// A tenant's A2A settings in effect (its own over the configuration's).
+    pub async fn a2a(
+        &self,
+        tenant: &str,
+    ) -> Result<crate::domain::a2a::settings::Effective, crate::store::StoreError> {
+        use crate::domain::copilot::TenantSetting;
+        let doc = self
+            .store()
+            .get_tenant_setting(tenant, TenantSetting::A2a)
+            .await?;
+        Ok(crate::domain::a2a::settings::resolve(
+            doc.as_ref(),
+            &self.inner.a2a,
+        ))
     }
 
     /// Change notifications: the handshake, and waking the delivery worker.

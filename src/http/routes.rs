@@ -123,6 +123,7 @@ pub enum Registry {
     CollectionsDelta,
     RegistrationsDelta,
     GetAgentCard,
+    ListAgentCards,
 }
 
 /// The Copilot admin settings (`/beta/copilot`, `/v1.0/copilot`).
@@ -155,6 +156,8 @@ pub enum Control {
     ClearRequests,
     RequestsHar,
     MigrateRegistry,
+    GetA2aSettings,
+    UpdateA2aSettings,
 }
 
 /// Health and metrics.
@@ -333,6 +336,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/v1.0/subscriptions/{id}", Sub(Subscriptions::Get), "Get a subscription (v1.0)", NOT, Graph, Empty, 200, Schema(S)),
     op("PATCH", "/v1.0/subscriptions/{id}", Sub(Subscriptions::Update), "Renew a subscription or change its receiver (v1.0)", NOT, Graph, Schema(S), 200, Schema(S)),
     op("DELETE", "/v1.0/subscriptions/{id}", Sub(Subscriptions::Delete), "Delete a subscription (v1.0)", NOT, Graph, Empty, 204, Empty),
+    op("GET", "/a2a/{tenant}/agents", Reg(ListAgentCards), "The A2A cards the caller may fetch, by skill, tag or text (paged)", A2A, Graph, Empty, 200, Object),
     op("GET", "/a2a/{tenant}/agents/{id}/.well-known/agent-card.json", Reg(GetAgentCard), "An agent's A2A card (v1.0; v0.3 with A2A-Version: 0.3)", A2A, Graph, Empty, 200, Object),
     op("POST", "/beta/$batch", Bat(Batch), "Run up to 20 requests in one (JSON batching)", OPS, Graph, Object, 200, Object),
     op("POST", "/v1.0/$batch", Bat(Batch), "Run up to 20 requests in one (JSON batching, v1.0)", OPS, Graph, Object, 200, Object),
@@ -351,6 +355,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("DELETE", "/_agentry/copilot/policies/{id}", Ctl(DeletePolicy), "Delete a Copilot policy", CTL, Admin, Empty, 204, Empty),
     op("POST", "/_agentry/copilot/packages", Reg(LoadPackage), "Load a package into the catalog", CTL, Admin, Schema(P), 201, Schema(P)),
     op("DELETE", "/_agentry/copilot/packages/{id}", Reg(RemovePackage), "Remove a package from the catalog", CTL, Admin, Empty, 204, Empty),
+    op("GET", "/_agentry/a2a/settings", Ctl(GetA2aSettings), "The tenant's A2A settings in effect (card checks, trusted keys, published collections, watching)", CTL, Admin, Empty, 200, Object),
+    op("PATCH", "/_agentry/a2a/settings", Ctl(UpdateA2aSettings), "Change the tenant's A2A settings (null: back to the configuration's)", CTL, Admin, Object, 200, Object),
     op("POST", "/_agentry/registry/migrate", Ctl(MigrateRegistry), "Copy the tenant's agent instances into agent registrations ({\"dryRun\": true} only reports)", CTL, Admin, Object, 200, Object),
     op("POST", "/_agentry/reset", Ctl(Reset), "Wipe the caller's tenant", CTL, Admin, Empty, 204, Empty),
     op("GET", "/_agentry/snapshot", Ctl(ExportSnapshot), "Export the caller's tenant (seed format)", CTL, Admin, Empty, 200, Schema("snapshot")),
@@ -605,7 +611,7 @@ pub fn rewrite_key_segments(uri: &Uri) -> Option<Uri> {
 }
 
 /// Everything but unreserved characters is escaped in a rewritten key.
-const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+pub const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')

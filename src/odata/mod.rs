@@ -427,7 +427,7 @@ fn check_select(ty: &'static EntityType, select: Option<&[String]>) -> Result<()
 }
 
 /// Percent-decodes a query component, reading `+` as a space.
-fn decode_component(s: &str) -> String {
+pub fn decode_component(s: &str) -> String {
     let spaced = s.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8_lossy()

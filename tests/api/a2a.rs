@@ -227,13 +227,22 @@ async fn cards_are_not_served_when_quarantined_cardless_foreign_or_without_a_tok
     assert_graph_error(r, 404, "ResourceNotFound").await;
     let r = fetch_card(&s, &card_path(TENANT_B, "q1"), None).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Without a token only published cards are served: none here.
     let r = s
         .client
-        .get(format!("{}{}", s.origin, card_path(TENANT_A, "plain")))
+        .get(format!("{}{path}", s.origin))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_graph_error(r, 404, "AgentNotFound").await;
+    let r = s
+        .client
+        .get(format!("{}{path}", s.origin))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_graph_error(r, 401, "InvalidAuthenticationToken").await;
 }
 
 async fn signing_server(mode: agentry::domain::a2a::SignatureMode) -> TestServer {
@@ -340,4 +349,251 @@ async fn with_verify_if_present_unsigned_cards_pass_and_signed_ones_must_verify(
         .patch(&format!("{SET}/later"), json!({"agentCard": broken}))
         .await;
     assert_graph_error(r, 400, "ValidationError").await;
+}
+
+// ---------------------------------------------------------------- per-tenant settings
+
+async fn set_a2a(s: &TestServer, tenant: &str, body: Value) -> reqwest::Response {
+    s.control_as(tenant, reqwest::Method::PATCH, "/a2a/settings")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn trusted_p256() -> Value {
+    let pem = std::fs::read_to_string("tests/a2a/keys/p256.pub.pem").unwrap();
+    json!({"keys": [{"kid": "p256", "pem": pem}]})
+}
+
+#[tokio::test]
+async fn a_tenant_requiring_signatures_refuses_unsigned_cards_while_others_keep_the_configured_mode()
+ {
+    let s = server(ValidationMode::Off).await;
+    let r = set_a2a(
+        &s,
+        TENANT_A,
+        json!({"cardSignatures": "require", "trustedKeys": trusted_p256(), "cardValidation": "warn"}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let shown: Value = r.json().await.unwrap();
+    assert_eq!(shown["cardSignatures"], "require");
+    assert_eq!(shown["trustedKeyIds"], json!(["p256"]));
+    assert_eq!(
+        shown["fromConfiguration"],
+        json!(["publishedCollections", "watch"])
+    );
+
+    let plain = registration("plain", card("https://travel.example/a2a"));
+    let e = assert_graph_error(s.post(SET, plain.clone()).await, 400, "ValidationError").await;
+    assert_eq!(
+        e["error"]["innerError"]["code"],
+        "invalidAgentCardSignature"
+    );
+    let good = signed(&card("https://travel.example/a2a"));
+    let r = s.post(SET, registration("signed", good)).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let got = s.get_json(&format!("{SET}/signed")).await;
+    assert_eq!(got["@agentry.cardSignature"]["result"], "verified");
+    assert_eq!(got["@agentry.cardValidation"]["valid"], true, "{got}");
+
+    // Tenant B follows the configuration: nothing is checked.
+    let r = s
+        .req_as(TENANT_B, reqwest::Method::POST, SET)
+        .json(&plain)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // Back to the configuration's mode.
+    let r = set_a2a(&s, TENANT_A, json!({"cardSignatures": null})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(s.post(SET, plain).await.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a2a_settings_changes_are_validated_audited_and_kept_in_snapshots() {
+    let s = server(ValidationMode::Off).await;
+    for (body, part) in [
+        (json!({"cardValidation": "loud"}), "'loud'"),
+        (
+            json!({"watch": {"intervalSeconds": 1}}),
+            "watch/intervalSeconds",
+        ),
+        (
+            json!({"trustedKeys": {"keys": [{"kid": "h", "kty": "oct", "k": "AA"}]}}),
+            "trustedKeys",
+        ),
+        (json!({"colour": "blue"}), "colour"),
+    ] {
+        let e = assert_graph_error(
+            set_a2a(&s, TENANT_A, body.clone()).await,
+            400,
+            "ValidationError",
+        )
+        .await;
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(part),
+            "{body}: {e}"
+        );
+    }
+    let r = set_a2a(&s, TENANT_A, json!({"publishedCollections": [GLOBAL]})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let audits = s
+        .get_json("/auditLogs/directoryAudits?$filter=activityDisplayName eq 'Update A2A settings'")
+        .await;
+    assert_eq!(audits["value"].as_array().unwrap().len(), 1, "{audits}");
+    let snapshot = s.snapshot().await;
+    assert_eq!(
+        snapshot["tenants"][TENANT_A]["a2a"],
+        json!({"publishedCollections": [GLOBAL]})
+    );
+}
+
+// ---------------------------------------------------------------- publishing and discovery
+
+/// An instance with a card: a URL and a manifest with one skill per tag.
+async fn agent(s: &TestServer, id: &str, name: &str, skill: &str, tags: &[&str]) {
+    let mut body = instance_body(id, name);
+    body["url"] = format!("https://{id}.example/a2a").into();
+    body["agentCardManifest"] = json!({
+        "id": format!("m-{id}"), "displayName": name, "description": format!("{name} agent"),
+        "version": "1.0.0", "ownerIds": [USER],
+        "defaultInputModes": ["text/plain"], "defaultOutputModes": ["text/plain"], "capabilities": {},
+        "skills": [{"id": skill, "displayName": skill, "description": "does it", "tags": tags}],
+    });
+    s.create_instance(body).await;
+}
+
+async fn add_member(s: &TestServer, collection: &str, id: &str) {
+    let r = s
+        .post(
+            &format!("/agentRegistry/agentCollections/{collection}/members/$ref"),
+            json!({"@odata.id": s.url(&format!("/agentRegistry/agentInstances/{id}"))}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+}
+
+async fn anonymous(s: &TestServer, path: &str) -> reqwest::Response {
+    s.client
+        .get(format!("{}{path}", s.origin))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn ids(list: &Value) -> Vec<&str> {
+    list["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn members_of_published_collections_are_served_and_listed_without_a_token() {
+    let s = TestServer::start().await;
+    let public = s.create_collection("Public").await;
+    agent(&s, "a1", "Travel", "book", &["travel"]).await;
+    agent(&s, "a2", "Private", "book", &["travel"]).await;
+    agent(&s, "a3", "Held", "book", &["travel"]).await;
+    add_member(&s, &public, "a1").await;
+    add_member(&s, &public, "a3").await;
+    add_member(&s, QUARANTINED, "a3").await;
+
+    let before = anonymous(&s, &card_path(TENANT_A, "a1")).await;
+    assert_graph_error(before, 404, "AgentNotFound").await;
+    let r = set_a2a(&s, TENANT_A, json!({"publishedCollections": [public]})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let r = anonymous(&s, &card_path(TENANT_A, "a1")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+    let card: Value = r.json().await.unwrap();
+    assert_eq!(card["name"], "Travel");
+    for hidden in ["a2", "a3"] {
+        let r = anonymous(&s, &card_path(TENANT_A, hidden)).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{hidden}");
+    }
+    // Another tenant's token is no better than none.
+    let r = s
+        .client
+        .get(format!("{}{}", s.origin, card_path(TENANT_A, "a2")))
+        .bearer_auth(s.token_for(TENANT_B))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let r = anonymous(&s, &format!("/a2a/{TENANT_A}/agents")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(ids(&list), ["a1"]);
+    assert_eq!(list["value"][0]["kind"], "agentInstance");
+    assert_eq!(
+        list["value"][0]["cardUrl"],
+        s.url(&card_path(TENANT_A, "a1"))
+            .replace("/beta/a2a", "/a2a")
+    );
+    // With a token, every card the caller may read, quarantined ones aside.
+    let list = s
+        .get_json_at(&format!("{}/a2a/{TENANT_A}/agents", s.origin))
+        .await;
+    assert_eq!(ids(&list), ["a1", "a2"]);
+}
+
+#[tokio::test]
+async fn discovery_finds_cards_by_skill_tag_and_text_page_by_page() {
+    let s = server(ValidationMode::Off).await;
+    agent(&s, "b1", "Booker", "book", &["travel", "hotels"]).await;
+    agent(&s, "b2", "Flyer", "fly", &["travel"]).await;
+    agent(&s, "b3", "Cook", "cook", &["food"]).await;
+    let r = s
+        .post(SET, registration("r1", card("https://r1.example/a2a")))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let base = format!("{}/a2a/{TENANT_A}/agents", s.origin);
+    let table: Vec<(&str, Vec<&str>)> = vec![
+        ("tag=travel", vec!["b1", "b2", "r1"]),
+        ("tag=hotels", vec!["b1"]),
+        ("tag=Travel", vec![]),
+        ("skill=cook", vec!["b3"]),
+        ("skill=BOOK", vec!["b1", "r1"]),
+        ("q=flyer", vec!["b2"]),
+        ("q=books", vec!["r1"]),
+        ("tag=travel&skill=fly", vec!["b2"]),
+        ("", vec!["b1", "b2", "b3", "r1"]),
+    ];
+    for (q, expected) in table {
+        let got = s.get_json_at(&format!("{base}?{q}")).await;
+        assert_eq!(ids(&got), expected, "{q}");
+    }
+    // Pages of two follow the next links across both kinds.
+    let mut seen = Vec::new();
+    let mut url = format!("{base}?top=2");
+    loop {
+        let page = s.get_json_at(&url).await;
+        seen.extend(ids(&page).into_iter().map(str::to_owned));
+        match page["nextLink"].as_str() {
+            Some(next) => url = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["b1", "b2", "b3", "r1"]);
+    for bad in ["top=0", "top=201", "cursor=zz", "colour=red", "tag=a&tag=b"] {
+        let r = s
+            .client
+            .get(format!("{base}?{bad}"))
+            .bearer_auth(s.token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"]["innerError"]["request-id"].is_string(), "{e}");
+    }
 }

@@ -140,6 +140,8 @@ async fn every_control_endpoint_needs_the_agentry_admin_role() {
         (Method::DELETE, "/requests"),
         (Method::GET, "/requests.har"),
         (Method::GET, "/copilot/policies"),
+        (Method::GET, "/a2a/settings"),
+        (Method::PATCH, "/a2a/settings"),
     ];
     let tokens = [
         s.app_token(APP, &["AgentInstance.ReadWrite.All"]),

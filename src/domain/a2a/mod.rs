@@ -10,6 +10,7 @@
 //! and making them against trusted keys ([`signature`]).
 
 pub mod canonical;
+pub mod settings;
 pub mod signature;
 
 use serde_json::{Map, Value, json};
@@ -78,7 +79,7 @@ impl std::str::FromStr for SignatureMode {
 #[derive(Debug, Clone, Default)]
 pub struct SignaturePolicy {
     pub mode: SignatureMode,
-    pub trust: TrustStore,
+    pub trust: std::sync::Arc<TrustStore>,
 }
 
 /// Checks the signatures of a registration's `agentCard` as `policy` says:

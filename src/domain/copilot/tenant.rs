@@ -11,6 +11,10 @@ pub enum TenantSetting {
     LimitedMode,
     /// `/copilot/settings/people/enhancedPersonalization`
     EnhancedPersonalization,
+    /// Not a Copilot setting: the tenant's A2A settings
+    /// ([`crate::domain::a2a::settings`]), stored, audited and snapshotted
+    /// as the others are. Its bodies are checked by that module.
+    A2a,
 }
 
 #[derive(Clone, Copy)]
@@ -52,9 +56,10 @@ const ENHANCED_PERSONALIZATION: &[Field] = &[
 ];
 
 impl TenantSetting {
-    pub const ALL: [TenantSetting; 2] = [
+    pub const ALL: [TenantSetting; 3] = [
         TenantSetting::LimitedMode,
         TenantSetting::EnhancedPersonalization,
+        TenantSetting::A2a,
     ];
 
     /// The storage key, also the seed file's property name.
@@ -62,6 +67,7 @@ impl TenantSetting {
         match self {
             TenantSetting::LimitedMode => "limitedMode",
             TenantSetting::EnhancedPersonalization => "enhancedPersonalization",
+            TenantSetting::A2a => crate::domain::a2a::settings::KEY,
         }
     }
 
@@ -72,6 +78,7 @@ impl TenantSetting {
             TenantSetting::EnhancedPersonalization => {
                 "microsoft.graph.enhancedPersonalizationSetting"
             }
+            TenantSetting::A2a => "agentry.a2aSettings",
         }
     }
 
@@ -82,6 +89,7 @@ impl TenantSetting {
             TenantSetting::EnhancedPersonalization => {
                 "copilot/settings/people/enhancedPersonalization"
             }
+            TenantSetting::A2a => "a2a/settings",
         }
     }
 
@@ -89,6 +97,7 @@ impl TenantSetting {
         match self {
             TenantSetting::LimitedMode => LIMITED_MODE,
             TenantSetting::EnhancedPersonalization => ENHANCED_PERSONALIZATION,
+            TenantSetting::A2a => &[],
         }
     }
 
@@ -97,6 +106,7 @@ impl TenantSetting {
         match self {
             TenantSetting::LimitedMode => &[],
             TenantSetting::EnhancedPersonalization => &["isEnabledInOrganization"],
+            TenantSetting::A2a => &[],
         }
     }
 
@@ -162,6 +172,9 @@ impl TenantSetting {
         current: Option<Map<String, Value>>,
         patch: &Map<String, Value>,
     ) -> Map<String, Value> {
+        if self == TenantSetting::A2a {
+            return crate::domain::a2a::settings::apply(current, patch);
+        }
         let mut doc = self.defaults();
         for (k, v) in current.into_iter().flatten() {
             if doc.contains_key(&k) {

@@ -116,6 +116,7 @@ pub fn handler(op: Registry, method: MethodFilter) -> MethodRouter<AppState> {
         R::CountAudits => on(method, count::<Audits>),
         R::GetAudit => on(method, get_one::<Audits>),
         R::GetAgentCard => on(method, cards::agent_card),
+        R::ListAgentCards => on(method, cards::list_cards),
     }
 }
 
@@ -128,9 +129,24 @@ fn write_context(app: &AppState, caller: &Principal, grant: &Grant) -> WriteCont
         if_match: None,
         scope: grant.scope(),
         initiator: Some(crate::http::request::initiator(caller)),
-        card_validation: app.card_validation(),
-        card_signatures: app.card_signatures(),
+        card_validation: Default::default(),
+        card_signatures: Default::default(),
     }
+}
+
+/// [`write_context`] for a write that stores an A2A card: with the
+/// tenant's checks of cards and their signatures.
+async fn card_write_context(
+    app: &AppState,
+    caller: &Principal,
+    grant: &Grant,
+) -> Result<WriteContext> {
+    let a2a = app.a2a(&caller.tenant_id).await?;
+    Ok(WriteContext {
+        card_validation: a2a.validation,
+        card_signatures: a2a.signatures,
+        ..write_context(app, caller, grant)
+    })
 }
 
 /// Navigation properties each entity type can expand.

@@ -6,7 +6,7 @@
 //! and are checked by the store inside the write.
 
 use super::sets::Set;
-use super::{Result, created, expected_version, require, write_context};
+use super::{Result, card_write_context, created, expected_version, require};
 use crate::auth::permissions::{Action, authorize};
 use crate::auth::{CallerKind, Principal};
 use crate::domain::schema::AGENT_REGISTRATION;
@@ -52,9 +52,10 @@ pub(super) async fn create(
     check_managing_app(&p, &write.props)?;
     let create_only = cond.create_only()?;
     let id = write.id.clone().unwrap_or_else(domain::new_id);
+    let ctx = card_write_context(&app, &p, &grant).await?;
     let result = app
         .store()
-        .create_registration(&p.tenant_id, &id, write, &write_context(&app, &p, &grant))
+        .create_registration(&p.tenant_id, &id, write, &ctx)
         .await;
     let stored = etag::refuse_existing(create_only, result, Entity::Registration, &id)?;
     created(&meta, &AGENT_REGISTRATION, stored)
@@ -74,7 +75,7 @@ pub(super) async fn update(
     let current = require(&app, &p, &grant, Entity::Registration, &id);
     let ctx = WriteContext {
         if_match: expected_version(&cond, Entity::Registration, current).await?,
-        ..write_context(&app, &p, &grant)
+        ..card_write_context(&app, &p, &grant).await?
     };
     let stored = app
         .store()
