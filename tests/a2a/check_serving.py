@@ -20,8 +20,11 @@ Then the SDK's own `A2ACardResolver` fetches each card from
 token and the line's `A2A-Version` (0.3, or 1.0 as the 1.x SDK's client
 factory sends) in its http kwargs. The SDK must parse both cards and, through
 its `create_signature_verifier` given the p256 public key, accept the
-signature as served; a few fields are compared. Without a token the resolver
-must fail with 401, and with another public key the verifier must raise.
+signature as served; a few fields are compared. With another public key the
+verifier must raise. Without a token the resolver must fail with 404 until
+the tenant publishes a collection holding the instance (PATCH
+/_agentry/a2a/settings with an admin token), and then fetch its card; the
+registration, in no collection, stays unpublished.
 One summary line; the exit status is 1 when any check fails. The binary is
 --agentry, else $AGENTRY_BIN, else target/debug/agentry of this checkout.
 """
@@ -137,8 +140,8 @@ class Server:
             time.sleep(0.1)
         raise Failure(f"agentry serve did not start: {self.err.read_text(errors='replace').strip()}")
 
-    def token(self) -> str:
-        run = subprocess.run([self.binary, "token", "--data-dir", str(self.data)],
+    def token(self, *extra: str) -> str:
+        run = subprocess.run([self.binary, "token", "--data-dir", str(self.data), *extra],
                              capture_output=True, text=True, check=False)
         if run.returncode != 0:
             raise Failure(f"agentry token failed: {run.stderr.strip()}")
@@ -171,18 +174,23 @@ def sign(binary: str, folder: Path, card: dict, form: str) -> dict:
     return json.loads(run.stdout)
 
 
-def post(origin: str, token: str, path: str, body: dict) -> None:
+def send(method: str, url: str, token: str, body: dict, expected: int) -> dict:
     request = urllib.request.Request(
-        f"{origin}/beta{path}", data=json.dumps(body).encode(), method="POST",
+        url, data=json.dumps(body).encode(), method=method,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request) as response:
-            status = response.status
+            status, text = response.status, response.read()
     except urllib.error.HTTPError as e:
-        raise Failure(f"POST /beta{path}: {e.code} {e.read().decode(errors='replace')}") from e
-    if status != 201:
-        raise Failure(f"POST /beta{path}: {status}, expected 201")
+        raise Failure(f"{method} {url}: {e.code} {e.read().decode(errors='replace')}") from e
+    if status != expected:
+        raise Failure(f"{method} {url}: {status}, expected {expected}")
+    return json.loads(text) if text else {}
+
+
+def post(origin: str, token: str, path: str, body: dict, expected: int = 201) -> dict:
+    return send("POST", f"{origin}/beta{path}", token, body, expected)
 
 
 def key_provider(public_pem: bytes):
@@ -215,7 +223,7 @@ class Line:
         return [(s.protected, s.signature) for s in card.signatures or []]
 
 
-async def run_checks(args, origin: str, token: str, tenant: str, signed: dict, check) -> None:
+async def run_checks(args, origin: str, token: str, tenant: str, signed: dict, check, publish) -> None:
     line = Line(args.version)
     seen: list[httpx.Response] = []
 
@@ -258,12 +266,20 @@ async def run_checks(args, origin: str, token: str, tenant: str, signed: dict, c
             check("instance card: version", card.version, MANIFEST["version"])
             check("instance card: skill", line.skill_name(card), "Book")
 
-        try:
-            await resolver("travel-registration").get_agent_card(http_kwargs={"headers": line.header})
-            outcome = "a card"
-        except Exception as e:  # noqa: BLE001
-            outcome = getattr(e, "status_code", None) or f"{type(e).__name__}: {e}"
-        check("without a token: resolver fails with", outcome, 401)
+        async def anonymous(agent: str):
+            try:
+                return await resolver(agent).get_agent_card(http_kwargs={"headers": line.header})
+            except Exception as e:  # noqa: BLE001
+                return getattr(e, "status_code", None) or f"{type(e).__name__}: {e}"
+
+        check("without a token, unpublished: resolver fails with", await anonymous("travel-instance"), 404)
+        publish()
+        card = await anonymous("travel-instance")
+        check("without a token, published: instance card name",
+              getattr(card, "name", card), MANIFEST["displayName"])
+        check("without a token, published: Cache-Control", seen[-1].headers.get("cache-control"),
+              "public, max-age=300")
+        check("without a token: registration stays unpublished", await anonymous("travel-registration"), 404)
 
         try:
             await resolver("travel-registration").get_agent_card(http_kwargs=with_token, signature_verifier=wrong)
@@ -313,7 +329,16 @@ def main() -> int:
                 "id": "travel-instance", "displayName": "Travel instance", "ownerIds": [PRINCIPAL],
                 "url": INSTANCE_URL, "agentCardManifest": MANIFEST,
             })
-            asyncio.run(run_checks(args, origin, token, tenant, signed, check))
+            public = post(origin, token, "/agentRegistry/agentCollections",
+                          {"displayName": "Public", "ownerIds": [PRINCIPAL]})["id"]
+
+            def publish() -> None:
+                post(origin, token, f"/agentRegistry/agentCollections/{public}/members/$ref",
+                     {"@odata.id": f"{origin}/beta/agentRegistry/agentInstances/travel-instance"}, 204)
+                admin = server.token("--app", "00000000-0000-0000-0000-0000000000ad", "--roles", "Agentry.Admin")
+                send("PATCH", f"{origin}/_agentry/a2a/settings", admin, {"publishedCollections": [public]}, 200)
+
+            asyncio.run(run_checks(args, origin, token, tenant, signed, check, publish))
         except Failure as e:
             print(f"FAIL {e}")
             failures += 1
