@@ -238,7 +238,7 @@ fn notifier(
     let allow = config
         .allow
         .clone()
-        .unwrap_or_else(|| crate::notify::AllowList::default_for(loopback));
+        .unwrap_or_else(|| crate::outbound::AllowList::default_for(loopback));
     let mut settings = crate::notify::NotifySettings::new(allow);
     settings.max_minutes = config.max_minutes;
     settings.retry_for = std::time::Duration::from_secs(config.retry_seconds);

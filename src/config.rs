@@ -75,7 +75,7 @@ pub struct ServerConfig {
 pub struct NotificationConfig {
     /// Hosts and networks notifications may go to; `None`: public
     /// addresses, and loopback when listening on loopback.
-    pub allow: Option<crate::notify::AllowList>,
+    pub allow: Option<crate::outbound::AllowList>,
     /// The longest lifetime of a subscription, in minutes.
     pub max_minutes: u32,
     /// Seconds a failing receiver is retried before its changes are dropped.
@@ -251,7 +251,7 @@ pub enum ConfigError {
     #[error("'{0}' is not NAME=TEMPLATE-ID")]
     BadScopedRole(String),
     #[error("notification allow-list: {0}")]
-    BadAllowList(#[from] crate::notify::BadRule),
+    BadAllowList(#[from] crate::outbound::BadRule),
 }
 
 /// Role names and template ids from the file and `--scoped-role NAME=ID`.
@@ -341,8 +341,8 @@ pub struct Overrides {
 pub fn resolve(file: FileConfig, over: Overrides) -> Result<ServerConfig, ConfigError> {
     let roles = scoped_roles(&file.scoped_roles, &over.scoped_roles)?;
     let allow = match (&over.notification_allow, &file.notifications.allow) {
-        (flags, _) if !flags.is_empty() => Some(crate::notify::AllowList::parse(flags)?),
-        (_, Some(entries)) => Some(crate::notify::AllowList::parse(entries)?),
+        (flags, _) if !flags.is_empty() => Some(crate::outbound::AllowList::parse(flags)?),
+        (_, Some(entries)) => Some(crate::outbound::AllowList::parse(entries)?),
         _ => None,
     };
     let mut config = merge(file, over);

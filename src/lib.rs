@@ -24,6 +24,7 @@ pub mod files;
 pub mod http;
 pub mod notify;
 pub mod odata;
+pub mod outbound;
 pub mod seed;
 pub mod store;
 pub mod successor;
@@ -49,7 +50,12 @@ mod dependency_rules {
         ("store", &["domain", "odata", "clock", "files"]),
         ("seed", &["domain", "odata", "clock", "store"]),
         ("transfer", &["domain", "odata", "clock", "store"]),
-        ("notify", &["domain", "odata", "clock", "store", "tls"]),
+        ("outbound", &["tls"]),
+        (
+            "notify",
+            &["domain", "odata", "clock", "store", "tls", "outbound"],
+        ),
+        ("watch", &["domain", "odata", "clock", "store", "outbound"]),
         ("successor", &["domain", "odata", "clock", "store"]),
         (
             "http",
@@ -64,19 +70,21 @@ mod dependency_rules {
                 "successor",
                 "tls",
                 "notify",
+                "watch",
             ],
         ),
         (
             "config",
             &[
                 "auth", "domain", "odata", "clock", "files", "store", "http", "tls", "notify",
+                "outbound", "watch",
             ],
         ),
         (
             "app",
             &[
                 "auth", "domain", "odata", "clock", "files", "store", "seed", "http", "tls",
-                "config", "notify",
+                "config", "notify", "outbound", "watch",
             ],
         ),
         (
@@ -96,6 +104,8 @@ mod dependency_rules {
                 "transfer",
                 "successor",
                 "notify",
+                "outbound",
+                "watch",
             ],
         ),
     ];

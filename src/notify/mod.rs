@@ -12,16 +12,13 @@
 //! any of this. On PostgreSQL a lease on each subscription makes one
 //! replica at a time deliver it.
 
-mod allow;
-
-pub use allow::{AllowList, BadRule};
+pub use crate::outbound::{AllowList, BadRule};
 
 use crate::clock::{SharedClock, entity_timestamp};
 use crate::domain::subscriptions::{self, ChangeType};
 use crate::store::{ChangeWindow, Delivery, Store, StoreError};
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -71,6 +68,17 @@ pub enum NotifyError {
     Unreachable(String),
 }
 
+impl From<crate::outbound::OutboundError> for NotifyError {
+    fn from(e: crate::outbound::OutboundError) -> NotifyError {
+        use crate::outbound::OutboundError as O;
+        match e {
+            O::NotAllowed(host) => NotifyError::NotAllowed(host),
+            O::Timeout(t) => NotifyError::Timeout(t),
+            O::Unreachable(text) => NotifyError::Unreachable(text),
+        }
+    }
+}
+
 /// The handshake and the delivery worker; cheap to clone.
 #[derive(Clone)]
 pub struct Notifier {
@@ -96,30 +104,6 @@ struct Inner {
     in_flight: Mutex<HashSet<(String, String)>>,
 }
 
-/// Resolves names as the system does, then keeps the addresses the
-/// allow-list permits (all of them for a listed host name).
-struct Guarded(Arc<AllowList>);
-
-impl reqwest::dns::Resolve for Guarded {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow = self.0.clone();
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let by_name = allow.host_allowed(&host);
-            let kept: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|a| by_name || allow.ip_allowed(a.ip()))
-                .collect();
-            if kept.is_empty() {
-                return Err(Box::new(NotifyError::NotAllowed(host)) as _);
-            }
-            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
 /// The annotation of a subscription whose changes were dropped: when.
 pub const MISSED: &str = "@agentry.lastMissedDateTime";
 
@@ -138,31 +122,9 @@ const LEASE: Duration = Duration::from_secs(5);
 
 impl Notifier {
     pub fn new(settings: NotifySettings) -> Result<Notifier, NotifyError> {
-        crate::tls::install_crypto();
         let allow = Arc::new(settings.allow.clone());
-        let builder = || {
-            reqwest::Client::builder()
-                .timeout(settings.timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .dns_resolver(Arc::new(Guarded(allow.clone())))
-                .user_agent(concat!("Agentry/", env!("CARGO_PKG_VERSION")))
-        };
-        let client = match builder().build() {
-            Ok(client) => client,
-            Err(e) => {
-                // No system certificates (a `FROM scratch` image): http
-                // receivers still work; https ones fail their handshake.
-                tracing::warn!(error = ?e, "no trusted certificates for https notification receivers");
-                let tls = rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                builder()
-                    .tls_backend_preconfigured(tls)
-                    .build()
-                    .map_err(|e| NotifyError::Unreachable(format!("{e:?}")))?
-            }
-        };
+        let client = crate::outbound::client(allow.clone(), settings.timeout)
+            .map_err(|e| NotifyError::Unreachable(e.to_string()))?;
         Ok(Notifier {
             inner: Arc::new(Inner {
                 client,
@@ -184,27 +146,8 @@ impl Notifier {
         self.inner.wake.notify_one();
     }
 
-    /// Refuses a URL whose host is an address off the allow-list (names
-    /// are checked when resolved).
-    fn check_host(&self, url: &reqwest::Url) -> Result<(), NotifyError> {
-        let host = url.host_str().unwrap_or("");
-        let allowed = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
-            Ok(ip) => self.inner.allow.ip_allowed(ip),
-            Err(_) => !host.is_empty(),
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(NotifyError::NotAllowed(
-                url.host_str().unwrap_or("").to_owned(),
-            ))
-        }
-    }
-
     fn parse(&self, url: &str) -> Result<reqwest::Url, NotifyError> {
-        let url = reqwest::Url::parse(url).map_err(|_| NotifyError::NotAllowed(url.to_owned()))?;
-        self.check_host(&url)?;
-        Ok(url)
+        crate::outbound::parse_url(&self.inner.allow, url).map_err(NotifyError::from)
     }
 
     /// Graph's validation handshake: POSTs `validationToken` to the URL,
@@ -255,18 +198,7 @@ impl Notifier {
     }
 
     fn failure(&self, e: reqwest::Error) -> NotifyError {
-        if e.is_timeout() {
-            return NotifyError::Timeout(self.inner.settings.timeout);
-        }
-        // The guarded resolver's refusal, wrapped by reqwest and hyper.
-        let mut source: Option<&dyn std::error::Error> = Some(&e);
-        while let Some(s) = source {
-            if let Some(NotifyError::NotAllowed(host)) = s.downcast_ref::<NotifyError>() {
-                return NotifyError::NotAllowed(host.clone());
-            }
-            source = s.source();
-        }
-        NotifyError::Unreachable(format!("{e:?}"))
+        crate::outbound::failure(e, self.inner.settings.timeout).into()
     }
 
     /// Delivers, until the process ends: woken by local writes, polling

@@ -1,6 +1,7 @@
-//! Where notifications may be sent: an allow-list of host names and
-//! networks, checked on the addresses a name resolves to (so a public
-//! name cannot point the service at the operator's own network).
+//! Where the server may send requests of its own (notifications, agent
+//! checks): an allow-list of host names and networks, checked on the
+//! addresses a name resolves to (so a public name cannot point the service
+//! at the operator's own network).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -23,7 +24,7 @@ enum Rule {
 #[error("'{0}' is not 'public', 'loopback', a network (10.0.0.0/8), an address or a host name")]
 pub struct BadRule(pub String);
 
-/// The hosts and networks notifications may be sent to.
+/// The hosts and networks the server may send requests to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowList {
     rules: Vec<Rule>,
