@@ -34,6 +34,8 @@ pub enum StartError {
     TrustStore { path: String, reason: String },
     #[error("cannot send change notifications: {0}")]
     Notify(#[from] crate::notify::NotifyError),
+    #[error("the agent checker cannot start: {0}")]
+    Watch(String),
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
 }
@@ -107,6 +109,7 @@ impl Application {
             ),
             ..config.connections
         };
+        let a2a = Arc::new(a2a_defaults(config)?);
         let settings = HttpSettings {
             max_body_bytes: config.max_body_bytes,
             trust_proxy: config.trust_proxy,
@@ -116,8 +119,9 @@ impl Application {
             journal: config.journal,
             cors_origins: config.cors_origins.clone(),
             change_retention_days: config.audit_retention_days,
-            a2a: Arc::new(a2a_defaults(config)?),
+            a2a: a2a.clone(),
             notifier: notifier(&config.notifications, &listener)?,
+            watcher: watcher(&config.watch, &listener, a2a)?,
         };
         let external = match &config.oidc {
             Some(oidc) => Some(crate::auth::oidc::OidcIssuer::new(oidc.clone()).await?),
@@ -179,6 +183,12 @@ impl Application {
                 .clone()
                 .run(self.store.clone(), clock.clone()),
         );
+        let watcher = tokio::spawn(
+            self.state
+                .watcher()
+                .clone()
+                .run(self.store.clone(), clock.clone()),
+        );
         let service = crate::http::service(self.state);
         let served = crate::http::serve::serve(
             self.listener,
@@ -191,6 +201,7 @@ impl Application {
         .await;
         pruner.abort();
         notifier.abort();
+        watcher.abort();
         self.store.close().await;
         served.map_err(StartError::Serve)
     }
@@ -243,6 +254,28 @@ fn notifier(
     settings.max_minutes = config.max_minutes;
     settings.retry_for = std::time::Duration::from_secs(config.retry_seconds);
     Ok(crate::notify::Notifier::new(settings)?)
+}
+
+/// The agent checker: the configured allow-list, or public addresses plus
+/// loopback when the server listens on loopback only.
+fn watcher(
+    config: &crate::config::WatchConfig,
+    listener: &TcpListener,
+    defaults: Arc<crate::domain::a2a::settings::Defaults>,
+) -> Result<crate::watch::Watcher, StartError> {
+    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+    let allow = config
+        .allow
+        .clone()
+        .unwrap_or_else(|| crate::outbound::AllowList::default_for(loopback));
+    let settings = crate::watch::WatchSettings {
+        allow,
+        timeout: std::time::Duration::from_secs(config.timeout_seconds),
+        checks_per_second: config.checks_per_second,
+        per_host: config.per_host,
+        poll: std::time::Duration::from_secs(1),
+    };
+    crate::watch::Watcher::new(settings, defaults).map_err(|e| StartError::Watch(e.to_string()))
 }
 
 /// Every hour, from the start: deletes the audit records older than the

@@ -315,6 +315,15 @@ struct ServeArgs {
     /// (and a `missed` lifecycle notification sent) [default: 14400].
     #[arg(long, env = "AGENTRY_NOTIFICATION_RETRY_SECONDS")]
     notification_retry_seconds: Option<u64>,
+    /// Check watched agents only on these hosts or networks (same forms as
+    /// --notification-allow) [default: public, plus loopback when listening on loopback].
+    #[arg(
+        long = "watch-allow",
+        env = "AGENTRY_WATCH_ALLOW",
+        value_delimiter = ',',
+        value_name = "ENTRY"
+    )]
+    watch_allow: Vec<String>,
     /// Also accept tokens of this OpenID Connect issuer (`{tenantid}` matches the token's tid).
     #[arg(long, env = "AGENTRY_OIDC_ISSUER", requires = "oidc_jwks")]
     oidc_issuer: Option<String>,
@@ -428,6 +437,7 @@ pub fn run() -> anyhow::Result<()> {
                 card_trust_store: args.card_trust_store,
                 notification_allow: args.notification_allow,
                 notification_retry_seconds: args.notification_retry_seconds,
+                watch_allow: args.watch_allow,
                 scoped_roles: args.scoped_roles,
                 oidc_issuer: args.oidc_issuer,
                 oidc_audiences: args.oidc_audiences.as_deref().map(|a| list(Some(a), &[])),

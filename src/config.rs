@@ -68,6 +68,33 @@ pub struct ServerConfig {
     pub card_trust_store: Option<PathBuf>,
     /// Change notifications: where they may go, how long receivers are retried.
     pub notifications: NotificationConfig,
+    /// Watching registered agents: where checks may go, how fast.
+    pub watch: WatchConfig,
+}
+
+/// How registered agents are checked (for tenants that watch them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchConfig {
+    /// Hosts and networks checks may go to; `None`: public addresses, and
+    /// loopback when listening on loopback.
+    pub allow: Option<crate::outbound::AllowList>,
+    /// Seconds an agent has to answer.
+    pub timeout_seconds: u64,
+    /// Checks started per second, over every tenant.
+    pub checks_per_second: u32,
+    /// Checks of one host at once.
+    pub per_host: usize,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            allow: None,
+            timeout_seconds: 5,
+            checks_per_second: 10,
+            per_host: 2,
+        }
+    }
 }
 
 /// Change notification settings.
@@ -125,6 +152,7 @@ impl ServerConfig {
             card_signatures: Default::default(),
             card_trust_store: None,
             notifications: NotificationConfig::default(),
+            watch: WatchConfig::default(),
         }
     }
 }
@@ -175,6 +203,8 @@ pub struct FileConfig {
     pub connections: FileConnections,
     #[serde(default)]
     pub notifications: FileNotifications,
+    #[serde(default)]
+    pub watch: FileWatch,
     /// Origins browsers may call from (CORS).
     #[serde(default)]
     pub cors_origins: Vec<String>,
@@ -217,6 +247,16 @@ pub struct FileNotifications {
     pub retry_seconds: Option<u64>,
 }
 
+/// The `[watch]` table of a configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWatch {
+    pub allow: Option<Vec<String>>,
+    pub timeout_seconds: Option<u64>,
+    pub checks_per_second: Option<u32>,
+    pub per_host: Option<usize>,
+}
+
 /// The `[oidc]` table of a configuration file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -252,6 +292,8 @@ pub enum ConfigError {
     BadScopedRole(String),
     #[error("notification allow-list: {0}")]
     BadAllowList(#[from] crate::outbound::BadRule),
+    #[error("watch allow-list: {0}")]
+    BadWatchAllowList(crate::outbound::BadRule),
 }
 
 /// Role names and template ids from the file and `--scoped-role NAME=ID`.
@@ -320,6 +362,8 @@ pub struct Overrides {
     /// `--notification-allow` values; empty: the file's.
     pub notification_allow: Vec<String>,
     pub notification_retry_seconds: Option<u64>,
+    /// `--watch-allow` values; empty: the file's.
+    pub watch_allow: Vec<String>,
     /// `NAME=ID` pairs.
     pub scoped_roles: Vec<String>,
     pub oidc_issuer: Option<String>,
@@ -345,8 +389,17 @@ pub fn resolve(file: FileConfig, over: Overrides) -> Result<ServerConfig, Config
         (_, Some(entries)) => Some(crate::outbound::AllowList::parse(entries)?),
         _ => None,
     };
+    let watch_allow = match (&over.watch_allow, &file.watch.allow) {
+        (flags, _) if !flags.is_empty() => Some(flags.as_slice()),
+        (_, Some(entries)) => Some(entries.as_slice()),
+        _ => None,
+    }
+    .map(crate::outbound::AllowList::parse)
+    .transpose()
+    .map_err(ConfigError::BadWatchAllowList)?;
     let mut config = merge(file, over);
     config.notifications.allow = allow;
+    config.watch.allow = watch_allow;
     config.scoped_roles = roles;
     Ok(config)
 }
@@ -463,6 +516,24 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
                 .or(file.notifications.retry_seconds)
                 .unwrap_or(NotificationConfig::default().retry_seconds),
         },
+        watch: WatchConfig {
+            allow: None,
+            timeout_seconds: file
+                .watch
+                .timeout_seconds
+                .filter(|s| *s > 0)
+                .unwrap_or(WatchConfig::default().timeout_seconds),
+            checks_per_second: file
+                .watch
+                .checks_per_second
+                .filter(|n| *n > 0)
+                .unwrap_or(WatchConfig::default().checks_per_second),
+            per_host: file
+                .watch
+                .per_host
+                .filter(|n| *n > 0)
+                .unwrap_or(WatchConfig::default().per_host),
+        },
         copilot: CopilotRules {
             max_group_policies: over
                 .copilot_max_group_policies
@@ -567,6 +638,7 @@ mod tests {
             journal,
             connections,
             notifications,
+            watch,
             cors_origins,
         } = FileConfig::parse(&every_example_key()).unwrap();
         let set = [
@@ -598,6 +670,10 @@ mod tests {
             notifications.allow.is_some()
                 && notifications.max_minutes.is_some()
                 && notifications.retry_seconds.is_some(),
+            watch.allow.is_some()
+                && watch.timeout_seconds.is_some()
+                && watch.checks_per_second.is_some()
+                && watch.per_host.is_some(),
         ];
         assert!(set.iter().all(|s| *s), "{set:?}");
         // And commented out, as shipped, it sets nothing.

@@ -30,6 +30,7 @@ pub mod store;
 pub mod successor;
 pub mod tls;
 pub mod transfer;
+pub mod watch;
 
 /// The dependency rules of `docs/architecture.md`, checked on the sources:
 /// which top-level module may import which, and where SQL drivers may appear.

@@ -131,6 +131,9 @@ pub enum DomainError {
     /// A trusted key set that is not one (the control plane's A2A settings).
     #[error("'trustedKeys' is not a usable trust store: {0}")]
     InvalidTrustStore(String),
+    /// Checks were asked of a tenant that does not watch its agents.
+    #[error("the tenant does not watch its agents: set watch.enabled in its A2A settings first")]
+    NotWatching,
     /// A Copilot settings rule refused the request.
     #[error(transparent)]
     Copilot(#[from] copilot::CopilotError),

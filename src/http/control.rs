@@ -11,6 +11,7 @@
 //! - `/_agentry/a2a/settings`: the tenant's A2A settings ([`settings`]).
 
 use super::AppState;
+use super::a2a_admin;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Keys, Meta};
 use super::faults::{self, NewRule};
@@ -52,7 +53,39 @@ pub fn handler(op: Control, method: MethodFilter) -> MethodRouter<AppState> {
         Control::MigrateRegistry => on(method, migrate_registry),
         Control::GetA2aSettings => on(method, get_a2a_settings),
         Control::UpdateA2aSettings => on(method, update_a2a_settings),
+        Control::ListA2aAgents => on(method, list_a2a_agents),
+        Control::CheckAgentsNow => on(method, check_agents_now),
     }
+}
+
+/// Makes every agent of the tenant due for a check now (202: the checks
+/// run in the background); 400 when the tenant does not watch.
+async fn check_agents_now(State(app): State<AppState>, Caller(p): Caller) -> Result {
+    require_admin(&p)?;
+    if !app.a2a(&p.tenant_id).await?.watch.enabled {
+        return Err(crate::domain::DomainError::NotWatching.into());
+    }
+    app.watcher()
+        .check_now(app.store(), &p.tenant_id, &app.now())
+        .await?;
+    let mut response = respond::no_content();
+    *response.status_mut() = StatusCode::ACCEPTED;
+    Ok(response)
+}
+
+/// `GET /_agentry/a2a/agents?health=&signature=&validation=&top=&cursor=`:
+/// with `health`, the watched agents in that state; otherwise the
+/// registrations, by their card's signature and validation annotations.
+async fn list_a2a_agents(
+    State(app): State<AppState>,
+    Meta(meta): Meta,
+    Caller(p): Caller,
+    uri: Uri,
+) -> Result {
+    require_admin(&p)?;
+    let q = a2a_admin::AgentQuery::parse(uri.query())?;
+    let body = a2a_admin::list(&app, &meta, &p.tenant_id, &q).await?;
+    Ok(respond::plain_json(StatusCode::OK, &body))
 }
 
 /// The tenant's A2A settings in effect ([`crate::domain::a2a::settings::view`]).

@@ -454,6 +454,7 @@ fn domain_report(e: &DomainError) -> ErrorReport {
         | DomainError::BindAndNested => {
             report(S::BAD_REQUEST, "ValidationError", sentence(e.to_string()))
         }
+        DomainError::NotWatching => report(S::BAD_REQUEST, "BadRequest", sentence(e.to_string())),
         DomainError::Copilot(c) => copilot_report(c),
         DomainError::InvalidAgentCard { problems, .. } => ErrorReport {
             details: problems

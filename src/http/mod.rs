@@ -16,6 +16,7 @@
 //!   Graph envelopes for what hyper refuses before the service sees it.
 //! - [`etag`]: ETags of registry entities and the conditional headers.
 
+mod a2a_admin;
 pub mod apidoc;
 pub mod batch;
 mod control;
@@ -77,6 +78,7 @@ struct Inner {
     change_retention_days: u32,
     a2a: Arc<crate::domain::a2a::settings::Defaults>,
     notifier: crate::notify::Notifier,
+    watcher: crate::watch::Watcher,
 }
 
 /// Settings of the HTTP layer.
@@ -100,6 +102,8 @@ pub struct HttpSettings {
     pub a2a: Arc<crate::domain::a2a::settings::Defaults>,
     /// Change notifications: the handshake and the delivery worker.
     pub notifier: crate::notify::Notifier,
+    /// The checker of watched agents.
+    pub watcher: crate::watch::Watcher,
 }
 
 impl AppState {
@@ -130,6 +134,7 @@ impl AppState {
                 change_retention_days: settings.change_retention_days,
                 a2a: settings.a2a,
                 notifier: settings.notifier,
+                watcher: settings.watcher,
             }),
         }
     }
@@ -161,6 +166,11 @@ impl AppState {
             doc.as_ref(),
             &self.inner.a2a,
         ))
+    }
+
+    /// The checker of watched agents.
+    pub fn watcher(&self) -> &crate::watch::Watcher {
+        &self.inner.watcher
     }
 
     /// Change notifications: the handshake, and waking the delivery worker.

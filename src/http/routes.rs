@@ -158,6 +158,8 @@ pub enum Control {
     MigrateRegistry,
     GetA2aSettings,
     UpdateA2aSettings,
+    ListA2aAgents,
+    CheckAgentsNow,
 }
 
 /// Health and metrics.
@@ -357,6 +359,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("DELETE", "/_agentry/copilot/packages/{id}", Reg(RemovePackage), "Remove a package from the catalog", CTL, Admin, Empty, 204, Empty),
     op("GET", "/_agentry/a2a/settings", Ctl(GetA2aSettings), "The tenant's A2A settings in effect (card checks, trusted keys, published collections, watching)", CTL, Admin, Empty, 200, Object),
     op("PATCH", "/_agentry/a2a/settings", Ctl(UpdateA2aSettings), "Change the tenant's A2A settings (null: back to the configuration's)", CTL, Admin, Object, 200, Object),
+    op("GET", "/_agentry/a2a/agents", Ctl(ListA2aAgents), "Agents by health, card signature and card validation (?health=&signature=&validation=&top=&cursor=)", CTL, Admin, Empty, 200, Object),
+    op("POST", "/_agentry/a2a/watch", Ctl(CheckAgentsNow), "Check every watched agent of the tenant now", CTL, Admin, Empty, 202, Empty),
     op("POST", "/_agentry/registry/migrate", Ctl(MigrateRegistry), "Copy the tenant's agent instances into agent registrations ({\"dryRun\": true} only reports)", CTL, Admin, Object, 200, Object),
     op("POST", "/_agentry/reset", Ctl(Reset), "Wipe the caller's tenant", CTL, Admin, Empty, 204, Empty),
     op("GET", "/_agentry/snapshot", Ctl(ExportSnapshot), "Export the caller's tenant (seed format)", CTL, Admin, Empty, 200, Schema("snapshot")),

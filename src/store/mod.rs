@@ -374,6 +374,7 @@ const TENANT_TABLES: &[&str] = &[
     "copilot_packages",
     "copilot_policies",
     "copilot_tenant_settings",
+    "agent_watch",
 ];
 
 /// How [`TenantStore::import_tenant`] treats what the tenant already holds.
@@ -652,6 +653,80 @@ pub trait CopilotStore: Send + Sync {
     ) -> Result<Map<String, Value>, StoreError>;
 }
 
+/// An agent a process has leased for checking: which, and the outcome of
+/// its last check, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchClaim {
+    pub entity: Entity,
+    pub id: String,
+    pub last: Option<Map<String, Value>>,
+}
+
+/// One agent's watch record, as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchRecord {
+    pub entity: Entity,
+    pub id: String,
+    pub doc: Map<String, Value>,
+}
+
+/// The state of watched agents (`crate::watch`): one row per agent of a
+/// watching tenant, its last outcome, when it is due, and who checks it.
+/// Times are entity timestamps, which sort as text.
+#[async_trait]
+pub trait WatchStore: Send + Sync {
+    /// Every tenant's stored A2A settings (the worker keeps those that watch).
+    async fn a2a_settings_of_tenants(
+        &self,
+    ) -> Result<Vec<(String, Map<String, Value>)>, StoreError>;
+    /// Adds a row, due at `now`, for each agent instance and registration
+    /// of the tenant that has none: how many.
+    async fn enrol_agents(&self, tenant: &str, now: &str) -> Result<u64, StoreError>;
+    /// Leases up to `limit` of the tenant's due agents to `owner` until
+    /// `lease_until`.
+    async fn claim_checks(
+        &self,
+        tenant: &str,
+        owner: &str,
+        now: &str,
+        lease_until: &str,
+        limit: usize,
+    ) -> Result<Vec<WatchClaim>, StoreError>;
+    /// Records a check's outcome (`state` `None`: nothing to check) and the
+    /// next due time, and ends the lease; false when `owner` lost it.
+    async fn save_check(
+        &self,
+        tenant: &str,
+        claim: &WatchClaim,
+        owner: &str,
+        state: Option<&str>,
+        doc: &Map<String, Value>,
+        due_at: &str,
+    ) -> Result<bool, StoreError>;
+    /// Drops the row of an agent that no longer exists.
+    async fn forget_agent(&self, tenant: &str, entity: Entity, id: &str) -> Result<(), StoreError>;
+    /// Makes every agent of the tenant due at `now`.
+    async fn check_all_now(&self, tenant: &str, now: &str) -> Result<(), StoreError>;
+    /// An agent's last outcome, once checked.
+    async fn get_health(
+        &self,
+        tenant: &str,
+        entity: Entity,
+        id: &str,
+    ) -> Result<Option<Map<String, Value>>, StoreError>;
+    /// Checked agents in (entity set, id) order after `after`, of one
+    /// `state` or all.
+    async fn list_health(
+        &self,
+        tenant: &str,
+        state: Option<&str>,
+        after: Option<(Entity, &str)>,
+        limit: usize,
+    ) -> Result<Vec<WatchRecord>, StoreError>;
+    /// How many agents are in each state, over every tenant (for `/metrics`).
+    async fn health_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
+}
+
 /// Where a subscription's delivery stands in its tenant's change log (its
 /// outbox): the changes up to `from` are delivered; those after `after` up
 /// to `to`, when set, are being delivered.
@@ -788,7 +863,7 @@ pub trait TenantStore: Send + Sync {
 /// The storage of the Agent Registry and the Copilot settings, by area.
 #[async_trait]
 pub trait Store:
-    RegistryStore + CopilotStore + AppStore + TenantStore + SubscriptionStore + 'static
+    RegistryStore + CopilotStore + AppStore + TenantStore + SubscriptionStore + WatchStore + 'static
 {
     /// Figures for `/metrics`.
     fn stats(&self) -> StoreStats {

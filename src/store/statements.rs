@@ -205,6 +205,68 @@ pub(super) fn claim_deliveries(lock: &str) -> String {
     )
 }
 
+// ---------------------------------------------------------------- watching agents
+
+/// Rows for the agents of entity set `$3` (in `{table}`) of tenant `$1`
+/// that have none, due at `$2`.
+pub(super) fn enrol_agents(table: &str) -> String {
+    format!(
+        "INSERT INTO agent_watch (tenant_id, entity, agent_id, due_at)
+         SELECT $1, $3, e.id, $2 FROM {table} e
+         WHERE e.tenant_id = $1 AND NOT EXISTS (
+             SELECT 1 FROM agent_watch w
+             WHERE w.tenant_id = $1 AND w.entity = $3 AND w.agent_id = e.id)
+         ON CONFLICT DO NOTHING"
+    )
+}
+
+/// Leases tenant `$5`'s due agents to `$1` until `$3` (`$2` now, `$4` how
+/// many); `{lock}` as in [`claim_deliveries`].
+pub(super) fn claim_checks(lock: &str) -> String {
+    format!(
+        "UPDATE agent_watch SET lease_owner = $1, lease_until = $3
+         WHERE (tenant_id, entity, agent_id) IN (
+             SELECT tenant_id, entity, agent_id FROM agent_watch
+             WHERE tenant_id = $5 AND due_at <= $2
+               AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $2)
+             ORDER BY due_at LIMIT $4 {lock})
+         RETURNING entity, agent_id, doc"
+    )
+}
+
+pub(super) const SAVE_CHECK: &str = "UPDATE agent_watch SET state = $5, doc = $6, due_at = $7,
+    lease_owner = NULL, lease_until = NULL
+    WHERE tenant_id = $1 AND entity = $2 AND agent_id = $3 AND lease_owner = $4";
+
+pub(super) const FORGET_AGENT: &str =
+    "DELETE FROM agent_watch WHERE tenant_id = $1 AND entity = $2 AND agent_id = $3";
+
+pub(super) const CHECK_ALL_NOW: &str = "UPDATE agent_watch SET due_at = $2 WHERE tenant_id = $1";
+
+pub(super) const GET_HEALTH: &str = "SELECT doc FROM agent_watch
+    WHERE tenant_id = $1 AND entity = $2 AND agent_id = $3 AND doc IS NOT NULL";
+
+/// Checked agents of tenant `$1` after (`$2`, `$3`), `$4` of them; with
+/// `by_state`, of state `$5` only.
+pub(super) fn list_health(by_state: bool) -> String {
+    let state = if by_state {
+        "AND state = $5"
+    } else {
+        "AND state IS NOT NULL"
+    };
+    format!(
+        "SELECT entity, agent_id, doc FROM agent_watch
+         WHERE tenant_id = $1 {state} AND (entity > $2 OR (entity = $2 AND agent_id > $3))
+         ORDER BY entity, agent_id LIMIT $4"
+    )
+}
+
+pub(super) const HEALTH_COUNTS: &str = "SELECT state, COUNT(*) FROM agent_watch
+    WHERE state IS NOT NULL GROUP BY state ORDER BY state";
+
+pub(super) const A2A_SETTINGS: &str =
+    "SELECT tenant_id, doc FROM copilot_tenant_settings WHERE name = 'a2a' ORDER BY tenant_id";
+
 #[cfg(test)]
 mod tests {
     use super::*;

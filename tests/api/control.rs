@@ -142,6 +142,8 @@ async fn every_control_endpoint_needs_the_agentry_admin_role() {
         (Method::GET, "/copilot/policies"),
         (Method::GET, "/a2a/settings"),
         (Method::PATCH, "/a2a/settings"),
+        (Method::GET, "/a2a/agents"),
+        (Method::POST, "/a2a/watch"),
     ];
     let tokens = [
         s.app_token(APP, &["AgentInstance.ReadWrite.All"]),

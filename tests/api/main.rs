@@ -33,3 +33,4 @@ mod subscriptions;
 mod support;
 mod tenancy;
 mod transfer;
+mod watch;

@@ -1739,3 +1739,123 @@ async fn the_change_log_tells_creates_from_updates_and_deletes() {
         );
     }
 }
+
+#[tokio::test]
+async fn watched_agents_are_enrolled_leased_to_one_owner_and_listed_by_state() {
+    use agentry::store::WatchClaim;
+    const T: &str = "tenant-watch";
+    let (now, later, lease) = (
+        "2026-01-01T00:00:00.0000000Z",
+        "2026-01-01T01:00:00.0000000Z",
+        "2026-01-01T00:01:00.0000000Z",
+    );
+    for b in backends().await {
+        let s = b.store.as_ref();
+        for id in ["w1", "w2"] {
+            s.create_instance(
+                T,
+                id,
+                create(json!({"id": id, "displayName": id, "ownerIds": ["o"]})),
+                &ctx(now),
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(s.enrol_agents(T, now).await.unwrap(), 2, "{}", b.name);
+        assert_eq!(s.enrol_agents(T, now).await.unwrap(), 0, "{}", b.name);
+
+        // One owner holds both until its lease ends.
+        let claimed = s.claim_checks(T, "one", now, lease, 10).await.unwrap();
+        assert_eq!(claimed.len(), 2, "{}", b.name);
+        assert!(
+            claimed
+                .iter()
+                .all(|c| c.last.is_none() && c.entity == Entity::Instance)
+        );
+        assert!(
+            s.claim_checks(T, "two", now, lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}",
+            b.name
+        );
+
+        // Only the holder records an outcome; then the agent is due later.
+        let w1 = claimed.iter().find(|c| c.id == "w1").unwrap().clone();
+        let healthy = json!({"state": "healthy"}).as_object().unwrap().clone();
+        assert!(
+            !s.save_check(T, &w1, "two", Some("healthy"), &healthy, later)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.save_check(T, &w1, "one", Some("healthy"), &healthy, later)
+                .await
+                .unwrap()
+        );
+        let w2 = WatchClaim {
+            id: "w2".into(),
+            ..w1.clone()
+        };
+        let no_url = serde_json::Map::new();
+        assert!(
+            s.save_check(T, &w2, "one", None, &no_url, later)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.claim_checks(T, "two", lease, lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.get_health(T, Entity::Instance, "w1").await.unwrap(),
+            Some(healthy.clone()),
+            "{}",
+            b.name
+        );
+        let listed = s.list_health(T, Some("healthy"), None, 10).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["w1"],
+            "{}",
+            b.name
+        );
+        assert!(
+            s.list_health(T, None, Some((Entity::Instance, "w1")), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            s.health_counts()
+                .await
+                .unwrap()
+                .contains(&("healthy".to_owned(), 1)),
+            "{}",
+            b.name
+        );
+
+        // Everything due now; the last outcome comes with the claim.
+        s.check_all_now(T, now).await.unwrap();
+        let again = s.claim_checks(T, "two", now, lease, 10).await.unwrap();
+        assert_eq!(again.len(), 2, "{}", b.name);
+        assert_eq!(
+            again.iter().find(|c| c.id == "w1").unwrap().last,
+            Some(healthy),
+            "{}",
+            b.name
+        );
+        s.forget_agent(T, Entity::Instance, "w1").await.unwrap();
+        assert_eq!(
+            s.get_health(T, Entity::Instance, "w1").await.unwrap(),
+            None,
+            "{}",
+            b.name
+        );
+    }
+}

@@ -10,6 +10,7 @@
 //! and making them against trusted keys ([`signature`]).
 
 pub mod canonical;
+pub mod drift;
 pub mod settings;
 pub mod signature;
 

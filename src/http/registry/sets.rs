@@ -98,7 +98,19 @@ pub(super) async fn get_one<S: Set>(
     let grant = authorize_on(&p, S::GET, S::reserved(&id))?;
     let ty = S::ENTITY.ty();
     single(&q, ty)?;
-    let stored = require(&app, &p, &grant, S::ENTITY, &id).await?;
+    let mut stored = require(&app, &p, &grant, S::ENTITY, &id).await?;
+    if matches!(S::ENTITY, Entity::Instance | Entity::Registration)
+        && app.watcher().watches(&p.tenant_id)
+        && let Some(health) = app.store().get_health(&p.tenant_id, S::ENTITY, &id).await?
+    {
+        // A watched agent's last check, as an instance annotation.
+        let mut doc = stored.parse();
+        doc.insert(
+            crate::watch::ANNOTATION.to_owned(),
+            serde_json::Value::Object(health),
+        );
+        stored.doc = serde_json::Value::Object(doc).to_string();
+    }
     entity_response(&app, &meta, &p.tenant_id, ty, &q.options, stored).await
 }
 

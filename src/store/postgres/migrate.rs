@@ -37,6 +37,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0008_subscriptions",
         include_str!("migrations/0008_subscriptions.sql"),
     ),
+    (
+        "0009_agent_watch",
+        include_str!("migrations/0009_agent_watch.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("agentry" in ASCII).

@@ -16,6 +16,7 @@ mod policies;
 mod query;
 mod subscriptions;
 mod tenant;
+mod watch;
 mod writer;
 
 use super::read::{self, Reads};
@@ -76,6 +77,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_subscriptions",
         include_str!("migrations/0009_subscriptions.sql"),
+    ),
+    (
+        "0010_agent_watch",
+        include_str!("migrations/0010_agent_watch.sql"),
     ),
 ];
 /// Idle read connections kept for reuse.
