@@ -10,10 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-/// The tenant used when a token names none.
-pub const DEFAULT_TENANT: &str = "c0ffee00-0000-4000-8000-000000000001";
-/// The signed-in user of default delegated tokens.
-pub const DEFAULT_USER: &str = "c0ffee00-0000-4000-8000-0000000000a1";
+use crate::auth::DEFAULT_WIDS;
+pub use crate::auth::{DEFAULT_TENANT, DEFAULT_USER};
 #[derive(Debug, Parser)]
 #[command(
     name = "agentry",
@@ -884,12 +882,6 @@ pub fn describe(e: &anyhow::Error) -> String {
     text
 }
 
-/// The directory roles of a default token.
-const DEFAULT_WIDS: [&str; 2] = [
-    permissions::AGENT_REGISTRY_ADMINISTRATOR,
-    permissions::GLOBAL_ADMINISTRATOR,
-];
-
 /// What `serve` tells a harness once it listens, and how it logs.
 struct Ready {
     print_token: bool,
@@ -906,17 +898,8 @@ enum LogFormat {
 
 /// A default token of the built-in admin user, as `agentry token` mints it.
 fn default_token(keys: &KeyRing) -> anyhow::Result<String> {
-    let request = TokenRequest {
-        tenant_id: DEFAULT_TENANT.to_owned(),
-        kind: CallerKind::Delegated,
-        subject: DEFAULT_USER.to_owned(),
-        scopes: list(None, &permissions::all_delegated_scopes()),
-        roles: Vec::new(),
-        wids: list(None, &DEFAULT_WIDS),
-        issued_at: crate::clock::wall_now().unix_timestamp(),
-        expires_in: 3600,
-    };
-    Ok(keys.mint(&request)?)
+    let issued_at = crate::clock::wall_now().unix_timestamp();
+    Ok(keys.mint(&TokenRequest::builtin_admin(issued_at, 3600))?)
 }
 
 /// Writes `{url, token, pid}` to `path` whole: a reader never sees half of it.
