@@ -337,6 +337,10 @@ struct ServeArgs {
     /// Bytes of each body the journal keeps [default: 16384].
     #[arg(long, env = "AGENTRY_JOURNAL_BODY_BYTES")]
     journal_body_bytes: Option<usize>,
+    /// Let the web console (/console) sign in as the built-in admin user without a password;
+    /// honoured only when listening on a loopback address, for local development [default: false].
+    #[arg(long, env = "AGENTRY_CONSOLE_DEV_SIGNIN", num_args = 0..=1, default_missing_value = "true")]
+    console_dev_signin: Option<bool>,
     /// Connections served at once; at the cap the idlest is closed for a new one [default: 10000].
     #[arg(long, env = "AGENTRY_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -424,6 +428,7 @@ pub fn run() -> anyhow::Result<()> {
                 card_validation: args.card_validation,
                 card_signatures: args.card_signatures,
                 card_trust_store: args.card_trust_store,
+                console_dev_signin: args.console_dev_signin,
                 notification_allow: args.notification_allow,
                 notification_retry_seconds: args.notification_retry_seconds,
                 scoped_roles: args.scoped_roles,
@@ -956,6 +961,12 @@ fn serve(config: config::ServerConfig, ready: Ready) -> anyhow::Result<()> {
              try:         {curl} -H \"Authorization: Bearer $(agentry token --data-dir {data_dir})\" {url}/agentRegistry/agentInstances\n",
             crate::store::redact_url(&config.database_url)
         );
+        let console = match app.state().console_dev_signin() {
+            crate::http::console::DevSignIn::On => " (signs in as the built-in admin: --console-dev-signin)",
+            crate::http::console::DevSignIn::Refused => " (--console-dev-signin is ignored: not on loopback)",
+            crate::http::console::DevSignIn::Off => "",
+        };
+        banner.push_str(&format!("  console:     {scheme}://{addr}/console{console}\n"));
         if ready.in_memory {
             banner.push_str("  in memory:   the database and keys are deleted when the server stops\n");
         }

@@ -7,6 +7,8 @@
 //! - [`copilot`]: the `/beta/copilot` handlers (Copilot admin settings).
 //! - [`subscriptions`]: `/subscriptions`, change notification subscriptions.
 //! - [`control`]: the `/_agentry` control API (not Graph; plain JSON).
+//! - [`console`]: the web console at `/console`, its embedded files and its
+//!   loopback-only sign-in switch.
 //! - [`faults`], [`throttle`]: fault rules and throttling, a layer after authentication.
 //! - [`journal`]: the request journal; [`metrics`]: `/metrics`; [`health`]: probes.
 //! - [`respond`]: entity and collection bodies, context URLs, next links.
@@ -18,6 +20,7 @@
 
 pub mod apidoc;
 pub mod batch;
+pub mod console;
 mod control;
 pub mod conventions;
 mod copilot;
@@ -78,6 +81,7 @@ struct Inner {
     card_validation: crate::domain::a2a::ValidationMode,
     card_signatures: Option<Arc<crate::domain::a2a::SignaturePolicy>>,
     notifier: crate::notify::Notifier,
+    console_dev_signin: console::DevSignIn,
 }
 
 /// Settings of the HTTP layer.
@@ -102,6 +106,8 @@ pub struct HttpSettings {
     pub card_signatures: Option<Arc<crate::domain::a2a::SignaturePolicy>>,
     /// Change notifications: the handshake and the delivery worker.
     pub notifier: crate::notify::Notifier,
+    /// Whether the console may sign in without a password (`POST /console/session`).
+    pub console_dev_signin: console::DevSignIn,
 }
 
 impl AppState {
@@ -133,6 +139,7 @@ impl AppState {
                 card_validation: settings.card_validation,
                 card_signatures: settings.card_signatures,
                 notifier: settings.notifier,
+                console_dev_signin: settings.console_dev_signin,
             }),
         }
     }
@@ -158,6 +165,11 @@ impl AppState {
     /// Change notifications: the handshake, and waking the delivery worker.
     pub fn notifier(&self) -> &crate::notify::Notifier {
         &self.inner.notifier
+    }
+
+    /// Whether the console may sign in without a password.
+    pub fn console_dev_signin(&self) -> console::DevSignIn {
+        self.inner.console_dev_signin
     }
 
     /// Days the change log keeps its rows: the lifetime of a delta token.
@@ -239,6 +251,7 @@ fn router() -> Router<AppState> {
             Handler::Idp(op) => identity::handler(op, method),
             Handler::Bat(op) => batch::handler(op, method),
             Handler::Sub(op) => subscriptions::handler(op, method),
+            Handler::Con(op) => console::handler(op, method),
         };
         let copilot = matches!(o.handler, Handler::Cop(_));
         match paths.iter_mut().find(|(path, ..)| *path == o.path) {

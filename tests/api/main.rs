@@ -7,6 +7,7 @@ mod batch;
 mod collections;
 mod connections;
 mod consistency;
+mod console;
 mod control;
 mod conventions;
 mod copilot;
