@@ -1,8 +1,13 @@
 //! The web console: its page and files as served (media types, the
-//! Content-Security-Policy, revalidation, size) and the loopback-only
-//! sign-in switch.
+//! Content-Security-Policy, revalidation, size), the loopback-only sign-in
+//! switch, and the console itself driven in headless Chromium over
+//! WebDriver against a real server.
+//!
+//! `AGENTRY_UPDATE_SCREENSHOTS=1 cargo test --test api console` rewrites
+//! the screenshots in `docs/console/`.
 
 use crate::support::*;
+use crate::webdriver::Browser;
 use agentry::auth::DEFAULT_TENANT;
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
@@ -246,4 +251,306 @@ async fn the_switch_answers_neither_other_host_names_nor_other_sites() {
         let body = assert_graph_error(r, 403, "Forbidden").await;
         assert_eq!(body["error"]["innerError"]["code"], inner, "{headers:?}");
     }
+}
+
+/// The agents the browser test finds, in the default tenant (the console's).
+async fn seed(s: &TestServer) {
+    let agents = [
+        json!({
+            "id": "contoso-travel",
+            "displayName": "Contoso Travel Planner",
+            "ownerIds": [USER],
+            "originatingStore": "Copilot Studio",
+            "url": "https://agents.contoso.example/travel",
+            "preferredTransport": "JSONRPC",
+            "agentCardManifest": {
+                "displayName": "Contoso Travel Planner",
+                "description": "Plans business trips and books travel within policy.",
+                "protocolVersion": "0.3.0",
+                "version": "2.1.0",
+                "provider": {"organization": "Contoso", "url": "https://contoso.example"},
+                "capabilities": {"streaming": true, "pushNotifications": false},
+                "defaultInputModes": ["text/plain"],
+                "defaultOutputModes": ["text/plain", "application/json"],
+                "skills": [
+                    {"id": "book-flight", "displayName": "Book a flight",
+                     "description": "Finds and books flights that the travel policy allows.",
+                     "tags": ["travel", "booking"],
+                     "examples": ["Book me a flight to Oslo on Monday morning"]},
+                    {"id": "hotel", "displayName": "Find a hotel", "tags": ["travel"]}
+                ]
+            }
+        }),
+        json!({"id": "fabrikam-invoices", "displayName": "Fabrikam Invoice Agent", "ownerIds": [USER]}),
+        json!({"id": "northwind-support", "displayName": "Northwind Support Bot", "ownerIds": [USER]}),
+        json!({"id": "expense-auditor", "displayName": "Travel Expense Auditor", "ownerIds": [USER],
+               "agentCardManifest": {"displayName": "Travel Expense Auditor",
+                                     "description": "Checks expense reports against the travel policy."}}),
+        json!({"id": "woodgrove-sentinel", "displayName": "Woodgrove Security Sentinel", "ownerIds": [USER]}),
+    ];
+    for agent in agents {
+        let r = s
+            .req_as(
+                DEFAULT_TENANT,
+                Method::POST,
+                "/agentRegistry/agentInstances",
+            )
+            .json(&agent)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{agent}");
+    }
+}
+
+/// Writes `docs/console/{name}.png` when `AGENTRY_UPDATE_SCREENSHOTS=1`.
+async fn screenshot(browser: &Browser, name: &str) {
+    if std::env::var("AGENTRY_UPDATE_SCREENSHOTS").as_deref() != Ok("1") {
+        return;
+    }
+    let png = browser.screenshot().await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// Every field of the page has a label a screen reader reads out.
+async fn assert_fields_are_labelled(browser: &Browser) {
+    let unlabelled = browser
+        .script(
+            "return [...document.querySelectorAll('input, select, textarea, button')]
+               .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                            && !(e.innerText || '').trim())
+               .map(e => e.outerHTML.slice(0, 80));",
+            json!([]),
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "fields without a label");
+}
+
+/// The request id of the journal's answer with `status` to `method`.
+async fn journal_request_id(s: &TestServer, method: &str, status: u16) -> String {
+    let admin = s.app_token_for(DEFAULT_TENANT, &["Agentry.Admin"]);
+    let r = s
+        .client
+        .get(format!("{}/_agentry/requests", s.origin))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    let journal: Value = r.json().await.unwrap();
+    journal["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["method"] == method && e["status"] == status)
+        .and_then(|e| e["requestId"].as_str())
+        .unwrap_or_else(|| panic!("no {method} answered {status} in {journal}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn in_chromium_the_console_signs_in_searches_quarantines_and_shows_an_edit_conflict() {
+    let s = TestServer::start_configured(|c| c.console_dev_signin = true).await;
+    seed(&s).await;
+    let browser = Browser::start(1280, 900).await;
+
+    // `/` leads to the sign-in page; the loopback switch signs in.
+    browser.open(&format!("{}/", s.origin)).await;
+    browser.wait_text("h1", |t| t.contains("Sign in")).await;
+    assert_fields_are_labelled(&browser).await;
+    screenshot(&browser, "signin").await;
+    browser.click("#dev-signin").await;
+    browser.wait_text("#agent-count", |t| t == "5 agents").await;
+    let signed_in = browser.text("#signed-in-as").await.unwrap_or_default();
+    assert!(
+        signed_in.contains(agentry::auth::DEFAULT_USER),
+        "{signed_in}"
+    );
+    let stored = browser
+        .script(
+            "return Object.keys(sessionStorage).length + Object.keys(localStorage).length;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(stored, 1, "the token is kept in sessionStorage only");
+    assert_fields_are_labelled(&browser).await;
+    screenshot(&browser, "agents").await;
+
+    // Search ($search), with the total ($count).
+    browser.type_into("#search", "travel").await;
+    browser.click("#search-button").await;
+    browser.wait_text("#agent-count", |t| t == "2 agents").await;
+    let table = browser.text("#agents").await.unwrap();
+    assert!(table.contains("Contoso Travel Planner"), "{table}");
+    assert!(table.contains("Travel Expense Auditor"), "{table}");
+    assert!(!table.contains("Fabrikam"), "{table}");
+
+    // The agent, its card rendered for people.
+    browser
+        .click("#agents a[href=\"#/agents/contoso-travel\"]")
+        .await;
+    browser
+        .wait_text("#agent-name", |t| t == "Contoso Travel Planner")
+        .await;
+    let skills = browser.text("#skills").await.unwrap();
+    for needle in [
+        "Book a flight",
+        "booking",
+        "Book me a flight to Oslo on Monday morning",
+    ] {
+        assert!(skills.contains(needle), "{needle} in {skills}");
+    }
+    let card = browser.text("#card").await.unwrap();
+    assert!(card.contains("Contoso"), "{card}");
+
+    // Quarantine: a member of the Quarantined collection.
+    browser.click("#quarantine").await;
+    browser
+        .wait_text("#quarantined-badge", |t| t == "Quarantined")
+        .await;
+    let r = s
+        .req_as(
+            DEFAULT_TENANT,
+            Method::GET,
+            &format!("/agentRegistry/agentCollections/{QUARANTINED}/members/contoso-travel"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "quarantined on the server");
+    screenshot(&browser, "agent").await;
+    browser
+        .script(
+            "document.getElementById('card').scrollIntoView();",
+            json!([]),
+        )
+        .await;
+    screenshot(&browser, "agent-card").await;
+    browser.script("window.scrollTo(0, 0);", json!([])).await;
+
+    // At 390 px nothing is wider than the screen.
+    browser.emulate_width(Some(390)).await;
+    let overflow = browser
+        .script(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "wider than 390 px by {overflow}"
+    );
+    screenshot(&browser, "agent-narrow").await;
+    browser.emulate_width(None).await;
+
+    // An edit after someone else's: 412, with Graph's message and request id.
+    browser.click("#edit").await;
+    browser
+        .type_into("#edit-name", "Contoso Trip Planner")
+        .await;
+    assert_fields_are_labelled(&browser).await;
+    let r = s
+        .req_as(
+            DEFAULT_TENANT,
+            Method::PATCH,
+            "/agentRegistry/agentInstances/contoso-travel",
+        )
+        .json(&json!({"displayName": "Contoso Travel Planner (renamed elsewhere)"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    browser.click("#save").await;
+    let message = browser
+        .wait_text("#edit-status .message", |t| !t.is_empty())
+        .await;
+    assert!(
+        message.contains("has changed since the ETag in the If-Match header was issued"),
+        "{message}"
+    );
+    let shown = browser.text("#edit-status .request-id").await.unwrap();
+    assert_eq!(shown, journal_request_id(&s, "PATCH", 412).await);
+    browser
+        .script(
+            "document.getElementById('edit-status').scrollIntoView({block: 'center'});",
+            json!([]),
+        )
+        .await;
+    screenshot(&browser, "conflict").await;
+
+    // Reloaded, the other editor's name shows; delete asks first.
+    browser.click("#reload").await;
+    browser
+        .wait_text("#agent-name", |t| t.ends_with("(renamed elsewhere)"))
+        .await;
+    browser.click("#delete").await;
+    browser.click("#confirm-delete").await;
+    browser
+        .wait_text(".notice", |t| t.starts_with("Deleted"))
+        .await;
+    browser.wait_text("#agent-count", |t| t == "1 agent").await;
+    let r = s
+        .req_as(
+            DEFAULT_TENANT,
+            Method::GET,
+            "/agentRegistry/agentInstances/contoso-travel",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn in_chromium_a_token_without_rights_disables_the_buttons_and_names_what_they_need() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let browser = Browser::start(1280, 900).await;
+    browser.open(&format!("{}/console", s.origin)).await;
+    // The switch is off: the console says so, with Graph's request id.
+    browser.click("#dev-signin").await;
+    let refused = browser
+        .wait_text("#dev-status .message", |t| !t.is_empty())
+        .await;
+    assert!(refused.contains("--console-dev-signin"), "{refused}");
+    assert!(browser.text("#dev-status .request-id").await.is_some());
+    // A reader's token, pasted.
+    let mut request = token_request(DEFAULT_TENANT, 3600, 0);
+    request.scopes = vec!["AgentInstance.Read.All".into()];
+    let reader = s.keys.mint(&request).unwrap();
+    browser.type_into("#token-input", &reader).await;
+    browser.click("#token-form button[type=submit]").await;
+    browser.wait_text("#agent-count", |t| t == "5 agents").await;
+    browser
+        .click("#agents a[href=\"#/agents/fabrikam-invoices\"]")
+        .await;
+    browser
+        .wait_text("#agent-name", |t| t == "Fabrikam Invoice Agent")
+        .await;
+    for (button, permission) in [
+        ("#edit", "AgentInstance.ReadWrite.All"),
+        ("#delete", "AgentInstance.ReadWrite.All"),
+        ("#quarantine", "AgentCollection.ReadWrite.Quarantined"),
+    ] {
+        let state = browser
+            .script(
+                "const b = document.querySelector(arguments[0]); return [b.disabled, b.title];",
+                json!([button]),
+            )
+            .await;
+        assert_eq!(state[0], true, "{button} is disabled");
+        assert!(
+            state[1].as_str().unwrap().contains(permission),
+            "{button}: {state}"
+        );
+    }
+    let listed = browser.text("#unavailable").await.unwrap();
+    assert!(
+        listed.contains("AgentCollection.ReadWrite.Quarantined"),
+        "{listed}"
+    );
+    browser.quit().await;
 }

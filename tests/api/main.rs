@@ -34,3 +34,4 @@ mod subscriptions;
 mod support;
 mod tenancy;
 mod transfer;
+mod webdriver;
