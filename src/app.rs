@@ -4,6 +4,7 @@ use crate::auth::oidc::Authenticator;
 use crate::auth::{KeyError, KeyRing};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::ServerConfig;
+use crate::http::console::DevSignIn;
 use crate::http::{AppState, HttpSettings};
 use crate::store::{self, Store, StoreError};
 use std::future::Future;
@@ -122,6 +123,7 @@ impl Application {
             a2a: a2a.clone(),
             notifier: notifier(&config.notifications, &listener)?,
             watcher: watcher(&config.watch, &listener, a2a)?,
+            console_dev_signin: console_dev_signin(config, &listener),
         };
         let external = match &config.oidc {
             Some(oidc) => Some(crate::auth::oidc::OidcIssuer::new(oidc.clone()).await?),
@@ -278,6 +280,30 @@ fn watcher(
     crate::watch::Watcher::new(settings, defaults).map_err(|e| StartError::Watch(e.to_string()))
 }
 
+/// Whether the console may sign in without a password: only when asked for,
+/// on a loopback listener and without a trusted proxy (which would forward
+/// other machines' requests); asked for elsewhere, it is refused and said so.
+fn console_dev_signin(config: &ServerConfig, listener: &TcpListener) -> DevSignIn {
+    let addr = listener.local_addr().ok();
+    let mode = dev_signin_mode(config.console_dev_signin, addr, config.trust_proxy);
+    if mode == DevSignIn::Refused {
+        tracing::warn!(
+            listen = %config.listen,
+            trust_proxy = config.trust_proxy,
+            "console_dev_signin is ignored: it works only on a loopback address without a trusted proxy"
+        );
+    }
+    mode
+}
+
+fn dev_signin_mode(asked: bool, addr: Option<SocketAddr>, trust_proxy: bool) -> DevSignIn {
+    match (asked, addr) {
+        (false, _) => DevSignIn::Off,
+        (true, Some(a)) if a.ip().is_loopback() && !trust_proxy => DevSignIn::On,
+        (true, _) => DevSignIn::Refused,
+    }
+}
+
 /// Every hour, from the start: deletes the audit records older than the
 /// retention. A failure is logged and tried again an hour later.
 async fn prune_audit_log(store: Arc<dyn Store>, clock: SharedClock, days: u32) {
@@ -311,5 +337,34 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_signin_is_on_only_when_asked_for_on_loopback_without_a_trusted_proxy() {
+        let at = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+        let cases = [
+            (false, at("127.0.0.1:7171"), false, DevSignIn::Off),
+            (true, at("127.0.0.1:7171"), false, DevSignIn::On),
+            (true, at("127.0.0.2:7171"), false, DevSignIn::On),
+            (true, at("[::1]:7171"), false, DevSignIn::On),
+            (true, at("127.0.0.1:7171"), true, DevSignIn::Refused),
+            (true, at("0.0.0.0:7171"), false, DevSignIn::Refused),
+            (true, at("[::]:7171"), false, DevSignIn::Refused),
+            (true, at("192.168.1.2:7171"), false, DevSignIn::Refused),
+            (true, None, false, DevSignIn::Refused),
+            (false, at("0.0.0.0:7171"), false, DevSignIn::Off),
+        ];
+        for (asked, addr, proxy, expected) in cases {
+            assert_eq!(
+                dev_signin_mode(asked, addr, proxy),
+                expected,
+                "{asked} {addr:?} {proxy}"
+            );
+        }
     }
 }

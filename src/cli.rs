@@ -10,10 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-/// The tenant used when a token names none.
-pub const DEFAULT_TENANT: &str = "c0ffee00-0000-4000-8000-000000000001";
-/// The signed-in user of default delegated tokens.
-pub const DEFAULT_USER: &str = "c0ffee00-0000-4000-8000-0000000000a1";
+use crate::auth::DEFAULT_WIDS;
+pub use crate::auth::{DEFAULT_TENANT, DEFAULT_USER};
 #[derive(Debug, Parser)]
 #[command(
     name = "agentry",
@@ -348,6 +346,10 @@ struct ServeArgs {
     /// Bytes of each body the journal keeps [default: 16384].
     #[arg(long, env = "AGENTRY_JOURNAL_BODY_BYTES")]
     journal_body_bytes: Option<usize>,
+    /// Let the web console (/console) sign in as the built-in admin user without a password;
+    /// honoured only when listening on a loopback address, for local development [default: false].
+    #[arg(long, env = "AGENTRY_CONSOLE_DEV_SIGNIN", num_args = 0..=1, default_missing_value = "true")]
+    console_dev_signin: Option<bool>,
     /// Connections served at once; at the cap the idlest is closed for a new one [default: 10000].
     #[arg(long, env = "AGENTRY_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -435,6 +437,7 @@ pub fn run() -> anyhow::Result<()> {
                 card_validation: args.card_validation,
                 card_signatures: args.card_signatures,
                 card_trust_store: args.card_trust_store,
+                console_dev_signin: args.console_dev_signin,
                 notification_allow: args.notification_allow,
                 notification_retry_seconds: args.notification_retry_seconds,
                 watch_allow: args.watch_allow,
@@ -894,12 +897,6 @@ pub fn describe(e: &anyhow::Error) -> String {
     text
 }
 
-/// The directory roles of a default token.
-const DEFAULT_WIDS: [&str; 2] = [
-    permissions::AGENT_REGISTRY_ADMINISTRATOR,
-    permissions::GLOBAL_ADMINISTRATOR,
-];
-
 /// What `serve` tells a harness once it listens, and how it logs.
 struct Ready {
     print_token: bool,
@@ -916,17 +913,8 @@ enum LogFormat {
 
 /// A default token of the built-in admin user, as `agentry token` mints it.
 fn default_token(keys: &KeyRing) -> anyhow::Result<String> {
-    let request = TokenRequest {
-        tenant_id: DEFAULT_TENANT.to_owned(),
-        kind: CallerKind::Delegated,
-        subject: DEFAULT_USER.to_owned(),
-        scopes: list(None, &permissions::all_delegated_scopes()),
-        roles: Vec::new(),
-        wids: list(None, &DEFAULT_WIDS),
-        issued_at: crate::clock::wall_now().unix_timestamp(),
-        expires_in: 3600,
-    };
-    Ok(keys.mint(&request)?)
+    let issued_at = crate::clock::wall_now().unix_timestamp();
+    Ok(keys.mint(&TokenRequest::builtin_admin(issued_at, 3600))?)
 }
 
 /// Writes `{url, token, pid}` to `path` whole: a reader never sees half of it.
@@ -983,6 +971,12 @@ fn serve(config: config::ServerConfig, ready: Ready) -> anyhow::Result<()> {
              try:         {curl} -H \"Authorization: Bearer $(agentry token --data-dir {data_dir})\" {url}/agentRegistry/agentInstances\n",
             crate::store::redact_url(&config.database_url)
         );
+        let console = match app.state().console_dev_signin() {
+            crate::http::console::DevSignIn::On => " (signs in as the built-in admin: --console-dev-signin)",
+            crate::http::console::DevSignIn::Refused => " (--console-dev-signin is ignored: not on loopback)",
+            crate::http::console::DevSignIn::Off => "",
+        };
+        banner.push_str(&format!("  console:     {scheme}://{addr}/console{console}\n"));
         if ready.in_memory {
             banner.push_str("  in memory:   the database and keys are deleted when the server stops\n");
         }

@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub card_trust_store: Option<PathBuf>,
     /// Change notifications: where they may go, how long receivers are retried.
     pub notifications: NotificationConfig,
+    /// Let the console sign in as the built-in admin user without a password
+    /// (`POST /console/session`); honoured only on a loopback listener.
+    pub console_dev_signin: bool,
     /// Watching registered agents: where checks may go, how fast.
     pub watch: WatchConfig,
 }
@@ -153,6 +156,7 @@ impl ServerConfig {
             card_trust_store: None,
             notifications: NotificationConfig::default(),
             watch: WatchConfig::default(),
+            console_dev_signin: false,
         }
     }
 }
@@ -189,6 +193,7 @@ pub struct FileConfig {
     pub card_validation: Option<crate::domain::a2a::ValidationMode>,
     pub card_signatures: Option<crate::domain::a2a::SignatureMode>,
     pub card_trust_store: Option<PathBuf>,
+    pub console_dev_signin: Option<bool>,
     pub oidc: Option<FileOidc>,
     /// Role name → template id.
     #[serde(default)]
@@ -359,6 +364,7 @@ pub struct Overrides {
     pub card_validation: Option<crate::domain::a2a::ValidationMode>,
     pub card_signatures: Option<crate::domain::a2a::SignatureMode>,
     pub card_trust_store: Option<PathBuf>,
+    pub console_dev_signin: Option<bool>,
     /// `--notification-allow` values; empty: the file's.
     pub notification_allow: Vec<String>,
     pub notification_retry_seconds: Option<u64>,
@@ -504,6 +510,10 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
             .or(file.card_signatures)
             .unwrap_or_default(),
         card_trust_store: over.card_trust_store.or(file.card_trust_store),
+        console_dev_signin: over
+            .console_dev_signin
+            .or(file.console_dev_signin)
+            .unwrap_or(false),
         notifications: NotificationConfig {
             allow: None,
             max_minutes: file
@@ -631,6 +641,7 @@ mod tests {
             card_validation,
             card_signatures,
             card_trust_store,
+            console_dev_signin,
             oidc,
             scoped_roles,
             copilot,
@@ -658,6 +669,7 @@ mod tests {
             audit_retention_days.is_some(),
             card_validation.is_some(),
             card_signatures.is_some() && card_trust_store.is_some(),
+            console_dev_signin.is_some(),
             oidc.is_some(),
             !scoped_roles.is_empty(),
             !cors_origins.is_empty(),
@@ -692,6 +704,7 @@ mod tests {
         assert_eq!(c.copilot.max_group_policies, 20);
         assert!(!c.copilot.strict_values);
         assert_eq!(c.seed, None);
+        assert!(!c.console_dev_signin);
     }
 
     #[test]

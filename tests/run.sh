@@ -6,11 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# PostgreSQL's server binaries (the tests start a cluster of their own) and
-# curl (the README test runs the README's curl lines).
+# PostgreSQL's server binaries (the tests start a cluster of their own),
+# curl (the README test runs the README's curl lines), and headless Chromium
+# with chromedriver (the console's browser tests drive it over WebDriver).
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || missing+=(postgresql)
 command -v curl > /dev/null || missing+=(curl)
+command -v chromium > /dev/null || [ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
+command -v chromedriver > /dev/null || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "[tests] installing Debian's ${missing[*]}" >&2
   sudo=""

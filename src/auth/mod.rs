@@ -15,6 +15,37 @@ pub use keys::{
 pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
+/// The tenant of tokens that name none (`agentry token`, the banner's token).
+pub const DEFAULT_TENANT: &str = "c0ffee00-0000-4000-8000-000000000001";
+/// The built-in admin user: the signed-in user of default delegated tokens.
+pub const DEFAULT_USER: &str = "c0ffee00-0000-4000-8000-0000000000a1";
+/// The directory roles of a default delegated token.
+pub const DEFAULT_WIDS: [&str; 2] = [
+    permissions::AGENT_REGISTRY_ADMINISTRATOR,
+    permissions::GLOBAL_ADMINISTRATOR,
+];
+
+impl TokenRequest {
+    /// The default token of `agentry token`: the built-in admin user of the
+    /// default tenant, with every delegated permission Agentry checks and
+    /// the directory roles [`DEFAULT_WIDS`].
+    pub fn builtin_admin(issued_at: i64, expires_in: i64) -> TokenRequest {
+        TokenRequest {
+            tenant_id: DEFAULT_TENANT.to_owned(),
+            kind: CallerKind::Delegated,
+            subject: DEFAULT_USER.to_owned(),
+            scopes: permissions::all_delegated_scopes()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            roles: Vec::new(),
+            wids: DEFAULT_WIDS.iter().map(|w| (*w).to_owned()).collect(),
+            issued_at,
+            expires_in,
+        }
+    }
+}
+
 /// Whether the caller acts for a signed-in user or as an application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallerKind {

@@ -762,6 +762,14 @@ fn managed_kind(permission: &str) -> Option<Entity> {
     }
 }
 
+/// The name of a directory role Agentry knows, by template id.
+pub fn role_name(id: &str) -> Option<&'static str> {
+    ROLE_NAMES
+        .iter()
+        .find(|(rid, _)| rid.eq_ignore_ascii_case(id))
+        .map(|(_, name)| *name)
+}
+
 fn role_label(id: &str) -> String {
     match ROLE_NAMES.iter().find(|(rid, _)| *rid == id) {
         Some((_, name)) => format!("{name} ({id})"),

@@ -15,50 +15,9 @@ use serde_json::{Map, Value, json};
 /// The handler of each operation of this module, for `method`.
 pub fn handler(op: Docs, method: MethodFilter) -> MethodRouter<super::AppState> {
     match op {
-        Docs::Home => on(method, home),
         Docs::Metadata => on(method, metadata),
         Docs::OpenApi => on(method, openapi),
     }
-}
-
-/// `GET /`: a short page for whoever opens the server in a browser.
-async fn home(super::extract::Meta(meta): super::extract::Meta) -> Response {
-    let page = format!(
-        "<!doctype html>
-<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Agentry {version}</title></head>
-<body>
-<h1>Agentry {version}</h1>
-<p>A self-hosted stand-in for Microsoft Graph beta: the Agent Registry
-(<code>/beta/agentRegistry</code>), agent registrations and the package catalog
-(<code>/beta/copilot/agentRegistrations</code>, <code>/copilot/admin/catalog/packages</code>)
-and the Copilot admin settings.</p>
-<ul>
-<li><a href=\"/openapi.json\">/openapi.json</a>: every endpoint (OpenAPI 3.1)</li>
-<li><a href=\"/beta/$metadata\">/beta/$metadata</a>: the OData types</li>
-<li><a href=\"/healthz\">/healthz</a>, <a href=\"/readyz\">/readyz</a>, <a href=\"/metrics\">/metrics</a></li>
-</ul>
-<p>Every Graph call needs a bearer token: run <code>agentry token --data-dir DIR</code> with the
-server's data folder, or start the server with <code>--print-token</code>. Then, for example:</p>
-<pre>curl -H \"Authorization: Bearer $TOKEN\" {origin}/beta/agentRegistry/agentInstances</pre>
-<p>The docs are in the project's <code>docs/</code> folder.</p>
-</body></html>
-",
-        version = env!("CARGO_PKG_VERSION"),
-        origin = html_escape(&meta.origin),
-    );
-    let mut r = page.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 async fn metadata() -> Response {
@@ -207,6 +166,12 @@ fn content(body: Body) -> Option<Value> {
         ),
         Body::Object => Some(json!({"application/json": {"schema": {"type": "object"}}})),
         Body::Text(mime) => Some(json!({ mime: {"schema": {"type": "string"}} })),
+        Body::Media(types) => Some(Value::Object(
+            types
+                .iter()
+                .map(|mime| ((*mime).to_owned(), json!({"schema": {"type": "string"}})))
+                .collect(),
+        )),
     }
 }
 

@@ -30,6 +30,19 @@ impl Header {
     }
 }
 
+/// Why `POST /console/session` did not sign the console in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevSignInRefusal {
+    /// `console_dev_signin` is not set.
+    Off,
+    /// It is set, but the server listens beyond loopback or trusts a proxy.
+    NotLoopback,
+    /// The request names a host that is not a loopback name (DNS rebinding).
+    ForeignHost(String),
+    /// The request comes from another origin's page.
+    CrossOrigin(String),
+}
+
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -125,6 +138,12 @@ pub enum ApiError {
     Handshake(#[from] crate::notify::NotifyError),
     #[error("subscription {0} does not exist")]
     SubscriptionNotFound(String),
+    /// The console's password-free sign-in was refused.
+    #[error("console sign-in refused: {0:?}")]
+    DevSignInRefused(DevSignInRefusal),
+    /// A path under `/console/` that names no file of the console.
+    #[error("the console has no file {0}")]
+    ConsoleFileNotFound(String),
     /// An agent whose card is asked for has no card data.
     #[error("agent {0} has no A2A card")]
     AgentHasNoCard(String),
@@ -376,6 +395,39 @@ impl ApiError {
                     ..report(S::BAD_REQUEST, "InvalidRequest", message)
                 }
             }
+            ApiError::DevSignInRefused(why) => {
+                let (inner, message) = match why {
+                    DevSignInRefusal::Off => (
+                        "consoleDevSignInOff",
+                        "Signing in without a password is off. Start the server with --console-dev-signin (it works on a loopback address only), or sign in with a bearer token from 'agentry token'.".to_owned(),
+                    ),
+                    DevSignInRefusal::NotLoopback => (
+                        "consoleDevSignInNotLoopback",
+                        "Signing in without a password works only when the server listens on a loopback address and trusts no proxy; sign in with a bearer token from 'agentry token'.".to_owned(),
+                    ),
+                    DevSignInRefusal::ForeignHost(host) => (
+                        "consoleDevSignInForeignHost",
+                        format!(
+                            "Signing in without a password is answered only to a loopback host name (localhost, 127.0.0.1 or [::1]), not to '{host}'."
+                        ),
+                    ),
+                    DevSignInRefusal::CrossOrigin(origin) => (
+                        "consoleDevSignInCrossOrigin",
+                        format!(
+                            "Signing in without a password is answered only to the console's own pages, not to a page of '{origin}'."
+                        ),
+                    ),
+                };
+                ErrorReport {
+                    inner_code: Some(inner),
+                    ..report(S::FORBIDDEN, "Forbidden", message)
+                }
+            }
+            ApiError::ConsoleFileNotFound(name) => report(
+                S::NOT_FOUND,
+                "NotFound",
+                format!("The console has no file '{name}'."),
+            ),
             ApiError::AgentHasNoCard(id) => report(
                 S::NOT_FOUND,
                 "ResourceNotFound",
@@ -1098,6 +1150,27 @@ mod tests {
                 "ResourceNotFound",
             ),
             (ApiError::NotReady("x".into()), 503, "serviceNotAvailable"),
+            (
+                ApiError::DevSignInRefused(DevSignInRefusal::Off),
+                403,
+                "Forbidden",
+            ),
+            (
+                ApiError::DevSignInRefused(DevSignInRefusal::NotLoopback),
+                403,
+                "Forbidden",
+            ),
+            (
+                ApiError::DevSignInRefused(DevSignInRefusal::ForeignHost("x".into())),
+                403,
+                "Forbidden",
+            ),
+            (
+                ApiError::DevSignInRefused(DevSignInRefusal::CrossOrigin("x".into())),
+                403,
+                "Forbidden",
+            ),
+            (ApiError::ConsoleFileNotFound("x".into()), 404, "NotFound"),
         ];
         for (error, status, code) in table {
             let r = error.report();

@@ -7,6 +7,8 @@
 //! - [`copilot`]: the `/beta/copilot` handlers (Copilot admin settings).
 //! - [`subscriptions`]: `/subscriptions`, change notification subscriptions.
 //! - [`control`]: the `/_agentry` control API (not Graph; plain JSON).
+//! - [`console`]: the web console at `/console`, its embedded files and its
+//!   loopback-only sign-in switch.
 //! - [`faults`], [`throttle`]: fault rules and throttling, a layer after authentication.
 //! - [`journal`]: the request journal; [`metrics`]: `/metrics`; [`health`]: probes.
 //! - [`respond`]: entity and collection bodies, context URLs, next links.
@@ -19,6 +21,7 @@
 mod a2a_admin;
 pub mod apidoc;
 pub mod batch;
+pub mod console;
 mod control;
 pub mod conventions;
 mod copilot;
@@ -79,6 +82,7 @@ struct Inner {
     a2a: Arc<crate::domain::a2a::settings::Defaults>,
     notifier: crate::notify::Notifier,
     watcher: crate::watch::Watcher,
+    console_dev_signin: console::DevSignIn,
 }
 
 /// Settings of the HTTP layer.
@@ -104,6 +108,8 @@ pub struct HttpSettings {
     pub notifier: crate::notify::Notifier,
     /// The checker of watched agents.
     pub watcher: crate::watch::Watcher,
+    /// Whether the console may sign in without a password (`POST /console/session`).
+    pub console_dev_signin: console::DevSignIn,
 }
 
 impl AppState {
@@ -135,6 +141,7 @@ impl AppState {
                 a2a: settings.a2a,
                 notifier: settings.notifier,
                 watcher: settings.watcher,
+                console_dev_signin: settings.console_dev_signin,
             }),
         }
     }
@@ -176,6 +183,11 @@ impl AppState {
     /// Change notifications: the handshake, and waking the delivery worker.
     pub fn notifier(&self) -> &crate::notify::Notifier {
         &self.inner.notifier
+    }
+
+    /// Whether the console may sign in without a password.
+    pub fn console_dev_signin(&self) -> console::DevSignIn {
+        self.inner.console_dev_signin
     }
 
     /// Days the change log keeps its rows: the lifetime of a delta token.
@@ -257,6 +269,7 @@ fn router() -> Router<AppState> {
             Handler::Idp(op) => identity::handler(op, method),
             Handler::Bat(op) => batch::handler(op, method),
             Handler::Sub(op) => subscriptions::handler(op, method),
+            Handler::Con(op) => console::handler(op, method),
         };
         let copilot = matches!(o.handler, Handler::Cop(_));
         match paths.iter_mut().find(|(path, ..)| *path == o.path) {

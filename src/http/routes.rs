@@ -26,6 +26,8 @@ pub enum Body {
     /// Any JSON object.
     Object,
     Text(&'static str),
+    /// Any of these media types (the console's files).
+    Media(&'static [&'static str]),
 }
 
 /// The handler of an operation, by area: each area's module maps its
@@ -41,6 +43,18 @@ pub enum Handler {
     Idp(Identity),
     Bat(Batching),
     Sub(Subscriptions),
+    Con(Console),
+}
+
+/// The web console (`/console`): not Graph, served to browsers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    /// `/`, which sends browsers to the console.
+    Root,
+    Frame,
+    Asset,
+    Permissions,
+    Session,
 }
 
 /// `/subscriptions`: change notifications.
@@ -173,7 +187,6 @@ pub enum Health {
 /// The API's descriptions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Docs {
-    Home,
     Metadata,
     OpenApi,
 }
@@ -229,11 +242,11 @@ const fn op(
 
 use Auth::{Admin, Graph, None as Open};
 use Batching::Batch;
-use Body::{Empty, Object, Schema, Text};
+use Body::{Empty, Media, Object, Schema, Text};
 use Control::*;
 use Copilot::*;
 use Docs::*;
-use Handler::{Bat, Cop, Ctl, Doc, Idp, Reg, Sub, Svc};
+use Handler::{Bat, Con, Cop, Ctl, Doc, Idp, Reg, Sub, Svc};
 use Health::*;
 use Identity::*;
 use Registry::*;
@@ -248,6 +261,7 @@ pub(super) const NOT: &str = "Change notifications";
 pub(super) const A2A: &str = "A2A";
 pub(super) const OPS: &str = "Operations";
 pub(super) const IDP: &str = "Identity provider";
+pub(super) const CON: &str = "Console";
 pub(super) const I: &str = "agentInstance";
 pub(super) const M: &str = "agentCardManifest";
 pub(super) const C: &str = "agentCollection";
@@ -375,7 +389,11 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/healthz", Svc(Liveness), "Liveness", OPS, Open, Empty, 200, Object),
     op("GET", "/readyz", Svc(Readiness), "Readiness (the database answers)", OPS, Open, Empty, 200, Object),
     op("GET", "/metrics", Svc(Metrics), "Prometheus metrics", OPS, Open, Empty, 200, Text("text/plain")),
-    op("GET", "/", Doc(Home), "What this server is, and where to go next", OPS, Open, Empty, 200, Text("text/html")),
+    op("GET", "/", Con(Console::Root), "Open the web console (a redirect to /console)", CON, Open, Empty, 307, Empty),
+    op("GET", "/console", Con(Console::Frame), "The web console's page", CON, Open, Empty, 200, Text("text/html")),
+    op("GET", "/console/{file}", Con(Console::Asset), "A file of the web console (a module, its style sheet or its icon)", CON, Open, Empty, 200, Media(&["text/javascript", "text/css", "image/svg+xml"])),
+    op("GET", "/console/permissions.json", Con(Console::Permissions), "The permission table, for the console to show what the signed-in caller may do", CON, Open, Empty, 200, Object),
+    op("POST", "/console/session", Con(Console::Session), "Sign the console in as the built-in admin user (only with console_dev_signin, on loopback)", CON, Open, Empty, 200, Object),
     op("GET", "/beta/$metadata", Doc(Metadata), "OData CSDL of the Agent Registry", OPS, Open, Empty, 200, Text("application/xml")),
     op("GET", "/openapi.json", Doc(OpenApi), "This OpenAPI description", OPS, Open, Empty, 200, Object),
     op("GET", "/{tenant}/v2.0/.well-known/openid-configuration", Idp(Discovery), "OpenID Connect discovery", IDP, Open, Empty, 200, Object),

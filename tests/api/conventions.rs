@@ -527,30 +527,6 @@ async fn without_configured_origins_no_cors_header_is_sent() {
 }
 
 #[tokio::test]
-async fn the_root_is_a_page_naming_the_server_and_where_to_go_next() {
-    let s = TestServer::start().await;
-    let r = s.client.get(format!("{}/", s.origin)).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
-    let page = r.text().await.unwrap();
-    for needle in [
-        concat!("Agentry ", env!("CARGO_PKG_VERSION")),
-        "href=\"/openapi.json\"",
-        "href=\"/beta/$metadata\"",
-        "href=\"/healthz\"",
-        "agentry token",
-    ] {
-        assert!(page.contains(needle), "{needle} in {page}");
-    }
-    assert!(page.contains(&format!("{}/beta/agentRegistry/agentInstances", s.origin)));
-}
-
-#[tokio::test]
 async fn graph_operations_agentry_does_not_implement_answer_501_naming_them() {
     let s = TestServer::start().await;
     let cases = [

@@ -83,6 +83,11 @@ async fn a_harness_starts_on_a_free_port_and_reads_url_and_token_from_the_ready_
         banner.contains(&format!("token:       {}", file["token"].as_str().unwrap())),
         "{banner}"
     );
+    let console = url.replace("/beta", "/console");
+    assert!(
+        banner.contains(&format!("console:     {console}\n")),
+        "{banner}"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,187 @@
+// The agents view: /beta/agentRegistry/agentInstances (or a collection's
+// members) searched with $search, sorted with $orderby, counted with
+// $count=true and paged by following @odata.nextLink.
+
+import { h, fill, errorBox, loading, when, announce } from './dom.js';
+import { call, key, query } from './graph.js';
+
+export const QUARANTINED = '00000000-0000-0000-0000-000000000002';
+export const GLOBAL = '00000000-0000-0000-0000-000000000001';
+
+const SORTS = [
+  ['name', 'Name, A to Z', 'displayName'],
+  ['name-desc', 'Name, Z to A', 'displayName desc'],
+  ['modified', 'Recently modified', 'lastModifiedDateTime desc'],
+  ['modified-asc', 'Least recently modified', 'lastModifiedDateTime'],
+];
+const SIZES = [10, 25, 50, 100];
+
+/** The list's options from the hash's query (`#/agents?q=…&sort=…`). */
+export function readOptions(params) {
+  const sort = SORTS.some(([id]) => id === params.get('sort')) ? params.get('sort') : 'name';
+  const top = SIZES.includes(Number(params.get('top'))) ? Number(params.get('top')) : 25;
+  return { q: params.get('q') ?? '', sort, collection: params.get('collection') ?? '', top };
+}
+
+export function optionsHash(o) {
+  const p = new URLSearchParams();
+  if (o.q) p.set('q', o.q);
+  if (o.sort !== 'name') p.set('sort', o.sort);
+  if (o.collection) p.set('collection', o.collection);
+  if (o.top !== 25) p.set('top', String(o.top));
+  const text = p.toString();
+  return text ? `#/agents?${text}` : '#/agents';
+}
+
+/** `"word" AND "other"`: each word must start a word of the name. */
+function searchExpression(text) {
+  const words = text.split(/\s+/).map((w) => w.replace(/["\\]/g, '')).filter(Boolean).slice(0, 16);
+  return words.map((w) => `"${w}"`).join(' AND ');
+}
+
+function firstPage(o) {
+  const base = o.collection
+    ? `/agentRegistry/agentCollections/${key(o.collection)}/members`
+    : '/agentRegistry/agentInstances';
+  const search = searchExpression(o.q);
+  const orderby = SORTS.find(([id]) => id === o.sort)[2];
+  return {
+    target: base + query([
+      ['$count', 'true'],
+      ['$top', o.top],
+      ['$orderby', orderby],
+      ['$search', search],
+      ['$select', 'id,displayName,lastModifiedDateTime,originatingStore'],
+      ['$expand', 'agentCardManifest($select=id,description)'],
+    ]),
+    eventual: search !== '',
+  };
+}
+
+function select(id, label, choices, value) {
+  return h('div', { class: 'field' },
+    h('label', { for: id }, label),
+    h('select', { id, name: id },
+      choices.map(([v, text]) => h('option', { value: v, selected: String(v) === String(value) }, text))));
+}
+
+/** Renders the view; `alive()` is false once the reader went elsewhere. */
+export function renderAgents(main, params, { alive, flash }) {
+  const o = readOptions(params);
+  const searchInput = h('input', {
+    type: 'search', id: 'search', name: 'q', value: o.q, autocomplete: 'off',
+    'aria-describedby': 'search-help',
+  });
+  const collectionSelect = select('collection', 'Collection', [['', 'All agents'], [QUARANTINED, 'Quarantined'], [GLOBAL, 'Global']], o.collection);
+  const form = h('form', { class: 'panel', role: 'search', id: 'agents-form', 'aria-label': 'Find agents' },
+    h('div', { class: 'row' },
+      h('div', { class: 'field grow' },
+        h('label', { for: 'search' }, 'Search'),
+        searchInput),
+      select('sort', 'Sort by', SORTS.map(([id, text]) => [id, text]), o.sort),
+      collectionSelect,
+      select('top', 'Per page', SIZES.map((n) => [n, String(n)]), o.top),
+      h('button', { type: 'submit', class: 'primary', id: 'search-button' }, 'Search')),
+    h('p', { class: 'hint', id: 'search-help' },
+      'Finds agents whose name has a word starting with each word you type.'));
+  const submit = (event) => {
+    event?.preventDefault();
+    const data = new FormData(form);
+    const next = optionsHash({
+      q: String(data.get('q') ?? '').trim(),
+      sort: String(data.get('sort')),
+      collection: String(data.get('collection')),
+      top: Number(data.get('top')),
+    });
+    if (location.hash === next) load(firstPage(o), 1);
+    else location.hash = next;
+  };
+  form.addEventListener('submit', submit);
+  for (const id of ['sort', 'collection', 'top']) {
+    form.querySelector(`#${id}`).addEventListener('change', () => submit());
+  }
+
+  const results = h('section', { id: 'results', 'aria-labelledby': 'results-heading', 'aria-busy': 'false' });
+  fill(main,
+    h('h1', { tabindex: '-1' }, 'Agents'),
+    flash ? h('p', { class: 'notice', role: 'status' }, flash) : null,
+    form,
+    results);
+
+  // The other collections, for the filter; the list works without them.
+  call('GET', `/agentRegistry/agentCollections${query([['$select', 'id,displayName'], ['$top', 100], ['$orderby', 'displayName']])}`)
+    .then(({ json }) => {
+      if (!alive()) return;
+      const menu = collectionSelect.querySelector('select');
+      for (const c of json.value ?? []) {
+        if (c.id === QUARANTINED || c.id === GLOBAL) continue;
+        menu.append(h('option', { value: c.id, selected: c.id === o.collection }, c.displayName || c.id));
+      }
+    })
+    .catch(() => {});
+
+  // Pages already seen, for "Previous": the link of each.
+  const pages = [];
+  async function load(page, number) {
+    results.setAttribute('aria-busy', 'true');
+    fill(results, h('h2', { id: 'results-heading', class: 'visually-hidden' }, 'Results'), loading('Loading agents…'));
+    try {
+      const { json } = await call('GET', page.target, { eventual: page.eventual });
+      if (!alive()) return;
+      pages[number - 1] = page;
+      show(json, number);
+    } catch (error) {
+      if (!alive()) return;
+      fill(results,
+        h('h2', { id: 'results-heading', class: 'visually-hidden' }, 'Results'),
+        errorBox(error, 'The agents could not be listed'));
+    } finally {
+      results.setAttribute('aria-busy', 'false');
+    }
+  }
+
+  function show(json, number) {
+    const agents = json.value ?? [];
+    const total = json['@odata.count'];
+    const first = (number - 1) * o.top + 1;
+    const countText = typeof total === 'number'
+      ? `${total} ${total === 1 ? 'agent' : 'agents'}`
+      : `${agents.length} on this page`;
+    const range = agents.length ? ` (showing ${first}–${first + agents.length - 1})` : '';
+    announce(`${countText} found.`);
+    if (agents.length === 0) {
+      fill(results,
+        h('h2', { id: 'results-heading', class: 'count' }, h('span', { id: 'agent-count' }, countText)),
+        h('p', { class: 'muted', id: 'empty' },
+          o.q || o.collection ? 'No agent matches. Try other words, or all agents.' : 'There are no agents in this tenant yet.'));
+      return;
+    }
+    const rows = agents.map((a) => h('tr', null,
+      h('td', { class: 'name' },
+        h('a', { href: `#/agents/${encodeURIComponent(a.id)}` }, a.displayName || a.id),
+        h('span', { class: 'id' }, a.id)),
+      h('td', { class: 'description' }, a.agentCardManifest?.description || h('span', { class: 'muted' }, '—')),
+      h('td', { class: 'modified' }, when(a.lastModifiedDateTime)),
+      h('td', { class: 'store' }, a.originatingStore || h('span', { class: 'muted' }, '—'))));
+    const next = json['@odata.nextLink'];
+    const previous = h('button', { type: 'button', id: 'previous-page', disabled: number === 1 }, 'Previous page');
+    previous.addEventListener('click', () => load(pages[number - 2], number - 1));
+    const nextButton = h('button', { type: 'button', id: 'next-page', disabled: !next }, 'Next page');
+    nextButton.addEventListener('click', () => load({ target: next, eventual: pages[0]?.eventual }, number + 1));
+    fill(results,
+      h('h2', { id: 'results-heading', class: 'count' }, h('span', { id: 'agent-count' }, countText), range),
+      h('div', { class: 'table-wrap' },
+        h('table', { id: 'agents' },
+          h('caption', { class: 'visually-hidden' }, `Agents, page ${number}`),
+          h('thead', null, h('tr', null,
+            h('th', { scope: 'col' }, 'Name'),
+            h('th', { scope: 'col' }, 'Description'),
+            h('th', { scope: 'col', class: 'modified' }, 'Last modified'),
+            h('th', { scope: 'col', class: 'store' }, 'Store'))),
+          h('tbody', null, rows))),
+      h('nav', { class: 'pager', 'aria-label': 'Pages' },
+        previous, h('span', { id: 'page-number' }, `Page ${number}`), nextButton));
+  }
+
+  load(firstPage(o), 1);
+}

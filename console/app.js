@@ -1,0 +1,116 @@
+// The console's frame: the views by URL fragment (#/agents, #/agents/{id}),
+// the top bar with who is signed in, and signing out. Each view is a module
+// that fills <main>; a view that finishes loading after the reader moved on
+// drops its result (`alive()`).
+
+import { h, fill, errorBox } from './dom.js';
+import { whenUnauthorized } from './graph.js';
+import { token, signOut, caller, loadPermissions } from './session.js';
+import { renderSignIn } from './signin.js';
+import { renderAgents } from './agents.js';
+import { renderAgent } from './agent.js';
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+const who = document.getElementById('who');
+
+let generation = 0;
+/** Why the last token stopped working, shown on the sign-in page. */
+let signedOutBecause = null;
+/** A message for the next view (after a delete). */
+let flash = null;
+/** The list the reader came from, for "All agents". */
+let lastList = '#/agents';
+
+whenUnauthorized((error) => {
+  signOut();
+  signedOutBecause = error;
+  route();
+});
+
+function showCaller() {
+  const c = caller();
+  nav.hidden = !c;
+  if (!c) {
+    fill(who);
+    return;
+  }
+  const out = h('button', { type: 'button', class: 'button', id: 'sign-out' }, 'Sign out');
+  out.addEventListener('click', () => {
+    signOut();
+    signedOutBecause = null;
+    location.hash = '#/agents';
+    route();
+  });
+  fill(who,
+    h('span', { id: 'signed-in-as' }, `${c.delegated ? 'Signed in as' : 'Application'} ${c.name}`),
+    c.tenant ? h('span', { class: 'visually-hidden' }, ` in tenant ${c.tenant}`) : null,
+    out);
+}
+
+function focusHeading() {
+  const heading = main.querySelector('h1');
+  (heading ?? main).focus({ preventScroll: false });
+}
+
+async function route() {
+  const mine = ++generation;
+  const alive = () => mine === generation;
+  showCaller();
+  if (!token()) {
+    document.title = 'Sign in · Agentry console';
+    renderSignIn(main, {
+      reason: signedOutBecause,
+      done: () => { signedOutBecause = null; route(); },
+    });
+    focusHeading();
+    return;
+  }
+  try {
+    await loadPermissions();
+  } catch (error) {
+    if (!alive()) return;
+    fill(main, h('h1', { tabindex: '-1' }, 'Agentry console'),
+      errorBox({ message: `The console could not load: ${error.message}.` }));
+    return;
+  }
+  if (!alive()) return;
+  const hash = location.hash.startsWith('#/') ? location.hash.slice(1) : '/agents';
+  const [path, search] = hash.split('?');
+  const parts = path.split('/').filter(Boolean);
+  const message = flash;
+  flash = null;
+  for (const link of nav.querySelectorAll('a')) {
+    link.toggleAttribute('aria-current', false);
+  }
+  if (parts[0] === 'agents' && parts.length === 1) {
+    lastList = `#${hash}`;
+    nav.querySelector('#nav-agents').setAttribute('aria-current', 'page');
+    document.title = 'Agents · Agentry console';
+    renderAgents(main, new URLSearchParams(search ?? ''), { alive, flash: message });
+  } else if (parts[0] === 'agents' && parts.length === 2) {
+    let id;
+    try {
+      id = decodeURIComponent(parts[1]);
+    } catch {
+      id = parts[1];
+    }
+    document.title = 'Agent · Agentry console';
+    renderAgent(main, id, {
+      alive,
+      backHash: lastList,
+      leave: (text) => {
+        flash = text;
+        location.hash = lastList;
+      },
+    });
+  } else {
+    document.title = 'Not found · Agentry console';
+    fill(main, h('h1', { tabindex: '-1' }, 'Nothing here'),
+      h('p', null, 'The console has no such view. ', h('a', { href: '#/agents' }, 'See the agents.')));
+  }
+  focusHeading();
+}
+
+window.addEventListener('hashchange', route);
+route();

@@ -1,0 +1,89 @@
+// Building the page without HTML strings: what the registry holds is only
+// ever set as text, never parsed as markup.
+
+/** An element: h('a', {href: '#/agents'}, 'Agents'). `on…` attributes add listeners. */
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs ?? {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(name.slice(2), value);
+    } else if (name === 'class') {
+      el.className = value;
+    } else if (value === true) {
+      el.setAttribute(name, '');
+    } else {
+      el.setAttribute(name, String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+}
+
+/** Replaces what `el` holds. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+/** Says `text` to screen readers, politely. */
+export function announce(text) {
+  const region = document.getElementById('announcer');
+  if (!region) return;
+  region.textContent = '';
+  // A new text node after a tick, so that the same words are said again.
+  setTimeout(() => { region.textContent = text; }, 50);
+}
+
+/** A date-time as the reader's locale writes it, and the ISO text as its title. */
+export function when(iso) {
+  if (!iso) return h('span', { class: 'muted' }, 'never');
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return h('span', null, iso);
+  return h('time', { datetime: iso, title: iso }, date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }));
+}
+
+/** A value, or a muted dash when there is none. */
+export function orNone(value) {
+  if (value === undefined || value === null || value === '' ||
+      (Array.isArray(value) && value.length === 0)) {
+    return h('span', { class: 'muted' }, '—');
+  }
+  return Array.isArray(value) ? value.join(', ') : String(value);
+}
+
+/** A definition list of [term, value] pairs. */
+export function facts(pairs, attrs) {
+  return h('dl', { class: 'facts', ...attrs },
+    pairs.map(([term, value]) => [h('dt', null, term), h('dd', null, value)]));
+}
+
+/**
+ * A Graph error, shown whole: its message, code, request id and date, as
+ * the error envelope gives them (`error.innerError.request-id`).
+ */
+export function errorBox(error, title = 'The request failed', extra) {
+  const details = [];
+  if (error.status) details.push(['Status', String(error.status)]);
+  if (error.code) details.push(['Code', error.innerCode ? `${error.code} (${error.innerCode})` : error.code]);
+  if (error.requestId) details.push(['Request id', h('code', { class: 'request-id' }, error.requestId)]);
+  if (error.date) details.push(['Date', error.date]);
+  return h('div', { class: 'alert', role: 'alert' },
+    h('p', { class: 'title' }, title),
+    h('p', { class: 'message' }, error.message || 'No message.'),
+    details.length ? h('dl', null, details.map(([t, v]) => [h('dt', null, t), h('dd', null, v)])) : null,
+    extra);
+}
+
+/** A line that says something is on its way. */
+export function loading(text = 'Loading…') {
+  return h('p', { class: 'loading muted', role: 'status' }, text);
+}

@@ -1,0 +1,104 @@
+// Who is signed in: the bearer token (kept in sessionStorage, so it goes
+// when the tab closes), its claims, and what the permission table says the
+// token allows. The server decides every call; this only explains buttons.
+
+const KEY = 'agentry.console.token';
+
+/** The token, or null when signed out (or when it has expired). */
+export function token() {
+  const value = sessionStorage.getItem(KEY);
+  if (!value) return null;
+  const c = decode(value);
+  if (!c || (typeof c.exp === 'number' && c.exp * 1000 <= Date.now())) {
+    sessionStorage.removeItem(KEY);
+    return null;
+  }
+  return value;
+}
+
+/** Keeps `value` as the token; answers why not when it is no usable JWT. */
+export function signIn(value) {
+  const trimmed = value.trim().replace(/^Bearer\s+/i, '');
+  const c = decode(trimmed);
+  if (!c) return 'This is not a JSON Web Token (three dot-separated parts, as agentry token prints).';
+  if (typeof c.exp === 'number' && c.exp * 1000 <= Date.now()) return 'This token has expired; mint a new one.';
+  sessionStorage.setItem(KEY, trimmed);
+  return null;
+}
+
+export function signOut() {
+  sessionStorage.removeItem(KEY);
+}
+
+/** The token's claims (not verified here: the server verifies every call). */
+export function claims() {
+  const value = token();
+  return value ? decode(value) : null;
+}
+
+function decode(jwt) {
+  const parts = jwt.split('.');
+  if (parts.length !== 3) return null;
+  try {
+    const base64 = parts[1].replace(/-/g, '+').replace(/_/g, '/');
+    const padded = base64 + '='.repeat((4 - (base64.length % 4)) % 4);
+    const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+    const value = JSON.parse(new TextDecoder().decode(bytes));
+    return value && typeof value === 'object' ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Who the token names, for the top bar. */
+export function caller() {
+  const c = claims();
+  if (!c) return null;
+  const delegated = typeof c.scp === 'string';
+  return {
+    delegated,
+    name: c.upn || c.preferred_username || c.name || c.oid || c.appid || c.sub || 'unknown',
+    tenant: c.tid || '',
+  };
+}
+
+let table = null;
+
+/** Loads the permission table once (`/console/permissions.json`). */
+export async function loadPermissions() {
+  if (table) return table;
+  const res = await fetch('/console/permissions.json', { headers: { Accept: 'application/json' } });
+  if (!res.ok) throw new Error(`the permission table answered ${res.status}`);
+  table = await res.json();
+  return table;
+}
+
+/**
+ * Whether the token allows `action` (a row of the permission table, on a
+ * reserved collection when `reserved` is 'Global' or 'Quarantined'):
+ * {ok: true} or {ok: false, needs: 'what is missing, in words'}.
+ */
+export function allows(action, reserved = 'No') {
+  const c = claims();
+  if (!table || !c) return { ok: true };
+  const rule = table.rules.find((r) => r.action === action && r.reserved === reserved) ??
+    table.rules.find((r) => r.action === action && r.reserved === 'No');
+  if (!rule) return { ok: true };
+  const delegated = typeof c.scp === 'string';
+  const held = delegated ? c.scp.split(' ') : (Array.isArray(c.roles) ? c.roles : []);
+  const groups = delegated ? rule.delegated : rule.application;
+  if (!groups) {
+    return { ok: false, needs: delegated ? 'an application token (not a user\'s)' : 'a user\'s token (not an application\'s)' };
+  }
+  const missing = groups.filter((group) => !group.some((p) => held.includes(p)));
+  const needs = missing.map((group) =>
+    group.length === 1 ? `the permission ${group[0]}` : `one of the permissions ${group.join(', ')}`);
+  if (delegated && rule.roles.length > 0) {
+    const wids = (Array.isArray(c.wids) ? c.wids : []).map((w) => String(w).toLowerCase());
+    if (!rule.roles.some((r) => wids.includes(r.toLowerCase()))) {
+      const names = rule.roles.map((r) => table.roleNames[r] ?? r);
+      needs.push(`the directory role ${names.join(' or ')}`);
+    }
+  }
+  return needs.length === 0 ? { ok: true } : { ok: false, needs: needs.join(' and ') };
+}
