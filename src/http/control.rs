@@ -116,6 +116,10 @@ async fn update_a2a_settings(
             &write_context(&app, &p),
         )
         .await?;
+    app.watcher().remember(
+        &p.tenant_id,
+        settings::resolve(Some(&doc), app.a2a_defaults()),
+    );
     let view = settings::view(Some(&doc), app.a2a_defaults());
     Ok(respond::plain_json(StatusCode::OK, &view))
 }

@@ -17,7 +17,7 @@ use crate::domain::migration;
 use crate::outbound::{AllowList, OutboundError};
 use crate::store::{Entity, Store, StoreError, WatchClaim};
 use serde_json::{Map, Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -68,8 +68,10 @@ struct Inner {
     defaults: Arc<settings::Defaults>,
     /// This process, as the owner of check leases.
     owner: String,
-    /// Tenants that watch, as of the last pass.
-    watching: RwLock<HashSet<String>>,
+    /// Each tenant's A2A settings in effect, as of the last pass (or its
+    /// last change through this process): read paths consult them without
+    /// a database read.
+    known: RwLock<HashMap<String, settings::Effective>>,
     /// When each tenant's agents were last enrolled.
     enrolled: Mutex<HashMap<String, Instant>>,
     /// One semaphore per host.
@@ -119,7 +121,7 @@ impl Watcher {
                 settings,
                 defaults,
                 owner: uuid::Uuid::new_v4().to_string(),
-                watching: RwLock::new(HashSet::new()),
+                known: RwLock::new(HashMap::new()),
                 enrolled: Mutex::new(HashMap::new()),
                 hosts: Mutex::new(HashMap::new()),
                 next_start: tokio::sync::Mutex::new(Instant::now()),
@@ -132,10 +134,32 @@ impl Watcher {
     /// Whether the tenant watched its agents as of the last pass.
     pub fn watches(&self, tenant: &str) -> bool {
         self.inner
-            .watching
+            .known
             .read()
-            .expect("watch set poisoned")
-            .contains(tenant)
+            .expect("settings poisoned")
+            .get(tenant)
+            .is_some_and(|e| e.watch.enabled)
+    }
+
+    /// How the tenant's cards are validated, as of the last pass (the
+    /// configuration's mode for a tenant that set none).
+    pub fn validation_of(&self, tenant: &str) -> crate::domain::a2a::ValidationMode {
+        self.inner
+            .known
+            .read()
+            .expect("settings poisoned")
+            .get(tenant)
+            .map_or(self.inner.defaults.validation, |e| e.validation)
+    }
+
+    /// Takes a tenant's new settings into account at once in this process
+    /// (other replicas see them at their next pass).
+    pub fn remember(&self, tenant: &str, effective: settings::Effective) {
+        self.inner
+            .known
+            .write()
+            .expect("settings poisoned")
+            .insert(tenant.to_owned(), effective);
     }
 
     /// Checks made by this process, by outcome.
@@ -182,17 +206,21 @@ impl Watcher {
     /// One look at every watching tenant: enrol new agents now and then,
     /// claim the due ones, check them (concurrently) and record the outcomes.
     async fn pass(&self, store: &Arc<dyn Store>, clock: &SharedClock) -> Result<(), StoreError> {
-        let tenants: Vec<(String, u64)> = store
+        let known: HashMap<String, settings::Effective> = store
             .a2a_settings_of_tenants()
             .await?
             .into_iter()
-            .filter_map(|(tenant, doc)| {
-                let watch = settings::resolve(Some(&doc), &self.inner.defaults).watch;
-                watch.enabled.then_some((tenant, watch.interval_seconds))
+            .map(|(tenant, doc)| {
+                let effective = settings::resolve(Some(&doc), &self.inner.defaults);
+                (tenant, effective)
             })
             .collect();
-        *self.inner.watching.write().expect("watch set poisoned") =
-            tenants.iter().map(|(t, _)| t.clone()).collect();
+        let tenants: Vec<(String, u64)> = known
+            .iter()
+            .filter(|(_, e)| e.watch.enabled)
+            .map(|(t, e)| (t.clone(), e.watch.interval_seconds))
+            .collect();
+        *self.inner.known.write().expect("settings poisoned") = known;
         let mut checks = tokio::task::JoinSet::new();
         for (tenant, interval) in tenants {
             let now = clock.now();

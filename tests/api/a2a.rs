@@ -597,3 +597,34 @@ async fn discovery_finds_cards_by_skill_tag_and_text_page_by_page() {
         assert!(e["error"]["innerError"]["request-id"].is_string(), "{e}");
     }
 }
+
+#[tokio::test]
+async fn an_instance_read_in_a_validating_tenant_carries_its_built_cards_validation() {
+    let s = server(ValidationMode::Off).await;
+    agent(&s, "v1", "Valid", "book", &["travel"]).await;
+    let mut bad = instance_body("v2", "Bad URL");
+    bad["url"] = "ftp://bad.example/a2a".into();
+    bad["agentCardManifest"] = json!({
+        "id": "m-v2", "displayName": "Bad", "description": "d", "version": "1.0.0", "ownerIds": [USER],
+        "defaultInputModes": ["text/plain"], "defaultOutputModes": ["text/plain"], "capabilities": {},
+        "skills": [{"id": "s", "displayName": "S", "description": "d", "tags": ["t"]}],
+    });
+    s.create_instance(bad).await;
+    let path = |id: &str| format!("/agentRegistry/agentInstances/{id}");
+    let got = s.get_json(&path("v2")).await;
+    assert!(got.get("@agentry.cardValidation").is_none(), "off: {got}");
+
+    let r = set_a2a(&s, TENANT_A, json!({"cardValidation": "warn"})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let got = s.get_json(&path("v1")).await;
+    assert_eq!(got["@agentry.cardValidation"]["valid"], true, "{got}");
+    let got = s.get_json(&path("v2")).await;
+    assert_eq!(
+        got["@agentry.cardValidation"]["problems"],
+        json!([{"pointer": "/url", "message": "'url' must be an absolute http or https URL"}])
+    );
+    // An instance without the A2A fields has no card to validate.
+    s.create_instance(instance_body("plain", "Plain")).await;
+    let got = s.get_json(&path("plain")).await;
+    assert!(got.get("@agentry.cardValidation").is_none(), "{got}");
+}

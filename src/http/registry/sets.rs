@@ -99,17 +99,8 @@ pub(super) async fn get_one<S: Set>(
     let ty = S::ENTITY.ty();
     single(&q, ty)?;
     let mut stored = require(&app, &p, &grant, S::ENTITY, &id).await?;
-    if matches!(S::ENTITY, Entity::Instance | Entity::Registration)
-        && app.watcher().watches(&p.tenant_id)
-        && let Some(health) = app.store().get_health(&p.tenant_id, S::ENTITY, &id).await?
-    {
-        // A watched agent's last check, as an instance annotation.
-        let mut doc = stored.parse();
-        doc.insert(
-            crate::watch::ANNOTATION.to_owned(),
-            serde_json::Value::Object(health),
-        );
-        stored.doc = serde_json::Value::Object(doc).to_string();
+    if matches!(S::ENTITY, Entity::Instance | Entity::Registration) {
+        annotate(&app, &p.tenant_id, S::ENTITY, &mut stored).await?;
     }
     entity_response(&app, &meta, &p.tenant_id, ty, &q.options, stored).await
 }
@@ -131,4 +122,41 @@ pub(super) async fn remove<S: Set>(
         .delete_entity(S::ENTITY, &p.tenant_id, &id, &ctx)
         .await?;
     Ok(respond::no_content())
+}
+
+/// What Agentry knows of an agent's card, as instance annotations on a read
+/// of one agent: its last check when its tenant watches it, and, for an
+/// instance of a tenant that validates cards, the validation of the card
+/// built from it and its manifest (computed as it is read, since the card
+/// spans two entities; a registration's was recorded when it was written).
+async fn annotate(
+    app: &AppState,
+    tenant: &str,
+    kind: Entity,
+    stored: &mut crate::store::Stored,
+) -> Result<()> {
+    use crate::domain::a2a::{self, ValidationMode};
+    use serde_json::Value;
+    let watched = app.watcher().watches(tenant);
+    let validated =
+        kind == Entity::Instance && app.watcher().validation_of(tenant) != ValidationMode::Off;
+    if !watched && !validated {
+        return Ok(());
+    }
+    let mut doc = stored.parse();
+    if watched && let Some(health) = app.store().get_health(tenant, kind, &stored.id).await? {
+        doc.insert(crate::watch::ANNOTATION.to_owned(), Value::Object(health));
+    }
+    if validated {
+        let manifest = app
+            .store()
+            .get_instance_manifest(tenant, &stored.id)
+            .await?;
+        let manifest = manifest.map(|m| m.parse());
+        if let Some(card) = crate::domain::migration::card_of(&doc, manifest.as_ref()) {
+            doc.insert(a2a::ANNOTATION.to_owned(), a2a::validate(&card).to_json());
+        }
+    }
+    stored.doc = Value::Object(doc).to_string();
+    Ok(())
 }
