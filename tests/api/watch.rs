@@ -27,12 +27,15 @@ enum Answer {
 struct Agent {
     answer: Arc<Mutex<Answer>>,
     origin: String,
+    /// Requests for the card so far.
+    hits: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 async fn card_route(
     axum::extract::State(a): axum::extract::State<Agent>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    a.hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let answer = a.answer.lock().unwrap().clone();
     match answer {
         Answer::Card(card) => card.to_string().into_response(),
@@ -57,6 +60,7 @@ impl Agent {
         let agent = Agent {
             answer: Arc::new(Mutex::new(answer)),
             origin,
+            hits: Default::default(),
         };
         let app = axum::Router::new()
             .route(
@@ -275,4 +279,35 @@ async fn checks_need_a_watching_tenant_and_the_list_refuses_bad_filters() {
     register(&s, "plain", card("https://plain.example/a2a")).await;
     assert_eq!(listed(&s, "").await, ["plain"]);
     assert!(listed(&s, "signature=verified").await.is_empty());
+}
+
+#[tokio::test]
+async fn two_replicas_on_postgresql_check_each_agent_once() {
+    let keys = tempfile::tempdir().unwrap();
+    let db = crate::pg::shared().create_database();
+    let replica = || {
+        TestServer::start_configured(|c| {
+            c.keys_dir = keys.path().to_owned();
+            c.database_url = db.clone();
+        })
+    };
+    let (a, b) = (replica().await, replica().await);
+    let agent = Agent::start(Answer::Status(200)).await;
+    agent.set(Answer::Card(agent.card()));
+    for i in 0..10 {
+        register(
+            if i % 2 == 0 { &a } else { &b },
+            &format!("r{i}"),
+            agent.card(),
+        )
+        .await;
+    }
+    watch(&a).await;
+    check_now(&a).await;
+    for i in 0..10 {
+        health_becomes(&b, &format!("r{i}"), "healthy").await;
+    }
+    // Both replicas look every second; the leases let one check each agent.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(agent.hits.load(std::sync::atomic::Ordering::SeqCst), 10);
 }
