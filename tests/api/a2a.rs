@@ -618,11 +618,14 @@ async fn an_instance_read_in_a_validating_tenant_carries_its_built_cards_validat
     assert_eq!(r.status(), StatusCode::OK);
     let got = s.get_json(&path("v1")).await;
     assert_eq!(got["@agentry.cardValidation"]["valid"], true, "{got}");
-    let got = s.get_json(&path("v2")).await;
-    assert_eq!(
-        got["@agentry.cardValidation"]["problems"],
-        json!([{"pointer": "/url", "message": "'url' must be an absolute http or https URL"}])
-    );
+    for query in ["", "?$expand=agentCardManifest", "?$select=id"] {
+        let got = s.get_json(&format!("{}{query}", path("v2"))).await;
+        assert_eq!(
+            got["@agentry.cardValidation"]["problems"],
+            json!([{"pointer": "/url", "message": "'url' must be an absolute http or https URL"}]),
+            "{query}"
+        );
+    }
     // An instance without the A2A fields has no card to validate.
     s.create_instance(instance_body("plain", "Plain")).await;
     let got = s.get_json(&path("plain")).await;

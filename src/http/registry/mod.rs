@@ -315,7 +315,34 @@ async fn entity_response(
     q: &QueryOptions,
     stored: Stored,
 ) -> Result {
-    let (stored, related) = if q.expand.is_empty() {
+    entity_response_annotated(app, meta, tenant, ty, q, stored, Map::new()).await
+}
+
+/// A JSON object's text with `annotations` added (as it is when there are none).
+fn with_annotations(text: String, annotations: Map<String, Value>) -> String {
+    if annotations.is_empty() {
+        return text;
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(mut doc)) => {
+            doc.extend(annotations);
+            Value::Object(doc).to_string()
+        }
+        _ => text,
+    }
+}
+
+/// [`entity_response`] with instance annotations added to the entity.
+async fn entity_response_annotated(
+    app: &AppState,
+    meta: &RequestMeta,
+    tenant: &str,
+    ty: &'static EntityType,
+    q: &QueryOptions,
+    stored: Stored,
+    annotations: Map<String, Value>,
+) -> Result {
+    let (mut stored, related) = if q.expand.is_empty() {
         (stored, Vec::new())
     } else {
         // The entity again, with what it expands, as one snapshot.
@@ -339,8 +366,11 @@ async fn entity_response(
     let body = if q.reshapes() {
         let context =
             respond::context_url(meta, ty, &format!("{}/$entity", q.context_projection()));
-        respond::entity_body(&context, &shape(q, stored, related))
+        // Annotations are kept whatever `$select` says, as `@odata.etag` is.
+        let shaped = with_annotations(shape(q, stored, related), annotations);
+        respond::entity_body(&context, &shaped)
     } else {
+        stored.doc = with_annotations(std::mem::take(&mut stored.doc), annotations);
         respond::stored_entity_body(meta, ty, &tag, &stored.doc)
     };
     let mut response = respond::json(StatusCode::OK, body);

@@ -6,8 +6,8 @@
 //! set's module.
 
 use super::{
-    ListRequest, Result, count_criteria, entity_response, expected_version, managed_filter,
-    require, single, write_context,
+    ListRequest, Result, count_criteria, entity_response_annotated, expected_version,
+    managed_filter, require, single, write_context,
 };
 use crate::auth::Principal;
 use crate::auth::permissions::{Action, Grant, Reserved, authorize_on};
@@ -98,11 +98,23 @@ pub(super) async fn get_one<S: Set>(
     let grant = authorize_on(&p, S::GET, S::reserved(&id))?;
     let ty = S::ENTITY.ty();
     single(&q, ty)?;
-    let mut stored = require(&app, &p, &grant, S::ENTITY, &id).await?;
-    if matches!(S::ENTITY, Entity::Instance | Entity::Registration) {
-        annotate(&app, &p.tenant_id, S::ENTITY, &mut stored).await?;
-    }
-    entity_response(&app, &meta, &p.tenant_id, ty, &q.options, stored).await
+    let stored = require(&app, &p, &grant, S::ENTITY, &id).await?;
+    let annotations = match S::ENTITY {
+        Entity::Instance | Entity::Registration => {
+            annotations(&app, &p.tenant_id, S::ENTITY, &stored).await?
+        }
+        _ => serde_json::Map::new(),
+    };
+    entity_response_annotated(
+        &app,
+        &meta,
+        &p.tenant_id,
+        ty,
+        &q.options,
+        stored,
+        annotations,
+    )
+    .await
 }
 
 pub(super) async fn remove<S: Set>(
@@ -129,34 +141,29 @@ pub(super) async fn remove<S: Set>(
 /// instance of a tenant that validates cards, the validation of the card
 /// built from it and its manifest (computed as it is read, since the card
 /// spans two entities; a registration's was recorded when it was written).
-async fn annotate(
+async fn annotations(
     app: &AppState,
     tenant: &str,
     kind: Entity,
-    stored: &mut crate::store::Stored,
-) -> Result<()> {
+    stored: &crate::store::Stored,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
     use crate::domain::a2a::{self, ValidationMode};
     use serde_json::Value;
-    let watched = app.watcher().watches(tenant);
-    let validated =
-        kind == Entity::Instance && app.watcher().validation_of(tenant) != ValidationMode::Off;
-    if !watched && !validated {
-        return Ok(());
+    let mut out = serde_json::Map::new();
+    if app.watcher().watches(tenant)
+        && let Some(health) = app.store().get_health(tenant, kind, &stored.id).await?
+    {
+        out.insert(crate::watch::ANNOTATION.to_owned(), Value::Object(health));
     }
-    let mut doc = stored.parse();
-    if watched && let Some(health) = app.store().get_health(tenant, kind, &stored.id).await? {
-        doc.insert(crate::watch::ANNOTATION.to_owned(), Value::Object(health));
-    }
-    if validated {
+    if kind == Entity::Instance && app.watcher().validation_of(tenant) != ValidationMode::Off {
         let manifest = app
             .store()
             .get_instance_manifest(tenant, &stored.id)
             .await?;
         let manifest = manifest.map(|m| m.parse());
-        if let Some(card) = crate::domain::migration::card_of(&doc, manifest.as_ref()) {
-            doc.insert(a2a::ANNOTATION.to_owned(), a2a::validate(&card).to_json());
+        if let Some(card) = crate::domain::migration::card_of(&stored.parse(), manifest.as_ref()) {
+            out.insert(a2a::ANNOTATION.to_owned(), a2a::validate(&card).to_json());
         }
     }
-    stored.doc = Value::Object(doc).to_string();
-    Ok(())
+    Ok(out)
 }
