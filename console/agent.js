@@ -102,6 +102,7 @@ export function renderAgent(main, id, { alive, backHash, leave }) {
               : h('ul', { id: 'collections' }, memberOf.map((c) => h('li', null, c.displayName || c.id))),
           h('h2', { id: 'interfaces-heading' }, 'Interfaces'),
           interfaces(agent))),
+      checks(agent),
       card(manifest),
       h('section', { 'aria-labelledby': 'raw-heading' },
         h('h2', { id: 'raw-heading' }, 'Raw JSON'),
@@ -223,6 +224,40 @@ function interfaces(agent) {
   for (const i of agent.additionalInterfaces ?? []) rows.push([i.transport || 'Interface', i.url]);
   if (rows.length === 0) return h('p', { class: 'muted' }, 'No interface URL.');
   return facts(rows.map(([t, url]) => [t, h('code', null, url)]), { id: 'interfaces' });
+}
+
+/**
+ * What the registry knows of the agent's card, from its instance
+ * annotations: the validation of its built card (when the tenant validates
+ * cards) and its last health check (when the tenant watches its agents).
+ */
+function checks(agent) {
+  const validation = agent['@agentry.cardValidation'];
+  const health = agent['@agentry.health'];
+  if (!validation && !health) return null;
+  const rows = [];
+  if (validation) {
+    const problems = validation.problems ?? [];
+    rows.push(['Card validation', validation.valid
+      ? h('span', { class: 'badge ok', id: 'validation' }, `valid A2A ${validation.version} card`)
+      : [h('span', { class: 'badge warn', id: 'validation' }, `${problems.length} problem(s)`),
+        h('ul', { class: 'problems' }, problems.map((p) => h('li', null, h('code', null, p.pointer || '/'), ' ', p.message)))]]);
+  }
+  if (health) {
+    const state = health.state ?? 'unknown';
+    rows.push(['Health', h('span', { class: `badge ${state === 'healthy' ? 'ok' : 'warn'}`, id: 'health' }, state)]);
+    if (health.error) rows.push(['Why', health.error]);
+    if ((health.differences ?? []).length) {
+      rows.push(['Changed', h('ul', { class: 'problems' },
+        health.differences.map((d) => h('li', null, h('code', null, d.pointer), ` ${d.change}`)))]);
+    }
+    rows.push(['Checked at', health.url ? h('code', null, health.url) : orNone(null)]);
+    rows.push(['Last checked', when(health.checkedDateTime)]);
+    rows.push(['In this state since', when(health.changedDateTime)]);
+  }
+  return h('section', { 'aria-labelledby': 'checks-heading', id: 'checks' },
+    h('h2', { id: 'checks-heading' }, 'Card checks'),
+    facts(rows));
 }
 
 /** The card manifest, for people. */

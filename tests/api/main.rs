@@ -8,6 +8,7 @@ mod collections;
 mod connections;
 mod consistency;
 mod console;
+mod console_checks;
 mod control;
 mod conventions;
 mod copilot;
