@@ -1,4 +1,5 @@
-// The console's frame: the views by URL fragment (#/agents, #/agents/{id}),
+// The console's frame: the views by URL fragment (#/agents, #/agents/{id},
+// #/registrations, #/registrations/{id}, #/activity),
 // the top bar with who is signed in, and signing out. Each view is a module
 // that fills <main>; a view that finishes loading after the reader moved on
 // drops its result (`alive()`).
@@ -9,6 +10,8 @@ import { token, signOut, caller, loadPermissions } from './session.js';
 import { renderSignIn } from './signin.js';
 import { renderAgents } from './agents.js';
 import { renderAgent } from './agent.js';
+import { renderActivity } from './activity.js';
+import { renderRegistrations, renderRegistration } from './registrations.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -104,6 +107,29 @@ async function route() {
         location.hash = lastList;
       },
     });
+  } else if (parts[0] === 'registrations' && parts.length === 1) {
+    nav.querySelector('#nav-registrations').setAttribute('aria-current', 'page');
+    document.title = 'Registrations · Agentry console';
+    renderRegistrations(main, { alive, flash: message });
+  } else if (parts[0] === 'registrations' && parts.length === 2) {
+    let id;
+    try {
+      id = decodeURIComponent(parts[1]);
+    } catch {
+      id = parts[1];
+    }
+    document.title = 'Registration · Agentry console';
+    renderRegistration(main, id, {
+      alive,
+      leave: (text) => {
+        flash = text;
+        location.hash = '#/registrations';
+      },
+    });
+  } else if (parts[0] === 'activity' && parts.length === 1) {
+    nav.querySelector('#nav-activity').setAttribute('aria-current', 'page');
+    document.title = 'Activity · Agentry console';
+    renderActivity(main, new URLSearchParams(search ?? ''), { alive });
   } else {
     document.title = 'Not found · Agentry console';
     fill(main, h('h1', { tabindex: '-1' }, 'Nothing here'),

@@ -82,6 +82,8 @@ const FILES: &[File] = &[
     file!("signin.js", "text/javascript; charset=utf-8"),
     file!("agents.js", "text/javascript; charset=utf-8"),
     file!("agent.js", "text/javascript; charset=utf-8"),
+    file!("registrations.js", "text/javascript; charset=utf-8"),
+    file!("activity.js", "text/javascript; charset=utf-8"),
 ];
 
 /// A file as served: its bytes (the page with the version filled in) and

@@ -57,3 +57,78 @@ async fn in_chromium_the_agent_view_shows_its_cards_validation_problems() {
     );
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn in_chromium_registrations_show_their_card_and_the_activity_lists_the_changes() {
+    let s = TestServer::start_configured(|c| {
+        c.console_dev_signin = true;
+        c.card_validation = ValidationMode::Warn;
+    })
+    .await;
+    let registration = json!({
+        "id": "travel-registration", "displayName": "Travel Registration",
+        "ownerIds": [USER], "createdBy": USER,
+        "sourceCreatedDateTime": "2025-02-15T10:00:00Z",
+        "sourceLastModifiedDateTime": "2025-02-16T10:00:00Z",
+        "agentCard": {
+            "name": "Travel", "description": "Books trips", "version": "1.0.0",
+            "supportedInterfaces": [{"url": "https://travel.example/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}],
+            "capabilities": {}, "defaultInputModes": ["text/plain"], "defaultOutputModes": ["text/plain"],
+            "skills": [{"id": "book", "name": "Book a trip", "description": "Books", "tags": ["travel"]}]
+        }
+    });
+    let r = s
+        .req_as(DEFAULT_TENANT, Method::POST, "/copilot/agentRegistrations")
+        .json(&registration)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let browser = Browser::start(1280, 900).await;
+    browser.open(&format!("{}/", s.origin)).await;
+    browser.wait_text("h1", |t| t.contains("Sign in")).await;
+    browser.click("#dev-signin").await;
+    browser
+        .wait_text("#agent-count", |t| {
+            t.ends_with("agents") || t.ends_with("agent")
+        })
+        .await;
+
+    browser.click("#nav-registrations").await;
+    browser
+        .wait_text("#registration-count", |t| t == "1 registration")
+        .await;
+    browser
+        .click("#registrations a[href=\"#/registrations/travel-registration\"]")
+        .await;
+    browser
+        .wait_text("#registration-name", |t| t == "Travel Registration")
+        .await;
+    let skills = browser.text("#skills").await.unwrap();
+    assert!(
+        skills.contains("Book a trip") && skills.contains("travel"),
+        "{skills}"
+    );
+    let badge = browser.wait_text("#validation", |t| !t.is_empty()).await;
+    assert_eq!(badge, "valid A2A 1.0 card");
+
+    browser.click("#nav-activity").await;
+    let count = browser
+        .wait_text("#activity-count", |t| !t.is_empty())
+        .await;
+    assert!(count.ends_with("records"), "{count}");
+    let timeline = browser.text("#activity").await.unwrap();
+    assert!(timeline.contains("Add agent registration"), "{timeline}");
+    // Filtered to the control plane's actions: none here.
+    browser
+        .script(
+            "const s = document.getElementById('category'); s.value = 'Agentry'; s.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_text("#activity-count", |t| t == "No activity matches.")
+        .await;
+    browser.quit().await;
+}
