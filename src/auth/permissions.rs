@@ -770,6 +770,29 @@ pub fn role_name(id: &str) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// The template id of a directory role given by its name (any case) or by
+/// its template id, among the roles Agentry knows ([`role_name`]); a GUID
+/// it does not know is taken as the template id of another role (a
+/// registry-scoped role configured with `--scoped-role`, say), lower-cased.
+pub fn role_template_id(name_or_id: &str) -> Option<String> {
+    let given = name_or_id.trim();
+    if let Some((id, _)) = ROLE_NAMES
+        .iter()
+        .find(|(id, name)| id.eq_ignore_ascii_case(given) || name.eq_ignore_ascii_case(given))
+    {
+        return Some((*id).to_owned());
+    }
+    uuid::Uuid::parse_str(given)
+        .ok()
+        .filter(|_| given.len() == 36)
+        .map(|u| u.to_string())
+}
+
+/// The names of the directory roles Agentry knows, for messages.
+pub fn role_names() -> Vec<&'static str> {
+    ROLE_NAMES.iter().map(|(_, name)| *name).collect()
+}
+
 fn role_label(id: &str) -> String {
     match ROLE_NAMES.iter().find(|(rid, _)| *rid == id) {
         Some((_, name)) => format!("{name} ({id})"),
