@@ -876,6 +876,29 @@ pub fn authorize_on(p: &Principal, action: Action, reserved: Reserved) -> Result
 mod tests {
     use super::*;
 
+    #[test]
+    fn directory_roles_are_named_by_name_in_any_case_or_by_template_id() {
+        assert_eq!(
+            role_template_id("Global Administrator").as_deref(),
+            Some(GLOBAL_ADMINISTRATOR)
+        );
+        assert_eq!(
+            role_template_id("ai administrator").as_deref(),
+            Some(AI_ADMINISTRATOR)
+        );
+        assert_eq!(
+            role_template_id(&AI_READER.to_uppercase()).as_deref(),
+            Some(AI_READER)
+        );
+        assert_eq!(
+            role_template_id("0A1B2C3D-0000-4000-8000-000000000001").as_deref(),
+            Some("0a1b2c3d-0000-4000-8000-000000000001"),
+            "a role configured elsewhere, by template id"
+        );
+        assert_eq!(role_template_id("Tea Maker"), None);
+        assert_eq!(role_template_id("0a1b2c3d00004000800000000000001"), None);
+    }
+
     fn delegated(scopes: &[&str], wids: &[&str]) -> Principal {
         Principal {
             tenant_id: "t".into(),
