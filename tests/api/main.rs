@@ -34,5 +34,6 @@ mod subscriptions;
 mod support;
 mod tenancy;
 mod transfer;
+mod users;
 mod watch;
 mod webdriver;
