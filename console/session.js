@@ -65,7 +65,8 @@ export async function startSignIn(tenant) {
     client_id: CLIENT_ID,
     response_type: 'code',
     redirect_uri: redirectUri(),
-    scope: 'https://graph.microsoft.com/.default',
+    // Graph's application id: the console names no other site.
+    scope: '00000003-0000-0000-c000-000000000000/.default',
     state,
     code_challenge: challenge,
     code_challenge_method: 'S256',

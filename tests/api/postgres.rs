@@ -210,7 +210,7 @@ fn agentry_migrate_applies_the_schema_once_on_either_backend() {
     );
     assert_eq!(
         recorded,
-        "0001_schema 0002_instance_skill_tags 0003_sort_indexes_nulls_first 0004_one_name_index 0005_agent_registrations 0006_copilot_packages 0007_audit_and_change_log 0008_subscriptions 0009_agent_watch"
+        "0001_schema 0002_instance_skill_tags 0003_sort_indexes_nulls_first 0004_one_name_index 0005_agent_registrations 0006_copilot_packages 0007_audit_and_change_log 0008_subscriptions 0009_agent_watch 0010_users"
     );
 
     let dir = tempfile::tempdir().unwrap();
