@@ -232,7 +232,7 @@ enum UserCommand {
 
 #[derive(Debug, Args)]
 struct UserAddArgs {
-    /// The sign-in name, e.g. ada@contoso.example (unique in its tenant, whatever the case).
+    /// The sign-in name, e.g. admin@contoso.example (unique in its tenant, whatever the case).
     name: String,
     /// Read the password from standard input (its first line).
     #[arg(long, required = true)]

@@ -217,7 +217,7 @@ mod tests {
     fn only_the_password_given_is_accepted_and_it_is_kept_as_an_argon2id_hash() {
         let u = LocalUser::create(
             "t",
-            "ada@contoso.example",
+            "admin@contoso.example",
             vec![],
             "s3cret pass",
             "now".into(),
@@ -230,7 +230,7 @@ mod tests {
         assert!(!u.accepts(""));
         let again = LocalUser::create(
             "t",
-            "ada@contoso.example",
+            "admin@contoso.example",
             vec![],
             "s3cret pass",
             "now".into(),
@@ -248,17 +248,17 @@ mod tests {
         assert_eq!(create("", "x"), Err(UserError::BadName));
         assert_eq!(create("a b", "x"), Err(UserError::BadName));
         assert_eq!(create("a\u{7}", "x"), Err(UserError::BadName));
-        assert_eq!(create("ada", ""), Err(UserError::EmptyPassword));
+        assert_eq!(create("admin", ""), Err(UserError::EmptyPassword));
         assert_eq!(
-            create("ada", &"x".repeat(MAX_PASSWORD_BYTES + 1)),
+            create("admin", &"x".repeat(MAX_PASSWORD_BYTES + 1)),
             Err(UserError::LongPassword)
         );
-        assert_eq!(name_key("Ada@Contoso.Example"), "ada@contoso.example");
+        assert_eq!(name_key("Admin@Contoso.Example"), "admin@contoso.example");
     }
 
     #[test]
     fn a_lock_holds_until_its_time() {
-        let mut u = LocalUser::create("t", "ada", vec![], "pw", "now".into()).unwrap();
+        let mut u = LocalUser::create("t", "admin", vec![], "pw", "now".into()).unwrap();
         assert!(!u.locked_at("2025-01-01T00:00:00.0000000Z"));
         u.locked_until = Some("2025-01-01T00:15:00.0000000Z".into());
         assert!(u.locked_at("2025-01-01T00:14:59.9999999Z"));

@@ -1866,10 +1866,11 @@ async fn local_users_are_kept_per_tenant_locked_by_failures_in_a_row_and_kept_by
     use agentry::store::{ImportMode, TenantState};
     for b in backends().await {
         let now = "2025-01-01T00:00:00.0000000Z";
-        let ada = LocalUser::create("t1", "Ada", vec!["role".into()], "pw", now.into()).unwrap();
-        let other = LocalUser::create("t2", "ada", vec![], "pw", now.into()).unwrap();
+        let admin =
+            LocalUser::create("t1", "Admin", vec!["role".into()], "pw", now.into()).unwrap();
+        let other = LocalUser::create("t2", "admin", vec![], "pw", now.into()).unwrap();
         assert!(
-            b.store.create_user(ada.clone()).await.unwrap(),
+            b.store.create_user(admin.clone()).await.unwrap(),
             "{}",
             b.name
         );
@@ -1878,21 +1879,21 @@ async fn local_users_are_kept_per_tenant_locked_by_failures_in_a_row_and_kept_by
             "{}",
             b.name
         );
-        let again = LocalUser::create("t1", "ADA", vec![], "pw", now.into()).unwrap();
+        let again = LocalUser::create("t1", "ADMIN", vec![], "pw", now.into()).unwrap();
         assert!(
             !b.store.create_user(again).await.unwrap(),
             "{}: one name per tenant, whatever the case",
             b.name
         );
         assert_eq!(
-            b.store.get_user("t1", "aDa").await.unwrap(),
-            Some(ada.clone()),
+            b.store.get_user("t1", "aDmIn").await.unwrap(),
+            Some(admin.clone()),
             "{}",
             b.name
         );
         assert_eq!(
             b.store.list_users("t1").await.unwrap(),
-            vec![ada.clone()],
+            vec![admin.clone()],
             "{}",
             b.name
         );
@@ -1903,9 +1904,9 @@ async fn local_users_are_kept_per_tenant_locked_by_failures_in_a_row_and_kept_by
             let u = u.expect("the user");
             (u.failed_sign_ins, u.locked_until)
         };
-        let fail = || b.store.record_failed_sign_in("t1", "ada", 3, until);
+        let fail = || b.store.record_failed_sign_in("t1", "admin", 3, until);
         assert_eq!(count(fail().await.unwrap()), (1, None), "{}", b.name);
-        b.store.record_sign_in("t1", "ada").await.unwrap();
+        b.store.record_sign_in("t1", "admin").await.unwrap();
         assert_eq!(count(fail().await.unwrap()), (1, None), "{}", b.name);
         assert_eq!(count(fail().await.unwrap()), (2, None), "{}", b.name);
         assert_eq!(
@@ -1914,14 +1915,14 @@ async fn local_users_are_kept_per_tenant_locked_by_failures_in_a_row_and_kept_by
             "{}",
             b.name
         );
-        let stored = b.store.get_user("t1", "ada").await.unwrap().unwrap();
+        let stored = b.store.get_user("t1", "admin").await.unwrap().unwrap();
         assert!(
             stored.locked_at(now) && !stored.locked_at(until),
             "{}",
             b.name
         );
         assert_eq!(
-            count(b.store.get_user("t2", "ada").await.unwrap()),
+            count(b.store.get_user("t2", "admin").await.unwrap()),
             (0, None),
             "{}: another tenant's user is another user",
             b.name
@@ -1942,7 +1943,7 @@ async fn local_users_are_kept_per_tenant_locked_by_failures_in_a_row_and_kept_by
             .await
             .unwrap();
         assert!(
-            b.store.get_user("t1", "ada").await.unwrap().is_some(),
+            b.store.get_user("t1", "admin").await.unwrap().is_some(),
             "{}",
             b.name
         );
@@ -1954,9 +1955,9 @@ async fn local_users_are_kept_per_tenant_locked_by_failures_in_a_row_and_kept_by
             client_id: "client".into(),
             redirect_uri: "http://localhost/console/".into(),
             code_challenge: "c".into(),
-            user_id: ada.id.clone(),
-            user_name: ada.user_name.clone(),
-            roles: ada.roles.clone(),
+            user_id: admin.id.clone(),
+            user_name: admin.user_name.clone(),
+            roles: admin.roles.clone(),
             expires_at: "2025-01-01T00:01:00.0000000Z".into(),
         };
         b.store.save_code(&key, code.clone(), now).await.unwrap();
@@ -1996,17 +1997,17 @@ async fn local_users_are_kept_per_tenant_locked_by_failures_in_a_row_and_kept_by
         );
 
         assert!(
-            b.store.delete_user("t1", "ADA").await.unwrap(),
+            b.store.delete_user("t1", "ADMIN").await.unwrap(),
             "{}",
             b.name
         );
         assert!(
-            !b.store.delete_user("t1", "ada").await.unwrap(),
+            !b.store.delete_user("t1", "admin").await.unwrap(),
             "{}",
             b.name
         );
         assert!(
-            b.store.get_user("t2", "ada").await.unwrap().is_some(),
+            b.store.get_user("t2", "admin").await.unwrap().is_some(),
             "{}",
             b.name
         );

@@ -215,7 +215,7 @@ async fn a_local_user_signs_in_with_a_code_and_pkce_and_its_token_works_on_the_r
     let oid = add_user(
         &s,
         TENANT_A,
-        "Ada@Contoso.example",
+        "Admin@Contoso.example",
         &["Agent Registry Administrator"],
     );
 
@@ -269,7 +269,7 @@ async fn a_local_user_signs_in_with_a_code_and_pkce_and_its_token_works_on_the_r
     assert!(!page.contains("<script"), "{page}");
 
     // The name in any case; the code goes back with the state.
-    let location = sign_in(&s, TENANT_A, "ada@contoso.EXAMPLE", PASSWORD).await;
+    let location = sign_in(&s, TENANT_A, "admin@contoso.EXAMPLE", PASSWORD).await;
     let code = code_of(&s, &location);
     let r = redeem(&s, TENANT_A, &[("code", &code)]).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -279,7 +279,7 @@ async fn a_local_user_signs_in_with_a_code_and_pkce_and_its_token_works_on_the_r
     let c = claims(token);
     assert_eq!(c["oid"], oid.as_str());
     assert_eq!(c["tid"], TENANT_A);
-    assert_eq!(c["upn"], "Ada@Contoso.example");
+    assert_eq!(c["upn"], "Admin@Contoso.example");
     assert_eq!(c["appid"], CONSOLE_CLIENT_ID);
     assert_eq!(
         c["wids"],
@@ -300,7 +300,7 @@ async fn a_local_user_signs_in_with_a_code_and_pkce_and_its_token_works_on_the_r
         .client
         .post(s.url("/agentRegistry/agentInstances"))
         .bearer_auth(token)
-        .json(&instance_body("ada-agent", "Ada's agent"))
+        .json(&instance_body("admin-agent", "The admin's agent"))
         .send()
         .await
         .unwrap();
@@ -315,20 +315,24 @@ async fn a_local_user_signs_in_with_a_code_and_pkce_and_its_token_works_on_the_r
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let location = sign_in(&s, TENANT_A, "ada@contoso.example", PASSWORD).await;
+    let location = sign_in(&s, TENANT_A, "admin@contoso.example", PASSWORD).await;
     code_of(&s, &location);
     // The user is of tenant A only.
-    let location = sign_in(&s, TENANT_B, "ada@contoso.example", PASSWORD).await;
+    let location = sign_in(&s, TENANT_B, "admin@contoso.example", PASSWORD).await;
     assert!(location.contains("signin=failed"), "{location}");
 }
 
 #[tokio::test]
 async fn codes_are_refused_with_another_verifier_a_second_time_or_for_another_redirect_uri() {
     let s = TestServer::start().await;
-    add_user(&s, TENANT_A, "grace", &[]);
+    add_user(&s, TENANT_A, "operator", &[]);
     let server = &s;
-    let fresh =
-        move || async move { code_of(server, &sign_in(server, TENANT_A, "grace", PASSWORD).await) };
+    let fresh = move || async move {
+        code_of(
+            server,
+            &sign_in(server, TENANT_A, "operator", PASSWORD).await,
+        )
+    };
 
     // Another verifier: refused, and the code is spent.
     let code = fresh().await;
@@ -415,7 +419,7 @@ async fn codes_are_refused_with_another_verifier_a_second_time_or_for_another_re
         .header("sec-fetch-site", "cross-site")
         .body(form(&request_params(
             &s,
-            &[("username", "grace"), ("password", PASSWORD)],
+            &[("username", "operator"), ("password", PASSWORD)],
         )))
         .send()
         .await
@@ -429,8 +433,8 @@ async fn a_code_is_refused_once_it_has_expired() {
     let clock = Movable::new();
     let s =
         TestServer::start_with_clock(ServerConfig::with_data_dir(dir.path()), clock.clone()).await;
-    add_user(&s, TENANT_A, "grace", &[]);
-    let code = code_of(&s, &sign_in(&s, TENANT_A, "grace", PASSWORD).await);
+    add_user(&s, TENANT_A, "operator", &[]);
+    let code = code_of(&s, &sign_in(&s, TENANT_A, "operator", PASSWORD).await);
     clock.advance(time::Duration::seconds(61));
     let r = redeem(&s, TENANT_A, &[("code", &code)]).await;
     assert_oauth_error(r, 400, "invalid_grant", 70008).await;
@@ -471,20 +475,20 @@ async fn five_failures_in_a_row_lock_a_user_for_15_minutes_and_unknown_names_loo
     let clock = Movable::new();
     let config = ServerConfig::with_data_dir(dir.path());
     let s = TestServer::start_with_clock(config.clone(), clock.clone()).await;
-    add_user(&s, TENANT_A, "linus", &[]);
+    add_user(&s, TENANT_A, "auditor", &[]);
 
     // A success in between starts the count again.
     for _ in 0..4 {
-        sign_in(&s, TENANT_A, "linus", "wrong").await;
+        sign_in(&s, TENANT_A, "auditor", "wrong").await;
     }
-    code_of(&s, &sign_in(&s, TENANT_A, "linus", PASSWORD).await);
+    code_of(&s, &sign_in(&s, TENANT_A, "auditor", PASSWORD).await);
     let mut answers = Vec::new();
     for _ in 0..5 {
-        answers.push(sign_in(&s, TENANT_A, "linus", "wrong").await);
+        answers.push(sign_in(&s, TENANT_A, "auditor", "wrong").await);
     }
     // Locked: the right password is refused too, with the same answer as a
     // wrong one, and as any password of a name that has no account.
-    let locked = sign_in(&s, TENANT_A, "linus", PASSWORD).await;
+    let locked = sign_in(&s, TENANT_A, "auditor", PASSWORD).await;
     let unknown = sign_in(&s, TENANT_A, "nobody", PASSWORD).await;
     for _ in 0..6 {
         sign_in(&s, TENANT_A, "nobody", "wrong").await;
@@ -503,10 +507,10 @@ async fn five_failures_in_a_row_lock_a_user_for_15_minutes_and_unknown_names_loo
     // The lock is in the database: a restarted server (or another replica) keeps it.
     let s = TestServer::start_with_clock(config, clock.clone()).await;
     clock.advance(time::Duration::minutes(14));
-    let still = sign_in(&s, TENANT_A, "linus", PASSWORD).await;
+    let still = sign_in(&s, TENANT_A, "auditor", PASSWORD).await;
     assert!(still.contains("signin=failed"), "{still}");
     clock.advance(time::Duration::minutes(1));
-    code_of(&s, &sign_in(&s, TENANT_A, "linus", PASSWORD).await);
+    code_of(&s, &sign_in(&s, TENANT_A, "auditor", PASSWORD).await);
     s.stop().await;
 }
 
@@ -523,7 +527,7 @@ async fn agentry_user_adds_lists_and_removes_users_per_tenant() {
         &[
             "user",
             "add",
-            "ada@contoso.example",
+            "admin@contoso.example",
             "--password-stdin",
             "--role",
             "global administrator",
@@ -543,7 +547,7 @@ async fn agentry_user_adds_lists_and_removes_users_per_tenant() {
         &[
             "user",
             "add",
-            "bob",
+            "reader",
             "--password-stdin",
             "--tenant",
             TENANT_B,
@@ -554,7 +558,7 @@ async fn agentry_user_adds_lists_and_removes_users_per_tenant() {
 
     // Names are unique per tenant whatever the case; roles must be known.
     let out = run(
-        &["user", "add", "ADA@contoso.example", "--password-stdin"],
+        &["user", "add", "ADMIN@contoso.example", "--password-stdin"],
         "x\n",
     );
     assert!(!out.status.success());
@@ -563,7 +567,7 @@ async fn agentry_user_adds_lists_and_removes_users_per_tenant() {
         &[
             "user",
             "add",
-            "carol",
+            "newcomer",
             "--password-stdin",
             "--role",
             "Tea Maker",
@@ -576,25 +580,25 @@ async fn agentry_user_adds_lists_and_removes_users_per_tenant() {
         "{}",
         text(&out)
     );
-    let out = run(&["user", "add", "carol", "--password-stdin"], "");
+    let out = run(&["user", "add", "newcomer", "--password-stdin"], "");
     assert!(!out.status.success(), "an empty password is refused");
 
     let out = run(&["user", "list"], "");
     let listed = text(&out);
     assert!(
-        listed.contains("ada@contoso.example")
+        listed.contains("admin@contoso.example")
             && listed.contains("Global Administrator, AI Administrator"),
         "{listed}"
     );
-    assert!(!listed.contains("bob"), "{listed}");
+    assert!(!listed.contains("reader"), "{listed}");
     assert!(!listed.contains("argon2"), "{listed}");
 
-    let out = run(&["user", "remove", "Ada@Contoso.Example"], "");
+    let out = run(&["user", "remove", "Admin@Contoso.Example"], "");
     assert!(out.status.success(), "{}", text(&out));
-    let out = run(&["user", "remove", "ada@contoso.example"], "");
+    let out = run(&["user", "remove", "admin@contoso.example"], "");
     assert!(!out.status.success());
     assert!(text(&run(&["user", "list"], "")).contains("no users in tenant"));
-    assert!(text(&run(&["user", "list", "--tenant", TENANT_B], "")).contains("bob"));
+    assert!(text(&run(&["user", "list", "--tenant", TENANT_B], "")).contains("reader"));
 }
 
 #[tokio::test]
@@ -603,7 +607,7 @@ async fn in_chromium_a_local_user_signs_in_to_the_console_and_out() {
     add_user(
         &s,
         DEFAULT_TENANT,
-        "ada@contoso.example",
+        "admin@contoso.example",
         &["Global Administrator"],
     );
     let r = s
@@ -622,7 +626,9 @@ async fn in_chromium_a_local_user_signs_in_to_the_console_and_out() {
     browser.click("#signin").await;
 
     // The server's sign-in page: a wrong password first.
-    browser.type_into("#username", "ada@contoso.example").await;
+    browser
+        .type_into("#username", "admin@contoso.example")
+        .await;
     browser.type_into("#password", "wrong").await;
     browser.click("#signin-submit").await;
     browser
@@ -634,7 +640,7 @@ async fn in_chromium_a_local_user_signs_in_to_the_console_and_out() {
     // Back in the console, signed in as the user, the code gone from the URL.
     browser.wait_text("#agent-count", |t| t == "1 agent").await;
     let who = browser.text("#signed-in-as").await.unwrap_or_default();
-    assert!(who.contains("ada@contoso.example"), "{who}");
+    assert!(who.contains("admin@contoso.example"), "{who}");
     let url = browser
         .script("return location.pathname + location.search;", json!([]))
         .await;
