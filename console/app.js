@@ -4,9 +4,9 @@
 // that fills <main>; a view that finishes loading after the reader moved on
 // drops its result (`alive()`).
 
-import { h, fill, errorBox } from './dom.js';
-import { whenUnauthorized } from './graph.js';
-import { token, signOut, caller, loadPermissions } from './session.js';
+import { h, fill, errorBox, announce, loading } from './dom.js';
+import { whenUnauthorized, redeemCode } from './graph.js';
+import { token, signIn, signOut, caller, loadPermissions, signInAnswer, CLIENT_ID, redirectUri } from './session.js';
 import { renderSignIn } from './signin.js';
 import { renderAgents } from './agents.js';
 import { renderAgent } from './agent.js';
@@ -138,5 +138,32 @@ async function route() {
   focusHeading();
 }
 
+/**
+ * Back from the identity provider's sign-in page (`/console/?code=…&state=…`):
+ * the code is redeemed for a token, and the URL loses the code.
+ */
+async function finishSignIn() {
+  const answer = signInAnswer();
+  if (!answer) return;
+  history.replaceState(null, '', '/console/#/agents');
+  if (answer.problem) {
+    signedOutBecause = { title: 'Signing in did not work', message: answer.problem };
+    return;
+  }
+  fill(main, loading('Signing in…'));
+  try {
+    const session = await redeemCode({
+      tenant: answer.tenant, code: answer.code, verifier: answer.verifier,
+      clientId: CLIENT_ID, redirectUri: redirectUri(),
+    });
+    const problem = signIn(session.access_token);
+    if (problem) throw new Error(problem);
+    announce(`Signed in as ${caller()?.name ?? 'a user'}.`);
+  } catch (error) {
+    error.title = 'Signing in did not work';
+    signedOutBecause = error;
+  }
+}
+
 window.addEventListener('hashchange', route);
-route();
+finishSignIn().then(route);

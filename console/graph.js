@@ -119,3 +119,34 @@ export async function devSession() {
   if (!res.ok || !json || typeof json.access_token !== 'string') throw GraphError.from(res, json, text);
   return json;
 }
+
+/**
+ * Redeems an authorization code at the identity provider's token endpoint
+ * (`grant_type=authorization_code` with the PKCE verifier). An OAuth error
+ * becomes a GraphError with its description, its error as the code and
+ * its trace id as the request id.
+ */
+export async function redeemCode({ tenant, code, verifier, clientId, redirectUri }) {
+  const body = new URLSearchParams({
+    grant_type: 'authorization_code', client_id: clientId, code, code_verifier: verifier, redirect_uri: redirectUri,
+  });
+  let res;
+  try {
+    res = await fetch(`/${encodeURIComponent(tenant)}/oauth2/v2.0/token`, {
+      method: 'POST', body, cache: 'no-store', headers: { Accept: 'application/json' },
+    });
+  } catch (e) {
+    throw new GraphError({ message: `The server did not answer (${e.message}).` });
+  }
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { json = null; }
+  if (res.ok && json && typeof json.access_token === 'string') return json;
+  throw new GraphError({
+    status: res.status,
+    code: (json && json.error) || '',
+    message: (json && json.error_description) || text || `${res.status} ${res.statusText}`,
+    requestId: (json && json.trace_id) || res.headers.get('request-id') || '',
+    date: (json && json.timestamp) || '',
+  });
+}

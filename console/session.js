@@ -3,6 +3,17 @@
 // token allows. The server decides every call; this only explains buttons.
 
 const KEY = 'agentry.console.token';
+/** The sign-in under way: its state, PKCE verifier and tenant. */
+const PENDING = 'agentry.console.signin';
+
+/** The console's client id at the built-in identity provider. */
+export const CLIENT_ID = 'c0ffee00-0000-4000-8000-0000000000c1';
+/** The tenant of `agentry user add` without --tenant. */
+export const DEFAULT_TENANT = 'c0ffee00-0000-4000-8000-000000000001';
+/** Where the identity provider sends the browser back: this page. */
+export function redirectUri() {
+  return `${location.origin}/console/`;
+}
 
 /** The token, or null when signed out (or when it has expired). */
 export function token() {
@@ -28,6 +39,65 @@ export function signIn(value) {
 
 export function signOut() {
   sessionStorage.removeItem(KEY);
+}
+
+function base64url(bytes) {
+  let text = '';
+  for (const b of new Uint8Array(bytes)) text += String.fromCharCode(b);
+  return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/**
+ * Starts the authorization-code flow with PKCE at this server's identity
+ * provider: a random verifier and state kept in this tab, the S256
+ * challenge sent; the browser leaves for the sign-in page. Answers why not
+ * when the browser cannot (crypto.subtle needs https or a loopback address).
+ */
+export async function startSignIn(tenant) {
+  if (!globalThis.crypto || !crypto.subtle) {
+    return 'This browser offers no Web Crypto here: open the console over https, or on localhost.';
+  }
+  const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+  const state = base64url(crypto.getRandomValues(new Uint8Array(16)));
+  const challenge = base64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+  sessionStorage.setItem(PENDING, JSON.stringify({ state, verifier, tenant }));
+  const params = new URLSearchParams({
+    client_id: CLIENT_ID,
+    response_type: 'code',
+    redirect_uri: redirectUri(),
+    // Graph's application id: the console names no other site.
+    scope: '00000003-0000-0000-c000-000000000000/.default',
+    state,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  });
+  location.assign(`/${encodeURIComponent(tenant)}/oauth2/v2.0/authorize?${params}`);
+  return null;
+}
+
+/**
+ * The answer of the identity provider in this page's URL, if there is one
+ * (`?code=…&state=…`, or `?error=…`), checked against the sign-in this tab
+ * started: {code, verifier, tenant}, or {problem}. The sign-in under way is
+ * forgotten either way: a code is redeemed once.
+ */
+export function signInAnswer() {
+  const params = new URLSearchParams(location.search);
+  if (!params.has('code') && !params.has('error')) return null;
+  let pending = null;
+  try {
+    pending = JSON.parse(sessionStorage.getItem(PENDING) ?? 'null');
+  } catch {
+    pending = null;
+  }
+  sessionStorage.removeItem(PENDING);
+  if (params.has('error')) {
+    return { problem: params.get('error_description') || params.get('error') };
+  }
+  if (!pending || typeof pending.state !== 'string' || pending.state !== params.get('state')) {
+    return { problem: 'This sign-in was not started from this tab (its state does not match): sign in again.' };
+  }
+  return { code: params.get('code'), verifier: pending.verifier, tenant: pending.tenant };
 }
 
 /** The token's claims (not verified here: the server verifies every call). */

@@ -1,14 +1,45 @@
-// The sign-in page. Local user accounts (and the authorization-code flow)
-// are not built yet: the console signs in with a pasted bearer token, or,
-// on a loopback server started with --console-dev-signin, as the built-in
-// admin user without a password.
+// The sign-in page: a local user of this server's identity provider
+// (the authorization-code flow with PKCE, through the server's own sign-in
+// page), a pasted bearer token, or, on a loopback server started with
+// --console-dev-signin, the built-in admin user without a password.
 
 import { h, fill, errorBox, announce } from './dom.js';
 import { devSession } from './graph.js';
-import { signIn } from './session.js';
+import { signIn, startSignIn, DEFAULT_TENANT } from './session.js';
 
 /** Renders the page into `main`; `done()` runs once a token is kept. */
 export function renderSignIn(main, { reason, done }) {
+  const userStatus = h('div', { id: 'signin-status' });
+  const tenantInput = h('input', {
+    id: 'signin-tenant', class: 'mono', name: 'tenant', value: DEFAULT_TENANT,
+    autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'signin-tenant-help',
+  });
+  const userButton = h('button', { type: 'submit', class: 'primary', id: 'signin' }, 'Sign in');
+  const userForm = h('form', { class: 'panel', id: 'signin-user', 'aria-labelledby': 'signin-heading' },
+    h('h2', { id: 'signin-heading' }, 'Sign in with a user account'),
+    h('p', null,
+      'A local user of this server, added with ', h('code', null, 'agentry user add NAME --password-stdin'),
+      ': the name and password go to the server\'s own sign-in page, and the console gets a token for that user (with the user\'s directory roles).'),
+    h('details', null,
+      h('summary', null, 'Another tenant'),
+      h('div', { class: 'field' },
+        h('label', { for: 'signin-tenant' }, 'Tenant id'),
+        tenantInput,
+        h('p', { class: 'hint', id: 'signin-tenant-help' },
+          'The tenant the user was added to (', h('code', null, 'agentry user add --tenant'), ').'))),
+    h('div', { class: 'actions' }, userButton),
+    userStatus);
+  userForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    userButton.disabled = true;
+    fill(userStatus, h('p', { class: 'loading muted', role: 'status' }, 'Going to the sign-in page…'));
+    const problem = await startSignIn(tenantInput.value.trim() || DEFAULT_TENANT);
+    if (problem) {
+      fill(userStatus, errorBox({ message: problem }, 'Signing in is not possible here'));
+      userButton.disabled = false;
+    }
+  });
+
   const devStatus = h('div', { id: 'dev-status' });
   const tokenStatus = h('div', { id: 'token-status' });
 
@@ -59,10 +90,10 @@ export function renderSignIn(main, { reason, done }) {
 
   fill(main,
     h('h1', { tabindex: '-1' }, 'Sign in to the Agentry console'),
-    reason ? errorBox(reason, 'You were signed out') : null,
+    reason ? errorBox(reason, reason.title || 'You were signed out') : null,
     h('p', null,
-      'The console calls this server\'s Graph API with a bearer token, so it shows and changes only what the token allows. ',
-      'Local user accounts and signing in with a password are not built yet.'),
+      'The console calls this server\'s Graph API with a bearer token, so it shows and changes only what the token allows.'),
+    userForm,
     h('section', { class: 'panel', 'aria-labelledby': 'dev-heading' },
       h('h2', { id: 'dev-heading' }, 'Local development'),
       h('p', null,

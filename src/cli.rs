@@ -41,6 +41,9 @@ enum Command {
     /// Manage applications of the built-in identity provider.
     #[command(subcommand)]
     App(AppCommand),
+    /// Manage local user accounts of the built-in identity provider (console sign-in).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Manage the signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -214,6 +217,40 @@ struct AppAddArgs {
     /// Database URL [default: sqlite://<data-dir>/agentry.db].
     #[arg(long, env = "AGENTRY_DATABASE_URL")]
     database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a local user who signs in with a password (the console's "Sign in"); the
+    /// password is read from standard input and kept only as an Argon2id hash.
+    Add(UserAddArgs),
+    /// List a tenant's users: name, object id, directory roles, lock.
+    List(AppTenantArgs),
+    /// Remove a user; tokens already issued to it stay valid until they expire.
+    Remove(UserRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+struct UserAddArgs {
+    /// The sign-in name, e.g. admin@contoso.example (unique in its tenant, whatever the case).
+    name: String,
+    /// Read the password from standard input (its first line).
+    #[arg(long, required = true)]
+    password_stdin: bool,
+    /// A directory role, by name ("Global Administrator", "AI Administrator", …) or
+    /// template id; repeatable. The user's tokens carry them as `wids`.
+    #[arg(long = "role", value_name = "ROLE")]
+    roles: Vec<String>,
+    #[command(flatten)]
+    tenant: AppTenantArgs,
+}
+
+#[derive(Debug, Args)]
+struct UserRemoveArgs {
+    /// The user's sign-in name.
+    name: String,
+    #[command(flatten)]
+    tenant: AppTenantArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -511,6 +548,7 @@ pub fn run() -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::User(command) => user_command(file, cli.data_dir, command),
         Command::Migrate(args) => {
             let url = database_url(file, cli.data_dir, args.database_url)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -654,6 +692,109 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `agentry user add/list/remove`.
+fn user_command(
+    file: FileConfig,
+    data_dir: Option<PathBuf>,
+    command: UserCommand,
+) -> anyhow::Result<()> {
+    use crate::domain::users::LocalUser;
+    match command {
+        UserCommand::Add(args) => {
+            let url = database_url(file, data_dir, args.tenant.database_url)?;
+            let roles = args
+                .roles
+                .iter()
+                .map(|r| {
+                    permissions::role_template_id(r).with_context(|| {
+                        format!(
+                            "'{r}' is no directory role Agentry knows; give a template id, or one of: {}",
+                            permissions::role_names().join(", ")
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let password = read_password(args.password_stdin)?;
+            let now = crate::clock::entity_timestamp(crate::clock::wall_now());
+            let user = LocalUser::create(&args.tenant.tenant, &args.name, roles, &password, now)?;
+            let shown = user.clone();
+            with_store(&url, |store| async move {
+                let tenant = user.tenant_id.clone();
+                anyhow::ensure!(
+                    store.create_user(user).await?,
+                    "tenant {tenant} already has a user named '{}' (see agentry user list --tenant {tenant})",
+                    args.name
+                );
+                Ok(())
+            })?;
+            println!("user:      {}", shown.user_name);
+            println!("object id: {}", shown.id);
+            println!("tenant:    {}", shown.tenant_id);
+            println!("roles:     {}", role_list(&shown.roles));
+            Ok(())
+        }
+        UserCommand::List(args) => {
+            let url = database_url(file, data_dir, args.database_url)?;
+            let tenant = args.tenant;
+            with_store(&url, |store| async move {
+                let users = store.list_users(&tenant).await?;
+                if users.is_empty() {
+                    println!("no users in tenant {tenant}");
+                }
+                let now = crate::clock::entity_timestamp(crate::clock::wall_now());
+                for u in users {
+                    let lock = match &u.locked_until {
+                        Some(until) if u.locked_at(&now) => format!("  (locked until {until})"),
+                        _ => String::new(),
+                    };
+                    println!("{}  {}  {}{lock}", u.user_name, u.id, role_list(&u.roles));
+                }
+                Ok(())
+            })
+        }
+        UserCommand::Remove(args) => {
+            let url = database_url(file, data_dir, args.tenant.database_url)?;
+            let (tenant, name) = (args.tenant.tenant, args.name);
+            with_store(&url, |store| async move {
+                anyhow::ensure!(
+                    store.delete_user(&tenant, &name).await?,
+                    "tenant {tenant} has no user '{name}' (see agentry user list --tenant {tenant})"
+                );
+                println!("removed {name}; tokens it already holds stay valid until they expire");
+                Ok(())
+            })
+        }
+    }
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        from_stdin,
+        "give the password on standard input, with --password-stdin"
+    );
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    Ok(password.to_owned())
+}
+
+/// Directory roles by name (the template id of one Agentry does not name).
+fn role_list(roles: &[String]) -> String {
+    if roles.is_empty() {
+        return "(no directory role)".to_owned();
+    }
+    roles
+        .iter()
+        .map(|id| permissions::role_name(id).map_or_else(|| id.clone(), str::to_owned))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The database of the commands that need no whole server configuration:

@@ -333,12 +333,32 @@ impl KeyRing {
 
     /// Signs an access token with the claims Entra puts in Graph tokens.
     pub fn mint(&self, req: &TokenRequest) -> Result<String, KeyError> {
-        let delegated = req.kind == CallerKind::Delegated;
-        let app_id = if delegated {
-            CLI_CLIENT_ID
-        } else {
-            req.subject.as_str()
+        let app_id = match req.kind {
+            CallerKind::Delegated => CLI_CLIENT_ID,
+            CallerKind::Application => req.subject.as_str(),
         };
+        self.mint_as(req, app_id, None)
+    }
+
+    /// Signs a delegated token of a signed-in user: `appid` is the client
+    /// that signed the user in, `upn` and `preferred_username` the user's
+    /// sign-in name.
+    pub fn mint_signed_in(
+        &self,
+        req: &TokenRequest,
+        client_id: &str,
+        user_name: &str,
+    ) -> Result<String, KeyError> {
+        self.mint_as(req, client_id, Some(user_name))
+    }
+
+    fn mint_as(
+        &self,
+        req: &TokenRequest,
+        app_id: &str,
+        user_name: Option<&str>,
+    ) -> Result<String, KeyError> {
+        let delegated = req.kind == CallerKind::Delegated;
         let lifetime = req.expires_in.clamp(1, MAX_TOKEN_LIFETIME_SECONDS);
         let claims = Claims {
             aud: Some(serde_json::Value::String(GRAPH_AUDIENCE.to_owned())),
@@ -353,8 +373,8 @@ impl KeyRing {
             roles: (!delegated).then(|| req.roles.clone()),
             wids: delegated.then(|| req.wids.clone()),
             ver: Some("1.0".to_owned()),
-            upn: None,
-            preferred_username: None,
+            upn: user_name.filter(|_| delegated).map(str::to_owned),
+            preferred_username: user_name.filter(|_| delegated).map(str::to_owned),
             exp: req.issued_at + lifetime,
             nbf: Some(req.issued_at),
             iat: Some(req.issued_at),

@@ -19,6 +19,10 @@ pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 pub const DEFAULT_TENANT: &str = "c0ffee00-0000-4000-8000-000000000001";
 /// The built-in admin user: the signed-in user of default delegated tokens.
 pub const DEFAULT_USER: &str = "c0ffee00-0000-4000-8000-0000000000a1";
+/// The client id of the web console, the one public client of the built-in
+/// identity provider's authorization-code flow (its redirect URI is the
+/// server's own `/console/`).
+pub const CONSOLE_CLIENT_ID: &str = "c0ffee00-0000-4000-8000-0000000000c1";
 /// The directory roles of a default delegated token.
 pub const DEFAULT_WIDS: [&str; 2] = [
     permissions::AGENT_REGISTRY_ADMINISTRATOR,

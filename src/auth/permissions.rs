@@ -770,6 +770,29 @@ pub fn role_name(id: &str) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// The template id of a directory role given by its name (any case) or by
+/// its template id, among the roles Agentry knows ([`role_name`]); a GUID
+/// it does not know is taken as the template id of another role (a
+/// registry-scoped role configured with `--scoped-role`, say), lower-cased.
+pub fn role_template_id(name_or_id: &str) -> Option<String> {
+    let given = name_or_id.trim();
+    if let Some((id, _)) = ROLE_NAMES
+        .iter()
+        .find(|(id, name)| id.eq_ignore_ascii_case(given) || name.eq_ignore_ascii_case(given))
+    {
+        return Some((*id).to_owned());
+    }
+    uuid::Uuid::parse_str(given)
+        .ok()
+        .filter(|_| given.len() == 36)
+        .map(|u| u.to_string())
+}
+
+/// The names of the directory roles Agentry knows, for messages.
+pub fn role_names() -> Vec<&'static str> {
+    ROLE_NAMES.iter().map(|(_, name)| *name).collect()
+}
+
 fn role_label(id: &str) -> String {
     match ROLE_NAMES.iter().find(|(rid, _)| *rid == id) {
         Some((_, name)) => format!("{name} ({id})"),
@@ -852,6 +875,29 @@ pub fn authorize_on(p: &Principal, action: Action, reserved: Reserved) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directory_roles_are_named_by_name_in_any_case_or_by_template_id() {
+        assert_eq!(
+            role_template_id("Global Administrator").as_deref(),
+            Some(GLOBAL_ADMINISTRATOR)
+        );
+        assert_eq!(
+            role_template_id("ai administrator").as_deref(),
+            Some(AI_ADMINISTRATOR)
+        );
+        assert_eq!(
+            role_template_id(&AI_READER.to_uppercase()).as_deref(),
+            Some(AI_READER)
+        );
+        assert_eq!(
+            role_template_id("0A1B2C3D-0000-4000-8000-000000000001").as_deref(),
+            Some("0a1b2c3d-0000-4000-8000-000000000001"),
+            "a role configured elsewhere, by template id"
+        );
+        assert_eq!(role_template_id("Tea Maker"), None);
+        assert_eq!(role_template_id("0a1b2c3d00004000800000000000001"), None);
+    }
 
     fn delegated(scopes: &[&str], wids: &[&str]) -> Principal {
         Principal {

@@ -13,6 +13,7 @@ pub mod migration;
 pub mod packages;
 pub mod schema;
 pub mod subscriptions;
+pub mod users;
 mod write;
 
 pub use write::{

@@ -185,6 +185,10 @@ fn operation_id(o: &Operation) -> String {
             id.extend(chars);
         }
     }
+    if o.path.len() > 1 && o.path.ends_with('/') {
+        // `/console/` beside `/console`.
+        id.push_str("Index");
+    }
     id
 }
 

@@ -1,14 +1,17 @@
-//! The built-in identity provider, enough for the OAuth 2.0 client-credentials
-//! flow of Graph clients: OpenID discovery, the JWKS of the signing keys, and
-//! a token endpoint for applications registered with `agentry app add`.
-//! Errors here follow the OAuth 2.0 shape (`error`, `error_description`, …),
-//! as Entra's token endpoint answers, not Graph's envelope.
+//! The built-in identity provider: OpenID discovery, the JWKS of the signing
+//! keys, and the token endpoint, for the OAuth 2.0 client-credentials flow of
+//! applications registered with `agentry app add` and for the
+//! authorization-code flow with PKCE of the web console, whose sign-in page
+//! is [`super::authorize`]. Errors here follow the OAuth 2.0 shape (`error`,
+//! `error_description`, …), as Entra's token endpoint answers, not Graph's
+//! envelope.
 
 use super::AppState;
 use super::extract::Meta;
 use super::request::RequestMeta;
 use super::routes::Identity;
-use crate::auth::{CallerKind, GRAPH_APP_ID, GRAPH_AUDIENCE, TokenRequest};
+use crate::auth::{CONSOLE_CLIENT_ID, CallerKind, GRAPH_APP_ID, GRAPH_AUDIENCE, TokenRequest};
+use crate::domain::users::{Redeemed, code_key, verifier_matches};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -18,7 +21,7 @@ use base64::Engine;
 use serde_json::json;
 
 /// Lifetime of tokens from the token endpoint, as Entra's default.
-const TOKEN_LIFETIME: i64 = 3599;
+pub(super) const TOKEN_LIFETIME: i64 = 3599;
 
 /// The handler of each operation of this module, for `method`.
 pub fn handler(op: Identity, method: MethodFilter) -> MethodRouter<AppState> {
@@ -26,6 +29,8 @@ pub fn handler(op: Identity, method: MethodFilter) -> MethodRouter<AppState> {
         Identity::Discovery => on(method, discovery),
         Identity::Keys => on(method, jwks),
         Identity::Token => on(method, token),
+        Identity::Authorize => on(method, super::authorize::page),
+        Identity::SignIn => on(method, super::authorize::sign_in),
     }
 }
 
@@ -37,8 +42,10 @@ async fn discovery(Meta(meta): Meta, Path(tenant): Path<String>) -> Response {
         "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
         "jwks_uri": format!("{base}/discovery/v2.0/keys"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": ["token"],
+        "grant_types_supported": ["client_credentials", "authorization_code"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "scopes_supported": [format!("{GRAPH_AUDIENCE}/.default")],
@@ -52,7 +59,7 @@ async fn jwks(State(app): State<AppState>) -> Response {
     plain(StatusCode::OK, &json!({ "keys": app.keys().jwks() }))
 }
 
-fn plain(status: StatusCode, body: &serde_json::Value) -> Response {
+pub(super) fn plain(status: StatusCode, body: &serde_json::Value) -> Response {
     let mut r = (status, body.to_string()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -65,9 +72,9 @@ fn plain(status: StatusCode, body: &serde_json::Value) -> Response {
     r
 }
 
-/// Why the token endpoint refused, with Entra's error and AADSTS code.
+/// Why the identity provider refused, with Entra's error and AADSTS code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OAuthError {
+pub(super) enum OAuthError {
     NotForm,
     UnsupportedGrant,
     MissingClient,
@@ -76,12 +83,32 @@ enum OAuthError {
     WrongTenant,
     BadScope,
     Unavailable,
+    /// A parameter the request must have.
+    Missing(&'static str),
+    /// Not the console's redirect URI (`{origin}/console/`).
+    BadRedirectUri,
+    UnsupportedResponseType,
+    /// The code flow without a PKCE challenge.
+    MissingChallenge,
+    /// A challenge method other than S256, or a challenge of another shape.
+    BadChallenge,
+    /// The code flow's scope names no Graph permission.
+    BadUserScope,
+    /// The sign-in form, sent from a page of another site.
+    CrossSite,
+    BadCode,
+    ExpiredCode,
+    CodeRedeemed,
+    CodeOfAnotherClient,
+    CodeOfAnotherTenant,
+    RedirectMismatch,
+    VerifierMismatch,
 }
 
 impl OAuthError {
-    fn parts(self) -> (StatusCode, &'static str, u32, &'static str) {
+    fn parts(self) -> (StatusCode, &'static str, u32, String) {
         use StatusCode as S;
-        match self {
+        let (status, error, code, description) = match self {
             OAuthError::NotForm => (
                 S::BAD_REQUEST,
                 "invalid_request",
@@ -92,7 +119,7 @@ impl OAuthError {
                 S::BAD_REQUEST,
                 "unsupported_grant_type",
                 70003,
-                "The app requested an unsupported grant type; only client_credentials is supported.",
+                "The app requested an unsupported grant type; only client_credentials and authorization_code are supported.",
             ),
             OAuthError::MissingClient => (
                 S::BAD_REQUEST,
@@ -130,10 +157,97 @@ impl OAuthError {
                 90033,
                 "The service is temporarily unavailable.",
             ),
-        }
+            OAuthError::Missing(name) => {
+                return (
+                    S::BAD_REQUEST,
+                    "invalid_request",
+                    900144,
+                    format!("The request must contain the following parameter: '{name}'."),
+                );
+            }
+            OAuthError::BadRedirectUri => (
+                S::BAD_REQUEST,
+                "invalid_request",
+                50011,
+                "The redirect URI specified in the request does not match the redirect URIs configured for the application: the console's is this server's /console/.",
+            ),
+            OAuthError::UnsupportedResponseType => (
+                S::BAD_REQUEST,
+                "unsupported_response_type",
+                700054,
+                "The response_type must be 'code'.",
+            ),
+            OAuthError::MissingChallenge => (
+                S::BAD_REQUEST,
+                "invalid_request",
+                9002325,
+                "Proof Key for Code Exchange is required: send code_challenge and code_challenge_method=S256.",
+            ),
+            OAuthError::BadChallenge => (
+                S::BAD_REQUEST,
+                "invalid_request",
+                501491,
+                "Only the S256 code_challenge_method is supported, with a code_challenge of 43 base64url characters.",
+            ),
+            OAuthError::BadUserScope => (
+                S::BAD_REQUEST,
+                "invalid_scope",
+                70011,
+                "The provided value for the input parameter 'scope' is not valid: ask for https://graph.microsoft.com/.default.",
+            ),
+            OAuthError::CrossSite => (
+                S::BAD_REQUEST,
+                "invalid_request",
+                90023,
+                "The sign-in form must be sent from its own page.",
+            ),
+            OAuthError::BadCode => (
+                S::BAD_REQUEST,
+                "invalid_grant",
+                70000,
+                "The provided value for the 'code' parameter is not valid.",
+            ),
+            OAuthError::ExpiredCode => (
+                S::BAD_REQUEST,
+                "invalid_grant",
+                70008,
+                "The provided authorization code has expired.",
+            ),
+            OAuthError::CodeRedeemed => (
+                S::BAD_REQUEST,
+                "invalid_grant",
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid code.",
+            ),
+            OAuthError::CodeOfAnotherClient => (
+                S::BAD_REQUEST,
+                "invalid_grant",
+                70000,
+                "The provided authorization code was issued to another client.",
+            ),
+            OAuthError::CodeOfAnotherTenant => (
+                S::BAD_REQUEST,
+                "invalid_grant",
+                700005,
+                "Provided Authorization Code is intended to use against other tenant, thus rejected.",
+            ),
+            OAuthError::RedirectMismatch => (
+                S::BAD_REQUEST,
+                "invalid_grant",
+                500112,
+                "The reply address does not match the reply address provided when requesting the authorization code.",
+            ),
+            OAuthError::VerifierMismatch => (
+                S::BAD_REQUEST,
+                "invalid_grant",
+                501481,
+                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+            ),
+        };
+        (status, error, code, description.to_owned())
     }
 
-    fn response(self, meta: &RequestMeta, now: time::OffsetDateTime) -> Response {
+    pub(super) fn response(self, meta: &RequestMeta, now: time::OffsetDateTime) -> Response {
         let (status, error, code, description) = self.parts();
         let body = json!({
             "error": error,
@@ -155,7 +269,7 @@ impl OAuthError {
 }
 
 /// `application/x-www-form-urlencoded` pairs, decoded.
-fn form(body: &[u8]) -> Vec<(String, String)> {
+pub(super) fn form(body: &[u8]) -> Vec<(String, String)> {
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(&s.replace('+', " "))
             .decode_utf8_lossy()
@@ -191,7 +305,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((decode(id), decode(secret)))
 }
 
-fn graph_default_scope(scope: &str) -> bool {
+pub(super) fn graph_default_scope(scope: &str) -> bool {
     let resources = [GRAPH_AUDIENCE, GRAPH_APP_ID];
     scope.split_whitespace().any(|s| {
         s.strip_suffix("/.default").is_some_and(|r| {
@@ -210,25 +324,30 @@ async fn token(
     body: Bytes,
 ) -> Response {
     match issue(&app, &tenant, &headers, &body).await {
-        Ok(token) => {
-            let body = json!({
+        Ok(issued) => {
+            let mut body = json!({
                 "token_type": "Bearer",
                 "expires_in": TOKEN_LIFETIME,
                 "ext_expires_in": TOKEN_LIFETIME,
-                "access_token": token,
+                "access_token": issued.token,
             });
+            if let Some(scope) = issued.scope {
+                body["scope"] = scope.into();
+            }
             plain(StatusCode::OK, &body)
         }
         Err(e) => e.response(&meta, app.time()),
     }
 }
 
-async fn issue(
-    app: &AppState,
-    tenant: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<String, OAuthError> {
+/// A token and, for a user's, the permissions it grants (`scope`).
+struct Issued {
+    token: String,
+    scope: Option<String>,
+}
+
+/// Whether the request's body is a form (of an acceptable size).
+pub(super) fn is_form(app: &AppState, headers: &HeaderMap, body: &[u8]) -> bool {
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -237,19 +356,41 @@ async fn issue(
             v.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
-    if !form_type || body.len() > app.max_body_bytes() {
+    form_type && body.len() <= app.max_body_bytes()
+}
+
+/// The value of the first field `name` of a form.
+pub(super) fn field(fields: &[(String, String)], name: &str) -> Option<String> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+async fn issue(
+    app: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Issued, OAuthError> {
+    if !is_form(app, headers, body) {
         return Err(OAuthError::NotForm);
     }
     let fields = form(body);
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    if field("grant_type").as_deref() != Some("client_credentials") {
-        return Err(OAuthError::UnsupportedGrant);
+    match field(&fields, "grant_type").as_deref() {
+        Some("client_credentials") => client_credentials(app, tenant, headers, &fields).await,
+        Some("authorization_code") => authorization_code(app, tenant, &fields).await,
+        _ => Err(OAuthError::UnsupportedGrant),
     }
+}
+
+async fn client_credentials(
+    app: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+    fields: &[(String, String)],
+) -> Result<Issued, OAuthError> {
+    let field = |name: &str| field(fields, name);
     let (client_id, secret) = match (field("client_id"), field("client_secret")) {
         (Some(id), Some(secret)) => (id, secret),
         _ => basic_credentials(headers).ok_or(OAuthError::MissingClient)?,
@@ -283,9 +424,81 @@ async fn issue(
         issued_at: crate::clock::wall_now().unix_timestamp(),
         expires_in: TOKEN_LIFETIME,
     };
-    app.keys()
+    let token = app
+        .keys()
         .mint(&request)
-        .map_err(|_| OAuthError::Unavailable)
+        .map_err(|_| OAuthError::Unavailable)?;
+    Ok(Issued { token, scope: None })
+}
+
+/// Redeems a code of the console's sign-in (`authorize`) for a delegated
+/// token of its user: the code once, before it expires, from the client and
+/// with the redirect URI it was issued for, with the PKCE verifier of its
+/// challenge. The user's tokens carry every delegated permission Agentry
+/// checks (as `agentry token`'s) and the user's directory roles.
+async fn authorization_code(
+    app: &AppState,
+    tenant: &str,
+    fields: &[(String, String)],
+) -> Result<Issued, OAuthError> {
+    let need = |name: &'static str| field(fields, name).ok_or(OAuthError::Missing(name));
+    let client_id = need("client_id")?;
+    if client_id != CONSOLE_CLIENT_ID {
+        return Err(OAuthError::UnknownClient);
+    }
+    let code = need("code")?;
+    let redirect_uri = need("redirect_uri")?;
+    let verifier = need("code_verifier")?;
+    if code.contains('\0') || code.len() > 256 {
+        return Err(OAuthError::BadCode);
+    }
+    let redeemed = app
+        .store()
+        .redeem_code(&code_key(&code))
+        .await
+        .map_err(|_| OAuthError::Unavailable)?;
+    let issued = match redeemed {
+        Redeemed::Fresh(c) => c,
+        Redeemed::Again => return Err(OAuthError::CodeRedeemed),
+        Redeemed::Unknown => return Err(OAuthError::BadCode),
+    };
+    if issued.expires_at <= app.now() {
+        return Err(OAuthError::ExpiredCode);
+    }
+    if !issued.tenant_id.eq_ignore_ascii_case(tenant) {
+        return Err(OAuthError::CodeOfAnotherTenant);
+    }
+    if issued.client_id != client_id {
+        return Err(OAuthError::CodeOfAnotherClient);
+    }
+    if issued.redirect_uri != redirect_uri {
+        return Err(OAuthError::RedirectMismatch);
+    }
+    if !verifier_matches(&verifier, &issued.code_challenge) {
+        return Err(OAuthError::VerifierMismatch);
+    }
+    let scopes: Vec<String> = crate::auth::permissions::all_delegated_scopes()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let request = TokenRequest {
+        tenant_id: issued.tenant_id.clone(),
+        kind: CallerKind::Delegated,
+        subject: issued.user_id.clone(),
+        scopes: scopes.clone(),
+        roles: vec![],
+        wids: issued.roles.clone(),
+        issued_at: crate::clock::wall_now().unix_timestamp(),
+        expires_in: TOKEN_LIFETIME,
+    };
+    let token = app
+        .keys()
+        .mint_signed_in(&request, &issued.client_id, &issued.user_name)
+        .map_err(|_| OAuthError::Unavailable)?;
+    Ok(Issued {
+        token,
+        scope: Some(scopes.join(" ")),
+    })
 }
 
 #[cfg(test)]

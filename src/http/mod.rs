@@ -20,6 +20,7 @@
 
 mod a2a_admin;
 pub mod apidoc;
+mod authorize;
 pub mod batch;
 pub mod console;
 mod control;

@@ -197,6 +197,10 @@ pub enum Identity {
     Discovery,
     Keys,
     Token,
+    /// The sign-in page of the authorization-code flow.
+    Authorize,
+    /// The sign-in page's form.
+    SignIn,
 }
 
 /// One method on one path.
@@ -391,6 +395,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/metrics", Svc(Metrics), "Prometheus metrics", OPS, Open, Empty, 200, Text("text/plain")),
     op("GET", "/", Con(Console::Root), "Open the web console (a redirect to /console)", CON, Open, Empty, 307, Empty),
     op("GET", "/console", Con(Console::Frame), "The web console's page", CON, Open, Empty, 200, Text("text/html")),
+    op("GET", "/console/", Con(Console::Frame), "The web console's page, where a sign-in returns (the console's redirect URI)", CON, Open, Empty, 200, Text("text/html")),
     op("GET", "/console/{file}", Con(Console::Asset), "A file of the web console (a module, its style sheet or its icon)", CON, Open, Empty, 200, Media(&["text/javascript", "text/css", "image/svg+xml"])),
     op("GET", "/console/permissions.json", Con(Console::Permissions), "The permission table, for the console to show what the signed-in caller may do", CON, Open, Empty, 200, Object),
     op("POST", "/console/session", Con(Console::Session), "Sign the console in as the built-in admin user (only with console_dev_signin, on loopback)", CON, Open, Empty, 200, Object),
@@ -398,7 +403,9 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/openapi.json", Doc(OpenApi), "This OpenAPI description", OPS, Open, Empty, 200, Object),
     op("GET", "/{tenant}/v2.0/.well-known/openid-configuration", Idp(Discovery), "OpenID Connect discovery", IDP, Open, Empty, 200, Object),
     op("GET", "/{tenant}/discovery/v2.0/keys", Idp(Keys), "Signing keys (JWKS)", IDP, Open, Empty, 200, Object),
-    op("POST", "/{tenant}/oauth2/v2.0/token", Idp(Token), "Client-credentials token endpoint", IDP, Open, Text("application/x-www-form-urlencoded"), 200, Object),
+    op("POST", "/{tenant}/oauth2/v2.0/token", Idp(Token), "Token endpoint: client credentials, or the authorization code of a console sign-in (with its PKCE verifier)", IDP, Open, Text("application/x-www-form-urlencoded"), 200, Object),
+    op("GET", "/{tenant}/oauth2/v2.0/authorize", Idp(Authorize), "Sign-in page of the authorization-code flow with PKCE (the console's client, local users)", IDP, Open, Empty, 200, Text("text/html")),
+    op("POST", "/{tenant}/oauth2/v2.0/authorize", Idp(SignIn), "Sign in with a local user's name and password: a redirect with a code, or back to the page", IDP, Open, Text("application/x-www-form-urlencoded"), 303, Empty),
 ];
 
 /// The operation a request names: its method and its path, in either key

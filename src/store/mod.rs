@@ -825,6 +825,53 @@ pub trait AppStore: Send + Sync {
     async fn delete_app(&self, tenant: &str, client_id: &str) -> Result<bool, StoreError>;
 }
 
+/// Local user accounts of the built-in identity provider, their lockout,
+/// and the authorization codes issued to them. Users are credentials, like
+/// application registrations: a tenant's reset keeps them.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Stores a new user; false when its tenant has a user of that name
+    /// (whatever the case), which is then left as it was.
+    async fn create_user(&self, user: crate::domain::users::LocalUser) -> Result<bool, StoreError>;
+    /// The user of `tenant` named `user_name` (whatever the case), with its
+    /// failed sign-ins and lock.
+    async fn get_user(
+        &self,
+        tenant: &str,
+        user_name: &str,
+    ) -> Result<Option<crate::domain::users::LocalUser>, StoreError>;
+    /// The users of a tenant, by name.
+    async fn list_users(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<crate::domain::users::LocalUser>, StoreError>;
+    /// Removes a user; false when the tenant has none of that name.
+    async fn delete_user(&self, tenant: &str, user_name: &str) -> Result<bool, StoreError>;
+    /// Counts a failed sign-in, in one statement (replicas count together):
+    /// the `limit`th in a row locks the user until `lock_until` and starts
+    /// the count again. The user afterwards; `None` when there is no such user.
+    async fn record_failed_sign_in(
+        &self,
+        tenant: &str,
+        user_name: &str,
+        limit: u32,
+        lock_until: &str,
+    ) -> Result<Option<crate::domain::users::LocalUser>, StoreError>;
+    /// A successful sign-in: the count of failures starts again.
+    async fn record_sign_in(&self, tenant: &str, user_name: &str) -> Result<(), StoreError>;
+    /// Keeps an authorization code by `key` (see `domain::users::code_key`),
+    /// removing the codes that expired before `now`.
+    async fn save_code(
+        &self,
+        key: &str,
+        code: crate::domain::users::AuthorizationCode,
+        now: &str,
+    ) -> Result<(), StoreError>;
+    /// Redeems the code kept by `key`: the first call gets it, any later
+    /// one learns that it was redeemed before.
+    async fn redeem_code(&self, key: &str) -> Result<crate::domain::users::Redeemed, StoreError>;
+}
+
 /// Whole tenants (reset, snapshots, seed files) and whole databases
 /// (`agentry export` and `agentry import`).
 #[async_trait]
@@ -863,7 +910,14 @@ pub trait TenantStore: Send + Sync {
 /// The storage of the Agent Registry and the Copilot settings, by area.
 #[async_trait]
 pub trait Store:
-    RegistryStore + CopilotStore + AppStore + TenantStore + SubscriptionStore + WatchStore + 'static
+    RegistryStore
+    + CopilotStore
+    + AppStore
+    + UserStore
+    + TenantStore
+    + SubscriptionStore
+    + WatchStore
+    + 'static
 {
     /// Figures for `/metrics`.
     fn stats(&self) -> StoreStats {

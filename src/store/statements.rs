@@ -267,6 +267,42 @@ pub(super) const HEALTH_COUNTS: &str = "SELECT state, COUNT(*) FROM agent_watch
 pub(super) const A2A_SETTINGS: &str =
     "SELECT tenant_id, doc FROM copilot_tenant_settings WHERE name = 'a2a' ORDER BY tenant_id";
 
+/// Local users (`UserStore`): `$1` tenant, `$2` name key, `$3` doc.
+pub(super) const INSERT_USER: &str = "INSERT INTO local_users (tenant_id, name_key, doc)
+     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+/// `$1` tenant, `$2` name key.
+pub(super) const GET_USER: &str = "SELECT doc, failed_sign_ins, locked_until FROM local_users
+     WHERE tenant_id = $1 AND name_key = $2";
+/// `$1` tenant.
+pub(super) const LIST_USERS: &str = "SELECT doc, failed_sign_ins, locked_until FROM local_users
+     WHERE tenant_id = $1 ORDER BY name_key";
+/// `$1` tenant, `$2` name key.
+pub(super) const DELETE_USER: &str =
+    "DELETE FROM local_users WHERE tenant_id = $1 AND name_key = $2";
+/// One more failed sign-in of user `$2` of tenant `$1`: the `$3`th in a
+/// row locks it until `$4` and starts the count again. One statement, so
+/// that replicas counting at once lose no failure.
+pub(super) const FAIL_SIGN_IN: &str = "UPDATE local_users SET
+       failed_sign_ins = CASE WHEN failed_sign_ins + 1 >= $3 THEN 0 ELSE failed_sign_ins + 1 END,
+       locked_until = CASE WHEN failed_sign_ins + 1 >= $3 THEN $4 ELSE locked_until END
+     WHERE tenant_id = $1 AND name_key = $2
+     RETURNING doc, failed_sign_ins, locked_until";
+/// A successful sign-in of user `$2` of tenant `$1`.
+pub(super) const SIGNED_IN: &str = "UPDATE local_users SET failed_sign_ins = 0, locked_until = NULL
+     WHERE tenant_id = $1 AND name_key = $2 AND (failed_sign_ins <> 0 OR locked_until IS NOT NULL)";
+/// Authorization codes: `$1` the code's key, `$2` tenant, `$3` doc, `$4` expiry.
+pub(super) const INSERT_CODE: &str =
+    "INSERT INTO authorization_codes (code_key, tenant_id, doc, expires_at, redeemed)
+     VALUES ($1, $2, $3, $4, 0)";
+/// Removes the codes that expired before `$1`.
+pub(super) const PRUNE_CODES: &str = "DELETE FROM authorization_codes WHERE expires_at < $1";
+/// Redeems code `$1` if no one has: its doc, else no row.
+pub(super) const REDEEM_CODE: &str =
+    "UPDATE authorization_codes SET redeemed = 1 WHERE code_key = $1 AND redeemed = 0
+     RETURNING doc";
+/// Whether code `$1` is kept (it was redeemed before when `REDEEM_CODE` found nothing).
+pub(super) const CODE_KEPT: &str = "SELECT 1 FROM authorization_codes WHERE code_key = $1";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,5 +35,6 @@ mod subscriptions;
 mod support;
 mod tenancy;
 mod transfer;
+mod users;
 mod watch;
 mod webdriver;

@@ -1859,3 +1859,157 @@ async fn watched_agents_are_enrolled_leased_to_one_owner_and_listed_by_state() {
         );
     }
 }
+
+#[tokio::test]
+async fn local_users_are_kept_per_tenant_locked_by_failures_in_a_row_and_kept_by_a_reset() {
+    use agentry::domain::users::{AuthorizationCode, LocalUser, Redeemed, new_code};
+    use agentry::store::{ImportMode, TenantState};
+    for b in backends().await {
+        let now = "2025-01-01T00:00:00.0000000Z";
+        let admin =
+            LocalUser::create("t1", "Admin", vec!["role".into()], "pw", now.into()).unwrap();
+        let other = LocalUser::create("t2", "admin", vec![], "pw", now.into()).unwrap();
+        assert!(
+            b.store.create_user(admin.clone()).await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            b.store.create_user(other.clone()).await.unwrap(),
+            "{}",
+            b.name
+        );
+        let again = LocalUser::create("t1", "ADMIN", vec![], "pw", now.into()).unwrap();
+        assert!(
+            !b.store.create_user(again).await.unwrap(),
+            "{}: one name per tenant, whatever the case",
+            b.name
+        );
+        assert_eq!(
+            b.store.get_user("t1", "aDmIn").await.unwrap(),
+            Some(admin.clone()),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            b.store.list_users("t1").await.unwrap(),
+            vec![admin.clone()],
+            "{}",
+            b.name
+        );
+
+        // The third failure in a row locks; a success starts the count again.
+        let until = "2025-01-01T00:15:00.0000000Z";
+        let count = |u: Option<LocalUser>| {
+            let u = u.expect("the user");
+            (u.failed_sign_ins, u.locked_until)
+        };
+        let fail = || b.store.record_failed_sign_in("t1", "admin", 3, until);
+        assert_eq!(count(fail().await.unwrap()), (1, None), "{}", b.name);
+        b.store.record_sign_in("t1", "admin").await.unwrap();
+        assert_eq!(count(fail().await.unwrap()), (1, None), "{}", b.name);
+        assert_eq!(count(fail().await.unwrap()), (2, None), "{}", b.name);
+        assert_eq!(
+            count(fail().await.unwrap()),
+            (0, Some(until.into())),
+            "{}",
+            b.name
+        );
+        let stored = b.store.get_user("t1", "admin").await.unwrap().unwrap();
+        assert!(
+            stored.locked_at(now) && !stored.locked_at(until),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            count(b.store.get_user("t2", "admin").await.unwrap()),
+            (0, None),
+            "{}: another tenant's user is another user",
+            b.name
+        );
+        assert!(
+            b.store
+                .record_failed_sign_in("t1", "nobody", 3, until)
+                .await
+                .unwrap()
+                .is_none(),
+            "{}",
+            b.name
+        );
+
+        // A reset (an import that replaces the tenant) keeps its users.
+        b.store
+            .import_tenant("t1", TenantState::default(), ImportMode::Replace, now)
+            .await
+            .unwrap();
+        assert!(
+            b.store.get_user("t1", "admin").await.unwrap().is_some(),
+            "{}",
+            b.name
+        );
+
+        // A code is redeemed once; an unknown one is told apart.
+        let (_, key) = new_code();
+        let code = AuthorizationCode {
+            tenant_id: "t1".into(),
+            client_id: "client".into(),
+            redirect_uri: "http://localhost/console/".into(),
+            code_challenge: "c".into(),
+            user_id: admin.id.clone(),
+            user_name: admin.user_name.clone(),
+            roles: admin.roles.clone(),
+            expires_at: "2025-01-01T00:01:00.0000000Z".into(),
+        };
+        b.store.save_code(&key, code.clone(), now).await.unwrap();
+        assert_eq!(
+            b.store.redeem_code(&key).await.unwrap(),
+            Redeemed::Fresh(code.clone()),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            b.store.redeem_code(&key).await.unwrap(),
+            Redeemed::Again,
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            b.store.redeem_code("other").await.unwrap(),
+            Redeemed::Unknown,
+            "{}",
+            b.name
+        );
+        // Saving a code later removes the expired ones.
+        let (_, later) = new_code();
+        let code = AuthorizationCode {
+            expires_at: "2025-01-01T00:03:00.0000000Z".into(),
+            ..code
+        };
+        b.store
+            .save_code(&later, code, "2025-01-01T00:02:00.0000000Z")
+            .await
+            .unwrap();
+        assert_eq!(
+            b.store.redeem_code(&key).await.unwrap(),
+            Redeemed::Unknown,
+            "{}",
+            b.name
+        );
+
+        assert!(
+            b.store.delete_user("t1", "ADMIN").await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            !b.store.delete_user("t1", "admin").await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            b.store.get_user("t2", "admin").await.unwrap().is_some(),
+            "{}",
+            b.name
+        );
+    }
+}

@@ -41,6 +41,7 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0009_agent_watch",
         include_str!("migrations/0009_agent_watch.sql"),
     ),
+    ("0010_users", include_str!("migrations/0010_users.sql")),
 ];
 
 /// The advisory lock key that serialises migrations ("agentry" in ASCII).

@@ -1134,6 +1134,7 @@ impl Store for PgStore {
 }
 
 mod subscriptions;
+mod users;
 mod watch;
 
 #[cfg(test)]

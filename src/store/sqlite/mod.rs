@@ -16,6 +16,7 @@ mod policies;
 mod query;
 mod subscriptions;
 mod tenant;
+mod users;
 mod watch;
 mod writer;
 
@@ -82,6 +83,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_agent_watch",
         include_str!("migrations/0010_agent_watch.sql"),
     ),
+    ("0011_users", include_str!("migrations/0011_users.sql")),
 ];
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 32;
