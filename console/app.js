@@ -1,5 +1,5 @@
 // The console's frame: the views by URL fragment (#/agents, #/agents/{id},
-// #/registrations, #/registrations/{id}, #/activity),
+// #/registrations, #/registrations/{id}, #/copilot, #/activity),
 // the top bar with who is signed in, and signing out. Each view is a module
 // that fills <main>; a view that finishes loading after the reader moved on
 // drops its result (`alive()`).
@@ -11,6 +11,7 @@ import { renderSignIn } from './signin.js';
 import { renderAgents } from './agents.js';
 import { renderAgent } from './agent.js';
 import { renderActivity } from './activity.js';
+import { renderCopilot } from './copilot.js';
 import { renderRegistrations, renderRegistration } from './registrations.js';
 
 const main = document.getElementById('main');
@@ -126,6 +127,10 @@ async function route() {
         location.hash = '#/registrations';
       },
     });
+  } else if (parts[0] === 'copilot' && parts.length === 1) {
+    nav.querySelector('#nav-copilot').setAttribute('aria-current', 'page');
+    document.title = 'Copilot settings · Agentry console';
+    renderCopilot(main, { alive });
   } else if (parts[0] === 'activity' && parts.length === 1) {
     nav.querySelector('#nav-activity').setAttribute('aria-current', 'page');
     document.title = 'Activity · Agentry console';

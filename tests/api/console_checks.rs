@@ -132,3 +132,65 @@ async fn in_chromium_registrations_show_their_card_and_the_activity_lists_the_ch
         .await;
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn in_chromium_a_copilot_setting_is_changed_and_a_group_scoped_one_says_why_not() {
+    let s = TestServer::start_configured(|c| c.console_dev_signin = true).await;
+    // Web search is also set in a group policy: Graph refuses it (422).
+    let admin = s.app_token_for(DEFAULT_TENANT, &["Agentry.Admin"]);
+    let r = s
+        .client
+        .post(format!("{}/_agentry/copilot/policies", s.origin))
+        .bearer_auth(&admin)
+        .json(&json!({
+            "id": "sales-group", "displayName": "Sales", "service": "cloudPolicyService",
+            "scope": "group", "targetGroupIds": ["11111111-2222-3333-4444-555555555555"],
+            "priority": 1, "settings": {"microsoft.copilot.allowwebsearch": "0"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let browser = Browser::start(1280, 900).await;
+    browser.open(&format!("{}/", s.origin)).await;
+    browser.wait_text("h1", |t| t.contains("Sign in")).await;
+    browser.click("#dev-signin").await;
+    browser.wait_text("#agent-count", |t| !t.is_empty()).await;
+    browser.click("#nav-copilot").await;
+    let pinning = "[data-setting=\"microsoft.copilot.copilotchatpinning\"]";
+    browser
+        .wait_text(&format!("{pinning} .setting-value"), |t| t == "not set")
+        .await;
+    browser
+        .script(
+            "const s = document.getElementById('value-microsoft.copilot.copilotchatpinning'); s.value = '1';",
+            json!([]),
+        )
+        .await;
+    browser
+        .click(&format!("{pinning} button[type=\"submit\"]"))
+        .await;
+    browser
+        .wait_text(&format!("{pinning} .setting-value"), |t| t == "1")
+        .await;
+    let got = s
+        .req_as(
+            DEFAULT_TENANT,
+            Method::GET,
+            "/copilot/admin/policySettings/microsoft.copilot.copilotchatpinning",
+        )
+        .send()
+        .await
+        .unwrap();
+    let got: serde_json::Value = got.json().await.unwrap();
+    assert_eq!(got["value"], "1");
+    let web = browser
+        .wait_text(
+            "[data-setting=\"microsoft.copilot.allowwebsearch\"] .alert",
+            |t| !t.is_empty(),
+        )
+        .await;
+    assert!(web.contains("groupScopedSettingNotSupported"), "{web}");
+    browser.quit().await;
+}
