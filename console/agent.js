@@ -3,7 +3,7 @@
 // that a change by someone else is a 412, not a silent overwrite),
 // quarantine (membership of the reserved Quarantined collection) and delete.
 
-import { h, fill, errorBox, loading, when, orNone, facts, announce } from './dom.js';
+import { h, fill, errorBox, loading, when, orNone, facts, announce, confirmDelete as askToDelete } from './dom.js';
 import { call, key } from './graph.js';
 import { allows } from './session.js';
 import { QUARANTINED } from './agents.js';
@@ -189,31 +189,15 @@ export function renderAgent(main, id, { alive, backHash, leave }) {
     }
 
     function confirmDelete() {
-      const dialogStatus = h('div');
-      const yes = h('button', { type: 'button', class: 'danger', id: 'confirm-delete' }, 'Delete');
-      const no = h('button', { type: 'button', id: 'cancel-delete' }, 'Keep it');
-      const dialog = h('dialog', { 'aria-labelledby': 'delete-heading', id: 'delete-dialog' },
-        h('h2', { id: 'delete-heading' }, `Delete ${agent.displayName || agent.id}?`),
-        h('p', null, 'The agent instance and its collection memberships are deleted; its card manifest is kept. This cannot be undone.'),
-        h('div', { class: 'actions' }, no, yes),
-        dialogStatus);
-      no.addEventListener('click', () => dialog.close());
-      dialog.addEventListener('close', () => { dialog.remove(); remove.focus(); });
-      yes.addEventListener('click', async () => {
-        yes.disabled = true;
-        fill(dialogStatus, loading('Deleting…'));
-        try {
-          await call('DELETE', `/agentRegistry/agentInstances/${key(id)}`, { etag });
-          dialog.close();
-          leave(`Deleted ${agent.displayName || agent.id}.`);
-        } catch (error) {
-          yes.disabled = false;
-          fill(dialogStatus, errorBox(error, 'The agent was not deleted'));
-        }
+      const name = agent.displayName || agent.id;
+      askToDelete({
+        title: `Delete ${name}?`,
+        text: 'The agent instance and its collection memberships are deleted; its card manifest is kept. This cannot be undone.',
+        remove: () => call('DELETE', `/agentRegistry/agentInstances/${key(id)}`, { etag }),
+        done: () => leave(`Deleted ${name}.`),
+        failed: 'The agent was not deleted',
+        returnTo: remove,
       });
-      document.body.append(dialog);
-      dialog.showModal();
-      no.focus();
     }
   }
 }

@@ -87,3 +87,37 @@ export function errorBox(error, title = 'The request failed', extra) {
 export function loading(text = 'Loading…') {
   return h('p', { class: 'loading muted', role: 'status' }, text);
 }
+
+/**
+ * Asks before deleting: a modal dialog titled `title`, saying `text`. The
+ * Delete button runs `remove()` (an async call); on success the dialog
+ * closes and `done()` runs, on failure the error shows in the dialog under
+ * `failed`. Focus returns to `returnTo` when the dialog closes.
+ */
+export function confirmDelete({ title, text, remove, done, failed, returnTo }) {
+  const dialogStatus = h('div');
+  const yes = h('button', { type: 'button', class: 'danger', id: 'confirm-delete' }, 'Delete');
+  const no = h('button', { type: 'button', id: 'cancel-delete' }, 'Keep it');
+  const dialog = h('dialog', { 'aria-labelledby': 'delete-heading', id: 'delete-dialog' },
+    h('h2', { id: 'delete-heading' }, title),
+    h('p', null, text),
+    h('div', { class: 'actions' }, no, yes),
+    dialogStatus);
+  no.addEventListener('click', () => dialog.close());
+  dialog.addEventListener('close', () => { dialog.remove(); returnTo?.focus(); });
+  yes.addEventListener('click', async () => {
+    yes.disabled = true;
+    fill(dialogStatus, loading('Deleting…'));
+    try {
+      await remove();
+      dialog.close();
+      done();
+    } catch (error) {
+      yes.disabled = false;
+      fill(dialogStatus, errorBox(error, failed));
+    }
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+  no.focus();
+}

@@ -4,7 +4,7 @@
 // card rendered for people (v1.0 or v0.3), what Agentry knows of the card
 // (validation, signature, health), the raw JSON, and delete (If-Match).
 
-import { h, fill, errorBox, loading, when, orNone, facts, announce } from './dom.js';
+import { h, fill, errorBox, loading, when, orNone, facts, announce, confirmDelete as askToDelete } from './dom.js';
 import { call, key, query } from './graph.js';
 import { allows } from './session.js';
 
@@ -130,31 +130,15 @@ export function renderRegistration(main, id, { alive, leave }) {
           h('pre', { id: 'raw-json', tabindex: '0' }, JSON.stringify(r, null, 2)))));
 
     function confirmDelete() {
-      const dialogStatus = h('div');
-      const yes = h('button', { type: 'button', class: 'danger', id: 'confirm-delete' }, 'Delete');
-      const no = h('button', { type: 'button', id: 'cancel-delete' }, 'Keep it');
-      const dialog = h('dialog', { 'aria-labelledby': 'delete-heading', id: 'delete-dialog' },
-        h('h2', { id: 'delete-heading' }, `Delete ${r.displayName || r.id}?`),
-        h('p', null, 'The registration and its card are deleted. This cannot be undone.'),
-        h('div', { class: 'actions' }, no, yes),
-        dialogStatus);
-      no.addEventListener('click', () => dialog.close());
-      dialog.addEventListener('close', () => { dialog.remove(); remove.focus(); });
-      yes.addEventListener('click', async () => {
-        yes.disabled = true;
-        fill(dialogStatus, loading('Deleting…'));
-        try {
-          await call('DELETE', `${SET}/${key(id)}`, { etag });
-          dialog.close();
-          leave(`Deleted ${r.displayName || r.id}.`);
-        } catch (error) {
-          yes.disabled = false;
-          fill(dialogStatus, errorBox(error, 'The registration was not deleted'));
-        }
+      const name = r.displayName || r.id;
+      askToDelete({
+        title: `Delete ${name}?`,
+        text: 'The registration and its card are deleted. This cannot be undone.',
+        remove: () => call('DELETE', `${SET}/${key(id)}`, { etag }),
+        done: () => leave(`Deleted ${name}.`),
+        failed: 'The registration was not deleted',
+        returnTo: remove,
       });
-      document.body.append(dialog);
-      dialog.showModal();
-      no.focus();
     }
   }
 }

@@ -7,7 +7,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::request::RequestMeta;
 use crate::domain::a2a::{ANNOTATION, SIGNATURE_ANNOTATION};
-use crate::odata::{Cursor, ODataError, decode_component};
+use crate::odata::{Cursor, ODataError, query_pairs};
 use crate::store::{Entity, ListQuery, Relation};
 use crate::watch::Health;
 use serde_json::{Map, Value, json};
@@ -43,13 +43,7 @@ impl AgentQuery {
             top: DEFAULT_TOP,
             ..AgentQuery::default()
         };
-        let mut seen = std::collections::HashSet::new();
-        for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let (name, value) = (decode_component(name), decode_component(value));
-            if !seen.insert(name.clone()) {
-                return Err(ODataError::DuplicateOption(name));
-            }
+        for (name, value) in query_pairs(raw)? {
             let invalid = |option: &'static str, reason: &'static str| ODataError::InvalidValue {
                 option,
                 value: value.clone(),

@@ -426,8 +426,24 @@ fn check_select(ty: &'static EntityType, select: Option<&[String]>) -> Result<()
     Ok(())
 }
 
+/// The parameters of a query string, decoded, each named once
+/// (`DuplicateOption` otherwise): for the non-OData queries of the A2A routes.
+pub fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ODataError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (name, value) = (decode_component(name), decode_component(value));
+        if !seen.insert(name.clone()) {
+            return Err(ODataError::DuplicateOption(name));
+        }
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
 /// Percent-decodes a query component, reading `+` as a space.
-pub fn decode_component(s: &str) -> String {
+fn decode_component(s: &str) -> String {
     let spaced = s.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8_lossy()

@@ -224,18 +224,12 @@ struct Discovery {
 
 impl Discovery {
     fn parse(raw: Option<&str>) -> std::result::Result<Discovery, crate::odata::ODataError> {
-        use crate::odata::{ODataError, decode_component};
+        use crate::odata::{ODataError, query_pairs};
         let mut d = Discovery {
             top: DEFAULT_TOP,
             ..Discovery::default()
         };
-        let mut seen = std::collections::HashSet::new();
-        for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let (name, value) = (decode_component(name), decode_component(value));
-            if !seen.insert(name.clone()) {
-                return Err(ODataError::DuplicateOption(name));
-            }
+        for (name, value) in query_pairs(raw)? {
             let text = (!value.is_empty()).then(|| value.clone());
             match name.as_str() {
                 "skill" => d.skill = text,
