@@ -3,6 +3,7 @@
 
 use crate::data;
 use crate::load::{self, Call, Client, MakeCall, Outcome, Shape, Target};
+use crate::postgres::Cluster;
 use crate::procs::anyhow_lite::{Result, err};
 use crate::procs::{self, Server};
 use crate::report::{Measured, Report, Row};
@@ -28,6 +29,10 @@ pub struct Config {
     pub cold_starts: usize,
     pub work_dir: PathBuf,
     pub fsync_probe: Duration,
+    /// Run Agentry on a throwaway PostgreSQL cluster instead of SQLite.
+    pub postgres: bool,
+    /// Agentry's `--db-pool-size` on PostgreSQL.
+    pub pool_size: usize,
 }
 
 /// The Copilot policy setting the harness reads and writes.
@@ -71,11 +76,16 @@ async fn measure(
     make: MakeCall,
     expect: fn(StatusCode) -> bool,
 ) -> Result<Measured> {
+    let db = server.database_pid;
     let cpu_before = server.cpu_time();
     let disk_before = server.disk_writes();
+    let db_cpu_before = db.and_then(procs::tree_cpu_time);
+    let db_disk_before = db.and_then(procs::tree_disk_writes);
     let out: Outcome = load::run(target, shape, make, expect, 0x5EED).await;
     let cpu_after = server.cpu_time();
     let disk_after = server.disk_writes();
+    let db_cpu_after = db.and_then(procs::tree_cpu_time);
+    let db_disk_after = db.and_then(procs::tree_disk_writes);
     if !server.alive() {
         return Err(err(format!(
             "the server (pid {}) stopped during this scenario; see its log (run with --keep). \
@@ -83,15 +93,20 @@ async fn measure(
             server.pid()
         )));
     }
-    let cpu_per_request = match (cpu_before, cpu_after) {
-        (Some(a), Some(b)) if out.all > 0 => Some((b.saturating_sub(a)) / out.all as u32),
+    let per_request = |before: Option<Duration>, after: Option<Duration>| match (before, after) {
+        (Some(a), Some(b)) if out.all > 0 => Some(b.saturating_sub(a) / out.all as u32),
         _ => None,
     };
-    let mut m = Measured::from_outcome(&out, shape.connections, cpu_per_request);
-    m.disk_per_request = match (disk_before, disk_after) {
+    let bytes_per_request = |before: Option<u64>, after: Option<u64>| match (before, after) {
         (Some(a), Some(b)) if out.all > 0 => Some(b.saturating_sub(a) / out.all),
         _ => None,
     };
+    let mut m = Measured::from_outcome(&out, shape.connections, per_request(cpu_before, cpu_after));
+    m.disk_per_request = bytes_per_request(disk_before, disk_after);
+    if db.is_some() {
+        m.db_cpu_per_request = per_request(db_cpu_before, db_cpu_after);
+        m.db_disk_per_request = bytes_per_request(db_disk_before, db_disk_after);
+    }
     Ok(m)
 }
 
@@ -100,19 +115,23 @@ async fn measure(
 async fn start_agentry(
     cfg: &Config,
     data_dir: &Path,
+    pg: Option<&Cluster>,
     token: &str,
     tag: &str,
 ) -> Result<(Server, Duration)> {
     let log = cfg.work_dir.join(format!("agentry-{tag}.log"));
+    let mut args = procs::agentry_args(data_dir);
+    if let Some(pg) = pg {
+        args.extend([
+            "--database-url".into(),
+            pg.url(),
+            "--db-pool-size".into(),
+            cfg.pool_size.to_string(),
+        ]);
+    }
     let began = Instant::now();
-    let server = procs::spawn(
-        "agentry",
-        &cfg.agentry,
-        &procs::agentry_args(data_dir),
-        &[],
-        &log,
-    )
-    .await?;
+    let mut server = procs::spawn("agentry", &cfg.agentry, &args, &[], &log).await?;
+    server.database_pid = pg.and_then(Cluster::postmaster_pid);
     let target = Target {
         addr: server.addr,
         authorization: Some(format!("Bearer {token}")),
@@ -278,6 +297,21 @@ pub async fn run(cfg: Config) -> Result<Report> {
     progress("probing the disk's fsync rate");
     report.fsync_per_second = procs::fsync_rate(&cfg.work_dir, cfg.fsync_probe).ok();
 
+    // The database, when not SQLite: a cluster of our own, stopped and
+    // deleted when `pg` is dropped, whichever way this function returns.
+    let pg = if cfg.postgres {
+        progress("PostgreSQL: creating and starting a throwaway cluster");
+        let cluster = Cluster::start(&cfg.work_dir, cfg.pool_size)?;
+        report.database = Some(crate::report::Database {
+            version: cluster.version.clone(),
+            settings: crate::postgres::summary(&cluster.settings),
+            pool_size: cfg.pool_size,
+        });
+        Some(cluster)
+    } else {
+        None
+    };
+
     // 1. The ceiling.
     progress("baseline: fixed 1 KB JSON");
     let baseline = procs::spawn(
@@ -321,7 +355,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
     std::fs::create_dir_all(&data_dir)?;
     let token = procs::mint_token(&cfg.agentry, &data_dir)?;
     progress("Agentry: cold start on an empty folder");
-    let (mut server, first) = start_agentry(&cfg, &data_dir, &token, "fresh").await?;
+    let (mut server, first) = start_agentry(&cfg, &data_dir, pg.as_ref(), &token, "fresh").await?;
     report.cold_start_empty = Some(first);
     tokio::time::sleep(Duration::from_millis(500)).await;
     report.idle_rss_empty = server.rss();
@@ -658,7 +692,14 @@ pub async fn run(cfg: Config) -> Result<Report> {
             "Agentry: cold start {} on {loaded} instances",
             i + 1
         ));
-        let (s, took) = start_agentry(&cfg, &data_dir, &token, &format!("restart-{i}")).await?;
+        let (s, took) = start_agentry(
+            &cfg,
+            &data_dir,
+            pg.as_ref(),
+            &token,
+            &format!("restart-{i}"),
+        )
+        .await?;
         starts.push(took);
         server = s;
         if i + 1 == cfg.cold_starts {
@@ -668,7 +709,14 @@ pub async fn run(cfg: Config) -> Result<Report> {
         server.stop(Duration::from_secs(60)).await?;
     }
     report.cold_starts_loaded = starts;
-    report.db_bytes = dir_size(&data_dir);
+    report.db_bytes = match &pg {
+        Some(cluster) => dir_size(cluster.folder()),
+        None => dir_size(&data_dir),
+    };
+    if let Some(cluster) = pg {
+        progress("PostgreSQL: stopping and deleting the cluster");
+        drop(cluster);
+    }
 
     // 4. json-server with the same instances.
     match (&cfg.json_server, json_docs) {

@@ -8,6 +8,7 @@ mod baseline;
 mod data;
 mod driver;
 mod load;
+mod postgres;
 mod procs;
 mod report;
 
@@ -110,6 +111,13 @@ struct RunArgs {
     /// Also write the report to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// Run Agentry on PostgreSQL: a throwaway cluster started in the work
+    /// folder from /usr/lib/postgresql/*/bin, deleted at the end.
+    #[arg(long)]
+    postgres: bool,
+    /// Agentry's connection pool on PostgreSQL (`agentry serve --db-pool-size`).
+    #[arg(long, default_value_t = 16)]
+    db_pool_size: usize,
     /// The command line to record in the report.
     #[arg(long, default_value = "bench/run.sh")]
     command: String,
@@ -234,6 +242,8 @@ fn run(args: RunArgs) -> std::process::ExitCode {
             .max(1),
         work_dir: work_dir.clone(),
         fsync_probe: secs(None, 1.0, 0.2),
+        postgres: args.postgres,
+        pool_size: args.db_pool_size.max(1),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -11,6 +11,9 @@ use tokio::process::{Child, Command};
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The PostgreSQL postmaster serving this server, when there is one:
+    /// its processes' CPU and disk writes are measured with the server's.
+    pub database_pid: Option<u32>,
 }
 
 impl Server {
@@ -79,15 +82,78 @@ fn status_kib(pid: u32, key: &str) -> Option<u64> {
         .ok()
 }
 
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
+/// What the harness reads from `/proc/PID/stat`, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    ppid: u32,
+    /// utime + stime: the process's own CPU.
+    own: u64,
+    /// cutime + cstime: CPU of its children that exited and were waited for.
+    reaped_children: u64,
+}
+
+fn parse_stat(stat: &str) -> Option<Stat> {
+    // Fields after the command name (which may hold spaces and parentheses)
+    // start after the last ')': the state is field 3 of the whole line.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on every Linux this runs on.
-    Some(Duration::from_millis(ticks * 10))
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some(Stat {
+        ppid: u32::try_from(field(4)?).ok()?,
+        // utime, stime, cutime, cstime are fields 14 to 17.
+        own: field(14)? + field(15)?,
+        reaped_children: field(16)? + field(17)?,
+    })
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Clock ticks as time: USER_HZ is 100 on every Linux this runs on.
+fn ticks(n: u64) -> Duration {
+    Duration::from_millis(n * 10)
+}
+
+fn cpu_time(pid: u32) -> Option<Duration> {
+    read_stat(pid).map(|s| ticks(s.own))
+}
+
+/// The live children of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| read_stat(child).is_some_and(|s| s.ppid == pid))
+        .collect()
+}
+
+/// CPU time of a process and all its children (a PostgreSQL postmaster and
+/// its backends): its own, that of the children running now, and that of
+/// children already gone (counted in the parent once waited for, so a
+/// backend that ends between two readings is not lost).
+pub fn tree_cpu_time(pid: u32) -> Option<Duration> {
+    let root = read_stat(pid)?;
+    let live: u64 = children(pid)
+        .into_iter()
+        .filter_map(read_stat)
+        .map(|s| s.own + s.reaped_children)
+        .sum();
+    Some(ticks(root.own + root.reaped_children + live))
+}
+
+/// Bytes written to storage by a process and its children (the kernel adds
+/// a child's count to its parent's when the child is waited for).
+pub fn tree_disk_writes(pid: u32) -> Option<u64> {
+    let root = disk_writes(pid)?;
+    Some(
+        root + children(pid)
+            .into_iter()
+            .filter_map(disk_writes)
+            .sum::<u64>(),
+    )
 }
 
 fn disk_writes(pid: u32) -> Option<u64> {
@@ -146,7 +212,11 @@ pub async fn spawn(
     };
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Server { child, addr })
+    Ok(Server {
+        child,
+        addr,
+        database_pid: None,
+    })
 }
 
 /// Starts a server that prints nothing useful (json-server `--quiet`) on a
@@ -190,7 +260,11 @@ pub async fn spawn_polled(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Ok(Server { child, addr })
+    Ok(Server {
+        child,
+        addr,
+        database_pid: None,
+    })
 }
 
 /// `http://127.0.0.1:1234/...` anywhere in a line gives `127.0.0.1:1234`.
@@ -314,5 +388,26 @@ mod tests {
         let me = std::process::id();
         assert!(status_kib(me, "VmRSS:").unwrap() > 0);
         assert!(cpu_time(me).is_some());
+        assert!(tree_cpu_time(me).unwrap() >= cpu_time(me).unwrap());
+        assert!(tree_disk_writes(me).is_some());
+    }
+
+    #[test]
+    fn stat_lines_are_read_past_odd_command_names() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
+        // majflt cmajflt utime stime cutime cstime priority…
+        let line = "4242 (postgres: a) b) S 4200 4200 4200 0 -1 4194560 \
+                    120 0 0 0 310 45 7 3 20 0 1 0 1234 1000 50";
+        assert_eq!(
+            parse_stat(line),
+            Some(Stat {
+                ppid: 4200,
+                own: 355,
+                reaped_children: 10
+            })
+        );
+        assert_eq!(parse_stat("4242 (cut short) S 1 2"), None);
+        assert_eq!(parse_stat("no parenthesis"), None);
+        assert_eq!(ticks(355), Duration::from_millis(3550));
     }
 }

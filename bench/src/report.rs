@@ -14,6 +14,10 @@ pub struct Measured {
     pub cpu_per_request: Option<Duration>,
     /// Bytes the server wrote to storage per request (`/proc/PID/io`).
     pub disk_per_request: Option<u64>,
+    /// On PostgreSQL: CPU and disk writes of the postmaster and all its
+    /// processes, per request.
+    pub db_cpu_per_request: Option<Duration>,
+    pub db_disk_per_request: Option<u64>,
     pub ok: u64,
     pub failed: u64,
     pub first_failure: Option<String>,
@@ -32,6 +36,8 @@ impl Measured {
             p99: out.percentile(0.99),
             cpu_per_request,
             disk_per_request: None,
+            db_cpu_per_request: None,
+            db_disk_per_request: None,
             ok: out.ok,
             failed: out.failed,
             first_failure: out.first_failure.clone(),
@@ -74,6 +80,16 @@ impl Row {
     }
 }
 
+/// The PostgreSQL server Agentry ran on (none: SQLite).
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub version: String,
+    /// `name=value` of each setting the harness starts it with.
+    pub settings: String,
+    /// Agentry's `--db-pool-size`.
+    pub pool_size: usize,
+}
+
 pub struct Report {
     pub cpu: String,
     pub cores: usize,
@@ -100,6 +116,7 @@ pub struct Report {
     pub db_bytes: Option<u64>,
     pub json_server_rss: Option<u64>,
     pub json_server_skipped: Option<String>,
+    pub database: Option<Database>,
 }
 
 fn first_line_with(path: &str, key: &str) -> Option<String> {
@@ -182,6 +199,7 @@ impl Report {
             db_bytes: None,
             json_server_rss: None,
             json_server_skipped: None,
+            database: None,
         }
     }
 
@@ -279,12 +297,36 @@ impl Report {
                 "Disk of the data folder: {f:.0} fsyncs per second (4 KiB write + fdatasync, one at a time)."
             );
         }
+        match &self.database {
+            Some(db) => {
+                let _ = writeln!(
+                    s,
+                    "Database: PostgreSQL {}, a throwaway cluster on the same machine and disk, reached over loopback TCP; Agentry's pool: {} connections (`--db-pool-size`). Settings: {}. Server CPU / req is Agentry's process; PostgreSQL CPU / req is the postmaster and all its processes; disk writes / req are both together.",
+                    db.version, db.pool_size, db.settings
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "Database: SQLite (Agentry's default), in the data folder."
+                );
+            }
+        }
+        let pg = self.database.is_some();
         let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "| server | scenario | instances | conns | req/s | p50 | p99 | server CPU / req | disk writes / req | × baseline | × json-server |"
-        );
-        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        if pg {
+            let _ = writeln!(
+                s,
+                "| server | scenario | instances | conns | req/s | p50 | p99 | server CPU / req | PostgreSQL CPU / req | disk writes / req | × baseline | × json-server |"
+            );
+            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        } else {
+            let _ = writeln!(
+                s,
+                "| server | scenario | instances | conns | req/s | p50 | p99 | server CPU / req | disk writes / req | × baseline | × json-server |"
+            );
+            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        }
         let base = self.baseline_rps();
         for r in &self.rows {
             let vs_base = base.map_or_else(
@@ -305,9 +347,24 @@ impl Report {
             } else {
                 String::new()
             };
+            let db_cpu = if !pg {
+                String::new()
+            } else if r.server == "agentry" {
+                format!(
+                    " {} |",
+                    r.m.db_cpu_per_request.map_or_else(|| "?".into(), us)
+                )
+            } else {
+                " |".into()
+            };
+            let disk = match (r.m.disk_per_request, r.m.db_disk_per_request) {
+                (Some(a), Some(b)) => kb(a + b),
+                (Some(a), None) => kb(a),
+                _ => "?".into(),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {:.0}{failed} | {} | {} | {} | {} | {vs_base} | {vs_js} |",
+                "| {} | {} | {} | {} | {:.0}{failed} | {} | {} | {} |{db_cpu} {disk} | {vs_base} | {vs_js} |",
                 r.server,
                 r.scenario,
                 r.size.map_or_else(String::new, count),
@@ -316,13 +373,13 @@ impl Report {
                 ms(r.m.p50),
                 ms(r.m.p99),
                 r.m.cpu_per_request.map_or_else(|| "?".into(), us),
-                r.m.disk_per_request.map_or_else(|| "?".into(), kb),
             );
         }
         if let Some(why) = &self.json_server_skipped {
             let _ = writeln!(
                 s,
-                "| json-server | get by id, PATCH | | | skipped: {why} | | | | | | |"
+                "| json-server | get by id, PATCH | | | skipped: {why} | | | | |{} | | |",
+                if pg { " |" } else { "" }
             );
         }
 
@@ -393,10 +450,20 @@ impl Report {
             );
         }
         if let Some(d) = self.stop_time {
-            let _ = writeln!(s, "- Stop on SIGTERM (checkpoint included): {}.", ms(d));
+            let what = if pg {
+                "Stop on SIGTERM"
+            } else {
+                "Stop on SIGTERM (checkpoint included)"
+            };
+            let _ = writeln!(s, "- {what}: {}.", ms(d));
         }
         if let Some(b) = self.db_bytes {
-            let _ = writeln!(s, "- Data folder on disk at the end: {}.", mb(Some(b)));
+            let what = if pg {
+                "PostgreSQL cluster (data and WAL)"
+            } else {
+                "Data folder"
+            };
+            let _ = writeln!(s, "- {what} on disk at the end: {}.", mb(Some(b)));
         }
 
         let _ = writeln!(s);
@@ -416,10 +483,20 @@ impl Report {
         let first = self.sizes.first().copied().unwrap_or(0);
         let last = self.sizes.last().copied().unwrap_or(0);
         let base = self.baseline_rps();
-        for (what, label, goal) in [
-            ("get", "Get by id ≥ 0.6× baseline (authenticated)", 0.6),
-            ("patch", "PATCH ≥ 0.2× baseline, durable", 0.2),
-        ] {
+        // Issue 22 sets lower goals on PostgreSQL: another process, reached
+        // over TCP, on the same 2 cores.
+        let goals = if self.database.is_some() {
+            [
+                ("get", "Get by id ≥ 0.25× baseline (PostgreSQL)", 0.25),
+                ("patch", "PATCH ≥ 0.1× baseline, durable (PostgreSQL)", 0.1),
+            ]
+        } else {
+            [
+                ("get", "Get by id ≥ 0.6× baseline (authenticated)", 0.6),
+                ("patch", "PATCH ≥ 0.2× baseline, durable", 0.2),
+            ]
+        };
+        for (what, label, goal) in goals {
             match (self.compared("agentry", what), base) {
                 (Some(r), Some(b)) => {
                     let x = r.m.rps / b;
