@@ -243,8 +243,9 @@ pub(super) const FORGET_AGENT: &str =
 
 pub(super) const CHECK_ALL_NOW: &str = "UPDATE agent_watch SET due_at = $2 WHERE tenant_id = $1";
 
+/// An agent's last outcome; none for one never checked or with nothing to check.
 pub(super) const GET_HEALTH: &str = "SELECT doc FROM agent_watch
-    WHERE tenant_id = $1 AND entity = $2 AND agent_id = $3 AND doc IS NOT NULL";
+    WHERE tenant_id = $1 AND entity = $2 AND agent_id = $3 AND state IS NOT NULL";
 
 /// Checked agents of tenant `$1` after (`$2`, `$3`), `$4` of them; with
 /// `by_state`, of state `$5` only.

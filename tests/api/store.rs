@@ -1804,6 +1804,12 @@ async fn watched_agents_are_enrolled_leased_to_one_owner_and_listed_by_state() {
                 .await
                 .unwrap()
         );
+        assert_eq!(
+            s.get_health(T, Entity::Instance, "w2").await.unwrap(),
+            None,
+            "nothing to check, nothing to show: {}",
+            b.name
+        );
         assert!(
             s.claim_checks(T, "two", lease, lease, 10)
                 .await
