@@ -162,7 +162,7 @@ fn serve_file(name: &str, headers: &HeaderMap) -> Response {
     // Kept, but asked about again each time: a new binary brings new files
     // under the same names.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    protect(h);
+    protect(h, CONTENT_SECURITY_POLICY);
     r
 }
 
@@ -177,11 +177,13 @@ fn matches_tag(headers: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
 }
 
-/// The headers that keep the console's pages to themselves.
-fn protect(h: &mut HeaderMap) {
+/// The headers that keep the console's pages (and the sign-in page of
+/// `http::authorize`) to themselves, with `policy` as their
+/// Content-Security-Policy.
+pub(super) fn protect(h: &mut HeaderMap, policy: &'static str) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        HeaderValue::from_static(policy),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
