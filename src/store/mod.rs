@@ -653,6 +653,20 @@ pub trait CopilotStore: Send + Sync {
     ) -> Result<Map<String, Value>, StoreError>;
 }
 
+/// A watch record's stored text, read back; `None` when there is none (or
+/// it is not a JSON object, which this store never writes).
+fn watch_doc(text: Option<String>) -> Option<Map<String, Value>> {
+    match serde_json::from_str(text.as_deref()?) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// The entity kind of a watch row's entity set.
+fn watched_entity(set: &str) -> Entity {
+    Entity::of_set(set).unwrap_or(Entity::Instance)
+}
+
 /// An agent a process has leased for checking: which, and the outcome of
 /// its last check, if any.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,20 +5,10 @@
 use super::{Fail, MAX_RETRIES, PgStore, Step};
 use crate::store::statements;
 use crate::store::{Entity, StoreError, WatchClaim, WatchRecord, WatchStore};
+use crate::store::{watch_doc as object, watched_entity as entity};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::time::Duration;
-
-fn object(text: Option<String>) -> Option<Map<String, Value>> {
-    match serde_json::from_str(text.as_deref()?) {
-        Ok(Value::Object(m)) => Some(m),
-        _ => None,
-    }
-}
-
-fn entity(set: &str) -> Entity {
-    Entity::of_set(set).unwrap_or(Entity::Instance)
-}
 
 #[async_trait]
 impl WatchStore for PgStore {

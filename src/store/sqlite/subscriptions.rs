@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 /// A shared statement with SQLite's numbered parameters (`?4` is the
 /// fourth, wherever it first appears; `$4` would be the first seen).
-fn numbered(sql: &str) -> String {
+pub(super) fn numbered(sql: &str) -> String {
     sql.replace('$', "?")
 }
 

@@ -1,16 +1,12 @@
 //! Local users and authorization codes in SQLite. The one writer
 //! serialises every write, so a failed sign-in is counted whole.
 
+use super::subscriptions::numbered;
 use super::{SqliteStore, sql_error};
 use crate::domain::users::{AuthorizationCode, LocalUser, Redeemed, name_key};
 use crate::store::{StoreError, UserStore, statements};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
-
-/// A shared statement with SQLite's numbered parameters.
-fn numbered(sql: &str) -> String {
-    sql.replace('$', "?")
-}
 
 fn internal(e: serde_json::Error) -> StoreError {
     StoreError::Internal(e.to_string())

@@ -1,28 +1,14 @@
 //! The state of watched agents in SQLite. The one writer serialises every
 //! write, so a lease only ever has this process as its owner.
 
+use super::subscriptions::numbered;
 use super::{SqliteStore, sql_error};
 use crate::store::statements;
 use crate::store::{Entity, StoreError, WatchClaim, WatchRecord, WatchStore};
+use crate::store::{watch_doc as object, watched_entity as entity};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Map, Value};
-
-/// A shared statement with SQLite's numbered parameters (see `subscriptions`).
-fn numbered(sql: &str) -> String {
-    sql.replace('$', "?")
-}
-
-fn object(text: Option<String>) -> Option<Map<String, Value>> {
-    match serde_json::from_str(text.as_deref()?) {
-        Ok(Value::Object(m)) => Some(m),
-        _ => None,
-    }
-}
-
-fn entity(set: &str) -> Entity {
-    Entity::of_set(set).unwrap_or(Entity::Instance)
-}
 
 #[async_trait]
 impl WatchStore for SqliteStore {
