@@ -534,7 +534,15 @@ pub static RULES: &[Rule] = &[
         Some(&[&[PPW]]),
         &[PEOPLE_ADMINISTRATOR, GLOBAL_ADMINISTRATOR],
     ),
-    rule(A::Control, None, Some(&[&[AGENTRY_ADMIN]]), &[]),
+    // The control plane: an application with the `Agentry.Admin` role, or a
+    // Global Administrator through a client granted the delegated scope of
+    // the same name (the console's developer views).
+    rule(
+        A::Control,
+        Some(&[&[AGENTRY_ADMIN]]),
+        Some(&[&[AGENTRY_ADMIN]]),
+        &[GLOBAL_ADMINISTRATOR],
+    ),
 ];
 
 /// Every delegated permission the table names (for default tokens).

@@ -1,7 +1,8 @@
 //! `/_agentry`: the control plane (see `docs/control-plane.md`). Not a Graph
 //! API: bodies are plain JSON, but refusals are Graph error envelopes.
-//! Callers need an application token with the role `Agentry.Admin`, and
-//! everything acts on the caller's tenant only.
+//! Callers need `Agentry.Admin` (an application's role, or a Global
+//! Administrator's delegated scope), and everything acts on the caller's
+//! tenant only.
 //!
 //! - `/_agentry/copilot/policies`: the Copilot policy model (CRUD).
 //! - `/_agentry/reset`, `/_agentry/snapshot`: wipe, export, restore a tenant.

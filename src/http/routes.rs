@@ -11,7 +11,8 @@
 pub enum Auth {
     /// A Graph token (delegated or application).
     Graph,
-    /// An application token with the role `Agentry.Admin`.
+    /// `Agentry.Admin`: an application's role, or a Global Administrator's
+    /// delegated scope.
     Admin,
     /// No token.
     None,

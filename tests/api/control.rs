@@ -145,9 +145,13 @@ async fn every_control_endpoint_needs_the_agentry_admin_role() {
         (Method::GET, "/a2a/agents"),
         (Method::POST, "/a2a/watch"),
     ];
+    use agentry::auth::permissions::{AGENT_REGISTRY_ADMINISTRATOR, GLOBAL_ADMINISTRATOR};
     let tokens = [
         s.app_token(APP, &["AgentInstance.ReadWrite.All"]),
-        s.token(),
+        // The scope without the Global Administrator role, and the role
+        // without the scope.
+        s.user_token(&["Agentry.Admin"], &[AGENT_REGISTRY_ADMINISTRATOR]),
+        s.user_token(&["AgentInstance.ReadWrite.All"], &[GLOBAL_ADMINISTRATOR]),
     ];
     for (method, path) in endpoints {
         for token in &tokens {
@@ -169,6 +173,30 @@ async fn every_control_endpoint_needs_the_agentry_admin_role() {
             .unwrap();
         assert_graph_error(r, 401, "InvalidAuthenticationToken").await;
     }
+}
+
+#[tokio::test]
+async fn a_global_administrator_with_the_delegated_scope_uses_the_control_plane() {
+    use agentry::auth::permissions::GLOBAL_ADMINISTRATOR;
+    let s = TestServer::start().await;
+    let user = s.user_token(&["Agentry.Admin"], &[GLOBAL_ADMINISTRATOR]);
+    let r = s
+        .client
+        .get(format!("{}/_agentry/faults", s.origin))
+        .bearer_auth(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The default token (the built-in admin user) carries both.
+    let r = s
+        .client
+        .get(format!("{}/_agentry/snapshot", s.origin))
+        .bearer_auth(s.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 // ---------------------------------------------------------------- reset and snapshots

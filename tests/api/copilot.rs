@@ -726,14 +726,16 @@ async fn enhanced_personalization_starts_on_and_a_patch_needs_is_enabled_in_orga
 // ---------------------------------------------------------------- control API
 
 #[tokio::test]
-async fn the_control_api_needs_an_app_token_with_the_admin_role() {
+async fn the_control_api_needs_the_admin_role_or_scope() {
+    use agentry::auth::permissions::AI_ADMINISTRATOR;
     let s = TestServer::start().await;
     let r = s.client.get(s.control_url("")).send().await.unwrap();
     assert_graph_error(r, 401, "InvalidAuthenticationToken").await;
+    // A delegated token with the scope needs the Global Administrator role.
     let r = s
         .client
         .get(s.control_url(""))
-        .bearer_auth(s.token())
+        .bearer_auth(s.user_token(&["Agentry.Admin"], &[AI_ADMINISTRATOR]))
         .send()
         .await
         .unwrap();
@@ -742,7 +744,8 @@ async fn the_control_api_needs_an_app_token_with_the_admin_role() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("delegated")
+            .contains("Global Administrator"),
+        "{body}"
     );
     let r = s
         .client

@@ -304,9 +304,12 @@ async fn package_permissions_follow_the_table_and_writes_are_delegated_only() {
         let r = call(token, method, path).await.unwrap();
         assert_eq!(r.status().as_u16(), status, "case {n}");
     }
-    // Loading is the control plane's: a Graph token cannot.
+    // Loading is the control plane's: a Graph token without `Agentry.Admin`
+    // cannot.
     let r = s
-        .req(Method::POST, "/../_agentry/copilot/packages")
+        .client
+        .post(format!("{}/_agentry/copilot/packages", s.origin))
+        .bearer_auth(s.user_token(&[WRITE], &[GLOBAL_ADMINISTRATOR]))
         .json(&package("P_5", "x", &["Bots"], &[]))
         .send()
         .await
