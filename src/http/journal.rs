@@ -154,10 +154,12 @@ pub struct Filter {
     pub status: Option<u16>,
     pub path_prefix: Option<String>,
     pub client_request_id: Option<String>,
+    /// Only entries recorded after this `sequence` (to follow the journal).
+    pub after: Option<u64>,
 }
 
 impl Filter {
-    /// Reads `method`, `status`, `pathPrefix`, `clientRequestId` and `format`
+    /// Reads `method`, `status`, `pathPrefix`, `clientRequestId`, `after` and `format`
     /// from a query string; returns the filter and the format asked for.
     pub fn parse(query: Option<&str>) -> Result<(Filter, Option<String>), ApiError> {
         let mut f = Filter::default();
@@ -180,10 +182,17 @@ impl Filter {
                 }
                 "pathPrefix" => f.path_prefix = Some(v),
                 "clientRequestId" => f.client_request_id = Some(v),
+                "after" => {
+                    f.after = Some(v.parse().map_err(|_| {
+                        ApiError::InvalidControlRequest(
+                            "'after' must be the sequence number of an entry".into(),
+                        )
+                    })?);
+                }
                 "format" => format = Some(v),
                 other => {
                     return Err(ApiError::InvalidControlRequest(format!(
-                        "unknown query parameter '{other}'; use method, status, pathPrefix, clientRequestId or format"
+                        "unknown query parameter '{other}'; use method, status, pathPrefix, clientRequestId, after or format"
                     )));
                 }
             }
@@ -192,9 +201,11 @@ impl Filter {
     }
 
     fn keeps(&self, e: &Entry) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|m| m == e.method.as_str())
+        self.after.is_none_or(|a| e.seq > a)
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m == e.method.as_str())
             && self.status.is_none_or(|s| s == e.status)
             && self
                 .path_prefix
@@ -698,7 +709,9 @@ mod tests {
         assert_eq!(f.status, Some(201));
         assert_eq!(f.path_prefix.as_deref(), Some("/beta"));
         assert_eq!(format.as_deref(), Some("har"));
+        assert_eq!(Filter::parse(Some("after=41")).unwrap().0.after, Some(41));
         assert!(Filter::parse(Some("status=abc")).is_err());
+        assert!(Filter::parse(Some("after=-1")).is_err());
         assert!(Filter::parse(Some("colour=red")).is_err());
     }
 }

@@ -742,12 +742,22 @@ async fn the_journal_filters_by_method_status_path_and_client_request_id() {
     let mine = s.journal("?clientRequestId=mine").await;
     assert_eq!(count(mine.clone()), 1);
     assert_eq!(mine["value"][0]["clientRequestId"], "mine");
-    let r = s
-        .admin(Method::GET, "/requests?status=abc")
-        .send()
-        .await
-        .unwrap();
-    assert_graph_error(r, 400, "BadRequest").await;
+    // `after` follows the journal: only what came after a sequence number.
+    let all = s.journal("").await;
+    let first = all["value"][0]["sequence"].as_u64().unwrap();
+    let later = s.journal(&format!("?after={first}")).await;
+    assert_eq!(count(later.clone()), count(all.clone()) - 1);
+    assert_eq!(later["value"][0]["sequence"], all["value"][1]["sequence"]);
+    let last = all["value"][count(all.clone()) - 1]["sequence"].as_u64().unwrap();
+    assert_eq!(count(s.journal(&format!("?after={last}")).await), 0);
+    for bad in ["status=abc", "after=-1", "after=x"] {
+        let r = s
+            .admin(Method::GET, &format!("/requests?{bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_graph_error(r, 400, "BadRequest").await;
+    }
 }
 
 #[tokio::test]
