@@ -1,5 +1,6 @@
 // The console's frame: the views by URL fragment (#/agents, #/agents/{id},
-// #/registrations, #/registrations/{id}, #/copilot, #/activity),
+// #/registrations, #/registrations/{id}, #/copilot, #/activity, and the
+// developer tools #/developer, #/developer/faults, #/developer/data),
 // the top bar with who is signed in, and signing out. Each view is a module
 // that fills <main>; a view that finishes loading after the reader moved on
 // drops its result (`alive()`).
@@ -13,6 +14,7 @@ import { renderAgent } from './agent.js';
 import { renderActivity } from './activity.js';
 import { renderCopilot } from './copilot.js';
 import { renderRegistrations, renderRegistration } from './registrations.js';
+import { renderRequests, renderFaults, renderData } from './developer.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -135,12 +137,31 @@ async function route() {
     nav.querySelector('#nav-activity').setAttribute('aria-current', 'page');
     document.title = 'Activity · Agentry console';
     renderActivity(main, new URLSearchParams(search ?? ''), { alive });
+  } else if (parts[0] === 'developer' && parts.length <= 2) {
+    nav.querySelector('#nav-developer').setAttribute('aria-current', 'page');
+    const tool = parts[1] ?? 'requests';
+    if (tool === 'requests') {
+      document.title = 'Requests · Agentry console';
+      renderRequests(main, new URLSearchParams(search ?? ''), { alive });
+    } else if (tool === 'faults') {
+      document.title = 'Fault rules · Agentry console';
+      renderFaults(main, { alive });
+    } else if (tool === 'data') {
+      document.title = 'Reset and snapshots · Agentry console';
+      renderData(main);
+    } else {
+      notFound();
+    }
   } else {
-    document.title = 'Not found · Agentry console';
-    fill(main, h('h1', { tabindex: '-1' }, 'Nothing here'),
-      h('p', null, 'The console has no such view. ', h('a', { href: '#/agents' }, 'See the agents.')));
+    notFound();
   }
   focusHeading();
+}
+
+function notFound() {
+  document.title = 'Not found · Agentry console';
+  fill(main, h('h1', { tabindex: '-1' }, 'Nothing here'),
+    h('p', null, 'The console has no such view. ', h('a', { href: '#/agents' }, 'See the agents.')));
 }
 
 /**

@@ -92,11 +92,12 @@ export function loading(text = 'Loading…') {
  * Asks before deleting: a modal dialog titled `title`, saying `text`. The
  * Delete button runs `remove()` (an async call); on success the dialog
  * closes and `done()` runs, on failure the error shows in the dialog under
- * `failed`. Focus returns to `returnTo` when the dialog closes.
+ * `failed`. Focus returns to `returnTo` when the dialog closes. `verb` and
+ * `busy` name another destructive action (Reset, Resetting…).
  */
-export function confirmDelete({ title, text, remove, done, failed, returnTo }) {
+export function confirmDelete({ title, text, remove, done, failed, returnTo, verb = 'Delete', busy = 'Deleting…' }) {
   const dialogStatus = h('div');
-  const yes = h('button', { type: 'button', class: 'danger', id: 'confirm-delete' }, 'Delete');
+  const yes = h('button', { type: 'button', class: 'danger', id: 'confirm-delete' }, verb);
   const no = h('button', { type: 'button', id: 'cancel-delete' }, 'Keep it');
   const dialog = h('dialog', { 'aria-labelledby': 'delete-heading', id: 'delete-dialog' },
     h('h2', { id: 'delete-heading' }, title),
@@ -107,7 +108,7 @@ export function confirmDelete({ title, text, remove, done, failed, returnTo }) {
   dialog.addEventListener('close', () => { dialog.remove(); returnTo?.focus(); });
   yes.addEventListener('click', async () => {
     yes.disabled = true;
-    fill(dialogStatus, loading('Deleting…'));
+    fill(dialogStatus, loading(busy));
     try {
       await remove();
       dialog.close();

@@ -52,27 +52,30 @@ export function query(pairs) {
 }
 
 /**
- * The path (below /beta) or absolute URL `target`, as a URL of this
- * server: links the server hands out (`@odata.nextLink`) are followed on
- * this origin only, so the token never goes anywhere else.
+ * The path (below /beta, or the control plane's `/_agentry/…`) or absolute
+ * URL `target`, as a URL of this server: links the server hands out
+ * (`@odata.nextLink`) are followed on this origin only, so the token never
+ * goes anywhere else.
  */
 function resolve(target) {
   if (/^https?:/i.test(target)) {
     const url = new URL(target);
     return url.pathname + url.search;
   }
-  return ROOT + target;
+  return target.startsWith('/_agentry/') ? target : ROOT + target;
 }
 
 /**
- * One call: `{json, etag, status, requestId}`, or a thrown GraphError.
- * `etag` sends If-Match; `eventual` the ConsistencyLevel that $search needs.
+ * One call: `{json, text, etag, status, requestId}`, or a thrown GraphError.
+ * `body` is sent as JSON, `raw` as it is (a JSON text kept digit for
+ * digit); `etag` sends If-Match; `eventual` the ConsistencyLevel that
+ * $search needs.
  */
-export async function call(method, target, { body, etag, eventual, prefer } = {}) {
+export async function call(method, target, { body, raw, etag, eventual, prefer } = {}) {
   const headers = { Accept: 'application/json' };
   const bearer = token();
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (body !== undefined || raw !== undefined) headers['Content-Type'] = 'application/json';
   if (etag) headers['If-Match'] = etag;
   if (eventual) headers.ConsistencyLevel = 'eventual';
   if (prefer) headers.Prefer = prefer;
@@ -81,7 +84,7 @@ export async function call(method, target, { body, etag, eventual, prefer } = {}
     res = await fetch(resolve(target), {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
       cache: 'no-store',
     });
   } catch (e) {
@@ -100,6 +103,7 @@ export async function call(method, target, { body, etag, eventual, prefer } = {}
   return {
     status: res.status,
     json,
+    text,
     etag: res.headers.get('ETag') || (json && json['@odata.etag']) || '',
     requestId: res.headers.get('request-id') || '',
   };

@@ -85,6 +85,7 @@ const FILES: &[File] = &[
     file!("registrations.js", "text/javascript; charset=utf-8"),
     file!("activity.js", "text/javascript; charset=utf-8"),
     file!("copilot.js", "text/javascript; charset=utf-8"),
+    file!("developer.js", "text/javascript; charset=utf-8"),
 ];
 
 /// A file as served: its bytes (the page with the version filled in) and

@@ -304,7 +304,7 @@ async fn seed(s: &TestServer) {
 }
 
 /// Writes `docs/console/{name}.png` when `AGENTRY_UPDATE_SCREENSHOTS=1`.
-async fn screenshot(browser: &Browser, name: &str) {
+pub(crate) async fn screenshot(browser: &Browser, name: &str) {
     if std::env::var("AGENTRY_UPDATE_SCREENSHOTS").as_deref() != Ok("1") {
         return;
     }

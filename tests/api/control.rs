@@ -748,7 +748,9 @@ async fn the_journal_filters_by_method_status_path_and_client_request_id() {
     let later = s.journal(&format!("?after={first}")).await;
     assert_eq!(count(later.clone()), count(all.clone()) - 1);
     assert_eq!(later["value"][0]["sequence"], all["value"][1]["sequence"]);
-    let last = all["value"][count(all.clone()) - 1]["sequence"].as_u64().unwrap();
+    let last = all["value"][count(all.clone()) - 1]["sequence"]
+        .as_u64()
+        .unwrap();
     assert_eq!(count(s.journal(&format!("?after={last}")).await), 0);
     for bad in ["status=abc", "after=-1", "after=x"] {
         let r = s
