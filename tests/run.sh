@@ -8,18 +8,27 @@ cd "$(dirname "$0")/.."
 
 # PostgreSQL's server binaries (the tests start a cluster of their own),
 # curl (the README test runs the README's curl lines), and headless Chromium
-# with chromedriver (the console's browser tests drive it over WebDriver).
+# with chromedriver (the console's browser tests drive it over WebDriver), and
+# npm for axe-core, which those tests run in each view of the console.
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || missing+=(postgresql)
 command -v curl > /dev/null || missing+=(curl)
 command -v chromium > /dev/null || [ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
 command -v chromedriver > /dev/null || missing+=(chromium-driver)
+command -v npm > /dev/null || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "[tests] installing Debian's ${missing[*]}" >&2
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
+fi
+# axe-core at the version tests/console/package.json pins (and its lock file checks).
+want=$(sed -n 's/.*"axe-core": "\(.*\)".*/\1/p' tests/console/package.json)
+have=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' tests/console/node_modules/axe-core/package.json 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  echo "[tests] installing axe-core into tests/console/node_modules" >&2
+  (cd tests/console && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
 
 if [ "$#" -gt 0 ]; then

@@ -8,6 +8,7 @@ mod collections;
 mod connections;
 mod consistency;
 mod console;
+mod console_a11y;
 mod console_checks;
 mod console_developer;
 mod control;
