@@ -180,8 +180,8 @@ export function renderRequests(main, params, { alive }) {
     status, empty, table, where);
 
   let last = 0;
-  let count = 0;
   let timer = null;
+  let reading = false;
 
   function row(entry) {
     const open = h('button', { type: 'button', class: 'link', 'data-sequence': String(entry.sequence) },
@@ -201,7 +201,8 @@ export function renderRequests(main, params, { alive }) {
 
   async function read() {
     timer = null;
-    if (!alive()) return;
+    if (!alive() || reading) return;
+    reading = true;
     try {
       const r = await call('GET', `/_agentry/requests${query([...filterPairs(f), ['after', last || '']])}`);
       if (!alive()) return;
@@ -210,20 +211,20 @@ export function renderRequests(main, params, { alive }) {
         rows.prepend(row(entry));
         last = Math.max(last, entry.sequence);
       }
-      count += entries.length;
       while (rows.children.length > MAX_ROWS) rows.lastElementChild.remove();
-      if (entries.length && last) announce(`${entries.length} new request${entries.length === 1 ? '' : 's'}.`);
       empty.hidden = rows.children.length > 0;
       fill(status);
     } catch (error) {
       if (!alive()) return;
       fill(status, errorBox(error, 'The journal could not be read'));
+    } finally {
+      reading = false;
     }
     if (follow.checked && alive()) timer = setTimeout(read, FOLLOW_MS);
   }
 
   follow.addEventListener('change', () => {
-    if (follow.checked && !timer) read();
+    if (follow.checked && !timer && !reading) read();
     if (!follow.checked && timer) { clearTimeout(timer); timer = null; }
   });
   har.addEventListener('click', async () => {
