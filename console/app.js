@@ -113,7 +113,7 @@ async function route() {
   } else if (parts[0] === 'registrations' && parts.length === 1) {
     nav.querySelector('#nav-registrations').setAttribute('aria-current', 'page');
     document.title = 'Registrations · Agentry console';
-    renderRegistrations(main, { alive, flash: message });
+    renderRegistrations(main, new URLSearchParams(search ?? ''), { alive, flash: message });
   } else if (parts[0] === 'registrations' && parts.length === 2) {
     let id;
     try {

@@ -3,6 +3,9 @@
 // following @odata.nextLink) and one registration: its details, its A2A
 // card rendered for people (v1.0 or v0.3), what Agentry knows of the card
 // (validation, signature, health), the raw JSON, and delete (If-Match).
+// The list can instead show the agents whose card checks match a filter
+// (#/registrations?health=drifted), from the control plane's
+// /_agentry/a2a/agents.
 
 import { h, fill, errorBox, loading, when, orNone, facts, announce, confirmDelete as askToDelete } from './dom.js';
 import { call, key, query } from './graph.js';
@@ -10,14 +13,62 @@ import { allows } from './session.js';
 
 const SET = '/copilot/agentRegistrations';
 
+/** The card-check filters: [name, label, [value, text]…]. */
+const CHECKS = [
+  ['validation', 'Validation', [['', 'Any'], ['valid', 'Valid'], ['invalid', 'Invalid']]],
+  ['signature', 'Signature', [['', 'Any'], ['verified', 'Verified'], ['unsigned', 'Unsigned'],
+    ['invalid', 'Invalid'], ['untrusted-key', 'Untrusted key'], ['expired-key', 'Expired key'],
+    ['revoked-key', 'Revoked key']]],
+  ['health', 'Health', [['', 'Any'], ['healthy', 'Healthy'], ['drifted', 'Drifted'], ['unreachable', 'Unreachable']]],
+];
+
+function readChecks(params) {
+  const out = {};
+  for (const [name, , choices] of CHECKS) {
+    const value = params.get(name) ?? '';
+    out[name] = choices.some(([v]) => v === value) ? value : '';
+  }
+  return out;
+}
+
+function checksForm(checks) {
+  const form = h('form', { class: 'panel', id: 'checks-form', 'aria-label': 'Filter by card checks' },
+    h('div', { class: 'row' },
+      CHECKS.map(([name, label, choices]) => h('div', { class: 'field' },
+        h('label', { for: `check-${name}` }, label),
+        h('select', { id: `check-${name}`, name },
+          choices.map(([v, text]) => h('option', { value: v, selected: v === checks[name] }, text))))),
+      h('div', { class: 'field' }, h('span', { class: 'label-space', 'aria-hidden': 'true' }, ' '),
+        h('button', { type: 'submit', id: 'checks-button' }, 'Show'))),
+    h('p', { class: 'hint' }, 'Validation and signature are recorded with registrations\' cards; health covers the watched agents, instances too.'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const p = new URLSearchParams();
+    for (const [name] of CHECKS) {
+      const value = form.querySelector(`#check-${name}`).value;
+      if (value) p.set(name, value);
+    }
+    const text = p.toString();
+    location.hash = text ? `#/registrations?${text}` : '#/registrations';
+  });
+  return form;
+}
+
 /** Renders the list; `alive()` is false once the reader went elsewhere. */
-export function renderRegistrations(main, { alive, flash }) {
+export function renderRegistrations(main, params, { alive, flash }) {
+  const checks = readChecks(params);
+  const filtered = Object.values(checks).some(Boolean);
   const results = h('section', { id: 'results', 'aria-label': 'Registrations', 'aria-busy': 'true' },
     loading('Loading registrations…'));
   fill(main, h('h1', { tabindex: '-1' }, 'Registrations'),
     h('p', { class: 'muted' }, 'Agent 365 agent registrations, with their A2A cards.'),
     flash ? h('p', { class: 'notice', role: 'status' }, flash) : null,
+    checksForm(checks),
     results);
+  if (filtered) {
+    listChecked(results, checks, { alive });
+    return;
+  }
   const pages = [];
   load(`${SET}${query([['$count', 'true'], ['$top', 25], ['$orderby', 'displayName'],
     ['$select', 'id,displayName,description,sourceLastModifiedDateTime,sourceAgentId']])}`, 1);
@@ -65,6 +116,75 @@ export function renderRegistrations(main, { alive, flash }) {
               h('span', { class: 'id' }, r.id)),
             h('td', { class: 'description' }, r.description || h('span', { class: 'muted' }, '—')),
             h('td', { class: 'modified' }, when(r.sourceLastModifiedDateTime))))))),
+      h('nav', { class: 'pager', 'aria-label': 'Pages' },
+        previous, h('span', { id: 'page-number' }, `Page ${number}`), nextButton));
+  }
+}
+
+/** What a check recorded, in a few words. */
+function validationText(v) {
+  if (!v) return h('span', { class: 'muted' }, 'not checked');
+  return v.valid ? 'valid' : `${(v.problems ?? []).length} problem(s)`;
+}
+
+/**
+ * The agents whose card checks match, from the control plane, which needs
+ * Agentry.Admin; paged by following its nextLink.
+ */
+function listChecked(results, checks, { alive }) {
+  const verdict = allows('Control');
+  if (!verdict.ok) {
+    fill(results, h('p', { class: 'unavailable', id: 'checks-needs' },
+      `Filtering by card checks reads Agentry's control plane, which needs ${verdict.needs}.`));
+    results.setAttribute('aria-busy', 'false');
+    return;
+  }
+  const pages = [];
+  load(`/_agentry/a2a/agents${query([...CHECKS.map(([name]) => [name, checks[name]]), ['top', 25]])}`, 1);
+
+  async function load(target, number) {
+    results.setAttribute('aria-busy', 'true');
+    let json;
+    try {
+      ({ json } = await call('GET', target));
+    } catch (error) {
+      if (!alive()) return;
+      fill(results, errorBox(error, 'The card checks could not be listed'));
+      results.setAttribute('aria-busy', 'false');
+      return;
+    }
+    if (!alive()) return;
+    pages[number - 1] = target;
+    results.setAttribute('aria-busy', 'false');
+    const items = json.value ?? [];
+    const countText = items.length === 0 ? 'No agent matches.' : `${items.length} agent${items.length === 1 ? '' : 's'} on this page`;
+    announce(countText);
+    if (items.length === 0 && number === 1) {
+      fill(results, h('p', { id: 'registration-count' }, countText));
+      return;
+    }
+    const next = json.nextLink;
+    const previous = h('button', { type: 'button', id: 'previous-page', disabled: number === 1 }, 'Previous page');
+    previous.addEventListener('click', () => load(pages[number - 2], number - 1));
+    const nextButton = h('button', { type: 'button', id: 'next-page', disabled: !next }, 'Next page');
+    nextButton.addEventListener('click', () => load(next, number + 1));
+    fill(results,
+      h('p', { class: 'count' }, h('span', { id: 'registration-count' }, countText)),
+      h('div', { class: 'table-wrap' },
+        h('table', { id: 'checked' },
+          h('caption', { class: 'visually-hidden' }, `Agents by card checks, page ${number}`),
+          h('thead', null, h('tr', null,
+            ['Agent', 'Validation', 'Signature', 'Health'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('tbody', null, items.map((a) => {
+            const registration = a.kind === 'agentRegistration';
+            const href = `#/${registration ? 'registrations' : 'agents'}/${encodeURIComponent(a.id)}`;
+            return h('tr', null,
+              h('td', { class: 'name' }, h('a', { href }, a.id),
+                h('span', { class: 'id' }, registration ? 'registration' : 'agent instance')),
+              h('td', null, validationText(a.cardValidation)),
+              h('td', null, a.cardSignature?.result ?? h('span', { class: 'muted' }, 'not checked')),
+              h('td', null, a.health?.state ?? h('span', { class: 'muted' }, 'not watched')));
+          })))),
       h('nav', { class: 'pager', 'aria-label': 'Pages' },
         previous, h('span', { id: 'page-number' }, `Page ${number}`), nextButton));
   }

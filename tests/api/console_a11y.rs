@@ -103,6 +103,7 @@ const VIEWS: &[(&str, &str)] = &[
     ("#/agents/contoso-travel", "#skills"),
     ("#/registrations", "#registration-count"),
     ("#/registrations/travel-registration", "#skills"),
+    ("#/registrations?health=healthy", "#registration-count"),
     ("#/copilot", "main h2"),
     ("#/activity", "#activity-count"),
     ("#/developer", "#journal-form"),

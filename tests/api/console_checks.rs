@@ -116,6 +116,39 @@ async fn in_chromium_registrations_show_their_card_and_the_activity_lists_the_ch
     let badge = browser.wait_text("#validation", |t| !t.is_empty()).await;
     assert_eq!(badge, "valid A2A 1.0 card");
 
+    // The list filtered by card checks, from the control plane.
+    browser.click("#nav-registrations").await;
+    browser
+        .wait_text("#registration-count", |t| t == "1 registration")
+        .await;
+    for (validation, expected) in [
+        ("valid", "1 agent on this page"),
+        ("invalid", "No agent matches."),
+    ] {
+        browser
+            .script(
+                "document.getElementById('check-validation').value = arguments[0];",
+                json!([validation]),
+            )
+            .await;
+        browser.click("#checks-button").await;
+        browser
+            .wait_text("#registration-count", |t| t == expected)
+            .await;
+    }
+    browser
+        .script(
+            "document.getElementById('check-validation').value = 'valid';",
+            json!([]),
+        )
+        .await;
+    browser.click("#checks-button").await;
+    let row = browser.wait_text("#checked tbody", |t| !t.is_empty()).await;
+    assert!(
+        row.contains("travel-registration") && row.contains("valid"),
+        "{row}"
+    );
+
     browser.click("#nav-activity").await;
     let count = browser
         .wait_text("#activity-count", |t| !t.is_empty())
