@@ -1,5 +1,6 @@
 // The console's frame: the views by URL fragment (#/agents, #/agents/{id},
-// #/registrations, #/registrations/{id}, #/copilot, #/activity),
+// #/registrations, #/registrations/{id}, #/copilot, #/activity, and the
+// registry views of registry.js: #/manifests, #/collections, #/packages),
 // the top bar with who is signed in, and signing out. Each view is a module
 // that fills <main>; a view that finishes loading after the reader moved on
 // drops its result (`alive()`).
@@ -13,6 +14,7 @@ import { renderAgent } from './agent.js';
 import { renderActivity } from './activity.js';
 import { renderCopilot } from './copilot.js';
 import { renderRegistrations, renderRegistration } from './registrations.js';
+import { registryView } from './registry.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -127,6 +129,8 @@ async function route() {
         location.hash = '#/registrations';
       },
     });
+  } else if (registryView(parts, search, { main, nav, alive, flash: message, leave: (text, to) => { flash = text; location.hash = to; } })) {
+    // A manifest, collection or package view.
   } else if (parts[0] === 'copilot' && parts.length === 1) {
     nav.querySelector('#nav-copilot').setAttribute('aria-current', 'page');
     document.title = 'Copilot settings · Agentry console';

@@ -9,6 +9,7 @@ mod connections;
 mod consistency;
 mod console;
 mod console_checks;
+mod console_registry;
 mod control;
 mod conventions;
 mod copilot;
