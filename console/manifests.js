@@ -1,5 +1,5 @@
 // The manifests views: /beta/agentRegistry/agentCardManifests searched,
-// sorted, counted and paged; one manifest with its card rendered for
+// sorted, counted and paged, and a new one created (Agentry's own POST); one manifest with its card rendered for
 // people, the agents that link it, its raw JSON; edit and delete (If-Match
 // with its ETag).
 
@@ -40,10 +40,52 @@ export function renderManifests(main, params, { alive, flash }) {
   form.addEventListener('submit', submit);
   form.querySelector('#manifest-sort').addEventListener('change', () => submit());
   const results = h('section', { id: 'results', 'aria-label': 'Manifests' });
+  const unavailable = [];
+  const create = gated('New manifest', { id: 'new-manifest' }, [['CreateManifest']], () => openCreate(), unavailable);
+  const editor = h('div', { id: 'editor' });
   fill(main, h('h1', { tabindex: '-1' }, 'Manifests'),
     h('p', { class: 'muted' }, 'Agent card manifests: what an agent says it can do. Several agents may link one.'),
     flash ? h('p', { class: 'notice', role: 'status' }, flash) : null,
+    h('div', { class: 'actions' }, create),
+    unavailableList(unavailable),
+    editor,
     form, results);
+
+  function openCreate() {
+    const formStatus = h('div', { id: 'create-status' });
+    const save = h('button', { type: 'submit', class: 'primary', id: 'create' }, 'Create');
+    const cancel = h('button', { type: 'button', id: 'cancel' }, 'Cancel');
+    const field = (fid, label, attrs) => h('div', { class: 'field' },
+      h('label', { for: fid }, label), h('input', { id: fid, autocomplete: 'off', ...attrs }));
+    const createForm = h('form', { class: 'panel', id: 'create-form', 'aria-labelledby': 'create-heading' },
+      h('h2', { id: 'create-heading' }, 'New manifest'),
+      field('create-name', 'Name', { required: true }),
+      field('create-description', 'Description'),
+      field('create-version', 'Version'),
+      h('div', { class: 'actions' }, save, cancel),
+      formStatus);
+    cancel.addEventListener('click', () => { fill(editor); create.focus(); });
+    createForm.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const value = (fid) => createForm.querySelector(`#${fid}`).value.trim() || null;
+      save.disabled = true;
+      fill(formStatus, loading('Creating…'));
+      try {
+        const { json } = await call('POST', SET, {
+          body: { displayName: value('create-name'), description: value('create-description'), version: value('create-version') },
+        });
+        if (!alive()) return;
+        announce(`Created ${json.displayName}.`);
+        location.hash = `#/manifests/${encodeURIComponent(json.id)}`;
+      } catch (error) {
+        if (!alive()) return;
+        save.disabled = false;
+        fill(formStatus, errorBox(error, 'The manifest was not created'));
+      }
+    });
+    fill(editor, createForm);
+    createForm.querySelector('#create-name').focus();
+  }
   const search = searchExpression(q);
   const list = pagedList(results, {
     alive,

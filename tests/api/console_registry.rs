@@ -198,6 +198,26 @@ async fn in_chromium_the_manifests_view_renders_edits_and_deletes_a_manifest() {
     )
     .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // A new one: the console goes to it.
+    browser.click("#new-manifest").await;
+    browser.type_into("#create-name", "Invoice Card").await;
+    browser.type_into("#create-version", "0.1.0").await;
+    assert_fields_are_labelled(&browser).await;
+    browser.click("#create").await;
+    browser
+        .wait_text("#manifest-name", |t| t == "Invoice Card")
+        .await;
+    let id = browser.text("#manifest-id").await.unwrap();
+    let r = graph(
+        &s,
+        Method::GET,
+        &format!("/agentRegistry/agentCardManifests/{id}"),
+        None,
+    )
+    .await;
+    let made: Value = r.json().await.unwrap();
+    assert_eq!(made["version"], "0.1.0");
     browser.quit().await;
 }
 
