@@ -167,8 +167,11 @@ export function renderManifest(main, id, { alive, leave }) {
             ? errorBox(linked.error, 'The agents linking it could not be listed')
             : agents.length === 0
               ? h('p', { class: 'muted', id: 'linked-agents' }, 'No agent links this manifest.')
-              : h('ul', { id: 'linked-agents' }, agents.map((a) => h('li', null,
-                h('a', { href: `#/agents/${encodeURIComponent(a.id)}` }, a.displayName || a.id)))))),
+              : [h('ul', { id: 'linked-agents' }, agents.map((a) => h('li', null,
+                h('a', { href: `#/agents/${encodeURIComponent(a.id)}` }, a.displayName || a.id)))),
+              linked.json['@odata.count'] > agents.length
+                ? h('p', { class: 'muted' }, `and ${linked.json['@odata.count'] - agents.length} more`)
+                : null])),
       manifestCard(m, 'This manifest is empty.'),
       h('section', { 'aria-labelledby': 'raw-heading' },
         h('h2', { id: 'raw-heading' }, 'Raw JSON'),

@@ -142,6 +142,28 @@ async fn in_chromium_the_manifests_view_renders_edits_and_deletes_a_manifest() {
     screenshot(&browser, "manifest").await;
     assert_fits_a_phone(&browser).await;
 
+    // An edit after someone else's: 412, with Graph's message and request id.
+    browser.click("#edit").await;
+    let r = graph(
+        &s,
+        Method::PATCH,
+        "/agentRegistry/agentCardManifests/travel-card",
+        Some(json!({"description": "Changed elsewhere."})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    browser.type_into("#edit-name", "Trip Card").await;
+    browser.click("#save").await;
+    let message = browser
+        .wait_text("#edit-status .message", |t| !t.is_empty())
+        .await;
+    assert!(message.contains("If-Match"), "{message}");
+    assert!(browser.text("#edit-status .request-id").await.is_some());
+    browser.click("#reload").await;
+    browser
+        .wait_text("#card-description", |t| t == "Changed elsewhere.")
+        .await;
+
     // Edit, with the manifest's ETag.
     browser.click("#edit").await;
     browser.type_into("#edit-name", "Trip Card").await;
