@@ -1,12 +1,16 @@
 // The agent view: one agent instance with its card manifest rendered for
 // people, its collections, its raw JSON; edit (If-Match with its ETag, so
 // that a change by someone else is a 412, not a silent overwrite),
-// quarantine (membership of the reserved Quarantined collection) and delete.
+// quarantine (membership of the reserved Quarantined collection), delete,
+// and (agent-links.js) its manifest link and its collections.
 
 import { h, fill, errorBox, loading, when, orNone, facts, announce, confirmDelete as askToDelete } from './dom.js';
 import { call, key } from './graph.js';
 import { allows } from './session.js';
 import { QUARANTINED } from './agents.js';
+import { manifestCard } from './card.js';
+import { gated } from './gate.js';
+import { membershipPanel, manifestPanel } from './agent-links.js';
 
 /** Renders the agent `id`; `leave(message)` goes back to the list. */
 export function renderAgent(main, id, { alive, backHash, leave }) {
@@ -43,19 +47,7 @@ export function renderAgent(main, id, { alive, backHash, leave }) {
     const unavailable = [];
 
     // Buttons the token does not allow are disabled, and say what they need.
-    function action(label, attrs, rules, onClick) {
-      const verdicts = rules.map(([name, reserved]) => allows(name, reserved));
-      const refused = verdicts.find((v) => !v.ok);
-      const button = h('button', { type: 'button', ...attrs }, label);
-      if (refused) {
-        button.disabled = true;
-        button.title = `Needs ${refused.needs}`;
-        unavailable.push(`${label}: needs ${refused.needs}.`);
-      } else {
-        button.addEventListener('click', onClick);
-      }
-      return button;
-    }
+    const action = (label, attrs, rules, onClick) => gated(label, attrs, rules, onClick, unavailable);
 
     const editRules = [['UpdateInstance']];
     const edit = action('Edit', { id: 'edit' }, editRules, () => openEditor());
@@ -97,13 +89,12 @@ export function renderAgent(main, id, { alive, backHash, leave }) {
           h('h2', { id: 'collections-heading' }, 'Collections'),
           memberOf === null
             ? errorBox(collections.error, 'The collections could not be read')
-            : memberOf.length === 0
-              ? h('p', { class: 'muted' }, 'In no collection.')
-              : h('ul', { id: 'collections' }, memberOf.map((c) => h('li', null, c.displayName || c.id))),
+            : membershipPanel(agent, memberOf, { alive, reload: load }),
           h('h2', { id: 'interfaces-heading' }, 'Interfaces'),
           interfaces(agent))),
       checks(agent),
-      card(manifest),
+      manifestPanel(agent, etag, { alive, reload: load }),
+      manifestCard(manifest),
       h('section', { 'aria-labelledby': 'raw-heading' },
         h('h2', { id: 'raw-heading' }, 'Raw JSON'),
         h('details', null,
@@ -242,56 +233,4 @@ function checks(agent) {
   return h('section', { 'aria-labelledby': 'checks-heading', id: 'checks' },
     h('h2', { id: 'checks-heading' }, 'Card checks'),
     facts(rows));
-}
-
-/** The card manifest, for people. */
-function card(manifest) {
-  if (!manifest) {
-    return h('section', { 'aria-labelledby': 'card-heading' },
-      h('h2', { id: 'card-heading' }, 'Agent card'),
-      h('p', { class: 'muted', id: 'no-card' }, 'This agent has no card manifest.'));
-  }
-  const caps = manifest.capabilities ?? {};
-  const yes = (v) => (v === true ? 'yes' : v === false ? 'no' : h('span', { class: 'muted' }, '—'));
-  const provider = manifest.provider
-    ? [manifest.provider.organization || '', manifest.provider.url ? [' ', h('code', null, manifest.provider.url)] : '']
-    : h('span', { class: 'muted' }, '—');
-  const schemes = Object.entries(manifest.securitySchemes ?? {});
-  const skills = manifest.skills ?? [];
-  return h('section', { 'aria-labelledby': 'card-heading', id: 'card' },
-    h('h2', { id: 'card-heading' }, 'Agent card'),
-    manifest.description ? h('p', { id: 'card-description' }, manifest.description) : null,
-    h('div', { class: 'two' },
-      facts([
-        ['Card name', orNone(manifest.displayName)],
-        ['Manifest id', h('code', null, manifest.id)],
-        ['Version', orNone(manifest.version)],
-        ['Protocol version', orNone(manifest.protocolVersion)],
-        ['Provider', provider],
-        ['Documentation', manifest.documentationUrl ? h('code', null, manifest.documentationUrl) : orNone(null)],
-      ]),
-      facts([
-        ['Streaming', yes(caps.streaming)],
-        ['Push notifications', yes(caps.pushNotifications)],
-        ['State history', yes(caps.stateTransitionHistory)],
-        ['Extensions', orNone((caps.extensions ?? []).map((e) => e.uri))],
-        ['Input modes', orNone(manifest.defaultInputModes)],
-        ['Output modes', orNone(manifest.defaultOutputModes)],
-        ['Security schemes', schemes.length
-          ? schemes.map(([name, s]) => `${name} (${(s && s.type) || 'scheme'})`).join(', ')
-          : orNone(null)],
-      ], { id: 'capabilities' })),
-    h('h3', null, `Skills (${skills.length})`),
-    skills.length === 0
-      ? h('p', { class: 'muted' }, 'No skills.')
-      : h('ul', { class: 'skills', id: 'skills' }, skills.map((s) => h('li', null,
-        h('h3', null, s.displayName || s.id || 'Skill'),
-        s.description ? h('p', null, s.description) : null,
-        (s.tags ?? []).length ? h('ul', { class: 'chips', 'aria-label': 'Tags' }, s.tags.map((t) => h('li', null, t))) : null,
-        (s.examples ?? []).length
-          ? [h('p', { class: 'hint' }, 'Examples'), h('ul', { class: 'examples' }, s.examples.map((e) => h('li', null, e)))]
-          : null,
-        (s.inputModes ?? []).length || (s.outputModes ?? []).length
-          ? h('p', { class: 'hint' }, `In: ${(s.inputModes ?? []).join(', ') || '—'} · Out: ${(s.outputModes ?? []).join(', ') || '—'}`)
-          : null))));
 }

@@ -1,6 +1,7 @@
 // The agents view: /beta/agentRegistry/agentInstances (or a collection's
-// members) searched with $search, sorted with $orderby, counted with
-// $count=true and paged by following @odata.nextLink.
+// members) searched with $search, filtered by skill, tag and owner with
+// $filter, sorted with $orderby, counted with $count=true and paged by
+// following @odata.nextLink.
 
 import { h, fill, errorBox, loading, when, announce } from './dom.js';
 import { call, key, query } from './graph.js';
@@ -20,7 +21,10 @@ const SIZES = [10, 25, 50, 100];
 export function readOptions(params) {
   const sort = SORTS.some(([id]) => id === params.get('sort')) ? params.get('sort') : 'name';
   const top = SIZES.includes(Number(params.get('top'))) ? Number(params.get('top')) : 25;
-  return { q: params.get('q') ?? '', sort, collection: params.get('collection') ?? '', top };
+  return {
+    q: params.get('q') ?? '', sort, collection: params.get('collection') ?? '', top,
+    skill: params.get('skill') ?? '', tag: params.get('tag') ?? '', owner: params.get('owner') ?? '',
+  };
 }
 
 export function optionsHash(o) {
@@ -29,6 +33,7 @@ export function optionsHash(o) {
   if (o.sort !== 'name') p.set('sort', o.sort);
   if (o.collection) p.set('collection', o.collection);
   if (o.top !== 25) p.set('top', String(o.top));
+  for (const name of ['skill', 'tag', 'owner']) if (o[name]) p.set(name, o[name]);
   const text = p.toString();
   return text ? `#/agents?${text}` : '#/agents';
 }
@@ -37,6 +42,26 @@ export function optionsHash(o) {
 function searchExpression(text) {
   const words = text.split(/\s+/).map((w) => w.replace(/["\\]/g, '')).filter(Boolean).slice(0, 16);
   return words.map((w) => `"${w}"`).join(' AND ');
+}
+
+/** A string literal for $filter. */
+function literal(text) {
+  return `'${String(text).replace(/'/g, "''")}'`;
+}
+
+/**
+ * The $filter of the skill, tag and owner filters: a skill whose id is
+ * the text or whose name contains it, a skill tagged exactly so, an owner's
+ * object id.
+ */
+export function agentFilter(o) {
+  const terms = [];
+  if (o.skill) {
+    terms.push(`agentCardManifest/skills/any(s: s/id eq ${literal(o.skill)} or contains(s/displayName, ${literal(o.skill)}))`);
+  }
+  if (o.tag) terms.push(`agentCardManifest/skills/any(s: s/tags/any(t: t eq ${literal(o.tag)}))`);
+  if (o.owner) terms.push(`ownerIds/any(o: o eq ${literal(o.owner)})`);
+  return terms.join(' and ');
 }
 
 function firstPage(o) {
@@ -51,6 +76,7 @@ function firstPage(o) {
       ['$top', o.top],
       ['$orderby', orderby],
       ['$search', search],
+      ['$filter', agentFilter(o)],
       ['$select', 'id,displayName,lastModifiedDateTime,originatingStore'],
       ['$expand', 'agentCardManifest($select=id,description)'],
     ]),
@@ -63,6 +89,12 @@ function select(id, label, choices, value) {
     h('label', { for: id }, label),
     h('select', { id, name: id },
       choices.map(([v, text]) => h('option', { value: v, selected: String(v) === String(value) }, text))));
+}
+
+function text(id, label, value) {
+  return h('div', { class: 'field' },
+    h('label', { for: id }, label),
+    h('input', { id, name: id, value, autocomplete: 'off' }));
 }
 
 /** Renders the view; `alive()` is false once the reader went elsewhere. */
@@ -82,6 +114,10 @@ export function renderAgents(main, params, { alive, flash }) {
       collectionSelect,
       select('top', 'Per page', SIZES.map((n) => [n, String(n)]), o.top),
       h('button', { type: 'submit', class: 'primary', id: 'search-button' }, 'Search')),
+    h('div', { class: 'row' },
+      text('skill', 'Skill (id or part of its name)', o.skill),
+      text('tag', 'Skill tag', o.tag),
+      text('owner', 'Owner (object id)', o.owner)),
     h('p', { class: 'hint', id: 'search-help' },
       'Finds agents whose name has a word starting with each word you type.'));
   const submit = (event) => {
@@ -92,6 +128,9 @@ export function renderAgents(main, params, { alive, flash }) {
       sort: String(data.get('sort')),
       collection: String(data.get('collection')),
       top: Number(data.get('top')),
+      skill: String(data.get('skill') ?? '').trim(),
+      tag: String(data.get('tag') ?? '').trim(),
+      owner: String(data.get('owner') ?? '').trim(),
     });
     if (location.hash === next) load(firstPage(o), 1);
     else location.hash = next;
@@ -153,7 +192,7 @@ export function renderAgents(main, params, { alive, flash }) {
       fill(results,
         h('h2', { id: 'results-heading', class: 'count' }, h('span', { id: 'agent-count' }, countText)),
         h('p', { class: 'muted', id: 'empty' },
-          o.q || o.collection ? 'No agent matches. Try other words, or all agents.' : 'There are no agents in this tenant yet.'));
+          o.q || o.collection || agentFilter(o) ? 'No agent matches. Try other words, or all agents.' : 'There are no agents in this tenant yet.'));
       return;
     }
     const rows = agents.map((a) => h('tr', null,

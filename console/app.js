@@ -1,6 +1,7 @@
 // The console's frame: the views by URL fragment (#/agents, #/agents/{id},
 // #/registrations, #/registrations/{id}, #/copilot, #/activity, and the
-// developer tools #/developer, #/developer/faults, #/developer/data),
+// developer tools #/developer, #/developer/faults, #/developer/data, and the
+// registry views of registry.js: #/manifests, #/collections, #/packages),
 // the top bar with who is signed in, and signing out. Each view is a module
 // that fills <main>; a view that finishes loading after the reader moved on
 // drops its result (`alive()`).
@@ -15,6 +16,7 @@ import { renderActivity } from './activity.js';
 import { renderCopilot } from './copilot.js';
 import { renderRegistrations, renderRegistration } from './registrations.js';
 import { renderRequests, renderFaults, renderData } from './developer.js';
+import { registryView } from './registry.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -129,6 +131,8 @@ async function route() {
         location.hash = '#/registrations';
       },
     });
+  } else if (registryView(parts, search, { main, nav, alive, flash: message, leave: (text, to) => { flash = text; location.hash = to; } })) {
+    // A manifest, collection or package view.
   } else if (parts[0] === 'copilot' && parts.length === 1) {
     nav.querySelector('#nav-copilot').setAttribute('aria-current', 'page');
     document.title = 'Copilot settings · Agentry console';

@@ -86,6 +86,14 @@ const FILES: &[File] = &[
     file!("activity.js", "text/javascript; charset=utf-8"),
     file!("copilot.js", "text/javascript; charset=utf-8"),
     file!("developer.js", "text/javascript; charset=utf-8"),
+    file!("gate.js", "text/javascript; charset=utf-8"),
+    file!("card.js", "text/javascript; charset=utf-8"),
+    file!("lists.js", "text/javascript; charset=utf-8"),
+    file!("agent-links.js", "text/javascript; charset=utf-8"),
+    file!("registry.js", "text/javascript; charset=utf-8"),
+    file!("manifests.js", "text/javascript; charset=utf-8"),
+    file!("collections.js", "text/javascript; charset=utf-8"),
+    file!("packages.js", "text/javascript; charset=utf-8"),
 ];
 
 /// A file as served: its bytes (the page with the version filled in) and

@@ -83,8 +83,14 @@ async fn seed(s: &TestServer) {
             "skills": [{"id": "book", "name": "Book a trip", "description": "Books", "tags": ["travel"]}]
         }
     });
+    let manifest = json!({
+        "id": "travel-card", "displayName": "Travel card", "description": "A card of its own.",
+        "version": "1.0.0", "defaultInputModes": ["text/plain"], "defaultOutputModes": ["text/plain"],
+        "capabilities": {}, "skills": []
+    });
     for (path, body) in [
         ("/agentRegistry/agentInstances", agent),
+        ("/agentRegistry/agentCardManifests", manifest),
         ("/copilot/agentRegistrations", registration),
     ] {
         let r = s
@@ -95,6 +101,18 @@ async fn seed(s: &TestServer) {
             .unwrap();
         assert_eq!(r.status(), StatusCode::CREATED, "{path}");
     }
+    let r = s
+        .control_as(DEFAULT_TENANT, Method::POST, "/copilot/packages")
+        .json(&crate::packages::package(
+            "P_1",
+            "Travel agent",
+            &["DeclarativeAgent"],
+            &["Copilot"],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
 }
 
 /// Each view's fragment and an element that shows once it has loaded.
@@ -104,6 +122,15 @@ const VIEWS: &[(&str, &str)] = &[
     ("#/registrations", "#registration-count"),
     ("#/registrations/travel-registration", "#skills"),
     ("#/registrations?health=healthy", "#registration-count"),
+    ("#/manifests", "#manifests-count"),
+    ("#/manifests/travel-card", "#manifest-name"),
+    ("#/collections", "#collections-count"),
+    (
+        "#/collections/00000000-0000-0000-0000-000000000002",
+        "#collection-name",
+    ),
+    ("#/packages", "#packages-count"),
+    ("#/packages/P_1", "#package-name"),
     ("#/copilot", "main h2"),
     ("#/activity", "#activity-count"),
     ("#/developer", "#journal-form"),

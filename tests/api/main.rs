@@ -11,6 +11,7 @@ mod console;
 mod console_a11y;
 mod console_checks;
 mod console_developer;
+mod console_registry;
 mod control;
 mod conventions;
 mod copilot;
