@@ -75,7 +75,7 @@ export function renderSignIn(main, { config, reason, done }) {
   const devStatus = h('div', { id: 'dev-status' });
   const tokenStatus = h('div', { id: 'token-status' });
 
-  const devButton = h('button', { type: 'button', class: 'primary', id: 'dev-signin' },
+  const devButton = h('button', { type: 'button', class: external ? null : 'primary', id: 'dev-signin' },
     'Sign in as the built-in admin');
   devButton.addEventListener('click', async () => {
     devButton.disabled = true;

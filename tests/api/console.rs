@@ -304,7 +304,7 @@ async fn seed(s: &TestServer) {
 }
 
 /// Writes `docs/console/{name}.png` when `AGENTRY_UPDATE_SCREENSHOTS=1`.
-async fn screenshot(browser: &Browser, name: &str) {
+pub(crate) async fn screenshot(browser: &Browser, name: &str) {
     if std::env::var("AGENTRY_UPDATE_SCREENSHOTS").as_deref() != Ok("1") {
         return;
     }
@@ -315,7 +315,7 @@ async fn screenshot(browser: &Browser, name: &str) {
 }
 
 /// Every field of the page has a label a screen reader reads out.
-async fn assert_fields_are_labelled(browser: &Browser) {
+pub(crate) async fn assert_fields_are_labelled(browser: &Browser) {
     let unlabelled = browser
         .script(
             "return [...document.querySelectorAll('input, select, textarea, button')]

@@ -6,6 +6,7 @@
 //! client there, serves the console's sign-in configuration, lets it call
 //! that token endpoint only, and accepts the tokens as its own callers'.
 
+use crate::console::{assert_fields_are_labelled, screenshot};
 use crate::support::*;
 use crate::users::{
     CHALLENGE, PASSWORD, VERIFIER, add_user, agentry, assert_oauth_error, claims, form,
@@ -450,6 +451,22 @@ async fn in_chromium_the_console_signs_in_at_the_external_issuer_and_lists_agent
         label.contains(idp.origin.trim_start_matches("http://")),
         "{label}"
     );
+    assert_fields_are_labelled(&browser).await;
+    let first = browser
+        .script(
+            "return document.querySelector('main .panel').id;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        first, "signin-organization",
+        "the external issuer comes first"
+    );
+    assert!(
+        browser.text("#signin").await.is_some() && browser.text("#dev-signin").await.is_some(),
+        "local users and the switch stay below it"
+    );
+    screenshot(&browser, "signin-external").await;
     browser.click("#signin-external").await;
 
     // The issuer's own sign-in page, on its origin.
