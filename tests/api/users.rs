@@ -306,7 +306,7 @@ async fn a_local_user_signs_in_with_a_code_and_pkce_and_its_token_works_on_the_r
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "the user's role allows it");
 
-    // A reset wipes the tenant's objects, not its users.
+    // A reset wipes the tenant's objects, not its users; nor does a restore.
     let r = s
         .client
         .post(format!("{}/_agentry/reset", s.origin))
@@ -315,6 +315,32 @@ async fn a_local_user_signs_in_with_a_code_and_pkce_and_its_token_works_on_the_r
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let location = sign_in(&s, TENANT_A, "admin@contoso.example", PASSWORD).await;
+    code_of(&s, &location);
+    // A snapshot holds no credentials, and its restore keeps the users.
+    let admin = s.app_token_for(TENANT_A, &["Agentry.Admin"]);
+    let snapshot = s
+        .client
+        .get(format!("{}/_agentry/snapshot", s.origin))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!snapshot.contains("admin@contoso.example"), "{snapshot}");
+    assert!(!snapshot.contains("argon2"), "{snapshot}");
+    let r = s
+        .client
+        .put(format!("{}/_agentry/snapshot", s.origin))
+        .bearer_auth(&admin)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(snapshot)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     let location = sign_in(&s, TENANT_A, "admin@contoso.example", PASSWORD).await;
     code_of(&s, &location);
     // The user is of tenant A only.
