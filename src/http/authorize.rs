@@ -239,8 +239,14 @@ async fn check_sign_in(
                 .save_code(&key, issued, &crate::clock::entity_timestamp(now))
                 .await
                 .map_err(|_| OAuthError::Unavailable)?;
+            // A registered redirect URI may have a query of its own.
+            let joint = if request.redirect_uri.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
             let mut location = format!(
-                "{}?code={}",
+                "{}{joint}code={}",
                 request.redirect_uri,
                 utf8_percent_encode(&code, QUERY_VALUE)
             );

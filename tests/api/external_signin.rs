@@ -404,6 +404,23 @@ async fn the_console_is_told_to_sign_in_at_the_external_issuer_and_may_call_its_
             .contains("connect-src 'self';")
     );
     plain.stop().await;
+    // Without its own tokens, the server offers the external issuer only.
+    let oidc = trusting(&idp, &client_id);
+    let external_only = TestServer::start_configured(|c| {
+        c.builtin_tokens = false;
+        c.console_dev_signin = true;
+        c.oidc = Some(oidc);
+    })
+    .await;
+    let config = external_only
+        .get_json_at(&at(&external_only, "/console/config.json"))
+        .await;
+    assert_eq!(config["external"]["clientId"], client_id.as_str());
+    assert_eq!(
+        (&config["localUsers"], &config["devSignIn"]),
+        (&json!(false), &json!(false))
+    );
+    external_only.stop().await;
     s.stop().await;
     idp.stop().await;
 }
