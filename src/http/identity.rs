@@ -41,7 +41,7 @@ async fn discovery(Meta(meta): Meta, Path(tenant): Path<String>) -> Response {
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
         "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
         "jwks_uri": format!("{base}/discovery/v2.0/keys"),
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "none"],
         "grant_types_supported": ["client_credentials", "authorization_code"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

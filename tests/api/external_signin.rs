@@ -173,6 +173,21 @@ async fn a_registered_single_page_application_signs_a_local_user_in_and_its_page
     );
     assert!(html.contains(&client_id));
 
+    // The discovery document says public clients redeem codes without a secret.
+    let discovery = idp
+        .get_json_at(&at(
+            &idp,
+            &format!("/{DEFAULT_TENANT}/v2.0/.well-known/openid-configuration"),
+        ))
+        .await;
+    assert!(
+        discovery["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("none")),
+        "{discovery}"
+    );
+
     // Refused before anything is sent to a redirect URI.
     let other = "http://localhost:7999/elsewhere/";
     let r = page(spa_params(&client_id, other, &[]), DEFAULT_TENANT)
