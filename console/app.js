@@ -8,7 +8,9 @@
 
 import { h, fill, errorBox, announce, loading } from './dom.js';
 import { whenUnauthorized, redeemCode } from './graph.js';
-import { token, signIn, signOut, caller, loadPermissions, signInAnswer, CLIENT_ID, redirectUri } from './session.js';
+import {
+  token, signIn, signOut, caller, loadPermissions, signInAnswer, loadSignInConfig, CLIENT_ID, redirectUri,
+} from './session.js';
 import { renderSignIn } from './signin.js';
 import { renderAgents } from './agents.js';
 import { renderAgent } from './agent.js';
@@ -67,7 +69,15 @@ async function route() {
   showCaller();
   if (!token()) {
     document.title = 'Sign in · Agentry console';
+    let config;
+    try {
+      config = await loadSignInConfig();
+    } catch {
+      config = { external: null, localUsers: true, devSignIn: false };
+    }
+    if (!alive()) return;
     renderSignIn(main, {
+      config,
       reason: signedOutBecause,
       done: () => { signedOutBecause = null; route(); },
     });
@@ -182,10 +192,17 @@ async function finishSignIn() {
   }
   fill(main, loading('Signing in…'));
   try {
-    const session = await redeemCode({
-      tenant: answer.tenant, code: answer.code, verifier: answer.verifier,
-      clientId: CLIENT_ID, redirectUri: redirectUri(),
-    });
+    const external = answer.external ? (await loadSignInConfig()).external : null;
+    if (answer.external && !external) throw new Error('This server no longer signs in at an external issuer.');
+    const session = await redeemCode(external
+      ? {
+        endpoint: external.tokenEndpoint, scope: external.scope, code: answer.code, verifier: answer.verifier,
+        clientId: external.clientId, redirectUri: redirectUri(),
+      }
+      : {
+        tenant: answer.tenant, code: answer.code, verifier: answer.verifier,
+        clientId: CLIENT_ID, redirectUri: redirectUri(),
+      });
     const problem = signIn(session.access_token);
     if (problem) throw new Error(problem);
     announce(`Signed in as ${caller()?.name ?? 'a user'}.`);

@@ -125,18 +125,21 @@ export async function devSession() {
 }
 
 /**
- * Redeems an authorization code at the identity provider's token endpoint
+ * Redeems an authorization code at an identity provider's token endpoint
  * (`grant_type=authorization_code` with the PKCE verifier). An OAuth error
  * becomes a GraphError with its description, its error as the code and
  * its trace id as the request id.
  */
-export async function redeemCode({ tenant, code, verifier, clientId, redirectUri }) {
+export async function redeemCode({ tenant, endpoint, scope, code, verifier, clientId, redirectUri }) {
   const body = new URLSearchParams({
     grant_type: 'authorization_code', client_id: clientId, code, code_verifier: verifier, redirect_uri: redirectUri,
   });
+  if (scope) body.set('scope', scope);
   let res;
   try {
-    res = await fetch(`/${encodeURIComponent(tenant)}/oauth2/v2.0/token`, {
+    // This server's token endpoint, or the external issuer's (the only other
+    // place the console's policy lets it call).
+    res = await fetch(endpoint ?? `/${encodeURIComponent(tenant)}/oauth2/v2.0/token`, {
       method: 'POST', body, cache: 'no-store', headers: { Accept: 'application/json' },
     });
   } catch (e) {

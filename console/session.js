@@ -47,6 +47,17 @@ function base64url(bytes) {
   return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
+/** A PKCE verifier and state, kept in this tab for the way back; the S256 challenge. */
+async function pkce(pending) {
+  const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+  const state = base64url(crypto.getRandomValues(new Uint8Array(16)));
+  const challenge = base64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+  sessionStorage.setItem(PENDING, JSON.stringify({ ...pending, state, verifier }));
+  return { state, challenge };
+}
+
+const NO_CRYPTO = 'This browser offers no Web Crypto here: open the console over https, or on localhost.';
+
 /**
  * Starts the authorization-code flow with PKCE at this server's identity
  * provider: a random verifier and state kept in this tab, the S256
@@ -54,13 +65,8 @@ function base64url(bytes) {
  * when the browser cannot (crypto.subtle needs https or a loopback address).
  */
 export async function startSignIn(tenant) {
-  if (!globalThis.crypto || !crypto.subtle) {
-    return 'This browser offers no Web Crypto here: open the console over https, or on localhost.';
-  }
-  const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
-  const state = base64url(crypto.getRandomValues(new Uint8Array(16)));
-  const challenge = base64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
-  sessionStorage.setItem(PENDING, JSON.stringify({ state, verifier, tenant }));
+  if (!globalThis.crypto || !crypto.subtle) return NO_CRYPTO;
+  const { state, challenge } = await pkce({ tenant });
   const params = new URLSearchParams({
     client_id: CLIENT_ID,
     response_type: 'code',
@@ -76,9 +82,47 @@ export async function startSignIn(tenant) {
 }
 
 /**
+ * The same flow at the external OpenID Connect issuer of `/console/config.json`
+ * (Entra ID, or another): the console is a single-page application
+ * registered there with this page as its redirect URI, a public client.
+ */
+export async function startExternalSignIn(external) {
+  if (!globalThis.crypto || !crypto.subtle) return NO_CRYPTO;
+  const { state, challenge } = await pkce({ external: true });
+  const params = new URLSearchParams({
+    client_id: external.clientId,
+    response_type: 'code',
+    redirect_uri: redirectUri(),
+    scope: external.scope,
+    state,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  });
+  const url = new URL(external.authorizationEndpoint);
+  for (const [name, value] of params) url.searchParams.set(name, value);
+  location.assign(url.href);
+  return null;
+}
+
+let signInConfig = null;
+
+/**
+ * How this server lets the console sign in (`/console/config.json`):
+ * {external: {clientId, scope, authorizationEndpoint, tokenEndpoint} or null,
+ * localUsers, devSignIn}.
+ */
+export async function loadSignInConfig() {
+  if (signInConfig) return signInConfig;
+  const res = await fetch('/console/config.json', { headers: { Accept: 'application/json' } });
+  if (!res.ok) throw new Error(`the sign-in configuration answered ${res.status}`);
+  signInConfig = await res.json();
+  return signInConfig;
+}
+
+/**
  * The answer of the identity provider in this page's URL, if there is one
  * (`?code=…&state=…`, or `?error=…`), checked against the sign-in this tab
- * started: {code, verifier, tenant}, or {problem}. The sign-in under way is
+ * started: {code, verifier, tenant, external}, or {problem}. The sign-in under way is
  * forgotten either way: a code is redeemed once.
  */
 export function signInAnswer() {
@@ -97,7 +141,9 @@ export function signInAnswer() {
   if (!pending || typeof pending.state !== 'string' || pending.state !== params.get('state')) {
     return { problem: 'This sign-in was not started from this tab (its state does not match): sign in again.' };
   }
-  return { code: params.get('code'), verifier: pending.verifier, tenant: pending.tenant };
+  return {
+    code: params.get('code'), verifier: pending.verifier, tenant: pending.tenant, external: pending.external === true,
+  };
 }
 
 /** The token's claims (not verified here: the server verifies every call). */

@@ -124,10 +124,27 @@ impl Application {
             notifier: notifier(&config.notifications, &listener)?,
             watcher: watcher(&config.watch, &listener, a2a)?,
             console_dev_signin: console_dev_signin(config, &listener),
+            external_sign_in: None,
+            builtin_tokens: true,
         };
-        let external = match &config.oidc {
-            Some(oidc) => Some(crate::auth::oidc::OidcIssuer::new(oidc.clone()).await?),
-            None => None,
+        let (external, external_sign_in) = match &config.oidc {
+            Some(oidc) => (
+                Some(crate::auth::oidc::OidcIssuer::new(oidc.clone()).await?),
+                crate::auth::oidc::ExternalSignIn::resolve(oidc).await?,
+            ),
+            None => (None, None),
+        };
+        if let Some(e) = &external_sign_in {
+            tracing::info!(
+                client_id = %e.client_id,
+                authorization_endpoint = %e.authorization_endpoint,
+                "the console signs people in at the external issuer"
+            );
+        }
+        let settings = HttpSettings {
+            external_sign_in,
+            builtin_tokens: config.builtin_tokens,
+            ..settings
         };
         let builtin = config.builtin_tokens.then(|| keys.clone());
         let auth = Arc::new(

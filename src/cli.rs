@@ -177,7 +177,8 @@ struct ImportArgs {
 
 #[derive(Debug, Subcommand)]
 enum AppCommand {
-    /// Register an application for the client-credentials flow; prints its client id and secret (shown once).
+    /// Register an application for the client-credentials flow (and, with --redirect-uri, a
+    /// single-page application that signs users in); prints its client id and secret (shown once).
     Add(AppAddArgs),
     /// List a tenant's applications: client id, name, roles.
     List(AppTenantArgs),
@@ -214,6 +215,11 @@ struct AppAddArgs {
     /// Tenant id the application belongs to.
     #[arg(long, default_value = DEFAULT_TENANT)]
     tenant: String,
+    /// A redirect URI of a single-page application (repeatable): the application then signs
+    /// local users in with the authorization-code flow and PKCE, as a public client, and its
+    /// pages of that origin redeem codes at the token endpoint (CORS).
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
     /// Database URL [default: sqlite://<data-dir>/agentry.db].
     #[arg(long, env = "AGENTRY_DATABASE_URL")]
     database_url: Option<String>,
@@ -368,6 +374,25 @@ struct ServeArgs {
     /// The issuer's keys: a JWKS file, or an http(s) URL serving one.
     #[arg(long, env = "AGENTRY_OIDC_JWKS", requires = "oidc_issuer")]
     oidc_jwks: Option<String>,
+    /// The web console's client id at that issuer (a single-page application whose redirect
+    /// URI is this server's /console/): the console then signs people in there.
+    #[arg(long, env = "AGENTRY_OIDC_CONSOLE_CLIENT_ID", requires = "oidc_issuer")]
+    oidc_console_client_id: Option<String>,
+    /// The scope the console asks for [default: the first audience's /.default].
+    #[arg(long, env = "AGENTRY_OIDC_CONSOLE_SCOPE")]
+    oidc_console_scope: Option<String>,
+    /// What {tenantid} stands for in the issuer's endpoints (a tenant id, or `organizations`).
+    #[arg(long, env = "AGENTRY_OIDC_CONSOLE_TENANT")]
+    oidc_console_tenant: Option<String>,
+    /// The issuer's OpenID configuration [default: ISSUER/.well-known/openid-configuration].
+    #[arg(long, env = "AGENTRY_OIDC_DISCOVERY")]
+    oidc_discovery: Option<String>,
+    /// The issuer's authorization endpoint [default: from its OpenID configuration].
+    #[arg(long, env = "AGENTRY_OIDC_AUTHORIZATION_ENDPOINT")]
+    oidc_authorization_endpoint: Option<String>,
+    /// The issuer's token endpoint [default: from its OpenID configuration].
+    #[arg(long, env = "AGENTRY_OIDC_TOKEN_ENDPOINT")]
+    oidc_token_endpoint: Option<String>,
     /// Throttling mode: requests a second per tenant and application (Graph-like 429s) [default: off].
     #[arg(long, env = "AGENTRY_THROTTLE_RATE")]
     throttle_rate: Option<f64>,
@@ -482,6 +507,14 @@ pub fn run() -> anyhow::Result<()> {
                 oidc_issuer: args.oidc_issuer,
                 oidc_audiences: args.oidc_audiences.as_deref().map(|a| list(Some(a), &[])),
                 oidc_jwks: args.oidc_jwks,
+                oidc_console: crate::config::OidcConsoleOverrides {
+                    client_id: args.oidc_console_client_id,
+                    scope: args.oidc_console_scope,
+                    tenant: args.oidc_console_tenant,
+                    discovery: args.oidc_discovery,
+                    authorization_endpoint: args.oidc_authorization_endpoint,
+                    token_endpoint: args.oidc_token_endpoint,
+                },
                 throttle_rate: args.throttle_rate,
                 throttle_burst: args.throttle_burst,
                 journal_size: args.journal_size,
@@ -507,7 +540,11 @@ pub fn run() -> anyhow::Result<()> {
             let url = database_url(file, cli.data_dir, args.database_url)?;
             let roles = list(args.roles.as_deref(), &permissions::all_application_roles());
             let now = crate::clock::entity_timestamp(crate::clock::wall_now());
-            let new = AppRegistration::create(&args.tenant, &args.name, roles, now);
+            for uri in &args.redirect_uris {
+                crate::domain::apps::check_redirect_uri(uri)?;
+            }
+            let mut new = AppRegistration::create(&args.tenant, &args.name, roles, now);
+            new.registration.redirect_uris = args.redirect_uris;
             let registration = new.registration.clone();
             with_store(&url, |store| async move {
                 Ok(store.create_app(registration).await?)
@@ -517,6 +554,9 @@ pub fn run() -> anyhow::Result<()> {
             println!("client secret: {}", new.secret);
             println!("tenant:        {}", r.tenant_id);
             println!("roles:         {}", r.roles.join(" "));
+            for uri in &r.redirect_uris {
+                println!("redirect uri:  {uri}");
+            }
             println!("The secret is shown only now; Agentry keeps a salted hash of it.");
             Ok(())
         }
@@ -530,6 +570,9 @@ pub fn run() -> anyhow::Result<()> {
                 }
                 for a in apps {
                     println!("{}  {}  {}", a.client_id, a.display_name, a.roles.join(" "));
+                    for uri in &a.redirect_uris {
+                        println!("    redirect uri: {uri}");
+                    }
                 }
                 Ok(())
             })

@@ -269,6 +269,24 @@ pub struct FileOidc {
     pub issuer: String,
     pub audiences: Vec<String>,
     pub jwks: String,
+    /// The web console's client id at the issuer: the console signs in there.
+    pub console_client_id: Option<String>,
+    pub console_scope: Option<String>,
+    pub console_tenant: Option<String>,
+    pub discovery: Option<String>,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+}
+
+/// `--oidc-console-*`, `--oidc-discovery` and the endpoints, as given.
+#[derive(Debug, Default, Clone)]
+pub struct OidcConsoleOverrides {
+    pub client_id: Option<String>,
+    pub scope: Option<String>,
+    pub tenant: Option<String>,
+    pub discovery: Option<String>,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
 }
 
 /// The `[copilot]` table of a configuration file.
@@ -375,6 +393,7 @@ pub struct Overrides {
     pub oidc_issuer: Option<String>,
     pub oidc_audiences: Option<Vec<String>>,
     pub oidc_jwks: Option<String>,
+    pub oidc_console: OidcConsoleOverrides,
     pub copilot_max_group_policies: Option<usize>,
     pub copilot_strict_values: Option<bool>,
     pub throttle_rate: Option<f64>,
@@ -585,10 +604,22 @@ fn merge(file: FileConfig, over: Overrides) -> ServerConfig {
             let issuer = over.oidc_issuer.unwrap_or(f.issuer);
             let jwks = over.oidc_jwks.unwrap_or(f.jwks);
             let audiences = over.oidc_audiences.unwrap_or(f.audiences);
+            let c = over.oidc_console;
+            let console = c.client_id.or(f.console_client_id).map(|client_id| {
+                crate::auth::oidc::ConsoleClient {
+                    client_id,
+                    scope: c.scope.or(f.console_scope),
+                    tenant: c.tenant.or(f.console_tenant),
+                    discovery: c.discovery.or(f.discovery),
+                    authorization_endpoint: c.authorization_endpoint.or(f.authorization_endpoint),
+                    token_endpoint: c.token_endpoint.or(f.token_endpoint),
+                }
+            });
             (!issuer.is_empty() && !jwks.is_empty()).then_some(crate::auth::oidc::OidcConfig {
                 issuer,
                 audiences,
                 jwks,
+                console,
             })
         },
     }

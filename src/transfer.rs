@@ -9,6 +9,7 @@
 
 use crate::domain::apps::AppRegistration;
 use crate::domain::copilot::{Policy, TenantSetting};
+use crate::domain::users::LocalUser;
 use crate::store::{ImportMode, ImportReport, Section, Store, StoreError, TenantState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -74,6 +75,12 @@ pub enum Record {
         tenant: String,
         data: AppRegistration,
     },
+    /// A local user: its name, object id, roles and password hash (a PHC
+    /// string; the password itself is never known). Its lockout stays behind.
+    User {
+        tenant: String,
+        data: LocalUser,
+    },
     Trailer {
         records: u64,
     },
@@ -90,7 +97,8 @@ impl Record {
             | Record::Package { tenant, .. }
             | Record::Policy { tenant, .. }
             | Record::Setting { tenant, .. }
-            | Record::App { tenant, .. } => Some(tenant),
+            | Record::App { tenant, .. }
+            | Record::User { tenant, .. } => Some(tenant),
             Record::Header { .. } | Record::Trailer { .. } => None,
         }
     }
@@ -249,6 +257,16 @@ pub async fn export(
             )?;
             summary.records += 1;
         }
+        for data in store.list_users(&tenant).await? {
+            write_line(
+                out,
+                &Record::User {
+                    tenant: tenant.clone(),
+                    data,
+                },
+            )?;
+            summary.records += 1;
+        }
     }
     write_line(
         out,
@@ -269,6 +287,7 @@ struct Batch {
     tenant: String,
     state: TenantState,
     apps: Vec<AppRegistration>,
+    users: Vec<LocalUser>,
     len: usize,
 }
 
@@ -296,6 +315,7 @@ impl Batch {
                 }
             }
             Record::App { data, .. } => self.apps.push(data),
+            Record::User { data, .. } => self.users.push(data),
             Record::Header { .. } | Record::Trailer { .. } => self.len -= 1,
         }
     }
@@ -306,7 +326,7 @@ impl Batch {
         if batch.len == 0 {
             return Ok(report);
         }
-        if batch.len > batch.apps.len() {
+        if batch.len > batch.apps.len() + batch.users.len() {
             report = store
                 .import_tenant(&batch.tenant, batch.state, ImportMode::Merge, now)
                 .await?;
@@ -317,6 +337,15 @@ impl Batch {
             } else {
                 store.create_app(app).await?;
                 report.created += 1;
+            }
+        }
+        for mut user in batch.users {
+            // A user moves into the tenant of its record, as every object does.
+            user.tenant_id = batch.tenant.clone();
+            if store.create_user(user).await? {
+                report.created += 1;
+            } else {
+                report.kept += 1;
             }
         }
         Ok(report)

@@ -1,7 +1,10 @@
 //! Tokens from an external OpenID Connect provider (Entra ID or any other),
 //! beside or instead of Agentry's own: the issuer, the accepted audiences
 //! and the provider's keys (a JWKS file or URL, cached, and read again when
-//! a token names a key id the cache does not have).
+//! a token names a key id the cache does not have). With a console client
+//! configured, the web console signs people in at that provider too
+//! ([`ExternalSignIn`]): the authorization-code flow with PKCE, as a
+//! single-page application registered there.
 
 use super::keys::{Claims, principal_from};
 use super::{AuthError, KeyRing, Principal};
@@ -26,12 +29,182 @@ pub struct OidcConfig {
     pub audiences: Vec<String>,
     /// A JWKS file, or an `http(s)://` URL serving one.
     pub jwks: String,
+    /// The web console as a client of this issuer, when configured.
+    pub console: Option<ConsoleClient>,
+}
+
+/// The console's registration at the external issuer (`--oidc-console-*`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsoleClient {
+    /// The console's application (client) id there: a single-page
+    /// application whose redirect URI is this server's `/console/`.
+    pub client_id: String,
+    /// The scope to ask for; by default the first audience's `/.default`.
+    pub scope: Option<String>,
+    /// What `{tenantid}` stands for in the endpoints (a tenant id, or
+    /// Entra's `organizations`).
+    pub tenant: Option<String>,
+    /// The OpenID configuration document; by default the issuer's
+    /// `/.well-known/openid-configuration`.
+    pub discovery: Option<String>,
+    /// The endpoints, when given rather than discovered.
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+}
+
+/// How the console signs in at the external issuer, resolved at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalSignIn {
+    pub client_id: String,
+    pub scope: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+}
+
+impl ExternalSignIn {
+    /// Resolves the endpoints (from the discovery document unless both are
+    /// given); `None` when no console client is configured. A document that
+    /// cannot be read, or an endpoint that is not an https URL (http only
+    /// on a loopback host), stops the start.
+    pub async fn resolve(config: &OidcConfig) -> Result<Option<Self>, OidcError> {
+        let Some(console) = &config.console else {
+            return Ok(None);
+        };
+        let bad = |reason: String| OidcError::ConsoleClient(reason);
+        let fill = |text: &str| -> Result<String, OidcError> {
+            if !text.contains("{tenantid}") {
+                return Ok(text.to_owned());
+            }
+            console
+                .tenant
+                .as_deref()
+                .map(|t| text.replace("{tenantid}", t))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "'{text}' names {{tenantid}}: set --oidc-console-tenant (a tenant id, or \
+                         Entra's 'organizations')"
+                    ))
+                })
+        };
+        let (mut authorization, mut token) = (
+            console
+                .authorization_endpoint
+                .as_deref()
+                .map(fill)
+                .transpose()?,
+            console.token_endpoint.as_deref().map(fill).transpose()?,
+        );
+        if authorization.is_none() || token.is_none() {
+            let url = match &console.discovery {
+                Some(d) => fill(d)?,
+                None => format!(
+                    "{}/.well-known/openid-configuration",
+                    fill(&config.issuer)?.trim_end_matches('/')
+                ),
+            };
+            let doc = discover(&url).await?;
+            let pick = |name: &str| doc.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+            authorization = authorization.or_else(|| pick("authorization_endpoint"));
+            token = token.or_else(|| pick("token_endpoint"));
+            if authorization.is_none() || token.is_none() {
+                return Err(bad(format!(
+                    "the OpenID configuration {url} names no authorization_endpoint or token_endpoint"
+                )));
+            }
+        }
+        let authorization_endpoint = endpoint(authorization.unwrap_or_default())?;
+        let token_endpoint = endpoint(token.unwrap_or_default())?;
+        let scope = match (&console.scope, config.audiences.first()) {
+            (Some(scope), _) => scope.clone(),
+            (None, Some(aud)) => format!("{}/.default", aud.trim_end_matches('/')),
+            (None, None) => {
+                return Err(bad(
+                    "no audience to ask a token for: set --oidc-console-scope".into(),
+                ));
+            }
+        };
+        if console.client_id.trim().is_empty() {
+            return Err(bad("the console's client id is empty".into()));
+        }
+        Ok(Some(ExternalSignIn {
+            client_id: console.client_id.clone(),
+            scope,
+            authorization_endpoint,
+            token_endpoint,
+        }))
+    }
+
+    /// The token endpoint as a `connect-src` source of the console's
+    /// Content-Security-Policy: that URL's path only.
+    pub fn token_source(&self) -> String {
+        match reqwest::Url::parse(&self.token_endpoint) {
+            Ok(url) => {
+                let mut source = url.origin().ascii_serialization();
+                source.push_str(url.path());
+                source
+            }
+            Err(_) => String::new(),
+        }
+    }
+}
+
+/// An endpoint the browser goes to: https, or http on a loopback host,
+/// and nothing that could break out of a policy or a header.
+fn endpoint(text: String) -> Result<String, OidcError> {
+    let bad = || {
+        OidcError::ConsoleClient(format!(
+            "'{text}' is not an endpoint the console can use: an https:// URL (http:// only on \
+             localhost or a loopback address)"
+        ))
+    };
+    let url = reqwest::Url::parse(&text).map_err(|_| bad())?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    let plain = !url.as_str().contains([';', ',', '\'', '"', ' ', '*'])
+        && url.fragment().is_none()
+        && url.username().is_empty();
+    if !scheme_ok || !plain || host.is_empty() {
+        return Err(bad());
+    }
+    Ok(url.to_string())
+}
+
+/// The OpenID configuration document at `url`.
+async fn discover(url: &str) -> Result<serde_json::Value, OidcError> {
+    crate::tls::install_crypto();
+    let fail = |reason: String| {
+        OidcError::ConsoleClient(format!(
+            "cannot read the OpenID configuration {url}: {reason}"
+        ))
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let r = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !r.status().is_success() {
+        return Err(fail(format!("HTTP {}", r.status())));
+    }
+    let body = r.bytes().await.map_err(|e| fail(e.to_string()))?;
+    serde_json::from_slice(&body).map_err(|e| fail(e.to_string()))
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
     #[error("cannot read the JWKS {source_name}: {reason}")]
     Jwks { source_name: String, reason: String },
+    #[error("the console's sign-in at the external issuer: {0}")]
+    ConsoleClient(String),
 }
 
 enum Source {
@@ -340,8 +513,26 @@ impl Authenticator {
             let unverified = jsonwebtoken::dangerous::insecure_decode::<Claims>(token).ok();
             let claims = unverified.as_ref().map(|d| &d.claims);
             let iss = claims.and_then(|c| c.iss.as_deref()).unwrap_or_default();
-            if external.issued(iss, claims.and_then(|c| c.tid.as_deref())) {
-                return external.verify(token, self.clock_skew).await;
+            let tid = claims.and_then(|c| c.tid.as_deref());
+            if external.issued(iss, tid) {
+                // Entra's v1 tokens and Agentry's own share an issuer
+                // (`https://sts.windows.net/{tid}/`): then the key id
+                // tells them apart, and a key the external issuer does not
+                // know may still be one of ours (rotated by another replica).
+                let ours = self
+                    .builtin
+                    .as_ref()
+                    .filter(|_| iss == super::keys::issuer(tid.unwrap_or_default()));
+                let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid);
+                if let Some(keys) = ours
+                    && kid.is_some_and(|k| keys.key_ids().contains(&k))
+                {
+                    return keys.verify(token);
+                }
+                return match (external.verify(token, self.clock_skew).await, ours) {
+                    (Err(AuthError::InvalidSignature), Some(keys)) => keys.verify(token),
+                    (result, _) => result,
+                };
             }
         }
         match &self.builtin {
@@ -366,6 +557,68 @@ mod tests {
         assert_eq!(cache.get(format!("a.{tail}").as_str()), Some(&1));
         assert_eq!(cache.get(format!("b.{tail}").as_str()), Some(&2));
         assert_eq!(cache.get(format!("c.{tail}").as_str()), None);
+    }
+
+    fn console_config(change: impl FnOnce(&mut ConsoleClient)) -> OidcConfig {
+        let mut console = ConsoleClient {
+            client_id: "spa".into(),
+            tenant: Some("contoso".into()),
+            authorization_endpoint: Some(
+                "https://login.example/{tenantid}/oauth2/v2.0/authorize".into(),
+            ),
+            token_endpoint: Some("https://login.example/{tenantid}/oauth2/v2.0/token".into()),
+            ..ConsoleClient::default()
+        };
+        change(&mut console);
+        OidcConfig {
+            issuer: "https://login.example/{tenantid}/v2.0".into(),
+            audiences: vec!["api://agentry/".into()],
+            jwks: "unused".into(),
+            console: Some(console),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_consoles_endpoints_fill_in_the_tenant_and_must_be_https_or_loopback() {
+        let e = ExternalSignIn::resolve(&console_config(|_| {}))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            e.authorization_endpoint,
+            "https://login.example/contoso/oauth2/v2.0/authorize"
+        );
+        assert_eq!(e.scope, "api://agentry/.default", "the first audience's");
+        assert_eq!(
+            e.token_source(),
+            "https://login.example/contoso/oauth2/v2.0/token"
+        );
+        let loopback = console_config(|c| {
+            c.token_endpoint = Some("http://127.0.0.1:9/t/oauth2/v2.0/token?x=1".into());
+            c.scope = Some("https://graph.microsoft.com/.default".into());
+        });
+        let e = ExternalSignIn::resolve(&loopback).await.unwrap().unwrap();
+        assert_eq!(e.token_source(), "http://127.0.0.1:9/t/oauth2/v2.0/token");
+        assert_eq!(e.scope, "https://graph.microsoft.com/.default");
+
+        let refused = [
+            console_config(|c| c.tenant = None),
+            console_config(|c| c.token_endpoint = Some("http://login.example/token".into())),
+            console_config(|c| {
+                c.authorization_endpoint = Some("https://login.example/a;script-src *".into())
+            }),
+            console_config(|c| c.client_id = " ".into()),
+        ];
+        for config in refused {
+            let e = ExternalSignIn::resolve(&config).await;
+            assert!(
+                matches!(e, Err(OidcError::ConsoleClient(_))),
+                "{config:?}: {e:?}"
+            );
+        }
+        let mut none = console_config(|_| {});
+        none.console = None;
+        assert_eq!(ExternalSignIn::resolve(&none).await.unwrap(), None);
     }
 
     #[tokio::test]

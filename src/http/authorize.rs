@@ -2,8 +2,10 @@
 //! flow with PKCE (RFC 6749 §4.1, RFC 7636), for the web console and the
 //! local users of `agentry user add`.
 //!
-//! `GET /{tenant}/oauth2/v2.0/authorize` checks the request (the console's
-//! client id and redirect URI `{origin}/console/`, `response_type=code`, a
+//! `GET /{tenant}/oauth2/v2.0/authorize` checks the request (a known client
+//! and one of its redirect URIs: the console's own id with `{origin}/console/`,
+//! or an application registered in the tenant with `agentry app add
+//! --redirect-uri`, a single-page application; `response_type=code`, a
 //! Graph scope, an S256 challenge) and serves a small page rendered here: a
 //! form, no script, under a policy that allows this server's style sheet
 //! and posting to this server only. `POST` of the form checks the password
@@ -15,14 +17,16 @@
 //! password wrong or the account locked (and takes as long: a password
 //! check runs in each case); the 5th failure in a row locks the account for
 //! 15 minutes, counted by the store so that replicas and restarts agree.
-//! A request that is not the console's own is refused in the OAuth error
-//! shape, as the token endpoint refuses.
+//! A request of an unknown client, or with a redirect URI its client did not
+//! register, is refused in the OAuth error shape, as the token endpoint
+//! refuses: nothing can be sent to a redirect URI not yet trusted.
 
 use super::AppState;
 use super::extract::Meta;
 use super::identity::{OAuthError, field, form, graph_default_scope, is_form};
 use super::request::RequestMeta;
 use crate::auth::CONSOLE_CLIENT_ID;
+use crate::domain::apps::AppRegistration;
 use crate::domain::users::{
     self, AuthorizationCode, CODE_LIFETIME, LOCKOUT, MAX_FAILED_SIGN_INS, verify_nothing,
     well_formed_challenge,
@@ -34,7 +38,10 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// The sign-in page's policy: this server's style sheet and icon, the form
-/// posted to this server only, no script at all, no frames.
+/// posted to this server only, no script at all, no frames. For a
+/// registered application, `form-action` names its redirect URI too, where
+/// the form's answer sends the browser (browsers hold redirects of a form
+/// to the policy).
 const PAGE_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
@@ -49,9 +56,13 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// An authorization request the console may make.
+/// An authorization request of the console or of a registered single-page
+/// application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Request {
+    client_id: String,
+    /// The application's name, for the page; `None` for the console.
+    client_name: Option<String>,
     redirect_uri: String,
     scope: String,
     state: Option<String>,
@@ -63,14 +74,32 @@ impl Request {
     /// Checks the parameters (from the query or the form) in the order
     /// Entra does: the client and where to answer first, as nothing can be
     /// sent back to a redirect URI not yet trusted.
-    fn parse(fields: &[(String, String)], origin: &str) -> Result<Request, OAuthError> {
+    /// `registered` is the application named by `client_id` in this tenant,
+    /// if there is one (the console is no registration).
+    fn parse(
+        fields: &[(String, String)],
+        origin: &str,
+        registered: Option<&AppRegistration>,
+    ) -> Result<Request, OAuthError> {
         let need = |name: &'static str| field(fields, name).ok_or(OAuthError::Missing(name));
-        if need("client_id")? != CONSOLE_CLIENT_ID {
-            return Err(OAuthError::UnknownClient);
-        }
-        let redirect_uri = need("redirect_uri")?;
-        if redirect_uri != format!("{origin}/console/") {
-            return Err(OAuthError::BadRedirectUri);
+        let client_id = need("client_id")?;
+        let redirect_uri;
+        let client_name;
+        if client_id == CONSOLE_CLIENT_ID {
+            redirect_uri = need("redirect_uri")?;
+            if redirect_uri != format!("{origin}/console/") {
+                return Err(OAuthError::BadRedirectUri);
+            }
+            client_name = None;
+        } else {
+            let app = registered
+                .filter(|a| a.client_id == client_id && !a.redirect_uris.is_empty())
+                .ok_or(OAuthError::UnknownClient)?;
+            redirect_uri = need("redirect_uri")?;
+            if !app.redirects_to(&redirect_uri) {
+                return Err(OAuthError::BadRedirectUri);
+            }
+            client_name = Some(app.display_name.clone());
         }
         if need("response_type")? != "code" {
             return Err(OAuthError::UnsupportedResponseType);
@@ -85,6 +114,8 @@ impl Request {
             return Err(OAuthError::BadChallenge);
         }
         Ok(Request {
+            client_id,
+            client_name,
             redirect_uri,
             scope,
             state: field(fields, "state"),
@@ -98,7 +129,7 @@ impl Request {
     fn query(&self, extra: &[(&str, &str)]) -> String {
         let mut pairs = vec![
             ("response_type", "code"),
-            ("client_id", CONSOLE_CLIENT_ID),
+            ("client_id", self.client_id.as_str()),
             ("redirect_uri", self.redirect_uri.as_str()),
             ("scope", self.scope.as_str()),
             ("code_challenge", self.code_challenge.as_str()),
@@ -124,13 +155,33 @@ pub(super) async fn page(
     uri: Uri,
 ) -> Response {
     let fields = form(uri.query().unwrap_or_default().as_bytes());
-    match Request::parse(&fields, &meta.origin) {
+    match parse_request(&app, &meta, &tenant, &fields).await {
         Ok(request) => {
             let failed = field(&fields, "signin").as_deref() == Some("failed");
-            html_page(&render(&tenant, &request, failed))
+            html_page(&render(&tenant, &request, failed), page_policy(&request))
         }
         Err(e) => e.response(&meta, app.time()),
     }
+}
+
+/// The request, its client looked up when it is not the console: an
+/// application of `tenant` with redirect URIs (a single-page application).
+async fn parse_request(
+    app: &AppState,
+    meta: &RequestMeta,
+    tenant: &str,
+    fields: &[(String, String)],
+) -> Result<Request, OAuthError> {
+    let registered = match field(fields, "client_id") {
+        Some(id) if id != CONSOLE_CLIENT_ID && !id.contains('\0') => app
+            .store()
+            .get_app(&id)
+            .await
+            .map_err(|_| OAuthError::Unavailable)?
+            .filter(|a| a.tenant_id.eq_ignore_ascii_case(tenant)),
+        _ => None,
+    };
+    Request::parse(fields, &meta.origin, registered.as_ref())
 }
 
 /// `POST /{tenant}/oauth2/v2.0/authorize`: the form, signed in or not.
@@ -167,7 +218,7 @@ async fn check_sign_in(
         return Err(OAuthError::NotForm);
     }
     let fields = form(body);
-    let request = Request::parse(&fields, &meta.origin)?;
+    let request = parse_request(app, meta, tenant, &fields).await?;
     let name = field(&fields, "username").unwrap_or_default();
     let password = field(&fields, "password").unwrap_or_default();
     match authenticate(app, tenant, &name, password).await? {
@@ -176,7 +227,7 @@ async fn check_sign_in(
             let now = app.time();
             let issued = AuthorizationCode {
                 tenant_id: user.tenant_id,
-                client_id: CONSOLE_CLIENT_ID.to_owned(),
+                client_id: request.client_id.clone(),
                 redirect_uri: request.redirect_uri.clone(),
                 code_challenge: request.code_challenge.clone(),
                 user_id: user.id,
@@ -188,8 +239,14 @@ async fn check_sign_in(
                 .save_code(&key, issued, &crate::clock::entity_timestamp(now))
                 .await
                 .map_err(|_| OAuthError::Unavailable)?;
+            // A registered redirect URI may have a query of its own.
+            let joint = if request.redirect_uri.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
             let mut location = format!(
-                "{}?code={}",
+                "{}{joint}code={}",
                 request.redirect_uri,
                 utf8_percent_encode(&code, QUERY_VALUE)
             );
@@ -282,7 +339,20 @@ fn see_other(location: &str) -> Response {
     r
 }
 
-fn html_page(html: &str) -> Response {
+/// The page's policy for `request`.
+fn page_policy(request: &Request) -> HeaderValue {
+    if request.client_name.is_none() {
+        return HeaderValue::from_static(PAGE_POLICY);
+    }
+    // A registered redirect URI holds no space, quote, comma or semicolon.
+    let text = PAGE_POLICY.replace(
+        "form-action 'self';",
+        &format!("form-action 'self' {};", request.redirect_uri),
+    );
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(PAGE_POLICY))
+}
+
+fn html_page(html: &str, policy: HeaderValue) -> Response {
     let mut r = html.to_owned().into_response();
     let h = r.headers_mut();
     h.insert(
@@ -290,7 +360,7 @@ fn html_page(html: &str) -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    super::console::protect(h, PAGE_POLICY);
+    super::console::protect(h, policy);
     r
 }
 
@@ -320,7 +390,7 @@ fn render(tenant: &str, request: &Request, failed: bool) -> String {
     };
     let mut fields = String::new();
     fields.push_str(&hidden("response_type", "code"));
-    fields.push_str(&hidden("client_id", CONSOLE_CLIENT_ID));
+    fields.push_str(&hidden("client_id", &request.client_id));
     fields.push_str(&hidden("redirect_uri", &request.redirect_uri));
     fields.push_str(&hidden("scope", &request.scope));
     fields.push_str(&hidden("code_challenge", &request.code_challenge));
@@ -357,7 +427,7 @@ fn render(tenant: &str, request: &Request, failed: bool) -> String {
 <body>
 <header class=\"bar\"><span class=\"brand\"><img src=\"/console/icon.svg\" alt=\"\" width=\"24\" height=\"24\"><span>Agentry</span></span></header>
 <main id=\"main\">
-<h1>Sign in to the Agentry console</h1>
+<h1>Sign in to {client}</h1>
 <p>With a local user of tenant <code>{tenant}</code> (added with <code>agentry user add</code>).</p>
 {alert}<form class=\"panel\" id=\"signin-form\" method=\"post\" action=\"authorize\">
 {fields}<div class=\"field\"><label for=\"username\">User name</label>
@@ -373,6 +443,7 @@ fn render(tenant: &str, request: &Request, failed: bool) -> String {
 ",
         tenant = escape(tenant),
         hint = escape(hint),
+        client = escape(request.client_name.as_deref().unwrap_or("the Agentry console")),
     )
 }
 
@@ -419,7 +490,7 @@ mod tests {
 
     #[test]
     fn only_the_consoles_code_requests_with_an_s256_challenge_are_accepted() {
-        let r = Request::parse(&fields(&valid()), ORIGIN).unwrap();
+        let r = Request::parse(&fields(&valid()), ORIGIN, None).unwrap();
         assert_eq!(r.state.as_deref(), Some("s t&a<te"));
         let refused = [
             (without("client_id"), OAuthError::Missing("client_id")),
@@ -446,13 +517,49 @@ mod tests {
             (with("code_challenge", "short"), OAuthError::BadChallenge),
         ];
         for (f, error) in refused {
-            assert_eq!(Request::parse(&f, ORIGIN), Err(error), "{f:?}");
+            assert_eq!(Request::parse(&f, ORIGIN, None), Err(error), "{f:?}");
         }
     }
 
     #[test]
+    fn a_registered_application_is_answered_only_at_its_own_redirect_uris() {
+        let mut spa =
+            AppRegistration::create("t", "Contoso <portal>", vec![], "now".into()).registration;
+        spa.redirect_uris = vec!["https://portal.contoso.example/signed-in".into()];
+        let mine = |changes: &[(&str, &str)]| {
+            let mut f = with("client_id", &spa.client_id);
+            for (k, v) in changes {
+                f.retain(|(name, _)| name != k);
+                f.push(((*k).to_owned(), (*v).to_owned()));
+            }
+            f
+        };
+        let ok = mine(&[("redirect_uri", "https://portal.contoso.example/signed-in")]);
+        let r = Request::parse(&ok, ORIGIN, Some(&spa)).unwrap();
+        assert_eq!(r.client_id, spa.client_id);
+        assert!(render("t", &r, false).contains("Sign in to Contoso &lt;portal&gt;"));
+        assert_eq!(
+            Request::parse(&mine(&[]), ORIGIN, Some(&spa)),
+            Err(OAuthError::BadRedirectUri),
+            "not the console's redirect URI either"
+        );
+        assert_eq!(
+            Request::parse(&ok, ORIGIN, None),
+            Err(OAuthError::UnknownClient),
+            "no registration of that id in the tenant"
+        );
+        let mut confidential = spa.clone();
+        confidential.redirect_uris.clear();
+        assert_eq!(
+            Request::parse(&ok, ORIGIN, Some(&confidential)),
+            Err(OAuthError::UnknownClient),
+            "an application without redirect URIs signs no one in"
+        );
+    }
+
+    #[test]
     fn the_page_escapes_what_the_request_carries_and_keeps_it_for_the_form() {
-        let mut r = Request::parse(&fields(&valid()), ORIGIN).unwrap();
+        let mut r = Request::parse(&fields(&valid()), ORIGIN, None).unwrap();
         r.login_hint = Some("\"><script>".into());
         let html = render("t<1>", &r, true);
         assert!(!html.contains("<script"), "{html}");
@@ -463,7 +570,7 @@ mod tests {
         assert!(!render("t", &r, false).contains("signin-error"));
         let query = r.query(&[("signin", "failed")]);
         let back = form(query.as_bytes());
-        assert_eq!(Request::parse(&back, ORIGIN).unwrap().state, r.state);
+        assert_eq!(Request::parse(&back, ORIGIN, None).unwrap().state, r.state);
         assert_eq!(field(&back, "signin").as_deref(), Some("failed"));
     }
 }

@@ -5,6 +5,12 @@
 //! bearer token; `/console/permissions.json` is the permission table, so
 //! that it can show which actions the token allows.
 //!
+//! `/console/config.json` tells the console how it signs in: at the external
+//! OpenID Connect issuer when a console client is configured there (the
+//! console then runs the code flow with PKCE at that issuer's endpoints, and
+//! its policy lets it call that token endpoint, and no other), with local
+//! users of the built-in identity provider, with the development switch.
+//!
 //! `POST /console/session` is the development switch (`console_dev_signin`):
 //! it mints the token `agentry token` mints by default (the built-in admin
 //! user), and only when the server listens on loopback, for a request that
@@ -42,6 +48,22 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
+/// The console's policy: [`CONTENT_SECURITY_POLICY`], with calls allowed to
+/// the external issuer's token endpoint too (that URL only) when the
+/// console signs in there.
+pub fn policy(external: Option<&crate::auth::oidc::ExternalSignIn>) -> HeaderValue {
+    let source = external.map(|e| e.token_source()).unwrap_or_default();
+    if source.is_empty() {
+        return HeaderValue::from_static(CONTENT_SECURITY_POLICY);
+    }
+    let text = CONTENT_SECURITY_POLICY.replace(
+        "connect-src 'self';",
+        &format!("connect-src 'self' {source};"),
+    );
+    // The endpoint was checked at start: no spaces, quotes, commas or semicolons.
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(CONTENT_SECURITY_POLICY))
+}
+
 /// The handler of each operation of this module, for `method`.
 pub fn handler(op: Console, method: MethodFilter) -> MethodRouter<AppState> {
     match op {
@@ -50,6 +72,7 @@ pub fn handler(op: Console, method: MethodFilter) -> MethodRouter<AppState> {
         Console::Asset => on(method, asset),
         Console::Permissions => on(method, permissions),
         Console::Session => on(method, session),
+        Console::Config => on(method, config),
     }
 }
 
@@ -145,15 +168,19 @@ async fn root() -> Response {
         .into_response()
 }
 
-async fn frame(headers: HeaderMap) -> Response {
-    serve_file("index.html", &headers)
+async fn frame(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    serve_file(&app, "index.html", &headers)
 }
 
-async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    serve_file(&name, &headers)
+async fn asset(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    serve_file(&app, &name, &headers)
 }
 
-fn serve_file(name: &str, headers: &HeaderMap) -> Response {
+fn serve_file(app: &AppState, name: &str, headers: &HeaderMap) -> Response {
     let Some(file) = served().iter().find(|f| f.name == name) else {
         return ApiError::ConsoleFileNotFound(name.to_owned()).into_response();
     };
@@ -171,7 +198,7 @@ fn serve_file(name: &str, headers: &HeaderMap) -> Response {
     // Kept, but asked about again each time: a new binary brings new files
     // under the same names.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    protect(h, CONTENT_SECURITY_POLICY);
+    protect(h, app.console_policy().clone());
     r
 }
 
@@ -189,11 +216,8 @@ fn matches_tag(headers: &HeaderMap, etag: &str) -> bool {
 /// The headers that keep the console's pages (and the sign-in page of
 /// `http::authorize`) to themselves, with `policy` as their
 /// Content-Security-Policy.
-pub(super) fn protect(h: &mut HeaderMap, policy: &'static str) {
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(policy),
-    );
+pub(super) fn protect(h: &mut HeaderMap, policy: HeaderValue) {
+    h.insert(header::CONTENT_SECURITY_POLICY, policy);
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -235,6 +259,35 @@ async fn permissions() -> Response {
         json!({"rules": rules, "roleNames": roles}).to_string()
     });
     let mut r = body.clone().into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// `GET /console/config.json`: how the console signs in. `external` is the
+/// issuer's client id, scope and endpoints when the console signs in there
+/// (its primary way); `localUsers` whether this server's own tokens are
+/// accepted (local users and pasted tokens of `agentry token`);
+/// `devSignIn` whether the development switch answers here.
+async fn config(State(app): State<AppState>) -> Response {
+    let external = app.external_sign_in().map(|e| {
+        json!({
+            "clientId": e.client_id,
+            "scope": e.scope,
+            "authorizationEndpoint": e.authorization_endpoint,
+            "tokenEndpoint": e.token_endpoint,
+        })
+    });
+    let body = json!({
+        "external": external,
+        "localUsers": app.builtin_tokens(),
+        "devSignIn": app.console_dev_signin() == DevSignIn::On && app.builtin_tokens(),
+    });
+    let mut r = body.to_string().into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

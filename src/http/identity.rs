@@ -41,7 +41,7 @@ async fn discovery(Meta(meta): Meta, Path(tenant): Path<String>) -> Response {
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
         "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
         "jwks_uri": format!("{base}/discovery/v2.0/keys"),
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "none"],
         "grant_types_supported": ["client_credentials", "authorization_code"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -85,8 +85,10 @@ pub(super) enum OAuthError {
     Unavailable,
     /// A parameter the request must have.
     Missing(&'static str),
-    /// Not the console's redirect URI (`{origin}/console/`).
+    /// Not a redirect URI of the client (the console's is `{origin}/console/`).
     BadRedirectUri,
+    /// A single-page application's code redeemed without `Origin`: not by a browser.
+    SpaWithoutOrigin,
     UnsupportedResponseType,
     /// The code flow without a PKCE challenge.
     MissingChallenge,
@@ -169,7 +171,13 @@ impl OAuthError {
                 S::BAD_REQUEST,
                 "invalid_request",
                 50011,
-                "The redirect URI specified in the request does not match the redirect URIs configured for the application: the console's is this server's /console/.",
+                "The redirect URI specified in the request does not match the redirect URIs configured for the application (the console's is this server's /console/).",
+            ),
+            OAuthError::SpaWithoutOrigin => (
+                S::BAD_REQUEST,
+                "invalid_request",
+                9002327,
+                "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.",
             ),
             OAuthError::UnsupportedResponseType => (
                 S::BAD_REQUEST,
@@ -323,7 +331,39 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match issue(&app, &tenant, &headers, &body).await {
+    let mut r = answer(&app, &meta, &tenant, &headers, &body).await;
+    if let Some(origin) = spa_origin(&app, &headers, &body).await {
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    r
+}
+
+/// The `Origin` of a browser page redeeming a code of a single-page
+/// application, when it is the origin of one of the application's redirect
+/// URIs: such a page may read the answer (CORS), as Entra lets it.
+async fn spa_origin(app: &AppState, headers: &HeaderMap, body: &[u8]) -> Option<HeaderValue> {
+    let origin = headers.get(header::ORIGIN)?;
+    let fields = form(body);
+    if field(&fields, "grant_type").as_deref() != Some("authorization_code") {
+        return None;
+    }
+    let client_id = field(&fields, "client_id").filter(|id| !id.contains('\0'))?;
+    let registration = app.store().get_app(&client_id).await.ok()??;
+    registration
+        .spa_origin(origin.to_str().ok()?)
+        .then(|| origin.clone())
+}
+
+async fn answer(
+    app: &AppState,
+    meta: &RequestMeta,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    match issue(app, tenant, headers, body).await {
         Ok(issued) => {
             let mut body = json!({
                 "token_type": "Bearer",
@@ -336,7 +376,7 @@ async fn token(
             }
             plain(StatusCode::OK, &body)
         }
-        Err(e) => e.response(&meta, app.time()),
+        Err(e) => e.response(meta, app.time()),
     }
 }
 
@@ -379,7 +419,7 @@ async fn issue(
     let fields = form(body);
     match field(&fields, "grant_type").as_deref() {
         Some("client_credentials") => client_credentials(app, tenant, headers, &fields).await,
-        Some("authorization_code") => authorization_code(app, tenant, &fields).await,
+        Some("authorization_code") => authorization_code(app, tenant, headers, &fields).await,
         _ => Err(OAuthError::UnsupportedGrant),
     }
 }
@@ -431,20 +471,35 @@ async fn client_credentials(
     Ok(Issued { token, scope: None })
 }
 
-/// Redeems a code of the console's sign-in (`authorize`) for a delegated
-/// token of its user: the code once, before it expires, from the client and
-/// with the redirect URI it was issued for, with the PKCE verifier of its
-/// challenge. The user's tokens carry every delegated permission Agentry
-/// checks (as `agentry token`'s) and the user's directory roles.
+/// Redeems a code of a sign-in (`authorize`) for a delegated token of its
+/// user: the code once, before it expires, from the client and with the
+/// redirect URI it was issued for, with the PKCE verifier of its challenge.
+/// The client is the console, or a registered single-page application
+/// (public: no secret), whose codes only a browser redeems (with `Origin`),
+/// as Entra has it. The user's tokens carry every delegated permission
+/// Agentry checks (as `agentry token`'s) and the user's directory roles.
 async fn authorization_code(
     app: &AppState,
     tenant: &str,
+    headers: &HeaderMap,
     fields: &[(String, String)],
 ) -> Result<Issued, OAuthError> {
     let need = |name: &'static str| field(fields, name).ok_or(OAuthError::Missing(name));
     let client_id = need("client_id")?;
     if client_id != CONSOLE_CLIENT_ID {
-        return Err(OAuthError::UnknownClient);
+        let known = !client_id.contains('\0')
+            && app
+                .store()
+                .get_app(&client_id)
+                .await
+                .map_err(|_| OAuthError::Unavailable)?
+                .is_some_and(|a| !a.redirect_uris.is_empty());
+        if !known {
+            return Err(OAuthError::UnknownClient);
+        }
+        if !headers.contains_key(header::ORIGIN) {
+            return Err(OAuthError::SpaWithoutOrigin);
+        }
     }
     let code = need("code")?;
     let redirect_uri = need("redirect_uri")?;

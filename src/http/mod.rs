@@ -84,6 +84,9 @@ struct Inner {
     notifier: crate::notify::Notifier,
     watcher: crate::watch::Watcher,
     console_dev_signin: console::DevSignIn,
+    external_sign_in: Option<crate::auth::oidc::ExternalSignIn>,
+    builtin_tokens: bool,
+    console_policy: axum::http::HeaderValue,
 }
 
 /// Settings of the HTTP layer.
@@ -111,6 +114,10 @@ pub struct HttpSettings {
     pub watcher: crate::watch::Watcher,
     /// Whether the console may sign in without a password (`POST /console/session`).
     pub console_dev_signin: console::DevSignIn,
+    /// Where the console signs people in, when at an external issuer.
+    pub external_sign_in: Option<crate::auth::oidc::ExternalSignIn>,
+    /// Whether this server's own tokens are accepted (local users, the switch).
+    pub builtin_tokens: bool,
 }
 
 impl AppState {
@@ -143,6 +150,9 @@ impl AppState {
                 notifier: settings.notifier,
                 watcher: settings.watcher,
                 console_dev_signin: settings.console_dev_signin,
+                console_policy: console::policy(settings.external_sign_in.as_ref()),
+                external_sign_in: settings.external_sign_in,
+                builtin_tokens: settings.builtin_tokens,
             }),
         }
     }
@@ -189,6 +199,21 @@ impl AppState {
     /// Whether the console may sign in without a password.
     pub fn console_dev_signin(&self) -> console::DevSignIn {
         self.inner.console_dev_signin
+    }
+
+    /// Where the console signs people in, when at an external issuer.
+    pub fn external_sign_in(&self) -> Option<&crate::auth::oidc::ExternalSignIn> {
+        self.inner.external_sign_in.as_ref()
+    }
+
+    /// Whether this server's own tokens are accepted.
+    pub fn builtin_tokens(&self) -> bool {
+        self.inner.builtin_tokens
+    }
+
+    /// The Content-Security-Policy of the console's files.
+    pub fn console_policy(&self) -> &axum::http::HeaderValue {
+        &self.inner.console_policy
     }
 
     /// Days the change log keeps its rows: the lifetime of a delta token.

@@ -56,6 +56,8 @@ pub enum Console {
     Asset,
     Permissions,
     Session,
+    /// `/console/config.json`: how the console signs in.
+    Config,
 }
 
 /// `/subscriptions`: change notifications.
@@ -398,6 +400,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("GET", "/console", Con(Console::Frame), "The web console's page", CON, Open, Empty, 200, Text("text/html")),
     op("GET", "/console/", Con(Console::Frame), "The web console's page, where a sign-in returns (the console's redirect URI)", CON, Open, Empty, 200, Text("text/html")),
     op("GET", "/console/{file}", Con(Console::Asset), "A file of the web console (a module, its style sheet or its icon)", CON, Open, Empty, 200, Media(&["text/javascript", "text/css", "image/svg+xml"])),
+    op("GET", "/console/config.json", Con(Console::Config), "How the console signs in: at an external OpenID Connect issuer (its client id, scope and endpoints), with local users, with the development switch", CON, Open, Empty, 200, Object),
     op("GET", "/console/permissions.json", Con(Console::Permissions), "The permission table, for the console to show what the signed-in caller may do", CON, Open, Empty, 200, Object),
     op("POST", "/console/session", Con(Console::Session), "Sign the console in as the built-in admin user (only with console_dev_signin, on loopback)", CON, Open, Empty, 200, Object),
     op("GET", "/beta/$metadata", Doc(Metadata), "OData CSDL of the Agent Registry", OPS, Open, Empty, 200, Text("application/xml")),

@@ -906,7 +906,8 @@ pub trait TenantStore: Send + Sync {
     ) -> Result<ImportReport, StoreError>;
 
     // Whole databases (`agentry export` and `agentry import`)
-    /// Every tenant that holds objects or application registrations, in order.
+    /// Every tenant that holds objects, application registrations or local
+    /// users, in order.
     async fn list_tenants(&self) -> Result<Vec<String>, StoreError>;
     /// Up to `limit` objects of one section of a tenant, in key order, after
     /// the key `after` (`None`: from the start), as a partial state; and the

@@ -134,11 +134,11 @@ pub(super) const MEMBERSHIPS_AFTER: &str =
 pub(super) const DELETE_APP: &str =
     "DELETE FROM app_registrations WHERE tenant_id = $1 AND client_id = $2";
 
-/// Every tenant with objects or application registrations.
+/// Every tenant with objects, application registrations or local users.
 pub(super) fn tenants() -> String {
     let union = super::TENANT_TABLES
         .iter()
-        .chain(&["app_registrations"])
+        .chain(&["app_registrations", "local_users"])
         .map(|t| format!("SELECT DISTINCT tenant_id FROM {t}"))
         .collect::<Vec<_>>()
         .join(" UNION ");

@@ -373,6 +373,7 @@ async fn tokens_of_a_configured_external_issuer_are_accepted_beside_the_built_in
             issuer: EXTERNAL_ISSUER.into(),
             audiences: vec!["api://agentry".into()],
             jwks: file,
+            console: None,
         });
     })
     .await;
@@ -455,6 +456,7 @@ async fn the_jwks_may_come_from_a_url_and_built_in_tokens_may_be_turned_off() {
             issuer: EXTERNAL_ISSUER.into(),
             audiences: vec!["api://agentry".into()],
             jwks: url,
+            console: None,
         });
     })
     .await;

@@ -19,6 +19,7 @@ mod delta;
 mod durability;
 mod etags;
 mod examples;
+mod external_signin;
 mod identity;
 mod instances;
 mod manifests;

@@ -73,7 +73,9 @@ impl TestServer {
         mut config: ServerConfig,
         clock: agentry::clock::SharedClock,
     ) -> Self {
-        config.listen = "127.0.0.1:0".into();
+        if config.listen == agentry::config::DEFAULT_LISTEN {
+            config.listen = "127.0.0.1:0".into();
+        }
         if config.journal == agentry::config::JournalSettings::default() {
             // Every answer, whole, for the OpenAPI check (`crate::openapi`).
             config.journal = agentry::config::JournalSettings {

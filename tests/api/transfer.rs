@@ -165,3 +165,128 @@ async fn a_cut_short_or_foreign_stream_is_refused_with_the_reason() {
         assert!(said.contains(reason), "case {n}: {said}");
     }
 }
+
+/// Runs `agentry` with `stdin` as standard input; answers what it printed.
+fn succeeded_with_input(args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agentry runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "agentry {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn local_users_move_with_their_password_hash_and_roles_but_not_their_lock() {
+    let source = tempfile::tempdir().unwrap();
+    let target = tempfile::tempdir().unwrap();
+    // From SQLite into the backend under test (PostgreSQL with
+    // AGENTRY_TEST_BACKEND=postgres): the migration users make.
+    let src = sqlite_url(source.path());
+    let password = "a password that never travels";
+    let added = succeeded_with_input(
+        &[
+            "user",
+            "add",
+            "Admin@Contoso.example",
+            "--password-stdin",
+            "--role",
+            "Agent Registry Administrator",
+            "--database-url",
+            &src,
+        ],
+        &format!("{password}\n"),
+    );
+    assert!(added.contains("object id:"), "{added}");
+    succeeded_with_input(
+        &[
+            "user",
+            "add",
+            "reader",
+            "--password-stdin",
+            "--tenant",
+            TENANT_B,
+            "--database-url",
+            &src,
+        ],
+        "another password\n",
+    );
+    let store = agentry::store::open(&src).await.unwrap();
+    let before = store
+        .get_user(agentry::auth::DEFAULT_TENANT, "admin@contoso.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let failed = store
+        .record_failed_sign_in(
+            agentry::auth::DEFAULT_TENANT,
+            "admin@contoso.example",
+            1,
+            "9999-01-01T00:00:00.0000000Z",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(failed.locked_until.is_some(), "locked in the source");
+    store.close().await;
+
+    let file = source.path().join("export.jsonl");
+    let file = file.to_str().unwrap();
+    let said = succeeded(&["export", "--database-url", &src, "--output", file]);
+    assert!(
+        said.contains("of 2 tenants"),
+        "a tenant of users only: {said}"
+    );
+    let exported = std::fs::read_to_string(file).unwrap();
+    assert!(!exported.contains(password), "{exported}");
+    assert!(!exported.contains("another password"), "{exported}");
+    let line: Value = exported
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["type"] == "user" && r["data"]["userName"] == "Admin@Contoso.example")
+        .expect("the user's line");
+    assert_eq!(line["data"]["passwordHash"], before.password_hash.as_str());
+    assert_eq!(line["data"]["id"], before.id.as_str());
+    assert!(line["data"].get("lockedUntil").is_none(), "{line}");
+
+    let into = database_url_for(target.path());
+    let said = succeeded(&["import", "--database-url", &into, "--input", file]);
+    assert!(said.contains("0 kept"), "{said}");
+    let again = succeeded(&["import", "--database-url", &into, "--input", file]);
+    assert!(
+        again.contains(" 0 created"),
+        "kept the second time: {again}"
+    );
+
+    let moved = agentry::store::open(&into).await.unwrap();
+    let user = moved
+        .get_user(agentry::auth::DEFAULT_TENANT, "ADMIN@contoso.example")
+        .await
+        .unwrap()
+        .expect("the user moved");
+    assert_eq!(user.id, before.id);
+    assert_eq!(user.user_name, "Admin@Contoso.example");
+    assert_eq!(user.roles, before.roles);
+    assert!(user.accepts(password), "the same password signs in");
+    assert_eq!((user.failed_sign_ins, user.locked_until), (0, None));
+    let readers = moved.list_users(TENANT_B).await.unwrap();
+    assert_eq!(readers.len(), 1);
+    assert!(readers[0].accepts("another password"));
+    moved.close().await;
+}

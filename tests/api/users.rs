@@ -16,12 +16,12 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// RFC 7636's example verifier and its S256 challenge.
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// Runs `agentry` with `stdin` as standard input.
-fn agentry(args: &[&str], stdin: &str) -> Output {
+pub(crate) fn agentry(args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
         .args(args)
@@ -39,7 +39,7 @@ fn agentry(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -48,7 +48,7 @@ fn text(out: &Output) -> String {
 }
 
 /// Adds a user of `tenant` to the server's database; answers its object id.
-fn add_user(s: &TestServer, tenant: &str, name: &str, roles: &[&str]) -> String {
+pub(crate) fn add_user(s: &TestServer, tenant: &str, name: &str, roles: &[&str]) -> String {
     let mut args = vec![
         "user",
         "add",
@@ -73,7 +73,7 @@ fn add_user(s: &TestServer, tenant: &str, name: &str, roles: &[&str]) -> String 
 }
 
 /// A client that shows redirects instead of following them.
-fn no_redirects() -> reqwest::Client {
+pub(crate) fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -109,7 +109,7 @@ fn request_params(s: &TestServer, changes: &[(&str, &str)]) -> Vec<(String, Stri
     params
 }
 
-fn form(params: &[(String, String)]) -> String {
+pub(crate) fn form(params: &[(String, String)]) -> String {
     params
         .iter()
         .map(|(k, v)| format!("{k}={}", key(v)))
@@ -169,7 +169,7 @@ async fn redeem(s: &TestServer, tenant: &str, changes: &[(&str, &str)]) -> reqwe
 }
 
 /// Asserts Entra's OAuth error shape with `error` and AADSTS `code`.
-async fn assert_oauth_error(r: reqwest::Response, status: u16, error: &str, code: u64) {
+pub(crate) async fn assert_oauth_error(r: reqwest::Response, status: u16, error: &str, code: u64) {
     assert_eq!(r.status().as_u16(), status);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], error, "{body}");
@@ -182,7 +182,7 @@ async fn assert_oauth_error(r: reqwest::Response, status: u16, error: &str, code
     assert!(body["trace_id"].is_string() && body["timestamp"].is_string());
 }
 
-fn claims(token: &str) -> Value {
+pub(crate) fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
@@ -306,7 +306,7 @@ async fn a_local_user_signs_in_with_a_code_and_pkce_and_its_token_works_on_the_r
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "the user's role allows it");
 
-    // A reset wipes the tenant's objects, not its users.
+    // A reset wipes the tenant's objects, not its users; nor does a restore.
     let r = s
         .client
         .post(format!("{}/_agentry/reset", s.origin))
@@ -315,6 +315,32 @@ async fn a_local_user_signs_in_with_a_code_and_pkce_and_its_token_works_on_the_r
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let location = sign_in(&s, TENANT_A, "admin@contoso.example", PASSWORD).await;
+    code_of(&s, &location);
+    // A snapshot holds no credentials, and its restore keeps the users.
+    let admin = s.app_token_for(TENANT_A, &["Agentry.Admin"]);
+    let snapshot = s
+        .client
+        .get(format!("{}/_agentry/snapshot", s.origin))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!snapshot.contains("admin@contoso.example"), "{snapshot}");
+    assert!(!snapshot.contains("argon2"), "{snapshot}");
+    let r = s
+        .client
+        .put(format!("{}/_agentry/snapshot", s.origin))
+        .bearer_auth(&admin)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(snapshot)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     let location = sign_in(&s, TENANT_A, "admin@contoso.example", PASSWORD).await;
     code_of(&s, &location);
     // The user is of tenant A only.
