@@ -53,7 +53,8 @@ function showCaller() {
     route();
   });
   fill(who,
-    h('span', { id: 'signed-in-as' }, `${c.delegated ? 'Signed in as' : 'Application'} ${c.name}`),
+    h('span', { id: 'signed-in-as', title: c.name },
+      h('span', { class: 'visually-hidden' }, c.delegated ? 'Signed in as ' : 'Application '), c.name),
     c.tenant ? h('span', { class: 'visually-hidden' }, ` in tenant ${c.tenant}`) : null,
     out);
 }
