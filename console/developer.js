@@ -7,6 +7,7 @@
 import { h, fill, errorBox, loading, when, announce, facts, orNone, confirmDelete } from './dom.js';
 import { call, query } from './graph.js';
 import { allows } from './session.js';
+import { select, textField as input } from './lists.js';
 
 const METHODS = ['', 'GET', 'POST', 'PATCH', 'PUT', 'DELETE'];
 /** How often the journal is read again while following it. */
@@ -82,12 +83,6 @@ function filterPairs(f) {
   return [['method', f.method], ['status', f.status], ['pathPrefix', f.pathPrefix], ['clientRequestId', f.clientRequestId]];
 }
 
-function input(id, label, value, attrs) {
-  return h('div', { class: 'field' },
-    h('label', { for: id }, label),
-    h('input', { id, name: id, value: value ?? '', autocomplete: 'off', ...attrs }));
-}
-
 function statusBadge(status) {
   const kind = status >= 500 ? 'warn' : status >= 400 ? 'quarantined' : 'ok';
   return h('span', { class: `badge ${kind}` }, String(status));
@@ -139,10 +134,7 @@ export function renderRequests(main, params, { alive }) {
   const f = readFilter(params);
   const form = h('form', { class: 'panel', id: 'journal-form', 'aria-label': 'Filter the requests' },
     h('div', { class: 'row' },
-      h('div', { class: 'field' },
-        h('label', { for: 'method' }, 'Method'),
-        h('select', { id: 'method', name: 'method' },
-          METHODS.map((m) => h('option', { value: m, selected: m === f.method }, m || 'Any')))),
+      select('method', 'Method', METHODS.map((m) => [m, m || 'Any']), f.method),
       input('status', 'Status', f.status, { inputmode: 'numeric', pattern: '[1-5][0-9][0-9]', size: 4 }),
       h('div', { class: 'field grow' }, h('label', { for: 'pathPrefix' }, 'Path starts with'),
         h('input', { id: 'pathPrefix', name: 'pathPrefix', value: f.pathPrefix, autocomplete: 'off', placeholder: '/beta/agentRegistry' })),
@@ -275,10 +267,7 @@ export function renderFaults(main, { alive }) {
     h('p', { class: 'hint' },
       'Requests of this tenant to the Graph API whose path matches the pattern (* any run of characters, ? one) fail with the status, are delayed, or both.'),
     h('div', { class: 'row' },
-      h('div', { class: 'field' },
-        h('label', { for: 'fault-method' }, 'Method'),
-        h('select', { id: 'fault-method', name: 'method' },
-          METHODS.map((m) => h('option', { value: m }, m || 'Any')))),
+      select('fault-method', 'Method', METHODS.map((m) => [m, m || 'Any']), ''),
       h('div', { class: 'field grow' }, h('label', { for: 'fault-path' }, 'Path pattern'),
         h('input', { id: 'fault-path', name: 'path', required: true, autocomplete: 'off', value: '/beta/agentRegistry/*' }))),
     h('div', { class: 'row' },

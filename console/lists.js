@@ -9,10 +9,15 @@ import { call } from './graph.js';
  * Fills `results` with the list at `first` ({target, eventual}).
  * `columns` are [heading, class] pairs and `row(item)` the cells of one
  * item; `noun` is [one, many]; `empty` what to say when nothing is there.
+ * `countId` names the count's element (`{id}-count` by default); `nextOf`
+ * finds the next page's link in an answer (Graph's `@odata.nextLink` by
+ * default; the control plane's lists say `nextLink`).
  */
-export function pagedList(results, { alive, first, id, noun, columns, row, empty, failed }) {
+export function pagedList(results, {
+  alive, first, id, noun, columns, row, empty, failed,
+  countId = `${id}-count`, nextOf = (json) => json['@odata.nextLink'],
+}) {
   const pages = [];
-  const countId = `${id}-count`;
   async function load(page, number) {
     results.setAttribute('aria-busy', 'true');
     fill(results, loading(`Loading ${noun[1]}…`));
@@ -39,7 +44,7 @@ export function pagedList(results, { alive, first, id, noun, columns, row, empty
         h('p', { class: 'muted', id: 'empty' }, empty));
       return;
     }
-    const next = json['@odata.nextLink'];
+    const next = nextOf(json);
     const previous = h('button', { type: 'button', id: 'previous-page', disabled: number === 1 }, 'Previous page');
     previous.addEventListener('click', () => load(pages[number - 2], number - 1));
     const nextButton = h('button', { type: 'button', id: 'next-page', disabled: !next }, 'Next page');

@@ -7,9 +7,10 @@
 // (#/registrations?health=drifted), from the control plane's
 // /_agentry/a2a/agents.
 
-import { h, fill, errorBox, loading, when, orNone, facts, announce, confirmDelete as askToDelete } from './dom.js';
+import { h, fill, errorBox, loading, when, orNone, facts, confirmDelete as askToDelete } from './dom.js';
 import { call, key, query } from './graph.js';
 import { allows } from './session.js';
+import { pagedList, nameCell, select } from './lists.js';
 
 const SET = '/copilot/agentRegistrations';
 
@@ -34,10 +35,7 @@ function readChecks(params) {
 function checksForm(checks) {
   const form = h('form', { class: 'panel', id: 'checks-form', 'aria-label': 'Filter by card checks' },
     h('div', { class: 'row' },
-      CHECKS.map(([name, label, choices]) => h('div', { class: 'field' },
-        h('label', { for: `check-${name}` }, label),
-        h('select', { id: `check-${name}`, name },
-          choices.map(([v, text]) => h('option', { value: v, selected: v === checks[name] }, text))))),
+      CHECKS.map(([name, label, choices]) => select(`check-${name}`, label, choices, checks[name])),
       h('div', { class: 'field' }, h('span', { class: 'label-space', 'aria-hidden': 'true' }, ' '),
         h('button', { type: 'submit', id: 'checks-button' }, 'Show'))),
     h('p', { class: 'hint' }, 'Validation and signature are recorded with registrations\' cards; health covers the watched agents, instances too.'));
@@ -57,7 +55,6 @@ function checksForm(checks) {
 /** Renders the list; `alive()` is false once the reader went elsewhere. */
 export function renderRegistrations(main, params, { alive, flash }) {
   const checks = readChecks(params);
-  const filtered = Object.values(checks).some(Boolean);
   const results = h('section', { id: 'results', 'aria-label': 'Registrations', 'aria-busy': 'true' },
     loading('Loading registrations…'));
   fill(main, h('h1', { tabindex: '-1' }, 'Registrations'),
@@ -65,60 +62,26 @@ export function renderRegistrations(main, params, { alive, flash }) {
     flash ? h('p', { class: 'notice', role: 'status' }, flash) : null,
     checksForm(checks),
     results);
-  if (filtered) {
+  if (Object.values(checks).some(Boolean)) {
     listChecked(results, checks, { alive });
     return;
   }
-  const pages = [];
-  load(`${SET}${query([['$count', 'true'], ['$top', 25], ['$orderby', 'displayName'],
-    ['$select', 'id,displayName,description,sourceLastModifiedDateTime,sourceAgentId']])}`, 1);
-
-  async function load(target, number) {
-    results.setAttribute('aria-busy', 'true');
-    let json;
-    try {
-      ({ json } = await call('GET', target));
-    } catch (error) {
-      if (!alive()) return;
-      fill(results, errorBox(error, 'The registrations could not be listed'));
-      results.setAttribute('aria-busy', 'false');
-      return;
-    }
-    if (!alive()) return;
-    pages[number - 1] = target;
-    results.setAttribute('aria-busy', 'false');
-    const items = json.value ?? [];
-    const total = json['@odata.count'];
-    const countText = typeof total === 'number' ? `${total} registration${total === 1 ? '' : 's'}` : `${items.length} on this page`;
-    announce(`${countText} found.`);
-    if (items.length === 0) {
-      fill(results, h('p', { id: 'registration-count' }, countText),
-        h('p', { class: 'muted', id: 'empty' }, 'There are no agent registrations in this tenant yet.'));
-      return;
-    }
-    const next = json['@odata.nextLink'];
-    const previous = h('button', { type: 'button', id: 'previous-page', disabled: number === 1 }, 'Previous page');
-    previous.addEventListener('click', () => load(pages[number - 2], number - 1));
-    const nextButton = h('button', { type: 'button', id: 'next-page', disabled: !next }, 'Next page');
-    nextButton.addEventListener('click', () => load(next, number + 1));
-    fill(results,
-      h('p', { class: 'count' }, h('span', { id: 'registration-count' }, countText)),
-      h('div', { class: 'table-wrap' },
-        h('table', { id: 'registrations' },
-          h('caption', { class: 'visually-hidden' }, `Registrations, page ${number}`),
-          h('thead', null, h('tr', null,
-            h('th', { scope: 'col' }, 'Name'),
-            h('th', { scope: 'col' }, 'Description'),
-            h('th', { scope: 'col', class: 'modified' }, 'Last modified'))),
-          h('tbody', null, items.map((r) => h('tr', null,
-            h('td', { class: 'name' },
-              h('a', { href: `#/registrations/${encodeURIComponent(r.id)}` }, r.displayName || r.id),
-              h('span', { class: 'id' }, r.id)),
-            h('td', { class: 'description' }, r.description || h('span', { class: 'muted' }, '—')),
-            h('td', { class: 'modified' }, when(r.sourceLastModifiedDateTime))))))),
-      h('nav', { class: 'pager', 'aria-label': 'Pages' },
-        previous, h('span', { id: 'page-number' }, `Page ${number}`), nextButton));
-  }
+  pagedList(results, {
+    alive,
+    first: { target: `${SET}${query([['$count', 'true'], ['$top', 25], ['$orderby', 'displayName'],
+      ['$select', 'id,displayName,description,sourceLastModifiedDateTime,sourceAgentId']])}` },
+    id: 'registrations',
+    countId: 'registration-count',
+    noun: ['registration', 'registrations'],
+    columns: [['Name'], ['Description'], ['Last modified', 'modified']],
+    row: (r) => [
+      nameCell(`#/registrations/${encodeURIComponent(r.id)}`, r.displayName, r.id),
+      h('td', { class: 'description' }, r.description || h('span', { class: 'muted' }, '—')),
+      h('td', { class: 'modified' }, when(r.sourceLastModifiedDateTime)),
+    ],
+    empty: 'There are no agent registrations in this tenant yet.',
+    failed: 'The registrations could not be listed',
+  });
 }
 
 /** What a check recorded, in a few words. */
@@ -139,55 +102,27 @@ function listChecked(results, checks, { alive }) {
     results.setAttribute('aria-busy', 'false');
     return;
   }
-  const pages = [];
-  load(`/_agentry/a2a/agents${query([...CHECKS.map(([name]) => [name, checks[name]]), ['top', 25]])}`, 1);
-
-  async function load(target, number) {
-    results.setAttribute('aria-busy', 'true');
-    let json;
-    try {
-      ({ json } = await call('GET', target));
-    } catch (error) {
-      if (!alive()) return;
-      fill(results, errorBox(error, 'The card checks could not be listed'));
-      results.setAttribute('aria-busy', 'false');
-      return;
-    }
-    if (!alive()) return;
-    pages[number - 1] = target;
-    results.setAttribute('aria-busy', 'false');
-    const items = json.value ?? [];
-    const countText = items.length === 0 ? 'No agent matches.' : `${items.length} agent${items.length === 1 ? '' : 's'} on this page`;
-    announce(countText);
-    if (items.length === 0 && number === 1) {
-      fill(results, h('p', { id: 'registration-count' }, countText));
-      return;
-    }
-    const next = json.nextLink;
-    const previous = h('button', { type: 'button', id: 'previous-page', disabled: number === 1 }, 'Previous page');
-    previous.addEventListener('click', () => load(pages[number - 2], number - 1));
-    const nextButton = h('button', { type: 'button', id: 'next-page', disabled: !next }, 'Next page');
-    nextButton.addEventListener('click', () => load(next, number + 1));
-    fill(results,
-      h('p', { class: 'count' }, h('span', { id: 'registration-count' }, countText)),
-      h('div', { class: 'table-wrap' },
-        h('table', { id: 'checked' },
-          h('caption', { class: 'visually-hidden' }, `Agents by card checks, page ${number}`),
-          h('thead', null, h('tr', null,
-            ['Agent', 'Validation', 'Signature', 'Health'].map((t) => h('th', { scope: 'col' }, t)))),
-          h('tbody', null, items.map((a) => {
-            const registration = a.kind === 'agentRegistration';
-            const href = `#/${registration ? 'registrations' : 'agents'}/${encodeURIComponent(a.id)}`;
-            return h('tr', null,
-              h('td', { class: 'name' }, h('a', { href }, a.id),
-                h('span', { class: 'id' }, registration ? 'registration' : 'agent instance')),
-              h('td', null, validationText(a.cardValidation)),
-              h('td', null, a.cardSignature?.result ?? h('span', { class: 'muted' }, 'not checked')),
-              h('td', null, a.health?.state ?? h('span', { class: 'muted' }, 'not watched')));
-          })))),
-      h('nav', { class: 'pager', 'aria-label': 'Pages' },
-        previous, h('span', { id: 'page-number' }, `Page ${number}`), nextButton));
-  }
+  pagedList(results, {
+    alive,
+    first: { target: `/_agentry/a2a/agents${query([...CHECKS.map(([name]) => [name, checks[name]]), ['top', 25]])}` },
+    id: 'checked',
+    countId: 'registration-count',
+    nextOf: (json) => json.nextLink,
+    noun: ['agent', 'agents by card checks'],
+    columns: [['Agent', 'name'], ['Validation'], ['Signature'], ['Health']],
+    row: (a) => {
+      const registration = a.kind === 'agentRegistration';
+      return [
+        nameCell(`#/${registration ? 'registrations' : 'agents'}/${encodeURIComponent(a.id)}`, a.id,
+          registration ? 'registration' : 'agent instance'),
+        h('td', null, validationText(a.cardValidation)),
+        h('td', null, a.cardSignature?.result ?? h('span', { class: 'muted' }, 'not checked')),
+        h('td', null, a.health?.state ?? h('span', { class: 'muted' }, 'not watched')),
+      ];
+    },
+    empty: 'No agent matches.',
+    failed: 'The card checks could not be listed',
+  });
 }
 
 /** Renders the registration `id`; `leave(message)` goes back to the list. */
