@@ -4,7 +4,7 @@
 // quarantine (membership of the reserved Quarantined collection), delete,
 // and (agent-links.js) its manifest link and its collections.
 
-import { h, fill, errorBox, loading, when, orNone, facts, announce, confirmDelete as askToDelete } from './dom.js';
+import { h, fill, errorBox, loading, when, orNone, facts, announce, confirmDelete as askToDelete, saveEdit } from './dom.js';
 import { call, key } from './graph.js';
 import { allows } from './session.js';
 import { QUARANTINED } from './agents.js';
@@ -137,22 +137,10 @@ export function renderAgent(main, id, { alive, backHash, leave }) {
           fill(formStatus, h('p', { class: 'muted', role: 'status' }, 'Nothing changed.'));
           return;
         }
-        save.disabled = true;
-        fill(formStatus, loading('Saving…'));
-        try {
-          await call('PATCH', `/agentRegistry/agentInstances/${key(id)}`, { body, etag });
-          if (!alive()) return;
-          announce('Saved.');
-          await load('Saved.');
-        } catch (error) {
-          if (!alive()) return;
-          save.disabled = false;
-          const reload = error.status === 412
-            ? h('div', { class: 'actions' }, h('button', { type: 'button', id: 'reload', onclick: () => load() }, 'Load the current version'))
-            : null;
-          fill(formStatus, errorBox(error,
-            error.status === 412 ? 'Someone else changed this agent' : 'The change was not saved', reload));
-        }
+        await saveEdit({
+          save, status: formStatus, alive, load, what: 'agent',
+          send: () => call('PATCH', `/agentRegistry/agentInstances/${key(id)}`, { body, etag }),
+        });
       });
       fill(editor, form);
       nameInput.focus();

@@ -4,7 +4,7 @@
 // If-Match. The reserved collections cannot be renamed or deleted, which
 // the view says instead of offering it.
 
-import { h, fill, errorBox, loading, when, orNone, facts, announce, confirmDelete as askToDelete } from './dom.js';
+import { h, fill, errorBox, loading, when, orNone, facts, announce, confirmDelete as askToDelete, saveEdit } from './dom.js';
 import { call, key, query } from './graph.js';
 import { claims } from './session.js';
 import { gated, unavailableList } from './gate.js';
@@ -227,22 +227,10 @@ export function renderCollection(main, id, { alive, leave }) {
           displayName: form.querySelector('#edit-name').value.trim(),
           description: form.querySelector('#edit-description').value.trim() || null,
         };
-        save.disabled = true;
-        fill(formStatus, loading('Saving…'));
-        try {
-          await call('PATCH', path, { body, etag });
-          if (!alive()) return;
-          announce('Saved.');
-          await load('Saved.');
-        } catch (error) {
-          if (!alive()) return;
-          save.disabled = false;
-          const reload = error.status === 412
-            ? h('div', { class: 'actions' }, h('button', { type: 'button', id: 'reload', onclick: () => load() }, 'Load the current version'))
-            : null;
-          fill(formStatus, errorBox(error,
-            error.status === 412 ? 'Someone else changed this collection' : 'The change was not saved', reload));
-        }
+        await saveEdit({
+          save, status: formStatus, alive, load, what: 'collection',
+          send: () => call('PATCH', path, { body, etag }),
+        });
       });
       fill(editor, form);
       form.querySelector('#edit-name').focus();

@@ -122,3 +122,28 @@ export function confirmDelete({ title, text, remove, done, failed, returnTo, ver
   dialog.showModal();
   no.focus();
 }
+
+/**
+ * Saves an edit: `send()` (a PATCH with If-Match) runs with `save`
+ * disabled, then `load('Saved.')` shows the result. A refusal shows in
+ * `status` with Graph's message; a 412 says that someone else changed the
+ * `what` meanwhile and offers to load the current version.
+ */
+export async function saveEdit({ save, status, alive, send, load, what }) {
+  save.disabled = true;
+  fill(status, loading('Saving…'));
+  try {
+    await send();
+    if (!alive()) return;
+    announce('Saved.');
+    await load('Saved.');
+  } catch (error) {
+    if (!alive()) return;
+    save.disabled = false;
+    const reload = error.status === 412
+      ? h('div', { class: 'actions' }, h('button', { type: 'button', id: 'reload', onclick: () => load() }, 'Load the current version'))
+      : null;
+    fill(status, errorBox(error,
+      error.status === 412 ? `Someone else changed this ${what}` : 'The change was not saved', reload));
+  }
+}

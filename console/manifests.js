@@ -3,7 +3,7 @@
 // people, the agents that link it, its raw JSON; edit and delete (If-Match
 // with its ETag).
 
-import { h, fill, errorBox, loading, when, orNone, facts, announce, confirmDelete as askToDelete } from './dom.js';
+import { h, fill, errorBox, loading, when, orNone, facts, announce, confirmDelete as askToDelete, saveEdit } from './dom.js';
 import { call, key, query } from './graph.js';
 import { manifestCard } from './card.js';
 import { gated, unavailableList } from './gate.js';
@@ -215,22 +215,10 @@ export function renderManifest(main, id, { alive, leave }) {
           version: form.querySelector('#edit-version').value.trim() || null,
           skills: parsed,
         };
-        save.disabled = true;
-        fill(formStatus, loading('Saving…'));
-        try {
-          await call('PATCH', path, { body, etag });
-          if (!alive()) return;
-          announce('Saved.');
-          await load('Saved.');
-        } catch (error) {
-          if (!alive()) return;
-          save.disabled = false;
-          const reload = error.status === 412
-            ? h('div', { class: 'actions' }, h('button', { type: 'button', id: 'reload', onclick: () => load() }, 'Load the current version'))
-            : null;
-          fill(formStatus, errorBox(error,
-            error.status === 412 ? 'Someone else changed this manifest' : 'The change was not saved', reload));
-        }
+        await saveEdit({
+          save, status: formStatus, alive, load, what: 'manifest',
+          send: () => call('PATCH', path, { body, etag }),
+        });
       });
       fill(editor, form);
       form.querySelector('#edit-name').focus();
