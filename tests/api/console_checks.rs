@@ -8,15 +8,6 @@ use agentry::domain::a2a::ValidationMode;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-/// Chromium on the console, signed in with the loopback switch.
-async fn signed_in(s: &TestServer) -> Browser {
-    let browser = Browser::start(1280, 900).await;
-    browser.open(&format!("{}/", s.origin)).await;
-    browser.wait_text("h1", |t| t.contains("Sign in")).await;
-    browser.click("#dev-signin").await;
-    browser
-}
-
 #[tokio::test]
 async fn in_chromium_the_agent_view_shows_its_cards_validation_problems() {
     let s = TestServer::start_configured(|c| {
@@ -46,7 +37,7 @@ async fn in_chromium_the_agent_view_shows_its_cards_validation_problems() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
 
-    let browser = signed_in(&s).await;
+    let browser = Browser::signed_in(&s.origin).await;
     browser.wait_text("#agent-count", |t| t == "1 agent").await;
     browser
         .click("#agents a[href=\"#/agents/ftp-agent\"]")
@@ -91,7 +82,7 @@ async fn in_chromium_registrations_show_their_card_and_the_activity_lists_the_ch
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
 
-    let browser = signed_in(&s).await;
+    let browser = Browser::signed_in(&s.origin).await;
     browser
         .wait_text("#agent-count", |t| {
             t.ends_with("agents") || t.ends_with("agent")
@@ -185,7 +176,7 @@ async fn in_chromium_a_copilot_setting_is_changed_and_a_group_scoped_one_says_wh
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
 
-    let browser = signed_in(&s).await;
+    let browser = Browser::signed_in(&s.origin).await;
     browser.wait_text("#agent-count", |t| !t.is_empty()).await;
     browser.click("#nav-copilot").await;
     let pinning = "[data-setting=\"microsoft.copilot.copilotchatpinning\"]";

@@ -8,20 +8,6 @@ use agentry::auth::DEFAULT_TENANT;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Chromium on the console, signed in with the loopback switch.
-async fn signed_in(s: &TestServer) -> Browser {
-    let browser = Browser::start(1280, 900).await;
-    browser.open(&format!("{}/", s.origin)).await;
-    browser.wait_text("h1", |t| t.contains("Sign in")).await;
-    browser.click("#dev-signin").await;
-    browser
-        .wait_text("#agent-count", |t| {
-            t.ends_with("agents") || t.ends_with("agent")
-        })
-        .await;
-    browser
-}
-
 async fn create(s: &TestServer, id: &str) {
     let r = s
         .req_as(
@@ -73,7 +59,7 @@ async fn in_chromium_the_developer_tools_follow_the_journal_inject_a_fault_and_r
     })
     .await;
     create(&s, "kept").await;
-    let browser = signed_in(&s).await;
+    let browser = Browser::signed_in(&s.origin).await;
 
     // The journal, followed live: a request made now shows up by itself.
     browser

@@ -12,16 +12,6 @@ use serde_json::{Value, json};
 
 const GLOBAL: &str = "00000000-0000-0000-0000-000000000001";
 
-/// Chromium on the console, signed in with the loopback switch.
-async fn signed_in(s: &TestServer) -> Browser {
-    let browser = Browser::start(1280, 900).await;
-    browser.open(&format!("{}/", s.origin)).await;
-    browser.wait_text("h1", |t| t.contains("Sign in")).await;
-    browser.click("#dev-signin").await;
-    browser.wait_text("#agent-count", |_| true).await;
-    browser
-}
-
 /// Goes to the console's `hash` (`#/…`).
 async fn go(browser: &Browser, hash: &str) {
     browser
@@ -106,7 +96,7 @@ async fn in_chromium_the_manifests_view_renders_edits_and_deletes_a_manifest() {
                "agentCardManifest@odata.bind": "agentCardManifests/travel-card"}),
     )
     .await;
-    let browser = signed_in(&s).await;
+    let browser = Browser::signed_in(&s.origin).await;
 
     go(&browser, "#/manifests").await;
     browser
@@ -264,7 +254,7 @@ async fn in_chromium_the_agent_view_links_a_manifest_and_changes_its_collections
         json!({"id": "finance", "displayName": "Finance", "ownerIds": [USER]}),
     )
     .await;
-    let browser = signed_in(&s).await;
+    let browser = Browser::signed_in(&s.origin).await;
     go(&browser, "#/agents/bare-agent").await;
     browser
         .wait_text("#linked-manifest", |t| t == "No manifest is linked.")
@@ -343,7 +333,7 @@ async fn in_chromium_the_collections_view_creates_one_changes_its_members_and_ke
         json!({"id": "payroll-bot", "displayName": "Payroll Bot", "ownerIds": [USER]}),
     )
     .await;
-    let browser = signed_in(&s).await;
+    let browser = Browser::signed_in(&s.origin).await;
     go(&browser, "#/collections").await;
     let table = browser
         .wait_text("#collections", |t| t.contains("Quarantined"))
@@ -470,7 +460,7 @@ async fn in_chromium_the_packages_view_filters_blocks_unblocks_and_reassigns_a_p
         package("P_3", "Word helper", &["TaskPaneAddIn"], &["Word"]),
     )
     .await;
-    let browser = signed_in(&s).await;
+    let browser = Browser::signed_in(&s.origin).await;
 
     // The default list holds agents only; "Every package" all three.
     go(&browser, "#/packages").await;
@@ -622,7 +612,7 @@ async fn in_chromium_the_agents_view_filters_by_skill_tag_and_owner_kept_in_the_
         json!({"id": "plain", "displayName": "Plain Agent", "ownerIds": [OTHER]}),
     )
     .await;
-    let browser = signed_in(&s).await;
+    let browser = Browser::signed_in(&s.origin).await;
     browser.wait_text("#agent-count", |t| t == "3 agents").await;
 
     browser.type_into("#tag", "finance").await;

@@ -240,6 +240,18 @@ impl Browser {
         .await;
     }
 
+    /// Chromium at 1280 × 900 on the console of the server at `origin`,
+    /// signed in with the loopback switch (`--console-dev-signin`), once
+    /// the agents view shows its count.
+    pub async fn signed_in(origin: &str) -> Browser {
+        let browser = Browser::start(1280, 900).await;
+        browser.open(&format!("{origin}/")).await;
+        browser.wait_text("h1", |t| t.contains("Sign in")).await;
+        browser.click("#dev-signin").await;
+        browser.wait_text("#agent-count", |_| true).await;
+        browser
+    }
+
     /// Lays the page out as on a screen `width` pixels wide (`None`: the window's own).
     pub async fn emulate_width(&self, width: Option<u32>) {
         let (cmd, params) = match width {
