@@ -2,8 +2,10 @@
 // (/beta/copilot/admin/policySettings/{id}) with its value in effect and
 // the policy that holds it, or why it cannot be read or changed (Graph's
 // own error: a group-scoped setting, too many group policies); editing
-// sends PATCH with the new value. Then the tenant's limited mode and
-// enhanced personalization.
+// sends PATCH with the new value. The holding policy's service, scope and
+// priority come from the control plane (/_agentry/copilot/policies/{id})
+// when the token may read it. Then the tenant's limited mode and enhanced
+// personalization.
 
 import { h, fill, errorBox, loading, facts, orNone, announce } from './dom.js';
 import { call, key } from './graph.js';
@@ -77,16 +79,43 @@ export function renderCopilot(main, { alive }) {
         fill(status, errorBox(error, `${label} was not changed`));
       }
     });
+    const policy = await holdingPolicy(setting.policyId);
+    if (!alive()) return;
     fill(slot, h('h2', { id: `h-${id}` }, label),
       h('p', { class: 'muted' }, h('code', null, id), ` · owned by ${owner}`),
       notice ? h('p', { class: 'notice', role: 'status' }, notice) : null,
       facts([
         ['In effect', h('span', { class: 'setting-value' }, setting.value ?? 'not set')],
         ['Held by policy', orNone(setting.policyId)],
+        ...policy,
       ]),
       form,
       verdict.ok ? null : h('p', { class: 'hint' }, `Changing it needs ${verdict.needs}.`),
       status);
+  }
+
+  /**
+   * The holding policy's name, service, scope and priority, as fact rows:
+   * read from the control plane, which needs Agentry.Admin; without it,
+   * one row saying so.
+   */
+  async function holdingPolicy(policyId) {
+    if (!policyId) return [];
+    const verdict = allows('Control');
+    if (!verdict.ok) return [['Policy details', h('span', { class: 'muted' }, `need ${verdict.needs}`)]];
+    try {
+      const { json } = await call('GET', `/_agentry/copilot/policies/${encodeURIComponent(policyId)}`);
+      const scope = json.scope === 'group' && json.targetGroupIds?.length
+        ? `group (${json.targetGroupIds.join(', ')})` : json.scope;
+      return [
+        ['Policy name', orNone(json.displayName)],
+        ['Service', json.service === 'intune' ? 'Intune' : json.service === 'cloudPolicyService' ? 'Cloud Policy service' : orNone(json.service)],
+        ['Scope', h('span', { class: 'policy-scope' }, orNone(scope))],
+        ['Priority', h('span', { class: 'policy-priority' }, orNone(json.priority))],
+      ];
+    } catch (error) {
+      return [['Policy details', errorBox(error, 'The policy could not be read')]];
+    }
   }
 
   async function loadTenant() {

@@ -195,6 +195,13 @@ async fn in_chromium_a_copilot_setting_is_changed_and_a_group_scoped_one_says_wh
     browser
         .wait_text(&format!("{pinning} .setting-value"), |t| t == "1")
         .await;
+    // The policy that now holds it, from the control plane.
+    let scope = browser
+        .wait_text(&format!("{pinning} .policy-scope"), |t| !t.is_empty())
+        .await;
+    assert_eq!(scope, "tenant");
+    let facts = browser.text(pinning).await.unwrap();
+    assert!(facts.contains("Cloud Policy service"), "{facts}");
     let got = s
         .req_as(
             DEFAULT_TENANT,
