@@ -1,7 +1,8 @@
 //! `GET /_agentry/a2a/agents`: the control plane's view of agents by what
 //! Agentry knows of their cards: the health of watched agents (`health=`),
 //! and the signature and validation outcomes recorded on registrations
-//! (`signature=`, `validation=`). Paged with `top` and `cursor`.
+//! (`signature=`, `validation=`), of one kind of agent (`kind=`). Paged
+//! with `top` and `cursor`.
 
 use super::AppState;
 use super::error::ApiError;
@@ -33,6 +34,8 @@ pub(super) struct AgentQuery {
     signature: Option<String>,
     /// `valid` or `invalid`.
     validation: Option<bool>,
+    /// Only agent instances, or only registrations.
+    kind: Option<Entity>,
     top: usize,
     after: Option<(Entity, String)>,
 }
@@ -69,6 +72,18 @@ impl AgentQuery {
                         "valid" => true,
                         "invalid" => false,
                         _ => return Err(invalid("validation", "expected valid or invalid")),
+                    });
+                }
+                "kind" => {
+                    q.kind = Some(match value.as_str() {
+                        "agentInstance" => Entity::Instance,
+                        "agentRegistration" => Entity::Registration,
+                        _ => {
+                            return Err(invalid(
+                                "kind",
+                                "expected agentInstance or agentRegistration",
+                            ));
+                        }
                     });
                 }
                 "top" => {
@@ -177,6 +192,9 @@ pub(super) async fn list(
             budget -= records.len();
             for record in records {
                 after = Some((record.entity, record.id.clone()));
+                if q.kind.is_some_and(|k| k != record.entity) {
+                    continue;
+                }
                 let doc = match (&q.signature, q.validation) {
                     (None, None) => None,
                     _ => store
@@ -208,8 +226,9 @@ pub(super) async fn list(
                 break;
             }
         }
-    } else {
-        // Registrations, by the annotations their documents carry.
+    } else if q.kind != Some(Entity::Instance) {
+        // Registrations, by the annotations their documents carry (an
+        // instance's card is validated when read, and carries none).
         let mut after = match &q.after {
             Some((Entity::Registration, id)) => Some(id.clone()),
             _ => None,
@@ -265,6 +284,16 @@ pub(super) async fn list(
             query.push(format!(
                 "validation={}",
                 if v { "valid" } else { "invalid" }
+            ));
+        }
+        if let Some(k) = q.kind {
+            query.push(format!(
+                "kind={}",
+                if k == Entity::Instance {
+                    "agentInstance"
+                } else {
+                    "agentRegistration"
+                }
             ));
         }
         if q.top != DEFAULT_TOP {

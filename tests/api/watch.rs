@@ -237,6 +237,55 @@ async fn redirects_oversized_cards_and_slow_agents_are_unreachable() {
 }
 
 #[tokio::test]
+async fn the_list_keeps_one_kind_of_agent_when_asked() {
+    let s = TestServer::start().await;
+    let agent = Agent::start(Answer::Status(200)).await;
+    agent.set(Answer::Card(agent.card()));
+    register(&s, "travel", agent.card()).await;
+    // An instance whose agent does not answer at all.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/a2a", closed.local_addr().unwrap());
+    drop(closed);
+    let r = s
+        .post(
+            "/agentRegistry/agentInstances",
+            json!({"id": "desk", "displayName": "Desk", "ownerIds": [USER], "url": url}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    watch(&s).await;
+    check_now(&s).await;
+    health_becomes(&s, "travel", "healthy").await;
+    for _ in 0..200 {
+        if !listed(&s, "health=unreachable").await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        listed(&s, "health=unreachable&kind=agentInstance").await,
+        ["desk"]
+    );
+    assert!(
+        listed(&s, "health=unreachable&kind=agentRegistration")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        listed(&s, "health=healthy&kind=agentRegistration").await,
+        ["travel"]
+    );
+    assert!(
+        listed(&s, "health=healthy&kind=agentInstance")
+            .await
+            .is_empty()
+    );
+    // Without health: registrations by their annotations; instances carry none.
+    assert_eq!(listed(&s, "kind=agentRegistration").await, ["travel"]);
+    assert!(listed(&s, "kind=agentInstance").await.is_empty());
+}
+
+#[tokio::test]
 async fn agents_off_the_allow_list_are_never_contacted() {
     let s = TestServer::start_configured(|c| {
         c.watch.allow = Some(agentry::outbound::AllowList::parse(&["public"]).unwrap());
@@ -266,6 +315,7 @@ async fn checks_need_a_watching_tenant_and_the_list_refuses_bad_filters() {
         "validation=yes",
         "top=0",
         "cursor=x",
+        "kind=agent",
         "colour=red",
     ] {
         let r = s
