@@ -1,10 +1,14 @@
 // The agents view: /beta/agentRegistry/agentInstances (or a collection's
 // members) searched with $search, filtered by skill, tag and owner with
 // $filter, sorted with $orderby, counted with $count=true and paged by
-// following @odata.nextLink.
+// following @odata.nextLink. With a health filter, the watched agent
+// instances in that state instead, from the control plane
+// (/_agentry/a2a/agents?health=…&kind=agentInstance).
 
 import { h, fill, errorBox, loading, when, announce } from './dom.js';
 import { call, key, query } from './graph.js';
+import { allows } from './session.js';
+import { pagedList, nameCell, searchExpression, literal, select, textField as text } from './lists.js';
 
 export const QUARANTINED = '00000000-0000-0000-0000-000000000002';
 export const GLOBAL = '00000000-0000-0000-0000-000000000001';
@@ -16,6 +20,7 @@ const SORTS = [
   ['modified-asc', 'Least recently modified', 'lastModifiedDateTime'],
 ];
 const SIZES = [10, 25, 50, 100];
+const HEALTH = [['', 'Any'], ['healthy', 'Healthy'], ['drifted', 'Drifted'], ['unreachable', 'Unreachable']];
 
 /** The list's options from the hash's query (`#/agents?q=…&sort=…`). */
 export function readOptions(params) {
@@ -24,6 +29,7 @@ export function readOptions(params) {
   return {
     q: params.get('q') ?? '', sort, collection: params.get('collection') ?? '', top,
     skill: params.get('skill') ?? '', tag: params.get('tag') ?? '', owner: params.get('owner') ?? '',
+    health: HEALTH.some(([v]) => v && v === params.get('health')) ? params.get('health') : '',
   };
 }
 
@@ -33,20 +39,9 @@ export function optionsHash(o) {
   if (o.sort !== 'name') p.set('sort', o.sort);
   if (o.collection) p.set('collection', o.collection);
   if (o.top !== 25) p.set('top', String(o.top));
-  for (const name of ['skill', 'tag', 'owner']) if (o[name]) p.set(name, o[name]);
+  for (const name of ['skill', 'tag', 'owner', 'health']) if (o[name]) p.set(name, o[name]);
   const text = p.toString();
   return text ? `#/agents?${text}` : '#/agents';
-}
-
-/** `"word" AND "other"`: each word must start a word of the name. */
-function searchExpression(text) {
-  const words = text.split(/\s+/).map((w) => w.replace(/["\\]/g, '')).filter(Boolean).slice(0, 16);
-  return words.map((w) => `"${w}"`).join(' AND ');
-}
-
-/** A string literal for $filter. */
-function literal(text) {
-  return `'${String(text).replace(/'/g, "''")}'`;
 }
 
 /**
@@ -84,19 +79,6 @@ function firstPage(o) {
   };
 }
 
-function select(id, label, choices, value) {
-  return h('div', { class: 'field' },
-    h('label', { for: id }, label),
-    h('select', { id, name: id },
-      choices.map(([v, text]) => h('option', { value: v, selected: String(v) === String(value) }, text))));
-}
-
-function text(id, label, value) {
-  return h('div', { class: 'field' },
-    h('label', { for: id }, label),
-    h('input', { id, name: id, value, autocomplete: 'off' }));
-}
-
 /** Renders the view; `alive()` is false once the reader went elsewhere. */
 export function renderAgents(main, params, { alive, flash }) {
   const o = readOptions(params);
@@ -117,7 +99,8 @@ export function renderAgents(main, params, { alive, flash }) {
     h('div', { class: 'row' },
       text('skill', 'Skill (id or part of its name)', o.skill),
       text('tag', 'Skill tag', o.tag),
-      text('owner', 'Owner (object id)', o.owner)),
+      text('owner', 'Owner (object id)', o.owner),
+      select('health', 'Health', HEALTH, o.health)),
     h('p', { class: 'hint', id: 'search-help' },
       'Finds agents whose name has a word starting with each word you type.'));
   const submit = (event) => {
@@ -131,12 +114,13 @@ export function renderAgents(main, params, { alive, flash }) {
       skill: String(data.get('skill') ?? '').trim(),
       tag: String(data.get('tag') ?? '').trim(),
       owner: String(data.get('owner') ?? '').trim(),
+      health: String(data.get('health') ?? ''),
     });
-    if (location.hash === next) load(firstPage(o), 1);
+    if (location.hash === next) start();
     else location.hash = next;
   };
   form.addEventListener('submit', submit);
-  for (const id of ['sort', 'collection', 'top']) {
+  for (const id of ['sort', 'collection', 'top', 'health']) {
     form.querySelector(`#${id}`).addEventListener('change', () => submit());
   }
 
@@ -222,5 +206,44 @@ export function renderAgents(main, params, { alive, flash }) {
         previous, h('span', { id: 'page-number' }, `Page ${number}`), nextButton));
   }
 
-  load(firstPage(o), 1);
+  /**
+   * The watched agent instances in the health state asked for, from the
+   * control plane (which needs Agentry.Admin); the other filters do not
+   * apply to it.
+   */
+  function listHealth() {
+    results.removeAttribute('aria-labelledby');
+    results.setAttribute('aria-label', 'Agents by health');
+    const verdict = allows('Control');
+    if (!verdict.ok) {
+      fill(results, h('p', { class: 'unavailable', id: 'health-needs' },
+        `Filtering by health reads Agentry's control plane, which needs ${verdict.needs}.`));
+      return;
+    }
+    pagedList(results, {
+      alive,
+      first: { target: `/_agentry/a2a/agents${query([['health', o.health], ['kind', 'agentInstance'], ['top', o.top]])}` },
+      id: 'agents',
+      countId: 'agent-count',
+      nextOf: (json) => json.nextLink,
+      noun: ['agent', 'agents'],
+      columns: [['Agent', 'name'], ['Health'], ['Last checked', 'modified'], ['Why']],
+      row: (a) => [
+        nameCell(`#/agents/${encodeURIComponent(a.id)}`, a.id, 'agent instance'),
+        h('td', null, a.health?.state ?? '—'),
+        h('td', { class: 'modified' }, when(a.health?.checkedDateTime)),
+        h('td', null, a.health?.error ?? (a.health?.differences?.length
+          ? `${a.health.differences.length} difference(s) from the registered card` : '—')),
+      ],
+      empty: 'No watched agent instance is in this state.',
+      failed: 'The agents could not be listed by health',
+    });
+  }
+
+  function start() {
+    if (o.health) listHealth();
+    else load(firstPage(o), 1);
+  }
+
+  start();
 }

@@ -118,6 +118,7 @@ async fn seed(s: &TestServer) {
 /// Each view's fragment and an element that shows once it has loaded.
 const VIEWS: &[(&str, &str)] = &[
     ("#/agents", "#agent-count"),
+    ("#/agents?health=unreachable", "#agent-count"),
     ("#/agents/contoso-travel", "#skills"),
     ("#/registrations", "#registration-count"),
     ("#/registrations/travel-registration", "#skills"),

@@ -222,3 +222,69 @@ async fn in_chromium_a_copilot_setting_is_changed_and_a_group_scoped_one_says_wh
     assert!(web.contains("groupScopedSettingNotSupported"), "{web}");
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn in_chromium_the_agents_view_lists_watched_agents_by_health() {
+    let s = TestServer::start_configured(|c| c.console_dev_signin = true).await;
+    // An instance whose agent does not answer.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/a2a", closed.local_addr().unwrap());
+    drop(closed);
+    let r = s
+        .req_as(DEFAULT_TENANT, Method::POST, "/agentRegistry/agentInstances")
+        .json(&json!({"id": "desk", "displayName": "Desk", "ownerIds": [USER], "url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = s
+        .control_as(DEFAULT_TENANT, Method::PATCH, "/a2a/settings")
+        .json(&json!({"watch": {"enabled": true, "intervalSeconds": 3600}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut checked = false;
+    for _ in 0..200 {
+        let _ = s
+            .control_as(DEFAULT_TENANT, Method::POST, "/a2a/watch")
+            .send()
+            .await
+            .unwrap();
+        let r = s
+            .control_as(
+                DEFAULT_TENANT,
+                Method::GET,
+                "/a2a/agents?health=unreachable&kind=agentInstance",
+            )
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = r.json().await.unwrap();
+        if body["value"].as_array().is_some_and(|v| !v.is_empty()) {
+            checked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(checked, "the instance was checked");
+
+    let browser = Browser::signed_in(&s.origin).await;
+    browser
+        .script("location.hash = '#/agents?health=unreachable';", json!([]))
+        .await;
+    let rows = browser
+        .wait_text("#agents tbody", |t| t.contains("desk"))
+        .await;
+    assert!(rows.contains("unreachable"), "{rows}");
+    browser
+        .script(
+            "const s = document.getElementById('health'); s.value = 'healthy'; s.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_text("#empty", |t| t.contains("No watched agent"))
+        .await;
+    browser.quit().await;
+}
