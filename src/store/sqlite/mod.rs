@@ -1109,13 +1109,17 @@ impl TenantStore for SqliteStore {
         now: &str,
     ) -> Result<ImportReport, StoreError> {
         let (t, now) = (tenant.to_owned(), now.to_owned());
-        let report = self
+        // The state comes back to be freed here, not on the writer thread,
+        // which every write waits for.
+        let (report, state) = self
             .writer
             .write(move |conn| {
                 let rows = &mut SqliteRows::new(conn);
                 write::run_now(crate::store::tenant::import(rows, &t, &state, mode, &now))
+                    .map(|report| (report, state))
             })
             .await?;
+        drop(state);
         // The import stored the reserved collections.
         self.seeded
             .write()
