@@ -482,6 +482,9 @@ pub async fn import(
         }
     }
     let _ = reader.join();
+    if summary.created > 0 {
+        store.after_bulk_load().await?;
+    }
     match end {
         Some((_, Some(records))) if records == summary.records => Ok(summary),
         Some((line, Some(records))) => Err(TransferError::Malformed {

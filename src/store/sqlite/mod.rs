@@ -1101,6 +1101,16 @@ impl TenantStore for SqliteStore {
         })
     }
 
+    async fn after_bulk_load(&self) -> Result<(), StoreError> {
+        // Tables without statistics or grown tenfold since, as at start.
+        self.writer
+            .write(|conn| {
+                conn.execute_batch("PRAGMA optimize = 0x10002;")
+                    .map_err(sql_error)
+            })
+            .await
+    }
+
     async fn import_tenant(
         &self,
         tenant: &str,
