@@ -636,10 +636,9 @@ pub fn run() -> anyhow::Result<()> {
         Command::Import(args) => {
             let url = database_url(file, cli.data_dir, args.database_url)?;
             with_store(&url, |store| async move {
-                let stdin = std::io::stdin();
-                let (mut input, size): (Box<dyn BufRead>, Option<u64>) =
+                let (input, size): (Box<dyn BufRead + Send>, Option<u64>) =
                     if args.input.as_os_str() == "-" {
-                        (Box::new(stdin.lock()), None)
+                        (Box::new(std::io::BufReader::new(std::io::stdin())), None)
                     } else {
                         let f = std::fs::File::open(&args.input)
                             .with_context(|| format!("cannot open {}", args.input.display()))?;
@@ -649,7 +648,7 @@ pub fn run() -> anyhow::Result<()> {
                 let bar = progress_bar(size);
                 let now = crate::clock::entity_timestamp(crate::clock::wall_now());
                 let summary =
-                    crate::transfer::import(store.as_ref(), &mut input, &now, &mut |n, bytes| {
+                    crate::transfer::import(store.as_ref(), input, &now, &mut |n, bytes| {
                         if size.is_some() {
                             bar.set_position(bytes)
                         } else {

@@ -19,8 +19,11 @@ use std::io::{BufRead, Write};
 pub const FORMAT: &str = "agentry-export";
 /// The version of the line format this build writes and reads.
 pub const VERSION: u32 = 1;
-/// Objects read from the database, or written to it, at a time.
+/// Objects read from the database at a time.
 const CHUNK: usize = 1000;
+/// Objects written to the database at a time (one transaction each): large
+/// enough that commits and per-statement overheads stop counting.
+const IMPORT_CHUNK: usize = 10_000;
 
 /// One line of an export.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -320,8 +323,8 @@ impl Batch {
         }
     }
 
-    async fn flush(&mut self, store: &dyn Store, now: &str) -> Result<ImportReport, StoreError> {
-        let batch = std::mem::take(self);
+    async fn flush(self, store: &dyn Store, now: &str) -> Result<ImportReport, StoreError> {
+        let batch = self;
         let mut report = ImportReport::default();
         if batch.len == 0 {
             return Ok(report);
@@ -352,30 +355,49 @@ impl Batch {
     }
 }
 
-/// Reads an export from `input` into `store`, merging with what it holds.
-/// `now` stamps what the records lack (the reserved collections of a tenant
-/// that had none).
-pub async fn import(
-    store: &dyn Store,
-    input: &mut dyn BufRead,
-    now: &str,
-    progress: Progress<'_>,
-) -> Result<Summary, TransferError> {
-    let mut summary = Summary::default();
+/// What the reading thread of an import hands over, in order.
+enum Read {
+    /// A batch to write, with the object records, tenants and bytes read
+    /// so far (the batch's included).
+    Batch {
+        batch: Box<Batch>,
+        records: u64,
+        tenants: u64,
+        bytes: u64,
+    },
+    /// The stream is over: its last line's number and the trailer's count.
+    End {
+        line: u64,
+        trailer: Option<u64>,
+    },
+    Failed(TransferError),
+}
+
+/// Reads and checks the lines of an export, handing over batches of
+/// records as they fill; stops at the first bad line, or when the writing
+/// side hangs up.
+fn read_batches(mut input: Box<dyn BufRead + Send>, out: tokio::sync::mpsc::Sender<Read>) {
     let mut batch = Batch::default();
     let mut line = String::new();
     let mut number = 0u64;
     let mut bytes = 0u64;
+    let mut records = 0u64;
     let mut trailer = None;
     let mut tenants = std::collections::BTreeSet::new();
+    let failed = |e| {
+        let _ = out.blocking_send(Read::Failed(e));
+    };
     loop {
         line.clear();
-        let n = input
-            .read_line(&mut line)
-            .map_err(|source| TransferError::Io {
-                action: "read the export",
-                source,
-            })?;
+        let n = match input.read_line(&mut line) {
+            Ok(n) => n,
+            Err(source) => {
+                return failed(TransferError::Io {
+                    action: "read the export",
+                    source,
+                });
+            }
+        };
         if n == 0 {
             break;
         }
@@ -389,24 +411,27 @@ pub async fn import(
             reason,
         };
         if trailer.is_some() {
-            return Err(malformed("data after the trailer".into()));
+            return failed(malformed("data after the trailer".into()));
         }
-        let record: Record = serde_json::from_str(&line).map_err(|e| malformed(e.to_string()))?;
+        let record: Record = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => return failed(malformed(e.to_string())),
+        };
         match (&record, number) {
             (Record::Header { format, version }, 1) => {
                 if format != FORMAT || *version != VERSION {
-                    return Err(malformed(format!(
+                    return failed(malformed(format!(
                         "this build reads {FORMAT} version {VERSION}, not {format} version {version}"
                     )));
                 }
                 continue;
             }
             (_, 1) => {
-                return Err(malformed(format!(
+                return failed(malformed(format!(
                     "the first line must be the {FORMAT} header"
                 )));
             }
-            (Record::Header { .. }, _) => return Err(malformed("a second header".into())),
+            (Record::Header { .. }, _) => return failed(malformed("a second header".into())),
             (Record::Trailer { records }, _) => {
                 trailer = Some(*records);
                 continue;
@@ -414,37 +439,95 @@ pub async fn import(
             _ => {}
         }
         let tenant = record.tenant().unwrap_or_default();
-        if tenant != batch.tenant || batch.len >= CHUNK {
-            let report = batch.flush(store, now).await?;
-            summary.created += report.created as u64;
-            summary.kept += report.kept as u64;
-            progress(summary.records, bytes);
+        if tenant != batch.tenant || batch.len >= IMPORT_CHUNK {
+            let full = std::mem::take(&mut batch);
+            let handed = Read::Batch {
+                batch: Box::new(full),
+                records,
+                tenants: tenants.len() as u64,
+                bytes,
+            };
+            if out.blocking_send(handed).is_err() {
+                return;
+            }
             batch.tenant = tenant.to_owned();
         }
-        if tenants.insert(tenant.to_owned()) {
-            summary.tenants += 1;
-        }
+        tenants.insert(tenant.to_owned());
         batch.add(record);
-        summary.records += 1;
+        records += 1;
     }
-    let report = batch.flush(store, now).await?;
-    summary.created += report.created as u64;
-    summary.kept += report.kept as u64;
-    progress(summary.records, bytes);
-    match trailer {
-        Some(records) if records == summary.records => Ok(summary),
-        Some(records) => Err(TransferError::Malformed {
+    let last = Read::Batch {
+        batch: Box::new(batch),
+        records,
+        tenants: tenants.len() as u64,
+        bytes,
+    };
+    if out.blocking_send(last).is_ok() {
+        let _ = out.blocking_send(Read::End {
             line: number,
+            trailer,
+        });
+    }
+}
+
+/// Reads an export from `input` into `store`, merging with what it holds.
+/// `now` stamps what the records lack (the reserved collections of a tenant
+/// that had none). A thread reads and parses the next batch while the store
+/// writes the one before.
+pub async fn import(
+    store: &dyn Store,
+    input: Box<dyn BufRead + Send>,
+    now: &str,
+    progress: Progress<'_>,
+) -> Result<Summary, TransferError> {
+    // One batch read ahead.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let reader = std::thread::Builder::new()
+        .name("agentry-import-reader".into())
+        .spawn(move || read_batches(input, tx))
+        .map_err(|source| TransferError::Io {
+            action: "start reading the export",
+            source,
+        })?;
+    let mut summary = Summary::default();
+    let mut end = None;
+    while let Some(read) = rx.recv().await {
+        match read {
+            Read::Batch {
+                batch,
+                records,
+                tenants,
+                bytes,
+            } => {
+                let report = (*batch).flush(store, now).await?;
+                summary.created += report.created as u64;
+                summary.kept += report.kept as u64;
+                summary.records = records;
+                summary.tenants = tenants;
+                progress(summary.records, bytes);
+            }
+            Read::End { line, trailer } => end = Some((line, trailer)),
+            Read::Failed(e) => return Err(e),
+        }
+    }
+    let _ = reader.join();
+    if summary.created > 0 {
+        store.after_bulk_load().await?;
+    }
+    match end {
+        Some((_, Some(records))) if records == summary.records => Ok(summary),
+        Some((line, Some(records))) => Err(TransferError::Malformed {
+            line,
             reason: format!(
                 "the trailer counts {records} records but the stream holds {}",
                 summary.records
             ),
         }),
-        None if number == 0 => Err(TransferError::Malformed {
+        Some((0, None)) => Err(TransferError::Malformed {
             line: 0,
             reason: "the input is empty".into(),
         }),
-        None => Err(TransferError::Truncated {
+        _ => Err(TransferError::Truncated {
             records: summary.records,
         }),
     }

@@ -68,6 +68,57 @@ pub fn instance(n: u64) -> String {
     .to_string()
 }
 
+/// The tenant of the harness's token (`agentry token` without `--tenant`).
+pub const TENANT: &str = "c0ffee00-0000-4000-8000-000000000001";
+/// Who the loaded objects say created them (the token's user).
+const CREATOR: &str = "c0ffee00-0000-4000-8000-0000000000a1";
+/// When the loaded objects say they were created.
+const LOADED_AT: &str = "2026-01-01T00:00:00.0000000Z";
+
+fn manifest_id(n: u64) -> String {
+    format!("manifest-{n:07}")
+}
+
+/// Writes instances `from..to` with their card manifests as an
+/// `agentry import` stream: the same documents the POSTs of [`instance`]
+/// store (every property the server fills in), manifests first. Returns
+/// the records written.
+pub fn write_export(out: &mut dyn std::io::Write, from: u64, to: u64) -> std::io::Result<u64> {
+    writeln!(
+        out,
+        r#"{{"type":"header","format":"agentry-export","version":1}}"#
+    )?;
+    for n in from..to {
+        let tag = TAGS[(n % TAGS.len() as u64) as usize];
+        let data = json!({
+            "id": manifest_id(n), "ownerIds": [], "managedBy": null, "originatingStore": null,
+            "createdBy": CREATOR, "createdDateTime": LOADED_AT, "lastModifiedDateTime": LOADED_AT,
+            "protocolVersion": null, "displayName": format!("{} card", display_name(n, 0)),
+            "description": null, "iconUrl": null, "provider": null, "version": null,
+            "documentationUrl": null, "capabilities": null, "securitySchemes": null,
+            "security": [], "defaultInputModes": [], "defaultOutputModes": [],
+            "skills": [{"id": "main", "tags": [tag]}], "supportsAuthenticatedExtendedCard": null,
+        });
+        let record = json!({"type": "manifest", "tenant": TENANT, "data": data});
+        writeln!(out, "{record}")?;
+    }
+    for n in from..to {
+        let data = json!({
+            "id": id(n), "ownerIds": [owner(n)], "managedBy": null, "originatingStore": null,
+            "createdBy": CREATOR, "displayName": display_name(n, 0), "sourceAgentId": null,
+            "agentIdentityBlueprintId": null, "agentIdentityId": null, "agentUserId": null,
+            "createdDateTime": LOADED_AT, "lastModifiedDateTime": LOADED_AT, "url": null,
+            "preferredTransport": null, "additionalInterfaces": [], "signatures": [],
+        });
+        let record = json!({"type": "instance", "tenant": TENANT, "data": data,
+                            "manifestId": manifest_id(n)});
+        writeln!(out, "{record}")?;
+    }
+    let records = 2 * (to - from);
+    writeln!(out, r#"{{"type":"trailer","records":{records}}}"#)?;
+    Ok(records)
+}
+
 /// A created instance that no benchmark filter matches.
 pub fn extra_instance(k: u64) -> String {
     json!({

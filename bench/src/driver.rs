@@ -33,6 +33,8 @@ pub struct Config {
     pub postgres: bool,
     /// Agentry's `--db-pool-size` on PostgreSQL.
     pub pool_size: usize,
+    /// Load instances through POST (as clients would) instead of `agentry import`.
+    pub load_through_post: bool,
 }
 
 /// The Copilot policy setting the harness reads and writes.
@@ -220,6 +222,40 @@ async fn load_instances(target: &Target, from: u64, to: u64, loaders: usize) -> 
     .await
 }
 
+/// Loads instances `from..to` with their card manifests into the stopped
+/// server's database with `agentry import` of a file written beforehand
+/// (the writing not timed); the import's time.
+fn import_instances(
+    cfg: &Config,
+    data_dir: &Path,
+    pg: Option<&Cluster>,
+    from: u64,
+    to: u64,
+) -> Result<Duration> {
+    let file = cfg.work_dir.join("import.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+    data::write_export(&mut out, from, to)?;
+    std::io::Write::flush(&mut out)?;
+    drop(out);
+    let took = procs::agentry_transfer(
+        &cfg.agentry,
+        data_dir,
+        pg.map(Cluster::url).as_deref(),
+        &["import", "--input", &file.display().to_string()],
+    );
+    let _ = std::fs::remove_file(&file);
+    took
+}
+
+/// The object records of an export file (its lines less header and trailer).
+fn count_records(file: &Path) -> Result<u64> {
+    use std::io::BufRead;
+    let lines = std::io::BufReader::new(std::fs::File::open(file)?)
+        .lines()
+        .count() as u64;
+    Ok(lines.saturating_sub(2))
+}
+
 /// The Graph path of an absolute link Agentry gave (`http://…/beta/…`).
 fn link_path(link: &str) -> Result<String> {
     let at = link
@@ -367,12 +403,25 @@ pub async fn run(cfg: Config) -> Result<Report> {
     let mut loaded = 0u64;
     let mut json_docs = None;
     let posted = Arc::new(AtomicU64::new(0));
+    let revision = Arc::new(AtomicU64::new(1));
     let first_size = cfg.sizes[0];
     for &size in &cfg.sizes {
         progress(&format!("Agentry: loading instances {loaded}..{size}"));
-        let took = match load_instances(&target, loaded, size, cfg.loaders).await {
-            Ok(took) => took,
-            Err(e) => return Err(explain(&server, e).await),
+        let took = if cfg.load_through_post {
+            match load_instances(&target, loaded, size, cfg.loaders).await {
+                Ok(took) => took,
+                Err(e) => return Err(explain(&server, e).await),
+            }
+        } else {
+            // Stopped, loaded with `agentry import`, started again.
+            server.stop(Duration::from_secs(60)).await?;
+            let took = import_instances(&cfg, &data_dir, pg.as_ref(), loaded, size)?;
+            let tag = format!("loaded-{size}");
+            server = start_agentry(&cfg, &data_dir, pg.as_ref(), &token, &tag)
+                .await?
+                .0;
+            target.addr = server.addr;
+            took
         };
         report.loads.push((loaded, size, took));
         loaded = size;
@@ -440,13 +489,11 @@ pub async fn run(cfg: Config) -> Result<Report> {
         };
         report.push(Row::measured("agentry", "get by id", Some(size), m).compare("get"));
 
-        if size != first_size {
-            continue;
+        if size == first_size {
+            json_docs = Some(export_instances(&target).await?);
         }
-        json_docs = Some(export_instances(&target).await?);
 
         progress(&format!("Agentry: PATCH displayName at {size}"));
-        let revision = Arc::new(AtomicU64::new(1));
         let r = revision.clone();
         let make: MakeCall = Arc::new(move |rng| {
             let n = rng.below(size);
@@ -457,9 +504,12 @@ pub async fn run(cfg: Config) -> Result<Report> {
             )
         });
         let m = measure(&server, &target, shape, make, ok_204).await?;
-        report.push(
-            Row::measured("agentry", "PATCH displayName (durable)", Some(size), m).compare("patch"),
-        );
+        let row = Row::measured("agentry", "PATCH displayName (durable)", Some(size), m);
+        report.push(if size == first_size {
+            row.compare("patch")
+        } else {
+            row
+        });
 
         progress(&format!("Agentry: 90/10 get/PATCH at {size}"));
         let r = revision.clone();
@@ -475,13 +525,35 @@ pub async fn run(cfg: Config) -> Result<Report> {
                 Call::get(data::path(n))
             }
         });
+        // The server's resident memory, sampled every 50 ms meanwhile.
+        let pid = server.pid();
+        let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let on = sampling.clone();
+        let sampler = tokio::spawn(async move {
+            let (mut peak, mut last) = (0u64, 0u64);
+            while on.load(Ordering::Relaxed) {
+                if let Some(rss) = procs::rss_of(pid) {
+                    peak = peak.max(rss);
+                    last = rss;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (peak, last)
+        });
         let m = measure(&server, &target, shape, make, ok_200_204).await?;
+        sampling.store(false, Ordering::Relaxed);
+        let (peak, last) = sampler.await.map_err(|e| err(e.to_string()))?;
+        report.rss_mixed.push((size, peak, last));
         report.push(Row::measured(
             "agentry",
             "90% get / 10% PATCH",
             Some(size),
             m,
         ));
+
+        if size != first_size {
+            continue;
+        }
 
         progress(&format!("Agentry: POST create at {size}"));
         let p = posted.clone();
@@ -686,6 +758,17 @@ pub async fn run(cfg: Config) -> Result<Report> {
     let stop_began = Instant::now();
     server.stop(Duration::from_secs(60)).await?;
     report.stop_time = Some(stop_began.elapsed());
+    progress("Agentry: agentry export of everything");
+    let file = cfg.work_dir.join("export.jsonl");
+    let took = procs::agentry_transfer(
+        &cfg.agentry,
+        &data_dir,
+        pg.as_ref().map(Cluster::url).as_deref(),
+        &["export", "--output", &file.display().to_string()],
+    )?;
+    let records = count_records(&file)?;
+    let _ = std::fs::remove_file(&file);
+    report.export = Some((records, took));
     let mut starts = Vec::new();
     for i in 0..cfg.cold_starts {
         progress(&format!(

@@ -37,6 +37,16 @@ enum Command {
     Run(Box<RunArgs>),
     /// Load one URL of a running server (to profile one scenario by hand).
     Hit(HitArgs),
+    /// Write instances `from..to` with their card manifests as an `agentry
+    /// import` file (what the harness loads).
+    ExportFile {
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long)]
+        to: u64,
+        #[arg(long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,6 +128,10 @@ struct RunArgs {
     /// Agentry's connection pool on PostgreSQL (`agentry serve --db-pool-size`).
     #[arg(long, default_value_t = 16)]
     db_pool_size: usize,
+    /// Load the instances through POST with `--loaders` connections instead
+    /// of `agentry import` (slower: minutes at 1M).
+    #[arg(long)]
+    load_through_post: bool,
     /// The command line to record in the report.
     #[arg(long, default_value = "bench/run.sh")]
     command: String,
@@ -135,6 +149,20 @@ fn main() -> std::process::ExitCode {
         },
         Command::Run(args) => run(*args),
         Command::Hit(args) => hit(args),
+        Command::ExportFile { from, to, output } => {
+            let written = std::fs::File::create(&output).and_then(|f| {
+                let mut out = std::io::BufWriter::new(f);
+                data::write_export(&mut out, from, to)?;
+                std::io::Write::flush(&mut out)
+            });
+            match written {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cannot write {}: {e}", output.display());
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
@@ -244,6 +272,7 @@ fn run(args: RunArgs) -> std::process::ExitCode {
         fsync_probe: secs(None, 1.0, 0.2),
         postgres: args.postgres,
         pool_size: args.db_pool_size.max(1),
+        load_through_post: args.load_through_post,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -71,6 +71,36 @@ impl Server {
     }
 }
 
+/// Resident memory of process `pid` (VmRSS), in bytes.
+pub fn rss_of(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:").map(|k| k * 1024)
+}
+
+/// Runs `agentry ARGS` (a transfer command on `data_dir`, or on the
+/// database at `database_url` when given) to the end; its time taken.
+pub fn agentry_transfer(
+    agentry: &Path,
+    data_dir: &Path,
+    database_url: Option<&str>,
+    args: &[&str],
+) -> anyhow_lite::Result<Duration> {
+    let began = std::time::Instant::now();
+    let mut cmd = std::process::Command::new(agentry);
+    cmd.arg("--data-dir").arg(data_dir).args(args);
+    if let Some(url) = database_url {
+        cmd.args(["--database-url", url]);
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(anyhow_lite::err(format!(
+            "agentry {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(began.elapsed())
+}
+
 fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;

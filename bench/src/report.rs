@@ -109,6 +109,12 @@ pub struct Report {
     pub loads: Vec<(u64, u64, Duration)>,
     /// (instances, RSS, peak RSS)
     pub rss_loaded: Vec<(u64, Option<u64>, Option<u64>)>,
+    /// Whether instances were loaded through POST (else `agentry import`).
+    pub loaded_through_post: bool,
+    /// (instances, peak RSS, last RSS) sampled during the 90/10 mix.
+    pub rss_mixed: Vec<(u64, u64, u64)>,
+    /// `agentry export` of everything at the end: (records, time taken).
+    pub export: Option<(u64, Duration)>,
     pub posted_extra: u64,
     pub stop_time: Option<Duration>,
     pub cold_starts_loaded: Vec<Duration>,
@@ -192,6 +198,9 @@ impl Report {
             idle_rss_empty: None,
             loads: Vec::new(),
             rss_loaded: Vec::new(),
+            loaded_through_post: cfg.load_through_post,
+            rss_mixed: Vec::new(),
+            export: None,
             posted_extra: 0,
             stop_time: None,
             cold_starts_loaded: Vec::new(),
@@ -393,12 +402,26 @@ impl Report {
             mb(self.baseline_rss)
         );
         for (n, rss, peak) in &self.rss_loaded {
+            let when = if self.loaded_through_post {
+                "right after loading"
+            } else {
+                "after the import, started again, first request answered"
+            };
             let _ = writeln!(
                 s,
-                "- RSS right after loading {}: {} (peak {}).",
+                "- RSS {when} at {}: {} (peak {}).",
                 count(*n),
                 mb(*rss),
                 mb(*peak)
+            );
+        }
+        for (n, peak, last) in &self.rss_mixed {
+            let _ = writeln!(
+                s,
+                "- RSS during the 90/10 get/PATCH mix at {} (sampled every 50 ms): peak {}, at its end {}.",
+                count(*n),
+                mb(Some(*peak)),
+                mb(Some(*last))
             );
         }
         if let Some(&(_, n, _)) = self.loads.last() {
@@ -432,14 +455,34 @@ impl Report {
             );
         }
         for (from, to, took) in &self.loads {
+            if self.loaded_through_post {
+                let _ = writeln!(
+                    s,
+                    "- Loading instances {}..{} (POST with a nested card manifest, {} connections): {:.1} s, {:.0} per second.",
+                    count(*from),
+                    count(*to),
+                    self.loaders,
+                    took.as_secs_f64(),
+                    (to - from) as f64 / took.as_secs_f64()
+                );
+            } else {
+                let objects = 2 * (to - from);
+                let _ = writeln!(
+                    s,
+                    "- Loading instances {}..{} with their card manifests ({objects} objects) by `agentry import`: {:.1} s, {:.0} objects per second.",
+                    count(*from),
+                    count(*to),
+                    took.as_secs_f64(),
+                    objects as f64 / took.as_secs_f64()
+                );
+            }
+        }
+        if let Some((records, took)) = self.export {
             let _ = writeln!(
                 s,
-                "- Loading instances {}..{} (POST with a nested card manifest, {} connections): {:.1} s, {:.0} per second.",
-                count(*from),
-                count(*to),
-                self.loaders,
+                "- `agentry export` of everything at the end ({records} records): {:.1} s, {:.0} objects per second.",
                 took.as_secs_f64(),
-                (to - from) as f64 / took.as_secs_f64()
+                records as f64 / took.as_secs_f64()
             );
         }
         if self.posted_extra > 0 {
@@ -537,6 +580,64 @@ impl Report {
                 }
                 _ => out.push((label, "not measured".into(), "n/a".into())),
             }
+        }
+        let get_1m = self
+            .rows
+            .iter()
+            .find(|r| r.server == "agentry" && r.scenario == "get by id" && r.size == Some(last));
+        let label = "Get by id at 1M ≥ 0.5× baseline";
+        match (get_1m, base) {
+            (Some(r), Some(b)) if last == 1_000_000 => {
+                let x = r.m.rps / b;
+                out.push((
+                    label.into(),
+                    format!("{x:.2}× ({:.0} / {b:.0} req/s)", r.m.rps),
+                    verdict(x >= 0.5).into(),
+                ));
+            }
+            _ => out.push((label.into(), "1M not measured".into(), "n/a".into())),
+        }
+        let label = "RSS under the 90/10 mix at 1M ≤ 200 MB";
+        match self.rss_mixed.iter().find(|(n, ..)| *n == 1_000_000) {
+            Some((_, peak, _)) => out.push((
+                label.into(),
+                format!("{} (peak)", mb(Some(*peak))),
+                verdict(*peak <= 200_000_000).into(),
+            )),
+            None => out.push((label.into(), "1M not measured".into(), "n/a".into())),
+        }
+        let goal = if self.database.is_some() {
+            20_000.0
+        } else {
+            50_000.0
+        };
+        let label = format!("`agentry import` ≥ {:.0}k objects/s at 1M", goal / 1000.0);
+        let import_1m = self
+            .loads
+            .iter()
+            .find(|(_, to, _)| *to == 1_000_000)
+            .filter(|_| !self.loaded_through_post);
+        let import_rate =
+            import_1m.map(|(from, to, took)| 2.0 * (to - from) as f64 / took.as_secs_f64());
+        match import_rate {
+            Some(x) => out.push((
+                label,
+                format!("{x:.0} objects/s"),
+                verdict(x >= goal).into(),
+            )),
+            None => out.push((label, "1M not imported".into(), "n/a".into())),
+        }
+        let label = "`agentry export` at least as fast as the import".to_owned();
+        match (self.export, import_rate) {
+            (Some((records, took)), Some(i)) => {
+                let x = records as f64 / took.as_secs_f64();
+                out.push((
+                    label,
+                    format!("{x:.0} against {i:.0} objects/s"),
+                    verdict(x >= i).into(),
+                ))
+            }
+            _ => out.push((label, "not measured at 1M".into(), "n/a".into())),
         }
         let slowest_start = self
             .median_cold_start()

@@ -893,6 +893,9 @@ pub trait TenantStore: Send + Sync {
     // Whole tenants (reset, snapshots, seed files)
     /// Everything the tenant holds, in id order (the reserved collections included).
     async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError>;
+    /// Refreshes the query planner's statistics after a bulk load (`agentry
+    /// import`), so that the next start has none left to gather.
+    async fn after_bulk_load(&self) -> Result<(), StoreError>;
     /// Writes a whole state in one transaction: with `Replace` the tenant's
     /// registry objects, memberships, Copilot policies and settings are
     /// deleted first (application registrations stay); the reserved

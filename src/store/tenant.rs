@@ -3,8 +3,11 @@
 //! for restores, resets and seed files, inside the caller's transaction so
 //! that an import commits or rolls back whole.
 
-use super::write::{Rows, ensure_source_agent_free, insert_entity, not_found, record_changes};
+use super::write::{
+    Rows, ensure_source_agent_free, insert_entity, not_found, record_changes, side_values,
+};
 use super::{Entity, ImportMode, ImportReport, Section, TenantState, member_key, split_member_key};
+use crate::domain::audit::{Action, Change};
 use crate::domain::copilot::{Policy, TenantSetting};
 use crate::domain::{RESERVED_COLLECTIONS, reserved_collection_document};
 use serde_json::{Map, Value};
@@ -42,6 +45,70 @@ pub(super) trait TenantRows: Rows {
         doc: &str,
         now: &str,
     ) -> Result<bool, Self::Error>;
+
+    /// Inserts the documents of `kind` whose ids are free (each with the
+    /// manifest it links, instances only), with their side-table rows and
+    /// the linked manifests' skill tags, and notes each one inserted among
+    /// the write's changes by kind and id alone ([`noted`]); which were
+    /// inserted, in order. A link to a missing manifest is `NotFound`.
+    /// Row by row here; a backend that talks to its database over the
+    /// network does it in a few statements.
+    async fn insert_documents(
+        &mut self,
+        kind: Entity,
+        tenant: &str,
+        docs: &[(&Map<String, Value>, Option<&str>)],
+    ) -> Result<Vec<bool>, Self::Error>
+    where
+        Self: Sized,
+    {
+        let mut inserted = Vec::with_capacity(docs.len());
+        for &(doc, link) in docs {
+            if let Some(m) = link
+                && !self.exists(Entity::Manifest, tenant, m, true).await?
+            {
+                return Err(not_found(Entity::Manifest, m).into());
+            }
+            let created = self.insert(kind, tenant, doc, link, true).await?;
+            let Some(stored) = created else {
+                inserted.push(false);
+                continue;
+            };
+            if kind.side_field().is_some() {
+                let values = side_values(kind, doc);
+                self.set_side_values(kind, tenant, &stored.id, &values)
+                    .await?;
+            }
+            if link.is_some() {
+                self.link_instance_tags(tenant, &stored.id, link).await?;
+            }
+            self.changes().push(noted(kind, stored.id));
+            inserted.push(true);
+        }
+        Ok(inserted)
+    }
+
+    /// Writes a change log row, made at `now`, for each change the write
+    /// has noted (an import's: no audit records).
+    async fn log_changes(&mut self, tenant: &str, now: &str) -> Result<(), Self::Error>
+    where
+        Self: Sized,
+    {
+        record_changes(self, tenant, now, None, false).await
+    }
+}
+
+/// An object an import created, as the change log needs it: its kind and
+/// id (a bulk load is not audited, so its properties are not copied).
+pub(super) fn noted(kind: Entity, id: String) -> Change {
+    Change {
+        kind,
+        id,
+        action: Action::Create,
+        display_name: None,
+        modified: Vec::new(),
+        member: None,
+    }
 }
 
 /// A document as stored text; an unreadable one (never written by us) as empty.
@@ -196,23 +263,25 @@ pub(super) async fn import<R: TenantRows>(
             report.kept += 1;
         }
     };
-    for doc in &state.manifests {
-        let created = insert_entity(r, Entity::Manifest, tenant, doc, None, true).await?;
-        count(created.is_some());
+    fn unlinked(docs: &[Map<String, Value>]) -> Vec<(&Map<String, Value>, Option<&str>)> {
+        docs.iter().map(|d| (d, None)).collect()
     }
-    for (doc, link) in &state.instances {
-        if let Some(m) = link
-            && !r.exists(Entity::Manifest, tenant, m, true).await?
-        {
-            return Err(not_found(Entity::Manifest, m).into());
+    let instances: Vec<_> = state
+        .instances
+        .iter()
+        .map(|(d, link)| (d, link.as_deref()))
+        .collect();
+    for (kind, docs) in [
+        (Entity::Manifest, unlinked(&state.manifests)),
+        (Entity::Instance, instances),
+        (Entity::Collection, unlinked(&state.collections)),
+    ] {
+        if docs.is_empty() {
+            continue;
         }
-        let link = link.as_deref();
-        let created = insert_entity(r, Entity::Instance, tenant, doc, link, true).await?;
-        count(created.is_some());
-    }
-    for doc in &state.collections {
-        let created = insert_entity(r, Entity::Collection, tenant, doc, None, true).await?;
-        count(created.is_some());
+        for created in r.insert_documents(kind, tenant, &docs).await? {
+            count(created);
+        }
     }
     for c in &RESERVED_COLLECTIONS {
         let doc = reserved_collection_document(c, now);
@@ -249,7 +318,7 @@ pub(super) async fn import<R: TenantRows>(
     match mode {
         // What a merge adds, delta clients must see; a bulk load is not
         // audited object by object.
-        ImportMode::Merge => record_changes(r, tenant, now, None, false).await?,
+        ImportMode::Merge => r.log_changes(tenant, now).await?,
         // A replaced tenant starts a new horizon ([`TenantRows::clear`]):
         // every delta token from before must resync.
         ImportMode::Replace => r.changes().clear(),

@@ -1090,6 +1090,13 @@ impl TenantStore for PgStore {
         .await?)
     }
 
+    async fn after_bulk_load(&self) -> Result<(), StoreError> {
+        // Autovacuum would get to it, later.
+        read!(self, |c| {
+            c.batch_execute("ANALYZE").await?;
+        })
+    }
+
     async fn import_tenant(
         &self,
         tenant: &str,

@@ -2,10 +2,16 @@
 //! writes (an import is one transaction, so it commits or rolls back whole).
 
 use super::{PgRows, Step, policies};
+use crate::domain::audit::Action;
 use crate::domain::copilot::Policy;
-use crate::store::tenant::TenantRows;
+use crate::domain::subscriptions::ChangeType;
+use crate::store::tenant::{TenantRows, noted};
+use crate::store::write::{Rows, column_values, not_found, side_values, text};
 use crate::store::{Entity, TENANT_TABLES, statements};
 use deadpool_postgres::GenericClient;
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+use tokio_postgres::types::ToSql;
 
 impl<C: GenericClient + Sync> TenantRows for PgRows<'_, C> {
     async fn clear(&mut self, tenant: &str) -> Step<()> {
@@ -95,6 +101,192 @@ impl<C: GenericClient + Sync> TenantRows for PgRows<'_, C> {
             )
             .await?;
         Ok(self.0.execute(&stmt, &[&tenant, &name, &now, &doc]).await? > 0)
+    }
+
+    /// A few statements for the lot, whatever their number: each array
+    /// parameter carries one column of every row (`unnest`), so a batch
+    /// costs a handful of round trips instead of several per object.
+    async fn insert_documents(
+        &mut self,
+        kind: Entity,
+        tenant: &str,
+        docs: &[(&Map<String, Value>, Option<&str>)],
+    ) -> Step<Vec<bool>> {
+        let c = self.0;
+        let linked = kind == Entity::Instance;
+        if linked {
+            // Held like `exists(…, hold)`: no manifest linked here can be
+            // deleted before this commits.
+            let mut wanted: Vec<&str> = docs.iter().filter_map(|(_, l)| *l).collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            if !wanted.is_empty() {
+                let stmt = c
+                    .prepare_cached(
+                        "SELECT id FROM agent_card_manifests
+                         WHERE tenant_id = $1 AND id = ANY($2::text[]) FOR SHARE",
+                    )
+                    .await?;
+                let found: HashSet<String> = c
+                    .query(&stmt, &[&tenant, &wanted])
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<Result<_, _>>()?;
+                if let Some(m) = docs
+                    .iter()
+                    .filter_map(|(_, l)| *l)
+                    .find(|m| !found.contains(*m))
+                {
+                    return Err(not_found(Entity::Manifest, m).into());
+                }
+            }
+        }
+        let (created_at, modified_at) = kind.timestamps();
+        let ids: Vec<&str> = docs
+            .iter()
+            .map(|(d, _)| text(d, "id").unwrap_or_default())
+            .collect();
+        let created: Vec<&str> = docs
+            .iter()
+            .map(|(d, _)| text(d, created_at).unwrap_or_default())
+            .collect();
+        let modified: Vec<&str> = docs
+            .iter()
+            .map(|(d, _)| text(d, modified_at).unwrap_or_default())
+            .collect();
+        let bodies: Vec<String> = docs
+            .iter()
+            .map(|(d, _)| serde_json::to_string(d).unwrap_or_else(|_| "{}".into()))
+            .collect();
+        let links: Vec<Option<&str>> = docs.iter().map(|(_, l)| *l).collect();
+        let rows: Vec<Vec<Option<&str>>> =
+            docs.iter().map(|(d, _)| column_values(kind, d)).collect();
+        let columns: Vec<Vec<Option<&str>>> = (0..kind.columns().len())
+            .map(|n| rows.iter().map(|r| r[n]).collect())
+            .collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&tenant, &ids, &created, &modified, &bodies];
+        let mut arrays = String::from("$2::text[], $3::text[], $4::text[], $5::text[]");
+        let mut names = String::from("id, c, m, doc");
+        if linked {
+            params.push(&links);
+            arrays.push_str(", $6::text[]");
+            names.push_str(", link");
+        }
+        for (n, values) in columns.iter().enumerate() {
+            params.push(values);
+            arrays.push_str(&format!(", ${}::text[]", params.len()));
+            names.push_str(&format!(", c{n}"));
+        }
+        let picked: String = (0..columns.len()).map(|n| format!(", u.c{n}")).collect();
+        let sql = format!(
+            "INSERT INTO {} (tenant_id, id, created_at, modified_at, version, doc{}{})
+             SELECT $1, u.id, u.c, u.m, 1, u.doc::json{}{picked}
+             FROM unnest({arrays}) AS u({names})
+             ON CONFLICT DO NOTHING RETURNING id",
+            kind.table(),
+            if linked { ", manifest_id" } else { "" },
+            kind.column_list(0, false),
+            if linked { ", u.link" } else { "" },
+        );
+        let stmt = c.prepare_cached(&sql).await?;
+        let mut fresh: HashSet<String> = c
+            .query(&stmt, &params)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        // In order; an id given twice counts as inserted once.
+        let inserted: Vec<bool> = ids.iter().map(|id| fresh.remove(*id)).collect();
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        let mut tagged = Vec::new();
+        let mut tag_links = Vec::new();
+        for (&(doc, link), (&id, _)) in docs
+            .iter()
+            .zip(ids.iter().zip(&inserted))
+            .filter(|(_, (_, i))| **i)
+        {
+            for v in side_values(kind, doc) {
+                keys.push(id);
+                values.push(v);
+            }
+            if let Some(m) = link {
+                tagged.push(id);
+                tag_links.push(m);
+            }
+        }
+        if let (false, Some((_, side))) = (keys.is_empty(), statements::side_values(kind)) {
+            let sql = format!(
+                "INSERT INTO {} (tenant_id, {}, {})
+                 SELECT $1, k, v FROM unnest($2::text[], $3::text[]) AS u(k, v)
+                 ON CONFLICT DO NOTHING",
+                side.table, side.key, side.value
+            );
+            let stmt = c.prepare_cached(&sql).await?;
+            c.execute(&stmt, &[&tenant, &keys, &values]).await?;
+        }
+        if !tagged.is_empty() {
+            let stmt = c
+                .prepare_cached(
+                    "INSERT INTO agent_instance_skill_tags (tenant_id, instance_id, tag)
+                     SELECT $1, u.i, t.tag
+                     FROM unnest($2::text[], $3::text[]) AS u(i, m)
+                     JOIN agent_card_manifest_skill_tags t
+                       ON t.tenant_id = $1 AND t.manifest_id = u.m
+                     ON CONFLICT DO NOTHING",
+                )
+                .await?;
+            c.execute(&stmt, &[&tenant, &tagged, &tag_links]).await?;
+        }
+        for (id, _) in ids.iter().zip(&inserted).filter(|(_, i)| **i) {
+            self.1.push(noted(kind, (*id).to_owned()));
+        }
+        Ok(inserted)
+    }
+
+    /// One statement per run of changes of one kind and type.
+    async fn log_changes(&mut self, tenant: &str, now: &str) -> Step<()> {
+        let changes = std::mem::take(self.changes());
+        let stmt = self
+            .0
+            .prepare_cached(
+                "INSERT INTO change_log (tenant_id, entity, id, change, at)
+                 SELECT $1, $2, i, $3, $4 FROM unnest($5::text[]) WITH ORDINALITY AS u(i, n)
+                 ORDER BY n",
+            )
+            .await?;
+        let logged = |c: &crate::domain::audit::Change| match c.action {
+            Action::Create => Some(ChangeType::Created),
+            Action::Update => Some(ChangeType::Updated),
+            Action::Delete => Some(ChangeType::Deleted),
+            Action::AddMember | Action::RemoveMember => None,
+        };
+        let mut run: Vec<&str> = Vec::new();
+        let mut of: Option<(Entity, ChangeType)> = None;
+        for change in changes.iter().map(Some).chain([None]) {
+            let this = change.and_then(|c| Some((c.kind, logged(c)?)));
+            if change.is_some() && this.is_none() {
+                continue;
+            }
+            if this != of || change.is_none() {
+                if let (Some((kind, ty)), false) = (of, run.is_empty()) {
+                    self.0
+                        .execute(
+                            &stmt,
+                            &[&tenant, &kind.ty().entity_set, &ty.code(), &now, &run],
+                        )
+                        .await?;
+                }
+                run.clear();
+                of = this;
+            }
+            if let Some(c) = change {
+                run.push(&c.id);
+            }
+        }
+        Ok(())
     }
 }
 

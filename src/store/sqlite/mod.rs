@@ -1101,6 +1101,16 @@ impl TenantStore for SqliteStore {
         })
     }
 
+    async fn after_bulk_load(&self) -> Result<(), StoreError> {
+        // Tables without statistics or grown tenfold since, as at start.
+        self.writer
+            .write(|conn| {
+                conn.execute_batch("PRAGMA optimize = 0x10002;")
+                    .map_err(sql_error)
+            })
+            .await
+    }
+
     async fn import_tenant(
         &self,
         tenant: &str,
@@ -1109,13 +1119,17 @@ impl TenantStore for SqliteStore {
         now: &str,
     ) -> Result<ImportReport, StoreError> {
         let (t, now) = (tenant.to_owned(), now.to_owned());
-        let report = self
+        // The state comes back to be freed here, not on the writer thread,
+        // which every write waits for.
+        let (report, state) = self
             .writer
             .write(move |conn| {
                 let rows = &mut SqliteRows::new(conn);
                 write::run_now(crate::store::tenant::import(rows, &t, &state, mode, &now))
+                    .map(|report| (report, state))
             })
             .await?;
+        drop(state);
         // The import stored the reserved collections.
         self.seeded
             .write()
