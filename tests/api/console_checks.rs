@@ -231,7 +231,11 @@ async fn in_chromium_the_agents_view_lists_watched_agents_by_health() {
     let url = format!("http://{}/a2a", closed.local_addr().unwrap());
     drop(closed);
     let r = s
-        .req_as(DEFAULT_TENANT, Method::POST, "/agentRegistry/agentInstances")
+        .req_as(
+            DEFAULT_TENANT,
+            Method::POST,
+            "/agentRegistry/agentInstances",
+        )
         .json(&json!({"id": "desk", "displayName": "Desk", "ownerIds": [USER], "url": url}))
         .send()
         .await
