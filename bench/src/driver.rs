@@ -137,6 +137,7 @@ async fn start_agentry(
     let target = Target {
         addr: server.addr,
         authorization: Some(format!("Bearer {token}")),
+        replicas: Vec::new(),
     };
     let probe = Call::get(format!("{}?$top=1", data::API));
     loop {
@@ -361,6 +362,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
     let baseline_target = Target {
         addr: baseline.addr,
         authorization: None,
+        replicas: Vec::new(),
     };
     let baseline_call: MakeCall = Arc::new(|_| Call::get("/beta/agentRegistry/agentInstances/x"));
     // The baseline stays up until the first size's get by id, whose rounds
@@ -398,6 +400,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
     let mut target = Target {
         addr: server.addr,
         authorization: Some(format!("Bearer {token}")),
+        replicas: Vec::new(),
     };
 
     let mut loaded = 0u64;
@@ -722,6 +725,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
     let admin = Target {
         addr: server.addr,
         authorization: Some(format!("Bearer {admin_token}")),
+        replicas: Vec::new(),
     };
     let make = Arc::new(|k| Call::with_body(Method::POST, data::PACKAGE_LOADS, data::package(k)));
     let loading = send_all(
@@ -828,6 +832,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
             target = Target {
                 addr: js.addr,
                 authorization: None,
+                replicas: Vec::new(),
             };
             let m = measure(
                 &js,

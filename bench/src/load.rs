@@ -72,6 +72,26 @@ pub struct Target {
     pub addr: SocketAddr,
     /// `Authorization` header value, if the server wants one.
     pub authorization: Option<String>,
+    /// More servers answering the same (replicas): the connections of a
+    /// [`run`] are spread round-robin over `addr` and these. Other calls use
+    /// `addr` alone.
+    pub replicas: Vec<SocketAddr>,
+}
+
+impl Target {
+    /// The server connection `i` of a run talks to: the `i mod n`-th of the
+    /// `n` addresses, `addr` first.
+    pub fn of_connection(&self, i: usize) -> Target {
+        let addr = match i % (self.replicas.len() + 1) {
+            0 => self.addr,
+            k => self.replicas[k - 1],
+        };
+        Target {
+            addr,
+            authorization: self.authorization.clone(),
+            replicas: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -223,7 +243,7 @@ pub async fn run(
     let counted = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(shape.connections);
     for i in 0..shape.connections {
-        let target = target.clone();
+        let target = target.of_connection(i);
         let make = make.clone();
         let counted = counted.clone();
         tasks.push(tokio::spawn(async move {
@@ -343,6 +363,26 @@ mod tests {
         assert_eq!(out.percentile(0.99), Duration::from_nanos(99));
         assert_eq!(out.percentile(1.0), Duration::from_nanos(100));
         assert_eq!(out.throughput(), 100.0);
+    }
+
+    #[test]
+    fn connections_go_round_robin_over_the_replicas() {
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let alone = Target {
+            addr: addr(1),
+            authorization: Some("Bearer t".into()),
+            replicas: Vec::new(),
+        };
+        assert!((0..5).all(|i| alone.of_connection(i).addr == addr(1)));
+        let three = Target {
+            replicas: vec![addr(2), addr(3)],
+            ..alone
+        };
+        let ports: Vec<u16> = (0..7).map(|i| three.of_connection(i).addr.port()).collect();
+        assert_eq!(ports, [1, 2, 3, 1, 2, 3, 1]);
+        let one = three.of_connection(4);
+        assert_eq!(one.authorization.as_deref(), Some("Bearer t"));
+        assert!(one.replicas.is_empty());
     }
 
     #[test]

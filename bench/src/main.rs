@@ -192,6 +192,7 @@ fn hit(args: HitArgs) -> std::process::ExitCode {
     let target = load::Target {
         addr,
         authorization: args.token.map(|t| format!("Bearer {t}")),
+        replicas: Vec::new(),
     };
     let shape = load::Shape {
         connections: args.connections.max(1),

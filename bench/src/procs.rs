@@ -272,6 +272,7 @@ pub async fn spawn_polled(
     let target = crate::load::Target {
         addr,
         authorization: None,
+        replicas: Vec::new(),
     };
     let call = crate::load::Call::get(probe);
     loop {
