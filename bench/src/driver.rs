@@ -112,6 +112,37 @@ async fn measure(
     Ok(m)
 }
 
+/// Get by id of a random instance below `size`.
+fn get_by_id(size: u64) -> MakeCall {
+    Arc::new(move |rng| Call::get(data::path(rng.below(size))))
+}
+
+/// PATCH `displayName` of a random instance below `size`.
+fn patch_display_name(size: u64, revision: Arc<AtomicU64>) -> MakeCall {
+    Arc::new(move |rng| rename(rng.below(size), &revision))
+}
+
+/// 90% get by id, 10% PATCH `displayName`, of random instances below `size`.
+fn get_patch_mix(size: u64, revision: Arc<AtomicU64>) -> MakeCall {
+    Arc::new(move |rng| {
+        let n = rng.below(size);
+        if rng.below(10) == 0 {
+            rename(n, &revision)
+        } else {
+            Call::get(data::path(n))
+        }
+    })
+}
+
+/// PATCH of instance `n`'s `displayName`, to a name not given before.
+fn rename(n: u64, revision: &AtomicU64) -> Call {
+    Call::with_body(
+        Method::PATCH,
+        data::path(n),
+        data::rename(n, revision.fetch_add(1, Ordering::Relaxed)),
+    )
+}
+
 /// Starts Agentry on `data_dir` and returns it once an authenticated request
 /// has answered 200, with the time from spawn to that answer.
 async fn start_agentry(
@@ -465,7 +496,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
         }
 
         progress(&format!("Agentry: get by id at {size}"));
-        let get: MakeCall = Arc::new(move |rng| Call::get(data::path(rng.below(size))));
+        let get = get_by_id(size);
         let m = match baseline.take() {
             // The first size: rounds alternating with the baseline, the
             // medians of each kept.
@@ -497,15 +528,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
         }
 
         progress(&format!("Agentry: PATCH displayName at {size}"));
-        let r = revision.clone();
-        let make: MakeCall = Arc::new(move |rng| {
-            let n = rng.below(size);
-            Call::with_body(
-                Method::PATCH,
-                data::path(n),
-                data::rename(n, r.fetch_add(1, Ordering::Relaxed)),
-            )
-        });
+        let make = patch_display_name(size, revision.clone());
         let m = measure(&server, &target, shape, make, ok_204).await?;
         let row = Row::measured("agentry", "PATCH displayName (durable)", Some(size), m);
         report.push(if size == first_size {
@@ -515,19 +538,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
         });
 
         progress(&format!("Agentry: 90/10 get/PATCH at {size}"));
-        let r = revision.clone();
-        let make: MakeCall = Arc::new(move |rng| {
-            let n = rng.below(size);
-            if rng.below(10) == 0 {
-                Call::with_body(
-                    Method::PATCH,
-                    data::path(n),
-                    data::rename(n, r.fetch_add(1, Ordering::Relaxed)),
-                )
-            } else {
-                Call::get(data::path(n))
-            }
-        });
+        let make = get_patch_mix(size, revision.clone());
         // The server's resident memory, sampled every 50 ms meanwhile.
         let pid = server.pid();
         let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -607,14 +618,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
             .ok_or_else(|| err(format!("no @odata.deltaLink in {v}")))
             .and_then(link_path)?;
         let r = revision.clone();
-        let make = Arc::new(move |k: u64| {
-            let n = k % size;
-            Call::with_body(
-                Method::PATCH,
-                data::path(n),
-                data::rename(n, r.fetch_add(1, Ordering::Relaxed)),
-            )
-        });
+        let make = Arc::new(move |k: u64| rename(k % size, &r));
         let changing = send_all(
             &target,
             0,
