@@ -33,6 +33,9 @@ pub struct Config {
     pub postgres: bool,
     /// Agentry's `--db-pool-size` on PostgreSQL.
     pub pool_size: usize,
+    /// Agentry processes on the one PostgreSQL database in the replica
+    /// scenarios after the sizes (1: none).
+    pub replicas: usize,
     /// Load instances through POST (as clients would) instead of `agentry import`.
     pub load_through_post: bool,
 }
@@ -40,6 +43,9 @@ pub struct Config {
 /// The Copilot policy setting the harness reads and writes.
 const COPILOT_SETTING: &str =
     "/beta/copilot/admin/policySettings/microsoft.copilot.copilotchatpinning";
+
+/// Which answers a scenario counts as served.
+type Expect = fn(StatusCode) -> bool;
 
 fn ok_200(s: StatusCode) -> bool {
     s == StatusCode::OK
@@ -61,7 +67,6 @@ fn progress(what: &str) {
     eprintln!("[bench] {what}");
 }
 
-/// Runs the load against `server` and measures its CPU time meanwhile.
 /// Rounds of get by id (and of the baseline between them) at the first size.
 const PAIRED_ROUNDS: usize = 3;
 
@@ -71,24 +76,45 @@ fn median(mut runs: Vec<Measured>) -> Measured {
     runs.swap_remove(runs.len() / 2)
 }
 
+/// Runs the load against `server` and measures its CPU time meanwhile.
 async fn measure(
     server: &Server,
     target: &Target,
     shape: Shape,
     make: MakeCall,
-    expect: fn(StatusCode) -> bool,
+    expect: Expect,
 ) -> Result<Measured> {
-    let db = server.database_pid;
-    let cpu_before = server.cpu_time();
-    let disk_before = server.disk_writes();
+    measure_all(&[server], target, shape, make, expect).await
+}
+
+/// Runs the load against `target` (the addresses of `servers`, replicas on
+/// one database) and measures the CPU time and disk writes of all of them
+/// together meanwhile, and of the first one's database.
+async fn measure_all(
+    servers: &[&Server],
+    target: &Target,
+    shape: Shape,
+    make: MakeCall,
+    expect: Expect,
+) -> Result<Measured> {
+    let db = servers[0].database_pid;
+    let cpu = || {
+        servers
+            .iter()
+            .map(|s| s.cpu_time())
+            .sum::<Option<Duration>>()
+    };
+    let disk = || servers.iter().map(|s| s.disk_writes()).sum::<Option<u64>>();
+    let cpu_before = cpu();
+    let disk_before = disk();
     let db_cpu_before = db.and_then(procs::tree_cpu_time);
     let db_disk_before = db.and_then(procs::tree_disk_writes);
     let out: Outcome = load::run(target, shape, make, expect, 0x5EED).await;
-    let cpu_after = server.cpu_time();
-    let disk_after = server.disk_writes();
+    let cpu_after = cpu();
+    let disk_after = disk();
     let db_cpu_after = db.and_then(procs::tree_cpu_time);
     let db_disk_after = db.and_then(procs::tree_disk_writes);
-    if !server.alive() {
+    if let Some(server) = servers.iter().find(|s| !s.alive()) {
         return Err(err(format!(
             "the server (pid {}) stopped during this scenario; see its log (run with --keep). \
              Was it sent a signal from outside, e.g. a kill by process name?",
@@ -369,7 +395,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
     // deleted when `pg` is dropped, whichever way this function returns.
     let pg = if cfg.postgres {
         progress("PostgreSQL: creating and starting a throwaway cluster");
-        let cluster = Cluster::start(&cfg.work_dir, cfg.pool_size)?;
+        let cluster = Cluster::start(&cfg.work_dir, cfg.pool_size, cfg.replicas)?;
         report.database = Some(crate::report::Database {
             version: cluster.version.clone(),
             settings: crate::postgres::summary(&cluster.settings),
@@ -676,6 +702,60 @@ pub async fn run(cfg: Config) -> Result<Report> {
     }
     report.posted_extra = posted.load(Ordering::Relaxed);
 
+    // Replicas: get by id, PATCH and the mix at the last size on the one
+    // server, then right after (so both in the same minute) on `replicas`
+    // servers on the same database and data folder (so the same keys), the
+    // load's connections spread round-robin over them.
+    if let Some(cluster) = pg.as_ref().filter(|_| cfg.replicas > 1) {
+        let (n, size) = (cfg.replicas, loaded);
+        let scenarios: [(&str, MakeCall, Expect); 3] = [
+            ("get by id", get_by_id(size), ok_200),
+            (
+                "PATCH displayName (durable)",
+                patch_display_name(size, revision.clone()),
+                ok_204,
+            ),
+            (
+                "90% get / 10% PATCH",
+                get_patch_mix(size, revision.clone()),
+                ok_200_204,
+            ),
+        ];
+        for (name, make, expect) in &scenarios {
+            progress(&format!("Agentry: {name} at {size}, 1 replica"));
+            let m = measure(&server, &target, shape, make.clone(), *expect).await?;
+            let scenario = format!("{name}, 1 replica (same minute)");
+            report.push(Row::measured("agentry", &scenario, Some(size), m).replicas(1));
+        }
+        report.client_backends.push((1, client_backends(cluster)));
+        let mut more = Vec::new();
+        for i in 1..n {
+            progress(&format!("Agentry: starting replica {} of {n}", i + 1));
+            let tag = format!("replica-{i}");
+            more.push(
+                start_agentry(&cfg, &data_dir, Some(cluster), &token, &tag)
+                    .await?
+                    .0,
+            );
+        }
+        let all: Vec<&Server> = std::iter::once(&server).chain(&more).collect();
+        let spread = Target {
+            replicas: more.iter().map(|s| s.addr).collect(),
+            ..target.clone()
+        };
+        for (name, make, expect) in scenarios {
+            progress(&format!("Agentry: {name} at {size}, {n} replicas"));
+            let m = measure_all(&all, &spread, shape, make, expect).await?;
+            let scenario = format!("{name}, {n} replicas");
+            report.push(Row::measured("agentry", &scenario, Some(size), m).replicas(n));
+        }
+        report.client_backends.push((n, client_backends(cluster)));
+        progress("Agentry: stopping the replicas but the first");
+        for s in more {
+            s.stop(Duration::from_secs(60)).await?;
+        }
+    }
+
     // Agent 365 registrations: created during their POST scenario, then
     // read by id and listed by managing application.
     progress("Agentry: registration POST, get by id and list");
@@ -874,6 +954,20 @@ pub async fn run(cfg: Config) -> Result<Report> {
         }
     }
     Ok(report)
+}
+
+/// PostgreSQL's client connections (Agentry's pools, as far as they have
+/// opened), this query's own left out; none when the query fails.
+fn client_backends(cluster: &Cluster) -> Option<u64> {
+    let query = "SELECT count(*) FROM pg_stat_activity \
+                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
+    match cluster.psql("postgres", query) {
+        Ok(n) => n.parse().ok(),
+        Err(e) => {
+            progress(&format!("PostgreSQL: cannot count the connections: {e}"));
+            None
+        }
+    }
 }
 
 /// Adds to an error that the server is gone, when it is (a server stopping

@@ -128,6 +128,13 @@ struct RunArgs {
     /// Agentry's connection pool on PostgreSQL (`agentry serve --db-pool-size`).
     #[arg(long, default_value_t = 16)]
     db_pool_size: usize,
+    /// With --postgres: after the sizes, measure get by id, PATCH and the
+    /// 90/10 mix at the last size on 1 Agentry process, then on N processes
+    /// sharing the database and the data folder (the connections spread
+    /// round-robin over them); max_connections allows N pools [default: 1,
+    /// no replica rows].
+    #[arg(long, value_name = "N")]
+    replicas: Option<usize>,
     /// Load the instances through POST with `--loaders` connections instead
     /// of `agentry import` (slower: minutes at 1M).
     #[arg(long)]
@@ -246,6 +253,18 @@ fn run(args: RunArgs) -> std::process::ExitCode {
         eprintln!("--sizes must be positive and ascending");
         return std::process::ExitCode::FAILURE;
     }
+    if args.replicas.is_some() && !args.postgres {
+        eprintln!(
+            "--replicas needs --postgres: replicas share one PostgreSQL database \
+             (a SQLite file belongs to one process)"
+        );
+        return std::process::ExitCode::FAILURE;
+    }
+    let replicas = args.replicas.unwrap_or(1);
+    if replicas == 0 {
+        eprintln!("--replicas must be at least 1");
+        return std::process::ExitCode::FAILURE;
+    }
     let secs = |v: Option<f64>, normal: f64, smoke: f64| {
         Duration::from_secs_f64(v.unwrap_or(if args.smoke { smoke } else { normal }))
     };
@@ -273,6 +292,7 @@ fn run(args: RunArgs) -> std::process::ExitCode {
         fsync_probe: secs(None, 1.0, 0.2),
         postgres: args.postgres,
         pool_size: args.db_pool_size.max(1),
+        replicas,
         load_through_post: args.load_through_post,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

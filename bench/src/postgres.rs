@@ -55,13 +55,19 @@ fn setting(name: &'static str, value: impl Into<String>, why: &'static str) -> S
     }
 }
 
-/// The settings the harness starts the server with, for `pool_size`
-/// connections from Agentry. Sized for the benchmark machine (2 cores, 24 GiB
+/// `max_connections` for `replicas` Agentry processes with `pool_size`
+/// connections each: their pools, the harness's psql and a margin.
+pub fn max_connections(pool_size: usize, replicas: usize) -> usize {
+    replicas * pool_size + 10
+}
+
+/// The settings the harness starts the server with, for `replicas` Agentry
+/// processes with `pool_size` connections each. Sized for the benchmark machine (2 cores, 24 GiB
 /// of memory shared with other work, an SSD); docs/postgresql.md explains how
 /// they scale. Durability stays as in production: `fsync`, `synchronous_commit`
 /// and `full_page_writes` keep their defaults (on), and are stated here so the
 /// report shows them.
-pub fn settings(pool_size: usize) -> Vec<Setting> {
+pub fn settings(pool_size: usize, replicas: usize) -> Vec<Setting> {
     vec![
         setting(
             "fsync",
@@ -80,8 +86,8 @@ pub fn settings(pool_size: usize) -> Vec<Setting> {
         ),
         setting(
             "max_connections",
-            (pool_size + 10).to_string(),
-            "Agentry's pool, the harness's psql and a margin; fewer slots, smaller shared tables",
+            max_connections(pool_size, replicas).to_string(),
+            "Agentry's pools (replicas × pool size), the harness's psql and a margin; fewer slots, smaller shared tables",
         ),
         setting(
             "shared_buffers",
@@ -226,9 +232,9 @@ pub struct Cluster {
 
 impl Cluster {
     /// Creates the cluster in `work_dir/postgres` (its log is
-    /// `work_dir/postgres.log`, kept), starts it and creates Agentry's
-    /// database.
-    pub fn start(work_dir: &Path, pool_size: usize) -> Result<Cluster> {
+    /// `work_dir/postgres.log`, kept) for `replicas` Agentry processes with
+    /// `pool_size` connections each, starts it and creates Agentry's database.
+    pub fn start(work_dir: &Path, pool_size: usize, replicas: usize) -> Result<Cluster> {
         let bin = binaries()?;
         let folder = work_dir.join("postgres");
         let _ = std::fs::remove_dir_all(&folder);
@@ -260,7 +266,7 @@ impl Cluster {
             )));
         }
         let port = free_port()?;
-        let settings = settings(pool_size);
+        let settings = settings(pool_size, replicas);
         let log = std::fs::File::create(work_dir.join("postgres.log"))?;
         let mut guard = as_owner(Path::new("/bin/sh"), &folder)
             .args(["-c", GUARD, "agentry-bench-postgres"])
@@ -383,7 +389,7 @@ mod tests {
 
     #[test]
     fn settings_are_durable_and_sized_for_the_pool() {
-        let s = settings(16);
+        let s = settings(16, 1);
         let get = |name: &str| s.iter().find(|x| x.name == name).map(|x| x.value.as_str());
         assert_eq!(get("fsync"), Some("on"));
         assert_eq!(get("synchronous_commit"), Some("on"));
@@ -393,6 +399,10 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), s.len(), "each setting once");
+        let three = settings(16, 3);
+        let slots = three.iter().find(|x| x.name == "max_connections");
+        assert_eq!(slots.map(|x| x.value.as_str()), Some("58"));
+        assert_eq!(max_connections(10, 2), 30);
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Row {
     pub list: Option<&'static str>,
     /// "get" or "patch": rows compared with json-server.
     pub compare: Option<&'static str>,
+    /// The Agentry processes served, for the replica rows.
+    pub replicas: Option<usize>,
 }
 
 impl Row {
@@ -66,6 +68,7 @@ impl Row {
             m,
             list: None,
             compare: None,
+            replicas: None,
         }
     }
 
@@ -76,6 +79,11 @@ impl Row {
 
     pub fn compare(mut self, what: &'static str) -> Self {
         self.compare = Some(what);
+        self
+    }
+
+    pub fn replicas(mut self, n: usize) -> Self {
+        self.replicas = Some(n);
         self
     }
 }
@@ -123,6 +131,9 @@ pub struct Report {
     pub json_server_rss: Option<u64>,
     pub json_server_skipped: Option<String>,
     pub database: Option<Database>,
+    /// PostgreSQL's client connections after the replica rows' mix, by
+    /// replica count.
+    pub client_backends: Vec<(usize, Option<u64>)>,
 }
 
 fn first_line_with(path: &str, key: &str) -> Option<String> {
@@ -173,6 +184,40 @@ fn count(n: u64) -> String {
     }
 }
 
+/// The note on the rows of one replica count: CPU per request of each
+/// scenario on Agentry (summed over the processes) and on PostgreSQL, and
+/// PostgreSQL's client connections after the mix.
+fn replica_line(replicas: usize, rows: &[&Row], connections: Option<u64>) -> String {
+    let each = |cpu: fn(&Measured) -> Option<Duration>| {
+        rows.iter()
+            .map(|r| {
+                let name = r.scenario.rsplit_once(", ").map_or(&*r.scenario, |x| x.0);
+                format!("{name} {}", cpu(&r.m).map_or_else(|| "?".into(), us))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let who = if replicas == 1 {
+        "1 replica (same minute)".to_owned()
+    } else {
+        format!("{replicas} replicas")
+    };
+    format!(
+        "- {who}, {} instances: Agentry CPU / req{}: {}; PostgreSQL CPU / req: {}; PostgreSQL client connections after the mix: {}.",
+        rows.first()
+            .and_then(|r| r.size)
+            .map_or_else(|| "?".into(), count),
+        if replicas == 1 {
+            ""
+        } else {
+            " (summed over the processes)"
+        },
+        each(|m| m.cpu_per_request),
+        each(|m| m.db_cpu_per_request),
+        connections.map_or_else(|| "?".into(), |n| n.to_string())
+    )
+}
+
 fn verdict(met: bool) -> &'static str {
     if met { "**met**" } else { "**missed**" }
 }
@@ -209,6 +254,7 @@ impl Report {
             json_server_rss: None,
             json_server_skipped: None,
             database: None,
+            client_backends: Vec::new(),
         }
     }
 
@@ -390,6 +436,23 @@ impl Report {
                 "| json-server | get by id, PATCH | | | skipped: {why} | | | | |{} | | |",
                 if pg { " |" } else { "" }
             );
+        }
+
+        if !self.client_backends.is_empty() {
+            let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "Replicas (`--replicas`), at the last size: the rows of 1 replica right before those of several `agentry serve` on the same database and data folder, each with the pool above, the connections spread round-robin over them; their server CPU and disk writes are summed over the processes:"
+            );
+            let _ = writeln!(s);
+            for (n, connections) in &self.client_backends {
+                let rows: Vec<&Row> = self
+                    .rows
+                    .iter()
+                    .filter(|r| r.replicas == Some(*n))
+                    .collect();
+                let _ = writeln!(s, "{}", replica_line(*n, &rows, *connections));
+            }
         }
 
         let _ = writeln!(s);
@@ -719,5 +782,49 @@ mod tests {
         assert_eq!(ms(Duration::from_millis(250)), "250 ms");
         assert_eq!(kb(0), "0 B");
         assert_eq!(kb(15_712), "15.7 kB");
+    }
+
+    #[test]
+    fn a_replica_line_names_each_scenario_with_both_cpus() {
+        let m = |agentry, db: Option<u64>| Measured {
+            connections: 32,
+            rps: 1000.0,
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+            cpu_per_request: Some(Duration::from_micros(agentry)),
+            disk_per_request: None,
+            db_cpu_per_request: db.map(Duration::from_micros),
+            db_disk_per_request: None,
+            ok: 1,
+            failed: 0,
+            first_failure: None,
+        };
+        let get = Row::measured(
+            "agentry",
+            "get by id, 2 replicas",
+            Some(3000),
+            m(90, Some(60)),
+        );
+        let mix = Row::measured(
+            "agentry",
+            "90% get / 10% PATCH, 2 replicas",
+            Some(3000),
+            m(110, None),
+        );
+        assert_eq!(
+            replica_line(2, &[&get, &mix], Some(32)),
+            "- 2 replicas, 3k instances: Agentry CPU / req (summed over the processes): \
+             get by id 90 µs, 90% get / 10% PATCH 110 µs; PostgreSQL CPU / req: get by id 60 µs, \
+             90% get / 10% PATCH ?; PostgreSQL client connections after the mix: 32."
+        );
+        let one = Row::measured(
+            "agentry",
+            "get by id, 1 replica (same minute)",
+            Some(3000),
+            m(80, Some(50)),
+        );
+        assert!(replica_line(1, &[&one], None).starts_with(
+            "- 1 replica (same minute), 3k instances: Agentry CPU / req: get by id 80 µs;"
+        ));
     }
 }
