@@ -5,7 +5,8 @@
 //!   ([`durability`]).
 //! - Reads run on the calling task with a pooled read-only connection: WAL
 //!   lets them proceed beside the writer, and a point read costs microseconds,
-//!   less than a hop to another thread would.
+//!   less than a hop to another thread would. A pooled connection keeps its
+//!   read transaction until a write is committed ([`readers`]).
 //! - Reads by id are served from a bounded cache of documents ([`cache`]),
 //!   which the writer keeps in step: it is the database's only writer.
 
@@ -14,6 +15,7 @@ mod changes;
 mod durability;
 mod policies;
 mod query;
+mod readers;
 mod subscriptions;
 mod tenant;
 mod users;
@@ -34,11 +36,11 @@ use crate::domain::copilot::{
 };
 use crate::domain::schema::EntityType;
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
 use writer::Writer;
 
 /// Schema changes, applied in order; `PRAGMA user_version` counts those done.
@@ -85,13 +87,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0011_users", include_str!("migrations/0011_users.sql")),
 ];
-/// Idle read connections kept for reuse.
-const MAX_IDLE_READERS: usize = 32;
 
 pub struct SqliteStore {
-    path: PathBuf,
     writer: Writer,
-    readers: Mutex<Vec<Connection>>,
+    readers: Arc<readers::Readers>,
     cache: Arc<cache::DocCache>,
     /// Tenants whose reserved collections are known to be stored.
     seeded: RwLock<HashSet<String>>,
@@ -136,11 +135,11 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA analysis_limit = 1000;")
             .map_err(sql_error)?;
         let cache = Arc::new(cache::DocCache::new(cache_bytes));
-        let writer = Writer::start(conn, path, cache.clone())?;
+        let readers = Arc::new(readers::Readers::new(path.to_owned()));
+        let writer = Writer::start(conn, path, cache.clone(), readers.clone())?;
         Ok(Self {
-            path: path.to_owned(),
             writer,
-            readers: Mutex::new(Vec::new()),
+            readers,
             cache,
             seeded: RwLock::new(HashSet::new()),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
@@ -153,34 +152,13 @@ impl SqliteStore {
         self
     }
 
-    fn open_reader(&self) -> Result<Connection, StoreError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sql_error)?;
-        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")
-            .map_err(sql_error)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        Ok(conn)
-    }
-
-    /// Runs a read on a pooled connection, on the calling thread.
+    /// Runs a read on a pooled connection, on the calling thread, in one
+    /// snapshot (see [`readers`]).
     fn read<R>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let pooled = self.readers.lock().expect("reader pool poisoned").pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => self.open_reader()?,
-        };
-        let result = f(&conn);
-        let mut pool = self.readers.lock().expect("reader pool poisoned");
-        if pool.len() < MAX_IDLE_READERS {
-            pool.push(conn);
-        }
-        result
+        self.readers.read(f)
     }
 
     /// Reads a document by id, from the cache when it holds it.
@@ -784,23 +762,6 @@ fn count_rows(conn: &Connection, sql: &str, tenant: &str, scope: &str) -> Result
     Ok(n as u64)
 }
 
-/// Runs several statements as one snapshot: a read transaction, so that no
-/// commit lands between them (outside one, each statement reads the
-/// database as it is when the statement starts).
-fn snapshot<R>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
-) -> Result<R, StoreError> {
-    conn.execute_batch("BEGIN").map_err(sql_error)?;
-    let result = f(conn);
-    // A read transaction has nothing to keep: ending it either way is the
-    // same, and a pooled connection must never keep an old snapshot.
-    if conn.execute_batch("COMMIT").is_err() {
-        conn.execute_batch("ROLLBACK").map_err(sql_error)?;
-    }
-    result
-}
-
 impl engine::Backend for SqliteStore {
     async fn write(&self, op: write::Write) -> Result<write::Written, StoreError> {
         self.writer
@@ -822,11 +783,7 @@ impl engine::Backend for SqliteStore {
         tenant: &str,
         instance: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        self.read(|conn| {
-            snapshot(conn, |conn| {
-                write::run_now(SqliteRows::new(conn).linked_manifest(tenant, instance))
-            })
-        })
+        self.read(|conn| write::run_now(SqliteRows::new(conn).linked_manifest(tenant, instance)))
     }
 
     async fn is_member(
@@ -859,15 +816,8 @@ impl engine::Backend for SqliteStore {
                 q,
             ))
         };
-        // One statement needs no transaction to be a snapshot.
-        let single = relation == Relation::All && q.expand.is_empty() && !q.count;
-        self.read(|conn| {
-            if single {
-                run(conn)
-            } else {
-                snapshot(conn, run)
-            }
-        })
+        // The page, its count and its expansions read one snapshot.
+        self.read(run)
     }
 
     async fn count(
@@ -886,13 +836,7 @@ impl engine::Backend for SqliteStore {
                 criteria,
             ))
         };
-        self.read(|conn| {
-            if relation == Relation::All {
-                run(conn)
-            } else {
-                snapshot(conn, run)
-            }
-        })
+        self.read(run)
     }
 
     fn seeded(&self) -> &RwLock<HashSet<String>> {
@@ -1092,12 +1036,10 @@ impl TenantStore for SqliteStore {
     async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError> {
         engine::ensure_reserved(self, tenant).await?;
         self.read(|conn| {
-            snapshot(conn, |conn| {
-                write::run_now(crate::store::tenant::export(
-                    &mut SqliteRows::new(conn),
-                    tenant,
-                ))
-            })
+            write::run_now(crate::store::tenant::export(
+                &mut SqliteRows::new(conn),
+                tenant,
+            ))
         })
     }
 
@@ -1142,7 +1084,7 @@ impl TenantStore for SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     fn stats(&self) -> StoreStats {
-        let idle = self.readers.lock().map(|p| p.len()).unwrap_or_default();
+        let idle = self.readers.idle_count();
         let mut stats = self.writer.stats();
         stats.idle_readers = idle as u64;
         stats
@@ -1157,6 +1099,6 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.writer.shutdown().await;
-        self.readers.lock().expect("reader pool poisoned").clear();
+        self.readers.clear();
     }
 }

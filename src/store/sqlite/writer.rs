@@ -6,6 +6,7 @@
 
 use super::cache::{self, DocCache};
 use super::durability::{self, Checkpointer, Completion, Syncer, WalFile};
+use super::readers::Readers;
 use super::sql_error;
 use crate::store::StoreError;
 use crate::store::StoreStats;
@@ -74,6 +75,7 @@ impl Writer {
         conn: Connection,
         path: &Path,
         cache: Arc<DocCache>,
+        readers: Arc<Readers>,
     ) -> Result<Self, StoreError> {
         // Room for every statement the write paths prepare (the UPDATE has a
         // variant per set of changed columns), so none is prepared twice.
@@ -104,7 +106,7 @@ impl Writer {
         let shared = counters.clone();
         std::thread::Builder::new()
             .name("agentry-sqlite-writer".into())
-            .spawn(move || run(conn, rx, &shared, &cache, threads))
+            .spawn(move || run(conn, rx, &shared, &cache, &readers, threads))
             .map_err(cannot_start)?;
         Ok(Self {
             tx,
@@ -185,6 +187,7 @@ fn run(
     rx: Receiver<Msg>,
     counters: &Counters,
     cache: &DocCache,
+    readers: &Readers,
     mut threads: Threads,
 ) {
     // Statistics for tables that have none or have grown tenfold since
@@ -206,7 +209,13 @@ fn run(
                 Err(RecvTimeoutError::Timeout) => {
                     // Idle: copy the WAL back so that reads go to the
                     // database file alone instead of searching the WAL.
+                    // Kept read snapshots would pin the WAL's old frames;
+                    // once it is copied back, new ones read the file alone.
+                    readers.release_all();
                     wal_in_use = !threads.checkpointer.when_idle(&conn);
+                    if !wal_in_use {
+                        readers.release_all();
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -230,7 +239,7 @@ fn run(
         if !jobs.is_empty() {
             since_optimize += jobs.len();
             counters.batch(jobs.len());
-            commit_batch(&conn, jobs, cache, &threads);
+            commit_batch(&conn, jobs, cache, readers, &threads);
             wal_in_use = true;
         }
         if since_optimize >= OPTIMIZE_EVERY {
@@ -246,6 +255,7 @@ fn run(
     // the last checkpoint empties the WAL.
     threads.syncer.stop();
     threads.checkpointer.stop();
+    readers.release_all();
     if let Err(e) = conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
     }
@@ -261,7 +271,13 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-fn commit_batch(conn: &Connection, jobs: Vec<Job>, cache: &DocCache, threads: &Threads) {
+fn commit_batch(
+    conn: &Connection,
+    jobs: Vec<Job>,
+    cache: &DocCache,
+    readers: &Readers,
+    threads: &Threads,
+) {
     // Whatever an earlier batch left recorded has been dealt with.
     cache::take_recorded();
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
@@ -289,7 +305,11 @@ fn commit_batch(conn: &Connection, jobs: Vec<Job>, cache: &DocCache, threads: &T
         let _ = exec(conn, "ROLLBACK");
     }
     // Before any caller hears of its write, so a read that follows an
-    // acknowledged write cannot be served the document it replaced.
+    // acknowledged write cannot be served the document it replaced: first
+    // no kept snapshot is reused, then the cache forgets (a read that takes
+    // its cache ticket after this sees the new snapshot count, so what it
+    // keeps is read from a snapshot holding this commit).
+    readers.committed();
     cache.invalidate(cache::take_recorded());
     let answers = completions
         .into_iter()
