@@ -33,6 +33,8 @@ pub struct Config {
     pub postgres: bool,
     /// Agentry's `--db-pool-size` on PostgreSQL.
     pub pool_size: usize,
+    /// Reach PostgreSQL through its Unix socket instead of loopback TCP.
+    pub postgres_socket: bool,
     /// Agentry processes on the one PostgreSQL database in the replica
     /// scenarios after the sizes (1: none).
     pub replicas: usize,
@@ -183,7 +185,7 @@ async fn start_agentry(
     if let Some(pg) = pg {
         args.extend([
             "--database-url".into(),
-            pg.url(),
+            pg.url(cfg.postgres_socket),
             "--db-pool-size".into(),
             cfg.pool_size.to_string(),
         ]);
@@ -298,7 +300,7 @@ fn import_instances(
     let took = procs::agentry_transfer(
         &cfg.agentry,
         data_dir,
-        pg.map(Cluster::url).as_deref(),
+        pg.map(|pg| pg.url(cfg.postgres_socket)).as_deref(),
         &["import", "--input", &file.display().to_string()],
     );
     let _ = std::fs::remove_file(&file);
@@ -400,6 +402,11 @@ pub async fn run(cfg: Config) -> Result<Report> {
             version: cluster.version.clone(),
             settings: crate::postgres::summary(&cluster.settings),
             pool_size: cfg.pool_size,
+            reached_over: if cfg.postgres_socket {
+                "its Unix socket"
+            } else {
+                "loopback TCP"
+            },
         });
         Some(cluster)
     } else {
@@ -851,7 +858,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
     let took = procs::agentry_transfer(
         &cfg.agentry,
         &data_dir,
-        pg.as_ref().map(Cluster::url).as_deref(),
+        pg.as_ref().map(|pg| pg.url(cfg.postgres_socket)).as_deref(),
         &["export", "--output", &file.display().to_string()],
     )?;
     let records = count_records(&file)?;

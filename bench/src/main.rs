@@ -128,6 +128,10 @@ struct RunArgs {
     /// Agentry's connection pool on PostgreSQL (`agentry serve --db-pool-size`).
     #[arg(long, default_value_t = 16)]
     db_pool_size: usize,
+    /// With --postgres: Agentry reaches the cluster through its Unix socket
+    /// instead of loopback TCP.
+    #[arg(long, requires = "postgres")]
+    postgres_socket: bool,
     /// With --postgres: after the sizes, measure get by id, PATCH and the
     /// 90/10 mix at the last size on 1 Agentry process, then on N processes
     /// sharing the database and the data folder (the connections spread
@@ -292,6 +296,7 @@ fn run(args: RunArgs) -> std::process::ExitCode {
         fsync_probe: secs(None, 1.0, 0.2),
         postgres: args.postgres,
         pool_size: args.db_pool_size.max(1),
+        postgres_socket: args.postgres_socket,
         replicas,
         load_through_post: args.load_through_post,
     };

@@ -327,9 +327,16 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
-    /// Agentry's `--database-url`.
-    pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{DATABASE}", self.port)
+    /// Agentry's `--database-url`: over loopback TCP, or with `socket`
+    /// through the server's Unix socket in the cluster's folder (the path
+    /// percent-encoded as the host).
+    pub fn url(&self, socket: bool) -> String {
+        if socket {
+            let dir = self.folder.display().to_string().replace('/', "%2F");
+            format!("postgres://postgres@{dir}:{}/{DATABASE}", self.port)
+        } else {
+            format!("postgres://postgres@127.0.0.1:{}/{DATABASE}", self.port)
+        }
     }
 
     /// The postmaster's process id (first line of `postmaster.pid`): the

@@ -96,6 +96,8 @@ pub struct Database {
     pub settings: String,
     /// Agentry's `--db-pool-size`.
     pub pool_size: usize,
+    /// How Agentry reaches it: "loopback TCP" or "its Unix socket".
+    pub reached_over: &'static str,
 }
 
 pub struct Report {
@@ -356,8 +358,8 @@ impl Report {
             Some(db) => {
                 let _ = writeln!(
                     s,
-                    "Database: PostgreSQL {}, a throwaway cluster on the same machine and disk, reached over loopback TCP; Agentry's pool: {} connections (`--db-pool-size`). Settings: {}. Server CPU / req is Agentry's process; PostgreSQL CPU / req is the postmaster and all its processes; disk writes / req are both together.",
-                    db.version, db.pool_size, db.settings
+                    "Database: PostgreSQL {}, a throwaway cluster on the same machine and disk, reached over {}; Agentry's pool: {} connections (`--db-pool-size`). Settings: {}. Server CPU / req is Agentry's process; PostgreSQL CPU / req is the postmaster and all its processes; disk writes / req are both together.",
+                    db.version, db.reached_over, db.pool_size, db.settings
                 );
             }
             None => {
