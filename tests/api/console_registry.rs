@@ -47,6 +47,16 @@ async fn assert_fits_a_phone(browser: &Browser) {
 }
 
 /// A call to the default tenant's Graph API, as its admin user.
+/// Deletes the entity on screen through the confirmation dialog, then waits
+/// for the notice naming it and for the list's count to read `count`.
+async fn delete_confirmed(browser: &Browser, name: &str, count_id: &str, count: &str) {
+    browser.click("#delete").await;
+    browser.click("#confirm-delete").await;
+    let notice = format!("Deleted {name}.");
+    browser.wait_text(".notice", |t| t == notice).await;
+    browser.wait_text(count_id, |t| t == count).await;
+}
+
 async fn graph(
     s: &TestServer,
     method: Method,
@@ -194,14 +204,7 @@ async fn in_chromium_the_manifests_view_renders_edits_and_deletes_a_manifest() {
     browser
         .wait_text("#manifest-name", |t| t == "Spare Card")
         .await;
-    browser.click("#delete").await;
-    browser.click("#confirm-delete").await;
-    browser
-        .wait_text(".notice", |t| t == "Deleted Spare Card.")
-        .await;
-    browser
-        .wait_text("#manifests-count", |t| t == "1 manifest")
-        .await;
+    delete_confirmed(&browser, "Spare Card", "#manifests-count", "1 manifest").await;
     let r = graph(
         &s,
         Method::GET,
@@ -396,14 +399,13 @@ async fn in_chromium_the_collections_view_creates_one_changes_its_members_and_ke
     browser
         .wait_text("#collection-name", |t| t == "Finance team")
         .await;
-    browser.click("#delete").await;
-    browser.click("#confirm-delete").await;
-    browser
-        .wait_text(".notice", |t| t == "Deleted Finance team.")
-        .await;
-    browser
-        .wait_text("#collections-count", |t| t == "2 collections")
-        .await;
+    delete_confirmed(
+        &browser,
+        "Finance team",
+        "#collections-count",
+        "2 collections",
+    )
+    .await;
     screenshot(&browser, "collections").await;
 
     // Global: its members change, but it is neither renamed nor deleted.
