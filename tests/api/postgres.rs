@@ -127,7 +127,12 @@ async fn a_database_outage_answers_503_and_the_same_server_resumes_with_every_ac
             .await;
     }
 
+    // Gets by id go through the connections point reads share: open one.
+    let one = "/agentRegistry/agentInstances/w00";
+    assert_eq!(s.get(one).await.status(), StatusCode::OK);
+
     cluster.stop();
+    assert_graph_error(s.get(one).await, 503, "serviceNotAvailable").await;
     let started = Instant::now();
     let r = s.get("/agentRegistry/agentInstances").await;
     assert!(
@@ -180,6 +185,10 @@ async fn a_database_outage_answers_503_and_the_same_server_resumes_with_every_ac
     assert_eq!(ready.status(), StatusCode::OK);
     s.create_instance(instance_body("after", "after the outage"))
         .await;
+    // The shared connection the outage closed was replaced.
+    for _ in 0..3 {
+        assert_eq!(s.get(one).await.status(), StatusCode::OK);
+    }
     s.stop().await;
 }
 

@@ -15,6 +15,7 @@ mod changes;
 mod migrate;
 mod policies;
 mod query;
+mod shared;
 mod tenant;
 
 use super::read::{self, Reads};
@@ -46,11 +47,17 @@ pub const DEFAULT_POOL_SIZE: usize = 10;
 const POOL_WAIT: Duration = Duration::from_secs(5);
 /// How long opening one connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// One connection in this many of the pool (at least one, in a pool of 4 or
+/// more) is set apart for point reads, shared by concurrent requests (see
+/// `shared`).
+const SHARED_SHARE: usize = 16;
 /// Retries of a transaction that met a serialization failure or a deadlock.
 const MAX_RETRIES: u32 = 4;
 
 pub struct PgStore {
     pool: Pool,
+    /// Connections that point reads share; none with a pool under 4.
+    shared: Option<shared::SharedReads>,
     /// Tenants whose reserved collections are known to be stored.
     seeded: RwLock<HashSet<String>>,
     clock: crate::clock::SharedClock,
@@ -134,6 +141,18 @@ pub(super) fn pg_error(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// The connections of a pool of `size`: those taken one request at a time,
+/// and those point reads share.
+fn split_pool(size: usize) -> (usize, usize) {
+    let size = size.max(1);
+    let shared = if size >= 4 {
+        size.div_ceil(SHARED_SHARE)
+    } else {
+        0
+    };
+    (size - shared, shared)
+}
+
 fn pool_error(e: PoolError) -> StoreError {
     match e {
         PoolError::Backend(e) => pg_error(e),
@@ -214,6 +233,20 @@ macro_rules! snapshot {
     }};
 }
 
+/// Runs `$body`, one statement, with `$c` a connection that other point
+/// reads may be using at the same time.
+macro_rules! point {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let outcome: Step<_> = async {
+            let held = $store.point_client().await?;
+            let $c: &deadpool_postgres::Client = &held;
+            Ok($body)
+        }
+        .await;
+        outcome.map_err(Fail::into_store)
+    }};
+}
+
 /// Runs `$body` with a pooled connection `$c`, outside a transaction.
 macro_rules! read {
     ($store:expr, |$c:ident| $body:expr) => {{
@@ -252,23 +285,32 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("agentry");
         }
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(pool_size.max(1))
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let pool = |manager, size: usize| {
+            Pool::builder(manager)
+                .max_size(size)
+                .wait_timeout(Some(POOL_WAIT))
+                .create_timeout(Some(CONNECT_TIMEOUT))
+                .recycle_timeout(Some(CONNECT_TIMEOUT))
+                .runtime(Runtime::Tokio1)
+                .build()
+                .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))
+        };
+        let (own_size, shared_size) = split_pool(pool_size);
+        let shared = match shared_size {
+            0 => None,
+            n => {
+                let manager =
+                    Manager::from_config(config.clone(), tokio_postgres::NoTls, manager_config());
+                Some(shared::SharedReads::new(pool(manager, n)?))
+            }
+        };
+        let manager = Manager::from_config(config, tokio_postgres::NoTls, manager_config());
         Ok(Self {
-            pool,
+            pool: pool(manager, own_size)?,
+            shared,
             seeded: RwLock::new(HashSet::new()),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
         })
@@ -286,6 +328,22 @@ impl PgStore {
             .get()
             .await
             .map_err(|e| Fail::Store(pool_error(e)))
+    }
+
+    /// A connection for one statement outside a transaction: shared with
+    /// other point reads when the pool sets connections apart for them.
+    async fn point_client(&self) -> Step<shared::PointClient> {
+        match &self.shared {
+            Some(shared) => shared
+                .client()
+                .await
+                .map(shared::PointClient::Shared)
+                .map_err(|e| Fail::Store(pool_error(e))),
+            None => self
+                .client()
+                .await
+                .map(|c| shared::PointClient::Own(Box::new(c))),
+        }
     }
 }
 
@@ -804,7 +862,7 @@ impl engine::Backend for PgStore {
         tenant: &str,
         id: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        read!(self, |c| get_stored(&c, kind, tenant, id).await?)
+        point!(self, |c| get_stored(c, kind, tenant, id).await?)
     }
 
     async fn linked_manifest(
@@ -812,7 +870,7 @@ impl engine::Backend for PgStore {
         tenant: &str,
         instance: &str,
     ) -> Result<Option<Stored>, StoreError> {
-        read!(self, |c| PgRows::new(&c)
+        point!(self, |c| PgRows::new(c)
             .linked_manifest(tenant, instance)
             .await?)
     }
@@ -823,7 +881,7 @@ impl engine::Backend for PgStore {
         collection: &str,
         instance: &str,
     ) -> Result<bool, StoreError> {
-        read!(self, |c| {
+        point!(self, |c| {
             let stmt = c
                 .prepare_cached(
                     "SELECT 1 FROM agent_collection_members
@@ -924,7 +982,7 @@ impl CopilotStore for PgStore {
     }
 
     async fn get_policy(&self, tenant: &str, id: &str) -> Result<Option<Policy>, StoreError> {
-        read!(self, |c| policies::get(&c, tenant, id, false).await?)
+        point!(self, |c| policies::get(c, tenant, id, false).await?)
     }
 
     async fn create_policy(
@@ -988,7 +1046,7 @@ impl CopilotStore for PgStore {
         tenant: &str,
         kind: TenantSetting,
     ) -> Result<Option<Map<String, Value>>, StoreError> {
-        read!(self, |c| policies::get_tenant_setting(&c, tenant, kind)
+        point!(self, |c| policies::get_tenant_setting(c, tenant, kind)
             .await?)
     }
 
@@ -1029,7 +1087,7 @@ impl AppStore for PgStore {
     }
 
     async fn get_app(&self, client_id: &str) -> Result<Option<AppRegistration>, StoreError> {
-        let doc: Option<String> = read!(self, |c| {
+        let doc: Option<String> = point!(self, |c| {
             let stmt = c
                 .prepare_cached("SELECT doc::text FROM app_registrations WHERE client_id = $1")
                 .await?;
@@ -1136,6 +1194,9 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
+        if let Some(shared) = &self.shared {
+            shared.close();
+        }
         self.pool.close();
     }
 }
@@ -1146,7 +1207,23 @@ mod watch;
 
 #[cfg(test)]
 mod tests {
-    use super::placeholders;
+    use super::{placeholders, split_pool};
+
+    #[test]
+    fn small_pools_share_no_connection_and_larger_ones_one_in_sixteen() {
+        for (size, split) in [
+            (0, (1, 0)),
+            (1, (1, 0)),
+            (3, (3, 0)),
+            (4, (3, 1)),
+            (10, (9, 1)),
+            (16, (15, 1)),
+            (17, (15, 2)),
+            (64, (60, 4)),
+        ] {
+            assert_eq!(split_pool(size), split, "a pool of {size}");
+        }
+    }
 
     #[test]
     fn placeholders_in_quoted_text_do_not_count_and_open_quotes_are_errors() {

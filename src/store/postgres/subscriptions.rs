@@ -87,7 +87,7 @@ impl SubscriptionStore for PgStore {
         tenant: &str,
         id: &str,
     ) -> Result<Option<Map<String, Value>>, StoreError> {
-        let doc: Option<String> = read!(self, |c| {
+        let doc: Option<String> = point!(self, |c| {
             let stmt = c
                 .prepare_cached("SELECT doc FROM subscriptions WHERE tenant_id = $1 AND id = $2")
                 .await?;

@@ -43,7 +43,7 @@ impl UserStore for PgStore {
         user_name: &str,
     ) -> Result<Option<LocalUser>, StoreError> {
         let key = name_key(user_name);
-        let row: Option<Columns> = read!(self, |c| {
+        let row: Option<Columns> = point!(self, |c| {
             let stmt = c.prepare_cached(statements::GET_USER).await?;
             match c.query_opt(&stmt, &[&tenant, &key]).await? {
                 Some(r) => Some(user_columns(&r)?),
