@@ -13,6 +13,7 @@
 
 mod changes;
 mod migrate;
+mod pipeline;
 mod policies;
 mod query;
 mod shared;
@@ -330,6 +331,29 @@ impl PgStore {
             .map_err(|e| Fail::Store(pool_error(e)))
     }
 
+    /// One attempt at a write, as one transaction whose statements are sent
+    /// in as few round trips as their answers allow (see `pipeline`).
+    async fn pipelined_write(&self, op: &write::Write) -> Step<write::Written> {
+        let held = pipeline::InTransaction::new(self.client().await?);
+        let outcome = async {
+            let mut rows = PgRows::pipelined(held.client());
+            let written = write::apply(&mut rows, op).await?;
+            rows.commit().await?;
+            Ok(written)
+        }
+        .await;
+        match outcome {
+            Ok(written) => {
+                held.finish();
+                Ok(written)
+            }
+            Err(f) => {
+                held.rollback().await;
+                Err(f)
+            }
+        }
+    }
+
     /// A connection for one statement outside a transaction: shared with
     /// other point reads when the pool sets connections apart for them.
     async fn point_client(&self) -> Step<shared::PointClient> {
@@ -358,11 +382,71 @@ fn object(text: &str) -> Map<String, Value> {
 /// [`write::Rows`]): rows read for a write are locked until it commits.
 /// The rows of one transaction (or read), and the changes its write has
 /// made so far.
-struct PgRows<'t, C>(&'t C, Vec<crate::domain::audit::Change>);
+/// In a pipelined write (`pipelined`), the statements whose answer is only
+/// success wait in a queue and go out ahead of the next one (see
+/// `pipeline`); elsewhere every statement runs at once.
+struct PgRows<'t, C>(
+    &'t C,
+    Vec<crate::domain::audit::Change>,
+    Option<Vec<pipeline::Pending<'t>>>,
+);
 
-impl<'t, C> PgRows<'t, C> {
+/// A parameter of a queued statement, owned by it.
+type Param = Box<dyn ToSql + Send + Sync>;
+
+fn param(value: impl ToSql + Send + Sync + 'static) -> Param {
+    Box::new(value)
+}
+
+impl<'t, C: GenericClient + Sync> PgRows<'t, C> {
     fn new(client: &'t C) -> Self {
-        PgRows(client, Vec::new())
+        PgRows(client, Vec::new(), None)
+    }
+
+    /// The rows of a transaction this write opens itself: BEGIN waits in
+    /// the queue for the first statement.
+    fn pipelined(client: &'t C) -> Self {
+        let begin: pipeline::Pending<'t> = Box::pin(client.batch_execute("BEGIN"));
+        PgRows(client, Vec::new(), Some(vec![begin]))
+    }
+
+    /// Runs `next` after the queued statements, sent together; a queued
+    /// statement's failure is the outer error, `next`'s own answer the inner
+    /// result.
+    async fn run<T>(
+        &mut self,
+        next: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Step<Result<T, tokio_postgres::Error>> {
+        match self.2.as_mut().filter(|queued| !queued.is_empty()) {
+            None => Ok(next.await),
+            Some(queued) => Ok(pipeline::settle(std::mem::take(queued), next).await?),
+        }
+    }
+
+    /// A statement whose only answer is success: queued in a pipelined
+    /// write, run at once otherwise.
+    async fn defer(&mut self, sql: &str, params: Vec<Param>) -> Step<()> {
+        let c = self.0;
+        let stmt = c.prepare_cached(sql).await?;
+        let statement = async move {
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            c.execute(&stmt, &refs).await.map(drop)
+        };
+        match &mut self.2 {
+            Some(queued) => queued.push(Box::pin(statement)),
+            None => statement.await?,
+        }
+        Ok(())
+    }
+
+    /// Sends what is queued with COMMIT, and waits for the commit.
+    async fn commit(&mut self) -> Step<()> {
+        let c = self.0;
+        self.run(c.batch_execute("COMMIT")).await??;
+        Ok(())
     }
 }
 
@@ -372,11 +456,18 @@ async fn execute(c: &impl GenericClient, sql: &str, tenant: &str, id: &str) -> S
     Ok(c.execute(&stmt, &[&tenant, &id]).await?)
 }
 
+/// The owned `$1` tenant and `$2` id of a queued statement.
+fn key(tenant: &str, id: &str) -> Vec<Param> {
+    vec![param(tenant.to_owned()), param(id.to_owned())]
+}
+
 impl<C: GenericClient + Sync> read::Reads for PgRows<'_, C> {
     type Error = Fail;
 
     async fn exists(&mut self, table: Entity, tenant: &str, id: &str, hold: bool) -> Step<bool> {
-        exists(self.0, table, tenant, id, hold).await
+        let c = self.0;
+        self.run(async { Ok(exists(c, table, tenant, id, hold).await) })
+            .await??
     }
 
     async fn linked_manifest(&mut self, tenant: &str, instance_id: &str) -> Step<Option<Stored>> {
@@ -389,7 +480,11 @@ impl<C: GenericClient + Sync> read::Reads for PgRows<'_, C> {
                  WHERE i.tenant_id = $1 AND i.id = $2",
             )
             .await?;
-        let Some(r) = self.0.query_opt(&stmt, &[&tenant, &instance_id]).await? else {
+        let c = self.0;
+        let Some(r) = self
+            .run(c.query_opt(&stmt, &[&tenant, &instance_id]))
+            .await??
+        else {
             return Err(not_found(Entity::Instance, instance_id).into());
         };
         let id: Option<String> = r.try_get(0)?;
@@ -411,7 +506,8 @@ impl<C: GenericClient + Sync> read::Reads for PgRows<'_, C> {
             .iter()
             .map(|p| p as &(dyn ToSql + Sync))
             .collect();
-        let rows = self.0.query(&stmt, &params).await?;
+        let c = self.0;
+        let rows = self.run(c.query(&stmt, &params)).await??;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let mut values = Vec::with_capacity(page.sort_columns);
@@ -436,7 +532,8 @@ impl<C: GenericClient + Sync> read::Reads for PgRows<'_, C> {
             .iter()
             .map(|p| p as &(dyn ToSql + Sync))
             .collect();
-        let n: i64 = self.0.query_one(&stmt, &params).await?.try_get(0)?;
+        let c = self.0;
+        let n: i64 = self.run(c.query_one(&stmt, &params)).await??.try_get(0)?;
         Ok(n as u64)
     }
 
@@ -461,16 +558,16 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         const INSERT: &str = "INSERT INTO directory_audits
             (tenant_id, id, created_at, modified_at, version, doc)
             VALUES ($1, $2, $3, $3, 1, $4::text::json)";
-        let stmt = self.0.prepare_cached(INSERT).await?;
-        self.0.execute(&stmt, &[&tenant, &id, &at, &doc]).await?;
-        Ok(())
+        let mut params = key(tenant, id);
+        params.push(param(at.to_owned()));
+        params.push(param(doc.to_owned()));
+        self.defer(INSERT, params).await
     }
 
     async fn prune(&mut self, before: &str) -> Step<()> {
         const PRUNE_AUDITS: &str = "DELETE FROM directory_audits WHERE created_at < $1";
         for sql in [statements::PRUNE_CHANGE_LOG, PRUNE_AUDITS] {
-            let stmt = self.0.prepare_cached(sql).await?;
-            self.0.execute(&stmt, &[&before]).await?;
+            self.defer(sql, vec![param(before.to_owned())]).await?;
         }
         Ok(())
     }
@@ -483,14 +580,14 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         change: crate::domain::subscriptions::ChangeType,
         at: &str,
     ) -> Step<()> {
-        let stmt = self.0.prepare_cached(statements::LOG_CHANGE).await?;
-        self.0
-            .execute(
-                &stmt,
-                &[&tenant, &table.ty().entity_set, &id, &change.code(), &at],
-            )
-            .await?;
-        Ok(())
+        let params = vec![
+            param(tenant.to_owned()),
+            param(table.ty().entity_set),
+            param(id.to_owned()),
+            param(change.code()),
+            param(at.to_owned()),
+        ];
+        self.defer(statements::LOG_CHANGE, params).await
     }
 
     async fn row(&mut self, table: Entity, tenant: &str, id: &str) -> Step<Option<Row>> {
@@ -505,7 +602,8 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
             table.table()
         );
         let stmt = self.0.prepare_cached(&sql).await?;
-        let Some(r) = self.0.query_opt(&stmt, &[&tenant, &id]).await? else {
+        let c = self.0;
+        let Some(r) = self.run(c.query_opt(&stmt, &[&tenant, &id])).await?? else {
             return Ok(None);
         };
         Ok(Some(Row::loaded(
@@ -560,7 +658,8 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         for c in &columns {
             params.push(c);
         }
-        match self.0.execute(&stmt, &params).await {
+        let c = self.0;
+        match self.run(c.execute(&stmt, &params)).await? {
             Ok(0) => Ok(None),
             Ok(_) => Ok(Some(Stored {
                 id,
@@ -586,17 +685,18 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
             if linked { ", manifest_id = $6" } else { "" },
             table.column_list(first, true),
         );
-        let stmt = self.0.prepare_cached(&sql).await?;
         let modified = text(&row.doc, table.timestamps().1).unwrap_or_default();
-        let columns = column_values(table, &row.doc);
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant, &id, &modified, &version, &body];
+        let mut params = key(tenant, id);
+        params.push(param(modified.to_owned()));
+        params.push(param(version));
+        params.push(param(body.clone()));
         if linked {
-            params.push(&row.manifest_id);
+            params.push(param(row.manifest_id.clone()));
         }
-        for c in &columns {
-            params.push(c);
+        for c in column_values(table, &row.doc) {
+            params.push(param(c.map(str::to_owned)));
         }
-        self.0.execute(&stmt, &params).await?;
+        self.defer(&sql, params).await?;
         Ok(Stored {
             id: id.to_owned(),
             doc: body,
@@ -615,17 +715,23 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
             .0
             .prepare_cached(&statements::id_where(table, column))
             .await?;
-        let row = self.0.query_opt(&stmt, &[&tenant, &value]).await?;
+        let c = self.0;
+        let row = self.run(c.query_opt(&stmt, &[&tenant, &value])).await??;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     async fn delete(&mut self, table: Entity, tenant: &str, id: &str) -> Step<bool> {
-        Ok(execute(self.0, &statements::delete_row(table), tenant, id).await? > 0)
+        let c = self.0;
+        let sql = statements::delete_row(table);
+        Ok(self
+            .run(async { Ok(execute(c, &sql, tenant, id).await) })
+            .await???
+            > 0)
     }
 
     async fn delete_dependents(&mut self, table: Entity, tenant: &str, id: &str) -> Step<()> {
         for sql in statements::dependents(table) {
-            execute(self.0, sql, tenant, id).await?;
+            self.defer(sql, key(tenant, id)).await?;
         }
         Ok(())
     }
@@ -640,15 +746,18 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         let Some((delete, side)) = statements::side_values(table) else {
             return Ok(());
         };
-        execute(self.0, delete, tenant, id).await?;
+        self.defer(delete, key(tenant, id)).await?;
         if !values.is_empty() {
             let insert = format!(
                 "INSERT INTO {} (tenant_id, {}, {})
                  SELECT $1, $2, v FROM unnest($3::text[]) AS v ON CONFLICT DO NOTHING",
                 side.table, side.key, side.value
             );
-            let stmt = self.0.prepare_cached(&insert).await?;
-            self.0.execute(&stmt, &[&tenant, &id, &values]).await?;
+            let mut params = key(tenant, id);
+            params.push(param(
+                values.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+            ));
+            self.defer(&insert, params).await?;
         }
         Ok(())
     }
@@ -659,32 +768,29 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         instance: &str,
         manifest: Option<&str>,
     ) -> Step<()> {
-        execute(self.0, statements::DELETE_INSTANCE_TAGS, tenant, instance).await?;
+        self.defer(statements::DELETE_INSTANCE_TAGS, key(tenant, instance))
+            .await?;
         if let Some(manifest) = manifest {
-            let stmt = self
-                .0
-                .prepare_cached(statements::COPY_MANIFEST_TAGS)
-                .await?;
-            self.0
-                .execute(&stmt, &[&tenant, &instance, &manifest])
-                .await?;
+            let mut params = key(tenant, instance);
+            params.push(param(manifest.to_owned()));
+            self.defer(statements::COPY_MANIFEST_TAGS, params).await?;
         }
         Ok(())
     }
 
     async fn relink_manifest_tags(&mut self, tenant: &str, manifest: &str) -> Step<()> {
         for sql in statements::RELINK_MANIFEST_TAGS {
-            execute(self.0, sql, tenant, manifest).await?;
+            self.defer(sql, key(tenant, manifest)).await?;
         }
         Ok(())
     }
 
     async fn instances_linking(&mut self, tenant: &str, manifest: &str) -> Step<u64> {
         let stmt = self.0.prepare_cached(statements::COUNT_LINKING).await?;
+        let c = self.0;
         let n: i64 = self
-            .0
-            .query_one(&stmt, &[&tenant, &manifest])
-            .await?
+            .run(c.query_one(&stmt, &[&tenant, &manifest]))
+            .await??
             .try_get(0)?;
         Ok(n as u64)
     }
@@ -696,10 +802,10 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         instance: &str,
     ) -> Step<bool> {
         let stmt = self.0.prepare_cached(statements::INSERT_MEMBER).await?;
+        let c = self.0;
         Ok(self
-            .0
-            .execute(&stmt, &[&tenant, &collection, &instance])
-            .await?
+            .run(c.execute(&stmt, &[&tenant, &collection, &instance]))
+            .await??
             > 0)
     }
 
@@ -710,10 +816,10 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         instance: &str,
     ) -> Step<bool> {
         let stmt = self.0.prepare_cached(statements::DELETE_MEMBER).await?;
+        let c = self.0;
         Ok(self
-            .0
-            .execute(&stmt, &[&tenant, &collection, &instance])
-            .await?
+            .run(c.execute(&stmt, &[&tenant, &collection, &instance]))
+            .await??
             > 0)
     }
 }
@@ -853,7 +959,17 @@ async fn lock_name(c: &impl GenericClient, namespace: &str, name: &str) -> Step<
 
 impl engine::Backend for PgStore {
     async fn write(&self, op: write::Write) -> Result<write::Written, StoreError> {
-        transaction!(self, |tx| write::apply(&mut PgRows::new(&tx), &op).await?)
+        let mut attempt = 0u32;
+        loop {
+            match self.pipelined_write(&op).await {
+                Ok(v) => break Ok(v),
+                Err(f) if f.retryable() && attempt < MAX_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+                }
+                Err(f) => break Err(f.into_store()),
+            }
+        }
     }
 
     async fn get(
