@@ -400,3 +400,75 @@ async fn export_and_import_move_every_tenant_from_sqlite_to_postgresql_and_back(
     let postgres_source = pg::shared().create_database();
     moved_tenants_read_back_the_same(&postgres_source, &back).await;
 }
+
+/// Polls `write` `polls` times, letting the connections work in between,
+/// then drops it: a request abandoned at that point of its way.
+async fn abandon_after<F: std::future::Future>(write: F, polls: usize) {
+    let mut write = std::pin::pin!(write);
+    for _ in 0..polls {
+        let step = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx)));
+        if step.await.is_ready() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_abandoned_midway_leave_no_connection_inside_a_transaction() {
+    use agentry::domain::parse_write;
+    use agentry::domain::schema::AGENT_INSTANCE;
+    use serde_json::json;
+    let url = pg::shared().create_database();
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let store = agentry::store::open(&url).await.unwrap();
+    let c = write_ctx();
+    let body = json!({"displayName": "hot", "ownerIds": []});
+    store
+        .create_instance(
+            "t",
+            "hot",
+            parse_write(&AGENT_INSTANCE, body, true).unwrap(),
+            &c,
+        )
+        .await
+        .unwrap();
+    let rename = |n: usize| {
+        parse_write(
+            &AGENT_INSTANCE,
+            json!({ "displayName": format!("n{n}") }),
+            false,
+        )
+        .unwrap()
+    };
+    let stuck = format!(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = '{database}' AND state LIKE 'idle in transaction%'"
+    );
+    // Each PATCH of the same row is dropped after one more poll than the
+    // last. A connection given back to the pool inside the transaction
+    // would stay idle in it (and the next write on it would commit the
+    // abandoned one's statements); a closed one is gone once its backend
+    // has noticed.
+    for polls in 0..80 {
+        abandon_after(store.update_instance("t", "hot", rename(polls), &c), polls).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pg::shared().sql(&stuck) != "0" {
+            assert!(
+                Instant::now() < deadline,
+                "a connection stayed inside the transaction of a PATCH dropped after {polls} polls"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for n in 1000..1010 {
+        let patched = tokio::time::timeout(
+            Duration::from_secs(10),
+            store.update_instance("t", "hot", rename(n), &c),
+        )
+        .await
+        .expect("the row is not left locked");
+        patched.unwrap();
+    }
+    store.close().await;
+}
