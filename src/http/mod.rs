@@ -344,9 +344,16 @@ pub fn service(
 + Send
 + Sync
 + 'static {
-    let routes = router()
-        .fallback(unknown_path)
-        .method_not_allowed_fallback(method_not_allowed)
+    // The routes are the same for every server of the process: built once,
+    // since a `$batch` builds this service again for its inner requests.
+    static ROUTES: std::sync::OnceLock<Router<AppState>> = std::sync::OnceLock::new();
+    let routes = ROUTES
+        .get_or_init(|| {
+            router()
+                .fallback(unknown_path)
+                .method_not_allowed_fallback(method_not_allowed)
+        })
+        .clone()
         .with_state(state.clone());
     let inner = routes.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
         ApiError::Internal("a handler panicked".into()).into_response()
