@@ -14,6 +14,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, on};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use tower::ServiceExt;
@@ -147,29 +149,57 @@ fn relative<'a>(url: &'a str, root: &str) -> Option<&'a str> {
 }
 
 /// The inner answer as the batch writes it.
+#[derive(Serialize)]
+struct InnerAnswer {
+    id: String,
+    status: u16,
+    headers: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<InnerBody>,
+}
+
+/// A JSON body of an inner answer is copied as the inner request wrote it
+/// (this server's own JSON, checked but not parsed into values and written
+/// again); the batch's own errors and encoded bodies are values.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum InnerBody {
+    Json(Box<RawValue>),
+    Value(Value),
+}
+
 fn inner_answer(
     id: &str,
     status: StatusCode,
     headers: Map<String, Value>,
-    body: Option<Value>,
-) -> Value {
-    let mut out = json!({"id": id, "status": status.as_u16(), "headers": headers});
-    if let Some(b) = body {
-        out["body"] = b;
+    body: Option<InnerBody>,
+) -> InnerAnswer {
+    InnerAnswer {
+        id: id.to_owned(),
+        status: status.as_u16(),
+        headers,
+        body,
     }
-    out
 }
 
 /// An error answered inside the batch, in the Graph envelope; its
 /// `innerError` names the batch's request.
-fn inner_error(id: &str, status: StatusCode, code: &str, message: &str, inner: &Value) -> Value {
+fn inner_error(
+    id: &str,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    inner: &Value,
+) -> InnerAnswer {
     let mut headers = Map::new();
     headers.insert("Content-Type".into(), "application/json".into());
     inner_answer(
         id,
         status,
         headers,
-        Some(json!({"error": {"code": code, "message": message, "innerError": inner}})),
+        Some(InnerBody::Value(
+            json!({"error": {"code": code, "message": message, "innerError": inner}}),
+        )),
     )
 }
 
@@ -285,16 +315,19 @@ async fn batch(
         statuses.insert(r.id.clone(), answer.status());
         responses.push(collect(&r.id, answer).await);
     }
-    Ok(respond::plain_json(
-        StatusCode::OK,
-        &json!({ "responses": responses }),
-    ))
+    #[derive(Serialize)]
+    struct Answers {
+        responses: Vec<InnerAnswer>,
+    }
+    let text = serde_json::to_string(&Answers { responses })
+        .map_err(|e| ApiError::Internal(format!("cannot write the batch's answer: {e}")))?;
+    Ok(respond::json_text(StatusCode::OK, text))
 }
 
 /// An inner answer with its headers and its body: JSON as JSON, anything
 /// else (a `$count`'s text) base64-encoded in a string, as Graph answers it
 /// and the SDKs' batch readers decode it.
-async fn collect(id: &str, answer: Response) -> Value {
+async fn collect(id: &str, answer: Response) -> InnerAnswer {
     let (parts, body) = answer.into_parts();
     let mut headers = Map::new();
     for (name, value) in &parts.headers {
@@ -314,12 +347,12 @@ async fn collect(id: &str, answer: Response) -> Value {
     let body = if bytes.is_empty() {
         None
     } else if json {
-        serde_json::from_slice(&bytes).ok()
+        serde_json::from_slice(&bytes).ok().map(InnerBody::Json)
     } else {
         use base64::Engine;
-        Some(Value::String(
+        Some(InnerBody::Value(Value::String(
             base64::engine::general_purpose::STANDARD.encode(&bytes),
-        ))
+        )))
     };
     inner_answer(id, parts.status, headers, body)
 }

@@ -26,7 +26,12 @@ pub fn json(status: StatusCode, body: String) -> Response {
 
 /// A plain JSON response (the control API: not OData).
 pub fn plain_json(status: StatusCode, body: &Value) -> Response {
-    let mut response = Response::new(Body::from(body.to_string()));
+    json_text(status, body.to_string())
+}
+
+/// A JSON answer already written as text.
+pub fn json_text(status: StatusCode, text: String) -> Response {
+    let mut response = Response::new(Body::from(text));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
