@@ -29,6 +29,22 @@ pub trait Backend: Send + Sync + 'static {
         tenant: &str,
         id: &str,
     ) -> impl Future<Output = Result<Option<Stored>, StoreError>> + Send;
+    /// Entities by id, in the order of `ids`: one by one unless the backend
+    /// has a better way.
+    fn get_many(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        ids: &[&str],
+    ) -> impl Future<Output = Result<Vec<Option<Stored>>, StoreError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(self.get(kind, tenant, id).await?);
+            }
+            Ok(out)
+        }
+    }
     /// The manifest an instance links; `NotFound` for a missing instance.
     fn linked_manifest(
         &self,
@@ -148,6 +164,18 @@ impl<B: Backend> RegistryStore for B {
             ensure_reserved(self, tenant).await?;
         }
         self.get(kind, tenant, id).await
+    }
+
+    async fn get_entities(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        ids: &[&str],
+    ) -> Result<Vec<Option<Stored>>, StoreError> {
+        if kind == Entity::Collection {
+            ensure_reserved(self, tenant).await?;
+        }
+        self.get_many(kind, tenant, ids).await
     }
 
     async fn delete_entity(

@@ -431,6 +431,14 @@ pub trait RegistryStore: Send + Sync {
         tenant: &str,
         id: &str,
     ) -> Result<Option<Stored>, StoreError>;
+    /// Several entities by id, in the order of `ids` (`None` for each one
+    /// missing); PostgreSQL reads them in one statement.
+    async fn get_entities(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        ids: &[&str],
+    ) -> Result<Vec<Option<Stored>>, StoreError>;
     /// `ctx.if_match`: the version the entity must still have; `ctx.scope`:
     /// what the caller may delete (else `NotFound`). A manifest is refused
     /// while instances link it.

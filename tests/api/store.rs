@@ -2019,3 +2019,54 @@ async fn local_users_are_kept_per_tenant_locked_by_failures_in_a_row_and_kept_by
         );
     }
 }
+
+#[tokio::test]
+async fn entities_read_together_come_in_the_order_asked_with_the_missing_ones_empty() {
+    for b in backends().await {
+        let st = b.store.clone();
+        let c = ctx("2025-01-01T00:00:00.0000000Z");
+        for id in ["a", "b", "c"] {
+            let body = json!({"displayName": format!("agent {id}"), "ownerIds": []});
+            st.create_instance("t", id, create(body), &c).await.unwrap();
+        }
+        st.update_instance("t", "b", update(json!({"displayName": "b again"})), &c)
+            .await
+            .unwrap();
+        let read = st
+            .get_entities(Entity::Instance, "t", &["c", "missing", "a", "b"])
+            .await
+            .unwrap();
+        let seen: Vec<Option<(String, i64, Value)>> = read
+            .iter()
+            .map(|s| {
+                s.as_ref()
+                    .map(|s| (s.id.clone(), s.version, doc(s)["displayName"].clone()))
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                Some(("c".into(), 1, json!("agent c"))),
+                None,
+                Some(("a".into(), 1, json!("agent a"))),
+                Some(("b".into(), 2, json!("b again"))),
+            ],
+            "{}",
+            b.name
+        );
+        let other_tenant = st
+            .get_entities(Entity::Instance, "u", &["a"])
+            .await
+            .unwrap();
+        assert!(other_tenant[0].is_none(), "{}: tenants stay apart", b.name);
+        assert!(
+            st.get_entities(Entity::Instance, "t", &[])
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}",
+            b.name
+        );
+        st.close().await;
+    }
+}

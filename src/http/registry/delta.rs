@@ -227,18 +227,29 @@ async fn changes<S: Set>(
     }
     order.reverse();
     let select = q.options.select.as_deref();
+    let deleted: Vec<bool> = order
+        .iter()
+        .map(|&id| {
+            rows.iter()
+                .rev()
+                .find(|r| r.id == id)
+                .is_some_and(|r| r.change == ChangeType::Deleted)
+        })
+        .collect();
+    // Those still there, read together (in one statement on PostgreSQL).
+    let present_ids: Vec<&str> = order
+        .iter()
+        .zip(&deleted)
+        .filter(|(_, gone)| !**gone)
+        .map(|(id, _)| *id)
+        .collect();
+    let mut read = store
+        .get_entities(S::ENTITY, tenant, &present_ids)
+        .await?
+        .into_iter();
     let mut items = Vec::with_capacity(order.len());
-    for id in order {
-        let deleted = rows
-            .iter()
-            .rev()
-            .find(|r| r.id == id)
-            .is_some_and(|r| r.change == ChangeType::Deleted);
-        let stored = if deleted {
-            None
-        } else {
-            store.get_entity(S::ENTITY, tenant, id).await?
-        };
+    for (id, gone) in order.into_iter().zip(deleted) {
+        let stored = if gone { None } else { read.next().flatten() };
         items.push(match stored {
             // Deleted, or deleted after this change: its delete comes later too.
             None => removed(id, "deleted"),

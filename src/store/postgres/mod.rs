@@ -981,6 +981,33 @@ impl engine::Backend for PgStore {
         point!(self, |c| get_stored(c, kind, tenant, id).await?)
     }
 
+    async fn get_many(
+        &self,
+        kind: Entity,
+        tenant: &str,
+        ids: &[&str],
+    ) -> Result<Vec<Option<Stored>>, StoreError> {
+        let sql = format!(
+            "SELECT id, doc::text, version FROM {} WHERE tenant_id = $1 AND id = ANY($2)",
+            kind.table()
+        );
+        let mut found: std::collections::HashMap<String, Stored> = point!(self, |c| {
+            let stmt = c.prepare_cached(&sql).await?;
+            let mut found = std::collections::HashMap::with_capacity(ids.len());
+            for r in c.query(&stmt, &[&tenant, &ids]).await? {
+                let id: String = r.try_get(0)?;
+                let stored = Stored {
+                    id: id.clone(),
+                    doc: r.try_get(1)?,
+                    version: r.try_get(2)?,
+                };
+                found.insert(id, stored);
+            }
+            found
+        })?;
+        Ok(ids.iter().map(|id| found.remove(*id)).collect())
+    }
+
     async fn linked_manifest(
         &self,
         tenant: &str,
