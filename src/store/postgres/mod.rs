@@ -182,17 +182,25 @@ fn is_source_agent_violation(e: &tokio_postgres::Error) -> bool {
 /// serialization failures and deadlocks start the whole body again, so the
 /// body only borrows what it uses.
 macro_rules! transaction {
-    ($store:expr, |$tx:ident| $body:expr) => {{
+    ($store:expr, |$tx:ident| $body:expr) => {
+        retrying!(async {
+            let mut client = $store.client().await?;
+            let $tx = client.transaction().await?;
+            let value = $body;
+            $tx.commit().await?;
+            Ok(value)
+        })
+    };
+}
+
+/// Awaits `$attempt` (an expression made again for each attempt) until it
+/// succeeds, fails for good, or has met a serialization failure or a
+/// deadlock more than `MAX_RETRIES` times, waiting longer after each.
+macro_rules! retrying {
+    ($attempt:expr) => {{
         let mut attempt = 0u32;
         loop {
-            let outcome: Step<_> = async {
-                let mut client = $store.client().await?;
-                let $tx = client.transaction().await?;
-                let value = $body;
-                $tx.commit().await?;
-                Ok(value)
-            }
-            .await;
+            let outcome: Step<_> = $attempt.await;
             match outcome {
                 Ok(v) => break Ok(v),
                 Err(f) if f.retryable() && attempt < MAX_RETRIES => {
@@ -721,12 +729,12 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
     }
 
     async fn delete(&mut self, table: Entity, tenant: &str, id: &str) -> Step<bool> {
+        let stmt = self
+            .0
+            .prepare_cached(&statements::delete_row(table))
+            .await?;
         let c = self.0;
-        let sql = statements::delete_row(table);
-        Ok(self
-            .run(async { Ok(execute(c, &sql, tenant, id).await) })
-            .await???
-            > 0)
+        Ok(self.run(c.execute(&stmt, &[&tenant, &id])).await?? > 0)
     }
 
     async fn delete_dependents(&mut self, table: Entity, tenant: &str, id: &str) -> Step<()> {
@@ -959,17 +967,7 @@ async fn lock_name(c: &impl GenericClient, namespace: &str, name: &str) -> Step<
 
 impl engine::Backend for PgStore {
     async fn write(&self, op: write::Write) -> Result<write::Written, StoreError> {
-        let mut attempt = 0u32;
-        loop {
-            match self.pipelined_write(&op).await {
-                Ok(v) => break Ok(v),
-                Err(f) if f.retryable() && attempt < MAX_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
-                }
-                Err(f) => break Err(f.into_store()),
-            }
-        }
+        retrying!(self.pipelined_write(&op))
     }
 
     async fn get(
