@@ -1030,6 +1030,84 @@ async fn an_export_reads_each_section_in_key_order_a_chunk_at_a_time() {
     }
 }
 
+#[tokio::test]
+async fn a_merge_import_keeps_taken_ids_counts_an_id_given_twice_once_and_indexes_what_it_created()
+{
+    use agentry::store::{ImportMode, TenantState};
+    for b in backends().await {
+        let st = &b.store;
+        let now = "2025-01-01T00:00:00.0000000Z";
+        let c = ctx(now);
+        st.create_instance(
+            "t",
+            "taken",
+            create(json!({"displayName": "before", "ownerIds": ["old"]})),
+            &c,
+        )
+        .await
+        .unwrap();
+        let stamped = |v: Value| {
+            let mut doc = v.as_object().unwrap().clone();
+            doc.insert("createdDateTime".into(), json!(now));
+            doc.insert("lastModifiedDateTime".into(), json!(now));
+            doc
+        };
+        // Owners and tags listed twice are indexed once.
+        let instance = |id: &str, name: &str, owner: &str| {
+            stamped(json!({"id": id, "displayName": name, "ownerIds": [owner, owner]}))
+        };
+        let card = stamped(json!({"id": "m", "displayName": "card", "skills": [
+            {"id": "a", "displayName": "a", "tags": ["red"]},
+            {"id": "b", "displayName": "b", "tags": ["red", "blue"]},
+        ]}));
+        let state = TenantState {
+            manifests: vec![card],
+            instances: vec![(instance("solo", "solo", "x"), Some("m".into()))],
+            ..TenantState::default()
+        };
+        let report = st
+            .import_tenant("t", state, ImportMode::Merge, now)
+            .await
+            .unwrap();
+        assert_eq!((report.created, report.kept), (2, 0), "{}", b.name);
+
+        let state = TenantState {
+            instances: vec![
+                (instance("taken", "after", "new"), None),
+                (instance("fresh", "first", "new"), Some("m".into())),
+                (instance("fresh", "second", "new"), None),
+            ],
+            ..TenantState::default()
+        };
+        let report = st
+            .import_tenant("t", state, ImportMode::Merge, now)
+            .await
+            .unwrap();
+        assert_eq!((report.created, report.kept), (1, 2), "{}", b.name);
+
+        let name = |s: Option<agentry::store::Stored>| doc(&s.unwrap())["displayName"].clone();
+        let get = async |id: &str| st.get_entity(Entity::Instance, "t", id).await.unwrap();
+        assert_eq!(name(get("taken").await), json!("before"), "{}", b.name);
+        assert_eq!(name(get("fresh").await), json!("first"), "{}", b.name);
+        let ids = async |q: ListQuery| {
+            let page = st
+                .list_entities(Entity::Instance, "t", Relation::All, &q)
+                .await
+                .unwrap();
+            page.items.into_iter().map(|s| s.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(owner_filter("old")).await, ["taken"], "{}", b.name);
+        assert_eq!(ids(owner_filter("new")).await, ["fresh"], "{}", b.name);
+        assert_eq!(ids(owner_filter("x")).await, ["solo"], "{}", b.name);
+        for tag in ["red", "blue"] {
+            let q = filtered(&format!(
+                "agentCardManifest/skills/any(s: s/tags/any(t: t eq '{tag}'))"
+            ));
+            assert_eq!(ids(q).await, ["fresh", "solo"], "{} {tag}", b.name);
+        }
+    }
+}
+
 fn filtered(filter: &str) -> ListQuery {
     let q = agentry::odata::QueryOptions::parse(Some(&format!("$filter={filter}"))).unwrap();
     ListQuery {

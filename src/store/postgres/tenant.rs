@@ -1,7 +1,7 @@
 //! Whole tenants in PostgreSQL: the rows [`crate::store::tenant`] reads and
 //! writes (an import is one transaction, so it commits or rolls back whole).
 
-use super::{PgRows, Step, policies};
+use super::{Fail, PgRows, Step, policies};
 use crate::domain::audit::Action;
 use crate::domain::copilot::Policy;
 use crate::domain::subscriptions::ChangeType;
@@ -11,6 +11,7 @@ use crate::store::{Entity, TENANT_TABLES, statements};
 use deadpool_postgres::GenericClient;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 impl<C: GenericClient + Sync> TenantRows for PgRows<'_, C> {
@@ -106,6 +107,13 @@ impl<C: GenericClient + Sync> TenantRows for PgRows<'_, C> {
     /// A few statements for the lot, whatever their number: each array
     /// parameter carries one column of every row (`unnest`), so a batch
     /// costs a handful of round trips instead of several per object.
+    ///
+    /// A load usually brings ids the database does not hold, so the rows go
+    /// in first as plain INSERTs under a savepoint: `ON CONFLICT DO NOTHING`
+    /// checks each key before inserting and confirms the row after, which
+    /// made these statements about half as costly again. An id already
+    /// stored, or given twice, fails them with a unique violation; the batch
+    /// then goes back to the savepoint and runs again skipping the taken ids.
     async fn insert_documents(
         &mut self,
         kind: Entity,
@@ -113,134 +121,24 @@ impl<C: GenericClient + Sync> TenantRows for PgRows<'_, C> {
         docs: &[(&Map<String, Value>, Option<&str>)],
     ) -> Step<Vec<bool>> {
         let c = self.0;
-        let linked = kind == Entity::Instance;
-        if linked {
-            // Held like `exists(…, hold)`: no manifest linked here can be
-            // deleted before this commits.
-            let mut wanted: Vec<&str> = docs.iter().filter_map(|(_, l)| *l).collect();
-            wanted.sort_unstable();
-            wanted.dedup();
-            if !wanted.is_empty() {
-                let stmt = c
-                    .prepare_cached(
-                        "SELECT id FROM agent_card_manifests
-                         WHERE tenant_id = $1 AND id = ANY($2::text[]) FOR SHARE",
-                    )
+        if kind == Entity::Instance {
+            hold_manifests(c, tenant, docs).await?;
+        }
+        let batch = DocumentBatch::new(kind, docs);
+        c.batch_execute("SAVEPOINT agentry_import").await?;
+        let inserted = match batch.insert(c, tenant, false).await {
+            Ok(inserted) => {
+                c.batch_execute("RELEASE SAVEPOINT agentry_import").await?;
+                inserted
+            }
+            Err(Fail::Db(e)) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                c.batch_execute("ROLLBACK TO SAVEPOINT agentry_import")
                     .await?;
-                let found: HashSet<String> = c
-                    .query(&stmt, &[&tenant, &wanted])
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get(0))
-                    .collect::<Result<_, _>>()?;
-                if let Some(m) = docs
-                    .iter()
-                    .filter_map(|(_, l)| *l)
-                    .find(|m| !found.contains(*m))
-                {
-                    return Err(not_found(Entity::Manifest, m).into());
-                }
+                batch.insert(c, tenant, true).await?
             }
-        }
-        let (created_at, modified_at) = kind.timestamps();
-        let ids: Vec<&str> = docs
-            .iter()
-            .map(|(d, _)| text(d, "id").unwrap_or_default())
-            .collect();
-        let created: Vec<&str> = docs
-            .iter()
-            .map(|(d, _)| text(d, created_at).unwrap_or_default())
-            .collect();
-        let modified: Vec<&str> = docs
-            .iter()
-            .map(|(d, _)| text(d, modified_at).unwrap_or_default())
-            .collect();
-        let bodies: Vec<String> = docs
-            .iter()
-            .map(|(d, _)| serde_json::to_string(d).unwrap_or_else(|_| "{}".into()))
-            .collect();
-        let links: Vec<Option<&str>> = docs.iter().map(|(_, l)| *l).collect();
-        let rows: Vec<Vec<Option<&str>>> =
-            docs.iter().map(|(d, _)| column_values(kind, d)).collect();
-        let columns: Vec<Vec<Option<&str>>> = (0..kind.columns().len())
-            .map(|n| rows.iter().map(|r| r[n]).collect())
-            .collect();
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&tenant, &ids, &created, &modified, &bodies];
-        let mut arrays = String::from("$2::text[], $3::text[], $4::text[], $5::text[]");
-        let mut names = String::from("id, c, m, doc");
-        if linked {
-            params.push(&links);
-            arrays.push_str(", $6::text[]");
-            names.push_str(", link");
-        }
-        for (n, values) in columns.iter().enumerate() {
-            params.push(values);
-            arrays.push_str(&format!(", ${}::text[]", params.len()));
-            names.push_str(&format!(", c{n}"));
-        }
-        let picked: String = (0..columns.len()).map(|n| format!(", u.c{n}")).collect();
-        let sql = format!(
-            "INSERT INTO {} (tenant_id, id, created_at, modified_at, version, doc{}{})
-             SELECT $1, u.id, u.c, u.m, 1, u.doc::json{}{picked}
-             FROM unnest({arrays}) AS u({names})
-             ON CONFLICT DO NOTHING RETURNING id",
-            kind.table(),
-            if linked { ", manifest_id" } else { "" },
-            kind.column_list(0, false),
-            if linked { ", u.link" } else { "" },
-        );
-        let stmt = c.prepare_cached(&sql).await?;
-        let mut fresh: HashSet<String> = c
-            .query(&stmt, &params)
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
-        // In order; an id given twice counts as inserted once.
-        let inserted: Vec<bool> = ids.iter().map(|id| fresh.remove(*id)).collect();
-        let mut keys = Vec::new();
-        let mut values = Vec::new();
-        let mut tagged = Vec::new();
-        let mut tag_links = Vec::new();
-        for (&(doc, link), (&id, _)) in docs
-            .iter()
-            .zip(ids.iter().zip(&inserted))
-            .filter(|(_, (_, i))| **i)
-        {
-            for v in side_values(kind, doc) {
-                keys.push(id);
-                values.push(v);
-            }
-            if let Some(m) = link {
-                tagged.push(id);
-                tag_links.push(m);
-            }
-        }
-        if let (false, Some((_, side))) = (keys.is_empty(), statements::side_values(kind)) {
-            let sql = format!(
-                "INSERT INTO {} (tenant_id, {}, {})
-                 SELECT $1, k, v FROM unnest($2::text[], $3::text[]) AS u(k, v)
-                 ON CONFLICT DO NOTHING",
-                side.table, side.key, side.value
-            );
-            let stmt = c.prepare_cached(&sql).await?;
-            c.execute(&stmt, &[&tenant, &keys, &values]).await?;
-        }
-        if !tagged.is_empty() {
-            let stmt = c
-                .prepare_cached(
-                    "INSERT INTO agent_instance_skill_tags (tenant_id, instance_id, tag)
-                     SELECT $1, u.i, t.tag
-                     FROM unnest($2::text[], $3::text[]) AS u(i, m)
-                     JOIN agent_card_manifest_skill_tags t
-                       ON t.tenant_id = $1 AND t.manifest_id = u.m
-                     ON CONFLICT DO NOTHING",
-                )
-                .await?;
-            c.execute(&stmt, &[&tenant, &tagged, &tag_links]).await?;
-        }
-        for (id, _) in ids.iter().zip(&inserted).filter(|(_, i)| **i) {
+            Err(e) => return Err(e),
+        };
+        for (id, _) in batch.ids.iter().zip(&inserted).filter(|(_, i)| **i) {
             self.1.push(noted(kind, (*id).to_owned()));
         }
         Ok(inserted)
@@ -287,6 +185,198 @@ impl<C: GenericClient + Sync> TenantRows for PgRows<'_, C> {
             }
         }
         Ok(())
+    }
+}
+
+/// Locks the manifests the instances of `docs` link, as `exists(…, hold)`
+/// does, so that none is deleted before the import commits; a missing one
+/// is `NotFound`.
+async fn hold_manifests(
+    c: &impl GenericClient,
+    tenant: &str,
+    docs: &[(&Map<String, Value>, Option<&str>)],
+) -> Step<()> {
+    let mut wanted: Vec<&str> = docs.iter().filter_map(|(_, l)| *l).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let stmt = c
+        .prepare_cached(
+            "SELECT id FROM agent_card_manifests
+             WHERE tenant_id = $1 AND id = ANY($2::text[]) FOR SHARE",
+        )
+        .await?;
+    let found: HashSet<String> = c
+        .query(&stmt, &[&tenant, &wanted])
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    match docs
+        .iter()
+        .filter_map(|(_, l)| *l)
+        .find(|m| !found.contains(*m))
+    {
+        Some(m) => Err(not_found(Entity::Manifest, m).into()),
+        None => Ok(()),
+    }
+}
+
+/// The documents of one kind an import writes together, as the columns of
+/// their rows.
+struct DocumentBatch<'d> {
+    kind: Entity,
+    docs: &'d [(&'d Map<String, Value>, Option<&'d str>)],
+    ids: Vec<&'d str>,
+    created: Vec<&'d str>,
+    modified: Vec<&'d str>,
+    bodies: Vec<String>,
+    links: Vec<Option<&'d str>>,
+    /// The indexed columns of [`Entity::columns`], each over every row.
+    columns: Vec<Vec<Option<&'d str>>>,
+}
+
+impl<'d> DocumentBatch<'d> {
+    fn new(kind: Entity, docs: &'d [(&'d Map<String, Value>, Option<&'d str>)]) -> Self {
+        let (created_at, modified_at) = kind.timestamps();
+        let field = |name: &str| -> Vec<&'d str> {
+            docs.iter()
+                .map(|(d, _)| text(d, name).unwrap_or_default())
+                .collect()
+        };
+        let rows: Vec<Vec<Option<&str>>> =
+            docs.iter().map(|(d, _)| column_values(kind, d)).collect();
+        DocumentBatch {
+            kind,
+            docs,
+            ids: field("id"),
+            created: field(created_at),
+            modified: field(modified_at),
+            bodies: docs
+                .iter()
+                .map(|(d, _)| serde_json::to_string(d).unwrap_or_else(|_| "{}".into()))
+                .collect(),
+            links: docs.iter().map(|(_, l)| *l).collect(),
+            columns: (0..kind.columns().len())
+                .map(|n| rows.iter().map(|r| r[n]).collect())
+                .collect(),
+        }
+    }
+
+    /// Inserts the rows, their side-table rows and the instances' copied
+    /// skill tags: which rows were inserted, in order. Without `skip_taken`
+    /// every row must be new (a taken key fails the statement); with it, a
+    /// row whose id is taken is skipped, and an id given twice counts as
+    /// inserted once.
+    async fn insert(
+        &self,
+        c: &impl GenericClient,
+        tenant: &str,
+        skip_taken: bool,
+    ) -> Step<Vec<bool>> {
+        let kind = self.kind;
+        let linked = kind == Entity::Instance;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &tenant,
+            &self.ids,
+            &self.created,
+            &self.modified,
+            &self.bodies,
+        ];
+        let mut arrays = String::from("$2::text[], $3::text[], $4::text[], $5::text[]");
+        let mut names = String::from("id, c, m, doc");
+        if linked {
+            params.push(&self.links);
+            arrays.push_str(", $6::text[]");
+            names.push_str(", link");
+        }
+        for (n, values) in self.columns.iter().enumerate() {
+            params.push(values);
+            arrays.push_str(&format!(", ${}::text[]", params.len()));
+            names.push_str(&format!(", c{n}"));
+        }
+        let picked: String = (0..self.columns.len())
+            .map(|n| format!(", u.c{n}"))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {} (tenant_id, id, created_at, modified_at, version, doc{}{})
+             SELECT $1, u.id, u.c, u.m, 1, u.doc::json{}{picked}
+             FROM unnest({arrays}) AS u({names}){}",
+            kind.table(),
+            if linked { ", manifest_id" } else { "" },
+            kind.column_list(0, false),
+            if linked { ", u.link" } else { "" },
+            if skip_taken {
+                " ON CONFLICT DO NOTHING RETURNING id"
+            } else {
+                ""
+            },
+        );
+        let stmt = c.prepare_cached(&sql).await?;
+        let inserted: Vec<bool> = if skip_taken {
+            let mut fresh: HashSet<String> = c
+                .query(&stmt, &params)
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?;
+            // In order; an id given twice counts as inserted once.
+            self.ids.iter().map(|id| fresh.remove(*id)).collect()
+        } else {
+            c.execute(&stmt, &params).await?;
+            vec![true; self.ids.len()]
+        };
+        let conflicts = if skip_taken {
+            " ON CONFLICT DO NOTHING"
+        } else {
+            ""
+        };
+        let mut keys = Vec::new();
+        let mut values: Vec<&str> = Vec::new();
+        let mut tagged = Vec::new();
+        let mut tag_links = Vec::new();
+        for (&(doc, link), (&id, _)) in self
+            .docs
+            .iter()
+            .zip(self.ids.iter().zip(&inserted))
+            .filter(|(_, (_, i))| **i)
+        {
+            // A value listed twice (two skills with one tag) is one row.
+            let first = values.len();
+            for v in side_values(kind, doc) {
+                if !values[first..].contains(&v) {
+                    keys.push(id);
+                    values.push(v);
+                }
+            }
+            if let Some(m) = link {
+                tagged.push(id);
+                tag_links.push(m);
+            }
+        }
+        if let (false, Some((_, side))) = (keys.is_empty(), statements::side_values(kind)) {
+            let sql = format!(
+                "INSERT INTO {} (tenant_id, {}, {})
+                 SELECT $1, k, v FROM unnest($2::text[], $3::text[]) AS u(k, v){conflicts}",
+                side.table, side.key, side.value
+            );
+            let stmt = c.prepare_cached(&sql).await?;
+            c.execute(&stmt, &[&tenant, &keys, &values]).await?;
+        }
+        if !tagged.is_empty() {
+            let sql = format!(
+                "INSERT INTO agent_instance_skill_tags (tenant_id, instance_id, tag)
+                 SELECT $1, u.i, t.tag
+                 FROM unnest($2::text[], $3::text[]) AS u(i, m)
+                 JOIN agent_card_manifest_skill_tags t
+                   ON t.tenant_id = $1 AND t.manifest_id = u.m{conflicts}"
+            );
+            let stmt = c.prepare_cached(&sql).await?;
+            c.execute(&stmt, &[&tenant, &tagged, &tag_links]).await?;
+        }
+        Ok(inserted)
     }
 }
 
