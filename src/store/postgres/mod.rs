@@ -1309,6 +1309,11 @@ impl TenantStore for PgStore {
             let rows = &mut PgRows::new(&tx);
             crate::store::tenant::import(rows, tenant, &state, mode, now).await?
         })?;
+        // Tens of thousands of parsed documents take a good part of a
+        // batch's own time to free; an import's next batch need not wait
+        // for that. (On SQLite, whose writer thread is the bound, this
+        // made imports slower.)
+        tokio::task::spawn_blocking(move || drop(state));
         // The import stored the reserved collections.
         self.seeded
             .write()
