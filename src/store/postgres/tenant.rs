@@ -228,7 +228,6 @@ async fn hold_manifests(
 /// their rows.
 struct DocumentBatch<'d> {
     kind: Entity,
-    docs: &'d [(&'d Map<String, Value>, Option<&'d str>)],
     ids: Vec<&'d str>,
     created: Vec<&'d str>,
     modified: Vec<&'d str>,
@@ -236,33 +235,51 @@ struct DocumentBatch<'d> {
     links: Vec<Option<&'d str>>,
     /// The indexed columns of [`Entity::columns`], each over every row.
     columns: Vec<Vec<Option<&'d str>>>,
+    /// The side-table values ([`side_values`]), each with its row.
+    side: Vec<(usize, &'d str)>,
 }
 
 impl<'d> DocumentBatch<'d> {
+    /// One pass over the documents, each read whole while it is in the
+    /// processor's cache: one pass per column over tens of thousands of
+    /// parsed documents made every property lookup a cache miss.
     fn new(kind: Entity, docs: &'d [(&'d Map<String, Value>, Option<&'d str>)]) -> Self {
         let (created_at, modified_at) = kind.timestamps();
-        let field = |name: &str| -> Vec<&'d str> {
-            docs.iter()
-                .map(|(d, _)| text(d, name).unwrap_or_default())
-                .collect()
-        };
-        let rows: Vec<Vec<Option<&str>>> =
-            docs.iter().map(|(d, _)| column_values(kind, d)).collect();
-        DocumentBatch {
+        let n = docs.len();
+        let mut batch = DocumentBatch {
             kind,
-            docs,
-            ids: field("id"),
-            created: field(created_at),
-            modified: field(modified_at),
-            bodies: docs
-                .iter()
-                .map(|(d, _)| serde_json::to_string(d).unwrap_or_else(|_| "{}".into()))
-                .collect(),
-            links: docs.iter().map(|(_, l)| *l).collect(),
-            columns: (0..kind.columns().len())
-                .map(|n| rows.iter().map(|r| r[n]).collect())
-                .collect(),
+            ids: Vec::with_capacity(n),
+            created: Vec::with_capacity(n),
+            modified: Vec::with_capacity(n),
+            bodies: Vec::with_capacity(n),
+            links: Vec::with_capacity(n),
+            columns: vec![Vec::with_capacity(n); kind.columns().len()],
+            side: Vec::new(),
+        };
+        for (row, &(doc, link)) in docs.iter().enumerate() {
+            batch
+                .bodies
+                .push(serde_json::to_string(doc).unwrap_or_else(|_| "{}".into()));
+            batch.ids.push(text(doc, "id").unwrap_or_default());
+            batch
+                .created
+                .push(text(doc, created_at).unwrap_or_default());
+            batch
+                .modified
+                .push(text(doc, modified_at).unwrap_or_default());
+            batch.links.push(link);
+            for (column, value) in batch.columns.iter_mut().zip(column_values(kind, doc)) {
+                column.push(value);
+            }
+            // A value listed twice (two skills with one tag) is one row.
+            let first = batch.side.len();
+            for v in side_values(kind, doc) {
+                if !batch.side[first..].iter().any(|&(_, w)| w == v) {
+                    batch.side.push((row, v));
+                }
+            }
         }
+        batch
     }
 
     /// Inserts the rows, their side-table rows and the instances' copied
@@ -333,29 +350,19 @@ impl<'d> DocumentBatch<'d> {
         } else {
             ""
         };
-        let mut keys = Vec::new();
-        let mut values: Vec<&str> = Vec::new();
-        let mut tagged = Vec::new();
-        let mut tag_links = Vec::new();
-        for (&(doc, link), (&id, _)) in self
-            .docs
+        let (keys, values): (Vec<&str>, Vec<&str>) = self
+            .side
             .iter()
-            .zip(self.ids.iter().zip(&inserted))
-            .filter(|(_, (_, i))| **i)
-        {
-            // A value listed twice (two skills with one tag) is one row.
-            let first = values.len();
-            for v in side_values(kind, doc) {
-                if !values[first..].contains(&v) {
-                    keys.push(id);
-                    values.push(v);
-                }
-            }
-            if let Some(m) = link {
-                tagged.push(id);
-                tag_links.push(m);
-            }
-        }
+            .filter(|(row, _)| inserted[*row])
+            .map(|&(row, v)| (self.ids[row], v))
+            .unzip();
+        let (tagged, tag_links): (Vec<&str>, Vec<&str>) = self
+            .ids
+            .iter()
+            .zip(&self.links)
+            .zip(&inserted)
+            .filter_map(|((&id, link), &i)| Some((id, (*link).filter(|_| i)?)))
+            .unzip();
         if let (false, Some((_, side))) = (keys.is_empty(), statements::side_values(kind)) {
             let sql = format!(
                 "INSERT INTO {} (tenant_id, {}, {})
