@@ -3,9 +3,7 @@
 //! for restores, resets and seed files, inside the caller's transaction so
 //! that an import commits or rolls back whole.
 
-use super::write::{
-    Rows, ensure_source_agent_free, insert_entity, not_found, record_changes, side_values,
-};
+use super::write::{Rows, ensure_source_agent_free, insert_entity, not_found, record_changes};
 use super::{Entity, ImportMode, ImportReport, Section, TenantState, member_key, split_member_key};
 use crate::domain::audit::{Action, Change};
 use crate::domain::copilot::{Policy, TenantSetting};
@@ -51,42 +49,12 @@ pub(super) trait TenantRows: Rows {
     /// the linked manifests' skill tags, and notes each one inserted among
     /// the write's changes by kind and id alone ([`noted`]); which were
     /// inserted, in order. A link to a missing manifest is `NotFound`.
-    /// Row by row here; a backend that talks to its database over the
-    /// network does it in a few statements.
     async fn insert_documents(
         &mut self,
         kind: Entity,
         tenant: &str,
         docs: &[(&Map<String, Value>, Option<&str>)],
-    ) -> Result<Vec<bool>, Self::Error>
-    where
-        Self: Sized,
-    {
-        let mut inserted = Vec::with_capacity(docs.len());
-        for &(doc, link) in docs {
-            if let Some(m) = link
-                && !self.exists(Entity::Manifest, tenant, m, true).await?
-            {
-                return Err(not_found(Entity::Manifest, m).into());
-            }
-            let created = self.insert(kind, tenant, doc, link, true).await?;
-            let Some(stored) = created else {
-                inserted.push(false);
-                continue;
-            };
-            if kind.side_field().is_some() {
-                let values = side_values(kind, doc);
-                self.set_side_values(kind, tenant, &stored.id, &values)
-                    .await?;
-            }
-            if link.is_some() {
-                self.link_instance_tags(tenant, &stored.id, link).await?;
-            }
-            self.changes().push(noted(kind, stored.id));
-            inserted.push(true);
-        }
-        Ok(inserted)
-    }
+    ) -> Result<Vec<bool>, Self::Error>;
 
     /// Writes a change log row, made at `now`, for each change the write
     /// has noted (an import's: no audit records).
