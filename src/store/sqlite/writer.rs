@@ -407,14 +407,26 @@ mod tests {
     async fn a_job_that_fails_among_others_is_rolled_back_alone() {
         let dir = tempfile::tempdir().unwrap();
         let (writer, reader) = started(dir.path());
-        // The first job holds the writer while the next three queue up, so
-        // those three share one transaction.
-        let slow = writer.write(|_: &Connection| {
-            std::thread::sleep(Duration::from_millis(200));
+        // The first job holds the writer until the next three are queued,
+        // so those three share one transaction.
+        let started = Arc::new(AtomicBool::new(false));
+        let (running, counters) = (started.clone(), writer.counters.clone());
+        let slow = writer.write(move |_: &Connection| {
+            running.store(true, Ordering::Release);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while counters.queued.load(Ordering::Acquire) < 3
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // A job is counted just before it is sent.
+            std::thread::sleep(Duration::from_millis(20));
             Ok(())
         });
         let later = async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            while !started.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             tokio::join!(
                 writer.write(job(&["a"], false)),
                 writer.write(job(&["b"], true)),
