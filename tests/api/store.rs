@@ -1089,13 +1089,7 @@ async fn a_merge_import_keeps_taken_ids_counts_an_id_given_twice_once_and_indexe
         let get = async |id: &str| st.get_entity(Entity::Instance, "t", id).await.unwrap();
         assert_eq!(name(get("taken").await), json!("before"), "{}", b.name);
         assert_eq!(name(get("fresh").await), json!("first"), "{}", b.name);
-        let ids = async |q: ListQuery| {
-            let page = st
-                .list_entities(Entity::Instance, "t", Relation::All, &q)
-                .await
-                .unwrap();
-            page.items.into_iter().map(|s| s.id).collect::<Vec<_>>()
-        };
+        let ids = async |q: ListQuery| instance_ids(st.as_ref(), q).await;
         assert_eq!(ids(owner_filter("old")).await, ["taken"], "{}", b.name);
         assert_eq!(ids(owner_filter("new")).await, ["fresh"], "{}", b.name);
         assert_eq!(ids(owner_filter("x")).await, ["solo"], "{}", b.name);
@@ -1106,6 +1100,15 @@ async fn a_merge_import_keeps_taken_ids_counts_an_id_given_twice_once_and_indexe
             assert_eq!(ids(q).await, ["fresh", "solo"], "{} {tag}", b.name);
         }
     }
+}
+
+/// The ids of the instances of tenant `t` that `q` lists.
+async fn instance_ids(st: &dyn Store, q: ListQuery) -> Vec<String> {
+    let page = st
+        .list_entities(Entity::Instance, "t", Relation::All, &q)
+        .await
+        .unwrap();
+    page.items.into_iter().map(|s| s.id).collect()
 }
 
 fn filtered(filter: &str) -> ListQuery {
@@ -1139,13 +1142,7 @@ async fn skill_tag_filters_through_the_manifest_link_follow_links_and_skills() {
                 "agentCardManifest/skills/any(s: s/tags/any(t: t eq '{tag}')){extra}"
             ))
         };
-        let ids = async |q: ListQuery| {
-            let page = st
-                .list_entities(Entity::Instance, "t", Relation::All, &q)
-                .await
-                .unwrap();
-            page.items.into_iter().map(|s| s.id).collect::<Vec<_>>()
-        };
+        let ids = async |q: ListQuery| instance_ids(st.as_ref(), q).await;
         assert_eq!(ids(with("red", "")).await, ["i1", "i2", "i3"], "{}", b.name);
         assert_eq!(
             ids(with("red", " and displayName ne 'i2'")).await,
