@@ -10,7 +10,7 @@
 use crate::domain::apps::AppRegistration;
 use crate::domain::copilot::{Policy, TenantSetting};
 use crate::domain::users::LocalUser;
-use crate::store::{ImportMode, ImportReport, Section, Store, StoreError, TenantState};
+use crate::store::{ImportReport, Section, Store, StoreError, TenantState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::io::{BufRead, Write};
@@ -323,16 +323,21 @@ impl Batch {
         }
     }
 
-    async fn flush(self, store: &dyn Store, now: &str) -> Result<ImportReport, StoreError> {
-        let batch = self;
+    /// Writes the batch; its parsed state comes back, to be freed by the
+    /// reading thread.
+    async fn flush(
+        self,
+        store: &dyn Store,
+        now: &str,
+    ) -> Result<(ImportReport, TenantState), StoreError> {
+        let mut batch = self;
         let mut report = ImportReport::default();
         if batch.len == 0 {
-            return Ok(report);
+            return Ok((report, batch.state));
         }
         if batch.len > batch.apps.len() + batch.users.len() {
-            report = store
-                .import_tenant(&batch.tenant, batch.state, ImportMode::Merge, now)
-                .await?;
+            let state = std::mem::take(&mut batch.state);
+            (report, batch.state) = store.import_batch(&batch.tenant, state, now).await?;
         }
         for app in batch.apps {
             if store.get_app(&app.client_id).await?.is_some() {
@@ -351,7 +356,7 @@ impl Batch {
                 report.kept += 1;
             }
         }
-        Ok(report)
+        Ok((report, batch.state))
     }
 }
 
@@ -375,8 +380,13 @@ enum Read {
 
 /// Reads and checks the lines of an export, handing over batches of
 /// records as they fill; stops at the first bad line, or when the writing
-/// side hangs up.
-fn read_batches(mut input: Box<dyn BufRead + Send>, out: tokio::sync::mpsc::Sender<Read>) {
+/// side hangs up. Frees the states of written batches that come back on
+/// `spent` here, where they were built, while the next batch is written.
+fn read_batches(
+    mut input: Box<dyn BufRead + Send>,
+    out: tokio::sync::mpsc::Sender<Read>,
+    spent: std::sync::mpsc::Receiver<TenantState>,
+) {
     let mut batch = Batch::default();
     let mut line = String::new();
     let mut number = 0u64;
@@ -450,6 +460,7 @@ fn read_batches(mut input: Box<dyn BufRead + Send>, out: tokio::sync::mpsc::Send
             if out.blocking_send(handed).is_err() {
                 return;
             }
+            spent.try_iter().for_each(drop);
             batch.tenant = tenant.to_owned();
         }
         tenants.insert(tenant.to_owned());
@@ -482,9 +493,10 @@ pub async fn import(
 ) -> Result<Summary, TransferError> {
     // One batch read ahead.
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let (done, spent) = std::sync::mpsc::channel();
     let reader = std::thread::Builder::new()
         .name("agentry-import-reader".into())
-        .spawn(move || read_batches(input, tx))
+        .spawn(move || read_batches(input, tx, spent))
         .map_err(|source| TransferError::Io {
             action: "start reading the export",
             source,
@@ -499,7 +511,9 @@ pub async fn import(
                 tenants,
                 bytes,
             } => {
-                let report = (*batch).flush(store, now).await?;
+                let (report, state) = (*batch).flush(store, now).await?;
+                // Freed by the reader, if it is still reading; else here.
+                let _ = done.send(state);
                 summary.created += report.created as u64;
                 summary.kept += report.kept as u64;
                 summary.records = records;
@@ -511,9 +525,7 @@ pub async fn import(
         }
     }
     let _ = reader.join();
-    if summary.created > 0 {
-        store.after_bulk_load().await?;
-    }
+    store.finish_bulk_load(summary.created > 0).await?;
     match end {
         Some((_, Some(records))) if records == summary.records => Ok(summary),
         Some((line, Some(records))) => Err(TransferError::Malformed {

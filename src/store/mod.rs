@@ -901,9 +901,22 @@ pub trait TenantStore: Send + Sync {
     // Whole tenants (reset, snapshots, seed files)
     /// Everything the tenant holds, in id order (the reserved collections included).
     async fn export_tenant(&self, tenant: &str) -> Result<TenantState, StoreError>;
-    /// Refreshes the query planner's statistics after a bulk load (`agentry
-    /// import`), so that the next start has none left to gather.
-    async fn after_bulk_load(&self) -> Result<(), StoreError>;
+    /// One batch of a bulk load (`agentry import`): merged into the tenant
+    /// in one transaction, as [`TenantStore::import_tenant`] does with
+    /// `Merge`, but possibly answered once committed and before it is
+    /// durable, so that the next batch can be written meanwhile. The state
+    /// comes back, for the caller to free where it was built.
+    async fn import_batch(
+        &self,
+        tenant: &str,
+        state: TenantState,
+        now: &str,
+    ) -> Result<(ImportReport, TenantState), StoreError>;
+    /// Ends a bulk load: answers once every batch is durable (an error if
+    /// one could not be made so) and, when the load `created` objects,
+    /// refreshes the query planner's statistics, so that the next start has
+    /// none left to gather.
+    async fn finish_bulk_load(&self, created: bool) -> Result<(), StoreError>;
     /// Writes a whole state in one transaction: with `Replace` the tenant's
     /// registry objects, memberships, Copilot policies and settings are
     /// deleted first (application registrations stay); the reserved

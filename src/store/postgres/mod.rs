@@ -1289,8 +1289,12 @@ impl TenantStore for PgStore {
         .await?)
     }
 
-    async fn after_bulk_load(&self) -> Result<(), StoreError> {
-        // Autovacuum would get to it, later.
+    async fn finish_bulk_load(&self, created: bool) -> Result<(), StoreError> {
+        // Every batch was committed durably. Autovacuum would analyze the
+        // tables too, later.
+        if !created {
+            return Ok(());
+        }
         read!(self, |c| {
             c.batch_execute("ANALYZE").await?;
         })
@@ -1303,17 +1307,39 @@ impl TenantStore for PgStore {
         mode: ImportMode,
         now: &str,
     ) -> Result<ImportReport, StoreError> {
+        let report = self.import(tenant, &state, mode, now).await?;
+        // Tens of thousands of parsed documents take a good part of a
+        // batch's own time to free; the caller need not wait for that.
+        tokio::task::spawn_blocking(move || drop(state));
+        Ok(report)
+    }
+
+    async fn import_batch(
+        &self,
+        tenant: &str,
+        state: TenantState,
+        now: &str,
+    ) -> Result<(ImportReport, TenantState), StoreError> {
+        let report = self.import(tenant, &state, ImportMode::Merge, now).await?;
+        Ok((report, state))
+    }
+}
+
+impl PgStore {
+    /// Writes `state` in one transaction, durable once it answers.
+    async fn import(
+        &self,
+        tenant: &str,
+        state: &TenantState,
+        mode: ImportMode,
+        now: &str,
+    ) -> Result<ImportReport, StoreError> {
         let report = transaction!(self, |tx| {
             // Policy writers of this tenant wait for the import to finish.
             policies::lock(&tx, tenant).await?;
             let rows = &mut PgRows::new(&tx);
-            crate::store::tenant::import(rows, tenant, &state, mode, now).await?
+            crate::store::tenant::import(rows, tenant, state, mode, now).await?
         })?;
-        // Tens of thousands of parsed documents take a good part of a
-        // batch's own time to free; an import's next batch need not wait
-        // for that. (On SQLite, whose writer thread is the bound, this
-        // made imports slower.)
-        tokio::task::spawn_blocking(move || drop(state));
         // The import stored the reserved collections.
         self.seeded
             .write()

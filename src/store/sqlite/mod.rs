@@ -1048,7 +1048,11 @@ impl TenantStore for SqliteStore {
         })
     }
 
-    async fn after_bulk_load(&self) -> Result<(), StoreError> {
+    async fn finish_bulk_load(&self, created: bool) -> Result<(), StoreError> {
+        self.writer.synced().await?;
+        if !created {
+            return Ok(());
+        }
         // Tables without statistics or grown tenfold since, as at start.
         self.writer
             .write(|conn| {
@@ -1065,24 +1069,51 @@ impl TenantStore for SqliteStore {
         mode: ImportMode,
         now: &str,
     ) -> Result<ImportReport, StoreError> {
-        let (t, now) = (tenant.to_owned(), now.to_owned());
-        // The state comes back to be freed here, not on the writer thread,
-        // which every write waits for.
-        let (report, state) = self
-            .writer
-            .write(move |conn| {
-                let rows = &mut SqliteRows::new(conn);
-                write::run_now(crate::store::tenant::import(rows, &t, &state, mode, &now))
-                    .map(|report| (report, state))
-            })
-            .await?;
+        let (report, state) = self.import(tenant, state, mode, now, false).await?;
+        // Freed here, not on the writer thread, which every write waits for.
         drop(state);
+        Ok(report)
+    }
+
+    async fn import_batch(
+        &self,
+        tenant: &str,
+        state: TenantState,
+        now: &str,
+    ) -> Result<(ImportReport, TenantState), StoreError> {
+        self.import(tenant, state, ImportMode::Merge, now, true)
+            .await
+    }
+}
+
+impl SqliteStore {
+    /// Writes `state` in one writer job, answered once durable or, for a
+    /// batch of a bulk load, once committed; the state comes back to be
+    /// freed off the writer thread.
+    async fn import(
+        &self,
+        tenant: &str,
+        state: TenantState,
+        mode: ImportMode,
+        now: &str,
+        bulk: bool,
+    ) -> Result<(ImportReport, TenantState), StoreError> {
+        let (t, now) = (tenant.to_owned(), now.to_owned());
+        let job = move |conn: &Connection| {
+            let rows = &mut SqliteRows::new(conn);
+            write::run_now(crate::store::tenant::import(rows, &t, &state, mode, &now))
+                .map(|report| (report, state))
+        };
+        let done = match bulk {
+            true => self.writer.write_committed(job).await?,
+            false => self.writer.write(job).await?,
+        };
         // The import stored the reserved collections.
         self.seeded
             .write()
             .expect("seed set poisoned")
             .insert(tenant.to_owned());
-        Ok(report)
+        Ok(done)
     }
 }
 

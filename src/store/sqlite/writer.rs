@@ -2,10 +2,12 @@
 //! jobs and commits them together (group commit). Each job runs inside its own
 //! savepoint, so a failing job is rolled back alone; every job of a batch is
 //! answered only after the batch's COMMIT has reached the disk, which
-//! [`durability`](super::durability) sees to while the writer goes on.
+//! [`durability`](super::durability) sees to while the writer goes on. The
+//! batches of a bulk load are the exception: answered at COMMIT, so that the
+//! next one runs while the disk works, and made durable by one wait at the end.
 
 use super::cache::{self, DocCache};
-use super::durability::{self, Checkpointer, Completion, Syncer, WalFile};
+use super::durability::{self, Checkpointer, Completion, Flush, Syncer, WalFile};
 use super::readers::Readers;
 use super::sql_error;
 use crate::store::StoreError;
@@ -28,8 +30,17 @@ const IDLE: Duration = Duration::from_millis(200);
 
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
 
+/// When a job's caller hears of its outcome.
+#[derive(Clone, Copy)]
+enum Ack {
+    /// Once the batch's WAL frames are on disk: every write but a bulk load's.
+    Durable,
+    /// Right after COMMIT; [`Writer::synced`] later waits for the disk.
+    Committed,
+}
+
 enum Msg {
-    Job(Job),
+    Job(Job, Ack),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -77,6 +88,17 @@ impl Writer {
         cache: Arc<DocCache>,
         readers: Arc<Readers>,
     ) -> Result<Self, StoreError> {
+        Self::start_with(conn, path, cache, readers, WalFile::of_database(path))
+    }
+
+    /// [`Writer::start`], with `flush` making commits durable.
+    fn start_with(
+        conn: Connection,
+        path: &Path,
+        cache: Arc<DocCache>,
+        readers: Arc<Readers>,
+        flush: impl Flush,
+    ) -> Result<Self, StoreError> {
         // Room for every statement the write paths prepare (the UPDATE has a
         // variant per set of changed columns), so none is prepared twice.
         conn.set_prepared_statement_cache_capacity(128);
@@ -96,8 +118,7 @@ impl Writer {
             |e: std::io::Error| StoreError::Internal(format!("cannot start the writer: {e}"));
         let failed = Arc::new(AtomicBool::new(false));
         let threads = Threads {
-            syncer: Syncer::start(WalFile::of_database(path), failed.clone())
-                .map_err(cannot_start)?,
+            syncer: Syncer::start(flush, failed.clone()).map_err(cannot_start)?,
             checkpointer: Checkpointer::start(checkpoints, durability::CHECKPOINT_FRAMES)
                 .map_err(cannot_start)?,
         };
@@ -136,8 +157,36 @@ impl Writer {
         }
     }
 
-    /// Runs `f` in the next batch and returns its result once committed.
+    /// Runs `f` in the next batch and returns its result once committed
+    /// and durable.
     pub(super) async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit(f, Ack::Durable).await
+    }
+
+    /// Runs `f` in the next batch and returns its result once committed,
+    /// without waiting for the disk: for the batches of a bulk load, whose
+    /// next batch can then run while this one is synced. Such a write is
+    /// durable once a later [`Writer::synced`] has answered.
+    pub(super) async fn write_committed<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit(f, Ack::Committed).await
+    }
+
+    /// Answers once everything committed before is durable (an empty
+    /// transaction, answered after the next sync of the WAL, which holds
+    /// every frame written before it); an error if a sync failed meanwhile.
+    pub(super) async fn synced(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok(())).await
+    }
+
+    async fn submit<R, F>(&self, f: F, ack: Ack) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
@@ -158,7 +207,7 @@ impl Writer {
             (ok, done)
         });
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(Msg::Job(job)).is_err() {
+        if self.tx.send(Msg::Job(job, ack)).is_err() {
             self.counters.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::Unavailable("the database is closed".into()));
         }
@@ -226,12 +275,12 @@ fn run(
         };
         let mut jobs = Vec::new();
         match first {
-            Msg::Job(j) => jobs.push(j),
+            Msg::Job(j, ack) => jobs.push((j, ack)),
             Msg::Shutdown(s) => stop = Some(s),
         }
         while stop.is_none() && jobs.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(Msg::Job(j)) => jobs.push(j),
+                Ok(Msg::Job(j, ack)) => jobs.push((j, ack)),
                 Ok(Msg::Shutdown(s)) => stop = Some(s),
                 Err(_) => break,
             }
@@ -273,7 +322,7 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 fn commit_batch(
     conn: &Connection,
-    jobs: Vec<Job>,
+    jobs: Vec<(Job, Ack)>,
     cache: &DocCache,
     readers: &Readers,
     threads: &Threads,
@@ -292,7 +341,7 @@ fn commit_batch(
     // was a tenth of the writer's time in a bulk import.
     let alone = jobs.len() == 1;
     let mut failed_alone = false;
-    for job in jobs {
+    for (job, ack) in jobs {
         if !alone && let Err(e) = exec(conn, "SAVEPOINT job") {
             // The job is dropped unanswered: its caller hears "unavailable".
             tracing::error!(error = %e, "cannot open a savepoint");
@@ -307,7 +356,7 @@ fn commit_batch(
             }
         };
         failed_alone = alone && !ok;
-        completions.push((end.err().map(sql_error), done));
+        completions.push((end.err().map(sql_error), done, ack));
     }
     let commit = if failed_alone {
         // Nothing to commit; the job's own error is its answer.
@@ -326,18 +375,22 @@ fn commit_batch(
     // keeps is read from a snapshot holding this commit).
     readers.committed();
     cache.invalidate(cache::take_recorded());
-    let answers = completions
-        .into_iter()
-        .map(|(step_error, done)| {
-            let outcome = match (&commit, step_error) {
-                (Err(e), _) => Err(clone_error(e)),
-                (Ok(()), Some(e)) => Err(e),
-                (Ok(()), None) => Ok(()),
-            };
-            (outcome, done)
-        })
-        .collect();
-    threads.syncer.submit(answers);
+    let mut answers = Vec::with_capacity(completions.len());
+    for (step_error, done, ack) in completions {
+        let outcome = match (&commit, step_error) {
+            (Err(e), _) => Err(clone_error(e)),
+            (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => Ok(()),
+        };
+        match ack {
+            Ack::Committed => done(outcome),
+            Ack::Durable => answers.push((outcome, done)),
+        }
+    }
+    // A batch of bulk-load jobs alone needs no sync of its own.
+    if !answers.is_empty() {
+        threads.syncer.submit(answers);
+    }
     if commit.is_ok() {
         threads
             .checkpointer
@@ -357,14 +410,33 @@ mod tests {
     use super::*;
 
     fn started(dir: &Path) -> (Writer, Connection) {
+        started_with(dir, WalFile::of_database(&dir.join("writer.db")))
+    }
+
+    fn started_with(dir: &Path, flush: impl Flush) -> (Writer, Connection) {
         let path = dir.join("writer.db");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v TEXT PRIMARY KEY);")
             .unwrap();
         let readers = Arc::new(Readers::new(path.clone()));
-        let writer = Writer::start(conn, &path, Arc::new(DocCache::new(0)), readers).unwrap();
+        let writer =
+            Writer::start_with(conn, &path, Arc::new(DocCache::new(0)), readers, flush).unwrap();
         (writer, Connection::open(&path).unwrap())
     }
+
+    /// A disk whose every flush waits for the test's word: `true` succeeds.
+    struct Gate(std::sync::mpsc::Receiver<bool>);
+
+    impl Flush for Gate {
+        fn flush(&mut self) -> std::io::Result<()> {
+            match self.0.recv() {
+                Ok(true) => Ok(()),
+                _ => Err(std::io::Error::other("the disk failed")),
+            }
+        }
+    }
+
+    const PATIENCE: Duration = Duration::from_secs(10);
 
     fn stored(conn: &Connection) -> Vec<String> {
         let mut stmt = conn.prepare("SELECT v FROM t ORDER BY v").unwrap();
@@ -444,5 +516,57 @@ mod tests {
         // One batch of one job, then one of three (bucket 4 counts 2).
         assert_eq!(batched[0], (1, 1), "{batched:?}");
         assert_eq!(batched[2], (4, 2), "{batched:?}");
+    }
+
+    #[tokio::test]
+    async fn a_bulk_write_is_answered_at_commit_and_synced_waits_for_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (disk, gate) = channel();
+        let (writer, reader) = started_with(dir.path(), Gate(gate));
+        // Answered while no flush has returned.
+        let committed = tokio::time::timeout(PATIENCE, writer.write_committed(job(&["a"], false)));
+        committed
+            .await
+            .expect("answered only after a flush")
+            .unwrap();
+        assert_eq!(stored(&reader), ["a"]);
+        let mut synced = Box::pin(writer.synced());
+        let early = tokio::time::timeout(Duration::from_millis(50), &mut synced).await;
+        assert!(early.is_err(), "synced before the disk answered");
+        disk.send(true).unwrap();
+        tokio::time::timeout(PATIENCE, synced)
+            .await
+            .unwrap()
+            .unwrap();
+        disk.send(true).unwrap();
+        writer.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_bulk_write_whose_sync_fails_fails_the_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (disk, gate) = channel();
+        let (writer, _reader) = started_with(dir.path(), Gate(gate));
+        let committed = tokio::time::timeout(PATIENCE, writer.write_committed(job(&["a"], false)));
+        committed
+            .await
+            .expect("answered only after a flush")
+            .unwrap();
+        disk.send(false).unwrap();
+        let synced = tokio::time::timeout(PATIENCE, writer.synced())
+            .await
+            .unwrap();
+        assert!(
+            matches!(synced, Err(StoreError::Unavailable(_))),
+            "{synced:?}"
+        );
+        // Nothing vouches for the disk any more: later writes are refused.
+        let later = writer.write_committed(job(&["b"], false)).await;
+        assert!(
+            matches!(later, Err(StoreError::Unavailable(_))),
+            "{later:?}"
+        );
+        drop(disk);
+        writer.shutdown().await;
     }
 }
