@@ -212,6 +212,61 @@ pub fn next_link(meta: &RequestMeta, path: &str, raw_query: Option<&str>, token:
     url
 }
 
+/// A stored document's text cut down to the selected properties (all of
+/// them for `*` or no `$select`), in document order, with `@odata.etag`
+/// first: the text of `object_with_etag(etag, project(parse(doc), select))`,
+/// without building the document's values (each kept property's stored text
+/// is copied as it is). An empty object's, as [`crate::store::Stored::parse`]
+/// gives, if the document is not a JSON object.
+pub fn project_text(doc: &str, etag: &str, select: Option<&[String]>) -> String {
+    let Some(names) = select.filter(|names| !names.iter().any(|n| n == "*")) else {
+        return with_etag(doc, etag);
+    };
+    let Ok(Properties(properties)) = serde_json::from_str::<Properties>(doc) else {
+        return with_etag("{}", etag);
+    };
+    let mut kept = String::with_capacity(doc.len());
+    kept.push('{');
+    for (name, value) in properties {
+        if names.contains(&name) {
+            if kept.len() > 1 {
+                kept.push(',');
+            }
+            kept.push_str(&Value::String(name).to_string());
+            kept.push(':');
+            kept.push_str(value.get());
+        }
+    }
+    kept.push('}');
+    with_etag(&kept, etag)
+}
+
+/// A JSON object's properties in order, each value left as its text.
+struct Properties<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Properties<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Properties<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut properties = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(entry) = map.next_entry()? {
+                    properties.push(entry);
+                }
+                Ok(Properties(properties))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
 /// Keeps the selected properties of a document (all of them for `*` or no `$select`).
 pub fn project(doc: Map<String, Value>, select: Option<&[String]>) -> Map<String, Value> {
     match select {
@@ -303,6 +358,35 @@ mod tests {
         assert_eq!(
             link,
             "http://h:1/beta/agentRegistry/agentInstances?$top=2&$select=id&$skiptoken=new"
+        );
+    }
+
+    #[test]
+    fn a_projected_text_is_the_projected_document_with_its_etag() {
+        let doc = r#"{"id":"a","displayName":"d \"q\" é","n":1.50,"tags":[{"x":[1,{"y":null}]}],"url":null}"#;
+        let selects: [Option<&[&str]>; 6] = [
+            None,
+            Some(&["*"]),
+            Some(&["url", "id"]),
+            Some(&["tags", "n", "displayName"]),
+            Some(&["missing"]),
+            Some(&[]),
+        ];
+        for select in selects {
+            let select: Option<Vec<String>> =
+                select.map(|names| names.iter().map(|n| (*n).to_owned()).collect());
+            let parsed: Map<String, Value> = serde_json::from_str(doc).unwrap();
+            let expected = object_with_etag("W/\"1-x\"".into(), project(parsed, select.as_deref()));
+            assert_eq!(
+                project_text(doc, "W/\"1-x\"", select.as_deref()),
+                expected.to_string(),
+                "{select:?}"
+            );
+        }
+        let some: &[String] = &["id".into()];
+        assert_eq!(
+            project_text("[1]", "e", Some(some)),
+            r#"{"@odata.etag":"e"}"#
         );
     }
 

@@ -280,8 +280,8 @@ fn claim_managed_by(
 /// query's `$expand`, in order, read in the same snapshot as the entity.
 fn shape(q: &QueryOptions, stored: Stored, related: Vec<Vec<Stored>>) -> String {
     let tag = etag::of(&stored);
-    if !q.reshapes() {
-        return respond::with_etag(&stored.doc, &tag);
+    if q.expand.is_empty() {
+        return respond::project_text(&stored.doc, &tag, q.select.as_deref());
     }
     let mut out = respond::project(stored.parse(), q.select.as_deref());
     for (e, entities) in q.expand.iter().zip(related) {
@@ -564,11 +564,7 @@ impl ListRequest<'_> {
             .items
             .into_iter()
             .map(|stored| match &summary {
-                Some(props) => respond::object_with_etag(
-                    etag::of(&stored),
-                    respond::project(stored.parse(), Some(props)),
-                )
-                .to_string(),
+                Some(props) => respond::project_text(&stored.doc, &etag::of(&stored), Some(props)),
                 None => shape(q, stored, related.next().unwrap_or_default()),
             })
             .collect();
