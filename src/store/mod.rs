@@ -174,6 +174,8 @@ pub enum Side {
     ManifestTags,
     /// Registration owners: `ownerIds/any(o: o eq …)`.
     RegistrationOwners,
+    /// A catalog package's element types: `elementTypes/any(t: t eq …)`.
+    PackageElementTypes,
 }
 
 /// The side table that answers `collection/any(variable: body)` on `ty`, and
@@ -211,6 +213,10 @@ pub fn side_values<'e>(
         ("agentRegistrations", [p]) if p == "ownerIds" => {
             Some((Side::RegistrationOwners, equality_literals(body, variable)?))
         }
+        ("packages", [p]) if p == "elementTypes" => Some((
+            Side::PackageElementTypes,
+            equality_literals(body, variable)?,
+        )),
         _ => None,
     }
 }
@@ -228,6 +234,9 @@ pub fn side_term(ty: &crate::domain::schema::EntityType, e: &Expr) -> Option<(Si
         return None;
     };
     match side_values(ty, &collection.segments, variable, body)? {
+        // Most packages match an element type: their page is read in id
+        // order, each row checked, rather than driven by the side table.
+        (Side::PackageElementTypes, _) => None,
         (side, values) if values.len() == 1 => Some((side, values[0].to_owned())),
         _ => None,
     }
@@ -372,6 +381,7 @@ const TENANT_TABLES: &[&str] = &[
     "agent_registrations",
     "agent_registration_owners",
     "copilot_packages",
+    "copilot_package_element_types",
     "copilot_policies",
     "copilot_tenant_settings",
     "agent_watch",

@@ -38,6 +38,11 @@ pub(super) fn side_columns(side: Side) -> (&'static str, &'static str, &'static 
         Side::RegistrationOwners => ("agent_registration_owners", "registration_id", "owner_id"),
         Side::InstanceTags => ("agent_instance_skill_tags", "instance_id", "tag"),
         Side::ManifestTags => ("agent_card_manifest_skill_tags", "manifest_id", "tag"),
+        Side::PackageElementTypes => (
+            "copilot_package_element_types",
+            "package_id",
+            "element_type",
+        ),
     }
 }
 
@@ -513,7 +518,11 @@ impl<D: Dialect> Builder<D> {
     }
 
     /// The side tables answer the common discovery filters:
-    /// `ownerIds/any(o: o eq …)` and `skills/any(s: s/tags/any(t: t eq …))`.
+    /// `ownerIds/any(o: o eq …)` and `skills/any(s: s/tags/any(t: t eq …))`,
+    /// and the catalog's `elementTypes/any(t: t eq …)`. A package's element
+    /// types are few and most packages match them, so that term is checked
+    /// row by row (a page stops at its last row), not as the set of every
+    /// match, which suits selective owners and tags.
     fn side_table(
         &mut self,
         base: &str,
@@ -526,9 +535,14 @@ impl<D: Dialect> Builder<D> {
         let (table, key, column) = side_columns(side);
         let t = self.param(Lit::Text(self.tenant.clone()));
         let list = self.in_list(&values);
-        Some(format!(
-            "({base}.id IN (SELECT {key} FROM {table} WHERE tenant_id = {t} AND {column} IN ({list})))"
-        ))
+        Some(match side {
+            Side::PackageElementTypes => format!(
+                "EXISTS (SELECT 1 FROM {table} s WHERE s.tenant_id = {t} AND s.{key} = {base}.id AND s.{column} IN ({list}))"
+            ),
+            _ => format!(
+                "({base}.id IN (SELECT {key} FROM {table} WHERE tenant_id = {t} AND {column} IN ({list})))"
+            ),
+        })
     }
 
     fn lambda(

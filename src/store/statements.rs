@@ -30,7 +30,8 @@ pub(super) fn dependents(entity: Entity) -> &'static [&'static str] {
             &["DELETE FROM agent_collection_members WHERE tenant_id = $1 AND collection_id = $2"]
         }
         Entity::Registration => &[DELETE_REGISTRATION_OWNERS],
-        Entity::Package | Entity::Audit => &[],
+        Entity::Package => &[DELETE_PACKAGE_ELEMENT_TYPES],
+        Entity::Audit => &[],
     }
 }
 
@@ -55,7 +56,15 @@ pub(super) fn side_values(entity: Entity) -> Option<(&'static str, SideTable)> {
                 value: "tag",
             },
         )),
-        Entity::Collection | Entity::Package | Entity::Audit => None,
+        Entity::Collection | Entity::Audit => None,
+        Entity::Package => Some((
+            DELETE_PACKAGE_ELEMENT_TYPES,
+            SideTable {
+                table: "copilot_package_element_types",
+                key: "package_id",
+                value: "element_type",
+            },
+        )),
         Entity::Registration => Some((
             DELETE_REGISTRATION_OWNERS,
             SideTable {
@@ -88,6 +97,8 @@ const DELETE_REGISTRATION_OWNERS: &str =
     "DELETE FROM agent_registration_owners WHERE tenant_id = $1 AND registration_id = $2";
 const DELETE_MANIFEST_TAGS: &str =
     "DELETE FROM agent_card_manifest_skill_tags WHERE tenant_id = $1 AND manifest_id = $2";
+const DELETE_PACKAGE_ELEMENT_TYPES: &str =
+    "DELETE FROM copilot_package_element_types WHERE tenant_id = $1 AND package_id = $2";
 
 /// An instance's copy of its manifest's skill tags: `$1` tenant, `$2` instance.
 pub(super) const DELETE_INSTANCE_TAGS: &str =

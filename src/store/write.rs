@@ -47,7 +47,8 @@ impl Entity {
         match self {
             Entity::Instance | Entity::Registration => Some("ownerIds"),
             Entity::Manifest => Some("skills"),
-            Entity::Collection | Entity::Package | Entity::Audit => None,
+            Entity::Package => Some("elementTypes"),
+            Entity::Collection | Entity::Audit => None,
         }
     }
 
@@ -168,7 +169,8 @@ pub(super) fn side_values(table: Entity, doc: &Map<String, Value>) -> Vec<&str> 
             .flatten()
             .filter_map(Value::as_str)
             .collect(),
-        Entity::Collection | Entity::Package | Entity::Audit => Vec::new(),
+        Entity::Package => items("elementTypes").filter_map(Value::as_str).collect(),
+        Entity::Collection | Entity::Audit => Vec::new(),
     }
 }
 

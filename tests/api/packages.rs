@@ -355,3 +355,53 @@ async fn the_control_plane_loads_and_removes_packages_and_snapshots_carry_them()
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["value"], json!([]));
 }
+
+#[tokio::test]
+async fn a_package_loaded_again_under_a_removed_id_is_listed_by_its_new_element_types() {
+    let s = TestServer::start().await;
+    catalog(&s).await;
+    let listed = |query: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .as_admin(Method::GET, "beta", &format!("{SET}{query}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{query}");
+            let body: Value = r.json().await.unwrap();
+            ids(&body)
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        }
+    };
+    let r = s
+        .control_as(TENANT_A, Method::DELETE, "/copilot/packages/P_2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // The same id again, now an add-in: listed by its new type only.
+    s.load_package(package(
+        "P_2",
+        "Expense add-in",
+        &["OfficeAddIns"],
+        &["Outlook"],
+    ))
+    .await;
+    assert_eq!(listed("").await, ["P_1", "P_4"]);
+    assert!(
+        listed("?$filter=elementTypes/any(t:t eq 'Bots')")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        listed("?$filter=elementTypes/any(t:t eq 'OfficeAddIns')").await,
+        ["P_2", "P_3"]
+    );
+    assert_eq!(
+        listed("?$filter=elementTypes/any(t:t eq 'OfficeAddIns' or t eq 'Bots')").await,
+        ["P_2", "P_3"]
+    );
+}

@@ -42,6 +42,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0009_agent_watch.sql"),
     ),
     ("0010_users", include_str!("migrations/0010_users.sql")),
+    (
+        "0011_package_element_types",
+        include_str!("migrations/0011_package_element_types.sql"),
+    ),
 ];
 
 /// The advisory lock key that serialises migrations ("agentry" in ASCII).

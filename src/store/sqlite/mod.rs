@@ -86,6 +86,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0010_agent_watch.sql"),
     ),
     ("0011_users", include_str!("migrations/0011_users.sql")),
+    (
+        "0012_package_element_types",
+        include_str!("migrations/0012_package_element_types.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -1187,5 +1191,43 @@ mod tests {
             "{:#?}",
             plan(&conn, &unhinted)
         );
+    }
+
+    #[test]
+    fn packages_stored_before_their_element_types_table_get_their_rows() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO copilot_packages (tenant_id, id, created_at, modified_at, version, doc)
+               VALUES ('t', 'P_1', 'x', 'x', 1, '{"elementTypes":["Bots","DeclarativeAgent",3]}'),
+                      ('t', 'P_2', 'x', 'x', 1, '{"elementTypes":null}'),
+                      ('t', 'P_3', 'x', 'x', 1, '{}'),
+                      ('u', 'P_1', 'x', 'x', 1, '{"elementTypes":["OfficeAddIns"]}');"#,
+        )
+        .unwrap();
+        let (_, sql) = MIGRATIONS
+            .iter()
+            .find(|(name, _)| *name == "0012_package_element_types")
+            .unwrap();
+        // The migration's backfill, as it ran on a folder holding packages.
+        conn.execute_batch(&sql[sql.find("INSERT").unwrap()..])
+            .unwrap();
+        let rows: Vec<(String, String, String)> = conn
+            .prepare(
+                "SELECT tenant_id, package_id, element_type FROM copilot_package_element_types
+                 ORDER BY tenant_id, package_id, element_type",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let want = [
+            ("t", "P_1", "Bots"),
+            ("t", "P_1", "DeclarativeAgent"),
+            ("u", "P_1", "OfficeAddIns"),
+        ]
+        .map(|(t, p, e)| (t.to_owned(), p.to_owned(), e.to_owned()));
+        assert_eq!(rows, want);
     }
 }
