@@ -536,9 +536,12 @@ impl<D: Dialect> Builder<D> {
         let t = self.param(Lit::Text(self.tenant.clone()));
         let list = self.in_list(&values);
         Some(match side {
-            Side::PackageElementTypes => format!(
-                "EXISTS (SELECT 1 FROM {table} s WHERE s.tenant_id = {t} AND s.{key} = {base}.id AND s.{column} IN ({list}))"
-            ),
+            Side::PackageElementTypes => {
+                let s = self.alias("s");
+                format!(
+                    "EXISTS (SELECT 1 FROM {table} {s} WHERE {s}.tenant_id = {t} AND {s}.{key} = {base}.id AND {s}.{column} IN ({list}))"
+                )
+            }
             _ => format!(
                 "({base}.id IN (SELECT {key} FROM {table} WHERE tenant_id = {t} AND {column} IN ({list})))"
             ),
