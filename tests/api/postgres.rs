@@ -209,7 +209,7 @@ fn agentry_migrate_applies_the_schema_once_on_either_backend() {
     let pg = pg::shared().create_database();
     assert_eq!(
         migrate(&pg),
-        "applied 0001_schema\napplied 0002_instance_skill_tags\napplied 0003_sort_indexes_nulls_first\napplied 0004_one_name_index\napplied 0005_agent_registrations\napplied 0006_copilot_packages\napplied 0007_audit_and_change_log\napplied 0008_subscriptions\napplied 0009_agent_watch\napplied 0010_users\n"
+        "applied 0001_schema\napplied 0002_instance_skill_tags\napplied 0003_sort_indexes_nulls_first\napplied 0004_one_name_index\napplied 0005_agent_registrations\napplied 0006_copilot_packages\napplied 0007_audit_and_change_log\napplied 0008_subscriptions\napplied 0009_agent_watch\napplied 0010_users\napplied 0011_package_element_types\n"
     );
     assert_eq!(migrate(&pg), "the database schema is up to date\n");
     let name = pg.rsplit('/').next().unwrap();
@@ -219,7 +219,7 @@ fn agentry_migrate_applies_the_schema_once_on_either_backend() {
     );
     assert_eq!(
         recorded,
-        "0001_schema 0002_instance_skill_tags 0003_sort_indexes_nulls_first 0004_one_name_index 0005_agent_registrations 0006_copilot_packages 0007_audit_and_change_log 0008_subscriptions 0009_agent_watch 0010_users"
+        "0001_schema 0002_instance_skill_tags 0003_sort_indexes_nulls_first 0004_one_name_index 0005_agent_registrations 0006_copilot_packages 0007_audit_and_change_log 0008_subscriptions 0009_agent_watch 0010_users 0011_package_element_types"
     );
 
     let dir = tempfile::tempdir().unwrap();
