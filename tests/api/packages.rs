@@ -42,6 +42,15 @@ impl TestServer {
         assert_eq!(r.status(), StatusCode::CREATED, "{body}");
     }
 
+    pub(crate) async fn remove_package(&self, id: &str) {
+        let r = self
+            .control_as(TENANT_A, Method::DELETE, &format!("/copilot/packages/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{id}");
+    }
+
     fn as_admin(&self, method: Method, version: &str, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, format!("{}/{version}{path}", self.origin))
@@ -338,12 +347,7 @@ async fn the_control_plane_loads_and_removes_packages_and_snapshots_carry_them()
     let snapshot = s.snapshot().await;
     let packages = &snapshot["tenants"][TENANT_A]["copilot"]["packages"];
     assert_eq!(packages.as_array().unwrap().len(), 4, "{snapshot}");
-    let r = s
-        .control_as(TENANT_A, Method::DELETE, "/copilot/packages/P_2")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    s.remove_package("P_2").await;
     let r = s
         .as_admin(Method::GET, "beta", &format!("{SET}/P_2"))
         .send()
@@ -376,12 +380,7 @@ async fn a_package_loaded_again_under_a_removed_id_is_listed_by_its_new_element_
                 .collect::<Vec<_>>()
         }
     };
-    let r = s
-        .control_as(TENANT_A, Method::DELETE, "/copilot/packages/P_2")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    s.remove_package("P_2").await;
     // The same id again, now an add-in: listed by its new type only.
     s.load_package(package(
         "P_2",
