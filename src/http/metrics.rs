@@ -187,6 +187,18 @@ impl Metrics {
                 "Write jobs run by the writer.",
                 store.write_jobs,
             ),
+            (
+                "agentry_db_guarded_writes_total",
+                "counter",
+                "PATCHes written as one statement guarded by the version read.",
+                store.guarded_writes,
+            ),
+            (
+                "agentry_db_guarded_fallbacks_total",
+                "counter",
+                "Guarded PATCHes run again with the row locked (changed meanwhile, or more than one statement).",
+                store.guarded_fallbacks,
+            ),
         ];
         for (name, kind, help, value) in simple {
             header(w, name, kind, help);
@@ -262,6 +274,7 @@ mod tests {
             batch_size_buckets: vec![(1, 4), (2, 5)],
             write_batches: 5,
             write_jobs: 6,
+            guarded_fallbacks: 3,
             ..StoreStats::default()
         };
         let text = m.render(&stats);
@@ -281,6 +294,7 @@ mod tests {
         assert!(text.contains("le=\"+Inf\"} 3"), "{text}");
         assert!(text.contains("agentry_db_idle_read_connections 2"));
         assert!(text.contains("agentry_db_write_batch_size_bucket{le=\"2\"} 5"));
+        assert!(text.contains("agentry_db_guarded_fallbacks_total 3"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");

@@ -417,6 +417,13 @@ pub struct StoreStats {
     pub write_jobs: u64,
     /// Batch sizes: (upper bound, batches of at most that many jobs), cumulative.
     pub batch_size_buckets: Vec<(u64, u64)>,
+    /// PATCHes written as one statement guarded by the version read
+    /// (PostgreSQL).
+    pub guarded_writes: u64,
+    /// PATCHes tried that way and run again in a transaction that locks
+    /// the row: another writer changed it in between, or the PATCH needed
+    /// more than one statement.
+    pub guarded_fallbacks: u64,
 }
 
 /// The Agent Registry's objects: instances, card manifests, collections and

@@ -433,10 +433,12 @@ async fn writes_abandoned_midway_leave_no_connection_inside_a_transaction() {
         )
         .await
         .unwrap();
+    // A new owner each time: the PATCH needs more than one statement, so it
+    // runs in a transaction that locks the row (after its guarded read).
     let rename = |n: usize| {
         parse_write(
             &AGENT_INSTANCE,
-            json!({ "displayName": format!("n{n}") }),
+            json!({ "displayName": format!("n{n}"), "ownerIds": [format!("o{n}")] }),
             false,
         )
         .unwrap()
@@ -470,5 +472,122 @@ async fn writes_abandoned_midway_leave_no_connection_inside_a_transaction() {
         .expect("the row is not left locked");
         patched.unwrap();
     }
+    store.close().await;
+}
+
+/// Connects to `url` outside any store, as another program would.
+async fn other_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// The one number `sql` answers.
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_whose_row_changes_after_it_was_read_is_written_again_keeping_both_changes() {
+    use agentry::domain::parse_write;
+    use agentry::domain::schema::AGENT_INSTANCE;
+    use serde_json::json;
+    let url = pg::shared().create_database();
+    let store = agentry::store::open(&url).await.unwrap();
+    let c = write_ctx();
+    let body = json!({"displayName": "hot", "ownerIds": []});
+    store
+        .create_instance(
+            "t",
+            "hot",
+            parse_write(&AGENT_INSTANCE, body, true).unwrap(),
+            &c,
+        )
+        .await
+        .unwrap();
+    let rename =
+        |name: &str| parse_write(&AGENT_INSTANCE, json!({ "displayName": name }), false).unwrap();
+    let logged = "SELECT count(*) FROM change_log WHERE id = 'hot'";
+    let watcher = other_client(&url).await;
+    let audits_before = count(&watcher, "SELECT count(*) FROM directory_audits").await;
+
+    // Another writer changes the row and holds it, uncommitted.
+    let other = other_client(&url).await;
+    other
+        .batch_execute(
+            "BEGIN; UPDATE agent_instances SET version = version + 1,
+             doc = (doc::jsonb || '{\"description\": \"from elsewhere\"}')::json
+             WHERE id = 'hot'",
+        )
+        .await
+        .unwrap();
+    // The PATCH reads version 1 (the last committed), and its guarded
+    // statement waits for the row.
+    let patch = tokio::spawn({
+        let (store, c) = (store.clone(), c.clone());
+        async move {
+            store
+                .update_instance("t", "hot", rename("renamed"), &c)
+                .await
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(
+        &watcher,
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .await
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the PATCH never waited for the row"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    other.batch_execute("COMMIT").await.unwrap();
+
+    // The row was at version 2 when the lock was released: the guarded
+    // statement wrote nothing, and the PATCH ran again over the change.
+    let patched = patch.await.unwrap().unwrap();
+    assert_eq!(patched.version, 3);
+    let doc: Value = serde_json::from_str(&patched.doc).unwrap();
+    assert_eq!(doc["displayName"], "renamed");
+    assert_eq!(doc["description"], "from elsewhere", "{doc}");
+    assert_eq!(
+        (
+            store.stats().guarded_writes,
+            store.stats().guarded_fallbacks
+        ),
+        (0, 1)
+    );
+    assert_eq!(
+        count(&watcher, logged).await,
+        2,
+        "the create and one update"
+    );
+    assert_eq!(
+        count(&watcher, "SELECT count(*) FROM directory_audits").await,
+        audits_before + 1,
+        "one audit record of the PATCH"
+    );
+
+    // Uncontended, the next PATCH is one guarded statement.
+    let patched = store
+        .update_instance("t", "hot", rename("again"), &c)
+        .await
+        .unwrap();
+    assert_eq!(patched.version, 4);
+    assert_eq!(
+        (
+            store.stats().guarded_writes,
+            store.stats().guarded_fallbacks
+        ),
+        (1, 1)
+    );
+    assert_eq!(count(&watcher, logged).await, 3);
     store.close().await;
 }

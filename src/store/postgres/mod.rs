@@ -6,12 +6,14 @@
 //! - Every read-modify-write is one transaction that locks the row it read
 //!   (`SELECT … FOR UPDATE`), so concurrent PATCHes from any number of
 //!   replicas never lose an update; serialization failures and deadlocks are
-//!   retried a few times.
+//!   retried a few times. A PATCH of one row alone is first tried as one
+//!   statement guarded by the version it read (`guarded`).
 //! - A connection pool with bounded waits: when the database is gone, calls
 //!   fail fast with [`StoreError::Unavailable`], and broken connections are
 //!   replaced once it is back, without restarting Agentry.
 
 mod changes;
+mod guarded;
 mod migrate;
 mod pipeline;
 mod policies;
@@ -35,9 +37,11 @@ use async_trait::async_trait;
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
 };
+use guarded::Guarded;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -62,6 +66,10 @@ pub struct PgStore {
     /// Tenants whose reserved collections are known to be stored.
     seeded: RwLock<HashSet<String>>,
     clock: crate::clock::SharedClock,
+    /// PATCHes written as one guarded statement, and those run again with
+    /// locks (see `guarded`).
+    guarded_writes: AtomicU64,
+    guarded_fallbacks: AtomicU64,
 }
 
 /// Why a step inside a transaction failed: a database error still to be
@@ -70,6 +78,10 @@ pub struct PgStore {
 enum Fail {
     Db(tokio_postgres::Error),
     Store(StoreError),
+    /// A write tried as one guarded statement (see `guarded`) needs the
+    /// locking transaction instead: it does more than one statement can,
+    /// or another writer changed its row since it was read.
+    NeedsLock,
 }
 
 impl From<tokio_postgres::Error> for Fail {
@@ -111,6 +123,9 @@ impl Fail {
         match self {
             Fail::Db(e) => pg_error(e),
             Fail::Store(e) => e,
+            Fail::NeedsLock => {
+                StoreError::Internal("a guarded write was not run again with locks".into())
+            }
         }
     }
 }
@@ -322,6 +337,8 @@ impl PgStore {
             shared,
             seeded: RwLock::new(HashSet::new()),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
+            guarded_writes: AtomicU64::new(0),
+            guarded_fallbacks: AtomicU64::new(0),
         })
     }
 
@@ -337,6 +354,27 @@ impl PgStore {
             .get()
             .await
             .map_err(|e| Fail::Store(pool_error(e)))
+    }
+
+    /// A PATCH tried as one guarded statement (see `guarded`).
+    /// `Fail::NeedsLock` when it must be run in a locking transaction.
+    /// The row is read on a connection shared with point reads; the one
+    /// statement goes out on a connection of its own, so that PostgreSQL
+    /// can flush the commits of concurrent writers together.
+    async fn guarded_write(&self, op: &write::Write) -> Step<write::Written> {
+        let (written, queued) = {
+            // Let go before taking the other: a pool too small to share
+            // gives point reads connections of its own.
+            let reader = self.point_client().await?;
+            let mut rows = PgRows(&*reader, Vec::new(), Mode::Guarded(Guarded::default()));
+            let written = write::apply(&mut rows, op).await?;
+            let Mode::Guarded(queued) = rows.2 else {
+                unreachable!("the rows stay guarded")
+            };
+            (written, queued)
+        };
+        queued.send(&self.client().await?).await?;
+        Ok(written)
     }
 
     /// One attempt at a write, as one transaction whose statements are sent
@@ -390,14 +428,19 @@ fn object(text: &str) -> Map<String, Value> {
 /// [`write::Rows`]): rows read for a write are locked until it commits.
 /// The rows of one transaction (or read), and the changes its write has
 /// made so far.
-/// In a pipelined write (`pipelined`), the statements whose answer is only
-/// success wait in a queue and go out ahead of the next one (see
-/// `pipeline`); elsewhere every statement runs at once.
-struct PgRows<'t, C>(
-    &'t C,
-    Vec<crate::domain::audit::Change>,
-    Option<Vec<pipeline::Pending<'t>>>,
-);
+struct PgRows<'t, C>(&'t C, Vec<crate::domain::audit::Change>, Mode<'t>);
+
+/// How the statements of a [`PgRows`] go out.
+enum Mode<'t> {
+    /// Every statement runs at once.
+    Immediate,
+    /// The statements whose answer is only success wait in a queue and go
+    /// out ahead of the next one (see `pipeline`).
+    Pipelined(Vec<pipeline::Pending<'t>>),
+    /// The row is read without a lock and the rest is queued, to go out as
+    /// one statement guarded by the version read (see `guarded`).
+    Guarded(Guarded),
+}
 
 /// A parameter of a queued statement, owned by it.
 type Param = Box<dyn ToSql + Send + Sync>;
@@ -408,32 +451,40 @@ fn param(value: impl ToSql + Send + Sync + 'static) -> Param {
 
 impl<'t, C: GenericClient + Sync> PgRows<'t, C> {
     fn new(client: &'t C) -> Self {
-        PgRows(client, Vec::new(), None)
+        PgRows(client, Vec::new(), Mode::Immediate)
     }
 
     /// The rows of a transaction this write opens itself: BEGIN waits in
     /// the queue for the first statement.
     fn pipelined(client: &'t C) -> Self {
         let begin: pipeline::Pending<'t> = Box::pin(client.batch_execute("BEGIN"));
-        PgRows(client, Vec::new(), Some(vec![begin]))
+        PgRows(client, Vec::new(), Mode::Pipelined(vec![begin]))
     }
 
     /// Runs `next` after the queued statements, sent together; a queued
     /// statement's failure is the outer error, `next`'s own answer the inner
-    /// result.
+    /// result. A guarded write reads nothing but its row: any other
+    /// statement with an answer needs the locking transaction.
     async fn run<T>(
         &mut self,
         next: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Step<Result<T, tokio_postgres::Error>> {
-        match self.2.as_mut().filter(|queued| !queued.is_empty()) {
-            None => Ok(next.await),
-            Some(queued) => Ok(pipeline::settle(std::mem::take(queued), next).await?),
+        match &mut self.2 {
+            Mode::Guarded(_) => Err(Fail::NeedsLock),
+            Mode::Pipelined(queued) if !queued.is_empty() => {
+                Ok(pipeline::settle(std::mem::take(queued), next).await?)
+            }
+            _ => Ok(next.await),
         }
     }
 
     /// A statement whose only answer is success: queued in a pipelined
     /// write, run at once otherwise.
     async fn defer(&mut self, sql: &str, params: Vec<Param>) -> Step<()> {
+        if let Mode::Guarded(g) = &mut self.2 {
+            g.parts.push((sql.to_owned(), params));
+            return Ok(());
+        }
         let c = self.0;
         let stmt = c.prepare_cached(sql).await?;
         let statement = async move {
@@ -444,8 +495,8 @@ impl<'t, C: GenericClient + Sync> PgRows<'t, C> {
             c.execute(&stmt, &refs).await.map(drop)
         };
         match &mut self.2 {
-            Some(queued) => queued.push(Box::pin(statement)),
-            None => statement.await?,
+            Mode::Pipelined(queued) => queued.push(Box::pin(statement)),
+            _ => statement.await?,
         }
         Ok(())
     }
@@ -604,16 +655,26 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
         } else {
             "NULL::text"
         };
+        let guarded = matches!(self.2, Mode::Guarded(_));
         let sql = format!(
-            "SELECT doc::text, version, {link}{} FROM {} WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            "SELECT doc::text, version, {link}{} FROM {} WHERE tenant_id = $1 AND id = $2{}",
             table.column_list(0, false),
-            table.table()
+            table.table(),
+            if guarded { "" } else { " FOR UPDATE" }
         );
         let stmt = self.0.prepare_cached(&sql).await?;
         let c = self.0;
-        let Some(r) = self.run(c.query_opt(&stmt, &[&tenant, &id])).await?? else {
+        let found = match &mut self.2 {
+            // The one row a guarded write reads, without a lock.
+            Mode::Guarded(g) if g.read.is_none() => c.query_opt(&stmt, &[&tenant, &id]).await?,
+            _ => self.run(c.query_opt(&stmt, &[&tenant, &id])).await??,
+        };
+        let Some(r) = found else {
             return Ok(None);
         };
+        if let Mode::Guarded(g) = &mut self.2 {
+            g.read = Some((table, tenant.to_owned(), id.to_owned(), r.try_get(1)?));
+        }
         Ok(Some(Row::loaded(
             table,
             r.try_get::<_, &str>(0)?,
@@ -682,6 +743,15 @@ impl<C: GenericClient + Sync> write::Rows for PgRows<'_, C> {
     }
 
     async fn update(&mut self, table: Entity, tenant: &str, id: &str, row: &Row) -> Step<Stored> {
+        if let Mode::Guarded(g) = &self.2
+            && (!g.parts.is_empty()
+                || g.read.as_ref().is_none_or(|(t, te, i, _)| {
+                    (*t, te.as_str(), i.as_str()) != (table, tenant, id)
+                }))
+        {
+            // Only the row read can be guarded, and only as the first statement.
+            return Err(Fail::NeedsLock);
+        }
         let body = Value::Object(row.doc.clone()).to_string();
         let version = row.version + 1;
         let linked = table == Entity::Instance;
@@ -967,6 +1037,25 @@ async fn lock_name(c: &impl GenericClient, namespace: &str, name: &str) -> Step<
 
 impl engine::Backend for PgStore {
     async fn write(&self, op: write::Write) -> Result<write::Written, StoreError> {
+        let guardable = match &op {
+            write::Write::UpdateInstance { .. } => true,
+            // A registration's PATCH checks its `sourceAgentId` is free.
+            write::Write::UpdatePlain { table, .. } => *table != Entity::Registration,
+            _ => false,
+        };
+        if guardable {
+            match self.guarded_write(&op).await {
+                Err(Fail::NeedsLock) => {}
+                Err(f) if f.retryable() => {}
+                outcome => {
+                    if outcome.is_ok() {
+                        self.guarded_writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return outcome.map_err(Fail::into_store);
+                }
+            }
+            self.guarded_fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
         retrying!(self.pipelined_write(&op))
     }
 
@@ -1355,6 +1444,8 @@ impl Store for PgStore {
         let status = self.pool.status();
         StoreStats {
             idle_readers: status.available as u64,
+            guarded_writes: self.guarded_writes.load(Ordering::Relaxed),
+            guarded_fallbacks: self.guarded_fallbacks.load(Ordering::Relaxed),
             ..StoreStats::default()
         }
     }

@@ -154,6 +154,7 @@ impl Writer {
             write_batches: c.batches.load(Ordering::Relaxed),
             write_jobs: c.jobs.load(Ordering::Relaxed),
             batch_size_buckets,
+            ..StoreStats::default()
         }
     }
 
