@@ -851,6 +851,25 @@ pub enum Written {
 }
 
 impl Write {
+    /// A PATCH that may change nothing but its own row (and append its
+    /// audit record and change-log row): what a backend may carry out
+    /// ahead of its write transaction, guarded by the version it read. Not
+    /// one that links a manifest, or sets what a side table mirrors (an
+    /// instance's owners, a manifest's skills), or a registration's, which
+    /// checks its `sourceAgentId` is free.
+    pub(super) fn is_row_patch(&self) -> bool {
+        let (table, props) = match self {
+            Write::UpdateInstance { write, .. } if write.manifest.is_none() => {
+                (Entity::Instance, &write.props)
+            }
+            Write::UpdatePlain { table, props, .. } if *table != Entity::Registration => {
+                (*table, props)
+            }
+            _ => return false,
+        };
+        table.side_field().is_none_or(|f| !props.contains_key(f))
+    }
+
     fn tenant(&self) -> &str {
         match self {
             Write::CreateInstance { tenant, .. }
@@ -1052,4 +1071,79 @@ async fn carry_out<R: Rows>(r: &mut R, op: &Write) -> Result<Written, R::Error> 
             Done
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Write;
+    use crate::domain::{EntityWrite, ManifestChange, WriteContext};
+    use crate::store::Entity;
+    use serde_json::{Map, Value, json};
+
+    fn props(body: Value) -> Map<String, Value> {
+        match body {
+            Value::Object(m) => m,
+            _ => unreachable!("an object"),
+        }
+    }
+
+    fn instance_patch(body: Value, manifest: Option<ManifestChange>) -> Write {
+        Write::UpdateInstance {
+            tenant: "t".into(),
+            id: "i".into(),
+            write: EntityWrite {
+                id: None,
+                props: props(body),
+                manifest,
+            },
+            ctx: WriteContext::default(),
+        }
+    }
+
+    fn plain_patch(table: Entity, body: Value) -> Write {
+        Write::UpdatePlain {
+            table,
+            tenant: "t".into(),
+            id: "x".into(),
+            props: props(body),
+            ctx: WriteContext::default(),
+        }
+    }
+
+    #[test]
+    fn only_patches_that_change_nothing_but_their_row_are_row_patches() {
+        let cases = [
+            (instance_patch(json!({"displayName": "n"}), None), true),
+            (instance_patch(json!({"ownerIds": ["o"]}), None), false),
+            (
+                instance_patch(json!({"displayName": "n"}), Some(ManifestChange::Unlink)),
+                false,
+            ),
+            (
+                plain_patch(Entity::Manifest, json!({"description": "d"})),
+                true,
+            ),
+            (plain_patch(Entity::Manifest, json!({"skills": []})), false),
+            (
+                plain_patch(Entity::Collection, json!({"displayName": "c"})),
+                true,
+            ),
+            (
+                plain_patch(Entity::Registration, json!({"displayName": "r"})),
+                false,
+            ),
+            (
+                Write::Delete {
+                    table: Entity::Instance,
+                    tenant: "t".into(),
+                    id: "i".into(),
+                    ctx: WriteContext::default(),
+                },
+                false,
+            ),
+        ];
+        for (write, expected) in cases {
+            assert_eq!(write.is_row_patch(), expected, "{write:?}");
+        }
+    }
 }

@@ -433,8 +433,8 @@ async fn writes_abandoned_midway_leave_no_connection_inside_a_transaction() {
         )
         .await
         .unwrap();
-    // A new owner each time: the PATCH needs more than one statement, so it
-    // runs in a transaction that locks the row (after its guarded read).
+    // A new owner each time: the PATCH writes a side table, so it runs in
+    // a transaction that locks the row, not as one guarded statement.
     let rename = |n: usize| {
         parse_write(
             &AGENT_INSTANCE,

@@ -1037,13 +1037,7 @@ async fn lock_name(c: &impl GenericClient, namespace: &str, name: &str) -> Step<
 
 impl engine::Backend for PgStore {
     async fn write(&self, op: write::Write) -> Result<write::Written, StoreError> {
-        let guardable = match &op {
-            write::Write::UpdateInstance { .. } => true,
-            // A registration's PATCH checks its `sourceAgentId` is free.
-            write::Write::UpdatePlain { table, .. } => *table != Entity::Registration,
-            _ => false,
-        };
-        if guardable {
+        if op.is_row_patch() {
             match self.guarded_write(&op).await {
                 Err(Fail::NeedsLock) => {}
                 Err(f) if f.retryable() => {}
