@@ -1193,6 +1193,57 @@ mod tests {
         );
     }
 
+    /// Every (package, element type) row of tenant `t`, in order.
+    fn element_type_rows(conn: &Connection) -> Vec<(String, String)> {
+        conn.prepare(
+            "SELECT package_id, element_type FROM copilot_package_element_types
+             WHERE tenant_id = 't' ORDER BY package_id, element_type",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_removed_package_takes_its_element_type_rows_with_it() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        let run = |op: write::Write| {
+            write::run_now(write::apply(&mut SqliteRows::new(&conn), &op)).unwrap();
+        };
+        for (id, types) in [
+            ("P_1", serde_json::json!(["Bots", "DeclarativeAgent"])),
+            ("P_2", serde_json::json!(["Bots"])),
+        ] {
+            let Value::Object(doc) = serde_json::json!({"id": id, "elementTypes": types}) else {
+                unreachable!("an object")
+            };
+            run(write::Write::CreatePackage {
+                tenant: "t".into(),
+                doc,
+                ctx: WriteContext::default(),
+            });
+        }
+        let row = |p: &str, t: &str| (p.to_owned(), t.to_owned());
+        assert_eq!(
+            element_type_rows(&conn),
+            [
+                row("P_1", "Bots"),
+                row("P_1", "DeclarativeAgent"),
+                row("P_2", "Bots")
+            ]
+        );
+        run(write::Write::Delete {
+            table: Entity::Package,
+            tenant: "t".into(),
+            id: "P_1".into(),
+            ctx: WriteContext::default(),
+        });
+        assert_eq!(element_type_rows(&conn), [row("P_2", "Bots")]);
+    }
+
     #[test]
     fn packages_stored_before_their_element_types_table_get_their_rows() {
         let conn = Connection::open_in_memory().unwrap();
