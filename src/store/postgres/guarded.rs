@@ -76,11 +76,11 @@ fn renumber(sql: &str, by: usize) -> String {
 }
 
 /// The one statement for `parts`, the statements a write queued in order
-/// (each with its number of parameters), given that the first names its
-/// row by `WHERE tenant_id = $1 AND id = $2` and must find it at the
-/// version held by the parameter after all of the parts' (`version`).
-/// `None` when the write is not an UPDATE followed by plain INSERTs: it
-/// must then be run in a locking transaction.
+/// (each with its number of parameters). The first must be an UPDATE naming
+/// its row by `WHERE tenant_id = $1 AND id = $2`; it is made to find the
+/// row only at the version given as the last parameter, after those of
+/// every part. `None` when the write is not such an UPDATE followed by
+/// plain INSERTs: it must then be run in a locking transaction.
 ///
 /// The statement answers with the number of rows updated, 0 or 1.
 pub(super) fn compose(parts: &[(&str, usize)]) -> Option<String> {

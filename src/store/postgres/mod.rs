@@ -425,7 +425,8 @@ fn object(text: &str) -> Map<String, Value> {
 }
 
 /// The write path's row operations inside a transaction (see
-/// [`write::Rows`]): rows read for a write are locked until it commits.
+/// [`write::Rows`]): rows read for a write are locked until it commits,
+/// except in a guarded write, which holds no transaction ([`Mode`]).
 /// The rows of one transaction (or read), and the changes its write has
 /// made so far.
 struct PgRows<'t, C>(&'t C, Vec<crate::domain::audit::Change>, Mode<'t>);
