@@ -401,6 +401,22 @@ async fn export_and_import_move_every_tenant_from_sqlite_to_postgresql_and_back(
     moved_tenants_read_back_the_same(&postgres_source, &back).await;
 }
 
+/// Creates instance `hot` of tenant `t`.
+async fn create_hot(store: &std::sync::Arc<dyn agentry::store::Store>) {
+    use agentry::domain::parse_write;
+    use agentry::domain::schema::AGENT_INSTANCE;
+    let body = serde_json::json!({"displayName": "hot", "ownerIds": []});
+    store
+        .create_instance(
+            "t",
+            "hot",
+            parse_write(&AGENT_INSTANCE, body, true).unwrap(),
+            &write_ctx(),
+        )
+        .await
+        .unwrap();
+}
+
 /// Polls `write` `polls` times, letting the connections work in between,
 /// then drops it: a request abandoned at that point of its way.
 async fn abandon_after<F: std::future::Future>(write: F, polls: usize) {
@@ -423,16 +439,7 @@ async fn writes_abandoned_midway_leave_no_connection_inside_a_transaction() {
     let database = url.rsplit('/').next().unwrap().to_owned();
     let store = agentry::store::open(&url).await.unwrap();
     let c = write_ctx();
-    let body = json!({"displayName": "hot", "ownerIds": []});
-    store
-        .create_instance(
-            "t",
-            "hot",
-            parse_write(&AGENT_INSTANCE, body, true).unwrap(),
-            &c,
-        )
-        .await
-        .unwrap();
+    create_hot(&store).await;
     // A new owner each time: the PATCH writes a side table, so it runs in
     // a transaction that locks the row, not as one guarded statement.
     let rename = |n: usize| {
@@ -497,16 +504,7 @@ async fn a_patch_whose_row_changes_after_it_was_read_is_written_again_keeping_bo
     let url = pg::shared().create_database();
     let store = agentry::store::open(&url).await.unwrap();
     let c = write_ctx();
-    let body = json!({"displayName": "hot", "ownerIds": []});
-    store
-        .create_instance(
-            "t",
-            "hot",
-            parse_write(&AGENT_INSTANCE, body, true).unwrap(),
-            &c,
-        )
-        .await
-        .unwrap();
+    create_hot(&store).await;
     let rename =
         |name: &str| parse_write(&AGENT_INSTANCE, json!({ "displayName": name }), false).unwrap();
     let logged = "SELECT count(*) FROM change_log WHERE id = 'hot'";
