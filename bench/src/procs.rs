@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// A server we started; killed when dropped.
+/// A server we started; killed when dropped, and by its watchdog when the
+/// harness dies without dropping it.
 pub struct Server {
+    /// Declared first: dropped (and so disarmed) before the server.
+    _watchdog: Watchdog,
     pub child: Child,
     pub addr: SocketAddr,
     /// The PostgreSQL postmaster serving this server, when there is one:
@@ -68,6 +71,38 @@ impl Server {
             }
         }
         self.child.kill().await
+    }
+}
+
+/// A shell that sends SIGTERM to a server once its standard input, a pipe
+/// from the harness, closes without a word: when the harness dies in a way
+/// that runs no destructor (a SIGKILL, an abort), the kernel closes the pipe
+/// and the server does not outlive the run. Dropped normally, the watchdog
+/// is killed first, so it never signals a pid that may have been reused.
+/// It runs in a process group of its own: a Ctrl-C reaches only the harness.
+struct Watchdog(std::process::Child);
+
+/// Waits for standard input to close, then stops the server (`$1`).
+const WATCHDOG: &str = r#"read -r _; kill -TERM "$1" 2>/dev/null"#;
+
+impl Watchdog {
+    fn start(pid: u32) -> std::io::Result<Self> {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("/bin/sh")
+            .args(["-c", WATCHDOG, "agentry-bench-watchdog", &pid.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map(Watchdog)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -243,10 +278,24 @@ pub async fn spawn(
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(Server {
+        _watchdog: watch(&mut child).await?,
         child,
         addr,
         database_pid: None,
     })
+}
+
+/// A watchdog for `child`, which is killed if none can be started.
+async fn watch(child: &mut Child) -> anyhow_lite::Result<Watchdog> {
+    let started = child.id().map(Watchdog::start);
+    match started {
+        Some(Ok(watchdog)) => Ok(watchdog),
+        Some(Err(e)) => {
+            let _ = child.kill().await;
+            Err(anyhow_lite::err(format!("cannot start a watchdog: {e}")))
+        }
+        None => Err(anyhow_lite::err("the server exited at once".to_owned())),
+    }
 }
 
 /// Starts a server that prints nothing useful (json-server `--quiet`) on a
@@ -292,6 +341,7 @@ pub async fn spawn_polled(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(Server {
+        _watchdog: watch(&mut child).await?,
         child,
         addr,
         database_pid: None,
@@ -400,6 +450,50 @@ pub mod anyhow_lite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A process standing in for a server: it sleeps until stopped.
+    fn sleeper() -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap()
+    }
+
+    /// Whether `child` exits within `wait`.
+    fn exits(child: &mut std::process::Child, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    #[test]
+    fn a_watchdog_whose_pipe_closes_stops_the_server_as_a_dead_harness_would() {
+        let mut server = sleeper();
+        let mut watchdog = Watchdog::start(server.id()).unwrap();
+        // What the kernel does to the pipe when the harness is killed.
+        drop(watchdog.0.stdin.take());
+        assert!(
+            exits(&mut server, Duration::from_secs(5)),
+            "the server outlived the harness"
+        );
+    }
+
+    #[test]
+    fn a_watchdog_dropped_with_its_server_signals_nothing() {
+        let mut server = sleeper();
+        drop(Watchdog::start(server.id()).unwrap());
+        assert!(
+            !exits(&mut server, Duration::from_secs(1)),
+            "a disarmed watchdog stopped the server"
+        );
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
 
     #[test]
     fn addresses_are_found_in_banners() {
