@@ -500,25 +500,11 @@ impl write::Rows for SqliteRows<'_> {
         if_new: bool,
     ) -> Result<Option<Stored>, StoreError> {
         let id = text(doc, "id").unwrap_or_default().to_owned();
-        let body = serde_json::to_string(doc).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let body = document_text(doc)?;
         let linked = table == Entity::Instance;
         let columns = column_values(table, doc);
-        let mut sql = format!(
-            "INSERT {}INTO {} (tenant_id, id, created_at, modified_at, version, doc{}{}) VALUES (?1, ?2, ?3, ?4, ?5, ?6",
-            if if_new { "OR IGNORE " } else { "" },
-            table.table(),
-            if linked { ", manifest_id" } else { "" },
-            table.column_list(0, false),
-        );
-        let first = if linked { 8 } else { 7 };
-        if linked {
-            sql.push_str(", ?7");
-        }
-        for n in 0..columns.len() {
-            sql.push_str(&format!(", ?{}", first + n));
-        }
-        sql.push(')');
-        let mut stmt = self.0.prepare_cached(&sql).map_err(sql_error)?;
+        let sql = insert_statement(table, if_new);
+        let mut stmt = self.0.prepare_cached(sql).map_err(sql_error)?;
         let (created, modified) = table.timestamps();
         let created = text(doc, created).unwrap_or_default();
         let modified = text(doc, modified).unwrap_or_default();
@@ -554,8 +540,7 @@ impl write::Rows for SqliteRows<'_> {
         id: &str,
         row: &Row,
     ) -> Result<Stored, StoreError> {
-        let body =
-            serde_json::to_string(&row.doc).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let body = document_text(&row.doc)?;
         let version = row.version + 1;
         // Only the columns whose values change are set: SQLite rewrites the
         // entries of every index on a column the statement sets, changed or
@@ -706,6 +691,49 @@ impl write::Rows for SqliteRows<'_> {
             .map(|n| n > 0)
             .map_err(sql_error)
     }
+}
+
+/// A document as stored: compact JSON, written into a buffer sized for it
+/// at once rather than grown (and copied) as serializing goes.
+fn document_text(doc: &Map<String, Value>) -> Result<String, StoreError> {
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, doc).map_err(|e| StoreError::Internal(e.to_string()))?;
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+/// The INSERT of a row of `table` (ignored when its id is taken and
+/// `if_new`), built once per table: a bulk load runs it per object.
+fn insert_statement(table: Entity, if_new: bool) -> &'static str {
+    static STATEMENTS: std::sync::OnceLock<Vec<[String; 2]>> = std::sync::OnceLock::new();
+    let all = STATEMENTS.get_or_init(|| {
+        Entity::ALL
+            .iter()
+            .map(|&t| [false, true].map(|if_new| build_insert(t, if_new)))
+            .collect()
+    });
+    let index = Entity::ALL.iter().position(|&t| t == table).unwrap_or(0);
+    &all[index][usize::from(if_new)]
+}
+
+fn build_insert(table: Entity, if_new: bool) -> String {
+    let linked = table == Entity::Instance;
+    let mut sql = format!(
+        "INSERT {}INTO {} (tenant_id, id, created_at, modified_at, version, doc{}{}) VALUES (?1, ?2, ?3, ?4, ?5, ?6",
+        if if_new { "OR IGNORE " } else { "" },
+        table.table(),
+        if linked { ", manifest_id" } else { "" },
+        table.column_list(0, false),
+    );
+    let first = if linked { 8 } else { 7 };
+    if linked {
+        sql.push_str(", ?7");
+    }
+    for n in 0..table.columns().len() {
+        sql.push_str(&format!(", ?{}", first + n));
+    }
+    sql.push(')');
+    sql
 }
 
 fn get_stored(
