@@ -7,6 +7,7 @@ use super::write::{Rows, ensure_source_agent_free, insert_entity, not_found, rec
 use super::{Entity, ImportMode, ImportReport, Section, TenantState, member_key, split_member_key};
 use crate::domain::audit::{Action, Change};
 use crate::domain::copilot::{Policy, TenantSetting};
+use crate::domain::subscriptions::ChangeType;
 use crate::domain::{RESERVED_COLLECTIONS, reserved_collection_document};
 use serde_json::{Map, Value};
 
@@ -77,6 +78,26 @@ pub(super) fn noted(kind: Entity, id: String) -> Change {
         modified: Vec::new(),
         member: None,
     }
+}
+
+/// The logged changes among `changes` in runs of one kind and change type,
+/// in order, each with its objects' ids: a backend writes the change log of
+/// a bulk load one statement per run. Membership changes are not logged.
+pub(super) fn change_runs(changes: &[Change]) -> Vec<(Entity, ChangeType, Vec<&str>)> {
+    let mut runs: Vec<(Entity, ChangeType, Vec<&str>)> = Vec::new();
+    for c in changes {
+        let ty = match c.action {
+            Action::Create => ChangeType::Created,
+            Action::Update => ChangeType::Updated,
+            Action::Delete => ChangeType::Deleted,
+            Action::AddMember | Action::RemoveMember => continue,
+        };
+        match runs.last_mut() {
+            Some((kind, t, ids)) if *kind == c.kind && *t == ty => ids.push(&c.id),
+            _ => runs.push((c.kind, ty, vec![&c.id])),
+        }
+    }
+    runs
 }
 
 /// A document as stored text; an unreadable one (never written by us) as empty.
@@ -292,4 +313,34 @@ pub(super) async fn import<R: TenantRows>(
         ImportMode::Replace => r.changes().clear(),
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_runs_split_where_the_kind_or_the_change_type_changes_and_skip_memberships() {
+        let change = |kind, id: &str, action| Change {
+            action,
+            ..noted(kind, id.to_owned())
+        };
+        let changes = [
+            change(Entity::Manifest, "m1", Action::Create),
+            change(Entity::Manifest, "m2", Action::Create),
+            change(Entity::Instance, "i1", Action::Create),
+            change(Entity::Collection, "c", Action::AddMember),
+            change(Entity::Instance, "i2", Action::Create),
+            change(Entity::Instance, "i3", Action::Update),
+            change(Entity::Instance, "i1", Action::Delete),
+        ];
+        let runs = change_runs(&changes);
+        let expected = [
+            (Entity::Manifest, ChangeType::Created, vec!["m1", "m2"]),
+            (Entity::Instance, ChangeType::Created, vec!["i1", "i2"]),
+            (Entity::Instance, ChangeType::Updated, vec!["i3"]),
+            (Entity::Instance, ChangeType::Deleted, vec!["i1"]),
+        ];
+        assert_eq!(runs, expected);
+    }
 }

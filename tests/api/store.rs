@@ -1031,8 +1031,9 @@ async fn an_export_reads_each_section_in_key_order_a_chunk_at_a_time() {
 }
 
 #[tokio::test]
-async fn a_merge_import_keeps_taken_ids_counts_an_id_given_twice_once_and_indexes_what_it_created()
-{
+async fn a_merge_import_keeps_taken_ids_counts_an_id_given_twice_once_and_logs_and_indexes_what_it_created()
+ {
+    use agentry::domain::subscriptions::ChangeType;
     use agentry::store::{ImportMode, TenantState};
     for b in backends().await {
         let st = &b.store;
@@ -1062,14 +1063,18 @@ async fn a_merge_import_keeps_taken_ids_counts_an_id_given_twice_once_and_indexe
         ]}));
         let state = TenantState {
             manifests: vec![card],
-            instances: vec![(instance("solo", "solo", "x"), Some("m".into()))],
+            instances: vec![
+                (instance("solo", "solo", "x"), Some("m".into())),
+                (instance("duo", "duo", "y"), None),
+            ],
             ..TenantState::default()
         };
+        let from = st.change_position("t").await.unwrap();
         let report = st
             .import_tenant("t", state, ImportMode::Merge, now)
             .await
             .unwrap();
-        assert_eq!((report.created, report.kept), (2, 0), "{}", b.name);
+        assert_eq!((report.created, report.kept), (3, 0), "{}", b.name);
 
         let state = TenantState {
             instances: vec![
@@ -1084,6 +1089,29 @@ async fn a_merge_import_keeps_taken_ids_counts_an_id_given_twice_once_and_indexe
             .await
             .unwrap();
         assert_eq!((report.created, report.kept), (1, 2), "{}", b.name);
+        // What each import created is logged once, in order; what it kept is not.
+        let window = agentry::store::ChangeWindow {
+            from,
+            to: st.change_position("t").await.unwrap(),
+            after: 0,
+        };
+        let logged = async |kind: Entity| -> Vec<(String, ChangeType)> {
+            let rows = st.changes(kind, "t", &window, 10).await.unwrap();
+            rows.into_iter().map(|c| (c.id, c.change)).collect()
+        };
+        let created = |ids: &[&str]| -> Vec<(String, ChangeType)> {
+            ids.iter()
+                .map(|i| (i.to_string(), ChangeType::Created))
+                .collect()
+        };
+        assert_eq!(
+            logged(Entity::Manifest).await,
+            created(&["m"]),
+            "{}",
+            b.name
+        );
+        let instances = created(&["solo", "duo", "fresh"]);
+        assert_eq!(logged(Entity::Instance).await, instances, "{}", b.name);
 
         let name = |s: Option<agentry::store::Stored>| doc(&s.unwrap())["displayName"].clone();
         let get = async |id: &str| st.get_entity(Entity::Instance, "t", id).await.unwrap();

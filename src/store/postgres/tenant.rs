@@ -2,10 +2,8 @@
 //! writes (an import is one transaction, so it commits or rolls back whole).
 
 use super::{Fail, PgRows, Step, policies};
-use crate::domain::audit::Action;
 use crate::domain::copilot::Policy;
-use crate::domain::subscriptions::ChangeType;
-use crate::store::tenant::{TenantRows, noted};
+use crate::store::tenant::{TenantRows, change_runs, noted};
 use crate::store::write::{Rows, column_values, not_found, side_values, text};
 use crate::store::{Entity, TENANT_TABLES, statements};
 use deadpool_postgres::GenericClient;
@@ -155,34 +153,13 @@ impl<C: GenericClient + Sync> TenantRows for PgRows<'_, C> {
                  ORDER BY n",
             )
             .await?;
-        let logged = |c: &crate::domain::audit::Change| match c.action {
-            Action::Create => Some(ChangeType::Created),
-            Action::Update => Some(ChangeType::Updated),
-            Action::Delete => Some(ChangeType::Deleted),
-            Action::AddMember | Action::RemoveMember => None,
-        };
-        let mut run: Vec<&str> = Vec::new();
-        let mut of: Option<(Entity, ChangeType)> = None;
-        for change in changes.iter().map(Some).chain([None]) {
-            let this = change.and_then(|c| Some((c.kind, logged(c)?)));
-            if change.is_some() && this.is_none() {
-                continue;
-            }
-            if this != of || change.is_none() {
-                if let (Some((kind, ty)), false) = (of, run.is_empty()) {
-                    self.0
-                        .execute(
-                            &stmt,
-                            &[&tenant, &kind.ty().entity_set, &ty.code(), &now, &run],
-                        )
-                        .await?;
-                }
-                run.clear();
-                of = this;
-            }
-            if let Some(c) = change {
-                run.push(&c.id);
-            }
+        for (kind, ty, ids) in change_runs(&changes) {
+            self.0
+                .execute(
+                    &stmt,
+                    &[&tenant, &kind.ty().entity_set, &ty.code(), &now, &ids],
+                )
+                .await?;
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use super::{SqliteRows, policies, sql_error};
 use crate::domain::copilot::Policy;
 use crate::store::read::Reads;
-use crate::store::tenant::{TenantRows, noted};
+use crate::store::tenant::{TenantRows, change_runs, noted};
 use crate::store::write::{Rows, not_found, side_values};
 use crate::store::{Entity, StoreError, TENANT_TABLES, statements};
 use rusqlite::{Connection, params};
@@ -151,6 +151,27 @@ impl TenantRows for SqliteRows<'_> {
             inserted.push(true);
         }
         Ok(inserted)
+    }
+
+    /// One statement per run of changes of one kind and type, its ids
+    /// passed as a JSON array: a bulk load's statements cost a writer
+    /// thread that every write waits for.
+    async fn log_changes(&mut self, tenant: &str, now: &str) -> Result<(), StoreError> {
+        let changes = std::mem::take(self.changes());
+        let mut stmt = self
+            .0
+            .prepare_cached(
+                "INSERT INTO change_log (tenant_id, entity, id, change, at)
+                 SELECT ?1, ?2, value, ?3, ?4 FROM json_each(?5) ORDER BY key",
+            )
+            .map_err(sql_error)?;
+        for (kind, ty, ids) in change_runs(&changes) {
+            let ids =
+                serde_json::to_string(&ids).map_err(|e| StoreError::Internal(e.to_string()))?;
+            stmt.execute(params![tenant, kind.ty().entity_set, ty.code(), now, ids])
+                .map_err(sql_error)?;
+        }
+        Ok(())
     }
 }
 
