@@ -40,7 +40,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use writer::Writer;
 
 /// Schema changes, applied in order; `PRAGMA user_version` counts those done.
@@ -702,18 +702,26 @@ fn document_text(doc: &Map<String, Value>) -> Result<String, StoreError> {
     String::from_utf8(out).map_err(|e| StoreError::Internal(e.to_string()))
 }
 
-/// The INSERT of a row of `table` (ignored when its id is taken and
-/// `if_new`), built once per table: a bulk load runs it per object.
-fn insert_statement(table: Entity, if_new: bool) -> &'static str {
-    static STATEMENTS: std::sync::OnceLock<Vec<[String; 2]>> = std::sync::OnceLock::new();
-    let all = STATEMENTS.get_or_init(|| {
-        Entity::ALL
-            .iter()
-            .map(|&t| [false, true].map(|if_new| build_insert(t, if_new)))
-            .collect()
-    });
+/// A statement of `table`'s, built by `build` once per table and kept in
+/// `cell`: point reads and bulk loads run theirs per object.
+fn per_table(
+    cell: &'static OnceLock<Vec<String>>,
+    table: Entity,
+    build: fn(Entity) -> String,
+) -> &'static str {
+    let all = cell.get_or_init(|| Entity::ALL.iter().map(|&t| build(t)).collect());
     let index = Entity::ALL.iter().position(|&t| t == table).unwrap_or(0);
-    &all[index][usize::from(if_new)]
+    &all[index]
+}
+
+/// The INSERT of a row of `table`, ignored when its id is taken and `if_new`.
+fn insert_statement(table: Entity, if_new: bool) -> &'static str {
+    static INSERT: OnceLock<Vec<String>> = OnceLock::new();
+    static INSERT_IF_NEW: OnceLock<Vec<String>> = OnceLock::new();
+    match if_new {
+        false => per_table(&INSERT, table, |t| build_insert(t, false)),
+        true => per_table(&INSERT_IF_NEW, table, |t| build_insert(t, true)),
+    }
 }
 
 fn build_insert(table: Entity, if_new: bool) -> String {
@@ -776,11 +784,14 @@ fn get_stored(
 }
 
 fn exists(conn: &Connection, table: Entity, tenant: &str, id: &str) -> Result<bool, StoreError> {
-    let sql = format!(
-        "SELECT 1 FROM {} WHERE tenant_id = ?1 AND id = ?2",
-        table.table()
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    static EXISTS: OnceLock<Vec<String>> = OnceLock::new();
+    let sql = per_table(&EXISTS, table, |t| {
+        format!(
+            "SELECT 1 FROM {} WHERE tenant_id = ?1 AND id = ?2",
+            t.table()
+        )
+    });
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
     stmt.exists(params![tenant, id]).map_err(sql_error)
 }
 
