@@ -12,9 +12,10 @@ use super::request::RequestMeta;
 use crate::auth::Principal;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method};
+use foldhash::HashMap;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 pub const DEFAULT_CAPACITY: usize = 1000;

@@ -3,7 +3,7 @@
 
 use crate::store::StoreStats;
 use axum::http::Method;
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

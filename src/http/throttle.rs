@@ -1,7 +1,7 @@
 //! Throttling mode: a token bucket per (tenant, application id), as Graph
 //! throttles per app and tenant. Off unless configured.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -29,7 +29,7 @@ impl Throttle {
     pub fn new(settings: ThrottleSettings) -> Self {
         Self {
             settings,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::default()),
         }
     }
 

@@ -14,8 +14,11 @@
 
 use super::Entity;
 use crate::store::Stored;
+// Looked up on every get: foldhash (randomly seeded, as hashbrown's default)
+// hashes an id in a fraction of SipHash's instructions.
+use foldhash::HashMap;
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 
 /// Bytes counted per entry beyond its id and document (maps, queue record).
