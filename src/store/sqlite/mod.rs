@@ -693,8 +693,9 @@ impl write::Rows for SqliteRows<'_> {
     }
 }
 
-/// A document as stored: compact JSON, written into a buffer sized for it
-/// at once rather than grown (and copied) as serializing goes.
+/// A document as stored: compact JSON, written into a buffer that holds a
+/// typical document from the start rather than one grown (and copied) as
+/// serializing goes.
 fn document_text(doc: &Map<String, Value>) -> Result<String, StoreError> {
     let mut out = Vec::with_capacity(1024);
     serde_json::to_writer(&mut out, doc).map_err(|e| StoreError::Internal(e.to_string()))?;
