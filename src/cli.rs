@@ -1,5 +1,7 @@
 //! The `agentry` command line: `serve`, `token`, `migrate` and the admin commands.
 
+mod logs;
+
 use crate::app::{Application, shutdown_signal};
 use crate::auth::permissions;
 use crate::auth::{CallerKind, KeyRing, TokenRequest};
@@ -1118,9 +1120,10 @@ fn serve(config: config::ServerConfig, ready: Ready) -> anyhow::Result<()> {
     match ready.log_format {
         LogFormat::Json => logs.json().init(),
         // Colour only for a person at a terminal, never in a file or a pipe.
-        LogFormat::Text => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
+        LogFormat::Text if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
+            logs.with_ansi(true).init()
+        }
+        LogFormat::Text => logs.with_ansi(false).fmt_fields(logs::PlainFields).init(),
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
