@@ -1123,7 +1123,11 @@ fn serve(config: config::ServerConfig, ready: Ready) -> anyhow::Result<()> {
         LogFormat::Text if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
             logs.with_ansi(true).init()
         }
-        LogFormat::Text => logs.with_ansi(false).fmt_fields(logs::PlainFields).init(),
+        LogFormat::Text => logs
+            .with_ansi(false)
+            .fmt_fields(logs::PlainFields)
+            .with_timer(logs::LineTime)
+            .init(),
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

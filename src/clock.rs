@@ -30,6 +30,15 @@ pub fn wall_now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// The wall clock as time since the Unix epoch, for log lines: what the
+/// default log timer reads, without a civil date worked out on each call.
+#[allow(clippy::disallowed_methods)]
+pub fn wall_since_epoch() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 /// A clock that always answers the same instant (for tests).
 #[derive(Debug, Clone, Copy)]
 pub struct FixedClock(pub OffsetDateTime);

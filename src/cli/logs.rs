@@ -4,10 +4,54 @@
 //! is off. Those calls were a third of a request line's instructions
 //! (BENCHMARKS.md, "What the access log costs").
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
+use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+
+/// A line's time as the default timer writes it (RFC 3339 in UTC, to the
+/// microsecond), its date and time of day worked out once a second per
+/// thread rather than on every line.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct LineTime;
+
+impl FormatTime for LineTime {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        write_time(w, crate::clock::wall_since_epoch())
+    }
+}
+
+fn write_time(w: &mut impl fmt::Write, since_epoch: Duration) -> fmt::Result {
+    thread_local! {
+        /// The second last written, and its text up to the fraction.
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+    let secs = since_epoch.as_secs();
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != secs || text.is_empty() {
+            let t = i64::try_from(secs)
+                .ok()
+                .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            text.clear();
+            write!(
+                text,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )?;
+            *second = secs;
+        }
+        write!(w, "{text}.{:06}Z", since_epoch.subsec_micros())
+    })
+}
 
 /// Fields as `name=value` separated by spaces, `Debug` values as `{:?}`,
 /// the message bare with terminal control characters escaped, and the
@@ -133,6 +177,42 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn line_times_are_rfc_3339_in_utc_to_the_microsecond_across_seconds_and_leap_days() {
+        let cases = [
+            (0, 0, "1970-01-01T00:00:00.000000Z"),
+            (951_782_400, 5, "2000-02-29T00:00:00.000005Z"),
+            (1_796_670_767, 670_068, "2026-12-07T19:12:47.670068Z"),
+            (1_796_670_767, 999_999, "2026-12-07T19:12:47.999999Z"),
+            (1_796_670_768, 0, "2026-12-07T19:12:48.000000Z"),
+            (0, 1, "1970-01-01T00:00:00.000001Z"),
+        ];
+        for (secs, micros, expected) in cases {
+            let mut out = String::new();
+            write_time(&mut out, Duration::new(secs, micros * 1000)).unwrap();
+            assert_eq!(out, expected);
+        }
+    }
+
+    #[test]
+    fn line_times_have_the_default_timers_shape_and_hour() {
+        let now = |timer: &dyn FormatTime| {
+            let mut out = String::new();
+            timer.format_time(&mut Writer::new(&mut out)).unwrap();
+            out
+        };
+        let before = now(&LineTime);
+        let theirs = now(&tracing_subscriber::fmt::time::SystemTime);
+        let after = now(&LineTime);
+        assert_eq!(before.len(), theirs.len(), "{before} {theirs}");
+        // Taken between ours, theirs is in the hour of one of them.
+        let hour = |t: &str| t[..13].to_owned();
+        assert!(
+            hour(&theirs) == hour(&before) || hour(&theirs) == hour(&after),
+            "{before} {theirs} {after}"
+        );
     }
 
     #[test]
