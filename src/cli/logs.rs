@@ -1,8 +1,9 @@
 //! Log lines in text without colour, as `serve` writes them to a file or a
-//! pipe: the same text as tracing-subscriber's default field formatter,
-//! written without the styling calls that formatter makes even when colour
-//! is off. Those calls were a third of a request line's instructions
-//! (BENCHMARKS.md, "What the access log costs").
+//! pipe: the same text as tracing-subscriber's default formatter writes,
+//! without the styling calls its field formatter makes even when colour is
+//! off (a third of a request line's instructions) and with the date and time
+//! of day worked out once a second rather than per line (BENCHMARKS.md,
+//! "The access log made cheaper").
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
