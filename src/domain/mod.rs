@@ -48,6 +48,11 @@ impl Entity {
         Entity::Audit,
     ];
 
+    /// This kind's position in [`Entity::ALL`], for tables indexed by kind.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The entity type: properties, navigations, entity set.
     pub fn ty(self) -> &'static schema::EntityType {
         match self {
@@ -265,7 +270,14 @@ pub fn reserved_collection_document(
 
 #[cfg(test)]
 mod tests {
-    use super::new_id;
+    use super::{Entity, new_id};
+
+    #[test]
+    fn each_kind_sits_at_its_index_in_the_list_of_all_kinds() {
+        for (i, kind) in Entity::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind:?}");
+        }
+    }
 
     #[test]
     fn server_assigned_ids_are_guids_that_sort_in_creation_order() {

@@ -95,17 +95,6 @@ struct Record {
     stamp: u64,
 }
 
-fn slot_index(table: Entity) -> usize {
-    match table {
-        Entity::Instance => 0,
-        Entity::Manifest => 1,
-        Entity::Collection => 2,
-        Entity::Registration => 3,
-        Entity::Package => 4,
-        Entity::Audit => 5,
-    }
-}
-
 fn weight(id: &str, doc: &str) -> usize {
     2 * id.len() + doc.len() + ENTRY_OVERHEAD
 }
@@ -131,9 +120,7 @@ impl DocCache {
 
     pub(super) fn get(&self, table: Entity, tenant: &str, id: &str) -> Option<Stored> {
         let mut state = self.state();
-        let slot = state.tables[slot_index(table)]
-            .get_mut(tenant)?
-            .get_mut(id)?;
+        let slot = state.tables[table.index()].get_mut(tenant)?.get_mut(id)?;
         slot.referenced = true;
         Some(Stored {
             id: id.to_owned(),
@@ -161,7 +148,7 @@ impl DocCache {
         }
         let stamp = state.next_stamp;
         state.next_stamp += 1;
-        let ids = state.tables[slot_index(table)]
+        let ids = state.tables[table.index()]
             .entry(tenant.to_owned())
             .or_default();
         let slot = Slot {
@@ -218,7 +205,7 @@ impl DocCache {
 
 impl State {
     fn remove(&mut self, table: Entity, tenant: &str, id: &str) -> bool {
-        let Some(ids) = self.tables[slot_index(table)].get_mut(tenant) else {
+        let Some(ids) = self.tables[table.index()].get_mut(tenant) else {
             return false;
         };
         let Some(slot) = ids.remove(id) else {
@@ -236,7 +223,7 @@ impl State {
             let Some(record) = self.queue.pop_front() else {
                 return;
             };
-            let ids = self.tables[slot_index(record.table)].get_mut(&record.tenant);
+            let ids = self.tables[record.table.index()].get_mut(&record.tenant);
             let Some(slot) = ids.and_then(|ids| ids.get_mut(&record.id)) else {
                 continue;
             };
@@ -259,7 +246,7 @@ impl State {
         }
         let tables = &self.tables;
         self.queue.retain(|r| {
-            tables[slot_index(r.table)]
+            tables[r.table.index()]
                 .get(&r.tenant)
                 .and_then(|ids| ids.get(&r.id))
                 .is_some_and(|slot| slot.stamp == r.stamp)

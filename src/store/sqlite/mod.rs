@@ -711,8 +711,7 @@ fn per_table(
     build: fn(Entity) -> String,
 ) -> &'static str {
     let all = cell.get_or_init(|| Entity::ALL.iter().map(|&t| build(t)).collect());
-    let index = Entity::ALL.iter().position(|&t| t == table).unwrap_or(0);
-    &all[index]
+    &all[table.index()]
 }
 
 /// The INSERT of a row of `table`, ignored when its id is taken and `if_new`.
