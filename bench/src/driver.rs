@@ -111,7 +111,10 @@ async fn measure_all(
     let disk_before = disk();
     let db_cpu_before = db.and_then(procs::tree_cpu_time);
     let db_disk_before = db.and_then(procs::tree_disk_writes);
+    let own = || procs::cpu_time(std::process::id());
+    let own_before = own();
     let out: Outcome = load::run(target, shape, make, expect, 0x5EED).await;
+    let own_after = own();
     let cpu_after = cpu();
     let disk_after = disk();
     let db_cpu_after = db.and_then(procs::tree_cpu_time);
@@ -133,6 +136,7 @@ async fn measure_all(
     };
     let mut m = Measured::from_outcome(&out, shape.connections, per_request(cpu_before, cpu_after));
     m.disk_per_request = bytes_per_request(disk_before, disk_after);
+    m.load_cpu_per_request = per_request(own_before, own_after);
     if db.is_some() {
         m.db_cpu_per_request = per_request(db_cpu_before, db_cpu_after);
         m.db_disk_per_request = bytes_per_request(db_disk_before, db_disk_after);

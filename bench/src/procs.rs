@@ -180,7 +180,8 @@ fn ticks(n: u64) -> Duration {
     Duration::from_millis(n * 10)
 }
 
-fn cpu_time(pid: u32) -> Option<Duration> {
+/// CPU time (user and system) of one process, all its threads.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
     read_stat(pid).map(|s| ticks(s.own))
 }
 

@@ -18,6 +18,9 @@ pub struct Measured {
     /// processes, per request.
     pub db_cpu_per_request: Option<Duration>,
     pub db_disk_per_request: Option<u64>,
+    /// CPU of the harness's own process per request: the load generator,
+    /// which shares the machine's cores with the server.
+    pub load_cpu_per_request: Option<Duration>,
     pub ok: u64,
     pub failed: u64,
     pub first_failure: Option<String>,
@@ -38,6 +41,7 @@ impl Measured {
             disk_per_request: None,
             db_cpu_per_request: None,
             db_disk_per_request: None,
+            load_cpu_per_request: None,
             ok: out.ok,
             failed: out.failed,
             first_failure: out.first_failure.clone(),
@@ -374,15 +378,15 @@ impl Report {
         if pg {
             let _ = writeln!(
                 s,
-                "| server | scenario | instances | conns | req/s | p50 | p99 | server CPU / req | PostgreSQL CPU / req | disk writes / req | × baseline | × json-server |"
+                "| server | scenario | instances | conns | req/s | p50 | p99 | server CPU / req | PostgreSQL CPU / req | load generator CPU / req | disk writes / req | × baseline | × json-server |"
             );
-            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         } else {
             let _ = writeln!(
                 s,
-                "| server | scenario | instances | conns | req/s | p50 | p99 | server CPU / req | disk writes / req | × baseline | × json-server |"
+                "| server | scenario | instances | conns | req/s | p50 | p99 | server CPU / req | load generator CPU / req | disk writes / req | × baseline | × json-server |"
             );
-            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         }
         let base = self.baseline_rps();
         for r in &self.rows {
@@ -421,7 +425,7 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {:.0}{failed} | {} | {} | {} |{db_cpu} {disk} | {vs_base} | {vs_js} |",
+                "| {} | {} | {} | {} | {:.0}{failed} | {} | {} | {} |{db_cpu} {} | {disk} | {vs_base} | {vs_js} |",
                 r.server,
                 r.scenario,
                 r.size.map_or_else(String::new, count),
@@ -430,12 +434,13 @@ impl Report {
                 ms(r.m.p50),
                 ms(r.m.p99),
                 r.m.cpu_per_request.map_or_else(|| "?".into(), us),
+                r.m.load_cpu_per_request.map_or_else(|| "?".into(), us),
             );
         }
         if let Some(why) = &self.json_server_skipped {
             let _ = writeln!(
                 s,
-                "| json-server | get by id, PATCH | | | skipped: {why} | | | | |{} | | |",
+                "| json-server | get by id, PATCH | | | skipped: {why} | | | | | |{} | | |",
                 if pg { " |" } else { "" }
             );
         }
@@ -797,6 +802,7 @@ mod tests {
             disk_per_request: None,
             db_cpu_per_request: db.map(Duration::from_micros),
             db_disk_per_request: None,
+            load_cpu_per_request: None,
             ok: 1,
             failed: 0,
             first_failure: None,
