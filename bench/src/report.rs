@@ -778,6 +778,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn counts_and_durations_read_well() {
@@ -789,6 +790,102 @@ mod tests {
         assert_eq!(ms(Duration::from_millis(250)), "250 ms");
         assert_eq!(kb(0), "0 B");
         assert_eq!(kb(15_712), "15.7 kB");
+    }
+
+    /// A report of a baseline and one Agentry row, on SQLite or on PostgreSQL.
+    fn two_row_report(postgres: bool) -> Report {
+        let cfg = Config {
+            agentry: PathBuf::new(),
+            json_server: None,
+            json_server_missing: String::new(),
+            self_exe: PathBuf::new(),
+            sizes: vec![1000],
+            shape: crate::load::Shape {
+                connections: 32,
+                warmup: Duration::ZERO,
+                duration: Duration::from_secs(1),
+            },
+            list_connections: 4,
+            loaders: 1,
+            cold_starts: 1,
+            work_dir: PathBuf::new(),
+            fsync_probe: Duration::ZERO,
+            postgres,
+            pool_size: 16,
+            postgres_socket: false,
+            replicas: 1,
+            load_through_post: false,
+        };
+        let mut report = Report::new(&cfg);
+        if postgres {
+            report.database = Some(Database {
+                version: "15".into(),
+                settings: "fsync=on".into(),
+                pool_size: 16,
+                reached_over: "loopback TCP",
+            });
+        }
+        let m = |rps, server, db: Option<u64>, load| Measured {
+            connections: 32,
+            rps,
+            p50: Duration::from_micros(500),
+            p99: Duration::from_millis(2),
+            cpu_per_request: Some(Duration::from_micros(server)),
+            disk_per_request: Some(0),
+            db_cpu_per_request: db.map(Duration::from_micros),
+            db_disk_per_request: db.map(|_| 0),
+            load_cpu_per_request: Some(Duration::from_micros(load)),
+            ok: 1,
+            failed: 0,
+            first_failure: None,
+        };
+        report.rows.push(Row::measured(
+            "baseline",
+            "fixed 1 KB JSON, GET (the ceiling)",
+            None,
+            m(50_000.0, 18, None, 19),
+        ));
+        report.rows.push(Row::measured(
+            "agentry",
+            "get by id",
+            Some(1000),
+            m(25_000.0, 43, postgres.then_some(39), 29),
+        ));
+        report
+    }
+
+    #[test]
+    fn each_row_of_the_table_has_a_cell_per_column_and_the_generators_cpu_in_its_own() {
+        for postgres in [false, true] {
+            let text = two_row_report(postgres).markdown();
+            let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("| ")).collect();
+            let cells = |line: &str| -> Vec<String> {
+                line.trim_matches('|')
+                    .split(" |")
+                    .map(|c| c.trim().to_owned())
+                    .collect()
+            };
+            let header = cells(lines[0]);
+            let column = header
+                .iter()
+                .position(|c| c == "load generator CPU / req")
+                .expect("the generator's column");
+            assert_eq!(
+                header[column - 1],
+                if postgres {
+                    "PostgreSQL CPU / req"
+                } else {
+                    "server CPU / req"
+                }
+            );
+            let baseline = cells(lines[1]);
+            let agentry = cells(lines[2]);
+            assert_eq!(baseline.len(), header.len(), "{postgres}: {}", lines[1]);
+            assert_eq!(agentry.len(), header.len(), "{postgres}: {}", lines[2]);
+            assert_eq!(baseline[column], "19 µs");
+            assert_eq!(agentry[column], "29 µs");
+            assert_eq!(agentry[column + 1], "0 B", "disk writes follow");
+        }
     }
 
     #[test]
