@@ -792,6 +792,25 @@ mod tests {
         assert_eq!(kb(15_712), "15.7 kB");
     }
 
+    /// One answered request on 32 connections, with the server's CPU and the
+    /// database's (µs), and nothing else measured.
+    fn measured(server: u64, db: Option<u64>) -> Measured {
+        Measured {
+            connections: 32,
+            rps: 1000.0,
+            p50: Duration::from_micros(500),
+            p99: Duration::from_millis(2),
+            cpu_per_request: Some(Duration::from_micros(server)),
+            disk_per_request: None,
+            db_cpu_per_request: db.map(Duration::from_micros),
+            db_disk_per_request: None,
+            load_cpu_per_request: None,
+            ok: 1,
+            failed: 0,
+            first_failure: None,
+        }
+    }
+
     /// A report of a baseline and one Agentry row, on SQLite or on PostgreSQL.
     fn two_row_report(postgres: bool) -> Report {
         let cfg = Config {
@@ -826,18 +845,11 @@ mod tests {
             });
         }
         let m = |rps, server, db: Option<u64>, load| Measured {
-            connections: 32,
             rps,
-            p50: Duration::from_micros(500),
-            p99: Duration::from_millis(2),
-            cpu_per_request: Some(Duration::from_micros(server)),
             disk_per_request: Some(0),
-            db_cpu_per_request: db.map(Duration::from_micros),
             db_disk_per_request: db.map(|_| 0),
             load_cpu_per_request: Some(Duration::from_micros(load)),
-            ok: 1,
-            failed: 0,
-            first_failure: None,
+            ..measured(server, db)
         };
         report.rows.push(Row::measured(
             "baseline",
@@ -890,31 +902,17 @@ mod tests {
 
     #[test]
     fn a_replica_line_names_each_scenario_with_both_cpus() {
-        let m = |agentry, db: Option<u64>| Measured {
-            connections: 32,
-            rps: 1000.0,
-            p50: Duration::ZERO,
-            p99: Duration::ZERO,
-            cpu_per_request: Some(Duration::from_micros(agentry)),
-            disk_per_request: None,
-            db_cpu_per_request: db.map(Duration::from_micros),
-            db_disk_per_request: None,
-            load_cpu_per_request: None,
-            ok: 1,
-            failed: 0,
-            first_failure: None,
-        };
         let get = Row::measured(
             "agentry",
             "get by id, 2 replicas",
             Some(3000),
-            m(90, Some(60)),
+            measured(90, Some(60)),
         );
         let mix = Row::measured(
             "agentry",
             "90% get / 10% PATCH, 2 replicas",
             Some(3000),
-            m(110, None),
+            measured(110, None),
         );
         assert_eq!(
             replica_line(2, &[&get, &mix], Some(32)),
@@ -926,7 +924,7 @@ mod tests {
             "agentry",
             "get by id, 1 replica (same minute)",
             Some(3000),
-            m(80, Some(50)),
+            measured(80, Some(50)),
         );
         assert!(replica_line(1, &[&one], None).starts_with(
             "- 1 replica (same minute), 3k instances: Agentry CPU / req: get by id 80 µs;"
